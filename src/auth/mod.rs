@@ -1,0 +1,8 @@
+//! Inbound authentication: signed ack links, Slack and PagerDuty webhook signatures.
+//!
+//! Everything here is pure: callers pass the current time in, so verification is deterministic
+//! and testable, and none of these functions can panic on hostile input.
+
+pub mod ack_token;
+pub mod pagerduty_signature;
+pub mod slack_signature;

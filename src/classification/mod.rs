@@ -1,0 +1,162 @@
+//! The severity matrix: rules from `routing.yaml` are tried in order and the first that matches
+//! gives the severity; no match is `unclassified` (stored and listed, never dropped).
+//!
+//! Pure apart from the rate windows, which it owns; the incident writer (a single task) is its
+//! only caller, so no locking is needed.
+
+mod rate;
+mod severity;
+
+pub use rate::RateWindows;
+pub use severity::Severity;
+
+use crate::config::{Conditions, RateGrouping, Rule};
+use crate::intake::{AlertFacts, Meaning};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classification {
+    pub severity: Severity,
+    /// The matching rule's name, `None` when unclassified.
+    pub rule: Option<String>,
+}
+
+impl Classification {
+    pub fn unclassified() -> Self {
+        Self {
+            severity: Severity::Unclassified,
+            rule: None,
+        }
+    }
+}
+
+pub struct Classifier {
+    rules: Vec<Rule>,
+    windows: RateWindows,
+}
+
+impl Classifier {
+    pub fn new(rules: Vec<Rule>) -> Self {
+        Self {
+            rules,
+            windows: RateWindows::default(),
+        }
+    }
+
+    /// Records `facts` (seen at `now_ms`) in every rate window it belongs to, then returns the
+    /// first matching rule. Every rate rule counts the event even when an earlier rule matched,
+    /// so a window always holds every error it should.
+    pub fn classify(&mut self, facts: &AlertFacts, now_ms: i64) -> Classification {
+        if facts.meaning() != Meaning::Alert {
+            return Classification::unclassified();
+        }
+        let mut first: Option<usize> = None;
+        for (i, rule) in self.rules.iter().enumerate() {
+            if !matches_static(&rule.when, facts) {
+                continue;
+            }
+            let rate_ok = match &rule.when.rate {
+                None => true,
+                Some(rate) => {
+                    if !facts.occurrence {
+                        false
+                    } else {
+                        let key = group_key(rate.per, facts);
+                        self.windows.record(i, &key, now_ms, rate.within.as_millis_i64(), rate.more_than)
+                    }
+                }
+            };
+            if rate_ok && first.is_none() {
+                first = Some(i);
+            }
+        }
+        match first {
+            Some(i) => Classification {
+                severity: self.rules[i].severity,
+                rule: Some(self.rules[i].name.clone()),
+            },
+            None => Classification::unclassified(),
+        }
+    }
+
+    /// Rebuilds the windows from stored events after a restart (oldest first).
+    pub fn replay(&mut self, facts: &AlertFacts, at_ms: i64) {
+        let _ = self.classify(facts, at_ms);
+    }
+
+    /// The longest rate window, i.e. how far back a restart must replay.
+    pub fn longest_window_ms(&self) -> i64 {
+        self.rules
+            .iter()
+            .filter_map(|r| r.when.rate.as_ref().map(|rate| rate.within.as_millis_i64()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn prune(&mut self, now_ms: i64) {
+        let longest = self.longest_window_ms();
+        self.windows.prune(now_ms, longest);
+    }
+}
+
+fn group_key(per: RateGrouping, facts: &AlertFacts) -> String {
+    match per {
+        RateGrouping::Project => facts.project.clone().unwrap_or_default(),
+        RateGrouping::Issue => facts.incident_key().unwrap_or_default(),
+    }
+}
+
+fn one_of(list: &Option<Vec<String>>, value: Option<&str>, case_insensitive: bool) -> bool {
+    match list {
+        None => true,
+        Some(list) => match value {
+            None => false,
+            Some(v) if case_insensitive => list.iter().any(|x| x.eq_ignore_ascii_case(v)),
+            Some(v) => list.iter().any(|x| x == v),
+        },
+    }
+}
+
+/// Every condition except the rate window.
+pub fn matches_static(when: &Conditions, f: &AlertFacts) -> bool {
+    if !one_of(&when.environments, f.environment.as_deref(), true)
+        || !one_of(&when.levels, f.level.as_deref(), true)
+        || !one_of(&when.sentry_rules, f.sentry_rule.as_deref(), false)
+        || !one_of(&when.projects, f.project.as_deref(), false)
+        || !one_of(&when.resources, Some(f.resource.as_str()), true)
+        || !one_of(&when.actions, Some(f.action.as_str()), true)
+    {
+        return false;
+    }
+    if let Some(aggs) = &when.aggregates {
+        let Some(agg) = f.metric.as_ref().and_then(|m| m.aggregate.as_deref()) else {
+            return false;
+        };
+        if !aggs.iter().any(|a| agg.contains(a.as_str())) {
+            return false;
+        }
+    }
+    if !when.tags.iter().all(|(k, v)| f.tag(k) == Some(v.as_str())) {
+        return false;
+    }
+    if let Some(limit) = when.transaction_duration_over_ms {
+        let metric_duration = f
+            .metric
+            .as_ref()
+            .filter(|m| m.is_transaction_duration())
+            .and_then(|m| m.value);
+        match f.transaction_duration_ms.or(metric_duration) {
+            Some(d) if d > limit => {}
+            _ => return false,
+        }
+    }
+    if let Some(limit) = when.apdex_below {
+        match f.metric.as_ref().filter(|m| m.is_apdex()).and_then(|m| m.value) {
+            Some(a) if a < limit => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;

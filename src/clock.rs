@@ -1,0 +1,102 @@
+//! Injected time. Production uses the system clock; tests use [`ManualClock`] so that 15- and
+//! 60-minute windows pass in milliseconds. Everything that decides "is it due yet" asks a
+//! `Clock`, never the system directly.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, TimeZone, Utc};
+use tokio::sync::Notify;
+
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+
+    /// Fires when the clock jumps (manual clocks only), so sleepers re-check their deadlines.
+    fn jumped(&self) -> Option<Arc<Notify>> {
+        None
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        ms_to_datetime(self.now_ms())
+    }
+}
+
+pub type SharedClock = Arc<dyn Clock>;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        Utc::now().timestamp_millis()
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug)]
+pub struct ManualClock {
+    ms: AtomicI64,
+    notify: Arc<Notify>,
+}
+
+impl ManualClock {
+    pub fn new(start_ms: i64) -> Self {
+        Self {
+            ms: AtomicI64::new(start_ms),
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        let by = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.ms.fetch_add(by, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn set(&self, ms: i64) {
+        self.ms.store(ms, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.ms.load(Ordering::SeqCst)
+    }
+    fn jumped(&self) -> Option<Arc<Notify>> {
+        Some(self.notify.clone())
+    }
+}
+
+pub fn ms_to_datetime(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Sleeps until `deadline_ms` on `clock`, or until `wake` fires, whichever is first. With a
+/// manual clock, a jump re-evaluates the deadline. Real time is capped per sleep so that a
+/// system clock change is noticed within a minute.
+pub async fn sleep_until(clock: &dyn Clock, deadline_ms: Option<i64>, wake: &Notify) {
+    let cap = std::time::Duration::from_secs(60);
+    let wait = match deadline_ms {
+        Some(d) => {
+            let ms = d.saturating_sub(clock.now_ms());
+            if ms <= 0 {
+                return;
+            }
+            std::time::Duration::from_millis(ms as u64).min(cap)
+        }
+        None => cap,
+    };
+    let jumped = clock.jumped();
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = wake.notified() => {}
+        _ = async {
+            match &jumped {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        } => {}
+    }
+}

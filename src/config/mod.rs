@@ -1,0 +1,710 @@
+//! `routing.yaml`: channels, environment aliases, rules, severity policies, digest schedule.
+//!
+//! Loading is two steps: a strict YAML parse (unknown keys and bad values are errors that name
+//! the line), then semantic validation (rules naming a missing channel, severities without a
+//! policy, ...), whose errors also name the line. `${ENV}` references are resolved last, so that
+//! a missing secret leaves a channel unconfigured instead of failing start-up.
+
+pub mod duration;
+pub mod interpolate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub use duration::HumanDuration;
+use interpolate::{Interpolated, interpolate};
+
+use crate::classification::Severity;
+use crate::notify::render::TemplateOverrides;
+
+/// A problem in a routing file, always naming the file and (where known) the line.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.path.display(), line, self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+// ---------- the file as written ----------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    channels: BTreeMap<String, RawChannel>,
+    #[serde(default)]
+    environments: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    severities: BTreeMap<String, Spanned<RawPolicy>>,
+    digest: Option<RawDigest>,
+    #[serde(default)]
+    templates: RawTemplates,
+    #[serde(default)]
+    delivery: RawDelivery,
+    #[serde(default)]
+    retention: RawRetention,
+    /// Where resolution post-mortems go; default: every Slack channel.
+    post_mortem_to: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    #[serde(rename = "type")]
+    kind: Spanned<ChannelKind>,
+    channel: Option<String>,
+    webhook_url: Option<String>,
+    bot_token: Option<String>,
+    routing_key: Option<String>,
+    events_url: Option<String>,
+    #[serde(default)]
+    to: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Slack,
+    Pagerduty,
+    Email,
+    Log,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Slack => "slack",
+            Self::Pagerduty => "pagerduty",
+            Self::Email => "email",
+            Self::Log => "log",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Spanned<String>,
+    severity: Spanned<Severity>,
+    #[serde(default)]
+    when: RawWhen,
+}
+
+/// One value or a list of values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWhen {
+    environment: Option<Spanned<OneOrMany>>,
+    level: Option<OneOrMany>,
+    rule: Option<OneOrMany>,
+    project: Option<OneOrMany>,
+    resource: Option<OneOrMany>,
+    action: Option<OneOrMany>,
+    aggregate: Option<OneOrMany>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    rate: Option<RawRate>,
+    transaction_duration_over: Option<HumanDuration>,
+    apdex_below: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRate {
+    more_than: u32,
+    within: HumanDuration,
+    #[serde(default)]
+    per: RateGrouping,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    notify: Vec<Spanned<String>>,
+    escalate_after: Option<HumanDuration>,
+    #[serde(default)]
+    escalate_to: Vec<Spanned<String>>,
+    digest: Option<DigestCadence>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDigest {
+    schedule: Spanned<String>,
+    #[serde(default = "default_timezone")]
+    timezone: Spanned<String>,
+    to: Vec<Spanned<String>>,
+    weekly_schedule: Option<Spanned<String>>,
+    #[serde(default = "default_true")]
+    send_when_empty: bool,
+    empty_note: Option<String>,
+}
+
+fn default_timezone() -> Spanned<String> {
+    Spanned::new(
+        "UTC".to_string(),
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplates {
+    slack_text: Option<String>,
+    email_subject: Option<String>,
+    email_text: Option<String>,
+    email_html: Option<String>,
+    pagerduty_summary: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    retry_schedule: Option<Vec<HumanDuration>>,
+    max_attempts: Option<u32>,
+    slack_update_interval: Option<HumanDuration>,
+    send_timeout: Option<HumanDuration>,
+    #[serde(default)]
+    include_pii: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    raw_payloads: Option<HumanDuration>,
+}
+
+// ---------- the validated configuration ----------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateGrouping {
+    #[default]
+    Project,
+    Issue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestCadence {
+    Daily,
+    Weekly,
+    None,
+}
+
+/// A channel after `${ENV}` interpolation. `missing_env` lists unset variables: such a channel
+/// is delivered through the log channel instead.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub kind: ChannelKind,
+    pub slack_channel: Option<String>,
+    pub webhook_url: Option<String>,
+    pub bot_token: Option<String>,
+    pub routing_key: Option<String>,
+    pub events_url: Option<String>,
+    pub to: Vec<String>,
+    pub missing_env: Vec<String>,
+}
+
+impl ChannelConfig {
+    pub fn is_configured(&self) -> bool {
+        self.missing_env.is_empty() && self.kind != ChannelKind::Log
+    }
+}
+
+impl fmt::Debug for ChannelConfig {
+    // Secrets (webhook URLs, tokens, routing keys) are never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("slack_channel", &self.slack_channel)
+            .field("to", &self.to)
+            .field("missing_env", &self.missing_env)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    pub severity: Severity,
+    pub when: Conditions,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conditions {
+    /// Accepted environment names (aliases already expanded, lowercase).
+    pub environments: Option<Vec<String>>,
+    pub levels: Option<Vec<String>>,
+    pub sentry_rules: Option<Vec<String>>,
+    pub projects: Option<Vec<String>>,
+    pub resources: Option<Vec<String>>,
+    pub actions: Option<Vec<String>>,
+    pub aggregates: Option<Vec<String>>,
+    pub tags: BTreeMap<String, String>,
+    pub rate: Option<RateCondition>,
+    pub transaction_duration_over_ms: Option<f64>,
+    pub apdex_below: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateCondition {
+    pub more_than: u32,
+    pub within: HumanDuration,
+    pub per: RateGrouping,
+}
+
+/// What happens for incidents of one severity; frozen onto each incident when it opens.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Policy {
+    pub notify: Vec<String>,
+    pub escalate_after_ms: Option<i64>,
+    pub escalate_to: Vec<String>,
+    pub digest: Option<DigestCadence>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DigestConfig {
+    pub schedule: String,
+    pub timezone: String,
+    pub to: Vec<String>,
+    pub weekly_schedule: Option<String>,
+    pub send_when_empty: bool,
+    pub empty_note: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    pub retry_schedule: Vec<std::time::Duration>,
+    pub max_attempts: u32,
+    pub slack_update_interval: std::time::Duration,
+    pub send_timeout: std::time::Duration,
+    pub include_pii: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoutingConfig {
+    pub path: PathBuf,
+    pub channels: BTreeMap<String, ChannelConfig>,
+    pub rules: Vec<Rule>,
+    pub policies: BTreeMap<Severity, Policy>,
+    pub digest: Option<DigestConfig>,
+    pub templates: TemplateOverrides,
+    pub delivery: DeliverySettings,
+    pub raw_payload_retention: std::time::Duration,
+    pub post_mortem_to: Option<Vec<String>>,
+}
+
+impl RoutingConfig {
+    /// Reads and validates `path`, resolving `${ENV}` from the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read the routing file: {e}"),
+        })?;
+        Self::parse(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let err = |line: Option<u64>, message: String| ConfigError {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            let line = e.location().map(|l| l.line()).filter(|l| *l > 0);
+            err(line, first_line(&e.to_string()))
+        })?;
+
+        let mut channels = BTreeMap::new();
+        for (name, ch) in raw.channels {
+            channels.insert(name.clone(), resolve_channel(&name, ch, env).map_err(|m| err(None, m))?);
+        }
+
+        let mut rules = Vec::with_capacity(raw.rules.len());
+        for rule in raw.rules {
+            let line = line_of(&rule.name);
+            if rule.name.value.trim().is_empty() {
+                return Err(err(line, "a rule needs a non-empty `name`".into()));
+            }
+            if rules.iter().any(|r: &Rule| r.name == rule.name.value) {
+                return Err(err(line, format!("rule `{}` is defined twice", rule.name.value)));
+            }
+            if !raw.severities.contains_key(rule.severity.value.as_str()) {
+                return Err(err(
+                    line_of(&rule.severity),
+                    format!(
+                        "rule `{}` has severity `{}` but `severities:` has no policy for it",
+                        rule.name.value,
+                        rule.severity.value.as_str()
+                    ),
+                ));
+            }
+            let when = resolve_when(rule.when, &raw.environments).map_err(|(l, m)| err(l, m))?;
+            rules.push(Rule {
+                name: rule.name.value,
+                severity: rule.severity.value,
+                when,
+            });
+        }
+
+        let check_channel = |r: &Spanned<String>, ctx: &str| -> Result<String, ConfigError> {
+            if channels.contains_key(&r.value) {
+                Ok(r.value.clone())
+            } else {
+                Err(err(
+                    line_of(r),
+                    format!(
+                        "{ctx} names channel `{}`, which is not defined under `channels:` (defined: {})",
+                        r.value,
+                        channels.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+        };
+
+        let mut policies = BTreeMap::new();
+        for (sev_name, policy) in raw.severities {
+            let line = line_of(&policy);
+            let severity = Severity::parse(&sev_name).ok_or_else(|| {
+                err(
+                    line,
+                    format!("unknown severity `{sev_name}` (expected critical, high, medium, low or unclassified)"),
+                )
+            })?;
+            let p = policy.value;
+            let ctx = format!("severity `{sev_name}`");
+            let notify = p
+                .notify
+                .iter()
+                .map(|c| check_channel(c, &ctx))
+                .collect::<Result<Vec<_>, _>>()?;
+            let escalate_to = p
+                .escalate_to
+                .iter()
+                .map(|c| check_channel(c, &ctx))
+                .collect::<Result<Vec<_>, _>>()?;
+            match (&p.escalate_after, escalate_to.is_empty()) {
+                (Some(_), true) => {
+                    return Err(err(line, format!("{ctx} has `escalate_after` but no `escalate_to` channels")));
+                }
+                (None, false) => {
+                    return Err(err(line, format!("{ctx} has `escalate_to` but no `escalate_after` window")));
+                }
+                (Some(d), false) if d.0.is_zero() => {
+                    return Err(err(line, format!("{ctx} has a zero `escalate_after` window")));
+                }
+                _ => {}
+            }
+            policies.insert(
+                severity,
+                Policy {
+                    notify,
+                    escalate_after_ms: p.escalate_after.map(|d| d.as_millis_i64()),
+                    escalate_to,
+                    digest: p.digest,
+                },
+            );
+        }
+
+        let digest = match raw.digest {
+            None => None,
+            Some(d) => {
+                crate::digest::schedule::DigestSchedule::parse(&d.schedule.value, &d.timezone.value)
+                    .map_err(|e| err(line_of(&d.schedule).or(line_of(&d.timezone)), format!("digest: {e}")))?;
+                if let Some(w) = &d.weekly_schedule {
+                    crate::digest::schedule::DigestSchedule::parse(&w.value, &d.timezone.value)
+                        .map_err(|e| err(line_of(w), format!("digest.weekly_schedule: {e}")))?;
+                }
+                let to = d
+                    .to
+                    .iter()
+                    .map(|c| check_channel(c, "digest"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for (r, name) in d.to.iter().zip(&to) {
+                    if channels[name].kind != ChannelKind::Email && channels[name].kind != ChannelKind::Log {
+                        return Err(err(line_of(r), format!("digest goes by email, but `{name}` is not an email channel")));
+                    }
+                }
+                Some(DigestConfig {
+                    schedule: d.schedule.value,
+                    timezone: d.timezone.value,
+                    to,
+                    weekly_schedule: d.weekly_schedule.map(|w| w.value),
+                    send_when_empty: d.send_when_empty,
+                    empty_note: d
+                        .empty_note
+                        .unwrap_or_else(|| "No medium incidents in this period.".to_string()),
+                })
+            }
+        };
+        if digest.is_none()
+            && policies
+                .values()
+                .any(|p| matches!(p.digest, Some(DigestCadence::Daily | DigestCadence::Weekly)))
+        {
+            return Err(err(None, "a severity asks for a digest but there is no `digest:` section".into()));
+        }
+
+        let post_mortem_to = match raw.post_mortem_to {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|c| check_channel(c, "post_mortem_to"))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+
+        let templates = TemplateOverrides {
+            slack_text: raw.templates.slack_text,
+            email_subject: raw.templates.email_subject,
+            email_text: raw.templates.email_text,
+            email_html: raw.templates.email_html,
+            pagerduty_summary: raw.templates.pagerduty_summary,
+        };
+        crate::notify::render::Templates::new(&templates)
+            .map_err(|e| err(None, format!("templates: {e}")))?;
+
+        let retry_schedule = raw
+            .delivery
+            .retry_schedule
+            .map(|v| v.into_iter().map(|d| d.0).collect::<Vec<_>>())
+            .unwrap_or_else(|| {
+                ["5s", "30s", "2m", "10m", "30m", "1h"]
+                    .iter()
+                    .filter_map(|s| HumanDuration::parse(s).ok().map(|d| d.0))
+                    .collect()
+            });
+        if retry_schedule.is_empty() {
+            return Err(err(None, "delivery.retry_schedule must not be empty".into()));
+        }
+        let delivery = DeliverySettings {
+            retry_schedule,
+            max_attempts: raw.delivery.max_attempts.unwrap_or(8).max(1),
+            slack_update_interval: raw
+                .delivery
+                .slack_update_interval
+                .map(|d| d.0)
+                .unwrap_or(std::time::Duration::from_secs(30)),
+            send_timeout: raw
+                .delivery
+                .send_timeout
+                .map(|d| d.0)
+                .unwrap_or(std::time::Duration::from_secs(10)),
+            include_pii: raw.delivery.include_pii,
+        };
+
+        Ok(Self {
+            path: path.to_path_buf(),
+            channels,
+            rules,
+            policies,
+            digest,
+            templates,
+            delivery,
+            raw_payload_retention: raw
+                .retention
+                .raw_payloads
+                .map(|d| d.0)
+                .unwrap_or(std::time::Duration::from_secs(30 * 86_400)),
+            post_mortem_to,
+        })
+    }
+
+    pub fn policy(&self, severity: Severity) -> Policy {
+        self.policies.get(&severity).cloned().unwrap_or_default()
+    }
+
+    /// Channels whose secrets are unset, with the variables to set.
+    pub fn unconfigured_channels(&self) -> Vec<(&str, &[String])> {
+        self.channels
+            .values()
+            .filter(|c| !c.missing_env.is_empty())
+            .map(|c| (c.name.as_str(), c.missing_env.as_slice()))
+            .collect()
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).trim().to_string()
+}
+
+fn line_of<T>(s: &Spanned<T>) -> Option<u64> {
+    Some(s.referenced.line()).filter(|l| *l > 0)
+}
+
+fn resolve_channel(
+    name: &str,
+    raw: RawChannel,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ChannelConfig, String> {
+    let kind = raw.kind.value;
+    let mut missing = Vec::new();
+    let mut resolve = |v: Option<String>| -> Result<Option<String>, String> {
+        match v {
+            None => Ok(None),
+            Some(v) => match interpolate(&v, env).map_err(|e| format!("channel `{name}`: {e}"))? {
+                Interpolated::Value(s) => Ok(Some(s)),
+                Interpolated::Missing(vars) => {
+                    missing.extend(vars);
+                    Ok(None)
+                }
+            },
+        }
+    };
+    let webhook_url = resolve(raw.webhook_url)?;
+    let bot_token = resolve(raw.bot_token)?;
+    let routing_key = resolve(raw.routing_key)?;
+    let events_url = resolve(raw.events_url)?;
+    let slack_channel = resolve(raw.channel)?;
+    let mut to = Vec::new();
+    for addr in raw.to {
+        if let Some(a) = resolve(Some(addr))? {
+            to.push(a);
+        }
+    }
+    match kind {
+        ChannelKind::Slack => {
+            if slack_channel.is_none() && missing.is_empty() {
+                return Err(format!("slack channel `{name}` needs `channel` (e.g. \"#paiid-alerts\")"));
+            }
+            if webhook_url.is_none() && bot_token.is_none() && missing.is_empty() {
+                return Err(format!("slack channel `{name}` needs `webhook_url` or `bot_token`"));
+            }
+            // With both modes written, either secret is enough: the bot token is preferred.
+            if webhook_url.is_some() || bot_token.is_some() {
+                missing.clear();
+            }
+        }
+        ChannelKind::Pagerduty => {
+            if routing_key.is_none() && missing.is_empty() {
+                return Err(format!("pagerduty channel `{name}` needs `routing_key`"));
+            }
+        }
+        ChannelKind::Email => {
+            if to.is_empty() && missing.is_empty() {
+                return Err(format!("email channel `{name}` needs at least one address in `to`"));
+            }
+            if let Some(bad) = to.iter().find(|a| !looks_like_email(a)) {
+                return Err(format!("email channel `{name}`: `{bad}` is not an email address"));
+            }
+        }
+        ChannelKind::Log => {}
+    }
+    Ok(ChannelConfig {
+        name: name.to_string(),
+        kind,
+        slack_channel,
+        webhook_url,
+        bot_token,
+        routing_key,
+        events_url,
+        to,
+        missing_env: missing,
+    })
+}
+
+fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((user, domain)) => !user.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace),
+        None => false,
+    }
+}
+
+fn lower(v: Option<OneOrMany>) -> Option<Vec<String>> {
+    v.map(|v| v.into_vec().into_iter().map(|s| s.to_lowercase()).collect())
+}
+
+fn resolve_when(
+    w: RawWhen,
+    environments: &BTreeMap<String, Vec<String>>,
+) -> Result<Conditions, (Option<u64>, String)> {
+    let environments = w.environment.map(|spanned| {
+        let mut names = Vec::new();
+        for e in spanned.value.into_vec() {
+            match environments.get(&e) {
+                Some(aliases) => {
+                    names.push(e.to_lowercase());
+                    names.extend(aliases.iter().map(|a| a.to_lowercase()));
+                }
+                None => names.push(e.to_lowercase()),
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    });
+    if let Some(rate) = &w.rate {
+        if rate.within.0.is_zero() {
+            return Err((None, "`rate.within` must be longer than zero".into()));
+        }
+    }
+    if let Some(a) = w.apdex_below {
+        if !(0.0..=1.0).contains(&a) {
+            return Err((None, format!("`apdex_below: {a}` must be between 0 and 1")));
+        }
+    }
+    Ok(Conditions {
+        environments,
+        levels: lower(w.level),
+        sentry_rules: w.rule.map(OneOrMany::into_vec),
+        projects: w.project.map(OneOrMany::into_vec),
+        resources: lower(w.resource),
+        actions: lower(w.action),
+        aggregates: w.aggregate.map(OneOrMany::into_vec),
+        tags: w.tags,
+        rate: w.rate.map(|r| RateCondition {
+            more_than: r.more_than,
+            within: r.within,
+            per: r.per,
+        }),
+        transaction_duration_over_ms: w.transaction_duration_over.map(|d| d.0.as_secs_f64() * 1000.0),
+        apdex_below: w.apdex_below,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+use super::*;
+
+const REPO_ROUTING: &str = include_str!("../../routing.yaml");
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn parse(text: &str) -> Result<RoutingConfig, ConfigError> {
+    RoutingConfig::parse(Path::new("routing.yaml"), text, &no_env)
+}
+
+#[test]
+fn repository_routing_file_is_valid_and_reproduces_the_matrix() {
+    let cfg = parse(REPO_ROUTING).expect("routing.yaml must be valid");
+    assert_eq!(cfg.rules.len(), 4);
+    assert_eq!(cfg.rules[0].severity, Severity::Critical);
+    assert_eq!(
+        cfg.rules[0].when.environments.as_deref(),
+        Some(&["prod".to_string(), "production".to_string()][..])
+    );
+    let critical = cfg.policy(Severity::Critical);
+    assert_eq!(critical.notify, vec!["slack-alerts"]);
+    assert_eq!(critical.escalate_after_ms, Some(15 * 60_000));
+    assert_eq!(critical.escalate_to, vec!["pagerduty-oncall", "eng-manager-email"]);
+    let high = cfg.policy(Severity::High);
+    assert_eq!(high.escalate_after_ms, Some(60 * 60_000));
+    assert_eq!(cfg.policy(Severity::Medium).digest, Some(DigestCadence::Daily));
+    // No secrets in the environment: Slack and PagerDuty are unconfigured, not errors.
+    let missing: Vec<_> = cfg.unconfigured_channels().iter().map(|(n, _)| n.to_string()).collect();
+    assert!(missing.contains(&"slack-alerts".to_string()));
+    assert!(missing.contains(&"pagerduty-oncall".to_string()));
+}
+
+#[test]
+fn env_interpolation_configures_channels() {
+    let env = |n: &str| match n {
+        "SLACK_WEBHOOK_URL" => Some("http://127.0.0.1:9/hook".to_string()),
+        _ => None,
+    };
+    let cfg = RoutingConfig::parse(Path::new("r.yaml"), REPO_ROUTING, &env).unwrap();
+    let slack = &cfg.channels["slack-alerts"];
+    assert!(slack.is_configured());
+    assert_eq!(slack.webhook_url.as_deref(), Some("http://127.0.0.1:9/hook"));
+    assert!(!format!("{slack:?}").contains("127.0.0.1:9/hook"), "Debug must not print secrets");
+}
+
+fn expect_error(text: &str, line: Option<u64>, needle: &str) {
+    let e = parse(text).expect_err("should be invalid");
+    let shown = e.to_string();
+    assert!(shown.starts_with("routing.yaml:"), "{shown}");
+    assert!(shown.contains(needle), "`{shown}` should mention `{needle}`");
+    if line.is_some() {
+        assert_eq!(e.line, line, "{shown}");
+    }
+}
+
+#[test]
+fn unknown_key_names_the_line() {
+    let text = "channels:\n  a: { type: log }\nrules: []\nseverities: {}\nbogus: 1\n";
+    expect_error(text, Some(5), "bogus");
+}
+
+#[test]
+fn bad_duration_names_the_line() {
+    let text = "channels:\n  a: { type: log }\nseverities:\n  critical:\n    notify: [a]\n    escalate_after: 15x\n    escalate_to: [a]\n";
+    expect_error(text, Some(6), "bad duration");
+}
+
+#[test]
+fn missing_channel_names_the_line() {
+    let text = "channels:\n  a: { type: log }\nseverities:\n  critical:\n    notify: [a, nope]\n";
+    expect_error(text, Some(5), "nope");
+}
+
+#[test]
+fn severity_without_policy_names_the_rule() {
+    let text = "channels:\n  a: { type: log }\nrules:\n  - name: r\n    severity: high\n    when: { level: error }\nseverities:\n  critical: { notify: [a] }\n";
+    expect_error(text, Some(5), "no policy");
+}
+
+#[test]
+fn escalation_needs_both_window_and_targets() {
+    let text = "channels:\n  a: { type: log }\nseverities:\n  critical: { notify: [a], escalate_after: 5m }\n";
+    expect_error(text, None, "escalate_to");
+}
+
+#[test]
+fn digest_must_target_email_and_have_valid_cron() {
+    let text = "channels:\n  s: { type: slack, channel: \"#x\", webhook_url: \"http://x\" }\nseverities: {}\ndigest:\n  schedule: \"0 0 8 * * *\"\n  to: [s]\n";
+    expect_error(text, Some(6), "not an email channel");
+    let text = "channels:\n  e: { type: email, to: [a@b.io] }\nseverities: {}\ndigest:\n  schedule: \"not a cron\"\n  to: [e]\n";
+    expect_error(text, Some(5), "digest");
+}
+
+#[test]
+fn bad_email_and_unknown_type_are_rejected() {
+    expect_error("channels:\n  e: { type: email, to: [nobody] }\n", None, "not an email address");
+    expect_error("channels:\n  e: { type: carrier-pigeon }\n", Some(2), "carrier-pigeon");
+}

@@ -1,0 +1,3 @@
+//! Daily and weekly digests.
+
+pub mod schedule;

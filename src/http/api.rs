@@ -1,0 +1,239 @@
+//! `/api/incidents`: list, show (with timeline), acknowledge, resolve, root-cause note.
+//! Bearer `API_TOKEN` when set.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::{Json as JsonBody, Path, Query};
+use super::AppState;
+use crate::clock::ms_to_datetime;
+use crate::incidents::model::Incident;
+use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
+use crate::store::misc::{self, IncidentFilter};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/incidents", get(list))
+        .route("/api/incidents/{id}", get(show))
+        .route("/api/incidents/{id}/ack", post(ack))
+        .route("/api/incidents/{id}/resolve", post(resolve))
+        .route("/api/incidents/{id}/note", post(note))
+}
+
+/// Checks `Authorization: Bearer <API_TOKEN>` in constant time, when a token is configured.
+pub fn require_api_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.secrets.api_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    crate::intake::signature::verify_token(expected.expose(), given)
+        .map_err(|_| ApiError::Unauthorized("missing or wrong bearer token (Authorization: Bearer <API_TOKEN>)".into()))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    state: Option<String>,
+    severity: Option<String>,
+    limit: Option<i64>,
+    before: Option<i64>,
+}
+
+/// The API view of an incident: times as RFC 3339.
+#[derive(Serialize)]
+pub struct IncidentView {
+    id: i64,
+    severity: String,
+    state: String,
+    episode: i64,
+    title: String,
+    project: Option<String>,
+    environment: Option<String>,
+    level: Option<String>,
+    culprit: Option<String>,
+    rule: Option<String>,
+    sentry_rule: Option<String>,
+    sentry_issue_id: Option<String>,
+    sentry_url: Option<String>,
+    release: Option<String>,
+    metric_value: Option<f64>,
+    event_count: i64,
+    first_seen: String,
+    last_seen: String,
+    opened_at: String,
+    assignee: Option<String>,
+    acknowledged_at: Option<String>,
+    acknowledged_by: Option<String>,
+    acknowledged_via: Option<String>,
+    resolved_at: Option<String>,
+    resolved_by: Option<String>,
+    resolved_via: Option<String>,
+    root_cause: Option<String>,
+    next_escalation_at: Option<String>,
+    escalations_fired: i64,
+    policy: Value,
+}
+
+fn rfc3339(ms: i64) -> String {
+    ms_to_datetime(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl From<&Incident> for IncidentView {
+    fn from(i: &Incident) -> Self {
+        Self {
+            id: i.id,
+            severity: i.severity.clone(),
+            state: i.state.clone(),
+            episode: i.episode,
+            title: i.title.clone(),
+            project: i.project.clone(),
+            environment: i.environment.clone(),
+            level: i.level.clone(),
+            culprit: i.culprit.clone(),
+            rule: i.rule.clone(),
+            sentry_rule: i.sentry_rule.clone(),
+            sentry_issue_id: i.sentry_issue_id.clone(),
+            sentry_url: i.sentry_url.clone(),
+            release: i.release.clone(),
+            metric_value: i.metric_value,
+            event_count: i.event_count,
+            first_seen: rfc3339(i.first_seen),
+            last_seen: rfc3339(i.last_seen),
+            opened_at: rfc3339(i.opened_at),
+            assignee: i.assignee.clone(),
+            acknowledged_at: i.acknowledged_at.map(rfc3339),
+            acknowledged_by: i.acknowledged_by.clone(),
+            acknowledged_via: i.acknowledged_via.clone(),
+            resolved_at: i.resolved_at.map(rfc3339),
+            resolved_by: i.resolved_by.clone(),
+            resolved_via: i.resolved_via.clone(),
+            root_cause: i.root_cause.clone(),
+            next_escalation_at: i.next_escalation_at.map(rfc3339),
+            escalations_fired: i.escalation_step,
+            policy: serde_json::from_str(&i.policy).unwrap_or(Value::Null),
+        }
+    }
+}
+
+async fn list(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    require_api_token(&state, &headers)?;
+    if let Some(s) = &q.state {
+        if crate::incidents::IncidentState::parse(s).is_none() {
+            return Err(ApiError::bad_request("bad_query", format!("unknown state `{s}` (triggered, acknowledged, resolved, muted)")));
+        }
+    }
+    if let Some(s) = &q.severity {
+        if crate::classification::Severity::parse(s).is_none() {
+            return Err(ApiError::bad_request("bad_query", format!("unknown severity `{s}` (critical, high, medium, low, unclassified)")));
+        }
+    }
+    let filter = IncidentFilter {
+        state: q.state,
+        severity: q.severity,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        before_id: q.before,
+    };
+    let rows = misc::list_incidents(&state.store.read, &filter).await?;
+    let views: Vec<IncidentView> = rows.iter().map(IncidentView::from).collect();
+    Ok(Json(json!({ "incidents": views })))
+}
+
+async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    require_api_token(&state, &headers)?;
+    let inc = misc::incident(&state.store.read, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("incident {id} not found")))?;
+    let timeline = misc::timeline(&state.store.read, id).await?;
+    let timeline: Vec<Value> = timeline
+        .into_iter()
+        .map(|t| json!({ "at": rfc3339(t.at), "kind": t.kind, "actor": t.actor, "via": t.via, "detail": t.detail }))
+        .collect();
+    let deliveries = crate::store::deliveries::for_incident(&state.store.read, id).await?;
+    let mut body = serde_json::to_value(IncidentView::from(&inc)).map_err(|e| ApiError::Internal(e.into()))?;
+    body["timeline"] = Value::Array(timeline);
+    body["deliveries"] = serde_json::to_value(deliveries).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ActionBody {
+    pub by: Option<String>,
+    pub note: Option<String>,
+}
+
+fn actor_name(body: &ActionBody) -> Result<String, ApiError> {
+    let by = body.by.as_deref().map(str::trim).unwrap_or("");
+    if by.is_empty() {
+        return Err(ApiError::bad_request("missing_field", "`by` (who is acting) is required"));
+    }
+    if by.len() > 200 {
+        return Err(ApiError::bad_request("invalid_field", "`by` is longer than 200 characters"));
+    }
+    Ok(by.to_string())
+}
+
+async fn ack(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<ActionBody>,
+) -> Result<Json<Value>, ApiError> {
+    require_api_token(&state, &headers)?;
+    let actor = Actor::new(actor_name(&body)?, "api");
+    if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
+        state.incidents.note(id, note, &actor).await?;
+    }
+    let (outcome, inc) = state.incidents.acknowledge(id, &actor).await?;
+    let result = match outcome {
+        AckOutcome::Acknowledged => "acknowledged",
+        AckOutcome::AlreadyAcknowledged { .. } => "already_acknowledged",
+        AckOutcome::AlreadyResolved { .. } => "already_resolved",
+    };
+    Ok(Json(json!({ "result": result, "incident": IncidentView::from(&inc) })))
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<ActionBody>,
+) -> Result<Json<Value>, ApiError> {
+    require_api_token(&state, &headers)?;
+    let actor = Actor::new(actor_name(&body)?, "api");
+    if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
+        state.incidents.note(id, note, &actor).await?;
+    }
+    let (outcome, inc) = state.incidents.resolve(id, &actor).await?;
+    let result = match outcome {
+        ResolveOutcome::Resolved => "resolved",
+        ResolveOutcome::AlreadyResolved { .. } => "already_resolved",
+    };
+    Ok(Json(json!({ "result": result, "incident": IncidentView::from(&inc) })))
+}
+
+async fn note(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<ActionBody>,
+) -> Result<Json<Value>, ApiError> {
+    require_api_token(&state, &headers)?;
+    let actor = Actor::new(actor_name(&body)?, "api");
+    let text = body.note.as_deref().map(str::trim).unwrap_or("");
+    if text.is_empty() {
+        return Err(ApiError::bad_request("missing_field", "`note` (the root-cause note) is required"));
+    }
+    if text.len() > 10_000 {
+        return Err(ApiError::bad_request("invalid_field", "`note` is longer than 10000 characters"));
+    }
+    let inc = state.incidents.note(id, text, &actor).await?;
+    Ok(Json(json!({ "result": "noted", "incident": IncidentView::from(&inc) })))
+}

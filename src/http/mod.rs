@@ -1,0 +1,56 @@
+//! HTTP: every module exposes `router()`; errors go through [`error::ApiError`].
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod sentry;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::Router;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::clock::SharedClock;
+use crate::config::RoutingConfig;
+use crate::incidents::service::IncidentService;
+use crate::incidents::writer::WriterHandle;
+use crate::settings::Secrets;
+use crate::store::Store;
+
+/// Largest webhook body accepted (Sentry's are a few KiB; 1 MiB leaves room for big stacks).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<RoutingConfig>,
+    pub store: Store,
+    pub writer: WriterHandle,
+    pub incidents: IncidentService,
+    pub clock: SharedClock,
+    pub secrets: Arc<Secrets>,
+    pub public_url: Arc<str>,
+    /// False until start-up recovery (overdue escalations) has run.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(sentry::router())
+        .merge(api::router())
+        .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,176 @@
+//! `POST /webhooks/sentry`: integration-platform webhooks and the legacy WebHooks plugin.
+//!
+//! Order matters: read the raw body (bounded), authenticate it, parse the few fields we need,
+//! then wait for the group commit. Nothing is stored for a request that fails any step, and a
+//! 2xx is only sent once the event is on disk.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::{AppState, BODY_LIMIT};
+use crate::incidents::writer::{IngestOutcome, IngestRequest};
+use crate::intake::signature::{verify_sentry_signature, verify_token};
+use crate::intake::{self, sentry};
+
+/// Sentry gives a webhook about a second; past this we answer 503 and let its retry (which our
+/// dedup key recognizes) finish the job.
+const COMMIT_WAIT: Duration = Duration::from_secs(5);
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/webhooks/sentry", post(receive))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(v))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads at most `BODY_LIMIT` bytes; a larger body is a 413, not a crash or a partial read.
+pub async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.to_string().contains("length limit"))
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::PayloadTooLarge { limit: BODY_LIMIT }
+        } else {
+            ApiError::bad_request("unreadable_body", format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if let Some(len) = header(&headers, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        if len > BODY_LIMIT {
+            return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
+        }
+    }
+    let body = read_body(body).await?;
+    let resource = header(&headers, "sentry-hook-resource");
+    authenticate(&state, resource, &headers, query.as_deref(), &body)?;
+
+    let facts = sentry::parse(resource, &body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not a Sentry webhook payload: {e}")))?;
+    let dedup_key = intake::dedup_key(&facts, &body);
+    let request = IngestRequest {
+        facts,
+        body,
+        dedup_key,
+        request_id: header(&headers, "request-id").map(str::to_string),
+        source: if resource.is_some() { "sentry" } else { "sentry-legacy" },
+    };
+    let outcome = tokio::time::timeout(COMMIT_WAIT, state.writer.ingest(request))
+        .await
+        .map_err(|_| ApiError::Unavailable("storage is slow; retry later".into()))??;
+    Ok(match outcome {
+        IngestOutcome::Duplicate { event_id } => {
+            (StatusCode::OK, Json(json!({ "status": "duplicate", "event_id": event_id }))).into_response()
+        }
+        IngestOutcome::Accepted { event_id, incident_id, severity, status } => {
+            let code = if status == "ignored" { StatusCode::ACCEPTED } else { StatusCode::OK };
+            let status = if status == "processed" { "accepted" } else { status };
+            (
+                code,
+                Json(json!({
+                    "status": status,
+                    "event_id": event_id,
+                    "incident_id": incident_id,
+                    "severity": severity.as_str(),
+                })),
+            )
+                .into_response()
+        }
+    })
+}
+
+fn authenticate(
+    state: &AppState,
+    resource: Option<&str>,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let secrets = &state.secrets;
+    match resource {
+        Some(_) => match &secrets.sentry_client_secret {
+            Some(secret) => verify_sentry_signature(secret.expose().as_bytes(), header(headers, "sentry-hook-signature"), body)
+                .map_err(|e| ApiError::Unauthorized(e.to_string())),
+            None if secrets.sentry_webhook_token.is_some() => verify_token(
+                secrets.sentry_webhook_token.as_ref().map(|s| s.expose()).unwrap_or_default(),
+                query_param(query, "token").as_deref(),
+            )
+            .map_err(|e| ApiError::Unauthorized(e.to_string())),
+            None => Ok(()),
+        },
+        // The legacy plugin signs nothing: only the URL token can vouch for it. With a client
+        // secret but no token, accepting it would let anyone skip the signature by dropping
+        // the Sentry headers.
+        None => match (&secrets.sentry_webhook_token, &secrets.sentry_client_secret) {
+            (Some(token), _) => verify_token(token.expose(), query_param(query, "token").as_deref())
+                .map_err(|e| ApiError::Unauthorized(e.to_string())),
+            (None, Some(_)) => Err(ApiError::Unauthorized(
+                "unsigned webhook without Sentry-Hook-Resource: legacy WebHooks plugin requests need SENTRY_WEBHOOK_TOKEN (?token=)".into(),
+            )),
+            (None, None) => Ok(()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing() {
+        assert_eq!(query_param(Some("a=1&token=ab%2Fc"), "token").as_deref(), Some("ab/c"));
+        assert_eq!(query_param(Some("token="), "token").as_deref(), Some(""));
+        assert_eq!(query_param(None, "token"), None);
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%é%"), "%é%");
+    }
+}

@@ -1,0 +1,12 @@
+//! Incidents: one per Sentry issue or metric alert rule, with episodes when reopened.
+//!
+//! [`transitions`] holds every state change as a pure function; [`writer`] commits intake in
+//! groups; [`service`] runs the other changes (acknowledge, resolve, note) in their own short
+//! transactions. All of them share the single write connection, so they never interleave.
+
+pub mod model;
+pub mod service;
+pub mod transitions;
+pub mod writer;
+
+pub use model::{Incident, IncidentState};

@@ -1,0 +1,441 @@
+//! Every change of an incident, as pure functions: they mutate the in-memory row and return what
+//! must be written with it in the same transaction (timeline entries and outbox deliveries).
+//! Intake, the API, acknowledgement links, Slack, PagerDuty and the escalation scheduler all
+//! go through these, so a change means the same thing whatever its source.
+
+use crate::classification::{Classification, Severity};
+use crate::config::{ChannelKind, Policy, RoutingConfig};
+use crate::intake::AlertFacts;
+use crate::notify::NotificationKind;
+
+use super::model::{Incident, IncidentState};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTimeline {
+    pub incident_id: i64,
+    pub at: i64,
+    pub kind: &'static str,
+    pub actor: Option<String>,
+    pub via: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    pub incident_id: i64,
+    pub episode: i64,
+    pub channel: String,
+    pub kind: NotificationKind,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Effects {
+    pub timeline: Vec<NewTimeline>,
+    pub deliveries: Vec<NewDelivery>,
+    /// True when an escalation deadline was set or cleared (the scheduler should look again).
+    pub timers_changed: bool,
+}
+
+impl Effects {
+    pub fn extend(&mut self, other: Effects) {
+        self.timeline.extend(other.timeline);
+        self.deliveries.extend(other.deliveries);
+        self.timers_changed |= other.timers_changed;
+    }
+
+    fn note(&mut self, inc: &Incident, at: i64, kind: &'static str, actor: Option<&str>, via: Option<&str>, detail: Option<String>) {
+        self.timeline.push(NewTimeline {
+            incident_id: inc.id,
+            at,
+            kind,
+            actor: actor.map(str::to_string),
+            via: via.map(str::to_string),
+            detail,
+        });
+    }
+
+    fn deliver(&mut self, inc: &Incident, channels: &[String], kind: NotificationKind, detail: Option<String>) {
+        for channel in channels {
+            self.deliveries.push(NewDelivery {
+                incident_id: inc.id,
+                episode: inc.episode,
+                channel: channel.clone(),
+                kind,
+                detail: detail.clone(),
+            });
+        }
+    }
+}
+
+/// Who or what caused a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    /// `sentry`, `api`, `link`, `slack`, `pagerduty`, `web`, `scheduler`.
+    pub via: String,
+}
+
+impl Actor {
+    pub fn new(name: impl Into<String>, via: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            via: via.into(),
+        }
+    }
+}
+
+fn freeze(cfg: &RoutingConfig, severity: Severity) -> (Policy, String) {
+    let policy = cfg.policy(severity);
+    let json = serde_json::to_string(&policy).unwrap_or_else(|_| "{}".to_string());
+    (policy, json)
+}
+
+/// A brand-new incident for the first alert of its key. The id is assigned by the caller.
+pub fn open_new(
+    cfg: &RoutingConfig,
+    id: i64,
+    key: String,
+    facts: &AlertFacts,
+    class: &Classification,
+    event_id: i64,
+    now: i64,
+) -> (Incident, Effects) {
+    let (policy, policy_json) = freeze(cfg, class.severity);
+    let mut inc = Incident {
+        id,
+        incident_key: key,
+        episode: 1,
+        severity: class.severity.as_str().to_string(),
+        state: IncidentState::Triggered.as_str().to_string(),
+        title: facts.title.clone(),
+        project: facts.project.clone(),
+        environment: facts.environment.clone(),
+        level: facts.level.clone(),
+        culprit: facts.culprit.clone(),
+        rule: class.rule.clone(),
+        sentry_rule: facts.sentry_rule.clone(),
+        sentry_issue_id: facts.issue_id.clone(),
+        sentry_url: facts.web_url.clone(),
+        release: facts.release.clone(),
+        metric_value: facts.metric.as_ref().and_then(|m| m.value),
+        event_count: 1,
+        first_seen: now,
+        last_seen: now,
+        opened_at: now,
+        last_event_id: Some(event_id),
+        assignee: None,
+        acknowledged_at: None,
+        acknowledged_by: None,
+        acknowledged_via: None,
+        resolved_at: None,
+        resolved_by: None,
+        resolved_via: None,
+        root_cause: None,
+        policy: policy_json,
+        next_escalation_at: None,
+        escalation_step: 0,
+        escalation_version: 0,
+        slack_channel: None,
+        slack_ts: None,
+        pagerduty_triggered: false,
+        pagerduty_incident_id: None,
+        notified_count: 0,
+        count_updated_at: None,
+        updated_at: now,
+    };
+    let mut fx = Effects::default();
+    fx.note(&inc, now, "opened", Some("sentry"), Some("sentry"), Some(opened_detail(class)));
+    start_episode_notifications(&mut inc, &policy, now, NotificationKind::Opened, &mut fx);
+    (inc, fx)
+}
+
+fn opened_detail(class: &Classification) -> String {
+    match &class.rule {
+        Some(rule) => format!("{} by rule {rule}", class.severity),
+        None => "unclassified: no rule matched".to_string(),
+    }
+}
+
+fn start_episode_notifications(inc: &mut Incident, policy: &Policy, now: i64, kind: NotificationKind, fx: &mut Effects) {
+    fx.deliver(inc, &policy.notify, kind, None);
+    inc.next_escalation_at = match (policy.escalate_after_ms, policy.escalate_to.is_empty()) {
+        (Some(after), false) => Some(now.saturating_add(after)),
+        _ => None,
+    };
+    fx.timers_changed = true;
+}
+
+/// Another alert for an existing incident: count it; reopen a resolved one as a new episode;
+/// raise the severity when the new classification is worse.
+pub fn record_alert(
+    cfg: &RoutingConfig,
+    inc: &mut Incident,
+    facts: &AlertFacts,
+    class: &Classification,
+    event_id: i64,
+    now: i64,
+) -> Effects {
+    let mut fx = Effects::default();
+    inc.event_count += 1;
+    inc.last_seen = now;
+    inc.last_event_id = Some(event_id);
+    inc.updated_at = now;
+    if let Some(v) = facts.metric.as_ref().and_then(|m| m.value) {
+        let below = facts.metric.as_ref().and_then(|m| m.threshold_type) == Some(1);
+        inc.metric_value = Some(match inc.metric_value {
+            Some(old) if below => old.min(v),
+            Some(old) => old.max(v),
+            None => v,
+        });
+    }
+    if inc.release.is_none() {
+        inc.release = facts.release.clone();
+    }
+    if inc.state() == IncidentState::Resolved {
+        // Sentry saw it again after we resolved it: a new episode that escalates afresh.
+        let severity = class.severity.max(Severity::Unclassified);
+        reopen(cfg, inc, severity, class.rule.clone(), now, "new events after resolution", &mut fx);
+        return fx;
+    }
+    if class.severity > inc.severity() {
+        let old = inc.severity.clone();
+        let (policy, json) = freeze(cfg, class.severity);
+        inc.severity = class.severity.as_str().to_string();
+        inc.rule = class.rule.clone();
+        inc.policy = json;
+        fx.note(inc, now, "severity_raised", Some("sentry"), Some("sentry"), Some(format!("{old} -> {}", inc.severity)));
+        match inc.state() {
+            IncidentState::Triggered => {
+                start_episode_notifications(inc, &policy, now, NotificationKind::SeverityRaised, &mut fx);
+            }
+            // Acknowledged: people are on it; tell them, but no new timer. Muted: silent.
+            IncidentState::Acknowledged => fx.deliver(inc, &policy.notify, NotificationKind::SeverityRaised, None),
+            IncidentState::Muted | IncidentState::Resolved => {}
+        }
+    }
+    fx
+}
+
+fn reopen(cfg: &RoutingConfig, inc: &mut Incident, severity: Severity, rule: Option<String>, now: i64, why: &str, fx: &mut Effects) {
+    let severity = severity.max(inc.severity());
+    let (policy, json) = freeze(cfg, severity);
+    inc.episode += 1;
+    inc.severity = severity.as_str().to_string();
+    if rule.is_some() {
+        inc.rule = rule;
+    }
+    inc.policy = json;
+    inc.state = IncidentState::Triggered.as_str().to_string();
+    inc.opened_at = now;
+    inc.acknowledged_at = None;
+    inc.acknowledged_by = None;
+    inc.acknowledged_via = None;
+    inc.resolved_at = None;
+    inc.resolved_by = None;
+    inc.resolved_via = None;
+    inc.escalation_step = 0;
+    inc.escalation_version += 1;
+    // The new episode gets its own Slack message and PagerDuty incident.
+    inc.slack_channel = None;
+    inc.slack_ts = None;
+    inc.pagerduty_triggered = false;
+    inc.pagerduty_incident_id = None;
+    inc.notified_count = 0;
+    inc.count_updated_at = None;
+    inc.updated_at = now;
+    fx.note(inc, now, "reopened", Some("sentry"), Some("sentry"), Some(format!("episode {}: {why}", inc.episode)));
+    start_episode_notifications(inc, &policy, now, NotificationKind::Opened, fx);
+}
+
+/// Sentry reopened the issue (`unresolved`), or un-ignored it.
+pub fn unresolve(cfg: &RoutingConfig, inc: &mut Incident, now: i64) -> Effects {
+    let mut fx = Effects::default();
+    match inc.state() {
+        IncidentState::Resolved | IncidentState::Muted => {
+            let severity = inc.severity();
+            reopen(cfg, inc, severity, None, now, "unresolved in Sentry", &mut fx);
+        }
+        IncidentState::Triggered | IncidentState::Acknowledged => {}
+    }
+    fx
+}
+
+/// The outcome of an acknowledgement, for the page or API that asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckOutcome {
+    Acknowledged,
+    AlreadyAcknowledged { by: Option<String>, at: Option<i64> },
+    AlreadyResolved { by: Option<String>, at: Option<i64> },
+}
+
+/// Channels that heard about this episode so far: the primary ones, plus the secondary ones
+/// once an escalation fired.
+fn channels_told(inc: &Incident) -> Vec<String> {
+    let policy = inc.frozen_policy();
+    let mut out = policy.notify.clone();
+    if inc.escalation_step > 0 {
+        for c in policy.escalate_to {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// Acknowledge/resolve notices go where a message can be updated or an incident closed: Slack
+/// and PagerDuty. Mail about every state change would bury the mail that matters. A change that
+/// came from PagerDuty is not echoed back to PagerDuty.
+fn follow_up_channels(cfg: &RoutingConfig, inc: &Incident, via: &str) -> Vec<String> {
+    channels_told(inc)
+        .into_iter()
+        .filter(|c| match cfg.channels.get(c).map(|c| c.kind) {
+            Some(ChannelKind::Slack) => true,
+            Some(ChannelKind::Pagerduty) => via != "pagerduty",
+            _ => false,
+        })
+        .collect()
+}
+
+pub fn acknowledge(cfg: &RoutingConfig, inc: &mut Incident, actor: &Actor, now: i64) -> (AckOutcome, Effects) {
+    let mut fx = Effects::default();
+    match inc.state() {
+        IncidentState::Acknowledged => {
+            return (
+                AckOutcome::AlreadyAcknowledged { by: inc.acknowledged_by.clone(), at: inc.acknowledged_at },
+                fx,
+            );
+        }
+        IncidentState::Resolved => {
+            return (AckOutcome::AlreadyResolved { by: inc.resolved_by.clone(), at: inc.resolved_at }, fx);
+        }
+        IncidentState::Triggered | IncidentState::Muted => {}
+    }
+    inc.state = IncidentState::Acknowledged.as_str().to_string();
+    inc.acknowledged_at = Some(now);
+    inc.acknowledged_by = Some(actor.name.clone());
+    inc.acknowledged_via = Some(actor.via.clone());
+    inc.next_escalation_at = None;
+    inc.escalation_version += 1;
+    inc.updated_at = now;
+    fx.timers_changed = true;
+    fx.note(inc, now, "acknowledged", Some(&actor.name), Some(&actor.via), None);
+    let targets = follow_up_channels(cfg, inc, &actor.via);
+    fx.deliver(inc, &targets, NotificationKind::Acknowledged, None);
+    (AckOutcome::Acknowledged, fx)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveOutcome {
+    Resolved,
+    AlreadyResolved { by: Option<String>, at: Option<i64> },
+}
+
+pub fn resolve(cfg: &RoutingConfig, inc: &mut Incident, actor: &Actor, now: i64) -> (ResolveOutcome, Effects) {
+    let mut fx = Effects::default();
+    if inc.state() == IncidentState::Resolved {
+        return (ResolveOutcome::AlreadyResolved { by: inc.resolved_by.clone(), at: inc.resolved_at }, fx);
+    }
+    inc.state = IncidentState::Resolved.as_str().to_string();
+    inc.resolved_at = Some(now);
+    inc.resolved_by = Some(actor.name.clone());
+    inc.resolved_via = Some(actor.via.clone());
+    inc.next_escalation_at = None;
+    inc.escalation_version += 1;
+    inc.updated_at = now;
+    fx.timers_changed = true;
+    fx.note(inc, now, "resolved", Some(&actor.name), Some(&actor.via), None);
+    let targets = follow_up_channels(cfg, inc, &actor.via);
+    fx.deliver(inc, &targets, NotificationKind::Resolved, None);
+    // Only incidents that paged somebody earn a post-mortem in the alerts channel.
+    let policy = inc.frozen_policy();
+    if !policy.notify.is_empty() || !policy.escalate_to.is_empty() {
+        let summary_to = post_mortem_channels(cfg);
+        fx.deliver(inc, &summary_to, NotificationKind::PostMortem, None);
+    }
+    (ResolveOutcome::Resolved, fx)
+}
+
+/// Post-mortems go to the Slack alerts channel(s).
+fn post_mortem_channels(cfg: &RoutingConfig) -> Vec<String> {
+    match &cfg.post_mortem_to {
+        Some(list) => list.clone(),
+        None => cfg
+            .channels
+            .values()
+            .filter(|c| c.kind == ChannelKind::Slack)
+            .map(|c| c.name.clone())
+            .collect(),
+    }
+}
+
+pub fn mute(inc: &mut Incident, actor: &Actor, now: i64) -> Effects {
+    let mut fx = Effects::default();
+    if matches!(inc.state(), IncidentState::Resolved | IncidentState::Muted) {
+        return fx;
+    }
+    inc.state = IncidentState::Muted.as_str().to_string();
+    inc.next_escalation_at = None;
+    inc.escalation_version += 1;
+    inc.updated_at = now;
+    fx.timers_changed = true;
+    fx.note(inc, now, "muted", Some(&actor.name), Some(&actor.via), Some("ignored in Sentry".into()));
+    fx
+}
+
+pub fn assign(inc: &mut Incident, assignee: Option<String>, actor: &Actor, now: i64) -> Effects {
+    let mut fx = Effects::default();
+    inc.assignee = assignee.clone();
+    inc.updated_at = now;
+    fx.note(inc, now, "assigned", Some(&actor.name), Some(&actor.via), assignee);
+    fx
+}
+
+pub fn comment(inc: &Incident, text: Option<String>, actor: &Actor, now: i64) -> Effects {
+    let mut fx = Effects::default();
+    fx.note(inc, now, "comment", Some(&actor.name), Some(&actor.via), text);
+    fx
+}
+
+pub fn add_note(inc: &mut Incident, note: &str, actor: &Actor, now: i64) -> Effects {
+    let mut fx = Effects::default();
+    inc.root_cause = Some(note.to_string());
+    inc.updated_at = now;
+    fx.note(inc, now, "note", Some(&actor.name), Some(&actor.via), Some(note.to_string()));
+    fx
+}
+
+/// The escalation deadline passed without an acknowledgement: page the secondary channels.
+/// Returns `None` when the incident is no longer due (acknowledged, resolved, muted, moved).
+pub fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Option<Effects> {
+    if inc.state() != IncidentState::Triggered || inc.next_escalation_at != Some(due_at) {
+        return None;
+    }
+    let policy = inc.frozen_policy();
+    let mut fx = Effects::default();
+    inc.escalation_step += 1;
+    inc.escalation_version += 1;
+    inc.next_escalation_at = None;
+    inc.updated_at = now;
+    fx.timers_changed = true;
+    let waited = (now - inc.opened_at).max(0);
+    let detail = serde_json::json!({ "step": inc.escalation_step, "waited_ms": waited, "due_at": due_at, "lateness_ms": now - due_at }).to_string();
+    fx.note(
+        inc,
+        now,
+        "escalated",
+        Some("scheduler"),
+        Some("scheduler"),
+        Some(format!(
+            "no acknowledgement after {}; paged {}",
+            crate::config::duration::humanize(chrono::Duration::milliseconds(waited)),
+            policy.escalate_to.join(", ")
+        )),
+    );
+    fx.deliver(inc, &policy.escalate_to, NotificationKind::Escalation, Some(detail));
+    Some(fx)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,297 @@
+//! The intake writer: one task takes whatever webhooks are queued, classifies them and commits
+//! them in one transaction with a handful of multi-row statements (group commit), then answers
+//! every waiting request. A webhook is answered 2xx only after its commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::classification::{Classifier, Severity};
+use crate::clock::SharedClock;
+use crate::config::RoutingConfig;
+use crate::intake::{AlertFacts, Meaning};
+use crate::store::incidents::{self as sql, NewEvent};
+use crate::store::{Store, StoreError};
+
+use super::model::Incident;
+use super::transitions::{self, Actor, Effects};
+
+/// Most webhooks committed together. Larger batches amortize the commit further but hold the
+/// earliest request longer.
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug)]
+pub struct IngestRequest {
+    pub facts: AlertFacts,
+    pub body: Bytes,
+    pub dedup_key: String,
+    pub request_id: Option<String>,
+    /// `sentry`, `sentry-legacy` or `test`.
+    pub source: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum IngestOutcome {
+    /// Stored. `incident_id` is set when the payload opened, updated or changed an incident.
+    Accepted {
+        event_id: i64,
+        incident_id: Option<i64>,
+        severity: Severity,
+        status: &'static str,
+    },
+    /// Seen before (a Sentry retry): counted once.
+    Duplicate { event_id: i64 },
+}
+
+type Reply = oneshot::Sender<Result<IngestOutcome, Arc<StoreError>>>;
+
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<(IngestRequest, Reply)>,
+}
+
+impl WriterHandle {
+    pub async fn ingest(&self, req: IngestRequest) -> Result<IngestOutcome, Arc<StoreError>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((req, reply))
+            .await
+            .map_err(|_| Arc::new(StoreError::WriterGone))?;
+        rx.await.map_err(|_| Arc::new(StoreError::WriterGone))?
+    }
+}
+
+/// Wake-ups for the tasks that act on what the writer committed.
+#[derive(Clone, Default)]
+pub struct Wakers {
+    pub outbox: Arc<Notify>,
+    pub scheduler: Arc<Notify>,
+}
+
+impl Wakers {
+    pub fn after_commit(&self, fx: &Effects) {
+        if !fx.deliveries.is_empty() {
+            self.outbox.notify_one();
+        }
+        if fx.timers_changed {
+            self.scheduler.notify_one();
+        }
+    }
+}
+
+pub struct Writer {
+    store: Store,
+    cfg: Arc<RoutingConfig>,
+    classifier: Classifier,
+    clock: SharedClock,
+    wakers: Wakers,
+    next_event_id: i64,
+    next_incident_id: i64,
+}
+
+impl Writer {
+    /// Prepares the writer: reads id counters and rebuilds rate windows from stored events.
+    pub async fn new(store: Store, cfg: Arc<RoutingConfig>, clock: SharedClock, wakers: Wakers) -> Result<Self, StoreError> {
+        let mut conn = store.write.acquire().await?;
+        let (events, incidents) = sql::max_ids(&mut conn).await?;
+        let mut classifier = Classifier::new(cfg.rules.clone());
+        let longest = classifier.longest_window_ms();
+        if longest > 0 {
+            let since = clock.now_ms() - longest;
+            for (resource, at, body) in sql::recent_occurrences(&mut conn, since).await? {
+                let resource = (resource != "legacy").then_some(resource);
+                if let Ok(facts) = crate::intake::sentry::parse(resource.as_deref(), &body) {
+                    classifier.replay(&facts, at);
+                }
+            }
+        }
+        drop(conn);
+        Ok(Self {
+            store,
+            cfg,
+            classifier,
+            clock,
+            wakers,
+            next_event_id: events + 1,
+            next_incident_id: incidents + 1,
+        })
+    }
+
+    /// Starts the writer task. It ends when every handle is dropped, after draining the queue.
+    pub fn spawn(self) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let task = tokio::spawn(self.run(rx));
+        (WriterHandle { tx }, task)
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<(IngestRequest, Reply)>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut since_prune = 0usize;
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let (requests, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+            match self.commit_batch(&requests).await {
+                Ok((outcomes, fx)) => {
+                    self.wakers.after_commit(&fx);
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, batch = requests.len(), "intake batch failed to commit; answering 503");
+                    // Counters may have advanced inside the failed transaction: re-read them.
+                    if let Ok(mut conn) = self.store.write.acquire().await {
+                        if let Ok((ev, inc)) = sql::max_ids(&mut conn).await {
+                            self.next_event_id = ev + 1;
+                            self.next_incident_id = inc + 1;
+                        }
+                    }
+                    let e = Arc::new(e);
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+            since_prune += requests.len();
+            if since_prune > 10_000 {
+                self.classifier.prune(self.clock.now_ms());
+                since_prune = 0;
+            }
+        }
+    }
+
+    async fn commit_batch(&mut self, reqs: &[IngestRequest]) -> Result<(Vec<IngestOutcome>, Effects), StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.store.write.begin().await?;
+
+        // Retries already stored, and retries inside this very batch.
+        let keys: Vec<&str> = reqs.iter().map(|r| r.dedup_key.as_str()).collect();
+        let stored = sql::existing_dedup_keys(&mut tx, &keys).await?;
+        let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
+
+        let incident_keys: Vec<String> = reqs.iter().filter_map(|r| r.facts.incident_key()).collect();
+        let key_refs: Vec<&str> = incident_keys.iter().map(String::as_str).collect();
+        let mut incidents: HashMap<String, Incident> = sql::incidents_by_keys(&mut tx, &key_refs)
+            .await?
+            .into_iter()
+            .map(|i| (i.incident_key.clone(), i))
+            .collect();
+        let mut changed: Vec<String> = Vec::new();
+
+        let mut outcomes = Vec::with_capacity(reqs.len());
+        let mut events = Vec::with_capacity(reqs.len());
+        let mut fx = Effects::default();
+        let next_event_id = self.next_event_id;
+        let next_incident_id = self.next_incident_id;
+        let mut event_id = next_event_id;
+        let mut incident_id = next_incident_id;
+
+        for (i, req) in reqs.iter().enumerate() {
+            if let Some(id) = stored.get(req.dedup_key.as_str()) {
+                outcomes.push(IngestOutcome::Duplicate { event_id: *id });
+                continue;
+            }
+            if let Some(&first) = first_in_batch.get(req.dedup_key.as_str()) {
+                let id = match &outcomes[first] {
+                    IngestOutcome::Accepted { event_id, .. } | IngestOutcome::Duplicate { event_id } => *event_id,
+                };
+                outcomes.push(IngestOutcome::Duplicate { event_id: id });
+                continue;
+            }
+            first_in_batch.insert(req.dedup_key.as_str(), i);
+            let this_event = event_id;
+            event_id += 1;
+
+            let f = &req.facts;
+            let class = self.classifier.classify(f, now);
+            let key = f.incident_key();
+            let actor = Actor::new(f.actor.clone().unwrap_or_else(|| "sentry".into()), "sentry");
+            let mut status = "processed";
+            let mut touched: Option<i64> = None;
+            match (f.meaning(), key) {
+                (Meaning::Alert, Some(key)) => {
+                    match incidents.get_mut(&key) {
+                        Some(inc) => {
+                            fx.extend(transitions::record_alert(&self.cfg, inc, f, &class, this_event, now));
+                            touched = Some(inc.id);
+                        }
+                        None => {
+                            let (inc, opened) =
+                                transitions::open_new(&self.cfg, incident_id, key.clone(), f, &class, this_event, now);
+                            incident_id += 1;
+                            touched = Some(inc.id);
+                            fx.extend(opened);
+                            incidents.insert(key.clone(), inc);
+                        }
+                    }
+                    changed.push(key);
+                }
+                (meaning @ (Meaning::Resolved | Meaning::Unresolved | Meaning::Assigned | Meaning::Muted | Meaning::Comment), Some(key)) => {
+                    match incidents.get_mut(&key) {
+                        Some(inc) => {
+                            let e = match meaning {
+                                Meaning::Resolved => transitions::resolve(&self.cfg, inc, &actor, now).1,
+                                Meaning::Unresolved => transitions::unresolve(&self.cfg, inc, now),
+                                Meaning::Assigned => transitions::assign(inc, f.assignee.clone(), &actor, now),
+                                Meaning::Muted => transitions::mute(inc, &actor, now),
+                                _ => transitions::comment(inc, f.comment.clone(), &actor, now),
+                            };
+                            touched = Some(inc.id);
+                            fx.extend(e);
+                            changed.push(key);
+                        }
+                        // A state change for an issue we never paged about: kept, nothing to do.
+                        None => status = "no_incident",
+                    }
+                }
+                (Meaning::Installation, _) => status = "recorded",
+                _ => status = "ignored",
+            }
+            let severity = touched
+                .and_then(|_| f.incident_key())
+                .and_then(|k| incidents.get(&k))
+                .map(|inc| inc.severity())
+                .unwrap_or(class.severity);
+            events.push(NewEvent {
+                id: this_event,
+                received_at: now,
+                dedup_key: req.dedup_key.clone(),
+                request_id: req.request_id.clone(),
+                source: req.source,
+                resource: f.resource.clone(),
+                action: f.action.clone(),
+                status,
+                incident_id: touched,
+                severity: (f.meaning() == Meaning::Alert).then_some(class.severity.as_str()),
+                rule: class.rule.clone(),
+                project: f.project.clone(),
+                environment: f.environment.clone(),
+                level: f.level.clone(),
+                occurrence: f.occurrence,
+                body: req.body.clone(),
+            });
+            outcomes.push(IngestOutcome::Accepted {
+                event_id: this_event,
+                incident_id: touched,
+                severity,
+                status,
+            });
+        }
+
+        changed.sort();
+        changed.dedup();
+        let rows: Vec<&Incident> = changed.iter().filter_map(|k| incidents.get(k)).collect();
+        if !rows.is_empty() {
+            sql::upsert_incidents(&mut tx, &rows).await?;
+        }
+        if !events.is_empty() {
+            sql::insert_events(&mut tx, &events).await?;
+        }
+        sql::apply_effects(&mut tx, &[], &fx, now).await?;
+        tx.commit().await?;
+        self.next_event_id = event_id;
+        self.next_incident_id = incident_id;
+        Ok((outcomes, fx))
+    }
+}

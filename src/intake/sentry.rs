@@ -1,0 +1,509 @@
+//! Sentry webhook payloads: the integration platform's resources (`event_alert`, `metric_alert`,
+//! `issue`, `error`, `installation`, `comment`) and the legacy WebHooks plugin.
+//!
+//! Only the fields that classification and incidents need are read, into borrowing structs; the
+//! raw body is stored as bytes beside them. Every field is optional because real payloads omit
+//! or null most of them (see `../shared/fixtures/sentry/README.md`).
+
+use serde::Deserialize;
+
+use super::lenient::{Number, Tags, Text, TextList};
+
+/// What a payload means for incidents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meaning {
+    /// Something is wrong: classify it and open or update an incident.
+    Alert,
+    /// Sentry says the issue or metric alert is resolved.
+    Resolved,
+    /// Sentry reopened the issue.
+    Unresolved,
+    /// Somebody was assigned in Sentry.
+    Assigned,
+    /// Ignored / archived in Sentry: mute the incident.
+    Muted,
+    /// A comment on the issue: a timeline note.
+    Comment,
+    /// Installation lifecycle: recorded, nothing else.
+    Installation,
+    /// A resource or action we do not act on: stored for inspection.
+    Unknown,
+}
+
+impl Meaning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alert => "alert",
+            Self::Resolved => "resolved",
+            Self::Unresolved => "unresolved",
+            Self::Assigned => "assigned",
+            Self::Muted => "muted",
+            Self::Comment => "comment",
+            Self::Installation => "installation",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// A metric alert's aggregate and measured value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricFacts {
+    pub alert_rule_id: Option<String>,
+    pub aggregate: Option<String>,
+    /// From `description_text`, e.g. `2450.0 p95(transaction.duration) ...` -> 2450.0.
+    pub value: Option<f64>,
+    /// 0 = alert above threshold, 1 = below (apdex).
+    pub threshold_type: Option<i64>,
+}
+
+impl MetricFacts {
+    pub fn is_transaction_duration(&self) -> bool {
+        self.aggregate
+            .as_deref()
+            .is_some_and(|a| a.contains("transaction.duration"))
+    }
+    pub fn is_apdex(&self) -> bool {
+        self.aggregate
+            .as_deref()
+            .is_some_and(|a| a.trim_start().starts_with("apdex"))
+    }
+}
+
+/// The normalized, owned summary of one webhook: all that classification and incidents read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AlertFacts {
+    /// `event_alert`, `metric_alert`, `issue`, `error`, `installation`, `comment`, `legacy`, or the
+    /// unknown resource name as sent.
+    pub resource: String,
+    pub action: String,
+    pub meaning: Option<Meaning>,
+    /// True for payloads that stand for one occurrence of an error (counted in rate windows).
+    pub occurrence: bool,
+    pub event_id: Option<String>,
+    pub level: Option<String>,
+    pub environment: Option<String>,
+    pub project: Option<String>,
+    pub title: String,
+    pub culprit: Option<String>,
+    pub sentry_rule: Option<String>,
+    pub issue_id: Option<String>,
+    pub web_url: Option<String>,
+    pub release: Option<String>,
+    pub tags: Vec<(String, String)>,
+    pub transaction_duration_ms: Option<f64>,
+    pub metric: Option<MetricFacts>,
+    pub assignee: Option<String>,
+    pub comment: Option<String>,
+    pub actor: Option<String>,
+}
+
+impl AlertFacts {
+    pub fn meaning(&self) -> Meaning {
+        self.meaning.unwrap_or(Meaning::Unknown)
+    }
+
+    /// The incident this payload belongs to: one per Sentry issue, or per metric alert rule.
+    pub fn incident_key(&self) -> Option<String> {
+        if self.resource == "metric_alert" {
+            let m = self.metric.as_ref()?;
+            return m.alert_rule_id.as_ref().map(|id| format!("sentry-metric:{id}"));
+        }
+        if let Some(id) = &self.issue_id {
+            return Some(format!("sentry-issue:{id}"));
+        }
+        if self.meaning() == Meaning::Alert {
+            // No issue id anywhere: group on what people would call "the same error".
+            let project = self.project.as_deref().unwrap_or("-");
+            return Some(format!("fingerprint:{project}:{}", self.title));
+        }
+        None
+    }
+
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("malformed JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+// ---------- wire structs (borrowing) ----------
+
+#[derive(Deserialize, Default)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    action: Text<'a>,
+    #[serde(borrow, default)]
+    data: Option<Data<'a>>,
+    #[serde(borrow, default)]
+    actor: Option<Actor<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct Actor<'a> {
+    #[serde(borrow, default)]
+    name: Text<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct Data<'a> {
+    #[serde(borrow, default)]
+    event: Option<Event<'a>>,
+    #[serde(borrow, default)]
+    error: Option<Event<'a>>,
+    #[serde(borrow, default)]
+    triggered_rule: Text<'a>,
+    #[serde(borrow, default)]
+    issue_alert: Option<IssueAlert<'a>>,
+    #[serde(borrow, default)]
+    metric_alert: Option<MetricAlert<'a>>,
+    #[serde(borrow, default)]
+    description_text: Text<'a>,
+    #[serde(borrow, default)]
+    description_title: Text<'a>,
+    #[serde(borrow, default)]
+    web_url: Text<'a>,
+    #[serde(borrow, default)]
+    issue: Option<Issue<'a>>,
+    #[serde(borrow, default)]
+    assignee: Option<Assignee<'a>>,
+    #[serde(borrow, default)]
+    comment: Text<'a>,
+    #[serde(borrow, default)]
+    issue_id: Text<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct IssueAlert<'a> {
+    #[serde(borrow, default)]
+    title: Text<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct Event<'a> {
+    #[serde(borrow, default)]
+    event_id: Text<'a>,
+    #[serde(borrow, default)]
+    level: Text<'a>,
+    #[serde(borrow, default)]
+    environment: Text<'a>,
+    #[serde(borrow, default)]
+    title: Text<'a>,
+    #[serde(borrow, default)]
+    message: Text<'a>,
+    #[serde(borrow, default)]
+    culprit: Text<'a>,
+    #[serde(borrow, default)]
+    issue_id: Text<'a>,
+    #[serde(borrow, default)]
+    web_url: Text<'a>,
+    #[serde(borrow, default)]
+    issue_url: Text<'a>,
+    #[serde(borrow, default)]
+    url: Text<'a>,
+    #[serde(borrow, default)]
+    project: Text<'a>,
+    #[serde(borrow, default)]
+    release: Text<'a>,
+    #[serde(borrow, default)]
+    tags: Tags<'a>,
+    #[serde(default)]
+    timestamp: Number,
+    #[serde(default)]
+    start_timestamp: Number,
+    #[serde(rename = "type", borrow, default)]
+    kind: Text<'a>,
+    #[serde(borrow, default)]
+    transaction: Text<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct MetricAlert<'a> {
+    #[serde(borrow, default)]
+    id: Text<'a>,
+    #[serde(borrow, default)]
+    title: Text<'a>,
+    #[serde(borrow, default)]
+    alert_rule: Option<AlertRule<'a>>,
+    #[serde(borrow, default)]
+    projects: TextList<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct AlertRule<'a> {
+    #[serde(borrow, default)]
+    id: Text<'a>,
+    #[serde(borrow, default)]
+    name: Text<'a>,
+    #[serde(borrow, default)]
+    aggregate: Text<'a>,
+    #[serde(default)]
+    threshold_type: Number,
+    #[serde(borrow, default)]
+    environment: Text<'a>,
+    #[serde(borrow, default)]
+    projects: TextList<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct Issue<'a> {
+    #[serde(borrow, default)]
+    id: Text<'a>,
+    #[serde(borrow, default)]
+    title: Text<'a>,
+    #[serde(borrow, default)]
+    culprit: Text<'a>,
+    #[serde(borrow, default)]
+    level: Text<'a>,
+    #[serde(borrow, default)]
+    permalink: Text<'a>,
+    #[serde(borrow, default)]
+    project: Option<IssueProject<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct IssueProject<'a> {
+    #[serde(borrow, default)]
+    slug: Text<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct Assignee<'a> {
+    #[serde(borrow, default)]
+    name: Text<'a>,
+    #[serde(borrow, default)]
+    email: Text<'a>,
+}
+
+#[derive(Deserialize, Default)]
+struct Legacy<'a> {
+    #[serde(borrow, default)]
+    id: Text<'a>,
+    #[serde(borrow, default)]
+    project: Text<'a>,
+    #[serde(borrow, default)]
+    project_slug: Text<'a>,
+    #[serde(borrow, default)]
+    level: Text<'a>,
+    #[serde(borrow, default)]
+    culprit: Text<'a>,
+    #[serde(borrow, default)]
+    message: Text<'a>,
+    #[serde(borrow, default)]
+    url: Text<'a>,
+    #[serde(borrow, default)]
+    triggering_rules: TextList<'a>,
+    #[serde(borrow, default)]
+    event: Option<Event<'a>>,
+}
+
+// ---------- normalization ----------
+
+/// Parses a webhook body. `resource` is the `Sentry-Hook-Resource` header; `None` means the
+/// legacy WebHooks plugin (which sends no Sentry headers).
+pub fn parse(resource: Option<&str>, body: &[u8]) -> Result<AlertFacts, ParseError> {
+    match resource {
+        None => parse_legacy(body),
+        Some(r) => parse_integration(r, body),
+    }
+}
+
+fn parse_integration(resource: &str, body: &[u8]) -> Result<AlertFacts, ParseError> {
+    let env: Envelope = serde_json::from_slice(body)?;
+    let action = env.action.owned().unwrap_or_default();
+    let data = env.data.unwrap_or_default();
+    let mut facts = AlertFacts {
+        resource: resource.to_string(),
+        action: action.clone(),
+        actor: env.actor.and_then(|a| a.name.owned()),
+        ..AlertFacts::default()
+    };
+    match resource {
+        "event_alert" | "error" => {
+            let event = if resource == "error" { data.error } else { data.event }.unwrap_or_default();
+            fill_from_event(&mut facts, &event);
+            facts.sentry_rule = data
+                .triggered_rule
+                .owned()
+                .or_else(|| data.issue_alert.and_then(|a| a.title.owned()));
+            facts.occurrence = true;
+            facts.meaning = Some(Meaning::Alert);
+        }
+        "metric_alert" => {
+            let ma = data.metric_alert.unwrap_or_default();
+            let rule = ma.alert_rule.unwrap_or_default();
+            let description = data.description_text.as_deref().unwrap_or("");
+            let aggregate = rule
+                .aggregate
+                .owned()
+                .or_else(|| aggregate_from_description(description));
+            facts.metric = Some(MetricFacts {
+                alert_rule_id: rule.id.owned().or_else(|| ma.id.owned()),
+                aggregate,
+                value: value_from_description(description),
+                threshold_type: rule.threshold_type.0.map(|v| v as i64),
+            });
+            facts.sentry_rule = rule.name.owned();
+            facts.title = data
+                .description_title
+                .owned()
+                .or_else(|| rule.name.owned())
+                .or_else(|| ma.title.owned())
+                .unwrap_or_else(|| "Sentry metric alert".to_string());
+            facts.environment = rule.environment.owned();
+            facts.project = rule
+                .projects
+                .0
+                .first()
+                .or(ma.projects.0.first())
+                .map(|p| p.to_string());
+            facts.web_url = data.web_url.owned();
+            facts.culprit = data.description_text.owned();
+            facts.meaning = Some(match action.as_str() {
+                "critical" | "warning" | "open" => Meaning::Alert,
+                "resolved" => Meaning::Resolved,
+                _ => Meaning::Unknown,
+            });
+        }
+        "issue" => {
+            let issue = data.issue.unwrap_or_default();
+            facts.issue_id = issue.id.owned();
+            facts.title = issue.title.owned().unwrap_or_default();
+            facts.culprit = issue.culprit.owned();
+            facts.level = issue.level.owned().map(|l| l.to_lowercase());
+            facts.web_url = issue.permalink.owned();
+            facts.project = issue.project.and_then(|p| p.slug.owned());
+            facts.assignee = data
+                .assignee
+                .and_then(|a| a.name.owned().or_else(|| a.email.owned()));
+            facts.meaning = Some(match action.as_str() {
+                "created" => Meaning::Alert,
+                "resolved" => Meaning::Resolved,
+                "unresolved" => Meaning::Unresolved,
+                "assigned" => Meaning::Assigned,
+                "ignored" | "archived" => Meaning::Muted,
+                _ => Meaning::Unknown,
+            });
+        }
+        "comment" => {
+            facts.issue_id = data.issue_id.owned();
+            facts.comment = data.comment.owned();
+            facts.title = "comment".to_string();
+            facts.meaning = Some(Meaning::Comment);
+        }
+        "installation" => {
+            facts.title = format!("installation {action}");
+            facts.meaning = Some(Meaning::Installation);
+        }
+        _ => {
+            facts.title = format!("{resource} {action}");
+            facts.meaning = Some(Meaning::Unknown);
+        }
+    }
+    if facts.title.is_empty() {
+        facts.title = format!("Sentry {resource} {action}");
+    }
+    Ok(facts)
+}
+
+fn parse_legacy(body: &[u8]) -> Result<AlertFacts, ParseError> {
+    let l: Legacy = serde_json::from_slice(body)?;
+    let mut facts = AlertFacts {
+        resource: "legacy".to_string(),
+        action: "triggered".to_string(),
+        meaning: Some(Meaning::Alert),
+        occurrence: true,
+        ..AlertFacts::default()
+    };
+    let event = l.event.unwrap_or_default();
+    fill_from_event(&mut facts, &event);
+    facts.level = facts.level.or_else(|| l.level.owned().map(|s| s.to_lowercase()));
+    facts.culprit = facts.culprit.or_else(|| l.culprit.owned());
+    if facts.title.is_empty() {
+        facts.title = l.message.owned().unwrap_or_else(|| "Sentry alert".to_string());
+    }
+    facts.web_url = l.url.owned().or(facts.web_url);
+    facts.issue_id = l
+        .id
+        .owned()
+        .or(facts.issue_id)
+        .or_else(|| facts.web_url.as_deref().and_then(issue_id_from_url));
+    facts.project = l.project_slug.owned().or_else(|| l.project.owned());
+    facts.sentry_rule = l.triggering_rules.0.first().map(|r| r.to_string());
+    Ok(facts)
+}
+
+fn fill_from_event(facts: &mut AlertFacts, e: &Event<'_>) {
+    facts.event_id = e.event_id.owned();
+    facts.level = e.level.owned().map(|l| l.to_lowercase());
+    facts.environment = e.environment.owned();
+    facts.title = e
+        .title
+        .owned()
+        .or_else(|| e.message.owned())
+        .unwrap_or_default();
+    facts.culprit = e.culprit.owned().or_else(|| e.transaction.owned());
+    facts.web_url = e.web_url.owned();
+    facts.issue_id = e
+        .issue_id
+        .owned()
+        .or_else(|| e.web_url.as_deref().and_then(issue_id_from_url))
+        .or_else(|| e.issue_url.as_deref().and_then(issue_id_from_url));
+    // The numeric project id is all the event has; the slug hides in the API URL.
+    facts.project = e
+        .url
+        .as_deref()
+        .and_then(project_slug_from_url)
+        .or_else(|| e.project.owned());
+    facts.release = e.release.owned();
+    facts.tags = e
+        .tags
+        .0
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if facts.environment.is_none() {
+        facts.environment = facts.tag("environment").map(str::to_string);
+    }
+    if facts.level.is_none() {
+        facts.level = facts.tag("level").map(str::to_lowercase);
+    }
+    if e.kind.as_deref() == Some("transaction") {
+        if let (Some(end), Some(start)) = (e.timestamp.0, e.start_timestamp.0) {
+            if end >= start {
+                facts.transaction_duration_ms = Some((end - start) * 1000.0);
+            }
+        }
+    }
+}
+
+/// `.../issues/1170820242/...` -> `1170820242`.
+pub fn issue_id_from_url(url: &str) -> Option<String> {
+    let rest = &url[url.find("/issues/")? + "/issues/".len()..];
+    let id: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    (!id.is_empty()).then_some(id)
+}
+
+/// `https://sentry.io/api/0/projects/{org}/{project}/events/...` -> `{project}`.
+fn project_slug_from_url(url: &str) -> Option<String> {
+    let rest = &url[url.find("/projects/")? + "/projects/".len()..];
+    let mut parts = rest.split('/');
+    let _org = parts.next()?;
+    parts.next().filter(|p| !p.is_empty()).map(str::to_string)
+}
+
+/// `"2450.0 p95(transaction.duration) in the last 10 minutes"` -> 2450.0.
+pub fn value_from_description(text: &str) -> Option<f64> {
+    text.split_whitespace().next()?.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+fn aggregate_from_description(text: &str) -> Option<String> {
+    let token = text.split_whitespace().nth(1)?;
+    token.contains('(').then(|| token.to_string())
+}
+
+#[cfg(test)]
+mod tests;

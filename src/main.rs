@@ -1,0 +1,164 @@
+//! The `paiid-alerts` binary: a thin CLI over the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use paiid_alerts::app::Application;
+use paiid_alerts::config::RoutingConfig;
+use paiid_alerts::settings::Settings;
+use paiid_alerts::store::Durability;
+
+#[derive(Parser)]
+#[command(name = "paiid-alerts", version, about = "Turns Sentry alerts into pages that people act on")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Routing file.
+    #[arg(long, env = "ROUTING_CONFIG", default_value = "./routing.yaml")]
+    config: PathBuf,
+    /// SQLite database (created if missing; migrations applied at start).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://paiid-alerts.db")]
+    database_url: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Address to listen on.
+        #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Base URL of links in messages (default: http://{listen}).
+        #[arg(long, env = "PUBLIC_URL")]
+        public_url: Option<String>,
+        /// `normal` survives a crash; `full` also survives power loss (slower commits).
+        #[arg(long, env = "DATABASE_DURABILITY", default_value = "normal")]
+        durability: Durability,
+        /// Accept unsigned webhooks on a non-loopback address.
+        #[arg(long, env = "ALLOW_UNSIGNED_WEBHOOKS")]
+        allow_unsigned_webhooks: bool,
+    },
+    /// Validate a routing file; exits non-zero naming the file, line and problem.
+    CheckConfig {
+        /// Routing file (default: $ROUTING_CONFIG or ./routing.yaml).
+        path: Option<PathBuf>,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Serve {
+            common,
+            listen,
+            public_url,
+            durability,
+            allow_unsigned_webhooks,
+        } => serve(common, listen, public_url, durability, allow_unsigned_webhooks).await,
+        Command::CheckConfig { path } => check_config(path),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    common: Common,
+    listen: SocketAddr,
+    public_url: Option<String>,
+    durability: Durability,
+    allow_unsigned_webhooks: bool,
+) -> anyhow::Result<()> {
+    let mut settings = Settings::new(listen, common.database_url.clone(), common.config.clone());
+    settings.public_url = public_url.or(settings.public_url);
+    settings.durability = durability;
+    settings.allow_unsigned_webhooks = allow_unsigned_webhooks;
+    if !settings.secrets.webhooks_signed() {
+        tracing::warn!(
+            "SENTRY_CLIENT_SECRET and SENTRY_WEBHOOK_TOKEN are unset: UNSIGNED WEBHOOKS ARE ACCEPTED. \
+             Set them before exposing this service."
+        );
+    }
+    let app = Application::build(settings).await?;
+    let cfg = &app.state().cfg;
+    tracing::info!(
+        address = %app.local_addr(),
+        config = %common.config.display(),
+        rules = cfg.rules.len(),
+        channels = cfg.channels.len(),
+        database = %common.database_url,
+        "paiid-alerts listening"
+    );
+    for (name, vars) in cfg.unconfigured_channels() {
+        tracing::warn!(channel = name, missing = %vars.join(", "), "channel not configured: its messages go to the log channel");
+    }
+    app.run_until_stopped(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let path = path
+        .or_else(|| std::env::var_os("ROUTING_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("./routing.yaml"));
+    let cfg = RoutingConfig::load(&path)?;
+    println!(
+        "{}: ok ({} rules, {} channels, {} severities)",
+        path.display(),
+        cfg.rules.len(),
+        cfg.channels.len(),
+        cfg.policies.len()
+    );
+    for (name, vars) in cfg.unconfigured_channels() {
+        println!("  channel {name}: not configured (set {}); messages go to the log channel", vars.join(", "));
+    }
+    Ok(())
+}

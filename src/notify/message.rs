@@ -1,0 +1,130 @@
+//! The data a notification carries, independent of channel. Templates render it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// A new incident (or a reopened episode) was opened.
+    Opened,
+    /// An open incident's severity rose.
+    SeverityRaised,
+    /// Nobody acknowledged within the window: secondary channels.
+    Escalation,
+    Acknowledged,
+    Resolved,
+    /// Post-mortem summary posted on resolution.
+    PostMortem,
+    /// Live event count refresh of an open incident (Slack `chat.update` only).
+    CountUpdate,
+    /// `send-test` / `POST /api/test-alert`.
+    Test,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::SeverityRaised => "severity_raised",
+            Self::Escalation => "escalation",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+            Self::PostMortem => "post_mortem",
+            Self::CountUpdate => "count_update",
+            Self::Test => "test",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "opened" => Self::Opened,
+            "severity_raised" => Self::SeverityRaised,
+            "escalation" => Self::Escalation,
+            "acknowledged" => Self::Acknowledged,
+            "resolved" => Self::Resolved,
+            "post_mortem" => Self::PostMortem,
+            "count_update" => Self::CountUpdate,
+            "test" => Self::Test,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything a message may show. All strings are already scrubbed of secrets and PII
+/// (see [`super::redact`]) before a `Notification` is built.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    pub kind: NotificationKind,
+    pub incident_id: i64,
+    /// Deterministic per incident and episode: `paiid-alerts-{incident_id}-{episode}`.
+    pub dedup_key: String,
+    /// `critical`, `high`, `medium` or `unclassified`.
+    pub severity: String,
+    /// `triggered`, `acknowledged`, `resolved`, `muted`.
+    pub state: String,
+    pub title: String,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+    pub level: Option<String>,
+    pub culprit: Option<String>,
+    pub event_count: i64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Our routing rule that matched.
+    pub rule: Option<String>,
+    /// Sentry's alert rule name, if any.
+    pub sentry_rule: Option<String>,
+    pub release: Option<String>,
+    /// `GET https://...` of the failing request.
+    pub request: Option<String>,
+    /// Top in-app stack frame, e.g. `app/routers/orders.py in place_order at line 42`.
+    pub top_frame: Option<String>,
+    /// Last (up to) five breadcrumbs, oldest first.
+    pub breadcrumbs: Vec<Breadcrumb>,
+    /// Metric alert value (ms for durations, 0..1 for apdex), when there is one.
+    pub metric: Option<String>,
+    pub sentry_url: Option<String>,
+    pub incident_url: String,
+    /// Signed acknowledge link (GET shows a confirmation page, POST acknowledges).
+    pub ack_url: Option<String>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// For escalations: minutes waited without acknowledgement.
+    pub waited_minutes: Option<i64>,
+    pub post_mortem: Option<PostMortem>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Breadcrumb {
+    pub timestamp: Option<String>,
+    pub category: Option<String>,
+    pub level: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PostMortem {
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_at: DateTime<Utc>,
+    /// Human durations, e.g. `4m 10s`.
+    pub time_to_acknowledge: Option<String>,
+    pub time_to_resolve: String,
+    pub acknowledged_by: Option<String>,
+    pub escalations_fired: i64,
+    pub root_cause: Option<String>,
+}
+
+impl Notification {
+    /// A short one-line summary, e.g. `[CRITICAL] ZeroDivisionError: division by zero (paiid-backend)`.
+    pub fn headline(&self) -> String {
+        let mut s = format!("[{}] {}", self.severity.to_uppercase(), self.title);
+        if let Some(p) = &self.project {
+            s.push_str(&format!(" ({p})"));
+        }
+        s
+    }
+}

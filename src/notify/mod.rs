@@ -1,0 +1,99 @@
+//! Notification channels and the durable outbox that feeds them.
+//!
+//! A notification is first an outbox row (`deliveries`), written in the same transaction as the
+//! incident change that caused it. The [`worker`] claims due rows with a lease, renders the
+//! [`Notification`] for the row's channel and calls that channel's [`Channel::send`]. Channels are
+//! small clients of the real protocols (Slack, PagerDuty Events v2, SMTP) plus a log channel that
+//! stands in for any channel whose secret is unset.
+
+pub mod email;
+pub mod log;
+pub mod message;
+pub mod pagerduty;
+pub mod ratelimit;
+pub mod redact;
+pub mod render;
+pub mod retry;
+pub mod slack;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use message::{Notification, NotificationKind};
+
+/// What the incident already knows about earlier sends, so that a channel can update instead of
+/// posting again (Slack `chat.update` / thread replies, PagerDuty `dedup_key`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteState {
+    /// Slack channel id and message `ts` returned by `chat.postMessage` (bot mode only).
+    pub slack_channel: Option<String>,
+    pub slack_ts: Option<String>,
+    /// True once a PagerDuty `trigger` was accepted for the current episode.
+    pub pagerduty_triggered: bool,
+}
+
+/// One send attempt's input.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub notification: &'a Notification,
+    pub remote: &'a RemoteState,
+}
+
+/// A reference a channel hands back after a successful send, stored on the incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteRef {
+    SlackMessage { channel: String, ts: String },
+    PagerDutyTriggered { dedup_key: String },
+}
+
+/// The result of one attempt, as the outbox needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendOutcome {
+    Delivered {
+        status: Option<u16>,
+        response: String,
+        remote: Option<RemoteRef>,
+    },
+    /// Try again later (5xx, 429, timeouts, connection errors).
+    Retry {
+        status: Option<u16>,
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Never retried (Slack `invalid_payload`, `channel_not_found`, PagerDuty 400, ...).
+    Permanent { status: Option<u16>, reason: String },
+    /// Nothing to do for this notification on this channel (e.g. PagerDuty `acknowledge` for an
+    /// incident that was never triggered there). Counts as delivered.
+    Skipped { reason: String },
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = SendOutcome> + Send + 'a>>;
+
+/// A configured destination. Implementations hold their HTTP/SMTP client and secrets; they never
+/// log secrets and never panic on a bad response.
+pub trait Channel: Send + Sync {
+    /// The channel's name in `routing.yaml` (e.g. `slack-alerts`).
+    fn name(&self) -> &str;
+    /// `slack`, `pagerduty`, `email` or `log`.
+    fn kind(&self) -> &'static str;
+    /// Key for per-destination rate limiting (Slack channel, PagerDuty routing key hash, ...).
+    fn rate_key(&self) -> String;
+    /// True when a real destination is configured (the log fallback returns false).
+    fn is_real(&self) -> bool {
+        true
+    }
+    fn send<'a>(&'a self, out: Outgoing<'a>) -> SendFuture<'a>;
+}
+
+/// Truncate a response body for storage (bytes, on a char boundary).
+pub fn truncate_body(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

@@ -1,0 +1,585 @@
+//! PagerDuty Events API v2 channel (`POST /v2/enqueue`).
+//!
+//! One PagerDuty incident per paiid-alerts incident episode: every event carries the
+//! notification's `dedup_key`, so a trigger retried after a crash, or sent again on escalation,
+//! lands on the same PagerDuty incident instead of paging twice. Acknowledge and resolve are only
+//! sent when a trigger was accepted earlier (`RemoteState::pagerduty_triggered`); PagerDuty would
+//! accept them anyway, but they would be no-ops that still cost rate-limit budget.
+//!
+//! The routing key is a secret: it is never logged, and the rate key is a short hash of it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::SecondsFormat;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::render::Templates;
+use super::slack::{retry_after, transport_failure};
+use super::{
+    Channel, Notification, NotificationKind, Outgoing, RemoteRef, SendFuture, SendOutcome,
+    truncate_body,
+};
+
+/// Events API endpoint when `PAGERDUTY_EVENTS_URL` is unset.
+pub const DEFAULT_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+/// Environment variable that overrides the endpoint (tests, EU service region, proxies).
+pub const EVENTS_URL_ENV: &str = "PAGERDUTY_EVENTS_URL";
+/// Per-request timeout; the outbox retries.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// PagerDuty rejects summaries over 1024 characters.
+const MAX_SUMMARY_CHARS: usize = 1024;
+/// PagerDuty rejects dedup keys over 255 characters.
+const MAX_DEDUP_KEY_CHARS: usize = 255;
+const MAX_STORED_BODY: usize = 2048;
+const CLIENT: &str = "paiid-alerts";
+
+/// `PAGERDUTY_EVENTS_URL` or [`DEFAULT_EVENTS_URL`].
+pub fn events_url_from_env() -> String {
+    std::env::var(EVENTS_URL_ENV)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_EVENTS_URL.to_string())
+}
+
+/// A PagerDuty service integration (one routing key).
+pub struct PagerDutyChannel {
+    name: String,
+    routing_key: String,
+    events_url: String,
+    http: reqwest::Client,
+    templates: Arc<Templates>,
+    timeout: Duration,
+    /// Computed once: `pagerduty:` + first 8 hex chars of sha256(routing key).
+    rate_key: String,
+}
+
+impl PagerDutyChannel {
+    /// `routing_key` is the 32-character integration key (a secret; never logged).
+    pub fn new(
+        name: String,
+        routing_key: String,
+        events_url: String,
+        http: reqwest::Client,
+        templates: Arc<Templates>,
+    ) -> Self {
+        let rate_key = format!("pagerduty:{}", key_fingerprint(&routing_key));
+        Self {
+            name,
+            routing_key,
+            events_url,
+            http,
+            templates,
+            timeout: DEFAULT_TIMEOUT,
+            rate_key,
+        }
+    }
+
+    /// Override the per-request timeout (default [`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    async fn enqueue(&self, event: Value, action: Action) -> SendOutcome {
+        let request = self
+            .http
+            .post(&self.events_url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(event.to_string())
+            .timeout(self.timeout);
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return transport_failure(e, self.timeout),
+        };
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let body = match response.text().await {
+            Ok(b) => b,
+            // The event was accepted; the dedup_key makes a retry harmless, but there is no need.
+            Err(_) if (200..300).contains(&status) => String::new(),
+            Err(e) => return transport_failure(e, self.timeout),
+        };
+        let mut outcome = classify_response(status, &body, retry_after);
+        if let (SendOutcome::Delivered { remote, .. }, Action::Trigger) = (&mut outcome, action) {
+            *remote = Some(RemoteRef::PagerDutyTriggered {
+                dedup_key: event["dedup_key"].as_str().unwrap_or_default().to_string(),
+            });
+        }
+        outcome
+    }
+}
+
+impl fmt::Debug for PagerDutyChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PagerDutyChannel")
+            .field("name", &self.name)
+            .field("routing_key", &"[redacted]")
+            .field("rate_key", &self.rate_key)
+            .field("events_url", &self.events_url)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Channel for PagerDutyChannel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "pagerduty"
+    }
+
+    fn rate_key(&self) -> String {
+        self.rate_key.clone()
+    }
+
+    fn send<'a>(&'a self, out: Outgoing<'a>) -> SendFuture<'a> {
+        Box::pin(async move {
+            let n = out.notification;
+            let Some(action) = action_for(n.kind, out.remote.pagerduty_triggered) else {
+                return SendOutcome::Skipped {
+                    reason: skip_reason(n.kind).to_string(),
+                };
+            };
+            let key_len = n.dedup_key.chars().count();
+            if key_len == 0 || key_len > MAX_DEDUP_KEY_CHARS {
+                // PagerDuty would answer 400; say why without spending a request.
+                return SendOutcome::Permanent {
+                    status: None,
+                    reason: format!("dedup_key must be 1..=255 characters, got {key_len}"),
+                };
+            }
+            let event = match action {
+                Action::Trigger => {
+                    trigger_event(&self.routing_key, n, &self.templates.pagerduty_summary(n))
+                }
+                Action::Acknowledge | Action::Resolve => {
+                    state_event(&self.routing_key, action, &n.dedup_key)
+                }
+            };
+            self.enqueue(event, action).await
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Trigger,
+    Acknowledge,
+    Resolve,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Trigger => "trigger",
+            Self::Acknowledge => "acknowledge",
+            Self::Resolve => "resolve",
+        }
+    }
+}
+
+/// Which event a notification becomes, or `None` when PagerDuty has nothing to do with it.
+fn action_for(kind: NotificationKind, triggered: bool) -> Option<Action> {
+    match kind {
+        NotificationKind::Opened
+        | NotificationKind::SeverityRaised
+        | NotificationKind::Escalation
+        | NotificationKind::Test => Some(Action::Trigger),
+        NotificationKind::Acknowledged if triggered => Some(Action::Acknowledge),
+        NotificationKind::Resolved if triggered => Some(Action::Resolve),
+        NotificationKind::Acknowledged
+        | NotificationKind::Resolved
+        | NotificationKind::PostMortem
+        | NotificationKind::CountUpdate => None,
+    }
+}
+
+fn skip_reason(kind: NotificationKind) -> &'static str {
+    match kind {
+        NotificationKind::Acknowledged | NotificationKind::Resolved => {
+            "never triggered on PagerDuty for this episode"
+        }
+        _ => "PagerDuty has no event for this notification kind",
+    }
+}
+
+/// First 8 hex characters of sha256(routing key): stable, and useless to an attacker.
+fn key_fingerprint(routing_key: &str) -> String {
+    let digest = Sha256::digest(routing_key.as_bytes());
+    let mut hex = hex::encode(digest);
+    hex.truncate(8);
+    hex
+}
+
+/// Our severities onto PagerDuty's four.
+fn pd_severity(severity: &str) -> &'static str {
+    match severity {
+        "critical" => "critical",
+        "high" => "error",
+        "medium" => "warning",
+        _ => "info",
+    }
+}
+
+/// At most `max` characters, cut on a character boundary, an ellipsis marking the cut.
+fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Acknowledge / resolve carry only what identifies the incident.
+fn state_event(routing_key: &str, action: Action, dedup_key: &str) -> Value {
+    json!({
+        "routing_key": routing_key,
+        "event_action": action.as_str(),
+        "dedup_key": dedup_key,
+    })
+}
+
+fn trigger_event(routing_key: &str, n: &Notification, summary: &str) -> Value {
+    let mut payload = Map::new();
+    let summary = if summary.trim().is_empty() {
+        n.headline()
+    } else {
+        summary.to_string()
+    };
+    payload.insert(
+        "summary".into(),
+        json!(truncate_chars(&summary, MAX_SUMMARY_CHARS)),
+    );
+    payload.insert(
+        "source".into(),
+        json!(
+            n.project
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .unwrap_or(CLIENT)
+        ),
+    );
+    payload.insert("severity".into(), json!(pd_severity(&n.severity)));
+    payload.insert(
+        "timestamp".into(),
+        json!(n.last_seen.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    // Optional fields are left out rather than sent as null.
+    for (key, value) in [
+        ("component", &n.project),
+        ("group", &n.environment),
+        ("class", &n.level),
+    ] {
+        if let Some(v) = value {
+            payload.insert(key.into(), json!(v));
+        }
+    }
+    payload.insert("custom_details".into(), custom_details(n));
+
+    let mut links = Vec::new();
+    if let Some(url) = &n.sentry_url {
+        links.push(json!({ "href": url, "text": "View in Sentry" }));
+    }
+    links.push(json!({ "href": n.incident_url, "text": format!("paiid-alerts incident #{}", n.incident_id) }));
+
+    json!({
+        "routing_key": routing_key,
+        "event_action": Action::Trigger.as_str(),
+        "dedup_key": n.dedup_key,
+        "payload": payload,
+        "links": links,
+        "client": CLIENT,
+        "client_url": n.incident_url,
+    })
+}
+
+/// Everything on-call may want without leaving PagerDuty. Absent values are omitted.
+fn custom_details(n: &Notification) -> Value {
+    let mut d = Map::new();
+    d.insert("incident_id".into(), json!(n.incident_id));
+    d.insert("notification".into(), json!(n.kind.as_str()));
+    d.insert("severity".into(), json!(n.severity));
+    d.insert("state".into(), json!(n.state));
+    d.insert("title".into(), json!(n.title));
+    d.insert("event_count".into(), json!(n.event_count));
+    d.insert(
+        "first_seen".into(),
+        json!(n.first_seen.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    d.insert(
+        "last_seen".into(),
+        json!(n.last_seen.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    );
+    for (key, value) in [
+        ("project", &n.project),
+        ("environment", &n.environment),
+        ("level", &n.level),
+        ("culprit", &n.culprit),
+        ("rule", &n.rule),
+        ("sentry_rule", &n.sentry_rule),
+        ("release", &n.release),
+        ("request", &n.request),
+        ("top_frame", &n.top_frame),
+        ("metric", &n.metric),
+        ("sentry_url", &n.sentry_url),
+    ] {
+        if let Some(v) = value {
+            d.insert(key.into(), json!(v));
+        }
+    }
+    d.insert("incident_url".into(), json!(n.incident_url));
+    if let Some(m) = n.waited_minutes {
+        d.insert("waited_minutes".into(), json!(m));
+    }
+    if !n.breadcrumbs.is_empty() {
+        d.insert("breadcrumbs".into(), json!(n.breadcrumbs));
+    }
+    Value::Object(d)
+}
+
+/// 202 accepted; 400 never retried (the event is wrong); 429 and 5xx retried.
+fn classify_response(status: u16, body: &str, retry_after: Option<Duration>) -> SendOutcome {
+    let json: Option<Value> = serde_json::from_str(body).ok();
+    let snippet = truncate_body(body.trim(), MAX_STORED_BODY);
+    let message = json
+        .as_ref()
+        .and_then(|j| j.get("message"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| snippet.clone());
+    match status {
+        200..=299 => SendOutcome::Delivered {
+            status: Some(status),
+            response: snippet,
+            remote: None,
+        },
+        400 => {
+            let errors = json
+                .as_ref()
+                .and_then(|j| j.get("errors"))
+                .and_then(Value::as_array)
+                .map(|e| {
+                    e.iter()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default();
+            let reason = if errors.is_empty() {
+                format!("rejected by PagerDuty (HTTP 400): {message}")
+            } else {
+                format!("rejected by PagerDuty (HTTP 400): {message}: {errors}")
+            };
+            SendOutcome::Permanent {
+                status: Some(status),
+                reason: truncate_body(&reason, MAX_STORED_BODY),
+            }
+        }
+        429 | 408 | 500..=599 => SendOutcome::Retry {
+            status: Some(status),
+            reason: format!("PagerDuty HTTP {status}: {message}"),
+            retry_after,
+        },
+        _ => SendOutcome::Permanent {
+            status: Some(status),
+            reason: format!("PagerDuty HTTP {status}: {message}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::message::Breadcrumb;
+    use chrono::{TimeZone, Utc};
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    fn notification(kind: NotificationKind, severity: &str) -> Notification {
+        let t = Utc
+            .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+            .single()
+            .unwrap_or_default();
+        Notification {
+            kind,
+            incident_id: 7,
+            dedup_key: "paiid-alerts-7-1".into(),
+            severity: severity.into(),
+            state: "triggered".into(),
+            title: "ZeroDivisionError".into(),
+            project: Some("paiid-backend".into()),
+            environment: Some("production".into()),
+            level: Some("error".into()),
+            culprit: Some("orders.place".into()),
+            event_count: 12,
+            first_seen: t,
+            last_seen: t,
+            rule: None,
+            sentry_rule: None,
+            release: None,
+            request: Some("GET https://api/orders".into()),
+            top_frame: None,
+            breadcrumbs: vec![Breadcrumb {
+                timestamp: None,
+                category: Some("http".into()),
+                level: None,
+                message: "GET /x".into(),
+            }],
+            metric: None,
+            sentry_url: Some("https://sentry.io/issues/1/".into()),
+            incident_url: "https://alerts/incidents/7".into(),
+            ack_url: None,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            waited_minutes: None,
+            post_mortem: None,
+        }
+    }
+
+    #[test]
+    fn severity_mapping() {
+        assert_eq!(pd_severity("critical"), "critical");
+        assert_eq!(pd_severity("high"), "error");
+        assert_eq!(pd_severity("medium"), "warning");
+        assert_eq!(pd_severity("unclassified"), "info");
+        assert_eq!(pd_severity("anything"), "info");
+    }
+
+    #[test]
+    fn actions_per_kind() {
+        use NotificationKind as K;
+        for k in [K::Opened, K::SeverityRaised, K::Escalation, K::Test] {
+            assert_eq!(action_for(k, false), Some(Action::Trigger));
+        }
+        assert_eq!(action_for(K::Acknowledged, false), None);
+        assert_eq!(action_for(K::Acknowledged, true), Some(Action::Acknowledge));
+        assert_eq!(action_for(K::Resolved, false), None);
+        assert_eq!(action_for(K::Resolved, true), Some(Action::Resolve));
+        assert_eq!(action_for(K::PostMortem, true), None);
+        assert_eq!(action_for(K::CountUpdate, true), None);
+    }
+
+    #[test]
+    fn trigger_event_shape() {
+        let n = notification(NotificationKind::Opened, "high");
+        let e = trigger_event(KEY, &n, "summary");
+        assert_eq!(e["routing_key"], KEY);
+        assert_eq!(e["event_action"], "trigger");
+        assert_eq!(e["dedup_key"], "paiid-alerts-7-1");
+        assert_eq!(e["payload"]["severity"], "error");
+        assert_eq!(e["payload"]["source"], "paiid-backend");
+        assert_eq!(e["payload"]["component"], "paiid-backend");
+        assert_eq!(e["payload"]["group"], "production");
+        assert_eq!(e["payload"]["class"], "error");
+        assert_eq!(e["payload"]["timestamp"], "2026-03-01T12:00:00Z");
+        assert_eq!(e["payload"]["custom_details"]["event_count"], 12);
+        assert_eq!(
+            e["payload"]["custom_details"]["breadcrumbs"][0]["message"],
+            "GET /x"
+        );
+        assert!(e["payload"]["custom_details"].get("top_frame").is_none());
+        assert_eq!(e["links"][0]["href"], "https://sentry.io/issues/1/");
+        assert_eq!(e["links"][1]["href"], "https://alerts/incidents/7");
+        assert_eq!(e["client"], "paiid-alerts");
+        assert_eq!(e["client_url"], "https://alerts/incidents/7");
+    }
+
+    #[test]
+    fn source_defaults_without_project() {
+        let mut n = notification(NotificationKind::Opened, "critical");
+        n.project = None;
+        let e = trigger_event(KEY, &n, "s");
+        assert_eq!(e["payload"]["source"], "paiid-alerts");
+        assert!(e["payload"].get("component").is_none());
+    }
+
+    #[test]
+    fn summary_is_truncated_on_char_boundary() {
+        let n = notification(NotificationKind::Opened, "critical");
+        let long = "é".repeat(3000);
+        let e = trigger_event(KEY, &n, &long);
+        let s = e["payload"]["summary"].as_str().unwrap_or_default();
+        assert_eq!(s.chars().count(), MAX_SUMMARY_CHARS);
+        assert!(s.ends_with('…'));
+        // An empty template result still produces a valid event.
+        let e = trigger_event(KEY, &n, "  ");
+        assert_eq!(e["payload"]["summary"], n.headline());
+    }
+
+    #[test]
+    fn state_events_carry_only_identity() {
+        let e = state_event(KEY, Action::Resolve, "k");
+        let obj = e.as_object().cloned().unwrap_or_default();
+        assert_eq!(obj.len(), 3);
+        assert_eq!(e["event_action"], "resolve");
+        assert_eq!(e["dedup_key"], "k");
+    }
+
+    #[test]
+    fn responses_are_classified() {
+        let ok = r#"{"status":"success","message":"Event processed","dedup_key":"k"}"#;
+        assert!(matches!(
+            classify_response(202, ok, None),
+            SendOutcome::Delivered { .. }
+        ));
+        let bad = r#"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect (should be 32 characters)"]}"#;
+        match classify_response(400, bad, None) {
+            SendOutcome::Permanent { status, reason } => {
+                assert_eq!(status, Some(400));
+                assert!(reason.contains("Event object is invalid"));
+                assert!(reason.contains("should be 32 characters"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify_response(429, "", Some(Duration::from_secs(2))) {
+            SendOutcome::Retry { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(2)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            classify_response(503, "down", None),
+            SendOutcome::Retry { .. }
+        ));
+        assert!(matches!(
+            classify_response(403, "", None),
+            SendOutcome::Permanent { .. }
+        ));
+        assert!(matches!(
+            classify_response(404, "", None),
+            SendOutcome::Permanent { .. }
+        ));
+    }
+
+    #[test]
+    fn rate_key_hashes_and_debug_redacts() {
+        let ch = PagerDutyChannel::new(
+            "pd".into(),
+            KEY.into(),
+            DEFAULT_EVENTS_URL.into(),
+            reqwest::Client::new(),
+            Arc::new(Templates::defaults()),
+        );
+        let rk = ch.rate_key();
+        assert_eq!(rk.len(), "pagerduty:".len() + 8);
+        assert!(rk.starts_with("pagerduty:"));
+        assert!(!rk.contains(&KEY[..8]));
+        assert_eq!(
+            rk,
+            format!("pagerduty:{}", &hex::encode(Sha256::digest(KEY))[..8])
+        );
+        assert!(!format!("{ch:?}").contains(KEY));
+        assert_eq!(ch.kind(), "pagerduty");
+    }
+}

@@ -1,0 +1,1319 @@
+//! Secret and PII scrubbing for Sentry data, and extraction of the few event details a message
+//! shows (request line, top frame, breadcrumbs, release).
+//!
+//! Sentry events carry whatever the failing service had in hand: request headers with bearer
+//! tokens and cookies, frame variables holding DSNs, user emails and IP addresses. Alert messages
+//! travel to Slack, PagerDuty and mailboxes that are far less protected than Sentry itself, so
+//! everything that leaves this module has been scrubbed. Scrubbing is deliberately greedy: a key
+//! that merely *looks* sensitive (`author` contains `auth`) loses its value, because a redacted
+//! harmless value costs nothing while a leaked token costs a rotation.
+//!
+//! Nothing here panics on odd shapes: every accessor tolerates missing keys, wrong types, `null`
+//! and legacy `sentry.interfaces.*` spellings.
+
+use chrono::{DateTime, SecondsFormat};
+use serde_json::{Map, Value};
+
+use super::message::Breadcrumb;
+
+/// Replacement for secret values.
+pub const REDACTED: &str = "[REDACTED]";
+/// Replacement for email addresses found in free text when PII is excluded.
+pub const EMAIL_MASK: &str = "[email]";
+/// Replacement for IP addresses found in free text when PII is excluded.
+pub const IP_MASK: &str = "[ip]";
+
+/// How many breadcrumbs a message shows.
+pub const MAX_BREADCRUMBS: usize = 5;
+
+/// Key fragments (lower-case, with `-`, `_`, `.` and spaces removed) whose values are secrets.
+/// Substring match: `x-auth-token`, `sessionid`, `stripe_secret_key`, `Proxy-Authorization` all hit.
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "auth",
+    "credential",
+    "session",
+    "cookie",
+    "dsn",
+    "privatekey",
+    "accesskey",
+    "csrf",
+    "xsrf",
+    "jwt",
+    "signature",
+    "creditcard",
+    "cardnumber",
+    "ccnumber",
+    "cvv",
+    "cvc",
+];
+
+/// Key fragments whose values are personal data, dropped entirely unless PII is allowed.
+const PII_KEY_PARTS: &[&str] = &[
+    "email",
+    "ipaddress",
+    "remoteaddr",
+    "forwardedfor",
+    "realip",
+    "connectingip",
+    "clientip",
+];
+
+/// Exact (normalised) PII key names too short to match as substrings safely.
+const PII_KEY_EXACT: &[&str] = &["forwarded", "ip"];
+
+/// Header-like keys whose value runs to the end of the line in free text (`Cookie: a=b; c=d`).
+const WHOLE_LINE_KEYS: &[&str] = &[
+    "cookie",
+    "setcookie",
+    "authorization",
+    "proxyauthorization",
+];
+
+/// Words that introduce a credential in an `Authorization` value.
+const AUTH_SCHEMES: &[&str] = &["bearer", "basic", "digest", "negotiate", "token"];
+
+/// serde_json refuses to parse deeper than 128 levels; values built in code could be deeper, and
+/// recursion must stay bounded either way.
+const MAX_DEPTH: usize = 128;
+
+const MAX_REQUEST_CHARS: usize = 500;
+const MAX_FRAME_CHARS: usize = 300;
+const MAX_BREADCRUMB_CHARS: usize = 300;
+const MAX_DATA_VALUE_CHARS: usize = 80;
+const MAX_DATA_FIELDS: usize = 8;
+
+fn normalise_key(key: &str) -> String {
+    key.chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.' | ' ' | '\'' | '"'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// True when a key's value should be replaced by [`REDACTED`] (passwords, tokens, cookies, ...).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = normalise_key(key);
+    SECRET_KEY_PARTS.iter().any(|p| k.contains(p))
+}
+
+/// True when a key holds personal data (emails, client IP addresses).
+pub fn is_pii_key(key: &str) -> bool {
+    let k = normalise_key(key);
+    PII_KEY_EXACT.contains(&k.as_str()) || PII_KEY_PARTS.iter().any(|p| k.contains(p))
+}
+
+/// Returns a scrubbed copy of `value`. See [`scrub_value`].
+pub fn scrubbed(value: &Value, include_pii: bool) -> Value {
+    let mut v = value.clone();
+    scrub_value(&mut v, include_pii);
+    v
+}
+
+/// Scrubs a JSON value in place, recursively:
+/// - values under secret-looking keys become `"[REDACTED]"` (booleans and `null` are kept: they
+///   cannot hold a secret and `unauthorized: false` is useful);
+/// - unless `include_pii`, PII keys (`email`, `ip_address`, `REMOTE_ADDR`, `X-Forwarded-For`, ...)
+///   are removed;
+/// - `[[key, value], ...]` pair lists (Sentry's headers, cookies, query strings, tags) are treated
+///   like objects;
+/// - every string goes through [`scrub_text`].
+pub fn scrub_value(value: &mut Value, include_pii: bool) {
+    scrub_value_at(value, include_pii, 0);
+}
+
+fn scrub_value_at(value: &mut Value, include_pii: bool, depth: usize) {
+    if depth > MAX_DEPTH {
+        *value = Value::String("[too deep]".to_string());
+        return;
+    }
+    match value {
+        Value::String(s) => {
+            let clean = scrub_text(s, include_pii);
+            if clean != *s {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => {
+            if is_pair_list(items) {
+                if !include_pii {
+                    items.retain(|pair| !pair_key(pair).is_some_and(is_pii_key));
+                }
+                for pair in items.iter_mut() {
+                    let secret = pair_key(pair).is_some_and(is_secret_key);
+                    if let Value::Array(kv) = pair
+                        && let Some(v) = kv.get_mut(1)
+                    {
+                        if secret {
+                            redact_in_place(v);
+                        } else {
+                            scrub_value_at(v, include_pii, depth + 1);
+                        }
+                    }
+                }
+            } else {
+                for item in items.iter_mut() {
+                    scrub_value_at(item, include_pii, depth + 1);
+                }
+            }
+        }
+        Value::Object(map) => scrub_object(map, include_pii, depth),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+fn scrub_object(map: &mut Map<String, Value>, include_pii: bool, depth: usize) {
+    if !include_pii {
+        map.retain(|k, _| !is_pii_key(k));
+    }
+    for (k, v) in map.iter_mut() {
+        if is_secret_key(k) {
+            redact_in_place(v);
+        } else {
+            scrub_value_at(v, include_pii, depth + 1);
+        }
+    }
+}
+
+fn redact_in_place(v: &mut Value) {
+    if !matches!(v, Value::Null | Value::Bool(_)) {
+        *v = Value::String(REDACTED.to_string());
+    }
+}
+
+/// A list whose every element is a two-element array starting with a string: Sentry's wire form
+/// for headers, cookies, query strings and tags.
+fn is_pair_list(items: &[Value]) -> bool {
+    !items.is_empty()
+        && items.iter().all(|item| match item {
+            Value::Array(kv) => kv.len() == 2 && kv[0].is_string(),
+            _ => false,
+        })
+}
+
+fn pair_key(pair: &Value) -> Option<&str> {
+    pair.as_array()?.first()?.as_str()
+}
+
+/// Scrubs free text (messages, URLs, frame lines):
+/// - credentials in URLs (`https://user:pass@host` → `https://[REDACTED]@host`, which also covers
+///   Sentry DSNs);
+/// - `key=value` / `key: value` / `"key": "value"` where the key looks secret (URL query strings
+///   included: `?token=abc` → `?token=[REDACTED]`), with `Cookie:` / `Authorization:` running to
+///   the end of the line;
+/// - bearer / basic credentials;
+/// - payment card numbers (Luhn-checked);
+/// - unless `include_pii`, email addresses and IPv4/IPv6 addresses.
+///
+/// Idempotent: scrubbing scrubbed text changes nothing.
+pub fn scrub_text(text: &str, include_pii: bool) -> String {
+    let s = redact_url_userinfo(text);
+    let s = redact_key_values(&s);
+    let s = redact_auth_schemes(&s);
+    let s = redact_card_numbers(&s);
+    if include_pii {
+        return s;
+    }
+    let s = mask_emails(&s);
+    let s = mask_ipv4(&s);
+    mask_ipv6(&s)
+}
+
+/// Rebuilds `s` with byte ranges replaced. Ranges are sorted and non-overlapping, and always sit
+/// on ASCII delimiters, so slicing is on char boundaries.
+fn splice(s: &str, spans: &[(usize, usize, &str)]) -> String {
+    if spans.is_empty() {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for &(start, end, with) in spans {
+        if start < last || end > s.len() || start > end {
+            continue;
+        }
+        out.push_str(s.get(last..start).unwrap_or(""));
+        out.push_str(with);
+        last = end;
+    }
+    out.push_str(s.get(last..).unwrap_or(""));
+    out
+}
+
+fn redact_url_userinfo(s: &str) -> String {
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = s.get(from..).and_then(|rest| rest.find("://")) {
+        let auth_start = from + pos + 3;
+        let rest = s.get(auth_start..).unwrap_or("");
+        let auth_len = rest
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '`' | ')' | ']')
+                    || c.is_whitespace()
+            })
+            .unwrap_or(rest.len());
+        let authority = rest.get(..auth_len).unwrap_or("");
+        if let Some(at) = authority.rfind('@')
+            && at > 0
+            && authority.get(..at) != Some(REDACTED)
+        {
+            spans.push((auth_start, auth_start + at, REDACTED));
+        }
+        from = auth_start + auth_len;
+    }
+    splice(s, &spans)
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+fn is_value_delim(b: u8) -> bool {
+    b.is_ascii_whitespace()
+        || matches!(
+            b,
+            b'&' | b';' | b',' | b'"' | b'\'' | b')' | b']' | b'}' | b'>' | b'<' | b'|'
+        )
+}
+
+fn skip_blanks(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+        i += 1;
+    }
+    i
+}
+
+fn redact_key_values(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !is_ident_byte(b[i]) || (i > 0 && is_ident_byte(b[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && is_ident_byte(b[i]) {
+            i += 1;
+        }
+        let key = s.get(start..i).unwrap_or("");
+        if !is_secret_key(key) {
+            continue;
+        }
+        if let Some((vs, ve)) = find_secret_value(s, i, key) {
+            spans.push((vs, ve, REDACTED));
+            i = ve;
+        }
+    }
+    splice(s, &spans)
+}
+
+/// After a secret-looking key ending at `i`, finds the value's byte range, if the key is followed
+/// by `=` or `:` (optionally quoted, as in JSON or Python reprs).
+fn find_secret_value(s: &str, i: usize, key: &str) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut k = i;
+    if k < b.len() && (b[k] == b'"' || b[k] == b'\'') {
+        k += 1;
+    }
+    k = skip_blanks(b, k);
+    let sep = *b.get(k)?;
+    if sep != b'=' && sep != b':' {
+        return None;
+    }
+    let next = b.get(k + 1).copied();
+    // `token://`, `Foo::token`, `token == x` are not assignments.
+    if (sep == b':' && matches!(next, Some(b'/') | Some(b':'))) || (sep == b'=' && next == Some(b'='))
+    {
+        return None;
+    }
+    k = skip_blanks(b, k + 1);
+    if s.get(k..).is_some_and(|rest| rest.starts_with(REDACTED)) {
+        return None;
+    }
+    let (vs, ve) = match b.get(k) {
+        Some(&q) if q == b'"' || q == b'\'' => {
+            let vs = k + 1;
+            let ve = b
+                .get(vs..)?
+                .iter()
+                .position(|&c| c == q || c == b'\n')
+                .map_or(b.len(), |p| vs + p);
+            (vs, ve)
+        }
+        Some(_) => {
+            let whole_line = sep == b':' && WHOLE_LINE_KEYS.contains(&normalise_key(key).as_str());
+            let ve = if whole_line {
+                b.get(k..)?
+                    .iter()
+                    .position(|&c| c == b'\n' || c == b'\r')
+                    .map_or(b.len(), |p| k + p)
+            } else {
+                let mut e = k;
+                while e < b.len() && !is_value_delim(b[e]) {
+                    e += 1;
+                }
+                // `Authorization: Bearer abc`: the scheme word alone is not the secret.
+                let word = s.get(k..e).unwrap_or("").to_ascii_lowercase();
+                if AUTH_SCHEMES.contains(&word.as_str()) {
+                    let t = skip_blanks(b, e);
+                    let mut t2 = t;
+                    while t2 < b.len() && !is_value_delim(b[t2]) {
+                        t2 += 1;
+                    }
+                    if t2 > t {
+                        e = t2;
+                    }
+                }
+                e
+            };
+            // Trim trailing blanks of header-like values.
+            let mut ve = ve;
+            while ve > k && (b[ve - 1] == b' ' || b[ve - 1] == b'\t') {
+                ve -= 1;
+            }
+            (k, ve)
+        }
+        None => return None,
+    };
+    if ve <= vs || s.get(vs..ve) == Some(REDACTED) {
+        return None;
+    }
+    Some((vs, ve))
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+}
+
+/// `Bearer <token>` and `Basic <base64>` anywhere in text.
+fn redact_auth_schemes(s: &str) -> String {
+    let b = s.as_bytes();
+    let lower = s.to_ascii_lowercase();
+    let mut spans = Vec::new();
+    for (scheme, min_len) in [("bearer", 1usize), ("basic", 8)] {
+        let mut from = 0;
+        while let Some(pos) = lower.get(from..).and_then(|r| r.find(scheme)) {
+            let start = from + pos;
+            let end = start + scheme.len();
+            from = end;
+            if start > 0 && is_ident_byte(b[start - 1]) {
+                continue;
+            }
+            if end >= b.len() || b[end] != b' ' {
+                continue;
+            }
+            let ts = skip_blanks(b, end);
+            let mut te = ts;
+            while te < b.len() && is_token_byte(b[te]) {
+                te += 1;
+            }
+            if te - ts >= min_len && s.get(ts..te) != Some(REDACTED) {
+                spans.push((ts, te, REDACTED));
+                from = te;
+            }
+        }
+    }
+    spans.sort_by_key(|sp| sp.0);
+    splice(s, &spans)
+}
+
+fn luhn_ok(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in digits.iter().rev().enumerate() {
+        let mut v = u32::from(*d);
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+/// Payment card numbers: 13-19 digits, optionally grouped by single spaces or dashes, starting
+/// with a card-network digit and passing the Luhn check. Digits glued to paths, ids or decimals
+/// (`/4505518370586624`, `v1.2`) are left alone so Sentry project ids in URLs survive.
+fn redact_card_numbers(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit()
+            || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'/' | b'.' | b'_')))
+        {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut digits = Vec::new();
+        let mut end = i;
+        let mut j = i;
+        while j < b.len() {
+            if b[j].is_ascii_digit() {
+                digits.push(b[j] - b'0');
+                j += 1;
+                end = j;
+            } else if (b[j] == b' ' || b[j] == b'-')
+                && j + 1 < b.len()
+                && b[j + 1].is_ascii_digit()
+                && j > start
+                && b[j - 1].is_ascii_digit()
+            {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let glued_after = end < b.len()
+            && (b[end].is_ascii_alphanumeric()
+                || matches!(b[end], b'/' | b'_')
+                || (b[end] == b'.' && b.get(end + 1).is_some_and(u8::is_ascii_digit)));
+        if (13..=19).contains(&digits.len())
+            && matches!(digits.first(), Some(2..=6))
+            && !glued_after
+            && luhn_ok(&digits)
+        {
+            spans.push((start, end, REDACTED));
+        }
+        i = end.max(start + 1);
+    }
+    splice(s, &spans)
+}
+
+fn is_email_local(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
+}
+
+fn is_domain_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')
+}
+
+fn mask_emails(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut spans: Vec<(usize, usize, &str)> = Vec::new();
+    for (at, _) in s.match_indices('@') {
+        let mut ls = at;
+        while ls > 0 && is_email_local(b[ls - 1]) {
+            ls -= 1;
+        }
+        let mut de = at + 1;
+        while de < b.len() && is_domain_byte(b[de]) {
+            de += 1;
+        }
+        while de > at + 1 && matches!(b[de - 1], b'.' | b'-') {
+            de -= 1;
+        }
+        let domain = s.get(at + 1..de).unwrap_or("");
+        let tld_ok = domain
+            .rsplit_once('.')
+            .is_some_and(|(host, tld)| !host.is_empty() && tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()));
+        if ls < at && tld_ok && spans.last().is_none_or(|l| l.1 <= ls) {
+            spans.push((ls, de, EMAIL_MASK));
+        }
+    }
+    splice(s, &spans)
+}
+
+fn mask_ipv4(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit()
+            || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
+        {
+            i += 1;
+            continue;
+        }
+        if let Some(end) = parse_ipv4_at(b, i) {
+            spans.push((i, end, IP_MASK));
+            i = end;
+        } else {
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    splice(s, &spans)
+}
+
+fn parse_ipv4_at(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    for octet in 0..4 {
+        if octet > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let os = i;
+        while i < b.len() && b[i].is_ascii_digit() && i - os < 4 {
+            i += 1;
+        }
+        let len = i - os;
+        if len == 0 || len > 3 {
+            return None;
+        }
+        let value: u32 = b[os..i].iter().fold(0, |acc, d| acc * 10 + u32::from(d - b'0'));
+        if value > 255 {
+            return None;
+        }
+    }
+    let glued = b.get(i).is_some_and(|c| {
+        c.is_ascii_alphanumeric() || (*c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+    });
+    if glued { None } else { Some(i) }
+}
+
+fn mask_ipv6(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if !(c.is_ascii_hexdigit() || c == b':') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_hexdigit() || b[i] == b':') {
+            i += 1;
+        }
+        let before_ok = start == 0 || !(b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_');
+        let after_ok = i >= b.len() || !(b[i].is_ascii_alphanumeric() || b[i] == b'_');
+        let run = s.get(start..i).unwrap_or("");
+        if before_ok && after_ok && looks_like_ipv6(run) {
+            spans.push((start, i, IP_MASK));
+        }
+    }
+    splice(s, &spans)
+}
+
+fn looks_like_ipv6(run: &str) -> bool {
+    let colons = run.bytes().filter(|&c| c == b':').count();
+    if !(2..=7).contains(&colons) {
+        return false;
+    }
+    let groups: Vec<&str> = run.split(':').collect();
+    if groups.iter().any(|g| g.len() > 4) {
+        return false;
+    }
+    let compressed = run.matches("::").count();
+    let full = colons == 7 && groups.iter().all(|g| !g.is_empty());
+    // Requiring a digit keeps `add::feed`-style identifiers out; times (`12:30:45`) have no `::`.
+    let has_digit = run.bytes().any(|c| c.is_ascii_digit());
+    full || (compressed == 1 && has_digit && !run.contains(":::"))
+}
+
+/// Truncates to at most `max` chars, marking the cut with `…`.
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// What a message shows about the failing event, scrubbed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventDetails {
+    /// `GET https://…` (method omitted when Sentry has none), query string included and scrubbed.
+    pub request: Option<String>,
+    /// Innermost in-app frame, `file in function at line N`; when no frame is marked in-app, the
+    /// innermost frame of the most recent exception (better than nothing for the reader).
+    pub top_frame: Option<String>,
+    /// Last [`MAX_BREADCRUMBS`] breadcrumbs, oldest first.
+    pub breadcrumbs: Vec<Breadcrumb>,
+    pub release: Option<String>,
+}
+
+/// The event object inside a Sentry webhook body: `data.event` (event_alert), `data.error`
+/// (error.created) or `event` (legacy WebHooks plugin). `None` for issue and metric alerts.
+pub fn find_event(payload: &Value) -> Option<&Value> {
+    let data = payload.get("data");
+    data.and_then(|d| d.get("event"))
+        .or_else(|| data.and_then(|d| d.get("error")))
+        .or_else(|| payload.get("event"))
+        .filter(|e| e.is_object())
+}
+
+/// Extracts the request line, top frame, breadcrumbs and release from a raw Sentry event object,
+/// scrubbed of secrets (and of PII unless `include_pii`). Never panics; unknown shapes yield
+/// `None` / empty.
+pub fn event_details(event: &Value, include_pii: bool) -> EventDetails {
+    if !event.is_object() {
+        return EventDetails::default();
+    }
+    EventDetails {
+        request: request_line(event, include_pii),
+        top_frame: top_frame(event, include_pii),
+        breadcrumbs: breadcrumbs(event, include_pii),
+        release: release(event, include_pii),
+    }
+}
+
+fn non_empty_str(v: Option<&Value>) -> Option<&str> {
+    v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The first of several legacy/modern spellings of an interface that is an object.
+fn interface<'a>(event: &'a Value, names: &[&str]) -> Option<&'a Value> {
+    names.iter().filter_map(|n| event.get(*n)).find(|v| v.is_object() || v.is_array())
+}
+
+fn scalar_to_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn request_line(event: &Value, include_pii: bool) -> Option<String> {
+    let req = interface(event, &["request", "sentry.interfaces.Http"])?;
+    let url = non_empty_str(req.get("url"));
+    let method = non_empty_str(req.get("method")).map(str::to_ascii_uppercase);
+    if url.is_none() && method.is_none() {
+        return None;
+    }
+    let mut target = url.unwrap_or("").to_string();
+    let query = query_string(req.get("query_string"));
+    if !query.is_empty() && !target.contains('?') {
+        target.push('?');
+        target.push_str(&query);
+    }
+    let line = match method {
+        Some(m) if target.is_empty() => m,
+        Some(m) => format!("{m} {target}"),
+        None => target,
+    };
+    Some(clip(&scrub_text(&line, include_pii), MAX_REQUEST_CHARS))
+}
+
+/// Sentry sends `query_string` as a string, a `[[k, v], …]` list or an object.
+fn query_string(qs: Option<&Value>) -> String {
+    let pair = |k: &str, v: &Value| {
+        let v = if is_secret_key(k) {
+            REDACTED.to_string()
+        } else {
+            scalar_to_string(v).unwrap_or_default()
+        };
+        format!("{k}={v}")
+    };
+    match qs {
+        Some(Value::String(s)) => s.trim_start_matches('?').to_string(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|item| {
+                let kv = item.as_array()?;
+                Some(pair(kv.first()?.as_str()?, kv.get(1)?))
+            })
+            .collect::<Vec<_>>()
+            .join("&"),
+        Some(Value::Object(map)) => map.iter().map(|(k, v)| pair(k, v)).collect::<Vec<_>>().join("&"),
+        _ => String::new(),
+    }
+}
+
+fn as_list(v: &Value) -> Option<&Vec<Value>> {
+    match v {
+        Value::Array(items) => Some(items),
+        Value::Object(_) => v.get("values").and_then(Value::as_array),
+        _ => None,
+    }
+}
+
+/// Frame lists in the order a reader cares about: the most recent exception first (Sentry lists
+/// chained exceptions oldest first), then a bare event stacktrace, then threads.
+fn frames_of(stacktrace: Option<&Value>) -> Option<&Vec<Value>> {
+    stacktrace?.get("frames")?.as_array()
+}
+
+fn frame_lists(event: &Value) -> Vec<&Vec<Value>> {
+    let mut lists = Vec::new();
+    if let Some(exc) = interface(event, &["exception", "sentry.interfaces.Exception"]) {
+        match as_list(exc) {
+            Some(values) => {
+                for value in values.iter().rev() {
+                    if let Some(frames) = frames_of(value.get("stacktrace")) {
+                        lists.push(frames);
+                    }
+                }
+            }
+            // Very old single-exception form: the interface itself carries the stacktrace.
+            None => {
+                if let Some(frames) = frames_of(exc.get("stacktrace")) {
+                    lists.push(frames);
+                }
+            }
+        }
+    }
+    if let Some(frames) = frames_of(interface(event, &["stacktrace", "sentry.interfaces.Stacktrace"])) {
+        lists.push(frames);
+    }
+    if let Some(threads) = interface(event, &["threads", "sentry.interfaces.Threads"]).and_then(as_list) {
+        for thread in threads {
+            if let Some(frames) = frames_of(thread.get("stacktrace")) {
+                lists.push(frames);
+            }
+        }
+    }
+    lists
+}
+
+fn is_in_app(frame: &Value) -> bool {
+    match frame.get("in_app") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+fn format_frame(frame: &Value) -> Option<String> {
+    let file = non_empty_str(frame.get("filename"))
+        .or_else(|| non_empty_str(frame.get("abs_path")))
+        .or_else(|| non_empty_str(frame.get("module")))
+        .or_else(|| non_empty_str(frame.get("package")));
+    let function = non_empty_str(frame.get("function"))
+        .or_else(|| non_empty_str(frame.get("raw_function")))
+        .or_else(|| non_empty_str(frame.get("symbol")));
+    let line = frame.get("lineno").and_then(|l| match l {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    });
+    let mut out = match (file, function) {
+        (Some(f), Some(func)) => format!("{f} in {func}"),
+        (Some(f), None) => f.to_string(),
+        (None, Some(func)) => func.to_string(),
+        (None, None) => return None,
+    };
+    if let Some(n) = line {
+        out.push_str(&format!(" at line {n}"));
+    }
+    Some(out)
+}
+
+fn top_frame(event: &Value, include_pii: bool) -> Option<String> {
+    let lists = frame_lists(event);
+    let in_app = lists
+        .iter()
+        .flat_map(|frames| frames.iter().rev())
+        .filter(|f| is_in_app(f))
+        .find_map(format_frame);
+    let found = in_app.or_else(|| {
+        lists
+            .iter()
+            .find(|frames| !frames.is_empty())
+            .and_then(|frames| frames.iter().rev().find_map(format_frame))
+    })?;
+    Some(clip(&scrub_text(&found, include_pii), MAX_FRAME_CHARS))
+}
+
+fn breadcrumbs(event: &Value, include_pii: bool) -> Vec<Breadcrumb> {
+    let Some(list) = interface(event, &["breadcrumbs", "sentry.interfaces.Breadcrumbs"]).and_then(as_list)
+    else {
+        return Vec::new();
+    };
+    let crumbs: Vec<&Value> = list.iter().filter(|c| c.is_object()).collect();
+    let skip = crumbs.len().saturating_sub(MAX_BREADCRUMBS);
+    crumbs
+        .into_iter()
+        .skip(skip)
+        .map(|c| breadcrumb(c, include_pii))
+        .collect()
+}
+
+fn breadcrumb_timestamp(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Number(n) => {
+            let secs = n.as_f64()?;
+            if !secs.is_finite() {
+                return None;
+            }
+            let whole = secs.floor();
+            let nanos = ((secs - whole) * 1e9).round().clamp(0.0, 999_999_999.0) as u32;
+            // Out-of-range epochs (garbage) simply yield no timestamp.
+            if whole.abs() > 1e12 {
+                return None;
+            }
+            DateTime::from_timestamp(whole as i64, nanos)
+                .map(|dt| dt.to_rfc3339_opts(SecondsFormat::Millis, true))
+        }
+        Value::String(s) if !s.trim().is_empty() => Some(clip(s.trim(), 40)),
+        _ => None,
+    }
+}
+
+fn breadcrumb(c: &Value, include_pii: bool) -> Breadcrumb {
+    let kind = non_empty_str(c.get("type")).filter(|t| *t != "default");
+    let category = non_empty_str(c.get("category")).or(kind).map(|s| clip(s, 64));
+    let level = non_empty_str(c.get("level")).map(|s| clip(s, 16));
+    let base = non_empty_str(c.get("message")).map(str::to_string);
+    let data = c.get("data").map(|d| scrubbed(d, include_pii));
+    let data = data.as_ref().and_then(Value::as_object);
+
+    let is_http = matches!(category.as_deref(), Some("http" | "fetch" | "xhr")) || kind == Some("http");
+    let is_nav = category.as_deref() == Some("navigation") || kind == Some("navigation");
+    let detail = data.and_then(|d| {
+        if is_http && d.contains_key("url") {
+            let mut s = String::new();
+            if let Some(m) = non_empty_str(d.get("method")) {
+                s.push_str(m);
+                s.push(' ');
+            }
+            s.push_str(non_empty_str(d.get("url")).unwrap_or(""));
+            if let Some(code) = d.get("status_code").and_then(scalar_to_string) {
+                s.push_str(&format!(" [{code}]"));
+            }
+            Some(s)
+        } else if is_nav && (d.contains_key("from") || d.contains_key("to")) {
+            let from = non_empty_str(d.get("from")).unwrap_or("?");
+            let to = non_empty_str(d.get("to")).unwrap_or("?");
+            Some(format!("{from} → {to}"))
+        } else {
+            summarise_data(d)
+        }
+    });
+    let message = match (base, detail) {
+        (Some(m), Some(d)) => format!("{m} ({d})"),
+        (Some(m), None) => m,
+        (None, Some(d)) => d,
+        (None, None) => String::new(),
+    };
+    Breadcrumb {
+        timestamp: breadcrumb_timestamp(c.get("timestamp")),
+        category: category.map(|s| scrub_text(&s, include_pii)),
+        level,
+        message: clip(&scrub_text(&message, include_pii), MAX_BREADCRUMB_CHARS),
+    }
+}
+
+/// `key=value, …` for custom breadcrumb data (PaiiD's `trading`, `market_data`, `cache` crumbs
+/// carry the symbol, order id, cache key there). Data was scrubbed before this.
+fn summarise_data(d: &Map<String, Value>) -> Option<String> {
+    let parts: Vec<String> = d
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            let shown = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(_) | Value::Bool(_) => v.to_string(),
+                other => serde_json::to_string(other).unwrap_or_default(),
+            };
+            format!("{}={}", clip(k, 40), clip(&shown, MAX_DATA_VALUE_CHARS))
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let mut out = parts.iter().take(MAX_DATA_FIELDS).cloned().collect::<Vec<_>>().join(", ");
+    if parts.len() > MAX_DATA_FIELDS {
+        out.push_str(", …");
+    }
+    Some(out)
+}
+
+fn release(event: &Value, include_pii: bool) -> Option<String> {
+    let direct = match event.get("release") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(obj @ Value::Object(_)) => non_empty_str(obj.get("version"))
+            .or_else(|| non_empty_str(obj.get("shortVersion")))
+            .map(str::to_string),
+        _ => None,
+    };
+    let from_tags = || {
+        let tags = event.get("tags")?;
+        let lookup = |name: &str| match tags {
+            Value::Array(items) => items.iter().find_map(|t| {
+                let kv = t.as_array()?;
+                (kv.first()?.as_str()? == name).then(|| non_empty_str(kv.get(1)))?
+            }),
+            Value::Object(map) => non_empty_str(map.get(name)),
+            _ => None,
+        };
+        lookup("sentry:release").or_else(|| lookup("release")).map(str::to_string)
+    };
+    let r = direct.or_else(from_tags)?;
+    Some(clip(&scrub_text(&r, include_pii), 200))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::PathBuf;
+
+    fn fixtures_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sentry")
+    }
+
+    /// Every secret or personal value that appears in the fixtures, checked after scrubbing.
+    const FIXTURE_SENSITIVE: &[&str] = &[
+        "sentry@example.com",
+        "hdrive1999@gmail.com",
+        "162.218.85.90",
+        "162.217.75.90",
+        "127.0.0.1",
+        // DSN secret / public keys inside frame variables and source context.
+        "f3403f81e12e4c24942d505f086b2cad",
+        "ebc35f33e151401f9deac549978bda11",
+        "6130e69dc19e426e87deaa54744be1cd",
+    ];
+
+    struct Expect {
+        request: Option<&'static str>,
+        top_frame: Option<&'static str>,
+        breadcrumbs: usize,
+        release: Option<&'static str>,
+    }
+
+    /// Per-fixture expectations for files that carry an event. Files without an event (issue,
+    /// metric alert, reference) are listed with `None` so a new fixture forces a decision here.
+    fn expectations(name: &str) -> Option<Option<Expect>> {
+        let e = |request, top_frame| Some(Some(Expect { request, top_frame, breadcrumbs: 0, release: None }));
+        match name {
+            "error.created.1.json" => e(Some("https://null.jsbin.com/runner"), Some("/runner at line 3")),
+            "event_alert.triggered.1.json" => e(Some("https://null.jsbin.com/runner"), Some("<anonymous> at line 3")),
+            "event_alert.triggered.2.json" => e(None, None),
+            "event_alert.triggered.4.json" | "legacy_webhook.1.json" => e(
+                Some("GET http://example.com/foo?foo=bar"),
+                Some("raven/scripts/runner.py in main at line 112"),
+            ),
+            "event_alert.triggered.5.json" => e(None, None),
+            "legacy_webhook.2.json" => e(None, Some("sentry/temp.py in <module> at line 6")),
+            "issue.assigned.1.json"
+            | "issue.created.1.json"
+            | "issue.created.2.json"
+            | "issue.resolved.1.json"
+            | "metric_alert.critical.1.json"
+            | "metric_alert.resolved.1.json"
+            | "metric_alert.resolved.2.json"
+            | "metric_alert.warning.1.json"
+            | "reference.alert_rule.apdex.rest-api.json"
+            | "reference.alert_rule.p95_transaction_duration.rest-api.json" => Some(None),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn every_fixture_is_extracted_and_scrubbed() {
+        let dir = fixtures_dir();
+        let mut seen = 0;
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.ends_with(".json") {
+                continue;
+            }
+            seen += 1;
+            let payload: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+
+            // Whole-payload scrub: nothing sensitive survives, the structure does.
+            let clean = scrubbed(&payload, false);
+            let text = clean.to_string();
+            for s in FIXTURE_SENSITIVE {
+                assert!(!text.contains(s), "{name}: {s} survived scrubbing");
+            }
+            assert_eq!(scrubbed(&clean, false), clean, "{name}: scrubbing is not idempotent");
+            assert_eq!(clean.get("action"), payload.get("action"), "{name}");
+
+            let expect = expectations(&name).unwrap_or_else(|| panic!("{name}: add it to expectations()"));
+            let event = find_event(&payload);
+            assert_eq!(event.is_some(), expect.is_some(), "{name}: find_event");
+            let (Some(event), Some(expect)) = (event, expect) else { continue };
+            for include_pii in [false, true] {
+                let d = event_details(event, include_pii);
+                assert_eq!(d.request.as_deref(), expect.request, "{name} request");
+                assert_eq!(d.top_frame.as_deref(), expect.top_frame, "{name} top_frame");
+                assert_eq!(d.breadcrumbs.len(), expect.breadcrumbs, "{name} breadcrumbs");
+                assert_eq!(d.release.as_deref(), expect.release, "{name} release");
+                // Extraction also works on the scrubbed event (what storage keeps).
+                let from_clean = event_details(find_event(&clean).unwrap(), include_pii);
+                assert_eq!(from_clean.top_frame, d.top_frame, "{name}");
+            }
+        }
+        assert!(seen >= 17, "expected at least 17 fixture files in {}, saw {seen}", dir.display());
+    }
+
+    #[test]
+    fn fixture_pii_is_kept_only_when_allowed() {
+        let path = fixtures_dir().join("event_alert.triggered.4.json");
+        let payload: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let with = scrubbed(&payload, true);
+        assert_eq!(with["data"]["event"]["user"]["email"], "sentry@example.com");
+        assert_eq!(with["data"]["event"]["user"]["ip_address"], "127.0.0.1");
+        let without = scrubbed(&payload, false);
+        assert!(without["data"]["event"]["user"].get("email").is_none());
+        assert!(without["data"]["event"]["user"].get("ip_address").is_none());
+        assert_eq!(without["data"]["event"]["user"]["username"], "sentry");
+        // Secrets go regardless of the PII setting.
+        let vars = &with["data"]["event"]["stacktrace"]["frames"][4]["vars"];
+        assert_eq!(vars["'dsn'"], REDACTED);
+        assert_eq!(vars["'args'"][1], "'https://[REDACTED]@sentry.io/1'");
+        assert_eq!(with["data"]["event"]["request"]["cookies"], REDACTED);
+        assert_eq!(with["data"]["event"]["extra"]["unauthorized"], false);
+    }
+
+    #[test]
+    fn sensitive_headers_redacted_in_pair_lists_and_objects() {
+        let pairs = json!({"headers": [
+            ["Authorization", "Bearer abc.def.ghi"],
+            ["Cookie", "sessionid=s3cr3t; csrftoken=zzz"],
+            ["Set-Cookie", "sid=777; HttpOnly"],
+            ["Proxy-Authorization", "Basic dXNlcjpwYXNzd29yZA=="],
+            ["X-Api-Key", "k-123"],
+            ["X-Forwarded-For", "203.0.113.9"],
+            ["User-Agent", "curl/8.0"]
+        ]});
+        let c = scrubbed(&pairs, false);
+        let h = c["headers"].as_array().unwrap();
+        assert_eq!(h.len(), 6, "X-Forwarded-For dropped: {h:?}");
+        for pair in &h[..5] {
+            assert_eq!(pair[1], REDACTED, "{pair:?}");
+        }
+        assert_eq!(h[5], json!(["User-Agent", "curl/8.0"]));
+
+        let obj = json!({"headers": {
+            "authorization": "Bearer abc", "COOKIE": "a=b", "set-cookie": "c=d",
+            "Proxy-Authorization": "x", "REMOTE_ADDR": "10.1.2.3", "Accept": "*/*"
+        }});
+        let c = scrubbed(&obj, false);
+        assert_eq!(c, json!({"headers": {
+            "authorization": REDACTED, "COOKIE": REDACTED, "set-cookie": REDACTED,
+            "Proxy-Authorization": REDACTED, "Accept": "*/*"
+        }}));
+        let c = scrubbed(&obj, true);
+        assert_eq!(c["headers"]["REMOTE_ADDR"], "10.1.2.3");
+    }
+
+    #[test]
+    fn every_secret_key_kind_is_redacted() {
+        let v = json!({
+            "password": "hunter2", "user_passwd": "p2", "secret": "s", "client_secret": "cs",
+            "token": "t", "refresh_token": "rt", "api_key": "ak", "apiKey": "ak2", "X-API-KEY": "ak3",
+            "auth": "a", "credentials": {"user": "u", "pass": "p"}, "sessionid": "sid",
+            "session_id": "sid2", "cookie": "c", "dsn": "https://pub:priv@o1.ingest.sentry.io/1",
+            "SENTRY_DSN": "https://pub@o1.ingest.sentry.io/1", "credit_card": "4111111111111111",
+            "cardNumber": 4_111_111_111_111_111u64, "cvv": 123, "private_key": "-----BEGIN",
+            "nested": [{"db": {"PASSWORD": "pw"}}],
+            "safe": "visible"
+        });
+        let c = scrubbed(&v, false);
+        let obj = c.as_object().unwrap();
+        for (k, val) in obj {
+            if k == "safe" {
+                assert_eq!(val, "visible");
+            } else if k == "nested" {
+                assert_eq!(val[0]["db"]["PASSWORD"], REDACTED);
+            } else {
+                assert_eq!(val, REDACTED, "{k}");
+            }
+        }
+    }
+
+    #[test]
+    fn free_text_secrets() {
+        let cases = [
+            ("https://api.x.io/cb?token=abc&page=2", "https://api.x.io/cb?token=[REDACTED]&page=2"),
+            ("GET /login?user=bob&password=hunter2", "GET /login?user=bob&password=[REDACTED]"),
+            // `#` does not end a value: passwords contain it, and OAuth puts tokens in fragments.
+            ("/x?access_token=a1&api_key=b2#frag", "/x?access_token=[REDACTED]&api_key=[REDACTED]"),
+            ("/cb#access_token=a1&state=s", "/cb#access_token=[REDACTED]&state=s"),
+            ("call failed: Authorization: Bearer eyJhbGciOi.xyz", "call failed: Authorization: [REDACTED]"),
+            ("sent Bearer abc123 upstream", "sent Bearer [REDACTED] upstream"),
+            ("header Basic dXNlcjpwYXNz", "header Basic [REDACTED]"),
+            ("basic auth failed", "basic auth failed"),
+            ("Cookie: sessionid=abc; theme=dark\nnext", "Cookie: [REDACTED]\nnext"),
+            (r#"{"password": "hunter2", "user": "bob"}"#, r#"{"password": "[REDACTED]", "user": "bob"}"#),
+            ("{'secret_key': 'xyz'}", "{'secret_key': '[REDACTED]'}"),
+            ("dsn https://pub:priv@o1.ingest.sentry.io/1", "dsn https://[REDACTED]@o1.ingest.sentry.io/1"),
+            ("postgres://app:pw@db:5432/x", "postgres://[REDACTED]@db:5432/x"),
+            ("charged 4111 1111 1111 1111 ok", "charged [REDACTED] ok"),
+            ("card 5500-0000-0000-0004", "card [REDACTED]"),
+            ("order 4111111111111112 (not a card)", "order 4111111111111112 (not a card)"),
+            ("https://sentry.io/api/4505518370586624/", "https://sentry.io/api/4505518370586624/"),
+            ("token refresh scheduled", "token refresh scheduled"),
+            ("https://example.com/auth/login", "https://example.com/auth/login"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(scrub_text(input, true), want, "input: {input}");
+            assert_eq!(scrub_text(want, true), want, "idempotent: {want}");
+        }
+    }
+
+    #[test]
+    fn pii_in_free_text_is_masked_unless_allowed() {
+        let input = "user jane.doe+x@paiid.ai from 203.0.113.7 and fe80::1ff:fe23:4567:890a via 2001:db8::1";
+        assert_eq!(
+            scrub_text(input, false),
+            "user [email] from [ip] and [ip] via [ip]"
+        );
+        assert_eq!(scrub_text(input, true), input);
+        // Lookalikes survive.
+        for keep in [
+            "Chrome/75.0.3770.100",
+            "at 12:30:45 UTC",
+            "std::vector::push_back",
+            "mac aa:bb:cc:dd:ee:ff",
+            "version 1.2.3",
+            "[REDACTED]@o1.ingest.sentry.io",
+        ] {
+            assert_eq!(scrub_text(keep, false), keep);
+        }
+        let v = json!({"user": {"id": "1", "email": "a@b.co", "ip_address": "1.2.3.4"},
+                       "request": {"env": {"REMOTE_ADDR": "1.2.3.4", "SERVER": "x"}},
+                       "tags": [["user", "ip:162.217.75.90"], ["user.email", "a@b.co"]]});
+        let c = scrubbed(&v, false);
+        assert_eq!(c["user"], json!({"id": "1"}));
+        assert_eq!(c["request"]["env"], json!({"SERVER": "x"}));
+        assert_eq!(c["tags"], json!([["user", "ip:[ip]"]]));
+    }
+
+    #[test]
+    fn request_line_shapes() {
+        let ev = json!({"request": {"method": "post", "url": "https://api.paiid.ai/orders?api_key=zzz",
+            "headers": {"Authorization": "Bearer x"}}});
+        assert_eq!(
+            event_details(&ev, false).request.as_deref(),
+            Some("POST https://api.paiid.ai/orders?api_key=[REDACTED]")
+        );
+        let ev = json!({"request": {"method": "GET", "url": "https://api.paiid.ai/q",
+            "query_string": [["symbol", "AAPL"], ["token", "t0k"]]}});
+        assert_eq!(
+            event_details(&ev, false).request.as_deref(),
+            Some("GET https://api.paiid.ai/q?symbol=AAPL&token=[REDACTED]")
+        );
+        let ev = json!({"request": {"url": "https://x/q", "query_string": "?session=abc&a=1"}});
+        assert_eq!(event_details(&ev, false).request.as_deref(), Some("https://x/q?session=[REDACTED]&a=1"));
+        let legacy = json!({"sentry.interfaces.Http": {"method": "DELETE", "url": "http://u:p@h/x",
+            "query_string": {"password": "p", "b": 2}}});
+        assert_eq!(
+            event_details(&legacy, false).request.as_deref(),
+            Some("DELETE http://[REDACTED]@h/x?b=2&password=[REDACTED]")
+        );
+    }
+
+    #[test]
+    fn top_frame_prefers_innermost_in_app_of_latest_exception() {
+        let ev = json!({"exception": {"values": [
+            {"type": "Cause", "stacktrace": {"frames": [
+                {"filename": "app/cause.py", "function": "c", "lineno": 1, "in_app": true}]}},
+            {"type": "Latest", "stacktrace": {"frames": [
+                {"filename": "app/routers/orders.py", "function": "place_order", "lineno": 42, "in_app": true},
+                {"filename": "app/services/broker.py", "function": "submit", "lineno": 7, "in_app": true},
+                {"filename": "site-packages/httpx.py", "function": "send", "lineno": 900, "in_app": false}
+            ]}}
+        ]}});
+        assert_eq!(
+            event_details(&ev, false).top_frame.as_deref(),
+            Some("app/services/broker.py in submit at line 7")
+        );
+        let legacy = json!({"sentry.interfaces.Exception": [
+            {"stacktrace": {"frames": [{"module": "m", "function": "f", "in_app": 1}]}}]});
+        assert_eq!(event_details(&legacy, false).top_frame.as_deref(), Some("m in f"));
+        let old_single = json!({"sentry.interfaces.Exception": {"type": "E",
+            "stacktrace": {"frames": [{"abs_path": "/srv/a.py", "lineno": "9"}]}}});
+        assert_eq!(event_details(&old_single, false).top_frame.as_deref(), Some("/srv/a.py at line 9"));
+        let threads = json!({"threads": {"values": [{"stacktrace": {"frames": [{"function": "main"}]}}]}});
+        assert_eq!(event_details(&threads, false).top_frame.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn breadcrumbs_last_five_oldest_first_scrubbed_and_summarised() {
+        let crumbs: Vec<Value> = (0..7)
+            .map(|i| json!({"timestamp": 1_700_000_000.0 + f64::from(i), "category": "log", "message": format!("m{i}")}))
+            .chain([
+                json!({"timestamp": "2026-11-29T08:00:00Z", "category": "trading", "level": "info",
+                       "message": "order submitted",
+                       "data": {"symbol": "AAPL", "qty": 100, "side": "buy", "account_token": "tok-1", "email": "t@paiid.ai"}}),
+                json!({"type": "http", "category": "httplib",
+                       "data": {"method": "GET", "url": "https://md.example/q?apikey=K", "status_code": 502}}),
+                json!({"category": "cache", "data": {"key": "quote:AAPL", "hit": false}}),
+                json!({"category": "navigation", "data": {"from": "/a", "to": "/b"}}),
+                json!({"type": "http", "data": {"method": "POST", "url": "https://x/orders", "status_code": 500}}),
+                json!("not an object"),
+            ])
+            .collect();
+        let ev = json!({"breadcrumbs": {"values": crumbs}});
+        let d = event_details(&ev, false);
+        assert_eq!(d.breadcrumbs.len(), 5);
+        let trading = &d.breadcrumbs[0];
+        assert_eq!(trading.category.as_deref(), Some("trading"));
+        assert_eq!(trading.level.as_deref(), Some("info"));
+        assert_eq!(trading.timestamp.as_deref(), Some("2026-11-29T08:00:00Z"));
+        assert!(trading.message.starts_with("order submitted ("), "{}", trading.message);
+        for part in ["symbol=AAPL", "qty=100", "side=buy", "account_token=[REDACTED]"] {
+            assert!(trading.message.contains(part), "{part} in {}", trading.message);
+        }
+        assert!(!trading.message.contains("t@paiid.ai") && !trading.message.contains("tok-1"));
+        assert_eq!(d.breadcrumbs[1].message, "GET https://md.example/q?apikey=[REDACTED] [502]");
+        assert_eq!(d.breadcrumbs[1].category.as_deref(), Some("httplib"));
+        assert!(d.breadcrumbs[2].message.contains("key=quote:AAPL"), "{}", d.breadcrumbs[2].message);
+        assert_eq!(d.breadcrumbs[3].message, "/a → /b");
+        assert_eq!(d.breadcrumbs[4].message, "POST https://x/orders [500]");
+        assert_eq!(d.breadcrumbs[4].category.as_deref(), Some("http"));
+
+        // Bare list form and epoch timestamps.
+        let ev = json!({"breadcrumbs": [{"timestamp": 1_700_000_000.5, "message": "hi"}]});
+        let d = event_details(&ev, false);
+        assert_eq!(d.breadcrumbs[0].timestamp.as_deref(), Some("2023-11-14T22:13:20.500Z"));
+        let legacy = json!({"sentry.interfaces.Breadcrumbs": {"values": [{"message": "Bearer abc"}]}});
+        assert_eq!(event_details(&legacy, false).breadcrumbs[0].message, "Bearer [REDACTED]");
+    }
+
+    #[test]
+    fn release_from_field_object_or_tags() {
+        assert_eq!(event_details(&json!({"release": "paiid@1.4.2"}), false).release.as_deref(), Some("paiid@1.4.2"));
+        assert_eq!(
+            event_details(&json!({"release": {"version": "abc123"}}), false).release.as_deref(),
+            Some("abc123")
+        );
+        assert_eq!(
+            event_details(&json!({"release": null, "tags": [["sentry:release", "r9"]]}), false).release.as_deref(),
+            Some("r9")
+        );
+        assert_eq!(
+            event_details(&json!({"tags": {"release": "r10"}}), false).release.as_deref(),
+            Some("r10")
+        );
+    }
+
+    #[test]
+    fn odd_shapes_never_panic() {
+        let odd = [
+            json!(null),
+            json!([1, 2]),
+            json!("event"),
+            json!({"request": "GET /", "exception": 5, "breadcrumbs": "x", "release": 3, "tags": 1}),
+            json!({"request": {"url": 1, "method": []}, "exception": {"values": [null, {"stacktrace": 1}]}}),
+            json!({"exception": [{"stacktrace": {"frames": [null, 1, {"lineno": -1}, {"lineno": 1e300}]}}]}),
+            json!({"breadcrumbs": {"values": [{"timestamp": 1e300}, {"timestamp": -1e20}, {"timestamp": null, "data": [1]}]}}),
+            json!({"stacktrace": {"frames": {}}, "threads": [1], "sentry.interfaces.Http": {"query_string": [[1, 2], []]}}),
+        ];
+        for ev in odd {
+            let _ = event_details(&ev, false);
+            let _ = scrubbed(&ev, false);
+        }
+        for text in ["", "@", "@@a.b", "a@", ":::", "1.2.3.", "=", "token=", "token:", "Bearer", "Bearer ",
+            "é@ü.com", "ключ token=значение", "4111 ", "::1", "\u{0}@\u{0}.co"] {
+            let _ = scrub_text(text, false);
+        }
+        // Deep nesting built in code (beyond what serde_json would parse) is bounded.
+        let mut deep = json!("x");
+        for _ in 0..300 {
+            deep = json!([deep]);
+        }
+        let _ = scrubbed(&deep, false);
+        assert_eq!(scrub_text("ключ token=значение x", true), "ключ token=[REDACTED] x");
+    }
+}

@@ -1,0 +1,1317 @@
+//! Message templates (minijinja), with per-deployment overrides from `routing.yaml`.
+//!
+//! Five outputs are rendered from a [`Notification`]: Slack text (mrkdwn), email subject, email
+//! text, email HTML and the PagerDuty summary. Each has a built-in default covering every
+//! [`NotificationKind`](super::NotificationKind); `routing.yaml` may replace any of them.
+//!
+//! Rules the renderer enforces whatever a template says:
+//! - user data is escaped for its medium: HTML autoescape in `email_html`, Slack's `&`, `<`, `>`
+//!   escaping in `slack_text` (so a title containing `<!channel>` cannot ping a whole channel);
+//! - the email subject is one line and starts with `[SEVERITY]`;
+//! - the PagerDuty summary is one line of at most 1024 bytes;
+//! - rendering never panics or fails: an override that errors at runtime falls back to the
+//!   default (with a warning), and a failing default falls back to the notification headline.
+//!
+//! Overrides are checked when the configuration loads: a syntax error, or an error while rendering
+//! a fully populated sample notification of every kind (unknown variable, bad filter use), is a
+//! [`TemplateError`] naming the template.
+//!
+//! # Template variables
+//! Every [`Notification`] field, by its name: `kind` (`opened`, `severity_raised`, `escalation`,
+//! `acknowledged`, `resolved`, `post_mortem`, `count_update`, `test`), `incident_id`,
+//! `dedup_key`, `severity`, `state`, `title`, `project`, `environment`, `level`, `culprit`,
+//! `event_count`, `first_seen`, `last_seen`, `rule`, `sentry_rule`, `release`, `request`,
+//! `top_frame`, `breadcrumbs` (list of `timestamp`, `category`, `level`, `message`), `metric`,
+//! `sentry_url`, `incident_url`, `ack_url`, `acknowledged_by`, `acknowledged_at`, `resolved_by`,
+//! `resolved_at`, `waited_minutes`, `post_mortem` (`opened_at`, `acknowledged_at`, `resolved_at`,
+//! `time_to_acknowledge`, `time_to_resolve`, `acknowledged_by`, `escalations_fired`,
+//! `root_cause`, or none). Absent values are `none` and print as nothing.
+//!
+//! Computed for convenience:
+//! - `severity_upper` (`CRITICAL`), `headline` (`[CRITICAL] title (project)`),
+//!   `kind_label` (`New incident`, `Escalation`, ...), `severity_color` (hex, for HTML);
+//! - `is_open`: not yet acknowledged or resolved;
+//! - `ack_link`: `ack_url` while the incident is open and the message is not itself an
+//!   acknowledgement / resolution / post-mortem, otherwise none: use it for Acknowledge buttons;
+//! - `event_count_text` (`1 event`, `12,345 events`), `waited_text` (`15 min`, `1 h 5 min`);
+//! - `show_details`: true for the kinds that describe the failure (opened, severity_raised,
+//!   escalation, count_update, test);
+//! - `pm`: post-mortem figures, always present: `post_mortem` when given, otherwise derived
+//!   from the top-level times (`opened_at`, `acknowledged_at`, `acknowledged_by`,
+//!   `resolved_at`, `time_to_acknowledge`, `time_to_resolve`, `escalations_fired`,
+//!   `root_cause`).
+//!
+//! Filters beyond minijinja's builtins: `datetime` (RFC 3339 → `2026-11-29 08:02:13 UTC`, or a
+//! chrono format: `datetime("%H:%M:%S")`) and `truncate(n)` (characters, marks the cut with `…`).
+//! Templates may `{% include "default/slack_text" %}` (likewise `default/email_subject`,
+//! `default/email_text`, `default/email_html`, `default/pagerduty_summary`).
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
+use serde::Serialize;
+
+use super::message::{Breadcrumb, PostMortem};
+use super::{Notification, NotificationKind};
+
+/// PagerDuty Events v2 rejects summaries longer than this.
+pub const PAGERDUTY_SUMMARY_MAX: usize = 1024;
+/// Slack truncates `text` at 40,000 characters; stay clear of it.
+const SLACK_TEXT_MAX: usize = 39_000;
+const EMAIL_SUBJECT_MAX: usize = 250;
+/// Guards mail servers and the outbox against a runaway override.
+const BODY_MAX: usize = 1_000_000;
+
+const SLACK_ESCAPE: &str = "slack";
+
+#[derive(Debug, Clone, Default)]
+pub struct TemplateOverrides {
+    pub slack_text: Option<String>,
+    pub email_subject: Option<String>,
+    pub email_text: Option<String>,
+    pub email_html: Option<String>,
+    pub pagerduty_summary: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {message}")]
+pub struct TemplateError {
+    pub name: String,
+    pub message: String,
+}
+
+/// The five rendered outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    SlackText,
+    EmailSubject,
+    EmailText,
+    EmailHtml,
+    PagerDutySummary,
+}
+
+impl Output {
+    const ALL: [Output; 5] = [
+        Output::SlackText,
+        Output::EmailSubject,
+        Output::EmailText,
+        Output::EmailHtml,
+        Output::PagerDutySummary,
+    ];
+
+    /// The override's name, as the key in `routing.yaml`'s `templates:` section.
+    fn name(self) -> &'static str {
+        match self {
+            Output::SlackText => "slack_text",
+            Output::EmailSubject => "email_subject",
+            Output::EmailText => "email_text",
+            Output::EmailHtml => "email_html",
+            Output::PagerDutySummary => "pagerduty_summary",
+        }
+    }
+
+    fn default_name(self) -> &'static str {
+        match self {
+            Output::SlackText => "default/slack_text",
+            Output::EmailSubject => "default/email_subject",
+            Output::EmailText => "default/email_text",
+            Output::EmailHtml => "default/email_html",
+            Output::PagerDutySummary => "default/pagerduty_summary",
+        }
+    }
+
+    fn default_source(self) -> &'static str {
+        match self {
+            Output::SlackText => DEFAULT_SLACK_TEXT,
+            Output::EmailSubject => DEFAULT_EMAIL_SUBJECT,
+            Output::EmailText => DEFAULT_EMAIL_TEXT,
+            Output::EmailHtml => DEFAULT_EMAIL_HTML,
+            Output::PagerDutySummary => DEFAULT_PAGERDUTY_SUMMARY,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Output::SlackText => 0,
+            Output::EmailSubject => 1,
+            Output::EmailText => 2,
+            Output::EmailHtml => 3,
+            Output::PagerDutySummary => 4,
+        }
+    }
+}
+
+/// Compiled templates: the defaults plus any overrides. Cheap to clone.
+#[derive(Clone)]
+pub struct Templates {
+    env: Arc<Environment<'static>>,
+    overridden: [bool; 5],
+}
+
+impl fmt::Debug for Templates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let overrides: Vec<&str> = Output::ALL
+            .iter()
+            .filter(|o| self.overridden[o.index()])
+            .map(|o| o.name())
+            .collect();
+        f.debug_struct("Templates").field("overrides", &overrides).finish()
+    }
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::defaults()
+    }
+}
+
+impl Templates {
+    /// Compiles the defaults plus the overrides, validating each override (see module docs).
+    pub fn new(overrides: &TemplateOverrides) -> Result<Self, TemplateError> {
+        let mut env = base_environment();
+        let mut overridden = [false; 5];
+        for output in Output::ALL {
+            let source = match output {
+                Output::SlackText => &overrides.slack_text,
+                Output::EmailSubject => &overrides.email_subject,
+                Output::EmailText => &overrides.email_text,
+                Output::EmailHtml => &overrides.email_html,
+                Output::PagerDutySummary => &overrides.pagerduty_summary,
+            };
+            let Some(source) = source else { continue };
+            let err = |message: String| TemplateError {
+                name: output.name().to_string(),
+                message,
+            };
+            if source.trim().is_empty() {
+                return Err(err(
+                    "is empty; remove the key to use the default".to_string(),
+                ));
+            }
+            env.add_template_owned(output.name(), source.clone())
+                .map_err(|e| err(describe(&e)))?;
+            overridden[output.index()] = true;
+        }
+        let templates = Self {
+            env: Arc::new(env),
+            overridden,
+        };
+        for output in Output::ALL {
+            if !templates.overridden[output.index()] {
+                continue;
+            }
+            for kind in ALL_KINDS {
+                let sample = sample_notification(kind);
+                let rendered = templates
+                    .try_render(output.name(), &sample)
+                    .map_err(|e| TemplateError {
+                        name: output.name().to_string(),
+                        message: format!(
+                            "fails on a sample `{}` notification: {}",
+                            kind.as_str(),
+                            describe(&e)
+                        ),
+                    })?;
+                if rendered.trim().is_empty() {
+                    return Err(TemplateError {
+                        name: output.name().to_string(),
+                        message: format!(
+                            "renders nothing for a sample `{}` notification",
+                            kind.as_str()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(templates)
+    }
+
+    /// The built-in templates only.
+    pub fn defaults() -> Self {
+        Self {
+            env: Arc::new(base_environment()),
+            overridden: [false; 5],
+        }
+    }
+
+    /// True when `routing.yaml` overrides this output (`slack_text`, `email_subject`, ...).
+    pub fn is_overridden(&self, name: &str) -> bool {
+        Output::ALL
+            .iter()
+            .any(|o| o.name() == name && self.overridden[o.index()])
+    }
+
+    /// Slack mrkdwn text (user data escaped for Slack).
+    pub fn slack_text(&self, n: &Notification) -> String {
+        let s = self.render(Output::SlackText, n);
+        clip_bytes(s.trim_end(), SLACK_TEXT_MAX)
+    }
+
+    /// One line, always starting with `[SEVERITY]`.
+    pub fn email_subject(&self, n: &Notification) -> String {
+        let rendered = one_line(&self.render(Output::EmailSubject, n));
+        let prefix = format!("[{}]", severity_upper(n));
+        let subject = if rendered.starts_with(&prefix) {
+            rendered
+        } else if rendered.is_empty() {
+            format!("{prefix} {}", one_line(&n.title))
+        } else {
+            format!("{prefix} {rendered}")
+        };
+        clip_bytes(&subject, EMAIL_SUBJECT_MAX)
+    }
+
+    pub fn email_text(&self, n: &Notification) -> String {
+        clip_bytes(&self.render(Output::EmailText, n), BODY_MAX)
+    }
+
+    /// HTML body; user data is autoescaped.
+    pub fn email_html(&self, n: &Notification) -> String {
+        clip_bytes(&self.render(Output::EmailHtml, n), BODY_MAX)
+    }
+
+    /// One line of at most [`PAGERDUTY_SUMMARY_MAX`] bytes.
+    pub fn pagerduty_summary(&self, n: &Notification) -> String {
+        let s = one_line(&self.render(Output::PagerDutySummary, n));
+        let s = if s.is_empty() { one_line(&n.headline()) } else { s };
+        clip_bytes(&s, PAGERDUTY_SUMMARY_MAX)
+    }
+
+    fn render(&self, output: Output, n: &Notification) -> String {
+        if self.overridden[output.index()] {
+            match self.try_render(output.name(), n) {
+                Ok(s) if !s.trim().is_empty() => return s,
+                Ok(_) => tracing::warn!(
+                    template = output.name(),
+                    incident_id = n.incident_id,
+                    kind = n.kind.as_str(),
+                    "template override rendered nothing; using the default template"
+                ),
+                Err(e) => tracing::warn!(
+                    template = output.name(),
+                    incident_id = n.incident_id,
+                    kind = n.kind.as_str(),
+                    error = %describe(&e),
+                    "template override failed to render; using the default template"
+                ),
+            }
+        }
+        match self.try_render(output.default_name(), n) {
+            Ok(s) if !s.trim().is_empty() => s,
+            result => {
+                // Only reachable through a bug in the defaults; tests render every kind.
+                let error = result.err().map(|e| describe(&e)).unwrap_or_default();
+                tracing::error!(
+                    template = output.default_name(),
+                    incident_id = n.incident_id,
+                    error = %error,
+                    "default template failed; sending the bare headline"
+                );
+                plain_fallback(output, n)
+            }
+        }
+    }
+
+    fn try_render(&self, name: &str, n: &Notification) -> Result<String, Error> {
+        let ctx = Context::new(n);
+        self.env.get_template(name)?.render(&ctx)
+    }
+}
+
+fn describe(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        let _ = write!(s, ": {inner}");
+        source = inner.source();
+    }
+    s
+}
+
+fn plain_fallback(output: Output, n: &Notification) -> String {
+    match output {
+        Output::EmailSubject | Output::PagerDutySummary => n.headline(),
+        Output::SlackText => format!(
+            "{}\n{}",
+            slack_escape(&n.headline()),
+            slack_escape(&n.incident_url)
+        ),
+        Output::EmailText => {
+            let mut s = format!("{}\n\nIncident: {}\n", n.headline(), n.incident_url);
+            if let Some(url) = &n.ack_url {
+                let _ = writeln!(s, "Acknowledge: {url}");
+            }
+            s
+        }
+        Output::EmailHtml => format!(
+            "<p>{}</p><p><a href=\"{}\">Incident</a></p>",
+            html_escape(&n.headline()),
+            html_escape(&n.incident_url)
+        ),
+    }
+}
+
+fn base_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    // Printing an unknown variable is an error (so an override's typo is caught at load time),
+    // while `{% if maybe %}` on an unknown one stays false.
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with("email_html") {
+            AutoEscape::Html
+        } else if name.ends_with("slack_text") {
+            AutoEscape::Custom(SLACK_ESCAPE)
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_formatter(format_value);
+    env.add_filter("datetime", datetime_filter);
+    env.add_filter("truncate", truncate_filter);
+    for output in Output::ALL {
+        if let Err(e) = env.add_template(output.default_name(), output.default_source()) {
+            // Compile-time constants; a failure is a bug caught by the tests, and rendering then
+            // falls back to the headline rather than taking the service down.
+            tracing::error!(template = output.default_name(), error = %describe(&e), "default template does not compile");
+        }
+    }
+    env
+}
+
+fn format_value(out: &mut minijinja::Output, state: &State, value: &Value) -> Result<(), Error> {
+    // `none` prints as nothing: optional fields are common and "none" in a page is noise.
+    if value.is_none() || value.is_undefined() {
+        return Ok(());
+    }
+    if state.auto_escape() == AutoEscape::Custom(SLACK_ESCAPE) {
+        let text = if value.is_safe() {
+            value.as_str().map(str::to_string).unwrap_or_default()
+        } else {
+            slack_escape(&value.to_string())
+        };
+        return out.write_str(&text).map_err(Error::from);
+    }
+    minijinja::escape_formatter(out, state, value)
+}
+
+/// Slack's required escaping: without it `<!channel>` or `<https://evil|Sentry>` in an error
+/// message would become a mention or a disguised link.
+pub fn slack_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn datetime_filter(value: &Value, format: Option<String>) -> Result<String, Error> {
+    if value.is_none() || value.is_undefined() {
+        return Ok(String::new());
+    }
+    let raw = value.to_string();
+    let Ok(dt) = DateTime::parse_from_rfc3339(&raw) else {
+        return Ok(raw);
+    };
+    let dt = dt.with_timezone(&Utc);
+    let mut out = String::new();
+    let fmt = format.as_deref().unwrap_or("%Y-%m-%d %H:%M:%S UTC");
+    // `write!` reports an invalid format as an error; `to_string()` would panic.
+    write!(out, "{}", dt.format(fmt)).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("invalid datetime format {fmt:?}"),
+        )
+    })?;
+    Ok(out)
+}
+
+fn truncate_filter(value: &Value, length: Option<usize>) -> String {
+    if value.is_none() || value.is_undefined() {
+        return String::new();
+    }
+    clip_chars(&value.to_string(), length.unwrap_or(255))
+}
+
+fn clip_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// At most `max` bytes, cut on a char boundary, the cut marked with `…` (counted in the limit).
+fn clip_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", s.get(..end).unwrap_or(""))
+}
+
+/// Collapses all whitespace (including CR/LF, which would otherwise split a mail header) to
+/// single spaces.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn severity_upper(n: &Notification) -> String {
+    let s = n.severity.trim();
+    if s.is_empty() {
+        "UNCLASSIFIED".to_string()
+    } else {
+        one_line(s).to_uppercase()
+    }
+}
+
+fn kind_label(kind: NotificationKind) -> &'static str {
+    match kind {
+        NotificationKind::Opened => "New incident",
+        NotificationKind::SeverityRaised => "Severity raised",
+        NotificationKind::Escalation => "Escalation",
+        NotificationKind::Acknowledged => "Acknowledged",
+        NotificationKind::Resolved => "Resolved",
+        NotificationKind::PostMortem => "Post-mortem",
+        NotificationKind::CountUpdate => "Update",
+        NotificationKind::Test => "Test alert",
+    }
+}
+
+fn severity_color(severity: &str) -> &'static str {
+    match severity.trim().to_ascii_lowercase().as_str() {
+        "critical" => "#d1242f",
+        "high" => "#e36209",
+        "medium" => "#bf8700",
+        _ => "#6e7781",
+    }
+}
+
+/// `45s`, `4m 10s`, `1h 5m`, `2d 3h`.
+pub fn human_duration(d: ChronoDuration) -> String {
+    let secs = d.num_seconds().max(0);
+    let (days, hours, mins, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {mins}m")
+    } else if mins > 0 {
+        format!("{mins}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn waited_text(minutes: i64) -> String {
+    let minutes = minutes.max(0);
+    if minutes >= 60 {
+        let (h, m) = (minutes / 60, minutes % 60);
+        if m == 0 {
+            format!("{h} h")
+        } else {
+            format!("{h} h {m} min")
+        }
+    } else {
+        format!("{minutes} min")
+    }
+}
+
+/// `12,345 events`.
+fn event_count_text(count: i64) -> String {
+    let digits = count.unsigned_abs().to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if count < 0 { "-" } else { "" };
+    let noun = if count == 1 { "event" } else { "events" };
+    format!("{sign}{grouped} {noun}")
+}
+
+#[derive(Serialize)]
+struct PmView {
+    opened_at: DateTime<Utc>,
+    acknowledged_at: Option<DateTime<Utc>>,
+    acknowledged_by: Option<String>,
+    resolved_at: Option<DateTime<Utc>>,
+    time_to_acknowledge: Option<String>,
+    time_to_resolve: Option<String>,
+    escalations_fired: i64,
+    root_cause: Option<String>,
+}
+
+impl PmView {
+    fn new(n: &Notification) -> Self {
+        if let Some(pm) = &n.post_mortem {
+            return Self {
+                opened_at: pm.opened_at,
+                acknowledged_at: pm.acknowledged_at,
+                acknowledged_by: pm.acknowledged_by.clone(),
+                resolved_at: Some(pm.resolved_at),
+                time_to_acknowledge: pm.time_to_acknowledge.clone(),
+                time_to_resolve: Some(pm.time_to_resolve.clone()),
+                escalations_fired: pm.escalations_fired,
+                root_cause: pm.root_cause.clone(),
+            };
+        }
+        let opened = n.first_seen;
+        Self {
+            opened_at: opened,
+            acknowledged_at: n.acknowledged_at,
+            acknowledged_by: n.acknowledged_by.clone(),
+            resolved_at: n.resolved_at,
+            time_to_acknowledge: n.acknowledged_at.map(|t| human_duration(t - opened)),
+            time_to_resolve: n.resolved_at.map(|t| human_duration(t - opened)),
+            escalations_fired: 0,
+            root_cause: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    #[serde(flatten)]
+    n: &'a Notification,
+    severity_upper: String,
+    headline: String,
+    kind_label: &'static str,
+    severity_color: &'static str,
+    is_open: bool,
+    ack_link: Option<&'a str>,
+    event_count_text: String,
+    waited_text: Option<String>,
+    show_details: bool,
+    pm: PmView,
+}
+
+impl<'a> Context<'a> {
+    fn new(n: &'a Notification) -> Self {
+        let state = n.state.to_ascii_lowercase();
+        let is_open = n.acknowledged_at.is_none()
+            && n.resolved_at.is_none()
+            && state != "acknowledged"
+            && state != "resolved";
+        let closing_kind = matches!(
+            n.kind,
+            NotificationKind::Acknowledged | NotificationKind::Resolved | NotificationKind::PostMortem
+        );
+        let ack_link = n
+            .ack_url
+            .as_deref()
+            .filter(|u| is_open && !closing_kind && !u.trim().is_empty());
+        Self {
+            severity_upper: severity_upper(n),
+            headline: n.headline(),
+            kind_label: kind_label(n.kind),
+            severity_color: severity_color(&n.severity),
+            is_open,
+            ack_link,
+            event_count_text: event_count_text(n.event_count),
+            waited_text: n.waited_minutes.map(waited_text),
+            show_details: matches!(
+                n.kind,
+                NotificationKind::Opened
+                    | NotificationKind::SeverityRaised
+                    | NotificationKind::Escalation
+                    | NotificationKind::CountUpdate
+                    | NotificationKind::Test
+            ),
+            pm: PmView::new(n),
+            n,
+        }
+    }
+}
+
+const ALL_KINDS: [NotificationKind; 8] = [
+    NotificationKind::Opened,
+    NotificationKind::SeverityRaised,
+    NotificationKind::Escalation,
+    NotificationKind::Acknowledged,
+    NotificationKind::Resolved,
+    NotificationKind::PostMortem,
+    NotificationKind::CountUpdate,
+    NotificationKind::Test,
+];
+
+/// A notification with every optional field set, used to validate overrides at load time.
+fn sample_notification(kind: NotificationKind) -> Notification {
+    let at = |h: u32, m: u32, s: u32| {
+        Utc.with_ymd_and_hms(2026, 11, 29, h, m, s)
+            .single()
+            .unwrap_or_else(Utc::now)
+    };
+    Notification {
+        kind,
+        incident_id: 42,
+        dedup_key: "paiid-alerts-42-1".to_string(),
+        severity: "critical".to_string(),
+        state: "triggered".to_string(),
+        title: "ZeroDivisionError: division by zero".to_string(),
+        project: Some("paiid-backend".to_string()),
+        environment: Some("production".to_string()),
+        level: Some("error".to_string()),
+        culprit: Some("app.routers.orders in place_order".to_string()),
+        event_count: 1234,
+        first_seen: at(8, 0, 0),
+        last_seen: at(8, 4, 10),
+        rule: Some("critical-production-errors".to_string()),
+        sentry_rule: Some("Errors in production".to_string()),
+        release: Some("paiid-backend@1.4.2".to_string()),
+        request: Some("POST https://api.paiid.ai/orders".to_string()),
+        top_frame: Some("app/routers/orders.py in place_order at line 42".to_string()),
+        breadcrumbs: vec![Breadcrumb {
+            timestamp: Some("2026-11-29T08:00:00.000Z".to_string()),
+            category: Some("trading".to_string()),
+            level: Some("info".to_string()),
+            message: "order submitted (symbol=AAPL, qty=100)".to_string(),
+        }],
+        metric: Some("2450 ms".to_string()),
+        sentry_url: Some("https://sentry.io/organizations/paiid/issues/1/".to_string()),
+        incident_url: "https://alerts.paiid.ai/incidents/42".to_string(),
+        ack_url: Some("https://alerts.paiid.ai/ack/token".to_string()),
+        acknowledged_by: Some("alice".to_string()),
+        acknowledged_at: Some(at(8, 4, 10)),
+        resolved_by: Some("bob".to_string()),
+        resolved_at: Some(at(8, 30, 0)),
+        waited_minutes: Some(15),
+        post_mortem: Some(PostMortem {
+            opened_at: at(8, 0, 0),
+            acknowledged_at: Some(at(8, 4, 10)),
+            resolved_at: at(8, 30, 0),
+            time_to_acknowledge: Some("4m 10s".to_string()),
+            time_to_resolve: "30m 0s".to_string(),
+            acknowledged_by: Some("alice".to_string()),
+            escalations_fired: 1,
+            root_cause: Some("Broker API returned zero quantity".to_string()),
+        }),
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Default templates. Block tags sit on their own lines (trim_blocks/lstrip_blocks remove them);
+// an inline `{% endif +%}` at the end of a line keeps that line's newline.
+// ----------------------------------------------------------------------------------------------
+
+const DEFAULT_SLACK_TEXT: &str = r#"{% if kind == "escalation" %}
+:mega: *ESCALATION · [{{ severity_upper }}] {{ title }}*
+Not acknowledged after *{{ waited_text or "the escalation window" }}*: escalating to the secondary contacts.
+{% elif kind == "severity_raised" %}
+:arrow_double_up: *Severity raised to {{ severity_upper }} · {{ title }}*
+{% elif kind == "acknowledged" %}
+:white_check_mark: *Acknowledged · [{{ severity_upper }}] {{ title }}*
+Acknowledged by *{{ acknowledged_by or "unknown" }}*{% if acknowledged_at %} at {{ acknowledged_at|datetime }}{% endif %}{% if pm.time_to_acknowledge %} ({{ pm.time_to_acknowledge }} after opening){% endif +%}
+{% elif kind == "resolved" %}
+:large_green_circle: *Resolved · [{{ severity_upper }}] {{ title }}*
+Resolved{% if resolved_by %} by *{{ resolved_by }}*{% endif %}{% if resolved_at %} at {{ resolved_at|datetime }}{% endif %}{% if pm.time_to_resolve %} after {{ pm.time_to_resolve }}{% endif +%}
+{% elif kind == "post_mortem" %}
+:memo: *Post-mortem · [{{ severity_upper }}] {{ title }}*
+{% elif kind == "test" %}
+:test_tube: *Test alert · [{{ severity_upper }}] {{ title }}*
+_This is a test sent by paiid-alerts; no action is needed._
+{% else %}
+:rotating_light: *[{{ severity_upper }}] {{ title }}*
+{% endif %}
+{% if kind == "post_mortem" %}
+• *Opened:* {{ pm.opened_at|datetime }}
+{% if pm.acknowledged_at %}
+• *Acknowledged:* {{ pm.acknowledged_at|datetime }} by {{ pm.acknowledged_by or "unknown" }} · time to acknowledge *{{ pm.time_to_acknowledge or "n/a" }}*
+{% else %}
+• *Acknowledged:* never
+{% endif %}
+• *Resolved:* {{ pm.resolved_at|datetime }}{% if resolved_by %} by {{ resolved_by }}{% endif %} · time to resolve *{{ pm.time_to_resolve or "n/a" }}*
+• *Escalations fired:* {{ pm.escalations_fired }}
+• *Events:* {{ event_count_text }}
+• *Root cause:* {{ pm.root_cause or "not recorded" }}
+{% elif show_details %}
+*Project:* {{ project or "-" }} · *Environment:* {{ environment or "-" }} · *Level:* {{ level or "-" }}
+{% if culprit %}
+*Culprit:* `{{ culprit }}`
+{% endif %}
+*Events:* {{ event_count_text }} · first seen {{ first_seen|datetime }} · last seen {{ last_seen|datetime }}
+{% if metric %}
+*Metric:* {{ metric }}
+{% endif %}
+{% if rule or sentry_rule %}
+*Rule:* {{ rule or "-" }}{% if sentry_rule %} (Sentry rule: {{ sentry_rule }}){% endif +%}
+{% endif %}
+{% if release %}
+*Release:* `{{ release }}`
+{% endif %}
+{% if request %}
+*Request:* `{{ request }}`
+{% endif %}
+{% if top_frame %}
+*Top frame:* `{{ top_frame }}`
+{% endif %}
+{% if breadcrumbs %}
+*Last breadcrumbs:*
+{% for b in breadcrumbs %}
+> {% if b.timestamp %}`{{ b.timestamp|datetime("%H:%M:%S") }}` {% endif %}{% if b.category %}[{{ b.category }}] {% endif %}{{ b.message }}
+{% endfor %}
+{% endif %}
+{% endif %}
+{% if sentry_url %}
+<{{ sentry_url }}|Open in Sentry> · <{{ incident_url }}|Incident #{{ incident_id }}>
+{% else %}
+<{{ incident_url }}|Incident #{{ incident_id }}>
+{% endif %}
+{% if ack_link %}
+:point_right: *<{{ ack_link }}|Acknowledge>*
+{% endif %}
+"#;
+
+const DEFAULT_EMAIL_SUBJECT: &str = r#"[{{ severity_upper }}] {% if kind == "escalation" %}ESCALATION, unacknowledged for {{ waited_text or "too long" }}: {% elif kind == "severity_raised" %}Severity raised: {% elif kind == "acknowledged" %}Acknowledged: {% elif kind == "resolved" %}Resolved: {% elif kind == "post_mortem" %}Post-mortem: {% elif kind == "test" %}Test alert: {% endif %}{{ title }}{% if project %} ({{ project }}){% endif %} #{{ incident_id }}"#;
+
+const DEFAULT_EMAIL_TEXT: &str = r#"{% if kind == "escalation" %}
+ESCALATION: [{{ severity_upper }}] {{ title }}
+
+Nobody acknowledged this incident within {{ waited_text or "the escalation window" }}. You are receiving it as a secondary contact.
+{% elif kind == "severity_raised" %}
+Severity raised to {{ severity_upper }}: {{ title }}
+{% elif kind == "acknowledged" %}
+Acknowledged: [{{ severity_upper }}] {{ title }}
+
+Acknowledged by {{ acknowledged_by or "unknown" }}{% if acknowledged_at %} at {{ acknowledged_at|datetime }}{% endif %}{% if pm.time_to_acknowledge %}, {{ pm.time_to_acknowledge }} after opening{% endif %}.
+{% elif kind == "resolved" %}
+Resolved: [{{ severity_upper }}] {{ title }}
+
+Resolved{% if resolved_by %} by {{ resolved_by }}{% endif %}{% if resolved_at %} at {{ resolved_at|datetime }}{% endif %}{% if pm.time_to_resolve %}, {{ pm.time_to_resolve }} after opening{% endif %}.
+{% elif kind == "post_mortem" %}
+Post-mortem: [{{ severity_upper }}] {{ title }}
+{% elif kind == "test" %}
+Test alert: [{{ severity_upper }}] {{ title }}
+
+This is a test sent by paiid-alerts; no action is needed.
+{% else %}
+[{{ severity_upper }}] {{ title }}
+{% endif %}
+
+{% if kind == "post_mortem" %}
+Opened:               {{ pm.opened_at|datetime }}
+{% if pm.acknowledged_at %}
+Acknowledged:         {{ pm.acknowledged_at|datetime }} by {{ pm.acknowledged_by or "unknown" }}
+Time to acknowledge:  {{ pm.time_to_acknowledge or "n/a" }}
+{% else %}
+Acknowledged:         never
+{% endif %}
+Resolved:             {{ pm.resolved_at|datetime }}{% if resolved_by %} by {{ resolved_by }}{% endif +%}
+Time to resolve:      {{ pm.time_to_resolve or "n/a" }}
+Escalations fired:    {{ pm.escalations_fired }}
+Events:               {{ event_count_text }}
+Root cause:           {{ pm.root_cause or "not recorded" }}
+
+{% elif show_details %}
+Project:      {{ project or "-" }}
+Environment:  {{ environment or "-" }}
+Level:        {{ level or "-" }}
+{% if culprit %}
+Culprit:      {{ culprit }}
+{% endif %}
+Events:       {{ event_count_text }} (first seen {{ first_seen|datetime }}, last seen {{ last_seen|datetime }})
+{% if metric %}
+Metric:       {{ metric }}
+{% endif %}
+{% if rule or sentry_rule %}
+Rule:         {{ rule or "-" }}{% if sentry_rule %} (Sentry rule: {{ sentry_rule }}){% endif +%}
+{% endif %}
+{% if release %}
+Release:      {{ release }}
+{% endif %}
+{% if request %}
+Request:      {{ request }}
+{% endif %}
+{% if top_frame %}
+Top frame:    {{ top_frame }}
+{% endif %}
+{% if breadcrumbs %}
+
+Last breadcrumbs:
+{% for b in breadcrumbs %}
+  {% if b.timestamp %}{{ b.timestamp|datetime("%H:%M:%S") }} {% endif %}{% if b.category %}[{{ b.category }}] {% endif %}{{ b.message }}
+{% endfor %}
+{% endif %}
+
+{% endif %}
+{% if ack_link %}
+Acknowledge:  {{ ack_link }}
+{% endif %}
+Incident:     {{ incident_url }}
+{% if sentry_url %}
+Sentry:       {{ sentry_url }}
+{% endif %}
+
+--
+paiid-alerts · incident #{{ incident_id }} · {{ kind_label }} · state {{ state }}
+"#;
+
+const DEFAULT_EMAIL_HTML: &str = r#"<!DOCTYPE html>
+<html>
+<head><meta charset="utf-8"><title>{{ headline }}</title></head>
+<body style="margin:0;padding:16px;font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:14px;color:#1f2328;">
+<div style="border-left:6px solid {{ severity_color }};padding:4px 16px;">
+<p style="margin:0;font-size:12px;color:#59636e;text-transform:uppercase;letter-spacing:.05em;">{{ kind_label }} · {{ severity_upper }}</p>
+<h2 style="margin:4px 0 12px 0;font-size:18px;">{{ title }}</h2>
+{% if kind == "escalation" %}
+<p style="margin:0 0 12px 0;"><strong>Escalation:</strong> nobody acknowledged this incident within {{ waited_text or "the escalation window" }}. You are receiving it as a secondary contact.</p>
+{% elif kind == "severity_raised" %}
+<p style="margin:0 0 12px 0;">Severity raised to <strong>{{ severity_upper }}</strong>.</p>
+{% elif kind == "acknowledged" %}
+<p style="margin:0 0 12px 0;">Acknowledged by <strong>{{ acknowledged_by or "unknown" }}</strong>{% if acknowledged_at %} at {{ acknowledged_at|datetime }}{% endif %}{% if pm.time_to_acknowledge %}, {{ pm.time_to_acknowledge }} after opening{% endif %}.</p>
+{% elif kind == "resolved" %}
+<p style="margin:0 0 12px 0;">Resolved{% if resolved_by %} by <strong>{{ resolved_by }}</strong>{% endif %}{% if resolved_at %} at {{ resolved_at|datetime }}{% endif %}{% if pm.time_to_resolve %}, {{ pm.time_to_resolve }} after opening{% endif %}.</p>
+{% elif kind == "test" %}
+<p style="margin:0 0 12px 0;">This is a test sent by paiid-alerts; no action is needed.</p>
+{% endif %}
+<table cellpadding="4" cellspacing="0" style="border-collapse:collapse;">
+{% if kind == "post_mortem" %}
+<tr><td style="color:#59636e;">Opened</td><td>{{ pm.opened_at|datetime }}</td></tr>
+{% if pm.acknowledged_at %}
+<tr><td style="color:#59636e;">Acknowledged</td><td>{{ pm.acknowledged_at|datetime }} by {{ pm.acknowledged_by or "unknown" }}</td></tr>
+<tr><td style="color:#59636e;">Time to acknowledge</td><td>{{ pm.time_to_acknowledge or "n/a" }}</td></tr>
+{% else %}
+<tr><td style="color:#59636e;">Acknowledged</td><td>never</td></tr>
+{% endif %}
+<tr><td style="color:#59636e;">Resolved</td><td>{{ pm.resolved_at|datetime }}{% if resolved_by %} by {{ resolved_by }}{% endif %}</td></tr>
+<tr><td style="color:#59636e;">Time to resolve</td><td>{{ pm.time_to_resolve or "n/a" }}</td></tr>
+<tr><td style="color:#59636e;">Escalations fired</td><td>{{ pm.escalations_fired }}</td></tr>
+<tr><td style="color:#59636e;">Events</td><td>{{ event_count_text }}</td></tr>
+<tr><td style="color:#59636e;">Root cause</td><td>{{ pm.root_cause or "not recorded" }}</td></tr>
+{% elif show_details %}
+<tr><td style="color:#59636e;">Project</td><td>{{ project or "-" }}</td></tr>
+<tr><td style="color:#59636e;">Environment</td><td>{{ environment or "-" }}</td></tr>
+<tr><td style="color:#59636e;">Level</td><td>{{ level or "-" }}</td></tr>
+{% if culprit %}
+<tr><td style="color:#59636e;">Culprit</td><td><code>{{ culprit }}</code></td></tr>
+{% endif %}
+<tr><td style="color:#59636e;">Events</td><td>{{ event_count_text }} (first seen {{ first_seen|datetime }}, last seen {{ last_seen|datetime }})</td></tr>
+{% if metric %}
+<tr><td style="color:#59636e;">Metric</td><td>{{ metric }}</td></tr>
+{% endif %}
+{% if rule or sentry_rule %}
+<tr><td style="color:#59636e;">Rule</td><td>{{ rule or "-" }}{% if sentry_rule %} (Sentry rule: {{ sentry_rule }}){% endif %}</td></tr>
+{% endif %}
+{% if release %}
+<tr><td style="color:#59636e;">Release</td><td><code>{{ release }}</code></td></tr>
+{% endif %}
+{% if request %}
+<tr><td style="color:#59636e;">Request</td><td><code>{{ request }}</code></td></tr>
+{% endif %}
+{% if top_frame %}
+<tr><td style="color:#59636e;">Top frame</td><td><code>{{ top_frame }}</code></td></tr>
+{% endif %}
+{% endif %}
+</table>
+{% if show_details and breadcrumbs %}
+<p style="margin:12px 0 4px 0;color:#59636e;">Last breadcrumbs</p>
+<ul style="margin:0;padding-left:20px;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;">
+{% for b in breadcrumbs %}
+<li>{% if b.timestamp %}{{ b.timestamp|datetime("%H:%M:%S") }} {% endif %}{% if b.category %}[{{ b.category }}] {% endif %}{{ b.message }}</li>
+{% endfor %}
+</ul>
+{% endif %}
+<p style="margin:16px 0;">
+{% if ack_link %}
+<a href="{{ ack_link }}" style="display:inline-block;padding:8px 16px;background:#1f883d;color:#ffffff;text-decoration:none;border-radius:6px;font-weight:600;">Acknowledge</a>
+{% endif %}
+<a href="{{ incident_url }}" style="display:inline-block;padding:8px 16px;color:#0969da;">Incident #{{ incident_id }}</a>
+{% if sentry_url %}
+<a href="{{ sentry_url }}" style="display:inline-block;padding:8px 16px;color:#0969da;">Open in Sentry</a>
+{% endif %}
+</p>
+</div>
+<p style="font-size:12px;color:#59636e;">paiid-alerts · incident #{{ incident_id }} · state {{ state }}</p>
+</body>
+</html>
+"#;
+
+const DEFAULT_PAGERDUTY_SUMMARY: &str = r#"[{{ severity_upper }}] {% if kind == "escalation" %}ESCALATION, unacknowledged for {{ waited_text or "too long" }}: {% elif kind == "test" %}TEST: {% endif %}{{ title }}{% if project %} ({{ project }}{% if environment %}/{{ environment }}{% endif %}){% endif %}{% if culprit %} in {{ culprit }}{% endif %}{% if metric %}, {{ metric }}{% endif %} · {{ event_count_text }}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(kind: NotificationKind) -> Notification {
+        let mut n = sample_notification(kind);
+        match kind {
+            NotificationKind::Acknowledged => {
+                n.state = "acknowledged".into();
+                n.resolved_at = None;
+                n.resolved_by = None;
+            }
+            NotificationKind::Resolved | NotificationKind::PostMortem => n.state = "resolved".into(),
+            _ => {
+                n.acknowledged_at = None;
+                n.acknowledged_by = None;
+                n.resolved_at = None;
+                n.resolved_by = None;
+            }
+        }
+        n
+    }
+
+    fn minimal(kind: NotificationKind) -> Notification {
+        let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        Notification {
+            kind,
+            incident_id: 7,
+            dedup_key: "paiid-alerts-7-1".into(),
+            severity: "high".into(),
+            state: "triggered".into(),
+            title: "Timeout".into(),
+            project: None,
+            environment: None,
+            level: None,
+            culprit: None,
+            event_count: 1,
+            first_seen: at,
+            last_seen: at,
+            rule: None,
+            sentry_rule: None,
+            release: None,
+            request: None,
+            top_frame: None,
+            breadcrumbs: vec![],
+            metric: None,
+            sentry_url: None,
+            incident_url: "http://localhost:8080/incidents/7".into(),
+            ack_url: None,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            waited_minutes: None,
+            post_mortem: None,
+        }
+    }
+
+    fn all(t: &Templates, n: &Notification) -> [String; 5] {
+        [
+            t.slack_text(n),
+            t.email_subject(n),
+            t.email_text(n),
+            t.email_html(n),
+            t.pagerduty_summary(n),
+        ]
+    }
+
+    #[test]
+    fn defaults_compile_and_render_every_kind_full_and_minimal() {
+        let env = base_environment();
+        for o in Output::ALL {
+            assert!(env.get_template(o.default_name()).is_ok(), "{}", o.default_name());
+        }
+        let t = Templates::defaults();
+        for kind in ALL_KINDS {
+            for n in [full(kind), minimal(kind)] {
+                for (i, out) in all(&t, &n).iter().enumerate() {
+                    // The defaults themselves must render (no fallback to the bare headline).
+                    let direct = t.try_render(Output::ALL[i].default_name(), &n);
+                    assert!(direct.is_ok(), "{kind:?} {:?}: {direct:?}", Output::ALL[i]);
+                    assert!(!out.trim().is_empty());
+                    assert!(!out.contains("none"), "{kind:?} {:?} prints none:\n{out}", Output::ALL[i]);
+                    assert!(!out.contains("\n\n\n"), "{kind:?} {:?} blank lines:\n{out}", Output::ALL[i]);
+                }
+                let subject = t.email_subject(&n);
+                assert!(subject.starts_with(&format!("[{}]", n.severity.to_uppercase())), "{subject}");
+                assert!(!subject.contains('\n'));
+            }
+        }
+    }
+
+    #[test]
+    fn opened_message_carries_everything() {
+        let t = Templates::defaults();
+        let n = full(NotificationKind::Opened);
+        for out in [t.slack_text(&n), t.email_text(&n), t.email_html(&n)] {
+            for needle in [
+                "CRITICAL",
+                "ZeroDivisionError: division by zero",
+                "paiid-backend",
+                "production",
+                "error",
+                "app.routers.orders in place_order",
+                "1,234 events",
+                "2026-11-29 08:00:00 UTC",
+                "2026-11-29 08:04:10 UTC",
+                "critical-production-errors",
+                "Errors in production",
+                "paiid-backend@1.4.2",
+                "POST https:",
+                "app",
+                "in place_order at line 42",
+                "[trading] order submitted (symbol=AAPL, qty=100)",
+                "08:00:00",
+                "2450 ms",
+                "sentry.io",
+                "alerts.paiid.ai",
+                "Acknowledge",
+            ] {
+                assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+            }
+            assert!(out.contains("https://alerts.paiid.ai/ack/token") || out.contains("https:&#x2f;&#x2f;alerts.paiid.ai&#x2f;ack&#x2f;token"), "{out}");
+        }
+        assert!(t.slack_text(&n).contains("<https://alerts.paiid.ai/ack/token|Acknowledge>"));
+        assert_eq!(
+            t.email_subject(&n),
+            "[CRITICAL] ZeroDivisionError: division by zero (paiid-backend) #42"
+        );
+    }
+
+    #[test]
+    fn ack_link_only_while_open() {
+        let t = Templates::defaults();
+        for kind in [NotificationKind::Acknowledged, NotificationKind::Resolved, NotificationKind::PostMortem] {
+            let n = full(kind);
+            for out in all(&t, &n) {
+                assert!(!out.contains("/ack/token"), "{kind:?}:\n{out}");
+            }
+        }
+        let mut n = full(NotificationKind::Escalation);
+        n.state = "acknowledged".into();
+        assert!(!t.slack_text(&n).contains("/ack/token"));
+        n.state = "triggered".into();
+        assert!(t.slack_text(&n).contains("/ack/token"));
+    }
+
+    #[test]
+    fn escalation_says_so_and_how_long() {
+        let t = Templates::defaults();
+        let mut n = full(NotificationKind::Escalation);
+        n.waited_minutes = Some(75);
+        for out in all(&t, &n) {
+            assert!(out.contains("ESCALATION") || out.contains("Escalation"), "{out}");
+            assert!(out.contains("1 h 15 min"), "{out}");
+        }
+        assert!(t.email_subject(&n).starts_with("[CRITICAL] ESCALATION, unacknowledged for 1 h 15 min: "));
+    }
+
+    #[test]
+    fn acknowledged_says_who_and_when() {
+        let t = Templates::defaults();
+        let n = full(NotificationKind::Acknowledged);
+        for out in [t.slack_text(&n), t.email_text(&n), t.email_html(&n)] {
+            assert!(out.contains("alice"), "{out}");
+            assert!(out.contains("2026-11-29 08:04:10 UTC"), "{out}");
+            assert!(out.contains("4m 10s"), "{out}");
+        }
+        assert!(t.email_subject(&n).starts_with("[CRITICAL] Acknowledged: "));
+    }
+
+    #[test]
+    fn post_mortem_has_all_figures() {
+        let t = Templates::defaults();
+        let n = full(NotificationKind::PostMortem);
+        for out in [t.slack_text(&n), t.email_text(&n), t.email_html(&n)] {
+            for needle in [
+                "Post-mortem",
+                "CRITICAL",
+                "ZeroDivisionError",
+                "2026-11-29 08:00:00 UTC",
+                "2026-11-29 08:04:10 UTC",
+                "2026-11-29 08:30:00 UTC",
+                "4m 10s",
+                "30m 0s",
+                "alice",
+                "Escalations fired",
+                "1,234 events",
+                "Broker API returned zero quantity",
+            ] {
+                assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+            }
+        }
+        // Without a PostMortem record the figures derive from the top-level times.
+        let mut n = minimal(NotificationKind::PostMortem);
+        n.resolved_at = Some(n.first_seen + ChronoDuration::seconds(3725));
+        n.state = "resolved".into();
+        let text = t.email_text(&n);
+        assert!(text.contains("1h 2m") && text.contains("never") && text.contains("not recorded"), "{text}");
+    }
+
+    #[test]
+    fn html_autoescapes_user_data() {
+        let t = Templates::defaults();
+        let mut n = full(NotificationKind::Opened);
+        n.title = "<script>alert('x')</script>".into();
+        n.culprit = Some("a & b <img src=x onerror=y>".into());
+        n.breadcrumbs[0].message = "<b>bold</b>".into();
+        let html = t.email_html(&n);
+        assert!(!html.contains("<script>") && !html.contains("<img") && !html.contains("<b>bold"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        // An override is escaped too.
+        let t = Templates::new(&TemplateOverrides {
+            email_html: Some("<p>{{ title }}</p>".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(t.email_html(&n), "<p>&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt;</p>");
+    }
+
+    #[test]
+    fn slack_escapes_user_data_but_not_its_own_markup() {
+        let t = Templates::defaults();
+        let mut n = full(NotificationKind::Opened);
+        n.title = "boom <!channel> & <https://evil.example|Sentry>".into();
+        let s = t.slack_text(&n);
+        assert!(s.contains("boom &lt;!channel&gt; &amp; &lt;https://evil.example|Sentry&gt;"), "{s}");
+        assert!(!s.contains("<!channel>"));
+        assert!(s.contains("<https://alerts.paiid.ai/incidents/42|Incident #42>"), "{s}");
+    }
+
+    #[test]
+    fn subject_is_one_line_and_always_starts_with_severity() {
+        let t = Templates::new(&TemplateOverrides {
+            email_subject: Some("Alert:\r\n{{ title }}\nBcc: x@y".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let n = full(NotificationKind::Opened);
+        let s = t.email_subject(&n);
+        assert_eq!(s, "[CRITICAL] Alert: ZeroDivisionError: division by zero Bcc: x@y");
+        let t = Templates::new(&TemplateOverrides {
+            email_subject: Some("[{{ severity_upper }}] custom {{ incident_id }}".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(t.email_subject(&n), "[CRITICAL] custom 42");
+        let mut n = minimal(NotificationKind::Opened);
+        n.severity = String::new();
+        assert!(Templates::defaults().email_subject(&n).starts_with("[UNCLASSIFIED] "));
+    }
+
+    #[test]
+    fn pagerduty_summary_is_bounded_single_line() {
+        let t = Templates::defaults();
+        let mut n = full(NotificationKind::Opened);
+        n.title = format!("{}\nsecond line ü", "é".repeat(3000));
+        let s = t.pagerduty_summary(&n);
+        assert!(s.len() <= PAGERDUTY_SUMMARY_MAX, "{}", s.len());
+        assert!(!s.contains('\n'));
+        assert!(s.starts_with("[CRITICAL] éé"));
+        assert!(s.ends_with('…'));
+        let n = full(NotificationKind::Opened);
+        assert_eq!(
+            t.pagerduty_summary(&n),
+            "[CRITICAL] ZeroDivisionError: division by zero (paiid-backend/production) in app.routers.orders in place_order, 2450 ms · 1,234 events"
+        );
+    }
+
+    #[test]
+    fn override_syntax_error_names_the_template() {
+        let e = Templates::new(&TemplateOverrides {
+            slack_text: Some("{{ title ".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.name, "slack_text");
+        assert!(e.to_string().starts_with("template slack_text: "), "{e}");
+        let e = Templates::new(&TemplateOverrides {
+            email_html: Some("{% if title %}open".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.name, "email_html");
+    }
+
+    #[test]
+    fn override_with_unknown_variable_or_bad_filter_is_rejected_at_load() {
+        for (src, needle) in [
+            ("{{ titel }}", "undefined"),
+            ("{{ title|no_such_filter }}", "filter"),
+            ("{{ first_seen|datetime('%Q') }}", "format"),
+        ] {
+            let e = Templates::new(&TemplateOverrides {
+                pagerduty_summary: Some(src.into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert_eq!(e.name, "pagerduty_summary");
+            assert!(e.message.to_lowercase().contains(needle), "{src}: {e}");
+        }
+        let e = Templates::new(&TemplateOverrides {
+            email_text: Some("   ".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.name, "email_text");
+    }
+
+    #[test]
+    fn runtime_failure_falls_back_to_the_default() {
+        // Fine on the fully populated sample, fails when there are no breadcrumbs.
+        let t = Templates::new(&TemplateOverrides {
+            slack_text: Some("custom {{ breadcrumbs[0].message }}".into()),
+            email_subject: Some("{{ breadcrumbs[0].message }}".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(t.is_overridden("slack_text") && !t.is_overridden("email_text"));
+        let full_n = full(NotificationKind::Opened);
+        assert_eq!(t.slack_text(&full_n), "custom order submitted (symbol=AAPL, qty=100)");
+        let n = minimal(NotificationKind::Opened);
+        let s = t.slack_text(&n);
+        assert!(s.starts_with(":rotating_light: *[HIGH] Timeout*"), "{s}");
+        assert_eq!(t.email_subject(&n), "[HIGH] Timeout #7");
+    }
+
+    #[test]
+    fn overrides_can_use_helpers_and_include_defaults() {
+        let t = Templates::new(&TemplateOverrides {
+            slack_text: Some(
+                "{{ kind_label }}: {{ title|truncate(5) }} at {{ last_seen|datetime('%H:%M') }}\n{% include 'default/slack_text' %}"
+                    .into(),
+            ),
+            ..Default::default()
+        })
+        .unwrap();
+        let s = t.slack_text(&full(NotificationKind::Opened));
+        assert!(s.starts_with("New incident: Zero… at 08:04\n:rotating_light:"), "{s}");
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(event_count_text(1), "1 event");
+        assert_eq!(event_count_text(0), "0 events");
+        assert_eq!(event_count_text(1_234_567), "1,234,567 events");
+        assert_eq!(human_duration(ChronoDuration::seconds(45)), "45s");
+        assert_eq!(human_duration(ChronoDuration::seconds(250)), "4m 10s");
+        assert_eq!(human_duration(ChronoDuration::seconds(3900)), "1h 5m");
+        assert_eq!(human_duration(ChronoDuration::seconds(183_600)), "2d 3h");
+        assert_eq!(human_duration(ChronoDuration::seconds(-5)), "0s");
+        assert_eq!(waited_text(15), "15 min");
+        assert_eq!(waited_text(60), "1 h");
+        assert_eq!(clip_bytes("ééé", 4), "…");
+        assert_eq!(clip_bytes("abcdef", 5), "ab…");
+        assert_eq!(format!("{:?}", Templates::defaults()), "Templates { overrides: [] }");
+    }
+}

@@ -1,0 +1,337 @@
+//! When to try a failed delivery again, and when to give up.
+//!
+//! Pure: the caller passes the attempt count, the server's `Retry-After` and a random number,
+//! so every delay is reproducible in tests.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+/// Longest delay the schedule alone produces. A page an hour late is already a failure; longer
+/// only when the server explicitly asks for it.
+pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+/// Longest `Retry-After` honoured. A misconfigured or hostile server asking for a week must not
+/// park a delivery for a week; after a day the schedule's own limit applies.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Delay used if the schedule is configured empty: a cautious minute rather than a hot loop.
+const EMPTY_SCHEDULE_DELAY: Duration = Duration::from_secs(60);
+
+/// How failed deliveries are retried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Delay after the 1st, 2nd, ... failed attempt; the last entry repeats.
+    pub schedule: Vec<Duration>,
+    /// Total attempts, including the first, before the delivery is dead.
+    pub max_attempts: u32,
+    /// Spread as a fraction of the delay (0.2 → ±20 %), so deliveries that failed together
+    /// (an outage) do not all retry in the same second.
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    /// 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 1 h: the eighth and last attempt comes about
+    /// 2 h 43 min after the first failure, long enough to ride out a typical provider incident.
+    fn default() -> Self {
+        RetryPolicy {
+            schedule: vec![
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(2 * 60),
+                Duration::from_secs(10 * 60),
+                Duration::from_secs(30 * 60),
+                Duration::from_secs(60 * 60),
+            ],
+            max_attempts: 8,
+            jitter: 0.2,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before the next attempt, or `None` when the delivery is dead.
+    ///
+    /// - `attempt`: attempts made so far (≥ 1; 0 is treated as 1).
+    /// - `retry_after`: the server's `Retry-After`, if any. It is a floor, honoured exactly:
+    ///   jitter only ever adds to it (so a burst of 429s from one channel spreads out without
+    ///   anyone retrying early). Capped at [`MAX_RETRY_AFTER`].
+    /// - `rand01`: uniform in `[0, 1]` (e.g. `fastrand::f64()`); out-of-range or NaN values are
+    ///   clamped rather than trusted.
+    ///
+    /// Without `Retry-After` the result is `schedule[attempt-1]` ± jitter, at most
+    /// [`MAX_DELAY`].
+    pub fn next_delay(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        rand01: f64,
+    ) -> Option<Duration> {
+        let attempt = attempt.max(1);
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let rand01 = if rand01.is_nan() {
+            0.5
+        } else {
+            rand01.clamp(0.0, 1.0)
+        };
+        let jitter = if self.jitter.is_nan() {
+            0.0
+        } else {
+            self.jitter.clamp(0.0, 1.0)
+        };
+
+        let index = usize::try_from(attempt - 1).unwrap_or(usize::MAX);
+        let base = self
+            .schedule
+            .get(index)
+            .or(self.schedule.last())
+            .copied()
+            .unwrap_or(EMPTY_SCHEDULE_DELAY);
+        // factor in [1 - jitter, 1 + jitter].
+        let scheduled = scale(base, 1.0 + jitter * (2.0 * rand01 - 1.0)).min(MAX_DELAY);
+
+        let Some(retry_after) = retry_after else {
+            return Some(scheduled);
+        };
+        let floor = retry_after.min(MAX_RETRY_AFTER);
+        // Only upward jitter on top of the server's value, and never past the 24 h cap.
+        let jittered_floor = floor
+            .saturating_add(scale(floor, jitter * rand01))
+            .min(MAX_RETRY_AFTER);
+        Some(scheduled.max(jittered_floor))
+    }
+}
+
+/// `d * factor`, saturating at [`MAX_RETRY_AFTER`] on overflow, NaN or negative factors.
+/// (`Duration::mul_f64` panics on those.)
+fn scale(d: Duration, factor: f64) -> Duration {
+    if !factor.is_finite() || factor <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(MAX_RETRY_AFTER)
+}
+
+/// Parses a `Retry-After` header value: delta-seconds (`120`) or an HTTP-date (IMF-fixdate
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, plus the obsolete RFC 850 and asctime forms that RFC 9110
+/// still requires recipients to accept). A date in the past means "now" (zero).
+///
+/// Returns `None` for anything else, so the caller falls back to its own schedule.
+pub fn parse_retry_after(header: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = header.trim();
+    if value.is_empty() {
+        return None;
+    }
+    if value.bytes().all(|b| b.is_ascii_digit()) {
+        // An absurdly long number is still "a very long time"; next_delay caps it.
+        return Some(Duration::from_secs(
+            value.parse::<u64>().unwrap_or(u64::MAX),
+        ));
+    }
+    let when = parse_http_date(value)?;
+    let delta = when.signed_duration_since(now);
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+fn parse_http_date(value: &str) -> Option<DateTime<Utc>> {
+    // IMF-fixdate is a subset of RFC 2822, but insist on GMT as RFC 9110 does.
+    if value.ends_with(" GMT")
+        && let Ok(dt) = DateTime::parse_from_rfc2822(value)
+    {
+        return Some(dt.with_timezone(&Utc));
+    }
+    const OBSOLETE_FORMATS: [&str; 2] = [
+        // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+        "%A, %d-%b-%y %H:%M:%S GMT",
+        // asctime: Sun Nov  6 08:49:37 1994
+        "%a %b %e %H:%M:%S %Y",
+    ];
+    OBSOLETE_FORMATS
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
+        .map(|naive| naive.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn no_jitter() -> RetryPolicy {
+        RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        }
+    }
+
+    #[test]
+    fn default_schedule_without_jitter() {
+        let p = no_jitter();
+        let got: Vec<_> = (1..=8).map(|a| p.next_delay(a, None, 0.5)).collect();
+        assert_eq!(
+            got,
+            vec![
+                Some(secs(5)),
+                Some(secs(30)),
+                Some(secs(120)),
+                Some(secs(600)),
+                Some(secs(1800)),
+                Some(secs(3600)),
+                Some(secs(3600)),
+                None,
+            ]
+        );
+        assert_eq!(p.next_delay(9, None, 0.5), None);
+        assert_eq!(p.next_delay(u32::MAX, None, 0.5), None);
+        // Attempt 0 is treated as the first failure.
+        assert_eq!(p.next_delay(0, None, 0.5), Some(secs(5)));
+    }
+
+    #[test]
+    fn jitter_bounds() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.next_delay(2, None, 0.0), Some(secs(24)));
+        assert_eq!(p.next_delay(2, None, 0.5), Some(secs(30)));
+        assert_eq!(p.next_delay(2, None, 1.0), Some(secs(36)));
+        // Out of range / NaN random numbers are clamped.
+        assert_eq!(p.next_delay(2, None, -3.0), Some(secs(24)));
+        assert_eq!(p.next_delay(2, None, 7.0), Some(secs(36)));
+        assert_eq!(p.next_delay(2, None, f64::NAN), Some(secs(30)));
+        // Jitter never pushes the schedule above the 1 h cap.
+        assert_eq!(p.next_delay(6, None, 1.0), Some(MAX_DELAY));
+        assert!(p.next_delay(6, None, 0.0).unwrap() >= secs(2880));
+        let mut rng = fastrand::Rng::with_seed(1);
+        for _ in 0..1000 {
+            let d = p.next_delay(3, None, rng.f64()).unwrap();
+            assert!(d >= secs(96) && d <= secs(144), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_and_jitter_only_adds() {
+        let p = RetryPolicy::default();
+        // Retry-After larger than the schedule: exactly it at rand 0, up to +20 % above.
+        assert_eq!(p.next_delay(1, Some(secs(60)), 0.0), Some(secs(60)));
+        assert_eq!(p.next_delay(1, Some(secs(60)), 1.0), Some(secs(72)));
+        let mut rng = fastrand::Rng::with_seed(2);
+        for _ in 0..1000 {
+            let d = p.next_delay(1, Some(secs(60)), rng.f64()).unwrap();
+            assert!(d >= secs(60) && d <= secs(72), "{d:?}");
+        }
+        // Retry-After smaller than the schedule: the schedule wins.
+        assert_eq!(p.next_delay(4, Some(secs(1)), 0.5), Some(secs(600)));
+        // Retry-After of zero does not shorten the schedule.
+        assert_eq!(p.next_delay(1, Some(Duration::ZERO), 0.5), Some(secs(5)));
+    }
+
+    #[test]
+    fn retry_after_may_exceed_one_hour_but_not_a_day() {
+        let p = no_jitter();
+        assert_eq!(p.next_delay(1, Some(secs(7200)), 0.5), Some(secs(7200)));
+        assert_eq!(
+            p.next_delay(1, Some(secs(7 * 24 * 3600)), 0.5),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(
+            p.next_delay(1, Some(Duration::MAX), 0.5),
+            Some(MAX_RETRY_AFTER)
+        );
+        // With jitter, still never above 24 h.
+        let p = RetryPolicy::default();
+        assert_eq!(
+            p.next_delay(1, Some(secs(30 * 3600)), 1.0),
+            Some(MAX_RETRY_AFTER)
+        );
+        let d = p.next_delay(1, Some(secs(7200)), 1.0).unwrap();
+        assert_eq!(d, secs(8640));
+    }
+
+    #[test]
+    fn retry_after_does_not_revive_a_dead_delivery() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.next_delay(8, Some(secs(1)), 0.5), None);
+    }
+
+    #[test]
+    fn odd_policies_do_not_panic() {
+        let empty = RetryPolicy {
+            schedule: vec![],
+            max_attempts: 3,
+            jitter: 0.2,
+        };
+        assert_eq!(empty.next_delay(1, None, 0.5), Some(EMPTY_SCHEDULE_DELAY));
+        let wild = RetryPolicy {
+            schedule: vec![Duration::MAX],
+            max_attempts: 3,
+            jitter: f64::INFINITY,
+        };
+        assert_eq!(wild.next_delay(1, None, 1.0), Some(MAX_DELAY));
+        assert!(wild.next_delay(1, Some(Duration::MAX), 1.0).is_some());
+        let nan = RetryPolicy {
+            schedule: vec![secs(10)],
+            max_attempts: 3,
+            jitter: f64::NAN,
+        };
+        assert_eq!(nan.next_delay(1, None, 1.0), Some(secs(10)));
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(once.next_delay(1, None, 0.5), None);
+        let zero = RetryPolicy {
+            max_attempts: 0,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(zero.next_delay(1, None, 0.5), None);
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("1994-11-06T08:49:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn parse_delta_seconds() {
+        assert_eq!(parse_retry_after("120", now()), Some(secs(120)));
+        assert_eq!(parse_retry_after(" 0 ", now()), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("1", now()), Some(secs(1)));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now()),
+            Some(secs(u64::MAX))
+        );
+        for bad in ["", "  ", "-5", "1.5", "+3", "soon", "12s", "1e3"] {
+            assert_eq!(parse_retry_after(bad, now()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parse_http_dates() {
+        // All three forms from RFC 9110 §5.6.7 name the same instant, 37 s after `now`.
+        for value in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_retry_after(value, now()), Some(secs(37)), "{value}");
+        }
+        // In the past: retry now.
+        assert_eq!(
+            parse_retry_after("Sat, 05 Nov 1994 08:49:37 GMT", now()),
+            Some(Duration::ZERO)
+        );
+        // Not GMT, or garbage: ignored.
+        for bad in [
+            "Sun, 06 Nov 1994 08:49:37 +0100",
+            "Sun, 06 Nov 1994 25:49:37 GMT",
+            "Nov 6 1994",
+            "Sun, 06 Nov 1994 08:49:37",
+        ] {
+            assert_eq!(parse_retry_after(bad, now()), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Process settings: where to listen, the database, the routing file, and secrets. Secrets come
+//! only from the environment and are never printed (`Secret`'s `Debug` is redacted).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::clock::SharedClock;
+use crate::store::Durability;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// Reads an environment variable; empty counts as unset.
+    pub fn from_env(name: &str) -> Option<Self> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map(Self)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Secrets {
+    /// Integration-platform client secret: verifies `Sentry-Hook-Signature`.
+    pub sentry_client_secret: Option<Secret>,
+    /// Shared `?token=` for the legacy WebHooks plugin, which signs nothing.
+    pub sentry_webhook_token: Option<Secret>,
+    /// Bearer token for `/api/*`.
+    pub api_token: Option<Secret>,
+    pub slack_signing_secret: Option<Secret>,
+    pub pagerduty_webhook_secret: Option<Secret>,
+    /// Key for signed acknowledgement links; generated and stored on first start when unset.
+    pub ack_signing_key: Option<Secret>,
+    /// `smtp://host:port`, `smtps://user:pass@host:465`, `smtp://host:587?tls=required`.
+    pub smtp_url: Option<Secret>,
+}
+
+impl Secrets {
+    pub fn from_env() -> Self {
+        Self {
+            sentry_client_secret: Secret::from_env("SENTRY_CLIENT_SECRET"),
+            sentry_webhook_token: Secret::from_env("SENTRY_WEBHOOK_TOKEN"),
+            api_token: Secret::from_env("API_TOKEN"),
+            slack_signing_secret: Secret::from_env("SLACK_SIGNING_SECRET"),
+            pagerduty_webhook_secret: Secret::from_env("PAGERDUTY_WEBHOOK_SECRET"),
+            ack_signing_key: Secret::from_env("ACK_SIGNING_KEY"),
+            smtp_url: Secret::from_env("SMTP_URL"),
+        }
+    }
+
+    pub fn webhooks_signed(&self) -> bool {
+        self.sentry_client_secret.is_some() || self.sentry_webhook_token.is_some()
+    }
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub config_path: PathBuf,
+    /// Base of links in messages; defaults to `http://{listen address}`.
+    pub public_url: Option<String>,
+    pub durability: Durability,
+    pub allow_unsigned_webhooks: bool,
+    pub secrets: Secrets,
+    pub email_from: String,
+    pub slack_api_url: String,
+    pub pagerduty_events_url: String,
+    /// Injected in tests; the system clock otherwise.
+    pub clock: Option<SharedClock>,
+    /// Run the background workers (outbox, scheduler, digest). Tests may step them by hand.
+    pub run_workers: bool,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database_url", &self.database_url)
+            .field("config_path", &self.config_path)
+            .field("public_url", &self.public_url)
+            .field("durability", &self.durability)
+            .field("secrets", &self.secrets)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Defaults for everything but the three paths, reading secrets from the environment.
+    pub fn new(listen: SocketAddr, database_url: String, config_path: PathBuf) -> Self {
+        Self {
+            listen,
+            database_url,
+            config_path,
+            public_url: std::env::var("PUBLIC_URL").ok().filter(|s| !s.is_empty()),
+            durability: Durability::Normal,
+            allow_unsigned_webhooks: false,
+            secrets: Secrets::from_env(),
+            email_from: std::env::var("ALERT_EMAIL_FROM")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "paiid-alerts <alerts@paiid.ai>".to_string()),
+            slack_api_url: std::env::var("SLACK_API_URL")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "https://slack.com/api".to_string()),
+            pagerduty_events_url: std::env::var("PAGERDUTY_EVENTS_URL")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".to_string()),
+            clock: None,
+            run_workers: true,
+        }
+    }
+}

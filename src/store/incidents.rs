@@ -1,0 +1,259 @@
+//! SQL for events, incidents, timeline and enqueuing deliveries. Batch writers use multi-row
+//! statements so that a group commit costs a handful of statements whatever its size.
+
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::StoreError;
+use crate::incidents::model::Incident;
+use crate::incidents::transitions::{NewDelivery, NewTimeline};
+
+/// SQLite allows 32766 bound parameters per statement; stay well below it.
+const MAX_PARAMS: usize = 30_000;
+
+fn chunk_size(columns: usize) -> usize {
+    (MAX_PARAMS / columns).max(1)
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: i64,
+    pub received_at: i64,
+    pub dedup_key: String,
+    pub request_id: Option<String>,
+    pub source: &'static str,
+    pub resource: String,
+    pub action: String,
+    pub status: &'static str,
+    pub incident_id: Option<i64>,
+    pub severity: Option<&'static str>,
+    pub rule: Option<String>,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+    pub level: Option<String>,
+    pub occurrence: bool,
+    pub body: bytes::Bytes,
+}
+
+pub async fn max_ids(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreError> {
+    let events: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+        .fetch_one(&mut *conn)
+        .await?;
+    let incidents: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM incidents")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((events, incidents))
+}
+
+/// Which of `keys` are already stored, with their event ids.
+pub async fn existing_dedup_keys(
+    conn: &mut SqliteConnection,
+    keys: &[&str],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let mut out = HashMap::new();
+    for chunk in keys.chunks(chunk_size(1)) {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT dedup_key, id FROM events WHERE dedup_key IN (");
+        let mut sep = q.separated(", ");
+        for k in chunk {
+            sep.push_bind(*k);
+        }
+        q.push(")");
+        let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+pub async fn incidents_by_keys(
+    conn: &mut SqliteConnection,
+    keys: &[&str],
+) -> Result<Vec<Incident>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(chunk_size(1)) {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE incident_key IN (");
+        let mut sep = q.separated(", ");
+        for k in chunk {
+            sep.push_bind(*k);
+        }
+        q.push(")");
+        out.extend(q.build_query_as::<Incident>().fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
+
+pub async fn incident(conn: &mut SqliteConnection, id: i64) -> Result<Option<Incident>, StoreError> {
+    Ok(sqlx::query_as::<_, Incident>("SELECT * FROM incidents WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+const INCIDENT_COLUMNS: &[&str] = &[
+    "id", "incident_key", "episode", "severity", "state", "title", "project", "environment",
+    "level", "culprit", "rule", "sentry_rule", "sentry_issue_id", "sentry_url", "release",
+    "metric_value", "event_count", "first_seen", "last_seen", "opened_at", "last_event_id",
+    "assignee", "acknowledged_at", "acknowledged_by", "acknowledged_via", "resolved_at",
+    "resolved_by", "resolved_via", "root_cause", "policy", "next_escalation_at",
+    "escalation_step", "escalation_version", "slack_channel", "slack_ts", "pagerduty_triggered",
+    "pagerduty_incident_id", "notified_count", "count_updated_at", "updated_at",
+];
+
+/// Inserts new incidents and updates changed ones in one statement per chunk. Safe to write
+/// every column: all writers share one connection, so nothing can change a row between the
+/// caller's read and this write inside its transaction.
+pub async fn upsert_incidents(conn: &mut SqliteConnection, rows: &[&Incident]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(chunk_size(INCIDENT_COLUMNS.len())) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO incidents (");
+        q.push(INCIDENT_COLUMNS.join(", "));
+        q.push(") ");
+        q.push_values(chunk.iter(), |mut b, i| {
+            b.push_bind(i.id)
+                .push_bind(&i.incident_key)
+                .push_bind(i.episode)
+                .push_bind(&i.severity)
+                .push_bind(&i.state)
+                .push_bind(&i.title)
+                .push_bind(&i.project)
+                .push_bind(&i.environment)
+                .push_bind(&i.level)
+                .push_bind(&i.culprit)
+                .push_bind(&i.rule)
+                .push_bind(&i.sentry_rule)
+                .push_bind(&i.sentry_issue_id)
+                .push_bind(&i.sentry_url)
+                .push_bind(&i.release)
+                .push_bind(i.metric_value)
+                .push_bind(i.event_count)
+                .push_bind(i.first_seen)
+                .push_bind(i.last_seen)
+                .push_bind(i.opened_at)
+                .push_bind(i.last_event_id)
+                .push_bind(&i.assignee)
+                .push_bind(i.acknowledged_at)
+                .push_bind(&i.acknowledged_by)
+                .push_bind(&i.acknowledged_via)
+                .push_bind(i.resolved_at)
+                .push_bind(&i.resolved_by)
+                .push_bind(&i.resolved_via)
+                .push_bind(&i.root_cause)
+                .push_bind(&i.policy)
+                .push_bind(i.next_escalation_at)
+                .push_bind(i.escalation_step)
+                .push_bind(i.escalation_version)
+                .push_bind(&i.slack_channel)
+                .push_bind(&i.slack_ts)
+                .push_bind(i.pagerduty_triggered)
+                .push_bind(&i.pagerduty_incident_id)
+                .push_bind(i.notified_count)
+                .push_bind(i.count_updated_at)
+                .push_bind(i.updated_at);
+        });
+        q.push(" ON CONFLICT(id) DO UPDATE SET ");
+        let updates: Vec<String> = INCIDENT_COLUMNS[1..]
+            .iter()
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+        q.push(updates.join(", "));
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub async fn insert_events(conn: &mut SqliteConnection, rows: &[NewEvent]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(chunk_size(16)) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (id, received_at, dedup_key, request_id, source, resource, action, \
+             status, incident_id, severity, rule, project, environment, level, occurrence, body) ",
+        );
+        q.push_values(chunk.iter(), |mut b, e| {
+            b.push_bind(e.id)
+                .push_bind(e.received_at)
+                .push_bind(&e.dedup_key)
+                .push_bind(&e.request_id)
+                .push_bind(e.source)
+                .push_bind(&e.resource)
+                .push_bind(&e.action)
+                .push_bind(e.status)
+                .push_bind(e.incident_id)
+                .push_bind(e.severity)
+                .push_bind(&e.rule)
+                .push_bind(&e.project)
+                .push_bind(&e.environment)
+                .push_bind(&e.level)
+                .push_bind(e.occurrence)
+                .push_bind(e.body.as_ref());
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub async fn insert_timeline(conn: &mut SqliteConnection, rows: &[NewTimeline]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(chunk_size(6)) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO timeline (incident_id, at, kind, actor, via, detail) ");
+        q.push_values(chunk.iter(), |mut b, t| {
+            b.push_bind(t.incident_id)
+                .push_bind(t.at)
+                .push_bind(t.kind)
+                .push_bind(&t.actor)
+                .push_bind(&t.via)
+                .push_bind(&t.detail);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+pub async fn insert_deliveries(conn: &mut SqliteConnection, rows: &[NewDelivery], now: i64) -> Result<(), StoreError> {
+    for chunk in rows.chunks(chunk_size(8)) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (incident_id, episode, channel, kind, detail, status, next_attempt_at, created_at) ",
+        );
+        q.push_values(chunk.iter(), |mut b, d| {
+            b.push_bind(d.incident_id)
+                .push_bind(d.episode)
+                .push_bind(&d.channel)
+                .push_bind(d.kind.as_str())
+                .push_bind(&d.detail)
+                .push_bind("pending")
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Writes what a transition produced, beside the incident rows it changed.
+pub async fn apply_effects(
+    conn: &mut SqliteConnection,
+    incidents: &[&Incident],
+    effects: &crate::incidents::transitions::Effects,
+    now: i64,
+) -> Result<(), StoreError> {
+    if !incidents.is_empty() {
+        upsert_incidents(conn, incidents).await?;
+    }
+    if !effects.timeline.is_empty() {
+        insert_timeline(conn, &effects.timeline).await?;
+    }
+    if !effects.deliveries.is_empty() {
+        insert_deliveries(conn, &effects.deliveries, now).await?;
+    }
+    Ok(())
+}
+
+/// Stored occurrences newer than `since`, oldest first, to rebuild rate windows after a restart.
+pub async fn recent_occurrences(
+    conn: &mut SqliteConnection,
+    since: i64,
+) -> Result<Vec<(String, i64, Vec<u8>)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT resource, received_at, body FROM events \
+         WHERE occurrence = 1 AND received_at > ? AND body IS NOT NULL ORDER BY id",
+    )
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?)
+}

@@ -1,0 +1,104 @@
+//! Listings for the API and web page, settings, and inbound webhook dedupe.
+
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use super::StoreError;
+use crate::incidents::model::Incident;
+
+#[derive(Debug, Default)]
+pub struct IncidentFilter {
+    pub state: Option<String>,
+    pub severity: Option<String>,
+    pub limit: i64,
+    pub before_id: Option<i64>,
+}
+
+pub async fn list_incidents(pool: &SqlitePool, f: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE 1 = 1");
+    if let Some(s) = &f.state {
+        q.push(" AND state = ").push_bind(s);
+    }
+    if let Some(s) = &f.severity {
+        q.push(" AND severity = ").push_bind(s);
+    }
+    if let Some(b) = f.before_id {
+        q.push(" AND id < ").push_bind(b);
+    }
+    q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+    Ok(q.build_query_as().fetch_all(pool).await?)
+}
+
+pub async fn incident(pool: &SqlitePool, id: i64) -> Result<Option<Incident>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM incidents WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TimelineEntry {
+    pub at: i64,
+    pub kind: String,
+    pub actor: Option<String>,
+    pub via: Option<String>,
+    pub detail: Option<String>,
+}
+
+pub async fn timeline(pool: &SqlitePool, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
+    Ok(sqlx::query_as("SELECT at, kind, actor, via, detail FROM timeline WHERE incident_id = ? ORDER BY at, id")
+        .bind(incident_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// The body of the newest event of an incident (for message details), if still retained.
+pub async fn event_body(pool: &SqlitePool, event_id: i64) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    Ok(sqlx::query_as("SELECT resource, body FROM events WHERE id = ? AND body IS NOT NULL")
+        .bind(event_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+pub async fn count_events(pool: &SqlitePool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await?)
+}
+
+pub async fn get_setting(pool: &SqlitePool, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+        .bind(key)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Stores `value` unless the key exists; returns the stored value (first writer wins).
+pub async fn get_or_insert_setting(pool: &SqlitePool, key: &str, value: &str) -> Result<String, StoreError> {
+    sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
+        .bind(key)
+        .bind(value)
+        .execute(pool)
+        .await?;
+    get_setting(pool, key)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("setting {key} vanished")))
+}
+
+/// Records an inbound webhook id; false when it was seen before.
+pub async fn first_sighting(pool: &SqlitePool, source: &str, webhook_id: &str, now: i64) -> Result<bool, StoreError> {
+    let r = sqlx::query("INSERT INTO inbound_webhooks (source, webhook_id, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(source)
+        .bind(webhook_id)
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Drops raw bodies past the retention period; the event rows stay for counts and history.
+pub async fn purge_raw_payloads(pool: &SqlitePool, older_than: i64) -> Result<u64, StoreError> {
+    let r = sqlx::query("UPDATE events SET body = NULL WHERE received_at < ? AND body IS NOT NULL")
+        .bind(older_than)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected())
+}
