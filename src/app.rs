@@ -4,8 +4,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -32,21 +32,28 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let cfg = Arc::new(RoutingConfig::load(&settings.config_path)?);
-        if !settings.secrets.webhooks_signed() && !settings.listen.ip().is_loopback() && !settings.allow_unsigned_webhooks {
+        if !settings.secrets.webhooks_signed()
+            && !settings.listen.ip().is_loopback()
+            && !settings.allow_unsigned_webhooks
+        {
             anyhow::bail!(
                 "refusing to listen on {} without a webhook secret: set SENTRY_CLIENT_SECRET (and/or \
                  SENTRY_WEBHOOK_TOKEN for the legacy plugin), or pass --allow-unsigned-webhooks",
                 settings.listen
             );
         }
-        let clock: SharedClock = settings.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        let clock: SharedClock = settings
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock));
         let store = Store::open(&settings.database_url, settings.durability)
             .await
             .with_context(|| format!("opening database {}", settings.database_url))?;
 
         let wakers = Wakers::default();
         let writer = Writer::new(store.clone(), cfg.clone(), clock.clone(), wakers.clone()).await?;
-        let (writer, writer_task) = writer.spawn();
+        let cancel = CancellationToken::new();
+        let (writer, writer_task) = writer.spawn(cancel.child_token());
 
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -75,7 +82,6 @@ impl Application {
             public_url,
             ready: Arc::new(AtomicBool::new(false)),
         };
-        let cancel = CancellationToken::new();
         let workers = Vec::new();
         state.ready.store(true, Ordering::SeqCst);
         Ok(Self {
@@ -96,7 +102,10 @@ impl Application {
         &self.state
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Self {
             listener,
             state,
@@ -119,8 +128,7 @@ impl Application {
         for w in workers {
             let _ = w.await;
         }
-        // The router and the workers (and with them every writer handle) are gone: the writer
-        // drains its queue and ends.
+        // The writer saw the cancellation: it commits what is queued and ends.
         let _ = writer_task.await;
         store.close().await;
         Ok(())

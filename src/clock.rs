@@ -70,7 +70,9 @@ impl Clock for ManualClock {
 }
 
 pub fn ms_to_datetime(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Sleeps until `deadline_ms` on `clock`, or until `wake` fires, whichever is first. With a

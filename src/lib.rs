@@ -14,17 +14,17 @@
 //! - [`app`]: wiring: `Application::build(settings)` and `run_until_stopped(shutdown)`.
 
 pub mod auth;
-pub mod digest;
-pub mod notify;
 pub mod classification;
 pub mod config;
+pub mod digest;
 pub mod intake;
+pub mod notify;
 
+pub mod app;
+pub mod clock;
+pub mod http;
+pub mod incidents;
+pub mod settings;
+pub mod store;
 #[cfg(test)]
 pub(crate) mod test_support;
-pub mod clock;
-pub mod incidents;
-pub mod store;
-pub mod http;
-pub mod settings;
-pub mod app;

@@ -11,7 +11,11 @@ use paiid_alerts::settings::Settings;
 use paiid_alerts::store::Durability;
 
 #[derive(Parser)]
-#[command(name = "paiid-alerts", version, about = "Turns Sentry alerts into pages that people act on")]
+#[command(
+    name = "paiid-alerts",
+    version,
+    about = "Turns Sentry alerts into pages that people act on"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,9 +59,12 @@ enum Command {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if json {
         builder.json().init();
     } else {
@@ -76,7 +83,16 @@ async fn main() -> ExitCode {
             public_url,
             durability,
             allow_unsigned_webhooks,
-        } => serve(common, listen, public_url, durability, allow_unsigned_webhooks).await,
+        } => {
+            serve(
+                common,
+                listen,
+                public_url,
+                durability,
+                allow_unsigned_webhooks,
+            )
+            .await
+        }
         Command::CheckConfig { path } => check_config(path),
     };
     match result {
@@ -158,7 +174,10 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
         cfg.policies.len()
     );
     for (name, vars) in cfg.unconfigured_channels() {
-        println!("  channel {name}: not configured (set {}); messages go to the log channel", vars.join(", "));
+        println!(
+            "  channel {name}: not configured (set {}); messages go to the log channel",
+            vars.join(", ")
+        );
     }
     Ok(())
 }

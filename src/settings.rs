@@ -17,7 +17,10 @@ impl Secret {
     }
     /// Reads an environment variable; empty counts as unset.
     pub fn from_env(name: &str) -> Option<Self> {
-        std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map(Self)
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(Self)
     }
     pub fn expose(&self) -> &str {
         &self.0

@@ -25,5 +25,6 @@ pub fn resource_of(file_name: &str) -> Option<String> {
 
 pub fn routing() -> crate::config::RoutingConfig {
     let text = include_str!("../routing.yaml");
-    crate::config::RoutingConfig::parse(Path::new("routing.yaml"), text, &|_| None).expect("routing.yaml")
+    crate::config::RoutingConfig::parse(Path::new("routing.yaml"), text, &|_| None)
+        .expect("routing.yaml")
 }

@@ -61,7 +61,13 @@ impl Classifier {
                         false
                     } else {
                         let key = group_key(rate.per, facts);
-                        self.windows.record(i, &key, now_ms, rate.within.as_millis_i64(), rate.more_than)
+                        self.windows.record(
+                            i,
+                            &key,
+                            now_ms,
+                            rate.within.as_millis_i64(),
+                            rate.more_than,
+                        )
                     }
                 }
             };
@@ -150,7 +156,12 @@ pub fn matches_static(when: &Conditions, f: &AlertFacts) -> bool {
         }
     }
     if let Some(limit) = when.apdex_below {
-        match f.metric.as_ref().filter(|m| m.is_apdex()).and_then(|m| m.value) {
+        match f
+            .metric
+            .as_ref()
+            .filter(|m| m.is_apdex())
+            .and_then(|m| m.value)
+        {
             Some(a) if a < limit => {}
             _ => return false,
         }

@@ -11,7 +11,14 @@ pub struct RateWindows {
 impl RateWindows {
     /// Records an event at `now_ms` and answers whether more than `more_than` events of this
     /// (rule, key) fall within the last `within_ms`.
-    pub fn record(&mut self, rule: usize, key: &str, now_ms: i64, within_ms: i64, more_than: u32) -> bool {
+    pub fn record(
+        &mut self,
+        rule: usize,
+        key: &str,
+        now_ms: i64,
+        within_ms: i64,
+        more_than: u32,
+    ) -> bool {
         let keep = more_than as usize + 1;
         let q = match self.windows.get_mut(&(rule, key.to_string())) {
             Some(q) => q,

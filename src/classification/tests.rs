@@ -15,12 +15,19 @@ fn facts(resource: Option<&str>, body: &serde_json::Value) -> AlertFacts {
 #[test]
 fn production_error_is_critical() {
     // event_alert.triggered.4 is level error in environment "prod" (an alias of production).
-    let f = parse(Some("event_alert"), &fixture("event_alert.triggered.4.json")).unwrap();
+    let f = parse(
+        Some("event_alert"),
+        &fixture("event_alert.triggered.4.json"),
+    )
+    .unwrap();
     let c = classifier().classify(&f, 0);
     assert_eq!(c.severity, Severity::Critical);
     assert_eq!(c.rule.as_deref(), Some("critical-production-errors"));
     let legacy = parse(None, &fixture("legacy_webhook.1.json")).unwrap();
-    assert_eq!(classifier().classify(&legacy, 0).severity, Severity::Critical);
+    assert_eq!(
+        classifier().classify(&legacy, 0).severity,
+        Severity::Critical
+    );
 }
 
 #[test]
@@ -28,19 +35,43 @@ fn fatal_in_production_is_critical() {
     // No public capture of a fatal event: a copy of a real one with the level changed.
     let mut v = fixture_json("event_alert.triggered.5.json");
     v["data"]["event"]["level"] = "fatal".into();
-    assert_eq!(classifier().classify(&facts(Some("event_alert"), &v), 0).severity, Severity::Critical);
+    assert_eq!(
+        classifier()
+            .classify(&facts(Some("event_alert"), &v), 0)
+            .severity,
+        Severity::Critical
+    );
 }
 
 #[test]
 fn info_or_staging_or_no_level_is_not_critical() {
-    let info = parse(Some("event_alert"), &fixture("event_alert.triggered.2.json")).unwrap();
-    assert_eq!(classifier().classify(&info, 0).severity, Severity::Unclassified);
+    let info = parse(
+        Some("event_alert"),
+        &fixture("event_alert.triggered.2.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        classifier().classify(&info, 0).severity,
+        Severity::Unclassified
+    );
     // event_alert.triggered.5 is in production but carries no level.
-    let no_level = parse(Some("event_alert"), &fixture("event_alert.triggered.5.json")).unwrap();
-    assert_eq!(classifier().classify(&no_level, 0).severity, Severity::Unclassified);
+    let no_level = parse(
+        Some("event_alert"),
+        &fixture("event_alert.triggered.5.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        classifier().classify(&no_level, 0).severity,
+        Severity::Unclassified
+    );
     let mut v = fixture_json("event_alert.triggered.4.json");
     v["data"]["event"]["environment"] = "staging".into();
-    assert_eq!(classifier().classify(&facts(Some("event_alert"), &v), 0).severity, Severity::Unclassified);
+    assert_eq!(
+        classifier()
+            .classify(&facts(Some("event_alert"), &v), 0)
+            .severity,
+        Severity::Unclassified
+    );
 }
 
 #[test]
@@ -49,7 +80,12 @@ fn eleventh_error_in_five_minutes_is_high() {
     let f = parse(Some("error"), &fixture("error.created.1.json")).unwrap();
     let mut c = classifier();
     for i in 0..10 {
-        assert_eq!(c.classify(&f, i * 1000).severity, Severity::Unclassified, "event {}", i + 1);
+        assert_eq!(
+            c.classify(&f, i * 1000).severity,
+            Severity::Unclassified,
+            "event {}",
+            i + 1
+        );
     }
     let eleventh = c.classify(&f, 10_000);
     assert_eq!(eleventh.severity, Severity::High);
@@ -64,7 +100,10 @@ fn rate_window_expires_and_survives_replay() {
         c.classify(&f, i * 1000);
     }
     // Six minutes later the window has emptied: the next error is the first again.
-    assert_eq!(c.classify(&f, 6 * 60_000 + 10_000).severity, Severity::Unclassified);
+    assert_eq!(
+        c.classify(&f, 6 * 60_000 + 10_000).severity,
+        Severity::Unclassified
+    );
 
     // A restart rebuilds the window from stored events.
     let mut restarted = classifier();
@@ -99,26 +138,51 @@ fn metric(aggregate: &str, description: &str, threshold_type: i64) -> AlertFacts
 
 #[test]
 fn slow_transactions_are_high() {
-    let slow = metric("p95(transaction.duration)", "2450.0 p95(transaction.duration) in the last 10 minutes", 0);
+    let slow = metric(
+        "p95(transaction.duration)",
+        "2450.0 p95(transaction.duration) in the last 10 minutes",
+        0,
+    );
     let c = classifier().classify(&slow, 0);
-    assert_eq!((c.severity, c.rule.as_deref()), (Severity::High, Some("slow-transactions")));
-    let fast = metric("p95(transaction.duration)", "1800.0 p95(transaction.duration) in the last 10 minutes", 0);
-    assert_eq!(classifier().classify(&fast, 0).severity, Severity::Unclassified);
+    assert_eq!(
+        (c.severity, c.rule.as_deref()),
+        (Severity::High, Some("slow-transactions"))
+    );
+    let fast = metric(
+        "p95(transaction.duration)",
+        "1800.0 p95(transaction.duration) in the last 10 minutes",
+        0,
+    );
+    assert_eq!(
+        classifier().classify(&fast, 0).severity,
+        Severity::Unclassified
+    );
     // A slow transaction event (timestamp - start_timestamp) classifies the same way.
     let mut v = fixture_json("event_alert.triggered.2.json");
     v["data"]["event"]["type"] = "transaction".into();
     v["data"]["event"]["start_timestamp"] = 100.0.into();
     v["data"]["event"]["timestamp"] = 102.5.into();
-    assert_eq!(classifier().classify(&facts(Some("event_alert"), &v), 0).severity, Severity::High);
+    assert_eq!(
+        classifier()
+            .classify(&facts(Some("event_alert"), &v), 0)
+            .severity,
+        Severity::High
+    );
 }
 
 #[test]
 fn apdex_regression_is_medium() {
     let low = metric("apdex(300)", "0.72 apdex(300) in the last 10 minutes", 1);
     let c = classifier().classify(&low, 0);
-    assert_eq!((c.severity, c.rule.as_deref()), (Severity::Medium, Some("apdex-regression")));
+    assert_eq!(
+        (c.severity, c.rule.as_deref()),
+        (Severity::Medium, Some("apdex-regression"))
+    );
     let fine = metric("apdex(300)", "0.93 apdex(300) in the last 10 minutes", 1);
-    assert_eq!(classifier().classify(&fine, 0).severity, Severity::Unclassified);
+    assert_eq!(
+        classifier().classify(&fine, 0).severity,
+        Severity::Unclassified
+    );
 }
 
 #[test]
@@ -143,9 +207,14 @@ rules:
     when: { project: front-end }
 severities: { high: { notify: [l] }, medium: { notify: [l] }, low: { notify: [l] } }
 "#;
-    let cfg = crate::config::RoutingConfig::parse(std::path::Path::new("t.yaml"), text, &|_| None).unwrap();
+    let cfg = crate::config::RoutingConfig::parse(std::path::Path::new("t.yaml"), text, &|_| None)
+        .unwrap();
     let mut c = Classifier::new(cfg.rules);
-    let f = parse(Some("event_alert"), &fixture("event_alert.triggered.1.json")).unwrap();
+    let f = parse(
+        Some("event_alert"),
+        &fixture("event_alert.triggered.1.json"),
+    )
+    .unwrap();
     assert_eq!(c.classify(&f, 0).rule.as_deref(), Some("by-rule"));
     let mut g = f.clone();
     g.sentry_rule = None;

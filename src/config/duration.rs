@@ -10,7 +10,9 @@ use serde::{Deserialize, Deserializer};
 pub struct HumanDuration(pub Duration);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("bad duration `{input}`: expected a number followed by ms, s, m, h or d (e.g. 500ms, 2s, 5m, 1h)")]
+#[error(
+    "bad duration `{input}`: expected a number followed by ms, s, m, h or d (e.g. 500ms, 2s, 5m, 1h)"
+)]
 pub struct DurationError {
     pub input: String,
 }
@@ -64,11 +66,11 @@ impl HumanDuration {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 3_600_000 == 0 && ms > 0 {
+        if ms.is_multiple_of(3_600_000) && ms > 0 {
             write!(f, "{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
             write!(f, "{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             write!(f, "{}s", ms / 1000)
         } else {
             write!(f, "{ms}ms")
@@ -100,13 +102,34 @@ mod tests {
 
     #[test]
     fn parses_units_and_sums() {
-        assert_eq!(HumanDuration::parse("500ms").unwrap().0, Duration::from_millis(500));
-        assert_eq!(HumanDuration::parse("2s").unwrap().0, Duration::from_secs(2));
-        assert_eq!(HumanDuration::parse("5m").unwrap().0, Duration::from_secs(300));
-        assert_eq!(HumanDuration::parse("1h").unwrap().0, Duration::from_secs(3600));
-        assert_eq!(HumanDuration::parse("1d").unwrap().0, Duration::from_secs(86400));
-        assert_eq!(HumanDuration::parse("1h30m").unwrap().0, Duration::from_secs(5400));
-        assert_eq!(HumanDuration::parse("1.5s").unwrap().0, Duration::from_millis(1500));
+        assert_eq!(
+            HumanDuration::parse("500ms").unwrap().0,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            HumanDuration::parse("2s").unwrap().0,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            HumanDuration::parse("5m").unwrap().0,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            HumanDuration::parse("1h").unwrap().0,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            HumanDuration::parse("1d").unwrap().0,
+            Duration::from_secs(86400)
+        );
+        assert_eq!(
+            HumanDuration::parse("1h30m").unwrap().0,
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            HumanDuration::parse("1.5s").unwrap().0,
+            Duration::from_millis(1500)
+        );
     }
 
     #[test]

@@ -361,7 +361,10 @@ impl RoutingConfig {
 
         let mut channels = BTreeMap::new();
         for (name, ch) in raw.channels {
-            channels.insert(name.clone(), resolve_channel(&name, ch, env).map_err(|m| err(None, m))?);
+            channels.insert(
+                name.clone(),
+                resolve_channel(&name, ch, env).map_err(|m| err(None, m))?,
+            );
         }
 
         let mut rules = Vec::with_capacity(raw.rules.len());
@@ -371,7 +374,10 @@ impl RoutingConfig {
                 return Err(err(line, "a rule needs a non-empty `name`".into()));
             }
             if rules.iter().any(|r: &Rule| r.name == rule.name.value) {
-                return Err(err(line, format!("rule `{}` is defined twice", rule.name.value)));
+                return Err(err(
+                    line,
+                    format!("rule `{}` is defined twice", rule.name.value),
+                ));
             }
             if !raw.severities.contains_key(rule.severity.value.as_str()) {
                 return Err(err(
@@ -429,13 +435,22 @@ impl RoutingConfig {
                 .collect::<Result<Vec<_>, _>>()?;
             match (&p.escalate_after, escalate_to.is_empty()) {
                 (Some(_), true) => {
-                    return Err(err(line, format!("{ctx} has `escalate_after` but no `escalate_to` channels")));
+                    return Err(err(
+                        line,
+                        format!("{ctx} has `escalate_after` but no `escalate_to` channels"),
+                    ));
                 }
                 (None, false) => {
-                    return Err(err(line, format!("{ctx} has `escalate_to` but no `escalate_after` window")));
+                    return Err(err(
+                        line,
+                        format!("{ctx} has `escalate_to` but no `escalate_after` window"),
+                    ));
                 }
                 (Some(d), false) if d.0.is_zero() => {
-                    return Err(err(line, format!("{ctx} has a zero `escalate_after` window")));
+                    return Err(err(
+                        line,
+                        format!("{ctx} has a zero `escalate_after` window"),
+                    ));
                 }
                 _ => {}
             }
@@ -453,20 +468,32 @@ impl RoutingConfig {
         let digest = match raw.digest {
             None => None,
             Some(d) => {
-                crate::digest::schedule::DigestSchedule::parse(&d.schedule.value, &d.timezone.value)
-                    .map_err(|e| err(line_of(&d.schedule).or(line_of(&d.timezone)), format!("digest: {e}")))?;
+                crate::digest::schedule::DigestSchedule::parse(
+                    &d.schedule.value,
+                    &d.timezone.value,
+                )
+                .map_err(|e| {
+                    err(
+                        line_of(&d.schedule).or(line_of(&d.timezone)),
+                        format!("digest: {e}"),
+                    )
+                })?;
                 if let Some(w) = &d.weekly_schedule {
                     crate::digest::schedule::DigestSchedule::parse(&w.value, &d.timezone.value)
                         .map_err(|e| err(line_of(w), format!("digest.weekly_schedule: {e}")))?;
                 }
-                let to = d
-                    .to
-                    .iter()
-                    .map(|c| check_channel(c, "digest"))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let to =
+                    d.to.iter()
+                        .map(|c| check_channel(c, "digest"))
+                        .collect::<Result<Vec<_>, _>>()?;
                 for (r, name) in d.to.iter().zip(&to) {
-                    if channels[name].kind != ChannelKind::Email && channels[name].kind != ChannelKind::Log {
-                        return Err(err(line_of(r), format!("digest goes by email, but `{name}` is not an email channel")));
+                    if channels[name].kind != ChannelKind::Email
+                        && channels[name].kind != ChannelKind::Log
+                    {
+                        return Err(err(
+                            line_of(r),
+                            format!("digest goes by email, but `{name}` is not an email channel"),
+                        ));
                     }
                 }
                 Some(DigestConfig {
@@ -486,7 +513,10 @@ impl RoutingConfig {
                 .values()
                 .any(|p| matches!(p.digest, Some(DigestCadence::Daily | DigestCadence::Weekly)))
         {
-            return Err(err(None, "a severity asks for a digest but there is no `digest:` section".into()));
+            return Err(err(
+                None,
+                "a severity asks for a digest but there is no `digest:` section".into(),
+            ));
         }
 
         let post_mortem_to = match raw.post_mortem_to {
@@ -519,7 +549,10 @@ impl RoutingConfig {
                     .collect()
             });
         if retry_schedule.is_empty() {
-            return Err(err(None, "delivery.retry_schedule must not be empty".into()));
+            return Err(err(
+                None,
+                "delivery.retry_schedule must not be empty".into(),
+            ));
         }
         let delivery = DeliverySettings {
             retry_schedule,
@@ -609,10 +642,14 @@ fn resolve_channel(
     match kind {
         ChannelKind::Slack => {
             if slack_channel.is_none() && missing.is_empty() {
-                return Err(format!("slack channel `{name}` needs `channel` (e.g. \"#paiid-alerts\")"));
+                return Err(format!(
+                    "slack channel `{name}` needs `channel` (e.g. \"#paiid-alerts\")"
+                ));
             }
             if webhook_url.is_none() && bot_token.is_none() && missing.is_empty() {
-                return Err(format!("slack channel `{name}` needs `webhook_url` or `bot_token`"));
+                return Err(format!(
+                    "slack channel `{name}` needs `webhook_url` or `bot_token`"
+                ));
             }
             // With both modes written, either secret is enough: the bot token is preferred.
             if webhook_url.is_some() || bot_token.is_some() {
@@ -626,10 +663,14 @@ fn resolve_channel(
         }
         ChannelKind::Email => {
             if to.is_empty() && missing.is_empty() {
-                return Err(format!("email channel `{name}` needs at least one address in `to`"));
+                return Err(format!(
+                    "email channel `{name}` needs at least one address in `to`"
+                ));
             }
             if let Some(bad) = to.iter().find(|a| !looks_like_email(a)) {
-                return Err(format!("email channel `{name}`: `{bad}` is not an email address"));
+                return Err(format!(
+                    "email channel `{name}`: `{bad}` is not an email address"
+                ));
             }
         }
         ChannelKind::Log => {}
@@ -649,7 +690,9 @@ fn resolve_channel(
 
 fn looks_like_email(s: &str) -> bool {
     match s.split_once('@') {
-        Some((user, domain)) => !user.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace),
+        Some((user, domain)) => {
+            !user.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace)
+        }
         None => false,
     }
 }
@@ -677,15 +720,15 @@ fn resolve_when(
         names.dedup();
         names
     });
-    if let Some(rate) = &w.rate {
-        if rate.within.0.is_zero() {
-            return Err((None, "`rate.within` must be longer than zero".into()));
-        }
+    if let Some(rate) = &w.rate
+        && rate.within.0.is_zero()
+    {
+        return Err((None, "`rate.within` must be longer than zero".into()));
     }
-    if let Some(a) = w.apdex_below {
-        if !(0.0..=1.0).contains(&a) {
-            return Err((None, format!("`apdex_below: {a}` must be between 0 and 1")));
-        }
+    if let Some(a) = w.apdex_below
+        && !(0.0..=1.0).contains(&a)
+    {
+        return Err((None, format!("`apdex_below: {a}` must be between 0 and 1")));
     }
     Ok(Conditions {
         environments,
@@ -701,7 +744,9 @@ fn resolve_when(
             within: r.within,
             per: r.per,
         }),
-        transaction_duration_over_ms: w.transaction_duration_over.map(|d| d.0.as_secs_f64() * 1000.0),
+        transaction_duration_over_ms: w
+            .transaction_duration_over
+            .map(|d| d.0.as_secs_f64() * 1000.0),
         apdex_below: w.apdex_below,
     })
 }

@@ -22,12 +22,22 @@ fn repository_routing_file_is_valid_and_reproduces_the_matrix() {
     let critical = cfg.policy(Severity::Critical);
     assert_eq!(critical.notify, vec!["slack-alerts"]);
     assert_eq!(critical.escalate_after_ms, Some(15 * 60_000));
-    assert_eq!(critical.escalate_to, vec!["pagerduty-oncall", "eng-manager-email"]);
+    assert_eq!(
+        critical.escalate_to,
+        vec!["pagerduty-oncall", "eng-manager-email"]
+    );
     let high = cfg.policy(Severity::High);
     assert_eq!(high.escalate_after_ms, Some(60 * 60_000));
-    assert_eq!(cfg.policy(Severity::Medium).digest, Some(DigestCadence::Daily));
+    assert_eq!(
+        cfg.policy(Severity::Medium).digest,
+        Some(DigestCadence::Daily)
+    );
     // No secrets in the environment: Slack and PagerDuty are unconfigured, not errors.
-    let missing: Vec<_> = cfg.unconfigured_channels().iter().map(|(n, _)| n.to_string()).collect();
+    let missing: Vec<_> = cfg
+        .unconfigured_channels()
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
     assert!(missing.contains(&"slack-alerts".to_string()));
     assert!(missing.contains(&"pagerduty-oncall".to_string()));
 }
@@ -41,15 +51,24 @@ fn env_interpolation_configures_channels() {
     let cfg = RoutingConfig::parse(Path::new("r.yaml"), REPO_ROUTING, &env).unwrap();
     let slack = &cfg.channels["slack-alerts"];
     assert!(slack.is_configured());
-    assert_eq!(slack.webhook_url.as_deref(), Some("http://127.0.0.1:9/hook"));
-    assert!(!format!("{slack:?}").contains("127.0.0.1:9/hook"), "Debug must not print secrets");
+    assert_eq!(
+        slack.webhook_url.as_deref(),
+        Some("http://127.0.0.1:9/hook")
+    );
+    assert!(
+        !format!("{slack:?}").contains("127.0.0.1:9/hook"),
+        "Debug must not print secrets"
+    );
 }
 
 fn expect_error(text: &str, line: Option<u64>, needle: &str) {
     let e = parse(text).expect_err("should be invalid");
     let shown = e.to_string();
     assert!(shown.starts_with("routing.yaml:"), "{shown}");
-    assert!(shown.contains(needle), "`{shown}` should mention `{needle}`");
+    assert!(
+        shown.contains(needle),
+        "`{shown}` should mention `{needle}`"
+    );
     if line.is_some() {
         assert_eq!(e.line, line, "{shown}");
     }
@@ -95,6 +114,14 @@ fn digest_must_target_email_and_have_valid_cron() {
 
 #[test]
 fn bad_email_and_unknown_type_are_rejected() {
-    expect_error("channels:\n  e: { type: email, to: [nobody] }\n", None, "not an email address");
-    expect_error("channels:\n  e: { type: carrier-pigeon }\n", Some(2), "carrier-pigeon");
+    expect_error(
+        "channels:\n  e: { type: email, to: [nobody] }\n",
+        None,
+        "not an email address",
+    );
+    expect_error(
+        "channels:\n  e: { type: carrier-pigeon }\n",
+        Some(2),
+        "carrier-pigeon",
+    );
 }

@@ -6,11 +6,11 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
+use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json as JsonBody, Path, Query};
-use super::AppState;
 use crate::clock::ms_to_datetime;
 use crate::incidents::model::Incident;
 use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
@@ -35,8 +35,11 @@ pub fn require_api_token(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    crate::intake::signature::verify_token(expected.expose(), given)
-        .map_err(|_| ApiError::Unauthorized("missing or wrong bearer token (Authorization: Bearer <API_TOKEN>)".into()))
+    crate::intake::signature::verify_token(expected.expose(), given).map_err(|_| {
+        ApiError::Unauthorized(
+            "missing or wrong bearer token (Authorization: Bearer <API_TOKEN>)".into(),
+        )
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,17 +126,27 @@ impl From<&Incident> for IncidentView {
     }
 }
 
-async fn list(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     require_api_token(&state, &headers)?;
-    if let Some(s) = &q.state {
-        if crate::incidents::IncidentState::parse(s).is_none() {
-            return Err(ApiError::bad_request("bad_query", format!("unknown state `{s}` (triggered, acknowledged, resolved, muted)")));
-        }
+    if let Some(s) = &q.state
+        && crate::incidents::IncidentState::parse(s).is_none()
+    {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("unknown state `{s}` (triggered, acknowledged, resolved, muted)"),
+        ));
     }
-    if let Some(s) = &q.severity {
-        if crate::classification::Severity::parse(s).is_none() {
-            return Err(ApiError::bad_request("bad_query", format!("unknown severity `{s}` (critical, high, medium, low, unclassified)")));
-        }
+    if let Some(s) = &q.severity
+        && crate::classification::Severity::parse(s).is_none()
+    {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("unknown severity `{s}` (critical, high, medium, low, unclassified)"),
+        ));
     }
     let filter = IncidentFilter {
         state: q.state,
@@ -146,7 +159,11 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, Query(q): Query
     Ok(Json(json!({ "incidents": views })))
 }
 
-async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
     require_api_token(&state, &headers)?;
     let inc = misc::incident(&state.store.read, id)
         .await?
@@ -157,9 +174,11 @@ async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<
         .map(|t| json!({ "at": rfc3339(t.at), "kind": t.kind, "actor": t.actor, "via": t.via, "detail": t.detail }))
         .collect();
     let deliveries = crate::store::deliveries::for_incident(&state.store.read, id).await?;
-    let mut body = serde_json::to_value(IncidentView::from(&inc)).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut body =
+        serde_json::to_value(IncidentView::from(&inc)).map_err(|e| ApiError::Internal(e.into()))?;
     body["timeline"] = Value::Array(timeline);
-    body["deliveries"] = serde_json::to_value(deliveries).map_err(|e| ApiError::Internal(e.into()))?;
+    body["deliveries"] =
+        serde_json::to_value(deliveries).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(Json(body))
 }
 
@@ -172,10 +191,16 @@ pub struct ActionBody {
 fn actor_name(body: &ActionBody) -> Result<String, ApiError> {
     let by = body.by.as_deref().map(str::trim).unwrap_or("");
     if by.is_empty() {
-        return Err(ApiError::bad_request("missing_field", "`by` (who is acting) is required"));
+        return Err(ApiError::bad_request(
+            "missing_field",
+            "`by` (who is acting) is required",
+        ));
     }
     if by.len() > 200 {
-        return Err(ApiError::bad_request("invalid_field", "`by` is longer than 200 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "`by` is longer than 200 characters",
+        ));
     }
     Ok(by.to_string())
 }
@@ -197,7 +222,9 @@ async fn ack(
         AckOutcome::AlreadyAcknowledged { .. } => "already_acknowledged",
         AckOutcome::AlreadyResolved { .. } => "already_resolved",
     };
-    Ok(Json(json!({ "result": result, "incident": IncidentView::from(&inc) })))
+    Ok(Json(
+        json!({ "result": result, "incident": IncidentView::from(&inc) }),
+    ))
 }
 
 async fn resolve(
@@ -216,7 +243,9 @@ async fn resolve(
         ResolveOutcome::Resolved => "resolved",
         ResolveOutcome::AlreadyResolved { .. } => "already_resolved",
     };
-    Ok(Json(json!({ "result": result, "incident": IncidentView::from(&inc) })))
+    Ok(Json(
+        json!({ "result": result, "incident": IncidentView::from(&inc) }),
+    ))
 }
 
 async fn note(
@@ -229,11 +258,19 @@ async fn note(
     let actor = Actor::new(actor_name(&body)?, "api");
     let text = body.note.as_deref().map(str::trim).unwrap_or("");
     if text.is_empty() {
-        return Err(ApiError::bad_request("missing_field", "`note` (the root-cause note) is required"));
+        return Err(ApiError::bad_request(
+            "missing_field",
+            "`note` (the root-cause note) is required",
+        ));
     }
     if text.len() > 10_000 {
-        return Err(ApiError::bad_request("invalid_field", "`note` is longer than 10000 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "`note` is longer than 10000 characters",
+        ));
     }
     let inc = state.incidents.note(id, text, &actor).await?;
-    Ok(Json(json!({ "result": "noted", "incident": IncidentView::from(&inc) })))
+    Ok(Json(
+        json!({ "result": "noted", "incident": IncidentView::from(&inc) }),
+    ))
 }

@@ -1,9 +1,9 @@
 //! The one API error type. Every failure leaves as `{"code": ..., "detail": ...}` with a status
 //! that says whose fault it is; internal causes are logged, never returned.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use crate::incidents::service::ServiceError;
@@ -54,7 +54,11 @@ impl IntoResponse for ApiError {
         if let Self::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        (status, Json(json!({ "code": code, "detail": self.to_string() }))).into_response()
+        (
+            status,
+            Json(json!({ "code": code, "detail": self.to_string() })),
+        )
+            .into_response()
     }
 }
 
@@ -97,8 +101,12 @@ impl From<ServiceError> for ApiError {
 /// Turns axum's own rejections (bad JSON, bad path parameters) into the same JSON shape.
 pub fn rejection(status: StatusCode, detail: String) -> ApiError {
     match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: super::BODY_LIMIT },
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::bad_request("unsupported_media_type", detail),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+            limit: super::BODY_LIMIT,
+        },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::bad_request("unsupported_media_type", detail)
+        }
         _ => ApiError::bad_request("bad_request", detail),
     }
 }

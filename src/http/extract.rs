@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::error::{rejection, ApiError};
+use super::error::{ApiError, rejection};
 
 pub struct Json<T>(pub T);
 
@@ -14,7 +14,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(e @ JsonRejection::JsonDataError(_)) | Err(e @ JsonRejection::JsonSyntaxError(_)) => {
+            Err(e @ JsonRejection::JsonDataError(_))
+            | Err(e @ JsonRejection::JsonSyntaxError(_)) => {
                 Err(ApiError::bad_request("invalid_json", e.body_text()))
             }
             Err(e) => Err(rejection(e.status(), e.body_text())),

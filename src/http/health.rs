@@ -4,14 +4,17 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::error::ApiError;
 use super::AppState;
+use super::error::ApiError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(readyz))
 }
 
@@ -22,7 +25,9 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         .await
         .map_err(|e| ApiError::Unavailable(format!("database not ready: {e}")))?;
     if !state.is_ready() {
-        return Err(ApiError::Unavailable("start-up recovery has not finished".into()));
+        return Err(ApiError::Unavailable(
+            "start-up recovery has not finished".into(),
+        ));
     }
     Ok(Json(json!({ "status": "ready" })))
 }

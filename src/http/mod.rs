@@ -6,12 +6,12 @@ pub mod extract;
 pub mod health;
 pub mod sentry;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use axum::Router;
+use axum::http::StatusCode;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -50,7 +50,10 @@ pub fn router(state: AppState) -> Router {
         .merge(sentry::router())
         .merge(api::router())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(10),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

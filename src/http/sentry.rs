@@ -29,7 +29,11 @@ pub fn router() -> Router<AppState> {
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
@@ -74,7 +78,10 @@ pub async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
         if too_large {
             ApiError::PayloadTooLarge { limit: BODY_LIMIT }
         } else {
-            ApiError::bad_request("unreadable_body", format!("could not read the request body: {e}"))
+            ApiError::bad_request(
+                "unreadable_body",
+                format!("could not read the request body: {e}"),
+            )
         }
     })
 }
@@ -85,35 +92,58 @@ async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if let Some(len) = header(&headers, "content-length").and_then(|v| v.parse::<usize>().ok()) {
-        if len > BODY_LIMIT {
-            return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
-        }
+    if let Some(len) = header(&headers, "content-length").and_then(|v| v.parse::<usize>().ok())
+        && len > BODY_LIMIT
+    {
+        return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
     }
     let body = read_body(body).await?;
     let resource = header(&headers, "sentry-hook-resource");
     authenticate(&state, resource, &headers, query.as_deref(), &body)?;
 
-    let facts = sentry::parse(resource, &body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not a Sentry webhook payload: {e}")))?;
+    let facts = sentry::parse(resource, &body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not a Sentry webhook payload: {e}"),
+        )
+    })?;
     let dedup_key = intake::dedup_key(&facts, &body);
     let request = IngestRequest {
         facts,
         body,
         dedup_key,
         request_id: header(&headers, "request-id").map(str::to_string),
-        source: if resource.is_some() { "sentry" } else { "sentry-legacy" },
+        source: if resource.is_some() {
+            "sentry"
+        } else {
+            "sentry-legacy"
+        },
     };
     let outcome = tokio::time::timeout(COMMIT_WAIT, state.writer.ingest(request))
         .await
         .map_err(|_| ApiError::Unavailable("storage is slow; retry later".into()))??;
     Ok(match outcome {
-        IngestOutcome::Duplicate { event_id } => {
-            (StatusCode::OK, Json(json!({ "status": "duplicate", "event_id": event_id }))).into_response()
-        }
-        IngestOutcome::Accepted { event_id, incident_id, severity, status } => {
-            let code = if status == "ignored" { StatusCode::ACCEPTED } else { StatusCode::OK };
-            let status = if status == "processed" { "accepted" } else { status };
+        IngestOutcome::Duplicate { event_id } => (
+            StatusCode::OK,
+            Json(json!({ "status": "duplicate", "event_id": event_id })),
+        )
+            .into_response(),
+        IngestOutcome::Accepted {
+            event_id,
+            incident_id,
+            severity,
+            status,
+        } => {
+            let code = if status == "ignored" {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            let status = if status == "processed" {
+                "accepted"
+            } else {
+                status
+            };
             (
                 code,
                 Json(json!({
@@ -167,7 +197,10 @@ mod tests {
 
     #[test]
     fn query_parsing() {
-        assert_eq!(query_param(Some("a=1&token=ab%2Fc"), "token").as_deref(), Some("ab/c"));
+        assert_eq!(
+            query_param(Some("a=1&token=ab%2Fc"), "token").as_deref(),
+            Some("ab/c")
+        );
         assert_eq!(query_param(Some("token="), "token").as_deref(), Some(""));
         assert_eq!(query_param(None, "token"), None);
         assert_eq!(percent_decode("%zz%4"), "%zz%4");

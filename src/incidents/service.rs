@@ -36,17 +36,33 @@ pub struct IncidentService {
 }
 
 impl IncidentService {
-    pub async fn acknowledge(&self, id: i64, actor: &Actor) -> Result<(AckOutcome, Incident), ServiceError> {
-        self.change(id, |cfg, inc, now| transitions::acknowledge(cfg, inc, actor, now)).await
+    pub async fn acknowledge(
+        &self,
+        id: i64,
+        actor: &Actor,
+    ) -> Result<(AckOutcome, Incident), ServiceError> {
+        self.change(id, |cfg, inc, now| {
+            transitions::acknowledge(cfg, inc, actor, now)
+        })
+        .await
     }
 
-    pub async fn resolve(&self, id: i64, actor: &Actor) -> Result<(ResolveOutcome, Incident), ServiceError> {
-        self.change(id, |cfg, inc, now| transitions::resolve(cfg, inc, actor, now)).await
+    pub async fn resolve(
+        &self,
+        id: i64,
+        actor: &Actor,
+    ) -> Result<(ResolveOutcome, Incident), ServiceError> {
+        self.change(id, |cfg, inc, now| {
+            transitions::resolve(cfg, inc, actor, now)
+        })
+        .await
     }
 
     pub async fn note(&self, id: i64, note: &str, actor: &Actor) -> Result<Incident, ServiceError> {
         let ((), inc) = self
-            .change(id, |_, inc, now| ((), transitions::add_note(inc, note, actor, now)))
+            .change(id, |_, inc, now| {
+                ((), transitions::add_note(inc, note, actor, now))
+            })
             .await?;
         Ok(inc)
     }
@@ -59,7 +75,9 @@ impl IncidentService {
     ) -> Result<(T, Incident), ServiceError> {
         let now = self.clock.now_ms();
         let mut tx = self.store.write.begin().await?;
-        let mut inc = sql::incident(&mut tx, id).await?.ok_or(ServiceError::NotFound(id))?;
+        let mut inc = sql::incident(&mut tx, id)
+            .await?
+            .ok_or(ServiceError::NotFound(id))?;
         let before = inc.clone();
         let (out, fx) = f(&self.cfg, &mut inc, now);
         let rows: Vec<&Incident> = if inc != before { vec![&inc] } else { vec![] };
@@ -80,10 +98,12 @@ impl IncidentService {
             return Ok(Some(id));
         }
         match pagerduty_id {
-            Some(pd) => Ok(sqlx::query_scalar("SELECT id FROM incidents WHERE pagerduty_incident_id = ?")
-                .bind(pd)
-                .fetch_optional(&self.store.read)
-                .await?),
+            Some(pd) => Ok(sqlx::query_scalar(
+                "SELECT id FROM incidents WHERE pagerduty_incident_id = ?",
+            )
+            .bind(pd)
+            .fetch_optional(&self.store.read)
+            .await?),
             None => Ok(None),
         }
     }

@@ -44,7 +44,15 @@ impl Effects {
         self.timers_changed |= other.timers_changed;
     }
 
-    fn note(&mut self, inc: &Incident, at: i64, kind: &'static str, actor: Option<&str>, via: Option<&str>, detail: Option<String>) {
+    fn note(
+        &mut self,
+        inc: &Incident,
+        at: i64,
+        kind: &'static str,
+        actor: Option<&str>,
+        via: Option<&str>,
+        detail: Option<String>,
+    ) {
         self.timeline.push(NewTimeline {
             incident_id: inc.id,
             at,
@@ -55,7 +63,13 @@ impl Effects {
         });
     }
 
-    fn deliver(&mut self, inc: &Incident, channels: &[String], kind: NotificationKind, detail: Option<String>) {
+    fn deliver(
+        &mut self,
+        inc: &Incident,
+        channels: &[String],
+        kind: NotificationKind,
+        detail: Option<String>,
+    ) {
         for channel in channels {
             self.deliveries.push(NewDelivery {
                 incident_id: inc.id,
@@ -145,7 +159,14 @@ pub fn open_new(
         updated_at: now,
     };
     let mut fx = Effects::default();
-    fx.note(&inc, now, "opened", Some("sentry"), Some("sentry"), Some(opened_detail(class)));
+    fx.note(
+        &inc,
+        now,
+        "opened",
+        Some("sentry"),
+        Some("sentry"),
+        Some(opened_detail(class)),
+    );
     start_episode_notifications(&mut inc, &policy, now, NotificationKind::Opened, &mut fx);
     (inc, fx)
 }
@@ -157,7 +178,13 @@ fn opened_detail(class: &Classification) -> String {
     }
 }
 
-fn start_episode_notifications(inc: &mut Incident, policy: &Policy, now: i64, kind: NotificationKind, fx: &mut Effects) {
+fn start_episode_notifications(
+    inc: &mut Incident,
+    policy: &Policy,
+    now: i64,
+    kind: NotificationKind,
+    fx: &mut Effects,
+) {
     fx.deliver(inc, &policy.notify, kind, None);
     inc.next_escalation_at = match (policy.escalate_after_ms, policy.escalate_to.is_empty()) {
         (Some(after), false) => Some(now.saturating_add(after)),
@@ -195,7 +222,15 @@ pub fn record_alert(
     if inc.state() == IncidentState::Resolved {
         // Sentry saw it again after we resolved it: a new episode that escalates afresh.
         let severity = class.severity.max(Severity::Unclassified);
-        reopen(cfg, inc, severity, class.rule.clone(), now, "new events after resolution", &mut fx);
+        reopen(
+            cfg,
+            inc,
+            severity,
+            class.rule.clone(),
+            now,
+            "new events after resolution",
+            &mut fx,
+        );
         return fx;
     }
     if class.severity > inc.severity() {
@@ -204,20 +239,43 @@ pub fn record_alert(
         inc.severity = class.severity.as_str().to_string();
         inc.rule = class.rule.clone();
         inc.policy = json;
-        fx.note(inc, now, "severity_raised", Some("sentry"), Some("sentry"), Some(format!("{old} -> {}", inc.severity)));
+        fx.note(
+            inc,
+            now,
+            "severity_raised",
+            Some("sentry"),
+            Some("sentry"),
+            Some(format!("{old} -> {}", inc.severity)),
+        );
         match inc.state() {
             IncidentState::Triggered => {
-                start_episode_notifications(inc, &policy, now, NotificationKind::SeverityRaised, &mut fx);
+                start_episode_notifications(
+                    inc,
+                    &policy,
+                    now,
+                    NotificationKind::SeverityRaised,
+                    &mut fx,
+                );
             }
             // Acknowledged: people are on it; tell them, but no new timer. Muted: silent.
-            IncidentState::Acknowledged => fx.deliver(inc, &policy.notify, NotificationKind::SeverityRaised, None),
+            IncidentState::Acknowledged => {
+                fx.deliver(inc, &policy.notify, NotificationKind::SeverityRaised, None)
+            }
             IncidentState::Muted | IncidentState::Resolved => {}
         }
     }
     fx
 }
 
-fn reopen(cfg: &RoutingConfig, inc: &mut Incident, severity: Severity, rule: Option<String>, now: i64, why: &str, fx: &mut Effects) {
+fn reopen(
+    cfg: &RoutingConfig,
+    inc: &mut Incident,
+    severity: Severity,
+    rule: Option<String>,
+    now: i64,
+    why: &str,
+    fx: &mut Effects,
+) {
     let severity = severity.max(inc.severity());
     let (policy, json) = freeze(cfg, severity);
     inc.episode += 1;
@@ -244,7 +302,14 @@ fn reopen(cfg: &RoutingConfig, inc: &mut Incident, severity: Severity, rule: Opt
     inc.notified_count = 0;
     inc.count_updated_at = None;
     inc.updated_at = now;
-    fx.note(inc, now, "reopened", Some("sentry"), Some("sentry"), Some(format!("episode {}: {why}", inc.episode)));
+    fx.note(
+        inc,
+        now,
+        "reopened",
+        Some("sentry"),
+        Some("sentry"),
+        Some(format!("episode {}: {why}", inc.episode)),
+    );
     start_episode_notifications(inc, &policy, now, NotificationKind::Opened, fx);
 }
 
@@ -254,7 +319,15 @@ pub fn unresolve(cfg: &RoutingConfig, inc: &mut Incident, now: i64) -> Effects {
     match inc.state() {
         IncidentState::Resolved | IncidentState::Muted => {
             let severity = inc.severity();
-            reopen(cfg, inc, severity, None, now, "unresolved in Sentry", &mut fx);
+            reopen(
+                cfg,
+                inc,
+                severity,
+                None,
+                now,
+                "unresolved in Sentry",
+                &mut fx,
+            );
         }
         IncidentState::Triggered | IncidentState::Acknowledged => {}
     }
@@ -298,17 +371,31 @@ fn follow_up_channels(cfg: &RoutingConfig, inc: &Incident, via: &str) -> Vec<Str
         .collect()
 }
 
-pub fn acknowledge(cfg: &RoutingConfig, inc: &mut Incident, actor: &Actor, now: i64) -> (AckOutcome, Effects) {
+pub fn acknowledge(
+    cfg: &RoutingConfig,
+    inc: &mut Incident,
+    actor: &Actor,
+    now: i64,
+) -> (AckOutcome, Effects) {
     let mut fx = Effects::default();
     match inc.state() {
         IncidentState::Acknowledged => {
             return (
-                AckOutcome::AlreadyAcknowledged { by: inc.acknowledged_by.clone(), at: inc.acknowledged_at },
+                AckOutcome::AlreadyAcknowledged {
+                    by: inc.acknowledged_by.clone(),
+                    at: inc.acknowledged_at,
+                },
                 fx,
             );
         }
         IncidentState::Resolved => {
-            return (AckOutcome::AlreadyResolved { by: inc.resolved_by.clone(), at: inc.resolved_at }, fx);
+            return (
+                AckOutcome::AlreadyResolved {
+                    by: inc.resolved_by.clone(),
+                    at: inc.resolved_at,
+                },
+                fx,
+            );
         }
         IncidentState::Triggered | IncidentState::Muted => {}
     }
@@ -320,7 +407,14 @@ pub fn acknowledge(cfg: &RoutingConfig, inc: &mut Incident, actor: &Actor, now: 
     inc.escalation_version += 1;
     inc.updated_at = now;
     fx.timers_changed = true;
-    fx.note(inc, now, "acknowledged", Some(&actor.name), Some(&actor.via), None);
+    fx.note(
+        inc,
+        now,
+        "acknowledged",
+        Some(&actor.name),
+        Some(&actor.via),
+        None,
+    );
     let targets = follow_up_channels(cfg, inc, &actor.via);
     fx.deliver(inc, &targets, NotificationKind::Acknowledged, None);
     (AckOutcome::Acknowledged, fx)
@@ -332,10 +426,21 @@ pub enum ResolveOutcome {
     AlreadyResolved { by: Option<String>, at: Option<i64> },
 }
 
-pub fn resolve(cfg: &RoutingConfig, inc: &mut Incident, actor: &Actor, now: i64) -> (ResolveOutcome, Effects) {
+pub fn resolve(
+    cfg: &RoutingConfig,
+    inc: &mut Incident,
+    actor: &Actor,
+    now: i64,
+) -> (ResolveOutcome, Effects) {
     let mut fx = Effects::default();
     if inc.state() == IncidentState::Resolved {
-        return (ResolveOutcome::AlreadyResolved { by: inc.resolved_by.clone(), at: inc.resolved_at }, fx);
+        return (
+            ResolveOutcome::AlreadyResolved {
+                by: inc.resolved_by.clone(),
+                at: inc.resolved_at,
+            },
+            fx,
+        );
     }
     inc.state = IncidentState::Resolved.as_str().to_string();
     inc.resolved_at = Some(now);
@@ -345,7 +450,14 @@ pub fn resolve(cfg: &RoutingConfig, inc: &mut Incident, actor: &Actor, now: i64)
     inc.escalation_version += 1;
     inc.updated_at = now;
     fx.timers_changed = true;
-    fx.note(inc, now, "resolved", Some(&actor.name), Some(&actor.via), None);
+    fx.note(
+        inc,
+        now,
+        "resolved",
+        Some(&actor.name),
+        Some(&actor.via),
+        None,
+    );
     let targets = follow_up_channels(cfg, inc, &actor.via);
     fx.deliver(inc, &targets, NotificationKind::Resolved, None);
     // Only incidents that paged somebody earn a post-mortem in the alerts channel.
@@ -380,7 +492,14 @@ pub fn mute(inc: &mut Incident, actor: &Actor, now: i64) -> Effects {
     inc.escalation_version += 1;
     inc.updated_at = now;
     fx.timers_changed = true;
-    fx.note(inc, now, "muted", Some(&actor.name), Some(&actor.via), Some("ignored in Sentry".into()));
+    fx.note(
+        inc,
+        now,
+        "muted",
+        Some(&actor.name),
+        Some(&actor.via),
+        Some("ignored in Sentry".into()),
+    );
     fx
 }
 
@@ -388,13 +507,27 @@ pub fn assign(inc: &mut Incident, assignee: Option<String>, actor: &Actor, now: 
     let mut fx = Effects::default();
     inc.assignee = assignee.clone();
     inc.updated_at = now;
-    fx.note(inc, now, "assigned", Some(&actor.name), Some(&actor.via), assignee);
+    fx.note(
+        inc,
+        now,
+        "assigned",
+        Some(&actor.name),
+        Some(&actor.via),
+        assignee,
+    );
     fx
 }
 
 pub fn comment(inc: &Incident, text: Option<String>, actor: &Actor, now: i64) -> Effects {
     let mut fx = Effects::default();
-    fx.note(inc, now, "comment", Some(&actor.name), Some(&actor.via), text);
+    fx.note(
+        inc,
+        now,
+        "comment",
+        Some(&actor.name),
+        Some(&actor.via),
+        text,
+    );
     fx
 }
 
@@ -402,7 +535,14 @@ pub fn add_note(inc: &mut Incident, note: &str, actor: &Actor, now: i64) -> Effe
     let mut fx = Effects::default();
     inc.root_cause = Some(note.to_string());
     inc.updated_at = now;
-    fx.note(inc, now, "note", Some(&actor.name), Some(&actor.via), Some(note.to_string()));
+    fx.note(
+        inc,
+        now,
+        "note",
+        Some(&actor.name),
+        Some(&actor.via),
+        Some(note.to_string()),
+    );
     fx
 }
 
@@ -433,7 +573,12 @@ pub fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Option<Effe
             policy.escalate_to.join(", ")
         )),
     );
-    fx.deliver(inc, &policy.escalate_to, NotificationKind::Escalation, Some(detail));
+    fx.deliver(
+        inc,
+        &policy.escalate_to,
+        NotificationKind::Escalation,
+        Some(detail),
+    );
     Some(fx)
 }
 

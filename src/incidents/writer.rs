@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::classification::{Classifier, Severity};
 use crate::clock::SharedClock;
@@ -93,7 +94,12 @@ pub struct Writer {
 
 impl Writer {
     /// Prepares the writer: reads id counters and rebuilds rate windows from stored events.
-    pub async fn new(store: Store, cfg: Arc<RoutingConfig>, clock: SharedClock, wakers: Wakers) -> Result<Self, StoreError> {
+    pub async fn new(
+        store: Store,
+        cfg: Arc<RoutingConfig>,
+        clock: SharedClock,
+        wakers: Wakers,
+    ) -> Result<Self, StoreError> {
         let mut conn = store.write.acquire().await?;
         let (events, incidents) = sql::max_ids(&mut conn).await?;
         let mut classifier = Classifier::new(cfg.rules.clone());
@@ -119,17 +125,31 @@ impl Writer {
         })
     }
 
-    /// Starts the writer task. It ends when every handle is dropped, after draining the queue.
-    pub fn spawn(self) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+    /// Starts the writer task. On `stop` it refuses new work, commits what is queued, and ends.
+    pub fn spawn(self, stop: CancellationToken) -> (WriterHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
-        let task = tokio::spawn(self.run(rx));
+        let task = tokio::spawn(self.run(rx, stop));
         (WriterHandle { tx }, task)
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<(IngestRequest, Reply)>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<(IngestRequest, Reply)>,
+        stop: CancellationToken,
+    ) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut since_prune = 0usize;
-        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        loop {
+            let received = tokio::select! {
+                n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+                _ = stop.cancelled(), if !rx.is_closed() => {
+                    rx.close();
+                    continue;
+                }
+            };
+            if received == 0 {
+                break;
+            }
             let (requests, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
             match self.commit_batch(&requests).await {
                 Ok((outcomes, fx)) => {
@@ -141,11 +161,11 @@ impl Writer {
                 Err(e) => {
                     tracing::error!(error = %e, batch = requests.len(), "intake batch failed to commit; answering 503");
                     // Counters may have advanced inside the failed transaction: re-read them.
-                    if let Ok(mut conn) = self.store.write.acquire().await {
-                        if let Ok((ev, inc)) = sql::max_ids(&mut conn).await {
-                            self.next_event_id = ev + 1;
-                            self.next_incident_id = inc + 1;
-                        }
+                    if let Ok(mut conn) = self.store.write.acquire().await
+                        && let Ok((ev, inc)) = sql::max_ids(&mut conn).await
+                    {
+                        self.next_event_id = ev + 1;
+                        self.next_incident_id = inc + 1;
                     }
                     let e = Arc::new(e);
                     for reply in replies {
@@ -161,7 +181,10 @@ impl Writer {
         }
     }
 
-    async fn commit_batch(&mut self, reqs: &[IngestRequest]) -> Result<(Vec<IngestOutcome>, Effects), StoreError> {
+    async fn commit_batch(
+        &mut self,
+        reqs: &[IngestRequest],
+    ) -> Result<(Vec<IngestOutcome>, Effects), StoreError> {
         let now = self.clock.now_ms();
         let mut tx = self.store.write.begin().await?;
 
@@ -170,7 +193,8 @@ impl Writer {
         let stored = sql::existing_dedup_keys(&mut tx, &keys).await?;
         let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
 
-        let incident_keys: Vec<String> = reqs.iter().filter_map(|r| r.facts.incident_key()).collect();
+        let incident_keys: Vec<String> =
+            reqs.iter().filter_map(|r| r.facts.incident_key()).collect();
         let key_refs: Vec<&str> = incident_keys.iter().map(String::as_str).collect();
         let mut incidents: HashMap<String, Incident> = sql::incidents_by_keys(&mut tx, &key_refs)
             .await?
@@ -194,7 +218,8 @@ impl Writer {
             }
             if let Some(&first) = first_in_batch.get(req.dedup_key.as_str()) {
                 let id = match &outcomes[first] {
-                    IngestOutcome::Accepted { event_id, .. } | IngestOutcome::Duplicate { event_id } => *event_id,
+                    IngestOutcome::Accepted { event_id, .. }
+                    | IngestOutcome::Duplicate { event_id } => *event_id,
                 };
                 outcomes.push(IngestOutcome::Duplicate { event_id: id });
                 continue;
@@ -213,12 +238,21 @@ impl Writer {
                 (Meaning::Alert, Some(key)) => {
                     match incidents.get_mut(&key) {
                         Some(inc) => {
-                            fx.extend(transitions::record_alert(&self.cfg, inc, f, &class, this_event, now));
+                            fx.extend(transitions::record_alert(
+                                &self.cfg, inc, f, &class, this_event, now,
+                            ));
                             touched = Some(inc.id);
                         }
                         None => {
-                            let (inc, opened) =
-                                transitions::open_new(&self.cfg, incident_id, key.clone(), f, &class, this_event, now);
+                            let (inc, opened) = transitions::open_new(
+                                &self.cfg,
+                                incident_id,
+                                key.clone(),
+                                f,
+                                &class,
+                                this_event,
+                                now,
+                            );
                             incident_id += 1;
                             touched = Some(inc.id);
                             fx.extend(opened);
@@ -227,13 +261,24 @@ impl Writer {
                     }
                     changed.push(key);
                 }
-                (meaning @ (Meaning::Resolved | Meaning::Unresolved | Meaning::Assigned | Meaning::Muted | Meaning::Comment), Some(key)) => {
+                (
+                    meaning @ (Meaning::Resolved
+                    | Meaning::Unresolved
+                    | Meaning::Assigned
+                    | Meaning::Muted
+                    | Meaning::Comment),
+                    Some(key),
+                ) => {
                     match incidents.get_mut(&key) {
                         Some(inc) => {
                             let e = match meaning {
-                                Meaning::Resolved => transitions::resolve(&self.cfg, inc, &actor, now).1,
+                                Meaning::Resolved => {
+                                    transitions::resolve(&self.cfg, inc, &actor, now).1
+                                }
                                 Meaning::Unresolved => transitions::unresolve(&self.cfg, inc, now),
-                                Meaning::Assigned => transitions::assign(inc, f.assignee.clone(), &actor, now),
+                                Meaning::Assigned => {
+                                    transitions::assign(inc, f.assignee.clone(), &actor, now)
+                                }
                                 Meaning::Muted => transitions::mute(inc, &actor, now),
                                 _ => transitions::comment(inc, f.comment.clone(), &actor, now),
                             };

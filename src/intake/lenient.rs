@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// A scalar rendered as text: strings as-is, numbers and booleans formatted; null, arrays and
 /// objects become `None`.
@@ -80,7 +80,9 @@ pub struct Number(pub Option<f64>);
 impl<'de> Deserialize<'de> for Number {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let t = Text::deserialize(d)?;
-        Ok(Number(t.as_deref().and_then(|s| s.trim().parse::<f64>().ok())))
+        Ok(Number(
+            t.as_deref().and_then(|s| s.trim().parse::<f64>().ok()),
+        ))
     }
 }
 
@@ -226,14 +228,28 @@ mod tests {
 
     #[test]
     fn text_accepts_anything() {
-        let v: Vec<Text> = serde_json::from_str(r#"["a", 1, 2.5, true, null, [1], {"x": 1}]"#).unwrap();
+        let v: Vec<Text> =
+            serde_json::from_str(r#"["a", 1, 2.5, true, null, [1], {"x": 1}]"#).unwrap();
         let got: Vec<Option<&str>> = v.iter().map(|t| t.as_deref()).collect();
-        assert_eq!(got, vec![Some("a"), Some("1"), Some("2.5"), Some("true"), None, None, None]);
+        assert_eq!(
+            got,
+            vec![
+                Some("a"),
+                Some("1"),
+                Some("2.5"),
+                Some("true"),
+                None,
+                None,
+                None
+            ]
+        );
     }
 
     #[test]
     fn tags_in_every_shape() {
-        let t: Tags = serde_json::from_str(r#"[["a","1"],["b",null],{"key":"c","value":"3"},null,"x"]"#).unwrap();
+        let t: Tags =
+            serde_json::from_str(r#"[["a","1"],["b",null],{"key":"c","value":"3"},null,"x"]"#)
+                .unwrap();
         assert_eq!(t.0.len(), 2);
         let t: Tags = serde_json::from_str(r#"{"env":"prod","n":5}"#).unwrap();
         assert_eq!(t.0[1], (Cow::Borrowed("n"), Cow::Owned("5".into())));

@@ -106,7 +106,10 @@ impl AlertFacts {
     pub fn incident_key(&self) -> Option<String> {
         if self.resource == "metric_alert" {
             let m = self.metric.as_ref()?;
-            return m.alert_rule_id.as_ref().map(|id| format!("sentry-metric:{id}"));
+            return m
+                .alert_rule_id
+                .as_ref()
+                .map(|id| format!("sentry-metric:{id}"));
         }
         if let Some(id) = &self.issue_id {
             return Some(format!("sentry-issue:{id}"));
@@ -120,7 +123,10 @@ impl AlertFacts {
     }
 
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -323,7 +329,12 @@ fn parse_integration(resource: &str, body: &[u8]) -> Result<AlertFacts, ParseErr
     };
     match resource {
         "event_alert" | "error" => {
-            let event = if resource == "error" { data.error } else { data.event }.unwrap_or_default();
+            let event = if resource == "error" {
+                data.error
+            } else {
+                data.event
+            }
+            .unwrap_or_default();
             fill_from_event(&mut facts, &event);
             facts.sentry_rule = data
                 .triggered_rule
@@ -420,17 +431,21 @@ fn parse_legacy(body: &[u8]) -> Result<AlertFacts, ParseError> {
     };
     let event = l.event.unwrap_or_default();
     fill_from_event(&mut facts, &event);
-    facts.level = facts.level.or_else(|| l.level.owned().map(|s| s.to_lowercase()));
+    facts.level = facts
+        .level
+        .or_else(|| l.level.owned().map(|s| s.to_lowercase()));
     facts.culprit = facts.culprit.or_else(|| l.culprit.owned());
     if facts.title.is_empty() {
-        facts.title = l.message.owned().unwrap_or_else(|| "Sentry alert".to_string());
+        facts.title = l
+            .message
+            .owned()
+            .unwrap_or_else(|| "Sentry alert".to_string());
     }
     facts.web_url = l.url.owned().or(facts.web_url);
-    facts.issue_id = l
-        .id
-        .owned()
-        .or(facts.issue_id)
-        .or_else(|| facts.web_url.as_deref().and_then(issue_id_from_url));
+    facts.issue_id =
+        l.id.owned()
+            .or(facts.issue_id)
+            .or_else(|| facts.web_url.as_deref().and_then(issue_id_from_url));
     facts.project = l.project_slug.owned().or_else(|| l.project.owned());
     facts.sentry_rule = l.triggering_rules.0.first().map(|r| r.to_string());
     Ok(facts)
@@ -471,12 +486,11 @@ fn fill_from_event(facts: &mut AlertFacts, e: &Event<'_>) {
     if facts.level.is_none() {
         facts.level = facts.tag("level").map(str::to_lowercase);
     }
-    if e.kind.as_deref() == Some("transaction") {
-        if let (Some(end), Some(start)) = (e.timestamp.0, e.start_timestamp.0) {
-            if end >= start {
-                facts.transaction_duration_ms = Some((end - start) * 1000.0);
-            }
-        }
+    if e.kind.as_deref() == Some("transaction")
+        && let (Some(end), Some(start)) = (e.timestamp.0, e.start_timestamp.0)
+        && end >= start
+    {
+        facts.transaction_duration_ms = Some((end - start) * 1000.0);
     }
 }
 
@@ -497,7 +511,11 @@ fn project_slug_from_url(url: &str) -> Option<String> {
 
 /// `"2450.0 p95(transaction.duration) in the last 10 minutes"` -> 2450.0.
 pub fn value_from_description(text: &str) -> Option<f64> {
-    text.split_whitespace().next()?.parse::<f64>().ok().filter(|v| v.is_finite())
+    text.split_whitespace()
+        .next()?
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
 }
 
 fn aggregate_from_description(text: &str) -> Option<String> {

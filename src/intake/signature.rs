@@ -30,7 +30,8 @@ pub fn verify_sentry_signature(
     let expected = hex::decode(signature).map_err(|_| SignatureError::Mismatch)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
     mac.update(body);
-    mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
+    mac.verify_slice(&expected)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// Hex HMAC-SHA256, as Sentry computes it (used by tests and `send-test`).
@@ -79,8 +80,14 @@ mod tests {
             verify_sentry_signature(SECRET, Some(&sig), b"{\"action\":\"x\"}"),
             Err(SignatureError::Mismatch)
         );
-        assert_eq!(verify_sentry_signature(SECRET, None, body), Err(SignatureError::Missing));
-        assert_eq!(verify_sentry_signature(SECRET, Some(""), body), Err(SignatureError::Missing));
+        assert_eq!(
+            verify_sentry_signature(SECRET, None, body),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_sentry_signature(SECRET, Some(""), body),
+            Err(SignatureError::Missing)
+        );
         assert_eq!(
             verify_sentry_signature(SECRET, Some("not-hex"), body),
             Err(SignatureError::Mismatch)
@@ -90,7 +97,10 @@ mod tests {
             Err(SignatureError::Mismatch)
         );
         let empty_sig = sign(SECRET, b"");
-        assert_eq!(verify_sentry_signature(SECRET, Some(&empty_sig), b""), Ok(()));
+        assert_eq!(
+            verify_sentry_signature(SECRET, Some(&empty_sig), b""),
+            Ok(())
+        );
         assert_eq!(
             verify_sentry_signature(SECRET, Some(&empty_sig), body),
             Err(SignatureError::Mismatch)
@@ -100,7 +110,10 @@ mod tests {
     #[test]
     fn legacy_token() {
         assert_eq!(verify_token("t0k", Some("t0k")), Ok(()));
-        assert_eq!(verify_token("t0k", Some("t0")), Err(SignatureError::BadToken));
+        assert_eq!(
+            verify_token("t0k", Some("t0")),
+            Err(SignatureError::BadToken)
+        );
         assert_eq!(verify_token("t0k", None), Err(SignatureError::BadToken));
     }
 }

@@ -68,12 +68,7 @@ const PII_KEY_PARTS: &[&str] = &[
 const PII_KEY_EXACT: &[&str] = &["forwarded", "ip"];
 
 /// Header-like keys whose value runs to the end of the line in free text (`Cookie: a=b; c=d`).
-const WHOLE_LINE_KEYS: &[&str] = &[
-    "cookie",
-    "setcookie",
-    "authorization",
-    "proxyauthorization",
-];
+const WHOLE_LINE_KEYS: &[&str] = &["cookie", "setcookie", "authorization", "proxyauthorization"];
 
 /// Words that introduce a credential in an `Authorization` value.
 const AUTH_SCHEMES: &[&str] = &["bearer", "basic", "digest", "negotiate", "token"];
@@ -251,8 +246,10 @@ fn redact_url_userinfo(s: &str) -> String {
         let rest = s.get(auth_start..).unwrap_or("");
         let auth_len = rest
             .find(|c: char| {
-                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '`' | ')' | ']')
-                    || c.is_whitespace()
+                matches!(
+                    c,
+                    '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '`' | ')' | ']'
+                ) || c.is_whitespace()
             })
             .unwrap_or(rest.len());
         let authority = rest.get(..auth_len).unwrap_or("");
@@ -326,7 +323,8 @@ fn find_secret_value(s: &str, i: usize, key: &str) -> Option<(usize, usize)> {
     }
     let next = b.get(k + 1).copied();
     // `token://`, `Foo::token`, `token == x` are not assignments.
-    if (sep == b':' && matches!(next, Some(b'/') | Some(b':'))) || (sep == b'=' && next == Some(b'='))
+    if (sep == b':' && matches!(next, Some(b'/') | Some(b':')))
+        || (sep == b'=' && next == Some(b'='))
     {
         return None;
     }
@@ -433,7 +431,7 @@ fn luhn_ok(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Payment card numbers: 13-19 digits, optionally grouped by single spaces or dashes, starting
@@ -445,7 +443,8 @@ fn redact_card_numbers(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if !b[i].is_ascii_digit()
-            || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'/' | b'.' | b'_')))
+            || (i > 0
+                && (b[i - 1].is_ascii_alphanumeric() || matches!(b[i - 1], b'/' | b'.' | b'_')))
         {
             i += 1;
             continue;
@@ -510,9 +509,9 @@ fn mask_emails(s: &str) -> String {
             de -= 1;
         }
         let domain = s.get(at + 1..de).unwrap_or("");
-        let tld_ok = domain
-            .rsplit_once('.')
-            .is_some_and(|(host, tld)| !host.is_empty() && tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic()));
+        let tld_ok = domain.rsplit_once('.').is_some_and(|(host, tld)| {
+            !host.is_empty() && tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_alphabetic())
+        });
         if ls < at && tld_ok && spans.last().is_none_or(|l| l.1 <= ls) {
             spans.push((ls, de, EMAIL_MASK));
         }
@@ -560,7 +559,9 @@ fn parse_ipv4_at(b: &[u8], start: usize) -> Option<usize> {
         if len == 0 || len > 3 {
             return None;
         }
-        let value: u32 = b[os..i].iter().fold(0, |acc, d| acc * 10 + u32::from(d - b'0'));
+        let value: u32 = b[os..i]
+            .iter()
+            .fold(0, |acc, d| acc * 10 + u32::from(d - b'0'));
         if value > 255 {
             return None;
         }
@@ -585,7 +586,8 @@ fn mask_ipv6(s: &str) -> String {
         while i < b.len() && (b[i].is_ascii_hexdigit() || b[i] == b':') {
             i += 1;
         }
-        let before_ok = start == 0 || !(b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_');
+        let before_ok =
+            start == 0 || !(b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_');
         let after_ok = i >= b.len() || !(b[i].is_ascii_alphanumeric() || b[i] == b'_');
         let run = s.get(start..i).unwrap_or("");
         if before_ok && after_ok && looks_like_ipv6(run) {
@@ -660,12 +662,17 @@ pub fn event_details(event: &Value, include_pii: bool) -> EventDetails {
 }
 
 fn non_empty_str(v: Option<&Value>) -> Option<&str> {
-    v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    v.and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 /// The first of several legacy/modern spellings of an interface that is an object.
 fn interface<'a>(event: &'a Value, names: &[&str]) -> Option<&'a Value> {
-    names.iter().filter_map(|n| event.get(*n)).find(|v| v.is_object() || v.is_array())
+    names
+        .iter()
+        .filter_map(|n| event.get(*n))
+        .find(|v| v.is_object() || v.is_array())
 }
 
 fn scalar_to_string(v: &Value) -> Option<String> {
@@ -718,7 +725,11 @@ fn query_string(qs: Option<&Value>) -> String {
             })
             .collect::<Vec<_>>()
             .join("&"),
-        Some(Value::Object(map)) => map.iter().map(|(k, v)| pair(k, v)).collect::<Vec<_>>().join("&"),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| pair(k, v))
+            .collect::<Vec<_>>()
+            .join("&"),
         _ => String::new(),
     }
 }
@@ -756,10 +767,15 @@ fn frame_lists(event: &Value) -> Vec<&Vec<Value>> {
             }
         }
     }
-    if let Some(frames) = frames_of(interface(event, &["stacktrace", "sentry.interfaces.Stacktrace"])) {
+    if let Some(frames) = frames_of(interface(
+        event,
+        &["stacktrace", "sentry.interfaces.Stacktrace"],
+    )) {
         lists.push(frames);
     }
-    if let Some(threads) = interface(event, &["threads", "sentry.interfaces.Threads"]).and_then(as_list) {
+    if let Some(threads) =
+        interface(event, &["threads", "sentry.interfaces.Threads"]).and_then(as_list)
+    {
         for thread in threads {
             if let Some(frames) = frames_of(thread.get("stacktrace")) {
                 lists.push(frames);
@@ -819,7 +835,8 @@ fn top_frame(event: &Value, include_pii: bool) -> Option<String> {
 }
 
 fn breadcrumbs(event: &Value, include_pii: bool) -> Vec<Breadcrumb> {
-    let Some(list) = interface(event, &["breadcrumbs", "sentry.interfaces.Breadcrumbs"]).and_then(as_list)
+    let Some(list) =
+        interface(event, &["breadcrumbs", "sentry.interfaces.Breadcrumbs"]).and_then(as_list)
     else {
         return Vec::new();
     };
@@ -855,13 +872,16 @@ fn breadcrumb_timestamp(v: Option<&Value>) -> Option<String> {
 
 fn breadcrumb(c: &Value, include_pii: bool) -> Breadcrumb {
     let kind = non_empty_str(c.get("type")).filter(|t| *t != "default");
-    let category = non_empty_str(c.get("category")).or(kind).map(|s| clip(s, 64));
+    let category = non_empty_str(c.get("category"))
+        .or(kind)
+        .map(|s| clip(s, 64));
     let level = non_empty_str(c.get("level")).map(|s| clip(s, 16));
     let base = non_empty_str(c.get("message")).map(str::to_string);
     let data = c.get("data").map(|d| scrubbed(d, include_pii));
     let data = data.as_ref().and_then(Value::as_object);
 
-    let is_http = matches!(category.as_deref(), Some("http" | "fetch" | "xhr")) || kind == Some("http");
+    let is_http =
+        matches!(category.as_deref(), Some("http" | "fetch" | "xhr")) || kind == Some("http");
     let is_nav = category.as_deref() == Some("navigation") || kind == Some("navigation");
     let detail = data.and_then(|d| {
         if is_http && d.contains_key("url") {
@@ -915,7 +935,12 @@ fn summarise_data(d: &Map<String, Value>) -> Option<String> {
     if parts.is_empty() {
         return None;
     }
-    let mut out = parts.iter().take(MAX_DATA_FIELDS).cloned().collect::<Vec<_>>().join(", ");
+    let mut out = parts
+        .iter()
+        .take(MAX_DATA_FIELDS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if parts.len() > MAX_DATA_FIELDS {
         out.push_str(", …");
     }
@@ -940,7 +965,9 @@ fn release(event: &Value, include_pii: bool) -> Option<String> {
             Value::Object(map) => non_empty_str(map.get(name)),
             _ => None,
         };
-        lookup("sentry:release").or_else(|| lookup("release")).map(str::to_string)
+        lookup("sentry:release")
+            .or_else(|| lookup("release"))
+            .map(str::to_string)
     };
     let r = direct.or_else(from_tags)?;
     Some(clip(&scrub_text(&r, include_pii), 200))
@@ -979,10 +1006,23 @@ mod tests {
     /// Per-fixture expectations for files that carry an event. Files without an event (issue,
     /// metric alert, reference) are listed with `None` so a new fixture forces a decision here.
     fn expectations(name: &str) -> Option<Option<Expect>> {
-        let e = |request, top_frame| Some(Some(Expect { request, top_frame, breadcrumbs: 0, release: None }));
+        let e = |request, top_frame| {
+            Some(Some(Expect {
+                request,
+                top_frame,
+                breadcrumbs: 0,
+                release: None,
+            }))
+        };
         match name {
-            "error.created.1.json" => e(Some("https://null.jsbin.com/runner"), Some("/runner at line 3")),
-            "event_alert.triggered.1.json" => e(Some("https://null.jsbin.com/runner"), Some("<anonymous> at line 3")),
+            "error.created.1.json" => e(
+                Some("https://null.jsbin.com/runner"),
+                Some("/runner at line 3"),
+            ),
+            "event_alert.triggered.1.json" => e(
+                Some("https://null.jsbin.com/runner"),
+                Some("<anonymous> at line 3"),
+            ),
             "event_alert.triggered.2.json" => e(None, None),
             "event_alert.triggered.4.json" | "legacy_webhook.1.json" => e(
                 Some("GET http://example.com/foo?foo=bar"),
@@ -1016,7 +1056,8 @@ mod tests {
                 continue;
             }
             seen += 1;
-            let payload: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let payload: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
 
             // Whole-payload scrub: nothing sensitive survives, the structure does.
             let clean = scrubbed(&payload, false);
@@ -1024,25 +1065,40 @@ mod tests {
             for s in FIXTURE_SENSITIVE {
                 assert!(!text.contains(s), "{name}: {s} survived scrubbing");
             }
-            assert_eq!(scrubbed(&clean, false), clean, "{name}: scrubbing is not idempotent");
+            assert_eq!(
+                scrubbed(&clean, false),
+                clean,
+                "{name}: scrubbing is not idempotent"
+            );
             assert_eq!(clean.get("action"), payload.get("action"), "{name}");
 
-            let expect = expectations(&name).unwrap_or_else(|| panic!("{name}: add it to expectations()"));
+            let expect =
+                expectations(&name).unwrap_or_else(|| panic!("{name}: add it to expectations()"));
             let event = find_event(&payload);
             assert_eq!(event.is_some(), expect.is_some(), "{name}: find_event");
-            let (Some(event), Some(expect)) = (event, expect) else { continue };
+            let (Some(event), Some(expect)) = (event, expect) else {
+                continue;
+            };
             for include_pii in [false, true] {
                 let d = event_details(event, include_pii);
                 assert_eq!(d.request.as_deref(), expect.request, "{name} request");
                 assert_eq!(d.top_frame.as_deref(), expect.top_frame, "{name} top_frame");
-                assert_eq!(d.breadcrumbs.len(), expect.breadcrumbs, "{name} breadcrumbs");
+                assert_eq!(
+                    d.breadcrumbs.len(),
+                    expect.breadcrumbs,
+                    "{name} breadcrumbs"
+                );
                 assert_eq!(d.release.as_deref(), expect.release, "{name} release");
                 // Extraction also works on the scrubbed event (what storage keeps).
                 let from_clean = event_details(find_event(&clean).unwrap(), include_pii);
                 assert_eq!(from_clean.top_frame, d.top_frame, "{name}");
             }
         }
-        assert!(seen >= 17, "expected at least 17 fixture files in {}, saw {seen}", dir.display());
+        assert!(
+            seen >= 17,
+            "expected at least 17 fixture files in {}, saw {seen}",
+            dir.display()
+        );
     }
 
     #[test]
@@ -1088,10 +1144,13 @@ mod tests {
             "Proxy-Authorization": "x", "REMOTE_ADDR": "10.1.2.3", "Accept": "*/*"
         }});
         let c = scrubbed(&obj, false);
-        assert_eq!(c, json!({"headers": {
-            "authorization": REDACTED, "COOKIE": REDACTED, "set-cookie": REDACTED,
-            "Proxy-Authorization": REDACTED, "Accept": "*/*"
-        }}));
+        assert_eq!(
+            c,
+            json!({"headers": {
+                "authorization": REDACTED, "COOKIE": REDACTED, "set-cookie": REDACTED,
+                "Proxy-Authorization": REDACTED, "Accept": "*/*"
+            }})
+        );
         let c = scrubbed(&obj, true);
         assert_eq!(c["headers"]["REMOTE_ADDR"], "10.1.2.3");
     }
@@ -1124,26 +1183,65 @@ mod tests {
     #[test]
     fn free_text_secrets() {
         let cases = [
-            ("https://api.x.io/cb?token=abc&page=2", "https://api.x.io/cb?token=[REDACTED]&page=2"),
-            ("GET /login?user=bob&password=hunter2", "GET /login?user=bob&password=[REDACTED]"),
+            (
+                "https://api.x.io/cb?token=abc&page=2",
+                "https://api.x.io/cb?token=[REDACTED]&page=2",
+            ),
+            (
+                "GET /login?user=bob&password=hunter2",
+                "GET /login?user=bob&password=[REDACTED]",
+            ),
             // `#` does not end a value: passwords contain it, and OAuth puts tokens in fragments.
-            ("/x?access_token=a1&api_key=b2#frag", "/x?access_token=[REDACTED]&api_key=[REDACTED]"),
-            ("/cb#access_token=a1&state=s", "/cb#access_token=[REDACTED]&state=s"),
-            ("call failed: Authorization: Bearer eyJhbGciOi.xyz", "call failed: Authorization: [REDACTED]"),
-            ("sent Bearer abc123 upstream", "sent Bearer [REDACTED] upstream"),
+            (
+                "/x?access_token=a1&api_key=b2#frag",
+                "/x?access_token=[REDACTED]&api_key=[REDACTED]",
+            ),
+            (
+                "/cb#access_token=a1&state=s",
+                "/cb#access_token=[REDACTED]&state=s",
+            ),
+            (
+                "call failed: Authorization: Bearer eyJhbGciOi.xyz",
+                "call failed: Authorization: [REDACTED]",
+            ),
+            (
+                "sent Bearer abc123 upstream",
+                "sent Bearer [REDACTED] upstream",
+            ),
             ("header Basic dXNlcjpwYXNz", "header Basic [REDACTED]"),
             ("basic auth failed", "basic auth failed"),
-            ("Cookie: sessionid=abc; theme=dark\nnext", "Cookie: [REDACTED]\nnext"),
-            (r#"{"password": "hunter2", "user": "bob"}"#, r#"{"password": "[REDACTED]", "user": "bob"}"#),
+            (
+                "Cookie: sessionid=abc; theme=dark\nnext",
+                "Cookie: [REDACTED]\nnext",
+            ),
+            (
+                r#"{"password": "hunter2", "user": "bob"}"#,
+                r#"{"password": "[REDACTED]", "user": "bob"}"#,
+            ),
             ("{'secret_key': 'xyz'}", "{'secret_key': '[REDACTED]'}"),
-            ("dsn https://pub:priv@o1.ingest.sentry.io/1", "dsn https://[REDACTED]@o1.ingest.sentry.io/1"),
-            ("postgres://app:pw@db:5432/x", "postgres://[REDACTED]@db:5432/x"),
+            (
+                "dsn https://pub:priv@o1.ingest.sentry.io/1",
+                "dsn https://[REDACTED]@o1.ingest.sentry.io/1",
+            ),
+            (
+                "postgres://app:pw@db:5432/x",
+                "postgres://[REDACTED]@db:5432/x",
+            ),
             ("charged 4111 1111 1111 1111 ok", "charged [REDACTED] ok"),
             ("card 5500-0000-0000-0004", "card [REDACTED]"),
-            ("order 4111111111111112 (not a card)", "order 4111111111111112 (not a card)"),
-            ("https://sentry.io/api/4505518370586624/", "https://sentry.io/api/4505518370586624/"),
+            (
+                "order 4111111111111112 (not a card)",
+                "order 4111111111111112 (not a card)",
+            ),
+            (
+                "https://sentry.io/api/4505518370586624/",
+                "https://sentry.io/api/4505518370586624/",
+            ),
             ("token refresh scheduled", "token refresh scheduled"),
-            ("https://example.com/auth/login", "https://example.com/auth/login"),
+            (
+                "https://example.com/auth/login",
+                "https://example.com/auth/login",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(scrub_text(input, true), want, "input: {input}");
@@ -1194,7 +1292,10 @@ mod tests {
             Some("GET https://api.paiid.ai/q?symbol=AAPL&token=[REDACTED]")
         );
         let ev = json!({"request": {"url": "https://x/q", "query_string": "?session=abc&a=1"}});
-        assert_eq!(event_details(&ev, false).request.as_deref(), Some("https://x/q?session=[REDACTED]&a=1"));
+        assert_eq!(
+            event_details(&ev, false).request.as_deref(),
+            Some("https://x/q?session=[REDACTED]&a=1")
+        );
         let legacy = json!({"sentry.interfaces.Http": {"method": "DELETE", "url": "http://u:p@h/x",
             "query_string": {"password": "p", "b": 2}}});
         assert_eq!(
@@ -1220,12 +1321,22 @@ mod tests {
         );
         let legacy = json!({"sentry.interfaces.Exception": [
             {"stacktrace": {"frames": [{"module": "m", "function": "f", "in_app": 1}]}}]});
-        assert_eq!(event_details(&legacy, false).top_frame.as_deref(), Some("m in f"));
+        assert_eq!(
+            event_details(&legacy, false).top_frame.as_deref(),
+            Some("m in f")
+        );
         let old_single = json!({"sentry.interfaces.Exception": {"type": "E",
             "stacktrace": {"frames": [{"abs_path": "/srv/a.py", "lineno": "9"}]}}});
-        assert_eq!(event_details(&old_single, false).top_frame.as_deref(), Some("/srv/a.py at line 9"));
-        let threads = json!({"threads": {"values": [{"stacktrace": {"frames": [{"function": "main"}]}}]}});
-        assert_eq!(event_details(&threads, false).top_frame.as_deref(), Some("main"));
+        assert_eq!(
+            event_details(&old_single, false).top_frame.as_deref(),
+            Some("/srv/a.py at line 9")
+        );
+        let threads =
+            json!({"threads": {"values": [{"stacktrace": {"frames": [{"function": "main"}]}}]}});
+        assert_eq!(
+            event_details(&threads, false).top_frame.as_deref(),
+            Some("main")
+        );
     }
 
     #[test]
@@ -1251,14 +1362,34 @@ mod tests {
         assert_eq!(trading.category.as_deref(), Some("trading"));
         assert_eq!(trading.level.as_deref(), Some("info"));
         assert_eq!(trading.timestamp.as_deref(), Some("2026-11-29T08:00:00Z"));
-        assert!(trading.message.starts_with("order submitted ("), "{}", trading.message);
-        for part in ["symbol=AAPL", "qty=100", "side=buy", "account_token=[REDACTED]"] {
-            assert!(trading.message.contains(part), "{part} in {}", trading.message);
+        assert!(
+            trading.message.starts_with("order submitted ("),
+            "{}",
+            trading.message
+        );
+        for part in [
+            "symbol=AAPL",
+            "qty=100",
+            "side=buy",
+            "account_token=[REDACTED]",
+        ] {
+            assert!(
+                trading.message.contains(part),
+                "{part} in {}",
+                trading.message
+            );
         }
         assert!(!trading.message.contains("t@paiid.ai") && !trading.message.contains("tok-1"));
-        assert_eq!(d.breadcrumbs[1].message, "GET https://md.example/q?apikey=[REDACTED] [502]");
+        assert_eq!(
+            d.breadcrumbs[1].message,
+            "GET https://md.example/q?apikey=[REDACTED] [502]"
+        );
         assert_eq!(d.breadcrumbs[1].category.as_deref(), Some("httplib"));
-        assert!(d.breadcrumbs[2].message.contains("key=quote:AAPL"), "{}", d.breadcrumbs[2].message);
+        assert!(
+            d.breadcrumbs[2].message.contains("key=quote:AAPL"),
+            "{}",
+            d.breadcrumbs[2].message
+        );
         assert_eq!(d.breadcrumbs[3].message, "/a → /b");
         assert_eq!(d.breadcrumbs[4].message, "POST https://x/orders [500]");
         assert_eq!(d.breadcrumbs[4].category.as_deref(), Some("http"));
@@ -1266,24 +1397,45 @@ mod tests {
         // Bare list form and epoch timestamps.
         let ev = json!({"breadcrumbs": [{"timestamp": 1_700_000_000.5, "message": "hi"}]});
         let d = event_details(&ev, false);
-        assert_eq!(d.breadcrumbs[0].timestamp.as_deref(), Some("2023-11-14T22:13:20.500Z"));
-        let legacy = json!({"sentry.interfaces.Breadcrumbs": {"values": [{"message": "Bearer abc"}]}});
-        assert_eq!(event_details(&legacy, false).breadcrumbs[0].message, "Bearer [REDACTED]");
+        assert_eq!(
+            d.breadcrumbs[0].timestamp.as_deref(),
+            Some("2023-11-14T22:13:20.500Z")
+        );
+        let legacy =
+            json!({"sentry.interfaces.Breadcrumbs": {"values": [{"message": "Bearer abc"}]}});
+        assert_eq!(
+            event_details(&legacy, false).breadcrumbs[0].message,
+            "Bearer [REDACTED]"
+        );
     }
 
     #[test]
     fn release_from_field_object_or_tags() {
-        assert_eq!(event_details(&json!({"release": "paiid@1.4.2"}), false).release.as_deref(), Some("paiid@1.4.2"));
         assert_eq!(
-            event_details(&json!({"release": {"version": "abc123"}}), false).release.as_deref(),
+            event_details(&json!({"release": "paiid@1.4.2"}), false)
+                .release
+                .as_deref(),
+            Some("paiid@1.4.2")
+        );
+        assert_eq!(
+            event_details(&json!({"release": {"version": "abc123"}}), false)
+                .release
+                .as_deref(),
             Some("abc123")
         );
         assert_eq!(
-            event_details(&json!({"release": null, "tags": [["sentry:release", "r9"]]}), false).release.as_deref(),
+            event_details(
+                &json!({"release": null, "tags": [["sentry:release", "r9"]]}),
+                false
+            )
+            .release
+            .as_deref(),
             Some("r9")
         );
         assert_eq!(
-            event_details(&json!({"tags": {"release": "r10"}}), false).release.as_deref(),
+            event_details(&json!({"tags": {"release": "r10"}}), false)
+                .release
+                .as_deref(),
             Some("r10")
         );
     }
@@ -1304,8 +1456,24 @@ mod tests {
             let _ = event_details(&ev, false);
             let _ = scrubbed(&ev, false);
         }
-        for text in ["", "@", "@@a.b", "a@", ":::", "1.2.3.", "=", "token=", "token:", "Bearer", "Bearer ",
-            "é@ü.com", "ключ token=значение", "4111 ", "::1", "\u{0}@\u{0}.co"] {
+        for text in [
+            "",
+            "@",
+            "@@a.b",
+            "a@",
+            ":::",
+            "1.2.3.",
+            "=",
+            "token=",
+            "token:",
+            "Bearer",
+            "Bearer ",
+            "é@ü.com",
+            "ключ token=значение",
+            "4111 ",
+            "::1",
+            "\u{0}@\u{0}.co",
+        ] {
             let _ = scrub_text(text, false);
         }
         // Deep nesting built in code (beyond what serde_json would parse) is bounded.
@@ -1314,6 +1482,9 @@ mod tests {
             deep = json!([deep]);
         }
         let _ = scrubbed(&deep, false);
-        assert_eq!(scrub_text("ключ token=значение x", true), "ключ token=[REDACTED] x");
+        assert_eq!(
+            scrub_text("ключ token=значение x", true),
+            "ключ token=[REDACTED] x"
+        );
     }
 }

@@ -161,7 +161,7 @@ impl SlackChannel {
             NotificationKind::Acknowledged | NotificationKind::Resolved => short_blocks(n),
             _ => full_blocks(n, false),
         };
-        let body = message_body(self.fallback_text(n), blocks);
+        let body = message_body(None, self.fallback_text(n), blocks);
         let request = self
             .http
             .post(url)
@@ -234,14 +234,19 @@ impl Channel for SlackChannel {
     }
 }
 
-fn message_body(text: String, blocks: Vec<Value>) -> Value {
-    json!({
-        "text": text,
-        "blocks": blocks,
-        // Slack's unfurler fetches every link; the ack link must only ever be fetched by people.
-        "unfurl_links": false,
-        "unfurl_media": false,
-    })
+/// `chat.postMessage` / webhook body. `channel` is `None` for webhooks: a webhook is bound to its
+/// channel, and sending `channel` to one is at best ignored.
+fn message_body(channel: Option<&str>, text: String, blocks: Vec<Value>) -> Value {
+    let mut body = serde_json::Map::new();
+    if let Some(channel) = channel {
+        body.insert("channel".into(), json!(channel));
+    }
+    body.insert("text".into(), json!(text));
+    body.insert("blocks".into(), Value::Array(blocks));
+    // Slack's unfurler fetches every link; the ack link must only ever be fetched by people.
+    body.insert("unfurl_links".into(), json!(false));
+    body.insert("unfurl_media".into(), json!(false));
+    Value::Object(body)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -323,8 +328,8 @@ impl Bot<'_> {
 
     /// Post the full incident card; `track` returns its ts so later changes update it.
     async fn post_full(&self, n: &Notification, track: bool) -> SendOutcome {
-        let mut body = message_body(self.ch.fallback_text(n), full_blocks(n, true));
-        body["channel"] = json!(self.ch.channel);
+        let channel = Some(self.ch.channel.as_str());
+        let body = message_body(channel, self.ch.fallback_text(n), full_blocks(n, true));
         match self.call("chat.postMessage", &body).await {
             Ok(ok) => {
                 let remote = if track { message_ref(&ok.json) } else { None };
@@ -336,8 +341,8 @@ impl Bot<'_> {
 
     /// A new short state message (no card to update).
     async fn post_short(&self, n: &Notification) -> SendOutcome {
-        let mut body = message_body(self.ch.fallback_text(n), short_blocks(n));
-        body["channel"] = json!(self.ch.channel);
+        let channel = Some(self.ch.channel.as_str());
+        let body = message_body(channel, self.ch.fallback_text(n), short_blocks(n));
         match self.call("chat.postMessage", &body).await {
             Ok(ok) => ok.delivered(None),
             Err(f) => f.outcome,
@@ -1140,8 +1145,12 @@ mod tests {
     #[test]
     fn user_data_is_escaped_in_blocks() {
         let n = notification(NotificationKind::Opened);
-        let all = serde_json::to_string(&full_blocks(&n, false)).unwrap_or_default();
+        let blocks = full_blocks(&n, false);
+        // The header is plain_text, which Slack never parses for mentions or links.
+        assert_eq!(blocks[0]["text"]["type"], "plain_text");
+        let all = serde_json::to_string(&blocks[1..]).unwrap_or_default();
         assert!(!all.contains("<!channel>"), "{all}");
+        assert!(all.contains("a=1&amp;b=2"), "{all}");
         assert!(!all.contains("<b>"));
         // Breadcrumb triple backticks must not close the code block.
         assert!(!all.contains("```x```"));

@@ -96,7 +96,11 @@ pub struct AttemptResult {
 
 /// Records the attempt, moves the row on, and stores what the channel handed back on the
 /// incident (only for the episode the delivery belongs to), all in one transaction.
-pub async fn record_attempt(pool: &SqlitePool, d: &Delivery, r: &AttemptResult) -> Result<(), StoreError> {
+pub async fn record_attempt(
+    pool: &SqlitePool,
+    d: &Delivery,
+    r: &AttemptResult,
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     let attempt = d.attempts + 1;
     sqlx::query(
@@ -139,11 +143,13 @@ pub async fn record_attempt(pool: &SqlitePool, d: &Delivery, r: &AttemptResult) 
                     .await?;
             }
             RemoteRef::PagerDutyTriggered { .. } => {
-                sqlx::query("UPDATE incidents SET pagerduty_triggered = 1 WHERE id = ? AND episode = ?")
-                    .bind(incident_id)
-                    .bind(d.episode)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE incidents SET pagerduty_triggered = 1 WHERE id = ? AND episode = ?",
+                )
+                .bind(incident_id)
+                .bind(d.episode)
+                .execute(&mut *tx)
+                .await?;
             }
         }
     }
@@ -151,11 +157,15 @@ pub async fn record_attempt(pool: &SqlitePool, d: &Delivery, r: &AttemptResult) 
     Ok(())
 }
 
-pub async fn for_incident(pool: &SqlitePool, incident_id: i64) -> Result<Vec<DeliveryWithAttempts>, StoreError> {
-    let deliveries: Vec<Delivery> = sqlx::query_as("SELECT * FROM deliveries WHERE incident_id = ? ORDER BY id")
-        .bind(incident_id)
-        .fetch_all(pool)
-        .await?;
+pub async fn for_incident(
+    pool: &SqlitePool,
+    incident_id: i64,
+) -> Result<Vec<DeliveryWithAttempts>, StoreError> {
+    let deliveries: Vec<Delivery> =
+        sqlx::query_as("SELECT * FROM deliveries WHERE incident_id = ? ORDER BY id")
+            .bind(incident_id)
+            .fetch_all(pool)
+            .await?;
     let attempts: Vec<Attempt> = sqlx::query_as(
         "SELECT a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.outcome, a.response \
          FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.incident_id = ? ORDER BY a.id",
@@ -166,23 +176,38 @@ pub async fn for_incident(pool: &SqlitePool, incident_id: i64) -> Result<Vec<Del
     Ok(deliveries
         .into_iter()
         .map(|d| {
-            let attempt_log = attempts.iter().filter(|a| a.delivery_id == d.id).cloned().collect();
-            DeliveryWithAttempts { delivery: d, attempt_log }
+            let attempt_log = attempts
+                .iter()
+                .filter(|a| a.delivery_id == d.id)
+                .cloned()
+                .collect();
+            DeliveryWithAttempts {
+                delivery: d,
+                attempt_log,
+            }
         })
         .collect())
 }
 
-pub async fn list(pool: &SqlitePool, status: Option<&str>, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+pub async fn list(
+    pool: &SqlitePool,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Delivery>, StoreError> {
     Ok(match status {
-        Some(s) => sqlx::query_as("SELECT * FROM deliveries WHERE status = ? ORDER BY id DESC LIMIT ?")
-            .bind(s)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?,
-        None => sqlx::query_as("SELECT * FROM deliveries ORDER BY id DESC LIMIT ?")
-            .bind(limit)
-            .fetch_all(pool)
-            .await?,
+        Some(s) => {
+            sqlx::query_as("SELECT * FROM deliveries WHERE status = ? ORDER BY id DESC LIMIT ?")
+                .bind(s)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }
+        None => {
+            sqlx::query_as("SELECT * FROM deliveries ORDER BY id DESC LIMIT ?")
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }
     })
 }
 

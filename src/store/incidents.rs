@@ -53,7 +53,8 @@ pub async fn existing_dedup_keys(
 ) -> Result<HashMap<String, i64>, StoreError> {
     let mut out = HashMap::new();
     for chunk in keys.chunks(chunk_size(1)) {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT dedup_key, id FROM events WHERE dedup_key IN (");
+        let mut q =
+            QueryBuilder::<Sqlite>::new("SELECT dedup_key, id FROM events WHERE dedup_key IN (");
         let mut sep = q.separated(", ");
         for k in chunk {
             sep.push_bind(*k);
@@ -82,27 +83,68 @@ pub async fn incidents_by_keys(
     Ok(out)
 }
 
-pub async fn incident(conn: &mut SqliteConnection, id: i64) -> Result<Option<Incident>, StoreError> {
-    Ok(sqlx::query_as::<_, Incident>("SELECT * FROM incidents WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?)
+pub async fn incident(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> Result<Option<Incident>, StoreError> {
+    Ok(
+        sqlx::query_as::<_, Incident>("SELECT * FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
 }
 
 const INCIDENT_COLUMNS: &[&str] = &[
-    "id", "incident_key", "episode", "severity", "state", "title", "project", "environment",
-    "level", "culprit", "rule", "sentry_rule", "sentry_issue_id", "sentry_url", "release",
-    "metric_value", "event_count", "first_seen", "last_seen", "opened_at", "last_event_id",
-    "assignee", "acknowledged_at", "acknowledged_by", "acknowledged_via", "resolved_at",
-    "resolved_by", "resolved_via", "root_cause", "policy", "next_escalation_at",
-    "escalation_step", "escalation_version", "slack_channel", "slack_ts", "pagerduty_triggered",
-    "pagerduty_incident_id", "notified_count", "count_updated_at", "updated_at",
+    "id",
+    "incident_key",
+    "episode",
+    "severity",
+    "state",
+    "title",
+    "project",
+    "environment",
+    "level",
+    "culprit",
+    "rule",
+    "sentry_rule",
+    "sentry_issue_id",
+    "sentry_url",
+    "release",
+    "metric_value",
+    "event_count",
+    "first_seen",
+    "last_seen",
+    "opened_at",
+    "last_event_id",
+    "assignee",
+    "acknowledged_at",
+    "acknowledged_by",
+    "acknowledged_via",
+    "resolved_at",
+    "resolved_by",
+    "resolved_via",
+    "root_cause",
+    "policy",
+    "next_escalation_at",
+    "escalation_step",
+    "escalation_version",
+    "slack_channel",
+    "slack_ts",
+    "pagerduty_triggered",
+    "pagerduty_incident_id",
+    "notified_count",
+    "count_updated_at",
+    "updated_at",
 ];
 
 /// Inserts new incidents and updates changed ones in one statement per chunk. Safe to write
 /// every column: all writers share one connection, so nothing can change a row between the
 /// caller's read and this write inside its transaction.
-pub async fn upsert_incidents(conn: &mut SqliteConnection, rows: &[&Incident]) -> Result<(), StoreError> {
+pub async fn upsert_incidents(
+    conn: &mut SqliteConnection,
+    rows: &[&Incident],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_size(INCIDENT_COLUMNS.len())) {
         let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO incidents (");
         q.push(INCIDENT_COLUMNS.join(", "));
@@ -160,7 +202,10 @@ pub async fn upsert_incidents(conn: &mut SqliteConnection, rows: &[&Incident]) -
     Ok(())
 }
 
-pub async fn insert_events(conn: &mut SqliteConnection, rows: &[NewEvent]) -> Result<(), StoreError> {
+pub async fn insert_events(
+    conn: &mut SqliteConnection,
+    rows: &[NewEvent],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_size(16)) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (id, received_at, dedup_key, request_id, source, resource, action, \
@@ -189,9 +234,14 @@ pub async fn insert_events(conn: &mut SqliteConnection, rows: &[NewEvent]) -> Re
     Ok(())
 }
 
-pub async fn insert_timeline(conn: &mut SqliteConnection, rows: &[NewTimeline]) -> Result<(), StoreError> {
+pub async fn insert_timeline(
+    conn: &mut SqliteConnection,
+    rows: &[NewTimeline],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_size(6)) {
-        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO timeline (incident_id, at, kind, actor, via, detail) ");
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO timeline (incident_id, at, kind, actor, via, detail) ",
+        );
         q.push_values(chunk.iter(), |mut b, t| {
             b.push_bind(t.incident_id)
                 .push_bind(t.at)
@@ -205,7 +255,11 @@ pub async fn insert_timeline(conn: &mut SqliteConnection, rows: &[NewTimeline]) 
     Ok(())
 }
 
-pub async fn insert_deliveries(conn: &mut SqliteConnection, rows: &[NewDelivery], now: i64) -> Result<(), StoreError> {
+pub async fn insert_deliveries(
+    conn: &mut SqliteConnection,
+    rows: &[NewDelivery],
+    now: i64,
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_size(8)) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO deliveries (incident_id, episode, channel, kind, detail, status, next_attempt_at, created_at) ",

@@ -14,7 +14,10 @@ pub struct IncidentFilter {
     pub before_id: Option<i64>,
 }
 
-pub async fn list_incidents(pool: &SqlitePool, f: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
+pub async fn list_incidents(
+    pool: &SqlitePool,
+    f: &IncidentFilter,
+) -> Result<Vec<Incident>, StoreError> {
     let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE 1 = 1");
     if let Some(s) = &f.state {
         q.push(" AND state = ").push_bind(s);
@@ -45,34 +48,52 @@ pub struct TimelineEntry {
     pub detail: Option<String>,
 }
 
-pub async fn timeline(pool: &SqlitePool, incident_id: i64) -> Result<Vec<TimelineEntry>, StoreError> {
-    Ok(sqlx::query_as("SELECT at, kind, actor, via, detail FROM timeline WHERE incident_id = ? ORDER BY at, id")
-        .bind(incident_id)
-        .fetch_all(pool)
-        .await?)
+pub async fn timeline(
+    pool: &SqlitePool,
+    incident_id: i64,
+) -> Result<Vec<TimelineEntry>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT at, kind, actor, via, detail FROM timeline WHERE incident_id = ? ORDER BY at, id",
+    )
+    .bind(incident_id)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// The body of the newest event of an incident (for message details), if still retained.
-pub async fn event_body(pool: &SqlitePool, event_id: i64) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-    Ok(sqlx::query_as("SELECT resource, body FROM events WHERE id = ? AND body IS NOT NULL")
-        .bind(event_id)
-        .fetch_optional(pool)
-        .await?)
+pub async fn event_body(
+    pool: &SqlitePool,
+    event_id: i64,
+) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT resource, body FROM events WHERE id = ? AND body IS NOT NULL")
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 pub async fn count_events(pool: &SqlitePool) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await?)
-}
-
-pub async fn get_setting(pool: &SqlitePool, key: &str) -> Result<Option<String>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-        .bind(key)
-        .fetch_optional(pool)
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(pool)
         .await?)
 }
 
+pub async fn get_setting(pool: &SqlitePool, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
 /// Stores `value` unless the key exists; returns the stored value (first writer wins).
-pub async fn get_or_insert_setting(pool: &SqlitePool, key: &str, value: &str) -> Result<String, StoreError> {
+pub async fn get_or_insert_setting(
+    pool: &SqlitePool,
+    key: &str,
+    value: &str,
+) -> Result<String, StoreError> {
     sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
         .bind(key)
         .bind(value)
@@ -84,7 +105,12 @@ pub async fn get_or_insert_setting(pool: &SqlitePool, key: &str, value: &str) ->
 }
 
 /// Records an inbound webhook id; false when it was seen before.
-pub async fn first_sighting(pool: &SqlitePool, source: &str, webhook_id: &str, now: i64) -> Result<bool, StoreError> {
+pub async fn first_sighting(
+    pool: &SqlitePool,
+    source: &str,
+    webhook_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
     let r = sqlx::query("INSERT INTO inbound_webhooks (source, webhook_id, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
         .bind(source)
         .bind(webhook_id)

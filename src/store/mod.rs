@@ -11,8 +11,8 @@ pub mod misc;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,7 +43,9 @@ impl FromStr for Durability {
         match s.to_ascii_lowercase().as_str() {
             "normal" => Ok(Self::Normal),
             "full" => Ok(Self::Full),
-            other => Err(format!("unknown durability `{other}` (expected normal or full)")),
+            other => Err(format!(
+                "unknown durability `{other}` (expected normal or full)"
+            )),
         }
     }
 }

@@ -169,7 +169,9 @@ impl FakeSlack {
         let down = Arc::new(AtomicBool::new(false));
         let mut inner = Inner::default();
         for name in [CHANNEL_NAME, "#paiid-alerts", CHANNEL_ID] {
-            inner.channels.insert(name.to_string(), CHANNEL_ID.to_string());
+            inner
+                .channels
+                .insert(name.to_string(), CHANNEL_ID.to_string());
         }
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
@@ -494,7 +496,14 @@ fn scripted_reply(b: &Behaviour, ep: Endpoint) -> Reply {
             if api {
                 Reply::api(*s, json!({ "ok": false, "error": "internal_error" }))
             } else {
-                Reply::text(*s, if *s >= 500 { "internal_error" } else { "invalid_payload" })
+                Reply::text(
+                    *s,
+                    if *s >= 500 {
+                        "internal_error"
+                    } else {
+                        "invalid_payload"
+                    },
+                )
             }
         }
         Behaviour::StatusBody(s, body) => Reply::text(*s, body),
@@ -785,13 +794,22 @@ fn element(e: &Value, at: &str) -> Result<(), String> {
     if e["type"] == "button" {
         text_object(&e["text"], &format!("{at}/text"), 75, true)?;
         if chars(&e["action_id"]) > 255 {
-            return Err(err("must be less than 256 characters", &format!("{at}/action_id")));
+            return Err(err(
+                "must be less than 256 characters",
+                &format!("{at}/action_id"),
+            ));
         }
         if chars(&e["url"]) > 3000 {
-            return Err(err("must be less than 3001 characters", &format!("{at}/url")));
+            return Err(err(
+                "must be less than 3001 characters",
+                &format!("{at}/url"),
+            ));
         }
         if chars(&e["value"]) > 2000 {
-            return Err(err("must be less than 2001 characters", &format!("{at}/value")));
+            return Err(err(
+                "must be less than 2001 characters",
+                &format!("{at}/value"),
+            ));
         }
         if let Some(style) = e.get("style")
             && style != "primary"

@@ -6,7 +6,11 @@ const MIN: i64 = 60_000;
 
 fn critical() -> (RoutingConfig, Incident, Effects) {
     let cfg = routing();
-    let facts = parse(Some("event_alert"), &fixture("event_alert.triggered.4.json")).unwrap();
+    let facts = parse(
+        Some("event_alert"),
+        &fixture("event_alert.triggered.4.json"),
+    )
+    .unwrap();
     let class = Classification {
         severity: Severity::Critical,
         rule: Some("critical-production-errors".into()),
@@ -17,29 +21,49 @@ fn critical() -> (RoutingConfig, Incident, Effects) {
 }
 
 fn kinds(fx: &Effects) -> Vec<(String, NotificationKind)> {
-    fx.deliveries.iter().map(|d| (d.channel.clone(), d.kind)).collect()
+    fx.deliveries
+        .iter()
+        .map(|d| (d.channel.clone(), d.kind))
+        .collect()
 }
 
 #[test]
 fn opening_notifies_primary_and_arms_the_timer() {
     let (_, inc, fx) = critical();
-    assert_eq!(kinds(&fx), vec![("slack-alerts".to_string(), NotificationKind::Opened)]);
+    assert_eq!(
+        kinds(&fx),
+        vec![("slack-alerts".to_string(), NotificationKind::Opened)]
+    );
     assert_eq!(inc.next_escalation_at, Some(1_000 + 15 * MIN));
-    assert_eq!(inc.frozen_policy().escalate_to, vec!["pagerduty-oncall", "eng-manager-email"]);
+    assert_eq!(
+        inc.frozen_policy().escalate_to,
+        vec!["pagerduty-oncall", "eng-manager-email"]
+    );
     assert_eq!(fx.timeline[0].kind, "opened");
 }
 
 #[test]
 fn repeat_events_count_without_paging() {
     let (cfg, mut inc, _) = critical();
-    let facts = parse(Some("event_alert"), &fixture("event_alert.triggered.4.json")).unwrap();
-    let class = Classification { severity: Severity::Critical, rule: None };
+    let facts = parse(
+        Some("event_alert"),
+        &fixture("event_alert.triggered.4.json"),
+    )
+    .unwrap();
+    let class = Classification {
+        severity: Severity::Critical,
+        rule: None,
+    };
     for i in 0..999 {
         let fx = record_alert(&cfg, &mut inc, &facts, &class, 2 + i, 2_000 + i);
         assert!(fx.deliveries.is_empty() && fx.timeline.is_empty());
     }
     assert_eq!(inc.event_count, 1000);
-    assert_eq!(inc.next_escalation_at, Some(1_000 + 15 * MIN), "timer is not pushed back by repeats");
+    assert_eq!(
+        inc.next_escalation_at,
+        Some(1_000 + 15 * MIN),
+        "timer is not pushed back by repeats"
+    );
 }
 
 #[test]
@@ -51,17 +75,29 @@ fn escalation_fires_once_and_not_after_ack() {
         kinds(&fx),
         vec![
             ("pagerduty-oncall".to_string(), NotificationKind::Escalation),
-            ("eng-manager-email".to_string(), NotificationKind::Escalation)
+            (
+                "eng-manager-email".to_string(),
+                NotificationKind::Escalation
+            )
         ]
     );
-    assert!(fire_escalation(&mut inc, due, due + 6).is_none(), "second tick finds nothing due");
+    assert!(
+        fire_escalation(&mut inc, due, due + 6).is_none(),
+        "second tick finds nothing due"
+    );
 
     let (_, mut acked, _) = critical();
     let due = acked.next_escalation_at.unwrap();
     let (out, fx) = acknowledge(&cfg, &mut acked, &Actor::new("ana", "link"), due - 1);
     assert_eq!(out, AckOutcome::Acknowledged);
-    assert_eq!(kinds(&fx), vec![("slack-alerts".to_string(), NotificationKind::Acknowledged)]);
-    assert!(fire_escalation(&mut acked, due, due).is_none(), "an ack before the deadline wins");
+    assert_eq!(
+        kinds(&fx),
+        vec![("slack-alerts".to_string(), NotificationKind::Acknowledged)]
+    );
+    assert!(
+        fire_escalation(&mut acked, due, due).is_none(),
+        "an ack before the deadline wins"
+    );
 }
 
 #[test]
@@ -75,13 +111,30 @@ fn ack_after_escalation_tells_pagerduty_unless_it_came_from_pagerduty() {
         kinds(&fx),
         vec![
             ("slack-alerts".to_string(), NotificationKind::Acknowledged),
-            ("pagerduty-oncall".to_string(), NotificationKind::Acknowledged)
+            (
+                "pagerduty-oncall".to_string(),
+                NotificationKind::Acknowledged
+            )
         ]
     );
-    let (_, fx) = acknowledge(&cfg, &mut from_pd, &Actor::new("bo", "pagerduty"), due + MIN);
-    assert_eq!(kinds(&fx), vec![("slack-alerts".to_string(), NotificationKind::Acknowledged)]);
+    let (_, fx) = acknowledge(
+        &cfg,
+        &mut from_pd,
+        &Actor::new("bo", "pagerduty"),
+        due + MIN,
+    );
+    assert_eq!(
+        kinds(&fx),
+        vec![("slack-alerts".to_string(), NotificationKind::Acknowledged)]
+    );
     let (again, fx) = acknowledge(&cfg, &mut from_pd, &Actor::new("cy", "api"), due + 2 * MIN);
-    assert_eq!(again, AckOutcome::AlreadyAcknowledged { by: Some("bo".into()), at: Some(due + MIN) });
+    assert_eq!(
+        again,
+        AckOutcome::AlreadyAcknowledged {
+            by: Some("bo".into()),
+            at: Some(due + MIN)
+        }
+    );
     assert!(fx.deliveries.is_empty());
 }
 
@@ -93,14 +146,24 @@ fn resolve_posts_post_mortem_and_reopen_starts_new_episode() {
     assert!(kinds(&fx).contains(&("slack-alerts".to_string(), NotificationKind::PostMortem)));
     assert_eq!(inc.next_escalation_at, None);
 
-    let facts = parse(Some("event_alert"), &fixture("event_alert.triggered.4.json")).unwrap();
-    let class = Classification { severity: Severity::Critical, rule: None };
+    let facts = parse(
+        Some("event_alert"),
+        &fixture("event_alert.triggered.4.json"),
+    )
+    .unwrap();
+    let class = Classification {
+        severity: Severity::Critical,
+        rule: None,
+    };
     let fx = record_alert(&cfg, &mut inc, &facts, &class, 99, 10 * MIN);
     assert_eq!(inc.episode, 2);
     assert_eq!(inc.state(), IncidentState::Triggered);
     assert_eq!(inc.next_escalation_at, Some(10 * MIN + 15 * MIN));
     assert_eq!(inc.dedup_key(), "paiid-alerts-7-2");
-    assert_eq!(kinds(&fx), vec![("slack-alerts".to_string(), NotificationKind::Opened)]);
+    assert_eq!(
+        kinds(&fx),
+        vec![("slack-alerts".to_string(), NotificationKind::Opened)]
+    );
 }
 
 #[test]
@@ -111,10 +174,19 @@ fn severity_rise_refreezes_policy_and_notifies() {
     let (mut inc, fx) = open_new(&cfg, 1, "k".into(), &facts, &unclassified, 1, 0);
     assert!(fx.deliveries.is_empty(), "unclassified pages nobody");
     assert_eq!(inc.next_escalation_at, None);
-    let high = Classification { severity: Severity::High, rule: Some("high-error-rate".into()) };
+    let high = Classification {
+        severity: Severity::High,
+        rule: Some("high-error-rate".into()),
+    };
     let fx = record_alert(&cfg, &mut inc, &facts, &high, 2, MIN);
     assert_eq!(inc.severity(), Severity::High);
-    assert_eq!(kinds(&fx), vec![("trading-ops-email".to_string(), NotificationKind::SeverityRaised)]);
+    assert_eq!(
+        kinds(&fx),
+        vec![(
+            "trading-ops-email".to_string(),
+            NotificationKind::SeverityRaised
+        )]
+    );
     assert_eq!(inc.next_escalation_at, Some(MIN + 60 * MIN));
     assert_eq!(fx.timeline[0].kind, "severity_raised");
 }

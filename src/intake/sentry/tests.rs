@@ -23,7 +23,11 @@ fn every_fixture_parses() {
         }
         // Pretty-printed and compact bodies parse the same.
         let pretty = std::fs::read(&path).unwrap();
-        assert_eq!(parse(resource.as_deref(), &pretty).unwrap(), facts, "{name}");
+        assert_eq!(
+            parse(resource.as_deref(), &pretty).unwrap(),
+            facts,
+            "{name}"
+        );
         seen += 1;
     }
     assert!(seen >= 15, "expected the whole fixture folder, saw {seen}");
@@ -75,13 +79,24 @@ fn legacy_and_issue_and_metric() {
     let resolved = parse(Some("metric_alert"), &load("metric_alert.resolved.2.json")).unwrap();
     assert_eq!(crit.meaning(), Meaning::Alert);
     assert_eq!(resolved.meaning(), Meaning::Resolved);
-    assert_eq!(crit.incident_key(), resolved.incident_key(), "resolve finds the alert's incident");
+    assert_eq!(
+        crit.incident_key(),
+        resolved.incident_key(),
+        "resolve finds the alert's incident"
+    );
     assert_eq!(crit.metric.as_ref().unwrap().value, Some(5.0));
 }
 
 #[test]
 fn bad_json_is_an_error_not_a_panic() {
-    for body in [&b""[..], b"{", b"[]", b"null", b"\xff\xfe", b"{\"data\": 5}"] {
+    for body in [
+        &b""[..],
+        b"{",
+        b"[]",
+        b"null",
+        b"\xff\xfe",
+        b"{\"data\": 5}",
+    ] {
         let _ = parse(Some("event_alert"), body);
         let _ = parse(None, body);
     }
@@ -91,7 +106,8 @@ fn bad_json_is_an_error_not_a_panic() {
 #[test]
 fn transaction_event_duration() {
     // No public capture of a transaction event: built from a copy of a real event_alert.
-    let mut v: serde_json::Value = serde_json::from_slice(&load("event_alert.triggered.1.json")).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&load("event_alert.triggered.1.json")).unwrap();
     v["data"]["event"]["type"] = "transaction".into();
     v["data"]["event"]["start_timestamp"] = 1566248777.0.into();
     v["data"]["event"]["timestamp"] = 1566248779.45.into();
@@ -102,8 +118,14 @@ fn transaction_event_duration() {
 
 #[test]
 fn helpers() {
-    assert_eq!(issue_id_from_url("https://s.io/organizations/o/issues/123/events/x/").as_deref(), Some("123"));
+    assert_eq!(
+        issue_id_from_url("https://s.io/organizations/o/issues/123/events/x/").as_deref(),
+        Some("123")
+    );
     assert_eq!(issue_id_from_url("https://s.io/organizations/o/"), None);
-    assert_eq!(value_from_description("2450.0 p95(transaction.duration) in the last 10 minutes"), Some(2450.0));
+    assert_eq!(
+        value_from_description("2450.0 p95(transaction.duration) in the last 10 minutes"),
+        Some(2450.0)
+    );
     assert_eq!(value_from_description("garbage"), None);
 }

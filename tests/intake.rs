@@ -1,0 +1,393 @@
+//! Intake against the real app: real fixture bytes over HTTP into a temporary SQLite file.
+
+mod support;
+
+use std::sync::Arc;
+
+use paiid_alerts::intake::signature::sign;
+use paiid_alerts::settings::Secrets;
+use serde_json::Value;
+use support::*;
+
+#[tokio::test]
+async fn every_fixture_is_accepted_and_classified() {
+    let app = spawn_app().await;
+    let mut posted = 0;
+    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".json") && !n.starts_with("reference."))
+        .collect();
+    names.sort();
+    for name in &names {
+        let r = app.post_sentry(resource_of(name), &fixture(name)).await;
+        assert!(r.status().is_success(), "{name}: {}", r.status());
+        let body: Value = r.json().await.unwrap();
+        assert!(body["event_id"].as_i64().is_some(), "{name}: {body}");
+        posted += 1;
+    }
+    assert!(posted >= 15);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM events").await, posted);
+    let incidents = app.incidents().await;
+    let by_issue = |id: &str| {
+        incidents
+            .iter()
+            .find(|i| i["sentry_issue_id"] == id)
+            .unwrap_or_else(|| panic!("incident for issue {id}"))
+            .clone()
+    };
+    // prod + error (event_alert.triggered.4 and legacy_webhook.1 share Sentry issue 4218258981).
+    let prod = by_issue("4218258981");
+    assert_eq!(prod["severity"], "critical");
+    assert_eq!(prod["event_count"], 2);
+    // info-level message: stored and listed, unclassified.
+    assert_eq!(by_issue("1638844654")["severity"], "unclassified");
+    // critical -> resolved (resolved.2) -> warning: the alert fired again, a second episode.
+    let metric = incidents
+        .iter()
+        .find(|i| i["title"] == "metric alert")
+        .expect("metric incident");
+    let id = metric["id"].as_i64().unwrap();
+    let timeline = app.incident(id).await["timeline"].clone();
+    let kinds: Vec<&str> = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["opened", "resolved", "reopened"]);
+    assert_eq!(metric["episode"], 2);
+}
+
+#[tokio::test]
+async fn signature_is_enforced_and_failures_store_nothing() {
+    let app = spawn_with(AppOptions {
+        secrets: Secrets {
+            sentry_client_secret: secret("s3cret"),
+            ..Secrets::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let body = fixture("event_alert.triggered.4.json");
+    let post = |sig: Option<String>| {
+        let mut req = app
+            .client
+            .post(app.url("/webhooks/sentry"))
+            .header("Sentry-Hook-Resource", "event_alert")
+            .body(body.clone());
+        if let Some(s) = sig {
+            req = req.header("Sentry-Hook-Signature", s);
+        }
+        req.send()
+    };
+    for bad in [
+        None,
+        Some("deadbeef".to_string()),
+        Some(sign(b"other", &body)),
+        Some(String::new()),
+    ] {
+        let r = post(bad.clone()).await.unwrap();
+        assert_eq!(r.status(), 401, "{bad:?}");
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["code"], "unauthorized");
+        assert!(
+            err["detail"]
+                .as_str()
+                .unwrap()
+                .contains("Sentry-Hook-Signature")
+        );
+    }
+    // The legacy plugin cannot skip the signature by dropping the Sentry headers.
+    let r = app
+        .post_sentry(None, &fixture("legacy_webhook.1.json"))
+        .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM events").await,
+        0,
+        "nothing stored"
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM incidents").await, 0);
+
+    let r = post(Some(sign(b"s3cret", &body))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM events").await, 1);
+}
+
+#[tokio::test]
+async fn legacy_plugin_token() {
+    let app = spawn_with(AppOptions {
+        secrets: Secrets {
+            sentry_webhook_token: secret("tok3n"),
+            ..Secrets::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let body = fixture("legacy_webhook.2.json");
+    for q in ["", "?token=wrong", "?token="] {
+        let r = app
+            .client
+            .post(app.url(&format!("/webhooks/sentry{q}")))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{q}");
+    }
+    let r = app
+        .client
+        .post(app.url("/webhooks/sentry?token=tok3n"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors() {
+    let app = spawn_app().await;
+    let r = app.post_sentry(Some("event_alert"), b"{\"action\": ").await;
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["code"], "invalid_json");
+    assert!(err["detail"].as_str().unwrap().contains("EOF"), "{err}");
+
+    let big = vec![b' '; 1024 * 1024 + 10];
+    let r = app.post_sentry(Some("event_alert"), &big).await;
+    assert_eq!(r.status(), 413);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["code"], "payload_too_large");
+
+    let r = app
+        .post_sentry(Some("spaceship"), br#"{"action":"launched","data":{}}"#)
+        .await;
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ignored");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM events WHERE status = 'ignored'")
+            .await,
+        1,
+        "kept for inspection"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM events").await,
+        1,
+        "nothing else stored"
+    );
+
+    let r = app
+        .client
+        .get(app.url("/api/incidents/abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = app
+        .client
+        .get(app.url("/api/incidents/999"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["code"], "not_found");
+    let r = app
+        .client
+        .get(app.url("/api/incidents?state=sleepy"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn retries_are_counted_once() {
+    let app = spawn_app().await;
+    let body = fixture("event_alert.triggered.4.json");
+    for request_id in ["a", "b", "c"] {
+        let r = app
+            .client
+            .post(app.url("/webhooks/sentry"))
+            .header("Sentry-Hook-Resource", "event_alert")
+            .header("Request-ID", request_id)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            v["status"],
+            if request_id == "a" {
+                "accepted"
+            } else {
+                "duplicate"
+            }
+        );
+    }
+    let incidents = app.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0]["event_count"], 1);
+}
+
+#[tokio::test]
+async fn a_thousand_events_for_one_issue_make_one_incident() {
+    let app = Arc::new(spawn_app().await);
+    let template = fixture_json("event_alert.triggered.4.json");
+    let mut tasks = tokio::task::JoinSet::new();
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
+    for i in 0..1000 {
+        let mut v = template.clone();
+        v["data"]["event"]["event_id"] = format!("evt{i:05}").into();
+        let body = serde_json::to_vec(&v).unwrap();
+        let app = app.clone();
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        tasks.spawn(async move {
+            let r = app.post_sentry(Some("event_alert"), &body).await;
+            drop(permit);
+            r.status().as_u16()
+        });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    let incidents = app.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0]["event_count"], 1000);
+    assert_eq!(incidents[0]["severity"], "critical");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM deliveries").await,
+        1,
+        "one page, not a thousand"
+    );
+}
+
+#[tokio::test]
+async fn sentry_lifecycle_resolve_assign_reopen() {
+    let app = spawn_app().await;
+    // issue.resolved.1 is for Sentry issue 1638821441; open it with a copy of a real event.
+    let mut v = fixture_json("event_alert.triggered.4.json");
+    v["data"]["event"]["issue_id"] = "1638821441".into();
+    let r = app
+        .post_sentry(Some("event_alert"), &serde_json::to_vec(&v).unwrap())
+        .await;
+    let id = r.json::<Value>().await.unwrap()["incident_id"]
+        .as_i64()
+        .unwrap();
+
+    let mut assigned = fixture_json("issue.assigned.1.json");
+    assigned["data"]["issue"]["id"] = "1638821441".into();
+    app.post_sentry(Some("issue"), &serde_json::to_vec(&assigned).unwrap())
+        .await;
+    app.post_sentry(Some("issue"), &fixture("issue.resolved.1.json"))
+        .await;
+    let inc = app.incident(id).await;
+    assert_eq!(inc["state"], "resolved");
+    assert_eq!(inc["assignee"], "Hemanth V. Alluri");
+    let kinds: Vec<&str> = inc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["opened", "assigned", "resolved"]);
+
+    // Sentry reopens it: a new episode of the same incident.
+    let mut unresolved = fixture_json("issue.resolved.1.json");
+    unresolved["action"] = "unresolved".into();
+    unresolved["data"]["issue"]["status"] = "unresolved".into();
+    app.post_sentry(Some("issue"), &serde_json::to_vec(&unresolved).unwrap())
+        .await;
+    let inc = app.incident(id).await;
+    assert_eq!(inc["state"], "triggered");
+    assert_eq!(inc["episode"], 2);
+    assert!(inc["next_escalation_at"].is_string(), "escalates again");
+}
+
+#[tokio::test]
+async fn rate_window_survives_a_restart() {
+    let app = spawn_app().await;
+    for i in 0..10 {
+        let mut v = fixture_json("error.created.1.json");
+        v["data"]["error"]["event_id"] = format!("e{i}").into();
+        let r = app
+            .post_sentry(Some("error"), &serde_json::to_vec(&v).unwrap())
+            .await;
+        assert_eq!(r.json::<Value>().await.unwrap()["severity"], "unclassified");
+    }
+    let (dir, clock) = app.stop().await;
+    clock.advance(std::time::Duration::from_secs(30));
+    let app = spawn_with(AppOptions {
+        dir: Some(dir),
+        clock: Some(clock),
+        ..AppOptions::default()
+    })
+    .await;
+    let mut v = fixture_json("error.created.1.json");
+    v["data"]["error"]["event_id"] = "e10".into();
+    let r = app
+        .post_sentry(Some("error"), &serde_json::to_vec(&v).unwrap())
+        .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["severity"], "high",
+        "the 11th error in 5 minutes, across a restart"
+    );
+}
+
+#[tokio::test]
+async fn api_token_and_health() {
+    let app = spawn_with(AppOptions {
+        secrets: Secrets {
+            api_token: secret("t0ken"),
+            ..Secrets::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let r = app
+        .client
+        .get(app.url("/api/incidents"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .client
+        .get(app.url("/api/incidents"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .client
+        .get(app.url("/api/incidents"))
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

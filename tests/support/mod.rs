@@ -1,0 +1,212 @@
+//! Shared integration-test harness: the real application on a random loopback port, a
+//! temporary SQLite file, a manual clock, and helpers to post real Sentry fixtures.
+#![allow(dead_code)]
+
+pub mod fake_pagerduty;
+pub mod fake_slack;
+pub mod smtp;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use paiid_alerts::app::Application;
+use paiid_alerts::clock::ManualClock;
+use paiid_alerts::settings::{Secret, Secrets, Settings};
+use serde_json::Value;
+
+pub const START_MS: i64 = 1_780_000_000_000;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub db_path: PathBuf,
+    pub dir: Arc<tempfile::TempDir>,
+    pub state: paiid_alerts::http::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Adjusts settings before the app is built.
+pub type SettingsTweak = Box<dyn FnOnce(&mut Settings) + Send>;
+
+pub struct AppOptions {
+    pub routing: String,
+    pub secrets: Secrets,
+    pub run_workers: bool,
+    pub dir: Option<Arc<tempfile::TempDir>>,
+    pub clock: Option<Arc<ManualClock>>,
+    pub tweak: Option<SettingsTweak>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            routing: std::fs::read_to_string(repo_path("routing.yaml")).expect("routing.yaml"),
+            secrets: Secrets::default(),
+            run_workers: true,
+            dir: None,
+            clock: None,
+            tweak: None,
+        }
+    }
+}
+
+pub fn repo_path(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+pub fn secret(s: &str) -> Option<Secret> {
+    Some(Secret::new(s))
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(AppOptions::default()).await
+}
+
+pub async fn spawn_with(opts: AppOptions) -> TestApp {
+    let dir = opts
+        .dir
+        .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tempdir")));
+    let routing_path = dir.path().join("routing.yaml");
+    std::fs::write(&routing_path, &opts.routing).expect("write routing");
+    let db_path = dir.path().join("alerts.db");
+    let clock = opts
+        .clock
+        .unwrap_or_else(|| Arc::new(ManualClock::new(START_MS)));
+    let mut settings = Settings::new(
+        "127.0.0.1:0".parse().unwrap(),
+        format!("sqlite://{}", db_path.display()),
+        routing_path,
+    );
+    settings.secrets = opts.secrets;
+    settings.clock = Some(clock.clone());
+    settings.run_workers = opts.run_workers;
+    settings.public_url = None;
+    if let Some(tweak) = opts.tweak {
+        tweak(&mut settings);
+    }
+    let app = Application::build(settings).await.expect("app builds");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        client,
+        clock,
+        db_path,
+        dir,
+        state,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Graceful stop (drains the writer and workers).
+    pub async fn stop(mut self) -> (Arc<tempfile::TempDir>, Arc<ManualClock>) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("join").expect("clean shutdown");
+        }
+        (self.dir.clone(), self.clock.clone())
+    }
+
+    pub async fn post_sentry(&self, resource: Option<&str>, body: &[u8]) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/webhooks/sentry"))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(r) = resource {
+            req = req.header("Sentry-Hook-Resource", r);
+        }
+        req.send().await.expect("post")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.client.get(self.url(path)).send().await.expect("get");
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.expect("json")
+    }
+
+    pub async fn incidents(&self) -> Vec<Value> {
+        self.get_json("/api/incidents").await["incidents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn incident(&self, id: i64) -> Value {
+        self.get_json(&format!("/api/incidents/{id}")).await
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.state.store.read)
+            .await
+            .expect("scalar")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    repo_path("../shared/fixtures/sentry")
+}
+
+/// A fixture as Sentry sends it (compact JSON).
+pub fn fixture(name: &str) -> Vec<u8> {
+    serde_json::to_vec(&fixture_json(name)).unwrap()
+}
+
+pub fn fixture_json(name: &str) -> Value {
+    let text = std::fs::read(fixtures_dir().join(name)).expect("fixture");
+    serde_json::from_slice(&text).expect("json")
+}
+
+pub fn resource_of(name: &str) -> Option<&str> {
+    let r = name.split('.').next()?;
+    (r != "legacy_webhook").then_some(r)
+}
+
+/// Polls `f` until it returns `Some`, for at most `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("condition not met within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
