@@ -12,13 +12,19 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::ack_token::AckKeys;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::RoutingConfig;
 use crate::http::{self, AppState};
 use crate::incidents::service::IncidentService;
 use crate::incidents::writer::{Wakers, Writer};
+use crate::metrics::Metrics;
+use crate::notify::build::NotificationBuilder;
+use crate::notify::registry::{ChannelEnv, Channels};
+use crate::notify::render::Templates;
+use crate::notify::worker::OutboxWorker;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{Store, misc};
 
 pub struct Application {
     listener: TcpListener,
@@ -66,6 +72,26 @@ impl Application {
             .unwrap_or_else(|| format!("http://{addr}"))
             .into();
 
+        let ack_keys = Arc::new(load_ack_keys(&settings, &store).await?);
+        let templates = Arc::new(Templates::new(&cfg.templates)?);
+        let channels = Arc::new(Channels::build(&cfg, &channel_env(&settings), templates)?);
+        let metrics = Arc::new(Metrics::default());
+        let builder = NotificationBuilder {
+            store: store.clone(),
+            public_url: public_url.clone(),
+            ack_keys: ack_keys.clone(),
+            clock: clock.clone(),
+            include_pii: cfg.delivery.include_pii,
+        };
+        let outbox = Arc::new(OutboxWorker::new(
+            store.clone(),
+            cfg.clone(),
+            channels.clone(),
+            builder.clone(),
+            clock.clone(),
+            metrics.clone(),
+        ));
+
         let incidents = IncidentService {
             store: store.clone(),
             cfg: cfg.clone(),
@@ -81,8 +107,17 @@ impl Application {
             secrets: Arc::new(settings.secrets.clone()),
             public_url,
             ready: Arc::new(AtomicBool::new(false)),
+            channels,
+            metrics,
+            builder,
+            ack_keys,
+            outbox: outbox.clone(),
+            wakers: wakers.clone(),
         };
-        let workers = Vec::new();
+        let mut workers = Vec::new();
+        if settings.run_workers {
+            workers.extend(outbox.spawn(wakers.outbox.clone(), cancel.child_token()));
+        }
         state.ready.store(true, Ordering::SeqCst);
         Ok(Self {
             listener,
@@ -133,4 +168,28 @@ impl Application {
         store.close().await;
         Ok(())
     }
+}
+
+pub fn channel_env(settings: &Settings) -> ChannelEnv {
+    ChannelEnv {
+        smtp_url: settings
+            .secrets
+            .smtp_url
+            .as_ref()
+            .map(|s| s.expose().to_string()),
+        email_from: settings.email_from.clone(),
+        slack_api_url: settings.slack_api_url.clone(),
+        pagerduty_events_url: settings.pagerduty_events_url.clone(),
+    }
+}
+
+/// `ACK_SIGNING_KEY` when set; otherwise a key generated on first start and kept in the
+/// database, so links in messages already sent keep working after a restart.
+async fn load_ack_keys(settings: &Settings, store: &Store) -> anyhow::Result<AckKeys> {
+    if let Some(key) = &settings.secrets.ack_signing_key {
+        return AckKeys::from_env_value(key.expose()).context("ACK_SIGNING_KEY");
+    }
+    let fresh = hex::encode(AckKeys::generate_secret()?);
+    let stored = misc::get_or_insert_setting(&store.write, "ack_signing_key", &fresh).await?;
+    AckKeys::from_env_value(&stored).context("the ack signing key stored in the database")
 }

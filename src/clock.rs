@@ -78,7 +78,11 @@ pub fn ms_to_datetime(ms: i64) -> DateTime<Utc> {
 /// Sleeps until `deadline_ms` on `clock`, or until `wake` fires, whichever is first. With a
 /// manual clock, a jump re-evaluates the deadline. Real time is capped per sleep so that a
 /// system clock change is noticed within a minute.
-pub async fn sleep_until(clock: &dyn Clock, deadline_ms: Option<i64>, wake: &Notify) {
+pub async fn sleep_until(
+    clock: &dyn Clock,
+    deadline_ms: Option<i64>,
+    wake: &mut crate::signal::Waiter,
+) {
     let cap = std::time::Duration::from_secs(60);
     let wait = match deadline_ms {
         Some(d) => {
@@ -93,7 +97,7 @@ pub async fn sleep_until(clock: &dyn Clock, deadline_ms: Option<i64>, wake: &Not
     let jumped = clock.jumped();
     tokio::select! {
         _ = tokio::time::sleep(wait) => {}
-        _ = wake.notified() => {}
+        _ = wake.wait() => {}
         _ = async {
             match &jumped {
                 Some(n) => n.notified().await,

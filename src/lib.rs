@@ -24,7 +24,9 @@ pub mod app;
 pub mod clock;
 pub mod http;
 pub mod incidents;
+pub mod metrics;
 pub mod settings;
+pub mod signal;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod test_support;

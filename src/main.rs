@@ -50,6 +50,15 @@ enum Command {
         #[arg(long, env = "ALLOW_UNSIGNED_WEBHOOKS")]
         allow_unsigned_webhooks: bool,
     },
+    /// Send a real test message through one configured channel and print the outcome.
+    SendTest {
+        /// Channel name from routing.yaml (e.g. slack-alerts).
+        #[arg(long)]
+        channel: String,
+        /// Routing file.
+        #[arg(long, env = "ROUTING_CONFIG", default_value = "./routing.yaml")]
+        config: PathBuf,
+    },
     /// Validate a routing file; exits non-zero naming the file, line and problem.
     CheckConfig {
         /// Routing file (default: $ROUTING_CONFIG or ./routing.yaml).
@@ -94,6 +103,7 @@ async fn main() -> ExitCode {
             .await
         }
         Command::CheckConfig { path } => check_config(path),
+        Command::SendTest { channel, config } => send_test(&channel, &config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,4 +190,62 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+async fn send_test(channel: &str, config: &std::path::Path) -> anyhow::Result<()> {
+    use paiid_alerts::notify::registry::Channels;
+    use paiid_alerts::notify::render::Templates;
+    use paiid_alerts::notify::{Outgoing, RemoteState, SendOutcome};
+
+    let cfg = RoutingConfig::load(config)?;
+    let settings = Settings::new("127.0.0.1:0".parse()?, String::new(), config.to_path_buf());
+    let templates = std::sync::Arc::new(Templates::new(&cfg.templates)?);
+    let channels = Channels::build(&cfg, &paiid_alerts::app::channel_env(&settings), templates)?;
+    let Some(ch) = channels.get(channel) else {
+        anyhow::bail!(
+            "no channel `{channel}` in {} (channels: {})",
+            config.display(),
+            channels.names().collect::<Vec<_>>().join(", ")
+        );
+    };
+    let notification =
+        paiid_alerts::notify::message::Notification::test_message(chrono::Utc::now());
+    let outcome = ch
+        .send(Outgoing {
+            notification: &notification,
+            remote: &RemoteState::default(),
+        })
+        .await;
+    println!("channel {channel} ({}):", ch.kind());
+    match outcome {
+        SendOutcome::Delivered {
+            status, response, ..
+        } if ch.is_real() => {
+            println!(
+                "  delivered (status {})\n  response: {response}",
+                status.map_or("-".to_string(), |s| s.to_string())
+            );
+            Ok(())
+        }
+        SendOutcome::Delivered { response, .. } => {
+            println!("{response}");
+            anyhow::bail!(
+                "channel `{channel}` is not configured, so nothing was sent (the message above went to the log); set {}",
+                channels.missing_env(channel).join(" or ")
+            )
+        }
+        SendOutcome::Skipped { reason } => anyhow::bail!("skipped: {reason}"),
+        SendOutcome::Retry { status, reason, .. } => {
+            anyhow::bail!(
+                "failed (temporary, status {}): {reason}",
+                status.map_or("-".to_string(), |s| s.to_string())
+            )
+        }
+        SendOutcome::Permanent { status, reason } => {
+            anyhow::bail!(
+                "failed (permanent, status {}): {reason}",
+                status.map_or("-".to_string(), |s| s.to_string())
+            )
+        }
+    }
 }

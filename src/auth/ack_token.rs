@@ -204,18 +204,10 @@ impl AckKeys {
     }
 
     /// 32 bytes from the operating system's CSPRNG, for `ACK_SIGNING_KEY` (hex-encode it).
-    ///
-    /// Reads `/dev/urandom` because `getrandom` is not a direct dependency yet; the kernel pool
-    /// behind it is the same one `getrandom(2)` uses. Fallible because the device may be
-    /// missing (e.g. a scratch container without /dev), and there is no safe fallback for a
-    /// secret.
+    /// Fallible because there is no safe fallback for a secret.
     pub fn generate_secret() -> Result<[u8; 32], KeyError> {
-        use std::io::Read as _;
         let mut secret = [0u8; 32];
-        let mut file =
-            std::fs::File::open("/dev/urandom").map_err(|e| KeyError::Rng(e.to_string()))?;
-        file.read_exact(&mut secret)
-            .map_err(|e| KeyError::Rng(e.to_string()))?;
+        getrandom::fill(&mut secret).map_err(|e| KeyError::Rng(e.to_string()))?;
         Ok(secret)
     }
 

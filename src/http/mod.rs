@@ -4,6 +4,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod ops;
 pub mod sentry;
 
 use std::sync::Arc;
@@ -15,10 +16,15 @@ use axum::http::StatusCode;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::ack_token::AckKeys;
 use crate::clock::SharedClock;
 use crate::config::RoutingConfig;
 use crate::incidents::service::IncidentService;
-use crate::incidents::writer::WriterHandle;
+use crate::incidents::writer::{Wakers, WriterHandle};
+use crate::metrics::Metrics;
+use crate::notify::build::NotificationBuilder;
+use crate::notify::registry::Channels;
+use crate::notify::worker::OutboxWorker;
 use crate::settings::Secrets;
 use crate::store::Store;
 
@@ -36,6 +42,12 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// False until start-up recovery (overdue escalations) has run.
     pub ready: Arc<AtomicBool>,
+    pub channels: Arc<Channels>,
+    pub metrics: Arc<Metrics>,
+    pub builder: NotificationBuilder,
+    pub ack_keys: Arc<AckKeys>,
+    pub outbox: Arc<OutboxWorker>,
+    pub wakers: Wakers,
 }
 
 impl AppState {
@@ -49,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(sentry::router())
         .merge(api::router())
+        .merge(ops::router())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

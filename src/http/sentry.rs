@@ -122,6 +122,13 @@ async fn receive(
     let outcome = tokio::time::timeout(COMMIT_WAIT, state.writer.ingest(request))
         .await
         .map_err(|_| ApiError::Unavailable("storage is slow; retry later".into()))??;
+    let label = match &outcome {
+        IngestOutcome::Duplicate { .. } => "duplicate",
+        IngestOutcome::Accepted { status, .. } => status,
+    };
+    state
+        .metrics
+        .inc("paiid_webhooks_total", &[("outcome", label)]);
     Ok(match outcome {
         IngestOutcome::Duplicate { event_id } => (
             StatusCode::OK,

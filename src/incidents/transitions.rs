@@ -193,6 +193,19 @@ fn start_episode_notifications(
     fx.timers_changed = true;
 }
 
+/// For synthetic test alerts: no escalation timer.
+pub fn disable_escalation(inc: &mut Incident, fx: &mut Effects, now: i64) {
+    inc.next_escalation_at = None;
+    fx.note(
+        inc,
+        now,
+        "note",
+        Some("paiid-alerts"),
+        Some("test"),
+        Some("test alert: escalation disabled".into()),
+    );
+}
+
 /// Another alert for an existing incident: count it; reopen a resolved one as a new episode;
 /// raise the severity when the new classification is worse.
 pub fn record_alert(

@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::classification::{Classifier, Severity};
 use crate::clock::SharedClock;
 use crate::config::RoutingConfig;
 use crate::intake::{AlertFacts, Meaning};
+use crate::signal::Signal;
 use crate::store::incidents::{self as sql, NewEvent};
 use crate::store::{Store, StoreError};
 
@@ -64,20 +65,20 @@ impl WriterHandle {
     }
 }
 
-/// Wake-ups for the tasks that act on what the writer committed.
+/// Wake-ups for the tasks that act on what was committed.
 #[derive(Clone, Default)]
 pub struct Wakers {
-    pub outbox: Arc<Notify>,
-    pub scheduler: Arc<Notify>,
+    pub outbox: Signal,
+    pub scheduler: Signal,
 }
 
 impl Wakers {
     pub fn after_commit(&self, fx: &Effects) {
         if !fx.deliveries.is_empty() {
-            self.outbox.notify_one();
+            self.outbox.notify();
         }
         if fx.timers_changed {
-            self.scheduler.notify_one();
+            self.scheduler.notify();
         }
     }
 }

@@ -183,6 +183,12 @@ impl EmailChannel {
             }
         };
 
+        self.send_to_all(&raw, Some(n.incident_id)).await
+    }
+
+    /// Sends `raw` to every recipient, one SMTP transaction each, so that one rejected address
+    /// does not stop the others from being paged.
+    async fn send_to_all(&self, raw: &[u8], incident_id: Option<i64>) -> SendOutcome {
         let mut delivered: Vec<String> = Vec::new();
         let mut rejected: Vec<(Option<u16>, String)> = Vec::new();
         let mut retry: Vec<(Option<u16>, String)> = Vec::new();
@@ -198,7 +204,7 @@ impl EmailChannel {
                     }
                 };
             let attempt =
-                tokio::time::timeout(self.send_timeout, self.transport.send_raw(&envelope, &raw))
+                tokio::time::timeout(self.send_timeout, self.transport.send_raw(&envelope, raw))
                     .await;
             match attempt {
                 Ok(Ok(response)) => {
@@ -235,12 +241,12 @@ impl EmailChannel {
                 }
             }
         }
-        self.outcome(n, delivered, rejected, retry, last_code)
+        self.outcome(incident_id, delivered, rejected, retry, last_code)
     }
 
     fn outcome(
         &self,
-        n: &Notification,
+        incident_id: Option<i64>,
         delivered: Vec<String>,
         rejected: Vec<(Option<u16>, String)>,
         retry: Vec<(Option<u16>, String)>,
@@ -275,7 +281,7 @@ impl EmailChannel {
         if !rejected.is_empty() {
             tracing::warn!(
                 channel = %self.name,
-                incident_id = n.incident_id,
+                incident_id = ?incident_id,
                 rejected = %join(&rejected),
                 "some email recipients were rejected permanently"
             );
@@ -286,6 +292,44 @@ impl EmailChannel {
             response: truncate_body(&response, MAX_RESPONSE),
             remote: None,
         }
+    }
+}
+
+impl super::Mailer for EmailChannel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_real(&self) -> bool {
+        true
+    }
+
+    fn send_mail<'a>(&'a self, subject: &'a str, text: &'a str, html: &'a str) -> SendFuture<'a> {
+        Box::pin(async move {
+            let mut builder = Message::builder()
+                .from(self.from.clone())
+                .subject(subject)
+                .message_id(None);
+            if let Ok(h) = HeaderName::new_from_ascii("Auto-Submitted".to_string()) {
+                builder = builder.raw_header(HeaderValue::new(h, "auto-generated".to_string()));
+            }
+            for rcpt in &self.to {
+                builder = builder.to(rcpt.clone());
+            }
+            let raw = match builder.multipart(MultiPart::alternative_plain_html(
+                text.to_string(),
+                html.to_string(),
+            )) {
+                Ok(m) => m.formatted(),
+                Err(e) => {
+                    return SendOutcome::Permanent {
+                        status: None,
+                        reason: format!("cannot build the message: {e}"),
+                    };
+                }
+            };
+            self.send_to_all(&raw, None).await
+        })
     }
 }
 

@@ -126,6 +126,33 @@ impl Channel for LogChannel {
     }
 }
 
+impl super::Mailer for LogChannel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_real(&self) -> bool {
+        false
+    }
+
+    fn send_mail<'a>(&'a self, subject: &'a str, text: &'a str, _html: &'a str) -> SendFuture<'a> {
+        let rendered = format!("Subject: {subject}\n\n{text}");
+        tracing::info!(
+            channel = %self.name,
+            missing_env = %self.missing_env.join(", "),
+            message = %rendered,
+            "not sent: channel has no credentials; this is the mail that would have been sent"
+        );
+        Box::pin(async move {
+            SendOutcome::Delivered {
+                status: None,
+                response: rendered,
+                remote: None,
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

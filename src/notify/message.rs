@@ -119,6 +119,42 @@ pub struct PostMortem {
 }
 
 impl Notification {
+    /// The message `paiid-alerts send-test` sends: clearly a test, with every field filled so
+    /// that the template can be checked end to end.
+    pub fn test_message(now: DateTime<Utc>) -> Self {
+        Self {
+            kind: NotificationKind::Test,
+            incident_id: 0,
+            dedup_key: format!("paiid-alerts-test-{}", now.timestamp()),
+            severity: "critical".into(),
+            state: "triggered".into(),
+            title: "Test message from paiid-alerts".into(),
+            project: Some("paiid-backend".into()),
+            environment: Some("production".into()),
+            level: Some("error".into()),
+            culprit: Some("paiid-alerts send-test".into()),
+            event_count: 1,
+            first_seen: now,
+            last_seen: now,
+            rule: Some("send-test".into()),
+            sentry_rule: None,
+            release: Some(concat!("paiid-alerts@", env!("CARGO_PKG_VERSION")).into()),
+            request: None,
+            top_frame: None,
+            breadcrumbs: Vec::new(),
+            metric: None,
+            sentry_url: None,
+            incident_url: "http://localhost/".into(),
+            ack_url: None,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            waited_minutes: None,
+            post_mortem: None,
+        }
+    }
+
     /// A short one-line summary, e.g. `[CRITICAL] ZeroDivisionError: division by zero (paiid-backend)`.
     pub fn headline(&self) -> String {
         let mut s = format!("[{}] {}", self.severity.to_uppercase(), self.title);

@@ -6,15 +6,18 @@
 //! small clients of the real protocols (Slack, PagerDuty Events v2, SMTP) plus a log channel that
 //! stands in for any channel whose secret is unset.
 
+pub mod build;
 pub mod email;
 pub mod log;
 pub mod message;
 pub mod pagerduty;
 pub mod ratelimit;
 pub mod redact;
+pub mod registry;
 pub mod render;
 pub mod retry;
 pub mod slack;
+pub mod worker;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -84,6 +87,14 @@ pub trait Channel: Send + Sync {
         true
     }
     fn send<'a>(&'a self, out: Outgoing<'a>) -> SendFuture<'a>;
+}
+
+/// A channel that can send a whole mail of our own making (digests, weekly summaries):
+/// email channels, and the log channel standing in for one.
+pub trait Mailer: Send + Sync {
+    fn name(&self) -> &str;
+    fn is_real(&self) -> bool;
+    fn send_mail<'a>(&'a self, subject: &'a str, text: &'a str, html: &'a str) -> SendFuture<'a>;
 }
 
 /// Truncate a response body for storage (bytes, on a char boundary).

@@ -134,9 +134,15 @@ pub async fn record_attempt(
     if let (Some(incident_id), Some(remote)) = (d.incident_id, &r.remote) {
         match remote {
             RemoteRef::SlackMessage { channel, ts } => {
-                sqlx::query("UPDATE incidents SET slack_channel = ?, slack_ts = ? WHERE id = ? AND episode = ? AND slack_ts IS NULL")
-                    .bind(channel)
-                    .bind(ts)
+                // The new message shows the count as of now: the next live update is due an
+                // interval later.
+                sqlx::query(
+                    "UPDATE incidents SET slack_channel = ?, slack_ts = ?, notified_count = event_count, \
+                     count_updated_at = ? WHERE id = ? AND episode = ? AND slack_ts IS NULL",
+                )
+                .bind(channel)
+                .bind(ts)
+                .bind(r.started_at)
                     .bind(incident_id)
                     .bind(d.episode)
                     .execute(&mut *tx)
@@ -220,4 +226,49 @@ pub async fn next_due(pool: &SqlitePool, channel: &str) -> Result<Option<i64>, S
     .bind(channel)
     .fetch_one(pool)
     .await?)
+}
+
+/// Open incidents whose Slack message shows a stale event count and was last refreshed at least
+/// `interval_ms` ago: `(id, episode, policy)`. Marks them refreshed and enqueues one
+/// `count_update` per channel chosen by `channels_for`, all in one transaction.
+pub async fn enqueue_count_updates(
+    pool: &SqlitePool,
+    now: i64,
+    interval_ms: i64,
+    channels_for: impl Fn(&str) -> Vec<String>,
+) -> Result<usize, StoreError> {
+    let mut tx = pool.begin().await?;
+    let due: Vec<(i64, i64, String)> = sqlx::query_as(
+        "SELECT id, episode, policy FROM incidents WHERE state IN ('triggered', 'acknowledged') \
+         AND slack_ts IS NOT NULL AND event_count > notified_count AND COALESCE(count_updated_at, 0) <= ?",
+    )
+    .bind(now - interval_ms)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut enqueued = 0;
+    for (id, episode, policy) in &due {
+        for channel in channels_for(policy) {
+            sqlx::query(
+                "INSERT INTO deliveries (incident_id, episode, channel, kind, status, next_attempt_at, created_at) \
+                 VALUES (?, ?, ?, 'count_update', 'pending', ?, ?)",
+            )
+            .bind(id)
+            .bind(episode)
+            .bind(&channel)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            enqueued += 1;
+        }
+        sqlx::query(
+            "UPDATE incidents SET notified_count = event_count, count_updated_at = ? WHERE id = ?",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(enqueued)
 }

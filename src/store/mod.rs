@@ -5,6 +5,7 @@
 //! pool and never block on the writer (WAL).
 
 pub mod deliveries;
+pub mod digests;
 pub mod incidents;
 pub mod misc;
 

@@ -1,0 +1,174 @@
+//! Operator endpoints: `/metrics`, `/api/deliveries`, `/api/test-alert`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::api::require_api_token;
+use super::error::ApiError;
+use super::extract::Query;
+use crate::classification::Severity;
+use crate::incidents::writer::{IngestOutcome, IngestRequest};
+use crate::intake::{AlertFacts, Meaning};
+use crate::store::deliveries;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/deliveries", get(list_deliveries))
+        .route("/api/test-alert", post(test_alert))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+#[derive(Deserialize)]
+struct DeliveryQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_deliveries(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require_api_token(&state, &headers)?;
+    if let Some(s) = &q.status
+        && !["pending", "sending", "delivered", "failed", "dead"].contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("unknown status `{s}` (pending, sending, delivered, failed, dead)"),
+        ));
+    }
+    let rows = deliveries::list(
+        &state.store.read,
+        q.status.as_deref(),
+        q.limit.unwrap_or(100).clamp(1, 1000),
+    )
+    .await?;
+    Ok(Json(json!({ "deliveries": rows })))
+}
+
+/// Fires a synthetic Critical alert through classification, the outbox and the channels. Its
+/// incident never escalates: a test must not page the on-call engineer.
+async fn test_alert(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_api_token(&state, &headers)?;
+    let policy = state.cfg.policy(Severity::Critical);
+    if !policy.notify.iter().any(|c| state.channels.is_real(c)) {
+        let needs: Vec<String> = policy
+            .notify
+            .iter()
+            .map(|c| {
+                let vars = state.channels.missing_env(c);
+                if vars.is_empty() {
+                    format!("{c} (not a real channel)")
+                } else {
+                    format!("{c} needs {}", vars.join(" or "))
+                }
+            })
+            .collect();
+        let detail = if needs.is_empty() {
+            "No notification channel is configured to receive a Critical alert: the `critical` severity notifies no channel in routing.yaml.".to_string()
+        } else {
+            format!(
+                "No notification channel is configured to receive a Critical alert: {}. Set the environment variable(s) and restart.",
+                needs.join("; ")
+            )
+        };
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "code": "unavailable", "detail": detail })),
+        ));
+    }
+    let now = state.clock.now_ms();
+    let environment = state
+        .cfg
+        .rules
+        .iter()
+        .find(|r| r.severity == Severity::Critical)
+        .and_then(|r| r.when.environments.as_ref())
+        .and_then(|e| {
+            e.iter()
+                .find(|n| n.as_str() == "production")
+                .or(e.first())
+                .cloned()
+        })
+        .unwrap_or_else(|| "production".to_string());
+    let level = state
+        .cfg
+        .rules
+        .iter()
+        .find(|r| r.severity == Severity::Critical)
+        .and_then(|r| r.when.levels.as_ref())
+        .and_then(|l| {
+            l.iter()
+                .find(|x| x.as_str() == "fatal")
+                .or(l.first())
+                .cloned()
+        })
+        .unwrap_or_else(|| "fatal".to_string());
+    let facts = AlertFacts {
+        resource: "test".into(),
+        action: "triggered".into(),
+        meaning: Some(Meaning::Alert),
+        level: Some(level),
+        environment: Some(environment),
+        project: Some("paiid-alerts".into()),
+        title: "Test alert from paiid-alerts: the paging path works".into(),
+        culprit: Some("POST /api/test-alert".into()),
+        issue_id: Some(format!("test-{now}")),
+        ..AlertFacts::default()
+    };
+    let body =
+        serde_json::to_vec(&json!({ "test_alert": true, "at": now, "nonce": fastrand::u64(..) }))
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    let dedup_key = format!("test:{now}:{}", fastrand::u64(..));
+    let outcome = state
+        .writer
+        .ingest(IngestRequest {
+            facts,
+            body: body.into(),
+            dedup_key,
+            request_id: None,
+            source: "test",
+        })
+        .await?;
+    match outcome {
+        IngestOutcome::Accepted {
+            incident_id,
+            severity,
+            event_id,
+            ..
+        } => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "status": "sent",
+                "event_id": event_id,
+                "incident_id": incident_id,
+                "severity": severity.as_str(),
+                "channels": policy.notify,
+                "detail": "a synthetic Critical alert is on its way; it will not escalate",
+            })),
+        )),
+        IngestOutcome::Duplicate { .. } => Err(ApiError::Conflict(
+            "a test alert was just sent; try again".into(),
+        )),
+    }
+}

@@ -1,0 +1,140 @@
+//! Prometheus metrics in the text exposition format. A handful of labelled counters and
+//! summaries kept in one explicit registry (no global recorder), so tests can read them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Summary {
+    count: u64,
+    sum: f64,
+    max: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    summaries: Mutex<BTreeMap<(&'static str, String), Summary>>,
+}
+
+const HELP: &[(&str, &str, &str)] = &[
+    (
+        "paiid_webhooks_total",
+        "counter",
+        "Sentry webhooks answered, by outcome.",
+    ),
+    (
+        "paiid_deliveries_total",
+        "counter",
+        "Delivery attempts, by channel and outcome.",
+    ),
+    (
+        "paiid_deliveries_dead_total",
+        "counter",
+        "Deliveries given up on (permanent error or attempts exhausted), by channel.",
+    ),
+    (
+        "paiid_escalations_fired_total",
+        "counter",
+        "Escalations fired.",
+    ),
+    (
+        "paiid_escalation_lateness_seconds",
+        "summary",
+        "How late escalations fired after their due time.",
+    ),
+    (
+        "paiid_delivery_duration_seconds",
+        "summary",
+        "Time spent in one delivery attempt, by channel.",
+    ),
+];
+
+fn labels(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}=\"{}\"",
+                v.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', " ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Metrics {
+    pub fn inc(&self, name: &'static str, pairs: &[(&str, &str)]) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c.entry((name, labels(pairs))).or_default() += 1;
+        }
+    }
+
+    pub fn observe(&self, name: &'static str, pairs: &[(&str, &str)], value: f64) {
+        if let Ok(mut s) = self.summaries.lock() {
+            let e = s.entry((name, labels(pairs))).or_default();
+            e.count += 1;
+            e.sum += value;
+            e.max = e.max.max(value);
+        }
+    }
+
+    pub fn counter(&self, name: &'static str, pairs: &[(&str, &str)]) -> u64 {
+        self.counters
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&(name, labels(pairs))).copied())
+            .unwrap_or(0)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, kind, help) in HELP {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            if let Ok(c) = self.counters.lock() {
+                for ((n, l), v) in c.iter().filter(|((n, _), _)| n == name) {
+                    let _ = writeln!(out, "{n}{{{l}}} {v}");
+                }
+            }
+            if let Ok(s) = self.summaries.lock() {
+                for ((n, l), v) in s.iter().filter(|((n, _), _)| n == name) {
+                    let _ = writeln!(
+                        out,
+                        "{n}_count{{{l}}} {}\n{n}_sum{{{l}}} {}\n{n}_max{{{l}}} {}",
+                        v.count, v.sum, v.max
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn renders_prometheus_text() {
+        let m = super::Metrics::default();
+        m.inc(
+            "paiid_deliveries_total",
+            &[("channel", "slack\"x"), ("outcome", "delivered")],
+        );
+        m.observe("paiid_escalation_lateness_seconds", &[], 0.25);
+        let text = m.render();
+        assert!(
+            text.contains("paiid_deliveries_total{channel=\"slack\\\"x\",outcome=\"delivered\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("paiid_escalation_lateness_seconds_count{} 1"));
+        assert_eq!(
+            m.counter(
+                "paiid_deliveries_total",
+                &[("channel", "slack\"x"), ("outcome", "delivered")]
+            ),
+            1
+        );
+    }
+}

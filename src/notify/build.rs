@@ -1,0 +1,176 @@
+//! Builds the [`Notification`] for one delivery from the incident as it is now and its latest
+//! event, scrubbed of secrets and PII, with a signed acknowledge link.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use super::RemoteState;
+use super::message::{Notification, NotificationKind, PostMortem};
+use super::redact;
+use crate::auth::ack_token::{AckAction, AckClaims, AckKeys};
+use crate::clock::{SharedClock, ms_to_datetime};
+use crate::config::duration::humanize;
+use crate::incidents::model::{Incident, IncidentState};
+use crate::store::misc;
+use crate::store::{Store, StoreError};
+
+/// Acknowledge links stay valid this long: long enough for a weekend, short enough that an old
+/// mail cannot act on next month's incident.
+pub const ACK_LINK_TTL_SECS: i64 = 7 * 86_400;
+
+#[derive(Clone)]
+pub struct NotificationBuilder {
+    pub store: Store,
+    pub public_url: Arc<str>,
+    pub ack_keys: Arc<AckKeys>,
+    pub clock: SharedClock,
+    pub include_pii: bool,
+}
+
+impl NotificationBuilder {
+    pub fn incident_url(&self, id: i64) -> String {
+        format!("{}/incidents/{id}", self.public_url)
+    }
+
+    /// A signed link for `recipient` (the channel name) to act on `episode` of the incident.
+    pub fn action_url(
+        &self,
+        incident_id: i64,
+        episode: i64,
+        action: AckAction,
+        recipient: &str,
+    ) -> String {
+        let claims = AckClaims {
+            kid: String::new(),
+            incident: incident_id,
+            action,
+            recipient: recipient.to_string(),
+            exp: self.clock.now_ms() / 1000 + ACK_LINK_TTL_SECS,
+            ver: episode,
+        };
+        format!("{}/ack/{}", self.public_url, self.ack_keys.sign(&claims))
+    }
+
+    /// Loads what a delivery needs. `None` when the incident no longer exists.
+    pub async fn for_delivery(
+        &self,
+        incident_id: i64,
+        episode: i64,
+        kind: NotificationKind,
+        detail: Option<&str>,
+        recipient: &str,
+    ) -> Result<Option<(Notification, RemoteState)>, StoreError> {
+        let Some(inc) = misc::incident(&self.store.read, incident_id).await? else {
+            return Ok(None);
+        };
+        let event = match inc.last_event_id {
+            Some(id) => misc::event_body(&self.store.read, id).await?,
+            None => None,
+        };
+        let remote = if inc.episode == episode {
+            RemoteState {
+                slack_channel: inc.slack_channel.clone(),
+                slack_ts: inc.slack_ts.clone(),
+                pagerduty_triggered: inc.pagerduty_triggered,
+            }
+        } else {
+            // A late delivery for an earlier episode must not touch the new episode's message.
+            RemoteState::default()
+        };
+        let body = event.as_ref().map(|(_, b)| b.as_slice());
+        Ok(Some((
+            self.notification(&inc, episode, kind, detail, body, recipient),
+            remote,
+        )))
+    }
+
+    pub fn notification(
+        &self,
+        inc: &Incident,
+        episode: i64,
+        kind: NotificationKind,
+        detail: Option<&str>,
+        event_body: Option<&[u8]>,
+        recipient: &str,
+    ) -> Notification {
+        let scrub = |s: &Option<String>| {
+            s.as_deref()
+                .map(|v| redact::scrub_text(v, self.include_pii))
+        };
+        let details = event_body
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .map(|payload| match redact::find_event(&payload) {
+                Some(event) => redact::event_details(event, self.include_pii),
+                None => redact::EventDetails::default(),
+            })
+            .unwrap_or_default();
+        let state = inc.state();
+        let open = matches!(state, IncidentState::Triggered | IncidentState::Muted);
+        let ack_url = (open && inc.episode == episode)
+            .then(|| self.action_url(inc.id, episode, AckAction::Acknowledge, recipient));
+        let waited_minutes = detail
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+            .and_then(|v| v["waited_ms"].as_i64())
+            .map(|ms| ms / 60_000);
+        let post_mortem = (kind == NotificationKind::PostMortem
+            || kind == NotificationKind::Resolved)
+            .then(|| post_mortem(inc))
+            .flatten();
+        Notification {
+            kind,
+            incident_id: inc.id,
+            dedup_key: format!("paiid-alerts-{}-{}", inc.id, episode),
+            severity: inc.severity.clone(),
+            state: inc.state.clone(),
+            title: redact::scrub_text(&inc.title, self.include_pii),
+            project: inc.project.clone(),
+            environment: inc.environment.clone(),
+            level: inc.level.clone(),
+            culprit: scrub(&inc.culprit),
+            event_count: inc.event_count,
+            first_seen: ms_to_datetime(inc.first_seen),
+            last_seen: ms_to_datetime(inc.last_seen),
+            rule: inc.rule.clone(),
+            sentry_rule: inc.sentry_rule.clone(),
+            release: inc.release.clone().or(details.release),
+            request: details.request,
+            top_frame: details.top_frame,
+            breadcrumbs: details.breadcrumbs,
+            metric: inc.metric_value.map(|v| format_metric(v, inc)),
+            sentry_url: inc.sentry_url.clone(),
+            incident_url: self.incident_url(inc.id),
+            ack_url,
+            acknowledged_by: inc.acknowledged_by.clone(),
+            acknowledged_at: inc.acknowledged_at.map(ms_to_datetime),
+            resolved_by: inc.resolved_by.clone(),
+            resolved_at: inc.resolved_at.map(ms_to_datetime),
+            waited_minutes,
+            post_mortem,
+        }
+    }
+}
+
+fn format_metric(v: f64, inc: &Incident) -> String {
+    let rule = inc.rule.as_deref().unwrap_or("");
+    if rule.contains("apdex") || (0.0..=1.0).contains(&v) {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.0} ms")
+    }
+}
+
+fn post_mortem(inc: &Incident) -> Option<PostMortem> {
+    let resolved_at = inc.resolved_at?;
+    let span = |from: i64, to: i64| humanize(Duration::milliseconds(to - from));
+    Some(PostMortem {
+        opened_at: ms_to_datetime(inc.opened_at),
+        acknowledged_at: inc.acknowledged_at.map(ms_to_datetime),
+        resolved_at: ms_to_datetime(resolved_at),
+        time_to_acknowledge: inc.acknowledged_at.map(|a| span(inc.opened_at, a)),
+        time_to_resolve: span(inc.opened_at, resolved_at),
+        acknowledged_by: inc.acknowledged_by.clone(),
+        escalations_fired: inc.escalation_step,
+        root_cause: inc.root_cause.clone(),
+    })
+}

@@ -1,0 +1,422 @@
+//! The outbox worker. One loop per channel, so a Slack outage (or a slow SMTP server) never
+//! delays PagerDuty. Each loop runs [`OutboxWorker::step`]: claim due rows with a lease, send,
+//! record the attempt; tests call `step` directly to drive it deterministically.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::build::NotificationBuilder;
+use super::ratelimit::{Limit, RateLimiter};
+use super::registry::Channels;
+use super::retry::RetryPolicy;
+use super::{NotificationKind, Outgoing, SendOutcome, truncate_body};
+use crate::clock::{SharedClock, sleep_until};
+use crate::config::{ChannelKind, Policy, RoutingConfig};
+use crate::metrics::Metrics;
+use crate::signal::Signal;
+use crate::store::deliveries::{self, AttemptResult, Delivery};
+use crate::store::{Store, StoreError, misc};
+
+/// Rows claimed per step: small, so that a shutdown or a newly due row is not kept waiting.
+const CLAIM_BATCH: i64 = 16;
+/// Stored response bodies are cut to this many bytes.
+const MAX_RESPONSE: usize = 2_000;
+/// A rate-limit wait longer than this gives the row back instead of holding its lease.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Rows were claimed and attempted.
+    Executed(usize),
+    /// Nothing due for this channel.
+    Idle,
+}
+
+pub struct OutboxWorker {
+    store: Store,
+    cfg: Arc<RoutingConfig>,
+    channels: Arc<Channels>,
+    builder: NotificationBuilder,
+    clock: SharedClock,
+    retry: RetryPolicy,
+    limiter: Mutex<RateLimiter>,
+    lease_ms: i64,
+    metrics: Arc<Metrics>,
+}
+
+impl OutboxWorker {
+    pub fn new(
+        store: Store,
+        cfg: Arc<RoutingConfig>,
+        channels: Arc<Channels>,
+        builder: NotificationBuilder,
+        clock: SharedClock,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let retry = RetryPolicy {
+            schedule: cfg.delivery.retry_schedule.clone(),
+            max_attempts: cfg.delivery.max_attempts,
+            jitter: 0.2,
+        };
+        // A claimed row is safe from other workers for twice the send timeout: a crash leaves
+        // it to be claimed again after that.
+        let lease_ms =
+            i64::try_from(cfg.delivery.send_timeout.as_millis() * 2).unwrap_or(60_000) + 5_000;
+        Self {
+            store,
+            cfg,
+            channels,
+            builder,
+            clock,
+            retry,
+            limiter: Mutex::new(RateLimiter::new()),
+            lease_ms,
+            metrics,
+        }
+    }
+
+    /// Claims and attempts the due rows of `channel`.
+    pub async fn step(&self, channel: &str) -> Result<Step, StoreError> {
+        self.step_until(channel, &CancellationToken::new()).await
+    }
+
+    async fn step_until(
+        &self,
+        channel: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Step, StoreError> {
+        let now = self.clock.now_ms();
+        let rows = deliveries::claim_due(
+            &self.store.write,
+            channel,
+            now,
+            now + self.lease_ms,
+            CLAIM_BATCH,
+        )
+        .await?;
+        if rows.is_empty() {
+            return Ok(Step::Idle);
+        }
+        let n = rows.len();
+        for (i, d) in rows.iter().enumerate() {
+            if cancel.is_cancelled() {
+                // Shutting down: give back what was not started.
+                for d in &rows[i..] {
+                    deliveries::release(&self.store.write, d.id, self.clock.now_ms()).await?;
+                }
+                break;
+            }
+            self.deliver(d).await?;
+        }
+        Ok(Step::Executed(n))
+    }
+
+    /// Runs every due row of every channel until none is left (tests and `send-test`).
+    pub async fn drain(&self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let mut any = false;
+            for name in self
+                .channels
+                .names()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+            {
+                if let Step::Executed(n) = self.step(&name).await? {
+                    total += n;
+                    any = true;
+                }
+            }
+            if !any {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn limit_for(kind: &str) -> Option<Limit> {
+        match kind {
+            "slack" => Some(Limit::SLACK_CHANNEL),
+            "pagerduty" => Some(Limit::PAGERDUTY_ROUTING_KEY),
+            _ => None,
+        }
+    }
+
+    /// Waits for a token of the destination's bucket; `Err(wait)` when the wait is too long to
+    /// hold the lease for.
+    async fn acquire(&self, key: &str, limit: Limit) -> Result<(), Duration> {
+        loop {
+            let wait = match self.limiter.lock() {
+                Ok(mut l) => match l.try_acquire(key, limit, Instant::now()) {
+                    Ok(()) => return Ok(()),
+                    Err(wait) => wait,
+                },
+                Err(_) => return Ok(()),
+            };
+            if wait > MAX_INLINE_WAIT {
+                return Err(wait);
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(delivery = d.id, incident = ?d.incident_id, channel = %d.channel, kind = %d.kind))]
+    async fn deliver(&self, d: &Delivery) -> Result<(), StoreError> {
+        let started_at = self.clock.now_ms();
+        let Some(channel) = self.channels.get(&d.channel) else {
+            return self
+                .finish(
+                    d,
+                    started_at,
+                    0,
+                    SendOutcome::Permanent {
+                        status: None,
+                        reason: format!("channel `{}` is no longer configured", d.channel),
+                    },
+                    None,
+                )
+                .await;
+        };
+        let Some(kind) = NotificationKind::parse(&d.kind) else {
+            return self
+                .finish(
+                    d,
+                    started_at,
+                    0,
+                    SendOutcome::Permanent {
+                        status: None,
+                        reason: format!("unknown notification kind `{}`", d.kind),
+                    },
+                    None,
+                )
+                .await;
+        };
+        let built = match d.incident_id {
+            Some(id) => {
+                self.builder
+                    .for_delivery(id, d.episode, kind, d.detail.as_deref(), &d.channel)
+                    .await?
+            }
+            None => None,
+        };
+        let Some((notification, remote)) = built else {
+            return self
+                .finish(
+                    d,
+                    started_at,
+                    0,
+                    SendOutcome::Skipped {
+                        reason: "the incident no longer exists".into(),
+                    },
+                    None,
+                )
+                .await;
+        };
+        let rate_key = channel.rate_key();
+        if let Some(limit) = Self::limit_for(channel.kind())
+            && let Err(wait) = self.acquire(&rate_key, limit).await
+        {
+            let later =
+                self.clock.now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+            return deliveries::release(&self.store.write, d.id, later).await;
+        }
+        let timer = Instant::now();
+        let outcome = channel
+            .send(Outgoing {
+                notification: &notification,
+                remote: &remote,
+            })
+            .await;
+        let took = timer.elapsed();
+        self.metrics.observe(
+            "paiid_delivery_duration_seconds",
+            &[("channel", &d.channel)],
+            took.as_secs_f64(),
+        );
+        self.finish(
+            d,
+            started_at,
+            i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
+            outcome,
+            Some(&rate_key),
+        )
+        .await
+    }
+
+    async fn finish(
+        &self,
+        d: &Delivery,
+        started_at: i64,
+        duration_ms: i64,
+        outcome: SendOutcome,
+        rate_key: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let attempt = u32::try_from(d.attempts + 1).unwrap_or(u32::MAX);
+        let now = self.clock.now_ms();
+        let (status_code, label, response, new_status, next_attempt_at, remote) = match outcome {
+            SendOutcome::Delivered {
+                status,
+                response,
+                remote,
+            } => (status, "delivered", response, "delivered", now, remote),
+            SendOutcome::Skipped { reason } => (None, "skipped", reason, "delivered", now, None),
+            SendOutcome::Permanent { status, reason } => {
+                (status, "permanent", reason, "dead", now, None)
+            }
+            SendOutcome::Retry {
+                status,
+                reason,
+                retry_after,
+            } => {
+                if let (Some(after), Some(key)) = (retry_after, rate_key)
+                    && let Ok(mut l) = self.limiter.lock()
+                {
+                    l.pause_until(key, Instant::now() + after);
+                }
+                match self.retry.next_delay(attempt, retry_after, fastrand::f64()) {
+                    Some(delay) => {
+                        let delay = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+                        (status, "retry", reason, "failed", now + delay, None)
+                    }
+                    None => (
+                        status,
+                        "retry",
+                        format!("{reason} (gave up after {attempt} attempts)"),
+                        "dead",
+                        now,
+                        None,
+                    ),
+                }
+            }
+        };
+        let result = AttemptResult {
+            started_at,
+            duration_ms,
+            status_code: status_code.map(i64::from),
+            outcome: label,
+            response: truncate_body(&response, MAX_RESPONSE),
+            new_status,
+            next_attempt_at,
+            remote,
+        };
+        deliveries::record_attempt(&self.store.write, d, &result).await?;
+        self.metrics.inc(
+            "paiid_deliveries_total",
+            &[("channel", &d.channel), ("outcome", label)],
+        );
+        match new_status {
+            "dead" => {
+                self.metrics
+                    .inc("paiid_deliveries_dead_total", &[("channel", &d.channel)]);
+                tracing::error!(status = ?status_code, reason = %result.response, attempt, "delivery is dead: it will not be retried");
+            }
+            "failed" => {
+                tracing::warn!(status = ?status_code, reason = %result.response, attempt, retry_in_ms = next_attempt_at - now, "delivery failed; will retry")
+            }
+            _ => tracing::info!(outcome = label, attempt, "delivered"),
+        }
+        Ok(())
+    }
+
+    /// Enqueues live event-count refreshes of Slack messages (at most one per incident per
+    /// `slack_update_interval`).
+    pub async fn enqueue_count_updates(&self) -> Result<usize, StoreError> {
+        let interval =
+            i64::try_from(self.cfg.delivery.slack_update_interval.as_millis()).unwrap_or(30_000);
+        let cfg = self.cfg.clone();
+        deliveries::enqueue_count_updates(
+            &self.store.write,
+            self.clock.now_ms(),
+            interval,
+            move |policy| {
+                let p: Policy = serde_json::from_str(policy).unwrap_or_default();
+                let mut out: Vec<String> = p
+                    .notify
+                    .iter()
+                    .chain(p.escalate_to.iter())
+                    .filter(|c| {
+                        cfg.channels
+                            .get(*c)
+                            .is_some_and(|c| c.kind == ChannelKind::Slack)
+                    })
+                    .cloned()
+                    .collect();
+                out.sort();
+                out.dedup();
+                out
+            },
+        )
+        .await
+    }
+
+    /// One loop per channel plus a maintenance loop; all stop on `cancel` after the send in
+    /// flight finishes.
+    pub fn spawn(self: Arc<Self>, wake: Signal, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
+        let mut handles = Vec::new();
+        for name in self
+            .channels
+            .names()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+        {
+            let me = self.clone();
+            let mut waiter = wake.subscribe();
+            let cancel = cancel.clone();
+            handles.push(tokio::spawn(async move {
+                while !cancel.is_cancelled() {
+                    match me.step_until(&name, &cancel).await {
+                        Ok(Step::Executed(_)) => continue,
+                        Ok(Step::Idle) => {
+                            let next = deliveries::next_due(&me.store.read, &name).await.ok().flatten();
+                            tokio::select! {
+                                _ = sleep_until(&*me.clock, next, &mut waiter) => {}
+                                _ = cancel.cancelled() => {}
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(channel = %name, error = %e, "outbox step failed; retrying in 1 s");
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = cancel.cancelled() => {}
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        let me = self.clone();
+        handles.push(tokio::spawn(async move { me.maintain(wake, cancel).await }));
+        handles
+    }
+
+    async fn maintain(&self, wake: Signal, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_purge: Option<i64> = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = cancel.cancelled() => return,
+            }
+            match self.enqueue_count_updates().await {
+                Ok(0) => {}
+                Ok(_) => wake.notify(),
+                Err(e) => tracing::warn!(error = %e, "count updates failed"),
+            }
+            let now = self.clock.now_ms();
+            if last_purge.is_none_or(|t| now - t > 3_600_000) {
+                let keep = i64::try_from(self.cfg.raw_payload_retention.as_millis())
+                    .unwrap_or(i64::MAX / 2);
+                match misc::purge_raw_payloads(&self.store.write, now - keep).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(purged = n, "dropped raw payloads past retention")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purging raw payloads failed"),
+                }
+                last_purge = Some(now);
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! A wake-up that is never lost: unlike `Notify::notify_waiters`, a signal sent while the
+//! worker is busy is still seen when it next waits (it is a version counter).
+
+use tokio::sync::watch;
+
+#[derive(Clone, Debug)]
+pub struct Signal {
+    tx: watch::Sender<u64>,
+}
+
+impl Default for Signal {
+    fn default() -> Self {
+        Self {
+            tx: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Signal {
+    pub fn notify(&self) {
+        self.tx.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> Waiter {
+        Waiter {
+            rx: self.tx.subscribe(),
+        }
+    }
+}
+
+pub struct Waiter {
+    rx: watch::Receiver<u64>,
+}
+
+impl Waiter {
+    /// Returns once a signal was sent since the last call (immediately if one is pending).
+    pub async fn wait(&mut self) {
+        if self.rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! Notification delivery against real loopback servers: fake Slack and PagerDuty that enforce
+//! their documented contracts, and a real SMTP server process.
+
+mod support;
+
+use std::time::Duration;
+
+use paiid_alerts::clock::Clock;
+use paiid_alerts::notify::worker::Step;
+use paiid_alerts::settings::Secrets;
+use serde_json::Value;
+use support::fake_pagerduty::{self, FakePagerDuty};
+use support::fake_slack::{self, FakeSlack};
+use support::smtp::SmtpSink;
+use support::*;
+
+/// Critical pages Slack, PagerDuty and email at once (so one incident exercises all three),
+/// with a short retry schedule.
+fn routing(slack: &FakeSlack, pd: &FakePagerDuty, slack_mode: &str) -> String {
+    let slack_line = match slack_mode {
+        "bot" => format!("bot_token: \"{}\"", slack.bot_token()),
+        _ => format!("webhook_url: \"{}\"", slack.webhook_url()),
+    };
+    format!(
+        r##"
+channels:
+  slack-alerts: {{ type: slack, channel: "#paiid-alerts", {slack_line} }}
+  pagerduty-oncall: {{ type: pagerduty, routing_key: "{key}", events_url: "{pd_url}" }}
+  ops-email: {{ type: email, to: ["trading-ops@paiid.ai", "eng-manager@paiid.ai"] }}
+environments:
+  production: [production, prod]
+rules:
+  - name: critical-production-errors
+    severity: critical
+    when: {{ environment: production, level: [error, fatal] }}
+severities:
+  critical: {{ notify: [slack-alerts, pagerduty-oncall, ops-email] }}
+delivery:
+  retry_schedule: [1s, 2s]
+  max_attempts: 4
+  send_timeout: 2s
+  slack_update_interval: 1s
+"##,
+        key = pd.routing_key(),
+        pd_url = pd.enqueue_url(),
+    )
+}
+
+async fn app_with(
+    slack: &FakeSlack,
+    pd: &FakePagerDuty,
+    smtp: Option<&SmtpSink>,
+    mode: &str,
+    run_workers: bool,
+) -> TestApp {
+    slack.add_channel("#paiid-alerts", fake_slack::CHANNEL_ID);
+    spawn_with(AppOptions {
+        routing: routing(slack, pd, mode),
+        secrets: Secrets {
+            smtp_url: smtp.map(|s| paiid_alerts::settings::Secret::new(s.url())),
+            ..Secrets::default()
+        },
+        run_workers,
+        tweak: Some(Box::new({
+            let api = slack.api_base();
+            move |s| s.slack_api_url = api
+        })),
+        ..AppOptions::default()
+    })
+    .await
+}
+
+async fn open_critical(app: &TestApp) -> i64 {
+    let r = app
+        .post_sentry(Some("event_alert"), &secret_laden_event())
+        .await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["incident_id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// A copy of a real production error, with secrets and PII added where real events carry them.
+fn secret_laden_event() -> Vec<u8> {
+    let mut v = fixture_json("event_alert.triggered.4.json");
+    let e = &mut v["data"]["event"];
+    e["request"]["headers"] = serde_json::json!([
+        ["Authorization", "Bearer sk_live_SUPERSECRET"],
+        ["Cookie", "session=COOKIESECRET"],
+        ["Content-Type", "application/json"]
+    ]);
+    e["request"]["url"] = "https://api.paiid.ai/orders?token=QUERYSECRET".into();
+    e["extra"]["password"] = "hunter2-PASSWORD".into();
+    e["user"]["email"] = "trader@example.com".into();
+    e["user"]["ip_address"] = "203.0.113.77".into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+const SECRETS: &[&str] = &[
+    "sk_live_SUPERSECRET",
+    "COOKIESECRET",
+    "QUERYSECRET",
+    "hunter2-PASSWORD",
+    "trader@example.com",
+    "203.0.113.77",
+];
+
+fn assert_clean(what: &str, text: &str) {
+    for s in SECRETS {
+        assert!(!text.contains(s), "{what} leaks {s}: {text}");
+    }
+}
+
+async fn delivery_rows(app: &TestApp, channel: &str) -> Vec<Value> {
+    let all = app.get_json("/api/deliveries?limit=1000").await;
+    all["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["channel"] == channel)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn happy_path_every_channel_without_secrets_or_pii() {
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    let smtp = SmtpSink::start().await;
+    let app = app_with(&slack, &pd, Some(&smtp), "webhook", false).await;
+    let id = open_critical(&app).await;
+    assert_eq!(app.state.outbox.drain().await.unwrap(), 3);
+
+    let slack_msgs = slack.messages();
+    assert_eq!(slack_msgs.len(), 1);
+    let body = slack_msgs[0].body.to_string();
+    assert!(body.contains("CRITICAL"), "{body}");
+    assert!(body.contains("/ack/"), "an Acknowledge link: {body}");
+    assert_eq!(slack_msgs[0].body["unfurl_links"], false);
+    assert_clean("slack message", &body);
+
+    let events = pd.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_action"], "trigger");
+    assert_eq!(events[0]["payload"]["severity"], "critical");
+    assert_eq!(events[0]["dedup_key"], format!("paiid-alerts-{id}-1"));
+    assert_clean("pagerduty event", &events[0].to_string());
+
+    let mails = smtp.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 2, "one SMTP transaction per recipient");
+    for m in &mails {
+        assert!(
+            m.header("Subject").unwrap_or("").starts_with("[CRITICAL]"),
+            "{:?}",
+            m.header("Subject")
+        );
+        assert!(
+            !m.text().is_empty() && !m.html().is_empty(),
+            "text and HTML parts"
+        );
+        assert_clean("email", &m.everything());
+    }
+
+    let inc = app.incident(id).await;
+    let deliveries = inc["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 3);
+    for d in deliveries {
+        assert_eq!(d["status"], "delivered", "{d}");
+        assert_eq!(d["attempt_log"].as_array().unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn fail_twice_then_succeed_is_delivered_once_after_three_attempts() {
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    let app = app_with(&slack, &pd, None, "webhook", false).await;
+    slack.fail_next(2, fake_slack::Behaviour::Status(500));
+    open_critical(&app).await;
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(1)
+    );
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Idle,
+        "not due before the backoff"
+    );
+    app.clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(1)
+    );
+    app.clock.advance(Duration::from_secs(3));
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(1)
+    );
+    app.clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Idle
+    );
+
+    let rows = delivery_rows(&app, "slack-alerts").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "delivered");
+    assert_eq!(rows[0]["attempts"], 3);
+    assert_eq!(slack.messages().len(), 1, "delivered once");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    let app = app_with(&slack, &pd, None, "webhook", false).await;
+    slack.fail_next(
+        1,
+        fake_slack::Behaviour::RateLimited {
+            retry_after_secs: 2,
+        },
+    );
+    open_critical(&app).await;
+    app.state.outbox.step("slack-alerts").await.unwrap();
+    let rows = delivery_rows(&app, "slack-alerts").await;
+    let next = rows[0]["next_attempt_at"].as_i64().unwrap();
+    assert!(
+        next - app.clock.now_ms() >= 2000,
+        "next attempt not before 2 s: {}",
+        next - app.clock.now_ms()
+    );
+    app.clock.advance(Duration::from_millis(1500));
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Idle
+    );
+    app.clock.advance(Duration::from_secs(2));
+    // Our own limiter also holds this destination until Retry-After passes in real time.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(1)
+    );
+    assert_eq!(
+        delivery_rows(&app, "slack-alerts").await[0]["status"],
+        "delivered"
+    );
+}
+
+#[tokio::test]
+async fn permanent_errors_are_dead_not_retried_and_surfaced() {
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    let app = app_with(&slack, &pd, None, "webhook", false).await;
+    slack.fail_next(1, fake_slack::Behaviour::SlackError("channel_not_found"));
+    pd.fail_next(1, fake_pagerduty::Behaviour::Status(400));
+    open_critical(&app).await;
+    app.state.outbox.drain().await.unwrap();
+    app.clock.advance(Duration::from_secs(3600));
+    app.state.outbox.drain().await.unwrap();
+    assert_eq!(slack.request_count(), 1, "not retried");
+    assert_eq!(pd.request_count(), 1, "not retried");
+    let dead = app.get_json("/api/deliveries?status=dead").await;
+    let dead = dead["deliveries"].as_array().unwrap();
+    assert_eq!(dead.len(), 2);
+    let slack_dead = dead
+        .iter()
+        .find(|d| d["channel"] == "slack-alerts")
+        .unwrap();
+    assert!(
+        slack_dead["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("channel_not_found"),
+        "{slack_dead}"
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("paiid_deliveries_dead_total{channel=\"slack-alerts\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn slack_down_does_not_delay_pagerduty() {
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    let app = app_with(&slack, &pd, None, "webhook", true).await;
+    // Slack hangs longer than our send timeout; PagerDuty answers at once.
+    slack.fail_next(5, fake_slack::Behaviour::Hang(Duration::from_secs(10)));
+    let started = std::time::Instant::now();
+    open_critical(&app).await;
+    eventually(Duration::from_secs(5), || async {
+        (pd.events().len() == 1).then_some(())
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "PagerDuty waited on Slack: {:?}",
+        started.elapsed()
+    );
+    assert!(slack.messages().is_empty());
+}
+
+#[tokio::test]
+async fn storm_of_ten_thousand_events_is_one_incident_and_a_handful_of_slack_calls() {
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    let app = std::sync::Arc::new(app_with(&slack, &pd, None, "bot", true).await);
+    let template = fixture_json("event_alert.triggered.4.json");
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..32 {
+        let app = app.clone();
+        let template = template.clone();
+        tasks.spawn(async move {
+            for i in (worker..10_000).step_by(32) {
+                let mut v = template.clone();
+                v["data"]["event"]["event_id"] = format!("storm{i:05}").into();
+                let r = app
+                    .post_sentry(Some("event_alert"), &serde_json::to_vec(&v).unwrap())
+                    .await;
+                assert_eq!(r.status(), 200);
+                if i % 500 == 0 {
+                    // Let the manual clock follow real time so live count updates can fall due.
+                    app.clock.advance(Duration::from_millis(150));
+                }
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let incidents = app.incidents().await;
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0]["event_count"], 10_000, "the count is exact");
+    app.clock.advance(Duration::from_secs(2));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let calls = slack.request_count();
+    let posts = slack.requests_to("chat.postMessage").len();
+    assert_eq!(
+        posts,
+        1,
+        "one message: {:?}",
+        slack
+            .requests()
+            .iter()
+            .map(|r| (r.path.clone(), r.status, r.response.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        calls <= 12,
+        "a handful of Slack calls, got {calls} in {elapsed:?}"
+    );
+    let msg = &slack.messages()[0];
+    assert!(msg.updates >= 1, "the live count was refreshed");
+    assert!(
+        msg.body.to_string().contains("10,000") || msg.body.to_string().contains("10000"),
+        "live count shown: {}",
+        msg.body
+    );
+}
+
+#[tokio::test]
+async fn test_alert_needs_a_real_channel_then_goes_through_the_real_path() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .post(app.url("/api/test-alert"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("No notification channel is configured"),
+        "{detail}"
+    );
+    assert!(detail.contains("SLACK_WEBHOOK_URL"), "{detail}");
+
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    let app = app_with(&slack, &pd, None, "webhook", false).await;
+    let r = app
+        .client
+        .post(app.url("/api/test-alert"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["severity"], "critical");
+    app.state.outbox.drain().await.unwrap();
+    assert_eq!(slack.messages().len(), 1);
+    let inc = app.incident(body["incident_id"].as_i64().unwrap()).await;
+    assert!(
+        inc["next_escalation_at"].is_null(),
+        "a test alert never escalates"
+    );
+}
+
+#[tokio::test]
+async fn log_channel_records_what_would_have_been_sent() {
+    let app = spawn_with(AppOptions {
+        run_workers: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let id = open_critical(&app).await;
+    app.state.outbox.drain().await.unwrap();
+    let inc = app.incident(id).await;
+    let d = &inc["deliveries"][0];
+    assert_eq!(d["channel"], "slack-alerts");
+    assert_eq!(d["status"], "delivered");
+    let response = d["response"].as_str().unwrap();
+    assert!(response.contains("CRITICAL"), "{response}");
+    assert_clean("logged message", response);
+}

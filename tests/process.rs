@@ -1,0 +1,345 @@
+//! The real binary as an operator runs it: crash recovery with SIGKILL, logs free of secrets,
+//! and the CLI's exit codes and messages.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::fake_slack::{self, FakeSlack};
+use support::{eventually, fixture_json};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_paiid-alerts");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Service {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Service {
+    async fn start(dir: &Path, envs: &[(&str, String)], run: u32) -> Service {
+        let port = free_port();
+        let log = dir.join(format!("service-{run}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.join("alerts.db").display()),
+            )
+            .env("ROUTING_CONFIG", dir.join("routing.yaml"))
+            .env(
+                "RUST_LOG",
+                "debug,hyper=info,h2=info,rustls=info,reqwest=info",
+            )
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn service");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let url = format!("{base}/readyz");
+        eventually(Duration::from_secs(20), || {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                client
+                    .get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status() == 200)
+                    .map(|_| ())
+            }
+        })
+        .await;
+        Service { child, base, log }
+    }
+
+    fn kill9(&mut self) {
+        let pid = self.child.id().expect("pid");
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn stop(mut self) -> String {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn routing(slack: &FakeSlack) -> String {
+    format!(
+        r##"
+channels:
+  slack-alerts: {{ type: slack, channel: "#paiid-alerts", webhook_url: "${{SLACK_WEBHOOK_URL}}" }}
+environments:
+  production: [production, prod]
+rules:
+  - name: critical-production-errors
+    severity: critical
+    when: {{ environment: production, level: [error, fatal] }}
+severities:
+  critical: {{ notify: [slack-alerts] }}
+delivery:
+  retry_schedule: [1s]
+  send_timeout: 1s
+# {}
+"##,
+        slack.url()
+    )
+}
+
+#[tokio::test]
+async fn killed_between_claim_and_send_is_delivered_after_restart() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routing.yaml"), routing(&slack)).unwrap();
+    let envs = [("SLACK_WEBHOOK_URL", slack.webhook_url())];
+    // The first send hangs: the worker has claimed the row and is mid-send when we kill it.
+    slack.fail_next(1, fake_slack::Behaviour::Hang(Duration::from_secs(30)));
+    let mut svc = Service::start(dir.path(), &envs, 1).await;
+    let body = serde_json::to_vec(&fixture_json("event_alert.triggered.4.json")).unwrap();
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/webhooks/sentry", svc.base))
+        .header("Sentry-Hook-Resource", "event_alert")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let url = format!("{}/api/deliveries", svc.base);
+    eventually(Duration::from_secs(10), || {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let v: Value = client.get(&url).send().await.ok()?.json().await.ok()?;
+            (v["deliveries"][0]["status"] == "sending").then_some(())
+        }
+    })
+    .await;
+    svc.kill9();
+    let _ = svc.child.wait().await;
+
+    let svc = Service::start(dir.path(), &envs, 2).await;
+    // The lease (2 x send timeout + 5 s) runs out, the row is claimed again and sent.
+    let url = format!("{}/api/deliveries", svc.base);
+    let delivered = eventually(Duration::from_secs(20), || {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let v: Value = client.get(&url).send().await.ok()?.json().await.ok()?;
+            let d = v["deliveries"].as_array()?.first()?.clone();
+            (d["status"] == "delivered").then_some(d)
+        }
+    })
+    .await;
+    assert_eq!(
+        delivered["attempts"], 1,
+        "the interrupted send left no attempt behind: {delivered}"
+    );
+    assert!(slack.accepted_count() >= 1, "the message reached Slack");
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_logs_or_messages() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("routing.yaml"), routing(&slack)).unwrap();
+    let client_secret = "SENTRY-CLIENT-SECRET-9f8e7d".to_string();
+    let envs = [
+        ("SLACK_WEBHOOK_URL", slack.webhook_url()),
+        ("SENTRY_CLIENT_SECRET", client_secret.clone()),
+        ("API_TOKEN", "API-TOKEN-5a4b3c".to_string()),
+        (
+            "SMTP_URL",
+            "smtp://mailer:SMTP-PASSWORD-1q2w@127.0.0.1:1".to_string(),
+        ),
+        ("ACK_SIGNING_KEY", "ab".repeat(32)),
+    ];
+    // One failure so that error paths log too.
+    slack.fail_next(1, fake_slack::Behaviour::Status(500));
+    let svc = Service::start(dir.path(), &envs, 1).await;
+    let mut v = fixture_json("event_alert.triggered.4.json");
+    v["data"]["event"]["request"]["headers"] =
+        serde_json::json!([["Authorization", "Bearer sk_live_EVENTSECRET"]]);
+    v["data"]["event"]["extra"]["password"] = "EVENT-PASSWORD-xyz".into();
+    let body = serde_json::to_vec(&v).unwrap();
+    let sig = paiid_alerts::intake::signature::sign(client_secret.as_bytes(), &body);
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/webhooks/sentry", svc.base))
+        .header("Sentry-Hook-Resource", "event_alert")
+        .header("Sentry-Hook-Signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(format!("{}/api/incidents", svc.base))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // First attempt fails (500), the retry 1 s later succeeds.
+    eventually(Duration::from_secs(15), || async {
+        (slack.accepted_count() == 1).then_some(())
+    })
+    .await;
+    let log = svc.stop().await;
+    assert!(
+        log.contains("delivery failed; will retry"),
+        "the failure was logged: {log}"
+    );
+    let mut everything = log.clone();
+    for r in slack.requests() {
+        everything.push_str(&r.body);
+    }
+    for secret in [
+        "SENTRY-CLIENT-SECRET-9f8e7d",
+        "API-TOKEN-5a4b3c",
+        "SMTP-PASSWORD-1q2w",
+        &"ab".repeat(32),
+        "/services/T000/B000/XXXX",
+        "sk_live_EVENTSECRET",
+        "EVENT-PASSWORD-xyz",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "`{secret}` leaked into logs or messages"
+        );
+    }
+}
+
+#[tokio::test]
+async fn check_config_names_file_line_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "channels:\n  a: { type: log }\nseverities:\n  critical:\n    notify: [a, nope]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check-config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:5:", bad.display())) && err.contains("nope"),
+        "{err}"
+    );
+
+    // `serve` refuses the same file with the same message.
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+        .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+
+    let good = std::process::Command::new(BIN)
+        .arg("check-config")
+        .arg(support::repo_path("routing.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_public_listen_without_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .env_remove("SENTRY_CLIENT_SECRET")
+        .env_remove("SENTRY_WEBHOOK_TOKEN")
+        .args(["serve", "--listen", "0.0.0.0:0", "--database-url"])
+        .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
+        .arg("--config")
+        .arg(support::repo_path("routing.yaml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-unsigned-webhooks"));
+}
+
+#[tokio::test]
+async fn send_test_reports_the_outcome() {
+    let slack = FakeSlack::start().await;
+    slack.add_channel("#paiid-alerts", fake_slack::CHANNEL_ID);
+    let routing = support::repo_path("routing.yaml");
+    let ok = Command::new(BIN)
+        .args(["send-test", "--channel", "slack-alerts", "--config"])
+        .arg(&routing)
+        .env("SLACK_WEBHOOK_URL", slack.webhook_url())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("delivered"));
+    assert_eq!(slack.messages().len(), 1);
+
+    slack.fail_next(1, fake_slack::Behaviour::SlackError("channel_is_archived"));
+    let bad = Command::new(BIN)
+        .args(["send-test", "--channel", "slack-alerts", "--config"])
+        .arg(&routing)
+        .env("SLACK_WEBHOOK_URL", slack.webhook_url())
+        .output()
+        .await
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("channel_is_archived"));
+
+    let unconfigured = Command::new(BIN)
+        .args(["send-test", "--channel", "pagerduty-oncall", "--config"])
+        .arg(&routing)
+        .env_remove("PAGERDUTY_ROUTING_KEY")
+        .output()
+        .await
+        .unwrap();
+    assert!(!unconfigured.status.success());
+    assert!(String::from_utf8_lossy(&unconfigured.stderr).contains("PAGERDUTY_ROUTING_KEY"));
+}
