@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::ack_token::AckKeys;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::RoutingConfig;
+use crate::escalation::Scheduler;
 use crate::http::{self, AppState};
 use crate::incidents::service::IncidentService;
 use crate::incidents::writer::{Wakers, Writer};
@@ -98,6 +99,12 @@ impl Application {
             clock: clock.clone(),
             wakers: wakers.clone(),
         };
+        let scheduler = Scheduler {
+            store: store.clone(),
+            clock: clock.clone(),
+            wakers: wakers.clone(),
+            metrics: metrics.clone(),
+        };
         let state = AppState {
             cfg,
             store,
@@ -113,12 +120,23 @@ impl Application {
             ack_keys,
             outbox: outbox.clone(),
             wakers: wakers.clone(),
+            scheduler,
         };
         let mut workers = Vec::new();
+        let scheduler = state.scheduler.clone();
         if settings.run_workers {
             workers.extend(outbox.spawn(wakers.outbox.clone(), cancel.child_token()));
+            // Marks the service ready once overdue escalations have fired.
+            workers.push(scheduler.spawn(
+                wakers.scheduler.clone(),
+                state.ready.clone(),
+                cancel.child_token(),
+            ));
+        } else {
+            // Tests that step workers by hand run recovery themselves.
+            scheduler.fire_due().await?;
+            state.ready.store(true, Ordering::SeqCst);
         }
-        state.ready.store(true, Ordering::SeqCst);
         Ok(Self {
             listener,
             addr,

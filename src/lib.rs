@@ -22,6 +22,7 @@ pub mod notify;
 
 pub mod app;
 pub mod clock;
+pub mod escalation;
 pub mod http;
 pub mod incidents;
 pub mod metrics;

@@ -343,3 +343,63 @@ async fn send_test_reports_the_outcome() {
     assert!(!unconfigured.status.success());
     assert!(String::from_utf8_lossy(&unconfigured.stderr).contains("PAGERDUTY_ROUTING_KEY"));
 }
+
+#[tokio::test]
+async fn escalation_due_while_down_fires_once_after_restart() {
+    use support::fake_pagerduty::FakePagerDuty;
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let routing = format!(
+        r##"
+channels:
+  slack-alerts: {{ type: slack, channel: "#paiid-alerts", webhook_url: "${{SLACK_WEBHOOK_URL}}" }}
+  pagerduty-oncall: {{ type: pagerduty, routing_key: "{key}", events_url: "{url}" }}
+environments:
+  production: [production, prod]
+rules:
+  - name: critical-production-errors
+    severity: critical
+    when: {{ environment: production, level: [error, fatal] }}
+severities:
+  critical: {{ notify: [slack-alerts], escalate_after: 2s, escalate_to: [pagerduty-oncall] }}
+"##,
+        key = pd.routing_key(),
+        url = pd.enqueue_url()
+    );
+    std::fs::write(dir.path().join("routing.yaml"), routing).unwrap();
+    let envs = [("SLACK_WEBHOOK_URL", slack.webhook_url())];
+    let mut svc = Service::start(dir.path(), &envs, 1).await;
+    let body = serde_json::to_vec(&fixture_json("event_alert.triggered.4.json")).unwrap();
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/webhooks/sentry", svc.base))
+        .header("Sentry-Hook-Resource", "event_alert")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Crash well before the deadline; stay down past it.
+    svc.kill9();
+    let _ = svc.child.wait().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pd.events().len(), 0);
+
+    let svc = Service::start(dir.path(), &envs, 2).await;
+    eventually(Duration::from_secs(10), || async {
+        (pd.events().len() == 1).then_some(())
+    })
+    .await;
+    let log = svc.stop().await;
+    assert!(log.contains("fell due while the service was down"), "{log}");
+    // Another restart finds nothing left to fire.
+    let svc = Service::start(dir.path(), &envs, 3).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    svc.stop().await;
+    assert_eq!(
+        pd.events().len(),
+        1,
+        "fired exactly once across crash and restarts"
+    );
+}

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -26,8 +25,9 @@ use super::report::{DailyDigest, Links, Period, RenderedMail, WeeklySummary};
 use super::schedule::{DigestSchedule, ScheduleError};
 use crate::clock::{SharedClock, ms_to_datetime, sleep_until};
 use crate::config::{DigestConfig, RoutingConfig};
-use crate::notify::SendOutcome;
 use crate::notify::registry::Channels;
+use crate::notify::{SendOutcome, truncate_body};
+use crate::signal::Signal;
 use crate::store::digests::{self, ClaimResult, ClaimRules, DigestRecord, PeriodKey};
 use crate::store::{Store, StoreError};
 
@@ -50,6 +50,9 @@ pub const RETRY_DELAYS: [Duration; 4] = [
     Duration::from_secs(15 * 60),
     Duration::from_secs(60 * 60),
 ];
+
+/// Bytes of the mail server's answer kept on the digest row.
+const MAX_RESPONSE: usize = 1000;
 
 /// After a database error the loop tries again this much later.
 const ERROR_BACKOFF: Duration = Duration::from_secs(60);
@@ -225,7 +228,7 @@ pub struct DigestRunner {
     public_url: Arc<str>,
     /// `sleep_until` wants a wake-up signal besides the clock; nothing else needs to interrupt
     /// the digest loop (the schedule is fixed for the life of the config).
-    wake: Notify,
+    wake: Signal,
 }
 
 impl DigestRunner {
@@ -242,7 +245,7 @@ impl DigestRunner {
             channels,
             clock,
             public_url,
-            wake: Notify::new(),
+            wake: Signal::default(),
         }
     }
 
@@ -316,6 +319,7 @@ impl DigestRunner {
         }
         // None = nothing will ever be due (a schedule that stopped firing): idle until cancel.
         let mut due: Option<i64> = Some(i64::MIN);
+        let mut wake = self.wake.subscribe();
         loop {
             if cancel.is_cancelled() {
                 break;
@@ -323,7 +327,10 @@ impl DigestRunner {
             let now = self.clock.now_ms();
             if due.is_some_and(|d| now >= d) {
                 due = match self.run_due().await {
-                    Ok(outcomes) => self.next_wake(self.clock.now_ms(), &outcomes),
+                    // From the `now` before the run, not after it: if the clock passed a
+                    // fire while the run was busy, that fire is then due at once instead of
+                    // being skipped over.
+                    Ok(outcomes) => self.next_wake(now, &outcomes),
                     Err(_) => {
                         // Already logged per kind; the claims make a retry safe.
                         Some(now.saturating_add(duration_ms(ERROR_BACKOFF)))
@@ -337,7 +344,7 @@ impl DigestRunner {
                 _ = cancel.cancelled() => break,
                 // Wakes at the deadline, on a manual clock's jump, or after a capped real-time
                 // interval; the check above decides whether anything is due.
-                _ = sleep_until(&*self.clock, due, &self.wake) => {}
+                _ = sleep_until(&*self.clock, due, &mut wake) => {}
             }
         }
         tracing::debug!("digest loop stopped");
@@ -468,6 +475,13 @@ impl DigestRunner {
         let (reason, retryable) = match result {
             Ok(SendOutcome::Delivered { response, .. })
             | Ok(SendOutcome::Skipped { reason: response }) => {
+                // The log stand-in "delivers" by logging the whole mail; the row keeps a note,
+                // not a second copy of the digest.
+                let response = if mailer.is_real() {
+                    truncate_body(&response, MAX_RESPONSE)
+                } else {
+                    "logged only: the channel has no SMTP settings (set SMTP_URL)".to_string()
+                };
                 let recorded = digests::mark_sent(
                     &self.store.write,
                     &key,

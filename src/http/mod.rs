@@ -1,10 +1,14 @@
 //! HTTP: every module exposes `router()`; errors go through [`error::ApiError`].
 
+pub mod ack;
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod form;
 pub mod health;
+pub mod inbound;
 pub mod ops;
+pub mod pages;
 pub mod sentry;
 
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::ack_token::AckKeys;
 use crate::clock::SharedClock;
 use crate::config::RoutingConfig;
+use crate::escalation::Scheduler;
 use crate::incidents::service::IncidentService;
 use crate::incidents::writer::{Wakers, WriterHandle};
 use crate::metrics::Metrics;
@@ -48,6 +53,7 @@ pub struct AppState {
     pub ack_keys: Arc<AckKeys>,
     pub outbox: Arc<OutboxWorker>,
     pub wakers: Wakers,
+    pub scheduler: Scheduler,
 }
 
 impl AppState {
@@ -62,6 +68,9 @@ pub fn router(state: AppState) -> Router {
         .merge(sentry::router())
         .merge(api::router())
         .merge(ops::router())
+        .merge(ack::router())
+        .merge(inbound::router())
+        .merge(pages::router())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

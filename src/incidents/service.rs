@@ -74,7 +74,7 @@ impl IncidentService {
         f: impl FnOnce(&RoutingConfig, &mut Incident, i64) -> (T, transitions::Effects),
     ) -> Result<(T, Incident), ServiceError> {
         let now = self.clock.now_ms();
-        let mut tx = self.store.write.begin().await?;
+        let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
         let mut inc = sql::incident(&mut tx, id)
             .await?
             .ok_or(ServiceError::NotFound(id))?;

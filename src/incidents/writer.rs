@@ -187,7 +187,7 @@ impl Writer {
         reqs: &[IngestRequest],
     ) -> Result<(Vec<IngestOutcome>, Effects), StoreError> {
         let now = self.clock.now_ms();
-        let mut tx = self.store.write.begin().await?;
+        let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
 
         // Retries already stored, and retries inside this very batch.
         let keys: Vec<&str> = reqs.iter().map(|r| r.dedup_key.as_str()).collect();

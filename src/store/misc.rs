@@ -128,3 +128,18 @@ pub async fn purge_raw_payloads(pool: &SqlitePool, older_than: i64) -> Result<u6
         .await?;
     Ok(r.rows_affected())
 }
+
+pub async fn set_pagerduty_incident_id(
+    pool: &SqlitePool,
+    id: i64,
+    episode: i64,
+    pd_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE incidents SET pagerduty_incident_id = ? WHERE id = ? AND episode = ?")
+        .bind(pd_id)
+        .bind(id)
+        .bind(episode)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

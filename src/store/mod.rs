@@ -6,6 +6,7 @@
 
 pub mod deliveries;
 pub mod digests;
+pub mod escalations;
 pub mod incidents;
 pub mod misc;
 

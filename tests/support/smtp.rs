@@ -79,6 +79,57 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/smtp_sink.py")
 }
 
+/// A Python interpreter that can import aiosmtpd: `python3` when it can (CI installs the
+/// package), otherwise a virtualenv under `target/` that is created once, so that a plain
+/// `cargo test` works on a fresh clone. Tests in parallel processes share it through a lock.
+fn python_with_aiosmtpd() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let can_import = |py: &Path| {
+                std::process::Command::new(py)
+                    .args(["-c", "import aiosmtpd"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            };
+            let system = PathBuf::from("python3");
+            if can_import(&system) {
+                return system;
+            }
+            let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+            let venv = target.join("test-venv");
+            let venv_python = venv.join("bin/python");
+            let lock = target.join("test-venv.lock");
+            let _ = std::fs::create_dir_all(&target);
+            let deadline = std::time::Instant::now() + Duration::from_secs(300);
+            loop {
+                if can_import(&venv_python) {
+                    return venv_python;
+                }
+                match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+                    Ok(_) => break,
+                    Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+                    Err(_) => panic!("waited 5 min for {} (remove it if stale)", lock.display()),
+                }
+            }
+            let run = |cmd: &mut std::process::Command| {
+                let out = cmd.output().unwrap_or_else(|e| panic!("the SMTP tests need python3 on PATH: {e}"));
+                if !out.status.success() {
+                    let _ = std::fs::remove_file(&lock);
+                    panic!(
+                        "could not install aiosmtpd for the SMTP tests (run `pip install aiosmtpd`): {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            };
+            run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            run(std::process::Command::new(&venv_python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "aiosmtpd"]));
+            let _ = std::fs::remove_file(&lock);
+            venv_python
+        })
+        .clone()
+}
+
 impl SmtpSink {
     pub async fn start() -> Self {
         Self::start_with(&[]).await
@@ -86,24 +137,9 @@ impl SmtpSink {
 
     /// Extra arguments for the script, e.g. `["--reject-rcpt", "x@y", "--delay", "3"]`.
     pub async fn start_with(args: &[&str]) -> Self {
-        let check = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .output()
-            .await;
-        match check {
-            Err(e) => panic!(
-                "the SMTP tests need python3 on PATH ({e}); install python3 and `pip install aiosmtpd`"
-            ),
-            Ok(out) if !out.status.success() => panic!(
-                "the SMTP tests need the aiosmtpd Python package: run `pip install aiosmtpd` \
-                 (CI installs it). python3 said: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            Ok(_) => {}
-        }
-
+        let python = python_with_aiosmtpd();
         let dir = tempfile::tempdir().expect("temp dir for the SMTP sink");
-        let mut child = Command::new("python3")
+        let mut child = Command::new(&python)
             .arg(script())
             .args(["--port", "0", "--dir"])
             .arg(dir.path())

@@ -1,0 +1,127 @@
+//! The escalation scheduler. Deadlines are rows (`incidents.next_escalation_at`); the
+//! in-process timer is only a wake-up hint. Firing is one transaction per batch that re-checks
+//! each incident is still unacknowledged and due, enqueues the secondary deliveries, clears the
+//! deadline and records the escalation under a unique key, so a restart, a crash at any point,
+//! or two ticks racing can neither lose an escalation nor fire it twice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{SharedClock, sleep_until};
+use crate::incidents::model::Incident;
+use crate::incidents::transitions::{self, Effects};
+use crate::incidents::writer::Wakers;
+use crate::metrics::Metrics;
+use crate::signal::Signal;
+use crate::store::escalations as sql;
+use crate::store::incidents::apply_effects;
+use crate::store::{Store, StoreError};
+
+/// Incidents fired per transaction: bounded so that intake never waits long on the writer.
+const BATCH: i64 = 500;
+
+#[derive(Clone)]
+pub struct Scheduler {
+    pub store: Store,
+    pub clock: SharedClock,
+    pub wakers: Wakers,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Scheduler {
+    /// Fires every escalation due now. Returns how many fired.
+    pub async fn fire_due(&self) -> Result<usize, StoreError> {
+        let mut fired = 0;
+        loop {
+            let now = self.clock.now_ms();
+            let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
+            let due: Vec<Incident> = sql::due(&mut tx, now, BATCH).await?;
+            let n = due.len();
+            let mut changed = Vec::with_capacity(n);
+            let mut fx = Effects::default();
+            let mut lateness = Vec::with_capacity(n);
+            for mut inc in due {
+                let Some(due_at) = inc.next_escalation_at else {
+                    continue;
+                };
+                match transitions::fire_escalation(&mut inc, due_at, now) {
+                    Some(e) => {
+                        sql::record(
+                            &mut tx,
+                            inc.id,
+                            inc.episode,
+                            inc.escalation_step,
+                            due_at,
+                            now,
+                        )
+                        .await?;
+                        lateness.push((now - due_at) as f64 / 1000.0);
+                        fx.extend(e);
+                    }
+                    // Not ours to fire (state changed): clear the stale deadline.
+                    None => inc.next_escalation_at = None,
+                }
+                changed.push(inc);
+            }
+            let rows: Vec<&Incident> = changed.iter().collect();
+            apply_effects(&mut tx, &rows, &fx, now).await?;
+            tx.commit().await?;
+            self.wakers.after_commit(&fx);
+            for l in &lateness {
+                self.metrics.inc("paiid_escalations_fired_total", &[]);
+                self.metrics
+                    .observe("paiid_escalation_lateness_seconds", &[], *l);
+            }
+            if !lateness.is_empty() {
+                tracing::warn!(
+                    count = lateness.len(),
+                    "escalated incidents nobody acknowledged in time"
+                );
+            }
+            fired += lateness.len();
+            if (n as i64) < BATCH {
+                return Ok(fired);
+            }
+        }
+    }
+
+    /// Recovery (escalations that fell due while the service was down fire once), then mark the
+    /// service ready, then sleep until the earliest deadline or a wake-up, until `cancel`.
+    pub fn spawn(
+        self,
+        wake: Signal,
+        ready: Arc<AtomicBool>,
+        cancel: CancellationToken,
+    ) -> JoinHandle<()> {
+        let mut waiter = wake.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match self.fire_due().await {
+                    Ok(n) if n > 0 && !ready.load(Ordering::SeqCst) => {
+                        tracing::info!(
+                            fired = n,
+                            "fired escalations that fell due while the service was down"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "escalation tick failed; retrying in 1 s");
+                        tokio::select! {
+                            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+                            _ = cancel.cancelled() => return,
+                        }
+                    }
+                }
+                ready.store(true, Ordering::SeqCst);
+                let next = sql::next_due(&self.store.read).await.ok().flatten();
+                tokio::select! {
+                    _ = sleep_until(&*self.clock, next, &mut waiter) => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,228 @@
+//! Acknowledgements from other tools: Slack buttons (`POST /slack/interactions`) and PagerDuty
+//! webhooks v3 (`POST /webhooks/pagerduty`). Both verify a signature over the raw body before
+//! reading anything from it.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::sentry::read_body;
+use crate::auth::pagerduty_signature::verify_pagerduty_signature;
+use crate::auth::slack_signature::verify_slack_request;
+use crate::incidents::service::parse_dedup_key;
+use crate::incidents::transitions::Actor;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/slack/interactions", post(slack_interaction))
+        .route("/webhooks/pagerduty", post(pagerduty_webhook))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[derive(Deserialize)]
+struct SlackPayload {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    user: SlackUser,
+    #[serde(default)]
+    actions: Vec<SlackAction>,
+}
+
+#[derive(Deserialize, Default)]
+struct SlackUser {
+    id: Option<String>,
+    username: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SlackAction {
+    action_id: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+/// Slack wants an answer within 3 s; an acknowledgement is one short transaction, and the
+/// message update and thread reply go through the outbox.
+async fn slack_interaction(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let Some(secret) = &state.secrets.slack_signing_secret else {
+        return Err(ApiError::Unavailable(
+            "Slack interactivity needs SLACK_SIGNING_SECRET".into(),
+        ));
+    };
+    let body = read_body(body).await?;
+    verify_slack_request(
+        secret.expose().as_bytes(),
+        header(&headers, "x-slack-request-timestamp"),
+        header(&headers, "x-slack-signature"),
+        &body,
+        state.clock.now_ms() / 1000,
+    )
+    .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("invalid_form", "the body is not UTF-8"))?;
+    let payload = super::form::field(text, "payload")
+        .ok_or_else(|| ApiError::bad_request("invalid_form", "no `payload` field"))?;
+    let payload: SlackPayload = serde_json::from_str(&payload)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("payload: {e}")))?;
+    if payload.kind != "block_actions" {
+        return Ok(Json(json!({ "ok": true, "ignored": payload.kind })));
+    }
+    let who = payload
+        .user
+        .name
+        .or(payload.user.username)
+        .or(payload.user.id)
+        .unwrap_or_else(|| "someone on Slack".into());
+    let actor = Actor::new(who, "slack");
+    let mut done = Vec::new();
+    for action in payload.actions {
+        // Link buttons (open Sentry, the ack page) also report clicks: only ours act.
+        let Some(id) = action
+            .value
+            .as_deref()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        else {
+            continue;
+        };
+        match action.action_id.as_str() {
+            "ack" => {
+                state.incidents.acknowledge(id, &actor).await?;
+                done.push(json!({ "incident": id, "action": "ack" }));
+            }
+            "resolve" => {
+                state.incidents.resolve(id, &actor).await?;
+                done.push(json!({ "incident": id, "action": "resolve" }));
+            }
+            _ => {}
+        }
+    }
+    Ok(Json(json!({ "ok": true, "handled": done })))
+}
+
+#[derive(Deserialize)]
+struct PdEnvelope {
+    event: PdEvent,
+}
+
+#[derive(Deserialize)]
+struct PdEvent {
+    #[serde(default)]
+    id: Option<String>,
+    event_type: String,
+    #[serde(default)]
+    agent: Option<PdRef>,
+    #[serde(default)]
+    data: Value,
+}
+
+#[derive(Deserialize)]
+struct PdRef {
+    summary: Option<String>,
+}
+
+async fn pagerduty_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Some(secret) = &state.secrets.pagerduty_webhook_secret else {
+        return Err(ApiError::Unavailable(
+            "PagerDuty webhooks need PAGERDUTY_WEBHOOK_SECRET".into(),
+        ));
+    };
+    let body = read_body(body).await?;
+    verify_pagerduty_signature(
+        secret.expose().as_bytes(),
+        header(&headers, "x-pagerduty-signature"),
+        &body,
+    )
+    .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let envelope: PdEnvelope = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("not a PagerDuty webhook: {e}"))
+    })?;
+    let event = envelope.event;
+    if event.event_type == "pagey.ping" {
+        return Ok((StatusCode::OK, Json(json!({ "status": "pong" }))));
+    }
+    let webhook_id = header(&headers, "x-webhook-id")
+        .map(str::to_string)
+        .or(event.id.clone());
+    if let Some(wid) = &webhook_id
+        && !crate::store::misc::first_sighting(
+            &state.store.write,
+            "pagerduty",
+            wid,
+            state.clock.now_ms(),
+        )
+        .await?
+    {
+        return Ok((StatusCode::OK, Json(json!({ "status": "duplicate" }))));
+    }
+    let acting = match event.event_type.as_str() {
+        "incident.acknowledged" => true,
+        "incident.resolved" => false,
+        other => {
+            return Ok((
+                StatusCode::OK,
+                Json(json!({ "status": "ignored", "event_type": other })),
+            ));
+        }
+    };
+    let incident_key = event.data["incident_key"].as_str();
+    let pd_id = event.data["id"].as_str();
+    let Some(id) = state
+        .incidents
+        .find_for_pagerduty(incident_key, pd_id)
+        .await?
+    else {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "status": "unknown_incident" })),
+        ));
+    };
+    let inc = crate::store::misc::incident(&state.store.read, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("incident {id} not found")))?;
+    // A late event about an earlier episode's PagerDuty incident must not act on this one.
+    if let Some(key) = incident_key
+        && parse_dedup_key(key) == Some(id)
+        && key != inc.dedup_key()
+    {
+        return Ok((StatusCode::OK, Json(json!({ "status": "stale_episode" }))));
+    }
+    if let Some(pd_id) = pd_id {
+        crate::store::misc::set_pagerduty_incident_id(&state.store.write, id, inc.episode, pd_id)
+            .await?;
+    }
+    let who = event
+        .agent
+        .and_then(|a| a.summary)
+        .unwrap_or_else(|| "PagerDuty".into());
+    let actor = Actor::new(who, "pagerduty");
+    let result = if acting {
+        state.incidents.acknowledge(id, &actor).await?;
+        "acknowledged"
+    } else {
+        state.incidents.resolve(id, &actor).await?;
+        "resolved"
+    };
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "status": result, "incident_id": id })),
+    ))
+}

@@ -1,0 +1,300 @@
+//! Small server-rendered pages: the on-call page at `/`, an incident page, and the pages behind
+//! acknowledge links. No JavaScript: a page must never act by itself.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+
+use super::AppState;
+use super::extract::Path;
+use crate::clock::ms_to_datetime;
+use crate::incidents::model::Incident;
+use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
+use crate::store::misc::{self, IncidentFilter};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/incidents/{id}", get(incident_page))
+        .route("/incidents/{id}/ack", post(web_ack))
+        .route("/incidents/{id}/resolve", post(web_resolve))
+}
+
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn when(ms: i64) -> String {
+    ms_to_datetime(ms)
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string()
+}
+
+pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{t} · paiid-alerts</title><style>\
+         body{{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330}}\
+         table{{border-collapse:collapse;width:100%}}td,th{{padding:.35rem .5rem;border-bottom:1px solid #e3e6ec;text-align:left;vertical-align:top}}\
+         .sev{{font-weight:700;text-transform:uppercase}}.critical{{color:#b3261e}}.high{{color:#c25e00}}.medium{{color:#7a6400}}\
+         button{{font-size:1rem;padding:.5rem 1.2rem;border-radius:6px;border:0;background:#1d4ed8;color:#fff;cursor:pointer}}\
+         input{{font-size:1rem;padding:.4rem;margin-right:.5rem}}.muted{{color:#5b6475}}</style></head>\
+         <body><h1>{t}</h1>{body}</body></html>",
+        t = esc(title)
+    );
+    (status, [("cache-control", "no-store")], Html(html)).into_response()
+}
+
+pub fn summary_table(inc: &Incident) -> String {
+    let row = |k: &str, v: Option<String>| {
+        v.map(|v| format!("<tr><th>{k}</th><td>{}</td></tr>", esc(&v)))
+            .unwrap_or_default()
+    };
+    let mut rows = String::new();
+    rows.push_str(&format!(
+        "<tr><th>Severity</th><td class=\"sev {s}\">{s}</td></tr>",
+        s = esc(&inc.severity)
+    ));
+    rows.push_str(&row("State", Some(inc.state.clone())));
+    rows.push_str(&row("Project", inc.project.clone()));
+    rows.push_str(&row("Environment", inc.environment.clone()));
+    rows.push_str(&row("Level", inc.level.clone()));
+    rows.push_str(&row("Culprit", inc.culprit.clone()));
+    rows.push_str(&row("Events", Some(inc.event_count.to_string())));
+    rows.push_str(&row("Opened", Some(when(inc.opened_at))));
+    rows.push_str(&row("Last seen", Some(when(inc.last_seen))));
+    rows.push_str(&row("Rule", inc.rule.clone()));
+    if let (Some(by), Some(at)) = (&inc.acknowledged_by, inc.acknowledged_at) {
+        rows.push_str(&row(
+            "Acknowledged",
+            Some(format!("by {by} at {}", when(at))),
+        ));
+    }
+    if let (Some(by), Some(at)) = (&inc.resolved_by, inc.resolved_at) {
+        rows.push_str(&row("Resolved", Some(format!("by {by} at {}", when(at)))));
+    }
+    if let Some(url) = &inc.sentry_url {
+        rows.push_str(&format!(
+            "<tr><th>Sentry</th><td><a href=\"{u}\">{u}</a></td></tr>",
+            u = esc(url)
+        ));
+    }
+    format!("<h2>{}</h2><table>{rows}</table>", esc(&inc.title))
+}
+
+async fn index(State(state): State<AppState>) -> Response {
+    let filter = IncidentFilter {
+        limit: 200,
+        ..IncidentFilter::default()
+    };
+    let rows = match misc::list_incidents(&state.store.read, &filter).await {
+        Ok(r) => r,
+        Err(e) => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                &esc(&e.to_string()),
+            );
+        }
+    };
+    let mut open = String::new();
+    let mut closed = String::new();
+    for inc in &rows {
+        let line = format!(
+            "<tr><td class=\"sev {s}\">{s}</td><td><a href=\"/incidents/{id}\">{t}</a><div class=\"muted\">{p}</div></td>\
+             <td>{st}</td><td>{c}</td><td>{ls}</td></tr>",
+            s = esc(&inc.severity),
+            id = inc.id,
+            t = esc(&inc.title),
+            p = esc(inc.project.as_deref().unwrap_or("")),
+            st = esc(&inc.state),
+            c = inc.event_count,
+            ls = when(inc.last_seen)
+        );
+        if inc.state == "resolved" {
+            closed.push_str(&line)
+        } else {
+            open.push_str(&line)
+        }
+    }
+    let head = "<tr><th>Severity</th><th>Incident</th><th>State</th><th>Events</th><th>Last seen</th></tr>";
+    let body = format!(
+        "<h2>Open</h2><table>{head}{}</table><h2>Recently resolved</h2><table>{head}{}</table>\
+         <p class=\"muted\">JSON: <a href=\"/api/incidents\">/api/incidents</a> · <a href=\"/metrics\">/metrics</a></p>",
+        if open.is_empty() {
+            "<tr><td colspan=5>Nothing open. 🎉</td></tr>".to_string()
+        } else {
+            open
+        },
+        closed
+    );
+    page(StatusCode::OK, "paiid-alerts on call", &body)
+}
+
+fn action_form(action: &str, label: &str, needs_token: bool) -> String {
+    let token = if needs_token {
+        "<input type=\"password\" name=\"api_token\" placeholder=\"API token\" required>"
+    } else {
+        ""
+    };
+    format!(
+        "<form method=\"post\" action=\"{action}\"><input name=\"by\" placeholder=\"Your name\" required maxlength=\"200\">{token}\
+         <button type=\"submit\">{label}</button></form>"
+    )
+}
+
+async fn incident_page(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
+    let inc = match misc::incident(&state.store.read, id).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return page(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "<p>No such incident.</p>",
+            );
+        }
+        Err(e) => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                &esc(&e.to_string()),
+            );
+        }
+    };
+    let timeline = misc::timeline(&state.store.read, id)
+        .await
+        .unwrap_or_default();
+    let mut body = summary_table(&inc);
+    let needs_token = state.secrets.api_token.is_some();
+    if matches!(inc.state.as_str(), "triggered" | "muted") {
+        body.push_str(&action_form(
+            &format!("/incidents/{id}/ack"),
+            "Acknowledge",
+            needs_token,
+        ));
+    }
+    if inc.state != "resolved" {
+        body.push_str(&action_form(
+            &format!("/incidents/{id}/resolve"),
+            "Resolve",
+            needs_token,
+        ));
+    }
+    body.push_str("<h2>Timeline</h2><table>");
+    for t in timeline {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            when(t.at),
+            esc(&t.kind),
+            esc(&[
+                t.actor.unwrap_or_default(),
+                t.via.map(|v| format!("via {v}")).unwrap_or_default()
+            ]
+            .join(" ")),
+            esc(t.detail.as_deref().unwrap_or(""))
+        ));
+    }
+    body.push_str("</table>");
+    page(StatusCode::OK, &format!("Incident #{id}"), &body)
+}
+
+fn web_actor(state: &AppState, form: &str) -> Result<Actor, Box<Response>> {
+    if let Some(expected) = &state.secrets.api_token {
+        let given = super::form::field(form, "api_token");
+        if crate::intake::signature::verify_token(expected.expose(), given.as_deref()).is_err() {
+            return Err(page(
+                StatusCode::UNAUTHORIZED,
+                "Not allowed",
+                "<p>The API token is missing or wrong.</p>",
+            ));
+        }
+    }
+    let by = super::form::field(form, "by")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    if by.is_empty() || by.len() > 200 {
+        return Err(page(
+            StatusCode::BAD_REQUEST,
+            "Name needed",
+            "<p>Say who you are (up to 200 characters).</p>",
+        ));
+    }
+    Ok(Actor::new(by, "web"))
+}
+
+async fn web_ack(State(state): State<AppState>, Path(id): Path<i64>, body: String) -> Response {
+    let actor = match web_actor(&state, &body) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    match state.incidents.acknowledge(id, &actor).await {
+        Ok((outcome, inc)) => ack_result_page(&inc, &ack_words(&outcome)),
+        Err(e) => page(
+            StatusCode::NOT_FOUND,
+            "Not acknowledged",
+            &esc(&e.to_string()),
+        ),
+    }
+}
+
+async fn web_resolve(State(state): State<AppState>, Path(id): Path<i64>, body: String) -> Response {
+    let actor = match web_actor(&state, &body) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    match state.incidents.resolve(id, &actor).await {
+        Ok((outcome, inc)) => ack_result_page(&inc, &resolve_words(&outcome)),
+        Err(e) => page(StatusCode::NOT_FOUND, "Not resolved", &esc(&e.to_string())),
+    }
+}
+
+pub fn ack_words(outcome: &AckOutcome) -> String {
+    match outcome {
+        AckOutcome::Acknowledged => "Acknowledged. Escalation is stopped.".to_string(),
+        AckOutcome::AlreadyAcknowledged { by, at } => format!(
+            "Already acknowledged by {} at {}.",
+            by.as_deref().unwrap_or("someone"),
+            at.map(when).unwrap_or_default()
+        ),
+        AckOutcome::AlreadyResolved { by, at } => format!(
+            "Already resolved by {} at {}.",
+            by.as_deref().unwrap_or("someone"),
+            at.map(when).unwrap_or_default()
+        ),
+    }
+}
+
+pub fn resolve_words(outcome: &ResolveOutcome) -> String {
+    match outcome {
+        ResolveOutcome::Resolved => {
+            "Resolved. A post-mortem summary is on its way to the alerts channel.".to_string()
+        }
+        ResolveOutcome::AlreadyResolved { by, at } => format!(
+            "Already resolved by {} at {}.",
+            by.as_deref().unwrap_or("someone"),
+            at.map(when).unwrap_or_default()
+        ),
+    }
+}
+
+pub fn ack_result_page(inc: &Incident, words: &str) -> Response {
+    page(
+        StatusCode::OK,
+        words,
+        &format!("<p>{}</p>{}", esc(words), summary_table(inc)),
+    )
+}

@@ -1,0 +1,53 @@
+//! Escalation deadlines and the record of escalations fired.
+
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::StoreError;
+use crate::incidents::model::Incident;
+
+pub async fn due(
+    conn: &mut SqliteConnection,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<Incident>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM incidents WHERE next_escalation_at IS NOT NULL AND next_escalation_at <= ? \
+         ORDER BY next_escalation_at LIMIT ?",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// The unique (incident, episode, step) key makes a second firing of the same step an error
+/// that rolls its transaction back, whatever else went wrong.
+pub async fn record(
+    conn: &mut SqliteConnection,
+    incident_id: i64,
+    episode: i64,
+    step: i64,
+    due_at: i64,
+    fired_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(incident_id)
+    .bind(episode)
+    .bind(step)
+    .bind(due_at)
+    .bind(fired_at)
+    .bind(fired_at - due_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn next_due(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT MIN(next_escalation_at) FROM incidents WHERE next_escalation_at IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?)
+}

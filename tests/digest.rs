@@ -1,0 +1,939 @@
+//! Daily digest and weekly summary against a real SMTP server (scripts/smtp_sink.py), a
+//! temporary SQLite file and a manual clock. A "restart" or a "second instance" is a second
+//! `Store` + `DigestRunner` on the same database file.
+
+#[path = "support/smtp.rs"]
+mod smtp;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use paiid_alerts::clock::{ManualClock, SharedClock};
+use paiid_alerts::config::RoutingConfig;
+use paiid_alerts::digest::{DigestError, DigestKind, DigestRunner, DigestStatus, SkipReason};
+use paiid_alerts::notify::registry::{ChannelEnv, Channels};
+use paiid_alerts::notify::render::Templates;
+use paiid_alerts::store::digests::{self, ClaimResult, ClaimRules, PeriodKey};
+use paiid_alerts::store::{Durability, Store};
+use smtp::{ReceivedMail, SmtpSink};
+use tokio_util::sync::CancellationToken;
+
+const PUBLIC_URL: &str = "https://alerts.test";
+const MIN: i64 = 60_000;
+const HOUR: i64 = 60 * MIN;
+const DAY: i64 = 24 * HOUR;
+
+fn utc(y: i32, mo: u32, d: u32, h: u32) -> i64 {
+    Utc.with_ymd_and_hms(y, mo, d, h, 0, 0)
+        .unwrap()
+        .timestamp_millis()
+}
+
+/// Wednesday 2026-11-25 08:00 UTC: a daily fire. Its period is [Tue 08:00, Wed 08:00).
+fn t0() -> i64 {
+    utc(2026, 11, 25, 8)
+}
+
+fn dt(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).unwrap()
+}
+
+struct Options {
+    weekly: bool,
+    send_when_empty: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            weekly: false,
+            send_when_empty: true,
+        }
+    }
+}
+
+fn config(o: &Options) -> Arc<RoutingConfig> {
+    let mut text = String::from(
+        r#"
+channels:
+  ops-email:
+    type: email
+    to: ["trading-ops@paiid.ai"]
+severities:
+  medium: { digest: daily }
+digest:
+  schedule: "0 0 8 * * *"
+  timezone: "UTC"
+  to: [ops-email]
+  empty_note: "Nothing medium today."
+"#,
+    );
+    if o.weekly {
+        text.push_str("  weekly_schedule: \"0 0 9 * * MON\"\n");
+    }
+    if !o.send_when_empty {
+        text.push_str("  send_when_empty: false\n");
+    }
+    Arc::new(RoutingConfig::parse(Path::new("t.yaml"), &text, &|_| None).expect("test config"))
+}
+
+fn channels(cfg: &RoutingConfig, smtp_url: String) -> Arc<Channels> {
+    let env = ChannelEnv {
+        smtp_url: Some(smtp_url),
+        email_from: "alerts@paiid.ai".into(),
+        slack_api_url: String::new(),
+        pagerduty_events_url: String::new(),
+    };
+    Arc::new(Channels::build(cfg, &env, Arc::new(Templates::defaults())).expect("channels"))
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    sink: SmtpSink,
+    clock: Arc<ManualClock>,
+    cfg: Arc<RoutingConfig>,
+    channels: Arc<Channels>,
+}
+
+impl Env {
+    async fn new(o: Options, now_ms: i64) -> Self {
+        let sink = SmtpSink::start().await;
+        let cfg = config(&o);
+        let channels = channels(&cfg, sink.url());
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            sink,
+            clock: Arc::new(ManualClock::new(now_ms)),
+            cfg,
+            channels,
+        }
+    }
+
+    /// A new connection set on the same database file: what a restart or another instance has.
+    async fn store(&self) -> Store {
+        let url = format!("sqlite://{}/digest.db", self.dir.path().display());
+        Store::open(&url, Durability::Normal).await.expect("store")
+    }
+
+    fn runner_with(&self, store: Store, channels: Arc<Channels>) -> DigestRunner {
+        let clock: SharedClock = self.clock.clone();
+        DigestRunner::new(
+            store,
+            self.cfg.clone(),
+            channels,
+            clock,
+            Arc::from(PUBLIC_URL),
+        )
+    }
+
+    async fn runner(&self) -> DigestRunner {
+        self.runner_with(self.store().await, self.channels.clone())
+    }
+
+    /// Waits for `n` mails, then makes sure no more arrive.
+    async fn exactly(&self, n: usize) -> Vec<ReceivedMail> {
+        let mails = self.sink.wait_for(n, Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let again = self.sink.received();
+        assert_eq!(
+            again.len(),
+            n,
+            "expected exactly {n} mail(s), got: {:#?}",
+            again.iter().map(|m| &m.subject).collect::<Vec<_>>()
+        );
+        mails
+    }
+}
+
+/// An incident row as the writer would leave it; only what the scenario needs is set.
+struct Row {
+    severity: &'static str,
+    state: &'static str,
+    title: String,
+    project: Option<&'static str>,
+    rule: Option<&'static str>,
+    metric: Option<f64>,
+    events: i64,
+    opened_at: i64,
+    last_seen: i64,
+    acked: Option<i64>,
+    resolved: Option<i64>,
+}
+
+fn row(severity: &'static str, title: &str, last_seen: i64) -> Row {
+    Row {
+        severity,
+        state: "triggered",
+        title: title.to_string(),
+        project: Some("paiid-backend"),
+        rule: None,
+        metric: None,
+        events: 1,
+        opened_at: last_seen,
+        last_seen,
+        acked: None,
+        resolved: None,
+    }
+}
+
+fn apdex(title: &str, project: &'static str, value: f64, events: i64, last_seen: i64) -> Row {
+    Row {
+        project: Some(project),
+        rule: Some("apdex-regression"),
+        metric: Some(value),
+        events,
+        ..row("medium", title, last_seen)
+    }
+}
+
+/// An incident with its acknowledgement and resolution times; the state follows from them.
+fn tracked(
+    severity: &'static str,
+    title: &str,
+    opened_at: i64,
+    last_seen: i64,
+    events: i64,
+    acked: Option<i64>,
+    resolved: Option<i64>,
+) -> Row {
+    let state = match (acked, resolved) {
+        (_, Some(_)) => "resolved",
+        (Some(_), None) => "acknowledged",
+        (None, None) => "triggered",
+    };
+    Row {
+        state,
+        events,
+        opened_at,
+        acked,
+        resolved,
+        ..row(severity, title, last_seen)
+    }
+}
+
+async fn insert(store: &Store, r: Row) -> i64 {
+    let key = format!("test:{}", r.title);
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO incidents (incident_key, severity, state, title, project, rule, metric_value, \
+         event_count, first_seen, last_seen, opened_at, acknowledged_at, resolved_at, \
+         sentry_url, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&key)
+    .bind(r.severity)
+    .bind(r.state)
+    .bind(&r.title)
+    .bind(r.project)
+    .bind(r.rule)
+    .bind(r.metric)
+    .bind(r.events)
+    .bind(r.opened_at)
+    .bind(r.last_seen)
+    .bind(r.opened_at)
+    .bind(r.acked)
+    .bind(r.resolved)
+    .bind(format!(
+        "https://sentry.io/organizations/paiid/issues/{}/",
+        key.len()
+    ))
+    .bind(r.last_seen)
+    .fetch_one(&store.write)
+    .await
+    .expect("insert incident");
+    id
+}
+
+async fn insert_escalation(store: &Store, incident_id: i64, fired_at: i64, lateness_ms: i64) {
+    sqlx::query(
+        "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) \
+         VALUES (?, 1, 1, ?, ?, ?)",
+    )
+    .bind(incident_id)
+    .bind(fired_at - lateness_ms)
+    .bind(fired_at)
+    .bind(lateness_ms)
+    .execute(&store.write)
+    .await
+    .expect("insert escalation");
+}
+
+fn sent(statuses: &[paiid_alerts::digest::DigestOutcome]) -> usize {
+    statuses
+        .iter()
+        .filter(|o| matches!(o.status, DigestStatus::Sent { .. }))
+        .count()
+}
+
+#[tokio::test]
+async fn daily_digest_lists_the_periods_medium_incidents_by_project() {
+    let env = Env::new(Options::default(), t0() + 5 * MIN).await;
+    let store = env.store().await;
+    let start = t0() - DAY;
+    let orders = insert(
+        &store,
+        Row {
+            state: "acknowledged",
+            ..apdex(
+                "Apdex regression: POST /orders",
+                "paiid-backend",
+                0.61,
+                14,
+                t0() - HOUR,
+            )
+        },
+    )
+    .await;
+    // On the period's first millisecond: inside (the period is [start, end)).
+    let quotes = insert(
+        &store,
+        Row {
+            state: "resolved",
+            ..apdex(
+                "Apdex regression: GET /quotes",
+                "paiid-backend",
+                0.74,
+                3,
+                start,
+            )
+        },
+    )
+    .await;
+    let web = insert(
+        &store,
+        apdex(
+            "Apdex <beta> & /dashboard",
+            "paiid-web",
+            0.55,
+            5,
+            t0() - 5 * HOUR,
+        ),
+    )
+    .await;
+    // Excluded: seen before the period, seen at its (exclusive) end, not medium.
+    insert(
+        &store,
+        apdex("Seen the day before", "paiid-backend", 0.3, 99, start - 1),
+    )
+    .await;
+    insert(
+        &store,
+        apdex("Seen at the end", "paiid-backend", 0.3, 99, t0()),
+    )
+    .await;
+    insert(&store, row("high", "Slow transactions", t0() - HOUR)).await;
+    insert(&store, row("critical", "ZeroDivisionError", t0() - HOUR)).await;
+
+    let runner = env.runner_with(store.clone(), env.channels.clone());
+    let outcomes = runner.run_due().await.expect("run_due");
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    let o = &outcomes[0];
+    assert_eq!(o.status, DigestStatus::Sent { attempt: 1 });
+    assert_eq!(
+        (o.kind, o.manual, o.incidents),
+        (DigestKind::Daily, false, 3)
+    );
+    assert_eq!((o.period_start, o.period_end), (dt(start), dt(t0())));
+    assert_eq!(o.recipient, "ops-email");
+
+    let mail = env.exactly(1).await.remove(0);
+    assert_eq!(mail.rcpt_tos, vec!["trading-ops@paiid.ai".to_string()]);
+    assert_eq!(
+        mail.subject,
+        "Medium incidents digest: 3 medium incidents in 2 projects \
+         (Tue 24 Nov 08:00 – Wed 25 Nov 2026 08:00 UTC)"
+    );
+    let text = mail.text();
+    for absent in [
+        "Seen the day before",
+        "Seen at the end",
+        "Slow transactions",
+        "ZeroDivisionError",
+    ] {
+        assert!(
+            !text.contains(absent),
+            "{absent} must not be listed:\n{text}"
+        );
+    }
+    // Grouped by project, noisiest first, with the worst (lowest) Apdex and the event count.
+    let pos = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("{s:?} missing:\n{text}"))
+    };
+    assert!(pos("== paiid-backend (2) ==") < pos("POST /orders"));
+    assert!(pos("POST /orders") < pos("GET /quotes"));
+    assert!(pos("GET /quotes") < pos("== paiid-web (1) =="));
+    assert!(pos("== paiid-web (1) ==") < pos("Apdex <beta> & /dashboard"));
+    assert!(
+        text.contains("lowest Apdex 0.61 · 14 events · acknowledged"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lowest Apdex 0.74 · 3 events · resolved"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lowest Apdex 0.55 · 5 events · triggered"),
+        "{text}"
+    );
+    for id in [orders, quotes, web] {
+        assert!(
+            text.contains(&format!("Incident: {PUBLIC_URL}/incidents/{id}\n")),
+            "{text}"
+        );
+    }
+    assert!(text.contains("Sentry:   https://sentry.io/organizations/paiid/issues/"));
+    let html = mail.html();
+    assert!(
+        html.contains("Apdex &lt;beta&gt; &amp; /dashboard"),
+        "{html}"
+    );
+    assert!(!html.contains("<beta>"));
+    assert!(html.contains(&format!(
+        "<a href=\"{PUBLIC_URL}/incidents/{web}\">incident</a>"
+    )));
+    assert!(html.contains("<h3>paiid-web (1)</h3>"));
+
+    let rows = digests::recent(&store.read, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(
+        (r.kind.as_str(), r.recipient.as_str()),
+        ("daily", "ops-email")
+    );
+    assert_eq!((r.period_start, r.period_end), (start, t0()));
+    assert_eq!(
+        (r.claimed_at, r.sent_at),
+        (t0() + 5 * MIN, Some(t0() + 5 * MIN))
+    );
+    assert_eq!((r.incidents, r.attempts, r.error.as_deref()), (3, 1, None));
+    assert!(r.response.as_deref().unwrap_or("").contains("250"), "{r:?}");
+}
+
+#[tokio::test]
+async fn empty_period_sends_the_configured_note() {
+    let env = Env::new(Options::default(), t0() + MIN).await;
+    let store = env.store().await;
+    // Only a non-medium incident in the period.
+    insert(&store, row("high", "Slow transactions", t0() - HOUR)).await;
+    let outcomes = env.runner().await.run_due().await.unwrap();
+    assert_eq!(outcomes[0].status, DigestStatus::Sent { attempt: 1 });
+    assert_eq!(outcomes[0].incidents, 0);
+    let mail = env.exactly(1).await.remove(0);
+    assert!(
+        mail.subject
+            .starts_with("Medium incidents digest: no medium incidents (Tue 24 Nov 08:00"),
+        "{}",
+        mail.subject
+    );
+    assert!(
+        mail.text().contains("Nothing medium today."),
+        "{}",
+        mail.text()
+    );
+    assert!(mail.html().contains("Nothing medium today."));
+}
+
+#[tokio::test]
+async fn empty_period_is_settled_silently_when_send_when_empty_is_false() {
+    let opts = Options {
+        send_when_empty: false,
+        ..Options::default()
+    };
+    let env = Env::new(opts, t0() + MIN).await;
+    let runner = env.runner().await;
+    let outcomes = runner.run_due().await.unwrap();
+    assert_eq!(outcomes[0].status, DigestStatus::SettledEmpty);
+    // Settled: the next tick in the same period does not reconsider it.
+    env.clock.advance(Duration::from_secs(3600));
+    let again = runner.run_due().await.unwrap();
+    assert!(
+        matches!(
+            again[0].status,
+            DigestStatus::Skipped(SkipReason::AlreadySent { .. })
+        ),
+        "{again:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(env.sink.received().is_empty());
+    let store = env.store().await;
+    let r = &digests::recent(&store.read, 1).await.unwrap()[0];
+    assert!(r.sent_at.is_some());
+    assert!(
+        r.response
+            .as_deref()
+            .unwrap_or("")
+            .contains("send_when_empty"),
+        "{r:?}"
+    );
+
+    // A period with a medium incident is still sent.
+    insert(
+        &store,
+        apdex("Apdex drop", "paiid-web", 0.7, 2, t0() + HOUR),
+    )
+    .await;
+    env.clock.set(t0() + DAY);
+    let next = runner.run_due().await.unwrap();
+    assert_eq!(next[0].status, DigestStatus::Sent { attempt: 1 });
+    assert!(env.exactly(1).await[0].text().contains("Apdex drop"));
+}
+
+#[tokio::test]
+async fn sent_exactly_once_across_a_restart_inside_its_period() {
+    let env = Env::new(Options::default(), t0() + MIN).await;
+    {
+        let store = env.store().await;
+        insert(
+            &store,
+            apdex("Apdex drop", "paiid-web", 0.7, 2, t0() - HOUR),
+        )
+        .await;
+        let first = env.runner_with(store.clone(), env.channels.clone());
+        assert_eq!(sent(&first.run_due().await.unwrap()), 1);
+        env.exactly(1).await;
+        store.close().await;
+    }
+    // Restarted three hours later, still inside the period that began at t0.
+    env.clock.set(t0() + 3 * HOUR);
+    let second = env.runner().await;
+    let outcomes = second.run_due().await.unwrap();
+    assert_eq!(
+        outcomes[0].status,
+        DigestStatus::Skipped(SkipReason::AlreadySent { at: dt(t0() + MIN) })
+    );
+    assert_eq!(outcomes[0].incidents, 1);
+    env.exactly(1).await;
+
+    // The next fire is a new period: sent once more.
+    env.clock.set(t0() + DAY);
+    let outcomes = second.run_due().await.unwrap();
+    assert_eq!(sent(&outcomes), 1);
+    assert_eq!(outcomes[0].period_start, dt(t0()));
+    let mails = env.exactly(2).await;
+    assert!(
+        mails[1]
+            .subject
+            .contains("(Wed 25 Nov 08:00 – Thu 26 Nov 2026 08:00 UTC)")
+    );
+}
+
+#[tokio::test]
+async fn missed_period_is_sent_once_at_start_and_the_loop_keeps_time() {
+    // The service last ran two days before t0, then was down across two daily fires.
+    let env = Env::new(Options::default(), t0() - 2 * DAY + MIN).await;
+    {
+        let runner = env.runner().await;
+        assert_eq!(sent(&runner.run_due().await.unwrap()), 1);
+        env.exactly(1).await;
+    }
+    let store = env.store().await;
+    insert(
+        &store,
+        apdex("Seen in the missed day", "paiid-web", 0.6, 4, t0() - HOUR),
+    )
+    .await;
+    env.clock.set(t0() + 3 * HOUR);
+
+    let cancel = CancellationToken::new();
+    let task = Arc::new(env.runner().await).spawn(cancel.clone());
+    // Only the latest missed period, once: not the one ending t0 - 1 day.
+    let mails = env.exactly(2).await;
+    assert!(
+        mails[1]
+            .subject
+            .contains("(Tue 24 Nov 08:00 – Wed 25 Nov 2026 08:00 UTC)"),
+        "{}",
+        mails[1].subject
+    );
+    assert!(mails[1].text().contains("Seen in the missed day"));
+
+    // Another restart within the period: nothing new.
+    cancel.cancel();
+    task.await.unwrap();
+    let cancel = CancellationToken::new();
+    let task = Arc::new(env.runner().await).spawn(cancel.clone());
+    env.exactly(2).await;
+
+    // The running loop sleeps until the next fire on the injected clock and sends it.
+    env.clock.set(t0() + DAY - 1);
+    env.exactly(2).await;
+    env.clock.set(t0() + DAY);
+    let mails = env.exactly(3).await;
+    assert!(mails[2].subject.contains("– Thu 26 Nov 2026 08:00 UTC)"));
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("loop stops on cancel")
+        .unwrap();
+
+    let rows = digests::recent(&store.read, 10).await.unwrap();
+    let ends: Vec<i64> = rows.iter().map(|r| r.period_end).collect();
+    assert_eq!(ends, vec![t0() + DAY, t0(), t0() - 2 * DAY]);
+}
+
+#[tokio::test]
+async fn two_instances_racing_the_same_period_send_once() {
+    let env = Env::new(Options::default(), t0()).await;
+    let a = env.runner().await;
+    let b = env.runner().await;
+    for day in 0..5 {
+        env.clock.set(t0() + day * DAY);
+        let (ra, rb) = tokio::join!(a.run_due(), b.run_due());
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert_eq!(sent(&ra) + sent(&rb), 1, "day {day}: {ra:?} {rb:?}");
+        let loser = if sent(&ra) == 1 { &rb[0] } else { &ra[0] };
+        assert!(
+            matches!(
+                loser.status,
+                DigestStatus::Skipped(SkipReason::InFlight { .. } | SkipReason::AlreadySent { .. })
+            ),
+            "{loser:?}"
+        );
+        env.exactly(usize::try_from(day + 1).unwrap()).await;
+    }
+
+    // Two whole loops racing through three more fires.
+    let cancel = CancellationToken::new();
+    let ta = Arc::new(env.runner().await).spawn(cancel.clone());
+    let tb = Arc::new(env.runner().await).spawn(cancel.clone());
+    for day in 5..8 {
+        env.clock.set(t0() + day * DAY);
+        env.exactly(usize::try_from(day + 1).unwrap()).await;
+    }
+    cancel.cancel();
+    ta.await.unwrap();
+    tb.await.unwrap();
+}
+
+#[tokio::test]
+async fn weekly_summary_figures() {
+    // Monday 2026-11-30 09:00 UTC: a weekly fire; the week is [Mon 23 Nov 09:00, Mon 30 Nov 09:00).
+    let end = utc(2026, 11, 30, 9);
+    let start = end - 7 * DAY;
+    let env = Env::new(
+        Options {
+            weekly: true,
+            ..Options::default()
+        },
+        end + MIN,
+    )
+    .await;
+    let store = env.store().await;
+    let s = start + DAY;
+    // Acked after 10 min, resolved after 70.
+    let c1 = tracked(
+        "critical",
+        "Orders down",
+        s,
+        s + HOUR,
+        40,
+        Some(s + 10 * MIN),
+        Some(s + 70 * MIN),
+    );
+    // Acked after 20 min, still open.
+    let c2 = tracked(
+        "critical",
+        "Quotes 500s",
+        s + HOUR,
+        s + 2 * HOUR,
+        7,
+        Some(s + 80 * MIN),
+        None,
+    );
+    // Acked after 30 min, resolved after 90; the noisiest.
+    let h1 = tracked(
+        "high",
+        "Error storm",
+        s + 2 * HOUR,
+        s + 3 * HOUR,
+        10_000,
+        Some(s + 150 * MIN),
+        Some(s + 210 * MIN),
+    );
+    let m1 = tracked(
+        "medium",
+        "Apdex drop",
+        s + 3 * HOUR,
+        s + 3 * HOUR,
+        3,
+        None,
+        None,
+    );
+    // Acknowledged only after the week ended: opened this week, not acknowledged in it.
+    let late = tracked(
+        "high",
+        "Late ack",
+        end - HOUR,
+        end - HOUR,
+        2,
+        Some(end + HOUR),
+        None,
+    );
+    // Opened the week before (resolved this week): not counted, not in the noisiest.
+    let old = tracked(
+        "critical",
+        "Last week's",
+        start - DAY,
+        start - DAY,
+        50_000,
+        Some(start - DAY + MIN),
+        Some(s),
+    );
+    let [_c1, c2, h1, _m1, _late, old] = {
+        let mut ids = [0; 6];
+        for (i, r) in [c1, c2, h1, m1, late, old].into_iter().enumerate() {
+            ids[i] = insert(&store, r).await;
+        }
+        ids
+    };
+
+    insert_escalation(&store, c2, s + HOUR + 15 * MIN, 250).await;
+    insert_escalation(&store, h1, s + 3 * HOUR, 1_500).await;
+    insert_escalation(&store, old, start - DAY + 15 * MIN, 100).await;
+
+    let outcomes = env.runner().await.run_due().await.unwrap();
+    assert_eq!(
+        sent(&outcomes),
+        2,
+        "the daily and the weekly digest: {outcomes:?}"
+    );
+    let weekly = outcomes
+        .iter()
+        .find(|o| o.kind == DigestKind::Weekly)
+        .expect("weekly outcome");
+    assert_eq!(
+        (weekly.period_start, weekly.period_end),
+        (dt(start), dt(end))
+    );
+    assert_eq!(weekly.incidents, 5);
+
+    let mails = env.exactly(2).await;
+    let mail = mails
+        .iter()
+        .find(|m| m.subject.starts_with("Weekly ops summary"))
+        .expect("weekly mail");
+    assert_eq!(
+        mail.subject,
+        "Weekly ops summary: 5 incidents opened, 2 escalations \
+         (Mon 23 Nov 09:00 – Mon 30 Nov 2026 09:00 UTC)"
+    );
+    let text = mail.text();
+    for line in [
+        "Incidents opened: 5 (critical 2, high 2, medium 1)",
+        // (10 + 20 + 30) / 3 and (70 + 90) / 2 minutes.
+        "Mean time to acknowledge: 20m 0s (3 acknowledged)",
+        "Mean time to resolve: 1h 20m (2 resolved)",
+        "Escalations fired: 2 on 2 incidents (worst lateness 1s)",
+        "  critical           2      2         1  15m 0s    1h 10m",
+        "  high               2      1         1  30m 0s    1h 30m",
+        "  medium             1      0         0  n/a       n/a",
+        "  critical: 1 fired on 1 incident (worst lateness 250 ms)",
+        "  high: 1 fired on 1 incident (worst lateness 1s)",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    // Noisiest: seen this week, most events first; last week's storm is not among them.
+    let pos = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("{s:?} missing:\n{text}"))
+    };
+    assert!(
+        pos("1.   10000  Error storm [paiid-backend, high, resolved]")
+            < pos("2.      40  Orders down")
+    );
+    assert!(pos("2.      40  Orders down") < pos("3.       7  Quotes 500s"));
+    assert!(!text.contains("Last week's"));
+    assert!(text.contains(&format!("{PUBLIC_URL}/incidents/{h1}")));
+    assert!(mail.html().contains("<h3>Noisiest issues</h3>"));
+}
+
+#[tokio::test]
+async fn send_now_does_not_block_the_scheduled_send() {
+    let env = Env::new(Options::default(), t0() + 4 * HOUR).await;
+    let store = env.store().await;
+    insert(
+        &store,
+        apdex("Apdex drop this morning", "paiid-web", 0.7, 2, t0() + HOUR),
+    )
+    .await;
+    let runner = env.runner().await;
+    // The period that ended at t0 goes out as usual.
+    assert_eq!(sent(&runner.run_due().await.unwrap()), 1);
+    env.exactly(1).await;
+
+    // By hand: the still-open period so far.
+    let manual = runner.send_now(DigestKind::Daily).await.unwrap();
+    assert_eq!(manual[0].status, DigestStatus::Sent { attempt: 1 });
+    assert!(manual[0].manual);
+    assert_eq!(
+        (manual[0].period_start, manual[0].period_end),
+        (dt(t0()), dt(t0() + 4 * HOUR))
+    );
+    let mails = env.exactly(2).await;
+    assert!(
+        mails[1]
+            .subject
+            .starts_with("Medium incidents so far (sent by hand): 1 medium incident"),
+        "{}",
+        mails[1].subject
+    );
+    assert!(mails[1].text().contains("Apdex drop this morning"));
+
+    // A tick later in the same period: the scheduled one for [t0, t0 + 1 day) is not yet due.
+    env.clock.set(t0() + 5 * HOUR);
+    let outcomes = runner.run_due().await.unwrap();
+    assert!(matches!(
+        outcomes[0].status,
+        DigestStatus::Skipped(SkipReason::AlreadySent { .. })
+    ));
+    assert_eq!(outcomes[0].period_end, dt(t0()));
+
+    // Even a send by hand at the very instant of the fire does not take the period's place.
+    env.clock.set(t0() + DAY);
+    let at_fire = runner.send_now(DigestKind::Daily).await.unwrap();
+    assert_eq!(at_fire[0].status, DigestStatus::Sent { attempt: 1 });
+    assert_eq!(at_fire[0].period_end, dt(t0() + DAY));
+    let outcomes = runner.run_due().await.unwrap();
+    assert_eq!(outcomes[0].status, DigestStatus::Sent { attempt: 1 });
+    assert_eq!(outcomes[0].period_end, dt(t0() + DAY));
+    let mails = env.exactly(4).await;
+    assert!(
+        mails[3]
+            .subject
+            .starts_with("Medium incidents digest: 1 medium incident")
+    );
+
+    let kinds: Vec<String> = digests::recent(&store.read, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["daily", "daily:manual", "daily:manual", "daily"]
+    );
+
+    // Weekly by hand needs a weekly schedule.
+    assert!(matches!(
+        runner.send_now(DigestKind::Weekly).await,
+        Err(DigestError::NoWeeklySchedule)
+    ));
+}
+
+#[tokio::test]
+async fn failed_send_is_retried_and_a_crashed_claim_is_recovered() {
+    let env = Env::new(Options::default(), t0() + MIN).await;
+    // Nothing listens on this port: connection refused, a retryable failure.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("smtp://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let down = env.runner_with(env.store().await, channels(&env.cfg, dead_url));
+    let up = env.runner().await;
+
+    let failed = down.run_due().await.unwrap();
+    match &failed[0].status {
+        DigestStatus::Failed {
+            retry_at: Some(at), ..
+        } => assert_eq!(*at, dt(t0() + 2 * MIN)),
+        other => panic!("expected a retryable failure, got {other:?}"),
+    }
+    // Another instance respects the retry time...
+    let waiting = up.run_due().await.unwrap();
+    assert!(
+        matches!(
+            waiting[0].status,
+            DigestStatus::Skipped(SkipReason::RetryPending { .. })
+        ),
+        "{waiting:?}"
+    );
+    // ...and retries once it has come.
+    env.clock.advance(Duration::from_secs(60));
+    let retried = up.run_due().await.unwrap();
+    assert_eq!(retried[0].status, DigestStatus::Sent { attempt: 2 });
+    env.exactly(1).await;
+
+    // A process that claimed the next period and died before recording anything.
+    let store = env.store().await;
+    env.clock.set(t0() + DAY + MIN);
+    let key = PeriodKey {
+        kind: "daily",
+        period_start: t0(),
+        period_end: t0() + DAY,
+        recipient: "ops-email",
+    };
+    let rules = ClaimRules {
+        now: t0() + DAY + MIN,
+        lease_ms: 10 * MIN,
+        max_attempts: 5,
+    };
+    assert!(matches!(
+        digests::claim(&store.write, &key, rules).await.unwrap(),
+        ClaimResult::Claimed { .. }
+    ));
+    let held = up.run_due().await.unwrap();
+    assert_eq!(
+        held[0].status,
+        DigestStatus::Skipped(SkipReason::InFlight {
+            lease_until: dt(t0() + DAY + 11 * MIN)
+        })
+    );
+    env.exactly(1).await;
+    env.clock.set(t0() + DAY + 11 * MIN);
+    let recovered = up.run_due().await.unwrap();
+    assert_eq!(recovered[0].status, DigestStatus::Sent { attempt: 2 });
+    env.exactly(2).await;
+}
+
+#[tokio::test]
+async fn permanent_rejection_is_not_retried() {
+    let sink = SmtpSink::start_with(&["--reject-rcpt", "trading-ops@paiid.ai"]).await;
+    let env = Env::new(Options::default(), t0() + MIN).await;
+    let rejecting = env.runner_with(env.store().await, channels(&env.cfg, sink.url()));
+    let out = rejecting.run_due().await.unwrap();
+    match &out[0].status {
+        DigestStatus::Failed { reason, retry_at } => {
+            assert!(reason.contains("550"), "{reason}");
+            assert_eq!(*retry_at, None);
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    env.clock.advance(Duration::from_secs(3600));
+    let later = env.runner().await.run_due().await.unwrap();
+    assert!(
+        matches!(
+            later[0].status,
+            DigestStatus::Skipped(SkipReason::GaveUp { attempts: 1, .. })
+        ),
+        "{later:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(env.sink.received().is_empty());
+}
+
+#[tokio::test]
+async fn without_smtp_the_digest_goes_to_the_log_stand_in_and_is_recorded() {
+    let env = Env::new(Options::default(), t0() + MIN).await;
+    let env_no_smtp = ChannelEnv {
+        smtp_url: None,
+        email_from: "alerts@paiid.ai".into(),
+        slack_api_url: String::new(),
+        pagerduty_events_url: String::new(),
+    };
+    let logged =
+        Arc::new(Channels::build(&env.cfg, &env_no_smtp, Arc::new(Templates::defaults())).unwrap());
+    let runner = env.runner_with(env.store().await, logged);
+    let out = runner.run_due().await.unwrap();
+    assert_eq!(out[0].status, DigestStatus::Sent { attempt: 1 });
+    let store = env.store().await;
+    let r = &digests::recent(&store.read, 1).await.unwrap()[0];
+    assert!(r.sent_at.is_some());
+    assert!(
+        r.response.as_deref().unwrap_or("").contains("SMTP_URL"),
+        "{r:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(env.sink.received().is_empty());
+}

@@ -1,0 +1,524 @@
+//! Acknowledge from anywhere, escalate exactly once, resolve with a post-mortem: the real app
+//! with a manual clock (15-minute windows pass in milliseconds), loopback Slack and PagerDuty
+//! that enforce their contracts, and a real SMTP server.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use paiid_alerts::clock::Clock;
+use paiid_alerts::intake::signature::sign;
+use paiid_alerts::settings::{Secret, Secrets};
+use serde_json::{Value, json};
+use support::fake_pagerduty::FakePagerDuty;
+use support::fake_slack::{self, FakeSlack};
+use support::smtp::SmtpSink;
+use support::*;
+
+const MIN: Duration = Duration::from_secs(60);
+
+fn routing(slack: &FakeSlack, pd: &FakePagerDuty) -> String {
+    format!(
+        r##"
+channels:
+  slack-alerts: {{ type: slack, channel: "#paiid-alerts", bot_token: "{token}" }}
+  pagerduty-oncall: {{ type: pagerduty, routing_key: "{key}", events_url: "{pd_url}" }}
+  trading-ops-email: {{ type: email, to: ["trading-ops@paiid.ai"] }}
+  eng-manager-email: {{ type: email, to: ["eng-manager@paiid.ai"] }}
+environments:
+  production: [production, prod]
+rules:
+  - name: critical-production-errors
+    severity: critical
+    when: {{ environment: production, level: [error, fatal] }}
+severities:
+  critical: {{ notify: [slack-alerts], escalate_after: 15m, escalate_to: [pagerduty-oncall, eng-manager-email] }}
+delivery:
+  retry_schedule: [1s]
+  send_timeout: 3s
+"##,
+        token = slack.bot_token(),
+        key = pd.routing_key(),
+        pd_url = pd.enqueue_url(),
+    )
+}
+
+struct World {
+    app: TestApp,
+    slack: FakeSlack,
+    pd: FakePagerDuty,
+    smtp: SmtpSink,
+}
+
+async fn world(run_workers: bool) -> World {
+    let slack = FakeSlack::start().await;
+    slack.add_channel("#paiid-alerts", fake_slack::CHANNEL_ID);
+    // Escalation tests post several Slack messages within a second: pacing is tested elsewhere.
+    slack.set_rate_limit(false);
+    let pd = FakePagerDuty::start().await;
+    let smtp = SmtpSink::start().await;
+    let api = slack.api_base();
+    let app = spawn_with(AppOptions {
+        routing: routing(&slack, &pd),
+        secrets: Secrets {
+            smtp_url: Some(Secret::new(smtp.url())),
+            slack_signing_secret: secret("slack-signing-secret"),
+            pagerduty_webhook_secret: secret("pd-webhook-secret"),
+            ..Secrets::default()
+        },
+        run_workers,
+        tweak: Some(Box::new(move |s| s.slack_api_url = api)),
+        ..AppOptions::default()
+    })
+    .await;
+    World {
+        app,
+        slack,
+        pd,
+        smtp,
+    }
+}
+
+async fn open_critical(app: &TestApp, issue: &str) -> i64 {
+    let mut v = fixture_json("event_alert.triggered.4.json");
+    v["data"]["event"]["issue_id"] = issue.into();
+    v["data"]["event"]["event_id"] = format!("evt-{issue}").into();
+    let r = app
+        .post_sentry(Some("event_alert"), &serde_json::to_vec(&v).unwrap())
+        .await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["incident_id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn triggers(pd: &FakePagerDuty) -> usize {
+    pd.events()
+        .iter()
+        .filter(|e| e["event_action"] == "trigger")
+        .count()
+}
+
+/// The signed Acknowledge link from the Slack message.
+fn ack_link(slack: &FakeSlack) -> String {
+    let body = slack.messages()[0].body.to_string();
+    let start = body
+        .find("/ack/")
+        .expect("an ack link in the Slack message");
+    let from = body[..start].rfind("http").unwrap();
+    let end = body[start..].find('"').unwrap() + start;
+    body[from..end].to_string()
+}
+
+#[tokio::test]
+async fn unacknowledged_critical_escalates_exactly_once() {
+    let w = world(true).await;
+    let id = open_critical(&w.app, "900001").await;
+    eventually(Duration::from_secs(5), || async {
+        (w.slack.messages().len() == 1).then_some(())
+    })
+    .await;
+    w.app.clock.advance(14 * MIN);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(triggers(&w.pd), 0, "not before the window");
+
+    w.app.clock.advance(MIN);
+    eventually(Duration::from_secs(5), || async {
+        (triggers(&w.pd) == 1).then_some(())
+    })
+    .await;
+    let mails = w.smtp.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(mails.len(), 1);
+    let to = mails[0].header("To").unwrap_or_default().to_string();
+    assert!(to.contains("eng-manager@paiid.ai"), "{to}");
+    let text = mails[0].everything().to_lowercase();
+    assert!(text.contains("escalat"), "says it is an escalation");
+    assert!(text.contains("/ack/"), "carries the ack link");
+
+    // Later ticks, restarts of the timer and more time change nothing.
+    w.app.clock.advance(60 * MIN);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(triggers(&w.pd), 1);
+    assert_eq!(w.smtp.received().len(), 1);
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["escalations_fired"], 1);
+    let kinds: Vec<&str> = inc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["opened", "escalated"]);
+    assert_eq!(w.app.scalar("SELECT COUNT(*) FROM escalations").await, 1);
+    assert_eq!(
+        w.app.scalar("SELECT lateness_ms FROM escalations").await,
+        0,
+        "lateness is recorded"
+    );
+}
+
+#[tokio::test]
+async fn ack_via_link_before_the_window_stops_escalation_and_get_changes_nothing() {
+    let w = world(true).await;
+    let id = open_critical(&w.app, "900002").await;
+    eventually(Duration::from_secs(5), || async {
+        (w.slack.messages().len() == 1).then_some(())
+    })
+    .await;
+    let link = ack_link(&w.slack);
+
+    // Unfurlers and mail scanners GET every link: that must not acknowledge.
+    let page = w.app.client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\"") && !html.contains("<script"),
+        "a confirmation form, no script"
+    );
+    assert_eq!(
+        w.app.incident(id).await["state"],
+        "triggered",
+        "GET changed nothing"
+    );
+
+    let r = w
+        .app
+        .client
+        .post(&link)
+        .form(&[("by", "ana")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Acknowledged"));
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["state"], "acknowledged");
+    assert_eq!(inc["acknowledged_by"], "ana");
+    assert_eq!(inc["acknowledged_via"], "link");
+
+    // Acknowledging again is a success page naming who did it.
+    let again = w.app.client.post(&link).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("Already acknowledged by ana")
+    );
+
+    // Slack shows the acknowledgement: the message updated and a thread reply.
+    eventually(Duration::from_secs(5), || async {
+        let m = w
+            .slack
+            .messages()
+            .into_iter()
+            .find(|m| m.thread_ts.is_none())?;
+        (m.updates >= 1
+            && m.body.to_string().contains("ana")
+            && !w.slack.thread_replies(&m.ts).is_empty())
+        .then_some(())
+    })
+    .await;
+
+    w.app.clock.advance(30 * MIN);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(triggers(&w.pd), 0, "nothing escalated");
+    assert!(w.smtp.received().is_empty());
+}
+
+#[tokio::test]
+async fn tampered_forged_and_expired_links_change_nothing() {
+    let w = world(true).await;
+    let id = open_critical(&w.app, "900003").await;
+    eventually(Duration::from_secs(5), || async {
+        (w.slack.messages().len() == 1).then_some(())
+    })
+    .await;
+    let link = ack_link(&w.slack);
+    let (base, token) = link.split_once("/ack/").unwrap();
+    let (payload, mac) = token.split_once('.').unwrap();
+    let mut flipped = mac.to_string();
+    let last = flipped.pop().unwrap();
+    flipped.push(if last == 'A' { 'B' } else { 'A' });
+    for (bad, status) in [
+        (format!("{base}/ack/{payload}.{flipped}"), 403),
+        (format!("{base}/ack/garbage"), 400),
+        (format!("{base}/ack/{}x.{mac}", payload), 403),
+    ] {
+        let r = w.app.client.post(&bad).send().await.unwrap();
+        assert_eq!(r.status(), status, "{bad}");
+    }
+    w.app.clock.advance(Duration::from_secs(8 * 86_400));
+    let r = w.app.client.post(&link).send().await.unwrap();
+    assert_eq!(r.status(), 410, "expired");
+    assert_ne!(w.app.incident(id).await["state"], "acknowledged");
+}
+
+fn pd_webhook(event_type: &str, incident_key: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "event": {
+            "id": format!("01E{event_type}{incident_key}"),
+            "event_type": event_type,
+            "resource_type": "incident",
+            "occurred_at": "2026-11-29T10:00:00Z",
+            "agent": { "id": "PAGENT1", "summary": "Olu On-Call", "type": "user_reference" },
+            "data": { "id": "Q1PDINCIDENT", "type": "incident", "status": "acknowledged", "incident_key": incident_key,
+                      "html_url": "https://paiid.pagerduty.com/incidents/Q1PDINCIDENT" }
+        }
+    }))
+    .unwrap()
+}
+
+async fn post_pd(app: &TestApp, body: &[u8], sig: &str, webhook_id: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/webhooks/pagerduty"))
+        .header("X-PagerDuty-Signature", sig)
+        .header("X-Webhook-Id", webhook_id)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn ack_via_pagerduty_stops_escalation_and_is_not_echoed() {
+    let w = world(true).await;
+    let id = open_critical(&w.app, "900004").await;
+    w.app.clock.advance(15 * MIN);
+    eventually(Duration::from_secs(5), || async {
+        (triggers(&w.pd) == 1).then_some(())
+    })
+    .await;
+    let key = format!("paiid-alerts-{id}-1");
+
+    let ping =
+        serde_json::to_vec(&json!({"event": {"id": "p1", "event_type": "pagey.ping", "data": {}}}))
+            .unwrap();
+    let r = post_pd(
+        &w.app,
+        &ping,
+        &format!("v1={}", sign(b"pd-webhook-secret", &ping)),
+        "ping-1",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    let body = pd_webhook("incident.acknowledged", &key);
+    let r = post_pd(&w.app, &body, "v1=00ff", "wh-1").await;
+    assert_eq!(r.status(), 401, "bad signature");
+    // Two signatures (secret rotation): one matches.
+    let sig = format!("v1=deadbeef,v1={}", sign(b"pd-webhook-secret", &body));
+    let r = post_pd(&w.app, &body, &sig, "wh-1").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "acknowledged");
+    let r = post_pd(&w.app, &body, &sig, "wh-1").await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["status"],
+        "duplicate",
+        "deduplicated on X-Webhook-Id"
+    );
+
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["state"], "acknowledged");
+    assert_eq!(inc["acknowledged_by"], "Olu On-Call");
+    assert_eq!(inc["acknowledged_via"], "pagerduty");
+    // Slack hears about it; PagerDuty is not told what it just told us.
+    eventually(Duration::from_secs(5), || async {
+        let m = w
+            .slack
+            .messages()
+            .into_iter()
+            .find(|m| m.thread_ts.is_none())?;
+        m.body.to_string().contains("Olu On-Call").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        w.pd.events().iter().all(|e| e["event_action"] == "trigger"),
+        "no acknowledge echoed to PagerDuty"
+    );
+}
+
+#[tokio::test]
+async fn slack_button_acknowledges_with_a_verified_signature() {
+    let w = world(true).await;
+    let id = open_critical(&w.app, "900005").await;
+    let payload = json!({
+        "type": "block_actions",
+        "user": { "id": "U123", "username": "ana", "name": "ana" },
+        "actions": [ { "action_id": "open_sentry", "value": null }, { "action_id": "ack", "value": id.to_string() } ]
+    });
+    let form = format!("payload={}", urlencode(&payload.to_string()));
+    let ts = (w.app.clock.now_ms() / 1000).to_string();
+    let post = |sig: String, ts: String| {
+        w.app
+            .client
+            .post(w.app.url("/slack/interactions"))
+            .header("X-Slack-Request-Timestamp", ts)
+            .header("X-Slack-Signature", sig)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.clone())
+            .send()
+    };
+    let good = format!(
+        "v0={}",
+        sign(
+            b"slack-signing-secret",
+            format!("v0:{ts}:{form}").as_bytes()
+        )
+    );
+    let r = post("v0=0000".into(), ts.clone()).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let stale_ts = (w.app.clock.now_ms() / 1000 - 400).to_string();
+    let stale = format!(
+        "v0={}",
+        sign(
+            b"slack-signing-secret",
+            format!("v0:{stale_ts}:{form}").as_bytes()
+        )
+    );
+    assert_eq!(
+        post(stale, stale_ts).await.unwrap().status(),
+        401,
+        "replayed after 5 minutes"
+    );
+    assert_eq!(w.app.incident(id).await["state"], "triggered");
+
+    let r = post(good, ts).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["state"], "acknowledged");
+    assert_eq!(inc["acknowledged_by"], "ana");
+    assert_eq!(inc["acknowledged_via"], "slack");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_thousand_incidents_due_at_once_each_escalate_once_even_with_racing_ticks() {
+    let w = world(false).await;
+    let app = Arc::new(w.app);
+    let mut tasks = tokio::task::JoinSet::new();
+    let sem = Arc::new(tokio::sync::Semaphore::new(32));
+    for i in 0..1000 {
+        let app = app.clone();
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        tasks.spawn(async move {
+            open_critical(&app, &format!("7{i:05}")).await;
+            drop(permit);
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(DISTINCT next_escalation_at) FROM incidents")
+            .await,
+        1,
+        "all due at the same moment"
+    );
+    app.clock.advance(15 * MIN);
+    let (a, b) = tokio::join!(
+        app.state.scheduler.fire_due(),
+        app.state.scheduler.fire_due()
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 1000);
+    assert_eq!(app.state.scheduler.fire_due().await.unwrap(), 0);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM escalations").await, 1000);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM deliveries WHERE kind = 'escalation'")
+            .await,
+        2000
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM incidents WHERE escalation_step = 1")
+            .await,
+        1000
+    );
+}
+
+#[tokio::test]
+async fn resolve_posts_the_post_mortem_with_correct_durations() {
+    let w = world(true).await;
+    let id = open_critical(&w.app, "900006").await;
+    eventually(Duration::from_secs(5), || async {
+        (w.slack.messages().len() == 1).then_some(())
+    })
+    .await;
+    w.app.clock.advance(Duration::from_secs(4 * 60 + 10));
+    let r = w
+        .app
+        .client
+        .post(w.app.url(&format!("/api/incidents/{id}/ack")))
+        .json(&json!({"by": "ana"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    w.app.clock.advance(Duration::from_secs(25 * 60 + 50));
+    let r = w
+        .app
+        .client
+        .post(w.app.url(&format!("/api/incidents/{id}/note")))
+        .json(&json!({"by": "ana", "note": "Tradier quote cache expired during market open"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = w
+        .app
+        .client
+        .post(w.app.url(&format!("/api/incidents/{id}/resolve")))
+        .json(&json!({"by": "ana"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["result"], "resolved");
+
+    let summary = eventually(Duration::from_secs(5), || async {
+        w.slack
+            .messages()
+            .into_iter()
+            .map(|m| m.body.to_string())
+            .find(|b| {
+                b.to_lowercase().contains("post-mortem") || b.to_lowercase().contains("postmortem")
+            })
+    })
+    .await;
+    for expected in [
+        "4m 10s",
+        "30m",
+        "ana",
+        "Tradier quote cache expired during market open",
+    ] {
+        assert!(
+            summary.contains(expected) || summary.contains(&expected.replace("m ", " min ")),
+            "post-mortem lacks {expected}: {summary}"
+        );
+    }
+    // Resolution stopped the timer: nothing escalates later.
+    w.app.clock.advance(60 * MIN);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(triggers(&w.pd), 0);
+    let r = w
+        .app
+        .client
+        .post(w.app.url(&format!("/api/incidents/{id}/ack")))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "`by` is required");
+}
