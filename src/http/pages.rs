@@ -216,22 +216,22 @@ fn web_actor(state: &AppState, form: &str) -> Result<Actor, Box<Response>> {
     if let Some(expected) = &state.secrets.api_token {
         let given = super::form::field(form, "api_token");
         if crate::intake::signature::verify_token(expected.expose(), given.as_deref()).is_err() {
-            return Err(page(
+            return Err(Box::new(page(
                 StatusCode::UNAUTHORIZED,
                 "Not allowed",
                 "<p>The API token is missing or wrong.</p>",
-            ));
+            )));
         }
     }
     let by = super::form::field(form, "by")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     if by.is_empty() || by.len() > 200 {
-        return Err(page(
+        return Err(Box::new(page(
             StatusCode::BAD_REQUEST,
             "Name needed",
             "<p>Say who you are (up to 200 characters).</p>",
-        ));
+        )));
     }
     Ok(Actor::new(by, "web"))
 }
