@@ -142,7 +142,7 @@ async fn serve(
         "paiid-alerts listening"
     );
     for (name, vars) in cfg.unconfigured_channels() {
-        tracing::warn!(channel = name, missing = %vars.join(", "), "channel not configured: its messages go to the log channel");
+        tracing::warn!(channel = name, missing = %vars.join(" or "), "channel not configured: its messages go to the log channel");
     }
     app.run_until_stopped(shutdown_signal()).await?;
     tracing::info!("stopped");
@@ -186,7 +186,7 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
     for (name, vars) in cfg.unconfigured_channels() {
         println!(
             "  channel {name}: not configured (set {}); messages go to the log channel",
-            vars.join(", ")
+            vars.join(" or ")
         );
     }
     Ok(())

@@ -457,6 +457,8 @@ impl DigestRunner {
             },
         };
 
+        // `send_when_empty` applies to both kinds: an empty weekly summary (nothing opened,
+        // escalated or seen all week) is as skippable as an empty daily digest.
         if built.empty && !cfg.send_when_empty {
             digests::mark_sent(
                 &self.store.write,
