@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::ack_token::AckKeys;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::RoutingConfig;
+use crate::digest::DigestRunner;
 use crate::escalation::Scheduler;
 use crate::http::{self, AppState};
 use crate::incidents::service::IncidentService;
@@ -126,6 +127,14 @@ impl Application {
         let scheduler = state.scheduler.clone();
         if settings.run_workers {
             workers.extend(outbox.spawn(wakers.outbox.clone(), cancel.child_token()));
+            let digest = Arc::new(DigestRunner::new(
+                state.store.clone(),
+                state.cfg.clone(),
+                state.channels.clone(),
+                state.clock.clone(),
+                state.public_url.clone(),
+            ));
+            workers.push(digest.spawn(cancel.child_token()));
             // Marks the service ready once overdue escalations have fired.
             workers.push(scheduler.spawn(
                 wakers.scheduler.clone(),

@@ -59,6 +59,17 @@ enum Command {
         #[arg(long, env = "ROUTING_CONFIG", default_value = "./routing.yaml")]
         config: PathBuf,
     },
+    /// Send the current period's digest of Medium incidents (or the weekly summary) now.
+    Digest {
+        #[command(flatten)]
+        common: Common,
+        /// Required: send now rather than on the schedule.
+        #[arg(long)]
+        send_now: bool,
+        /// The weekly ops summary instead of the daily digest.
+        #[arg(long)]
+        weekly: bool,
+    },
     /// Validate a routing file; exits non-zero naming the file, line and problem.
     CheckConfig {
         /// Routing file (default: $ROUTING_CONFIG or ./routing.yaml).
@@ -104,6 +115,11 @@ async fn main() -> ExitCode {
         }
         Command::CheckConfig { path } => check_config(path),
         Command::SendTest { channel, config } => send_test(&channel, &config).await,
+        Command::Digest {
+            common,
+            send_now,
+            weekly,
+        } => digest(common, send_now, weekly).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -248,4 +264,67 @@ async fn send_test(channel: &str, config: &std::path::Path) -> anyhow::Result<()
             )
         }
     }
+}
+
+async fn digest(common: Common, send_now: bool, weekly: bool) -> anyhow::Result<()> {
+    use paiid_alerts::digest::{DigestKind, DigestRunner, DigestStatus};
+    use paiid_alerts::notify::registry::Channels;
+    use paiid_alerts::notify::render::Templates;
+    use std::sync::Arc;
+
+    if !send_now {
+        anyhow::bail!(
+            "digests are sent by `serve` on their schedule; pass --send-now to send one by hand"
+        );
+    }
+    let cfg = Arc::new(RoutingConfig::load(&common.config)?);
+    let settings = Settings::new(
+        "127.0.0.1:0".parse()?,
+        common.database_url.clone(),
+        common.config.clone(),
+    );
+    let store = paiid_alerts::store::Store::open(&common.database_url, Durability::Normal).await?;
+    let templates = Arc::new(Templates::new(&cfg.templates)?);
+    let channels = Arc::new(Channels::build(
+        &cfg,
+        &paiid_alerts::app::channel_env(&settings),
+        templates,
+    )?);
+    let public_url: Arc<str> = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+        .into();
+    let clock: paiid_alerts::clock::SharedClock = Arc::new(paiid_alerts::clock::SystemClock);
+    let runner = DigestRunner::new(store.clone(), cfg, channels.clone(), clock, public_url);
+    let kind = if weekly {
+        DigestKind::Weekly
+    } else {
+        DigestKind::Daily
+    };
+    let outcomes = runner.send_now(kind).await?;
+    store.close().await;
+    let mut failed = false;
+    for o in &outcomes {
+        println!("{o}");
+        failed |= matches!(o.status, DigestStatus::Failed { .. });
+    }
+    if failed {
+        anyhow::bail!("a digest could not be sent");
+    }
+    let logged_only: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !channels.is_real(&o.recipient))
+        .map(|o| {
+            format!(
+                "{} (set {})",
+                o.recipient,
+                channels.missing_env(&o.recipient).join(" or ")
+            )
+        })
+        .collect();
+    if !logged_only.is_empty() {
+        anyhow::bail!("not mailed, only logged: {}", logged_only.join(", "));
+    }
+    Ok(())
 }

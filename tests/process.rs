@@ -137,12 +137,13 @@ async fn killed_between_claim_and_send_is_delivered_after_restart() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let url = format!("{}/api/deliveries", svc.base);
-    eventually(Duration::from_secs(10), || {
+    let attempts_before = eventually(Duration::from_secs(10), || {
         let client = client.clone();
         let url = url.clone();
         async move {
             let v: Value = client.get(&url).send().await.ok()?.json().await.ok()?;
-            (v["deliveries"][0]["status"] == "sending").then_some(())
+            let d = &v["deliveries"][0];
+            (d["status"] == "sending").then(|| d["attempts"].as_i64().unwrap_or(0))
         }
     })
     .await;
@@ -162,11 +163,32 @@ async fn killed_between_claim_and_send_is_delivered_after_restart() {
         }
     })
     .await;
-    assert_eq!(
-        delivered["attempts"], 1,
-        "the interrupted send left no attempt behind: {delivered}"
+    // The send cut off by the kill left no attempt behind. The kill may land after the claim but
+    // before the request left; then the scripted hang is still queued and times out once more
+    // after the restart. Either way the last attempt delivers and no attempt is invented.
+    let detail: Value = client
+        .get(format!("{}/api/incidents/1", svc.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let log = detail["deliveries"][0]["attempt_log"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let after_restart = &log[attempts_before as usize..];
+    let outcomes: Vec<&str> = after_restart
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert!(
+        (outcomes == ["delivered"] || outcomes == ["retry", "delivered"])
+            && slack.accepted_count() == 1,
+        "{}",
+        detail["deliveries"]
     );
-    assert!(slack.accepted_count() >= 1, "the message reached Slack");
     svc.stop().await;
 }
 

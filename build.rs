@@ -1,0 +1,4 @@
+fn main() {
+    // sqlx embeds migrations at compile time: a new migration must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
+}

@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Intake benchmark: paiid-alerts `POST /webhooks/sentry` (signed Sentry event_alert webhooks, each
+# committed to SQLite before its 2xx) against Alertmanager's own `POST /api/v2/alerts` (one alert
+# per request, memory only), side by side in one run on this machine. See benches/README.md.
+#
+# Rounds alternate AM, PA, AM, PA, ... after a short warm-up of each; the table gives req/s per
+# round and the mean, p50/p99, non-2xx and socket errors, CPU used by each process, and the ratio
+# paiid-alerts / Alertmanager. Afterwards sqlite3 checks that every webhook answered 2xx is stored.
+#
+# Knobs (environment):
+#   DURATION=10      seconds per measured round        WARMUP=3      seconds of warm-up (each)
+#   CONNECTIONS=32   wrk -c                            THREADS=2     wrk -t
+#   ROUNDS=2         measured rounds of each           ISSUES=1000   distinct Sentry issues cycled
+#   DURABILITY=normal  paiid-alerts DATABASE_DURABILITY (normal | full)
+#   KEEP_TMP=1       keep the temp dir (bodies, logs, database) for inspection
+#   SKIP_BUILD=1     use the existing target/release/paiid-alerts
+# Exit status: 0 when every round had no non-2xx/socket errors and nothing answered 2xx was lost.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DURATION=${DURATION:-10}; DURATION=${DURATION%s}
+WARMUP=${WARMUP:-3}; WARMUP=${WARMUP%s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-2}
+ISSUES=${ISSUES:-1000}
+DURABILITY=${DURABILITY:-normal}
+SECRET=bench-secret
+AM_DIR=${AM_DIR:-$ROOT/../shared/bench/alertmanager}
+[[ -d $AM_DIR ]] || AM_DIR=/work/shared/bench/alertmanager
+FIXTURE=${FIXTURE:-$(dirname "$AM_DIR")/../fixtures/sentry/event_alert.triggered.4.json}
+[[ -f $FIXTURE ]] || FIXTURE=/work/shared/fixtures/sentry/event_alert.triggered.4.json
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------- 1. tools ----------
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+    log "installing ${need[*]} (Debian)"
+    apt-get update -qq
+    # The package's init script must not start a system-wide Alertmanager: we start our own.
+    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v python3 >/dev/null || die "python3 is needed to sign the bodies"
+
+# ---------- 2. build ----------
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    log "cargo build --release"
+    (cd "$ROOT" && cargo build --release --quiet)
+fi
+PA_BIN=$ROOT/target/release/paiid-alerts
+[[ -x $PA_BIN ]] || die "$PA_BIN is missing"
+
+# ---------- temp dir, process bookkeeping, cleanup ----------
+TMP=$(mktemp -d /tmp/bench-intake.XXXXXX)
+PIDS=()
+cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ ${KEEP_TMP:-0} == 1 || $rc != 0 ]]; then
+        log "kept $TMP (logs, database)"
+        rm -f "$TMP"/bodies.*  # large; the database has what was sent
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+port_free() {
+    python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1])))' "$1" 2>/dev/null
+}
+wait_ready() { # url pid name
+    for _ in $(seq 300); do
+        curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || die "$3 exited during start-up; see $TMP/$3.log: $(tail -5 "$TMP/$3.log")"
+        sleep 0.1
+    done
+    die "$3 not ready after 30 s: $(tail -5 "$TMP/$3.log")"
+}
+
+# Helpers in Python: body generation and signing, CPU accounting from /proc.
+cat >"$TMP/gen.py" <<'EOF'
+"""gen.py FIXTURE OUT ROUND COUNT ISSUES SECRET: COUNT lines of `hex(hmac_sha256(body))<TAB>body`.
+Each body is the compact fixture with a unique data.event.event_id (ROUND in the first hex
+digits) and data.event.issue_id cycling over ISSUES issues. Large fields are dropped so that a
+body is about 1.7 KB, like the design's measurement."""
+import hashlib, hmac, json, sys
+fixture, out, rnd, count, issues, secret = sys.argv[1:7]
+rnd, count, issues, secret = int(rnd), int(count), int(issues), secret.encode()
+doc = json.load(open(fixture))
+ev = doc["data"]["event"]
+for k in ("stacktrace", "modules", "extra", "_metrics", "nodestore_insert", "hashes", "contexts"):
+    ev.pop(k, None)
+for k in ("headers", "cookies", "query_string"):
+    ev.get("request", {}).pop(k, None)
+ev.get("user", {}).pop("geo", None)
+old_event, old_issue = ev["event_id"], str(ev["issue_id"])
+ev["event_id"] = "__BENCH_EVENT__"; ev["issue_id"] = "__BENCH_ISSUE__"
+for k in ("url", "web_url", "issue_url"):
+    if k in ev:
+        ev[k] = ev[k].replace(old_event, "__BENCH_EVENT__").replace(old_issue, "__BENCH_ISSUE__")
+template = json.dumps(doc, separators=(",", ":"))
+total = 0
+with open(out, "w") as f:
+    for i in range(count):
+        eid = "%04x%028x" % (rnd, i)
+        iid = str(4300000000 + i % issues)
+        body = template.replace("__BENCH_EVENT__", eid).replace("__BENCH_ISSUE__", iid)
+        sig = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+        f.write(sig + "\t" + body + "\n")
+        total += len(body)
+print(total // max(count, 1))
+EOF
+cat >"$TMP/cpu.py" <<'EOF'
+"""cpu.py machine          -> `busy idle` jiffies of the whole machine
+cpu.py snap PID OUT      -> jiffies of PID (process, which includes ended threads, and per thread) as JSON
+cpu.py diff A B SECS     -> `process% busiest-threads` in % of one core, threads summed by name"""
+import json, os, sys
+def ticks(path):
+    s = open(path).read()
+    f = s[s.rindex(")") + 2:].split()
+    return s[s.index("(") + 1:s.rindex(")")], int(f[11]) + int(f[12])
+cmd = sys.argv[1]
+if cmd == "machine":
+    v = list(map(int, open("/proc/stat").readline().split()[1:]))
+    print(sum(v[:8]) - v[3] - v[4], v[3] + v[4])
+elif cmd == "snap":
+    pid, out = sys.argv[2], sys.argv[3]
+    snap = {"total": 0, "threads": {}}
+    try:
+        snap["total"] = ticks(f"/proc/{pid}/stat")[1]
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                snap["threads"][t] = ticks(f"/proc/{pid}/task/{t}/stat")
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    json.dump(snap, open(out, "w"))
+elif cmd == "diff":
+    a, b = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+    scale = 100.0 / os.sysconf("SC_CLK_TCK") / float(sys.argv[4])
+    by_name = {}
+    for tid, (name, t1) in b["threads"].items():
+        t0 = a["threads"].get(tid, (name, 0))[1]
+        by_name[name] = by_name.get(name, 0) + t1 - t0
+    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:3]
+    print("%.0f" % ((b["total"] - a["total"]) * scale),
+          ",".join("%s=%.0f%%" % (n, d * scale) for n, d in top if d > 0) or "-")
+EOF
+HZ=$(getconf CLK_TCK)
+
+# ---------- 3. Alertmanager + its sink ----------
+AM_CONFIG=$AM_DIR/alertmanager.yml
+SINK_PORT=5001
+if ! port_free $SINK_PORT; then
+    SINK_PORT=$(free_port)
+    sed "s#127.0.0.1:5001#127.0.0.1:$SINK_PORT#" "$AM_CONFIG" >"$TMP/alertmanager.yml"
+    AM_CONFIG=$TMP/alertmanager.yml
+    log "port 5001 is taken: sink on $SINK_PORT"
+fi
+python3 "$AM_DIR/sink.py" "$SINK_PORT" >"$TMP/sink.log" 2>&1 &
+SINK_PID=$!; PIDS+=("$SINK_PID")
+AM_PORT=$(free_port)
+mkdir -p "$TMP/am-data"
+prometheus-alertmanager --config.file="$AM_CONFIG" --storage.path="$TMP/am-data" \
+    --web.listen-address="127.0.0.1:$AM_PORT" --cluster.listen-address= --log.level=warn \
+    >"$TMP/alertmanager.log" 2>&1 &
+AM_PID=$!; PIDS+=("$AM_PID")
+wait_ready "http://127.0.0.1:$SINK_PORT/count" "$SINK_PID" sink
+wait_ready "http://127.0.0.1:$AM_PORT/-/ready" "$AM_PID" alertmanager
+AM_VERSION=$(prometheus-alertmanager --version 2>&1 | head -1 | awk '{print $3}')
+
+# ---------- 4. paiid-alerts ----------
+PA_PORT=$(free_port)
+DB=$TMP/bench.db
+(cd "$ROOT" && exec env -u SLACK_WEBHOOK_URL -u SLACK_BOT_TOKEN -u PAGERDUTY_ROUTING_KEY -u SMTP_URL \
+    -u SENTRY_WEBHOOK_TOKEN -u PUBLIC_URL \
+    DATABASE_URL="sqlite://$DB" ROUTING_CONFIG="$ROOT/routing.yaml" SENTRY_CLIENT_SECRET=$SECRET \
+    LISTEN_ADDR="127.0.0.1:$PA_PORT" DATABASE_DURABILITY="$DURABILITY" RUST_LOG=warn \
+    "$PA_BIN" serve) >"$TMP/paiid-alerts.log" 2>&1 &
+PA_PID=$!; PIDS+=("$PA_PID")
+wait_ready "http://127.0.0.1:$PA_PORT/readyz" "$PA_PID" paiid-alerts
+
+# Sanity: one signed webhook must be accepted, one with a bad signature refused.
+python3 "$TMP/gen.py" "$FIXTURE" "$TMP/bodies.probe" 65535 1 1 "$SECRET" >/dev/null
+IFS=$'\t' read -r probe_sig probe_body <"$TMP/bodies.probe"
+probe() {
+    curl -sS -o "$TMP/probe.out" -w '%{http_code}' --max-time 10 -X POST \
+        "http://127.0.0.1:$PA_PORT/webhooks/sentry" -H 'Content-Type: application/json' \
+        -H 'Sentry-Hook-Resource: event_alert' -H "Sentry-Hook-Signature: $1" --data-binary "$probe_body"
+}
+if [[ ${probe_sig:0:1} == 0 ]]; then bad_sig=1${probe_sig:1}; else bad_sig=0${probe_sig:1}; fi
+code=$(probe "$bad_sig")
+[[ $code == 401 || $code == 403 ]] || die "a bad signature got $code, not 401/403: $(cat "$TMP/probe.out")"
+code=$(probe "$probe_sig")
+[[ $code == 200 ]] || die "a signed webhook got $code: $(cat "$TMP/probe.out")"
+log "probe ok: $(cat "$TMP/probe.out")"
+
+stored_events() { sqlite3 -cmd '.timeout 5000' "$DB" 'SELECT count(*) FROM events'; }
+
+proc_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+
+# Waits until a server has been idle (<5% of a core) for a second, at most 15 s: each round
+# starts without the previous round's leftovers (Alertmanager notifications, our outbox).
+settle() {
+    local a b
+    for _ in $(seq 15); do
+        a=$(($(proc_ticks "$AM_PID") + $(proc_ticks "$PA_PID")))
+        sleep 1
+        b=$(($(proc_ticks "$AM_PID") + $(proc_ticks "$PA_PID")))
+        (((b - a) * 100 < 5 * HZ)) && return 0
+    done
+    log "servers still busy after 15 s; going on"
+}
+
+# ---------- 5. the runs ----------
+cat >"$TMP/am.lua" <<EOF
+dofile("$AM_DIR/alerts.lua")
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH requests=%d duration_us=%d rps=%.1f p50_us=%d p90_us=%d p99_us=%d max_us=%d " ..
+    "non2xx=%d connect=%d read=%d write=%d timeout=%d sent=%d bodies=0 repeats=0\n",
+    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+    e.status, e.connect, e.read, e.write, e.timeout, summary.requests))
+end
+EOF
+
+RESULTS=$TMP/results.tsv
+: >"$RESULTS"
+PA_RPS_GUESS=30000 # bodies for the warm-up; later rounds are sized from the warm-up's rate
+FAILED=0
+
+# run NAME ROUND SECONDS: one wrk run; appends a row to $RESULTS.
+run() {
+    local name=$1 round=$2 secs=$3 url script pid before=0 after stored lower
+    settle
+    if [[ $name == AM ]]; then
+        url="http://127.0.0.1:$AM_PORT"; script=$TMP/am.lua; pid=$AM_PID
+    else
+        url="http://127.0.0.1:$PA_PORT"; script=$ROOT/scripts/bench-intake.lua; pid=$PA_PID
+        local n=$((PA_RPS_GUESS * secs + 10 * CONNECTIONS)) size
+        size=$(python3 "$TMP/gen.py" "$FIXTURE" "$TMP/bodies.$round" "$round" "$n" "$ISSUES" "$SECRET")
+        export BODIES=$TMP/bodies.$round
+        log "PA round $round: $n distinct signed bodies, mean $size bytes"
+        before=$(stored_events)
+    fi
+    local m0 m1 p0 p1
+    m0=$(python3 "$TMP/cpu.py" machine)
+    python3 "$TMP/cpu.py" snap "$pid" "$TMP/cpu.$name.$round.0"
+    log "$name round $round: wrk -t$THREADS -c$CONNECTIONS -d${secs}s --latency"
+    local TIMEFORMAT='%U %S'
+    { time THREADS=$THREADS wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --latency -s "$script" \
+        "$url" >"$TMP/wrk.$name.$round.out" 2>&1; } 2>"$TMP/wrk.$name.$round.time"
+    python3 "$TMP/cpu.py" snap "$pid" "$TMP/cpu.$name.$round.1"
+    m1=$(python3 "$TMP/cpu.py" machine)
+    local line
+    line=$(grep '^BENCH ' "$TMP/wrk.$name.$round.out") || die "no result from wrk: $(cat "$TMP/wrk.$name.$round.out")"
+    # shellcheck disable=SC2086
+    local requests duration_us rps p50_us p90_us p99_us max_us non2xx connect read write timeout sent bodies repeats
+    eval "$(echo "${line#BENCH }" | tr ' ' '\n' | sed 's/^/local /')"
+    # CPU in % of one core over the run: server (total and top threads), wrk, whole machine.
+    local server_cpu wrk_cpu machine_cpu threads_cpu
+    read -r server_cpu threads_cpu < <(python3 "$TMP/cpu.py" diff "$TMP/cpu.$name.$round.0" "$TMP/cpu.$name.$round.1" "$secs")
+    wrk_cpu=$(awk -v s="$secs" '{printf "%.0f", ($1+$2)/s*100}' "$TMP/wrk.$name.$round.time")
+    machine_cpu=$(echo "$m0 $m1" | awk -v hz="$HZ" '{b=$3-$1; i=$4-$2; printf "%.0f", b/(b+i)*200}')
+    local check="-"
+    if [[ $name == PA ]]; then
+        # Committed before 2xx: every request answered 2xx is stored once the run ends. Requests
+        # in flight when wrk stops may be stored without being counted, so stored <= sent.
+        local prev=-1
+        for _ in $(seq 50); do after=$(stored_events); [[ $after == "$prev" ]] && break; prev=$after; sleep 0.2; done
+        stored=$((after - before))
+        lower=$((requests - non2xx - repeats))
+        if ((stored < lower)); then
+            check="LOST:$((lower - stored))"; FAILED=1
+        elif ((stored > sent)); then
+            check="EXTRA:$((stored - sent))"; FAILED=1
+        else
+            check="ok:$stored"
+        fi
+        ((repeats == 0)) || log "PA round $round: up to $repeats requests resent a body (duplicates)"
+        rm -f "$TMP/bodies.$round"
+        if [[ $round == warmup ]]; then
+            PA_RPS_GUESS=$(awk -v r="$rps" 'BEGIN {printf "%d", r * 2 + 1000}')
+        fi
+    fi
+    if ((non2xx + connect + read + write + timeout > 0)) && [[ $round != warmup ]]; then FAILED=1; fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$rps" \
+        "$requests" "$p50_us" "$p99_us" "$max_us" "$non2xx" "$((connect + read + write + timeout))" \
+        "$server_cpu" "$wrk_cpu" "$machine_cpu" "$check" "$threads_cpu" >>"$RESULTS"
+    log "$name round $round: $rps req/s, p99 $((p99_us / 1000)) ms, non-2xx $non2xx, check $check"
+}
+
+log "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+START=$(date +%s)
+run AM warmup "$WARMUP"
+run PA warmup "$WARMUP"
+for r in $(seq "$ROUNDS"); do
+    run AM "$r" "$DURATION"
+    run PA "$r" "$DURATION"
+done
+ELAPSED=$(($(date +%s) - START))
+
+# ---------- 6. report ----------
+sink=$(curl -fsS "http://127.0.0.1:$SINK_PORT/count" || echo '?')
+total_events=$(stored_events)
+incidents=$(sqlite3 -cmd '.timeout 5000' "$DB" 'SELECT count(*) FROM incidents')
+statuses=$(sqlite3 -cmd '.timeout 5000' "$DB" "SELECT group_concat(status || '=' || n, ' ') FROM (SELECT status, count(*) n FROM events GROUP BY status)")
+deliveries=$(sqlite3 -cmd '.timeout 5000' "$DB" "SELECT group_concat(status || '=' || n, ' ') FROM (SELECT status, count(*) n FROM deliveries GROUP BY status)")
+
+echo
+echo "paiid-alerts intake vs Alertmanager $AM_VERSION  ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS, ${DURATION}s rounds, SQLite WAL synchronous=$DURABILITY)"
+echo "AM = POST /api/v2/alerts, 1 alert/request, memory only.  PA = POST /webhooks/sentry, signed event_alert, committed before 2xx."
+echo "CPU columns: % of one core during the round (machine = all processes, 200% = both cores busy)."
+echo
+{
+    printf 'who\tround\treq/s\trequests\tp50 ms\tp99 ms\tmax ms\tnon-2xx\tsock err\tserver CPU\twrk CPU\tmachine CPU\tstored check\tbusiest server threads\n'
+    awk -F'\t' -v OFS='\t' '{printf "%s\t%s\t%.0f\t%s\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s%%\t%s%%\t%s%%\t%s\t%s\n",
+        $1, $2, $3, $4, $5/1000, $6/1000, $7/1000, $8, $9, $10, $11, $12, $13, $14}' "$RESULTS"
+} | column -t -s $'\t'
+echo
+awk -F'\t' '$2 != "warmup" {n[$1]++; r[$1]+=$3; p50[$1]+=$5; p99[$1]+=$6; bad[$1]+=$8+$9}
+    END {
+        for (w in n) printf "%s mean: %.0f req/s, p50 %.2f ms, p99 %.2f ms (means of %d rounds), non-2xx + socket errors %d\n",
+            w, r[w]/n[w], p50[w]/n[w]/1000, p99[w]/n[w]/1000, n[w], bad[w]
+        if (n["AM"] && n["PA"] && r["AM"] > 0)
+            printf "RATIO paiid-alerts / Alertmanager = %.2f  (target >= 2.00 with p99 < 10 ms)\n", (r["PA"]/n["PA"]) / (r["AM"]/n["AM"])
+    }' "$RESULTS" | sort
+echo "stored events: $total_events ($statuses), incidents: $incidents, deliveries: ${deliveries:-none}"
+echo "alertmanager sink: $sink"
+echo "benchmark time: ${ELAPSED}s"
+if ((FAILED)); then
+    echo "FAILED: non-2xx / socket errors or lost events (see above)"
+    exit 1
+fi
+echo "OK: no non-2xx, no socket errors, every 2xx stored"
