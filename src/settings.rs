@@ -117,11 +117,11 @@ impl Settings {
             slack_api_url: std::env::var("SLACK_API_URL")
                 .ok()
                 .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "https://slack.com/api".to_string()),
+                .unwrap_or_else(|| crate::notify::slack::DEFAULT_API_BASE.to_string()),
             pagerduty_events_url: std::env::var("PAGERDUTY_EVENTS_URL")
                 .ok()
                 .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".to_string()),
+                .unwrap_or_else(|| crate::notify::pagerduty::DEFAULT_EVENTS_URL.to_string()),
             clock: None,
             run_workers: true,
         }

@@ -22,20 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/incidents/{id}/resolve", post(web_resolve))
 }
 
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::digest::report::html_escape as esc;
 
 pub fn when(ms: i64) -> String {
     ms_to_datetime(ms)

@@ -384,6 +384,14 @@ fn follow_up_channels(cfg: &RoutingConfig, inc: &Incident, via: &str) -> Vec<Str
         .collect()
 }
 
+/// Cancels the escalation deadline; the version bump tells sleepers their hint is stale.
+fn stop_timer(inc: &mut Incident, fx: &mut Effects, now: i64) {
+    inc.next_escalation_at = None;
+    inc.escalation_version += 1;
+    inc.updated_at = now;
+    fx.timers_changed = true;
+}
+
 pub fn acknowledge(
     cfg: &RoutingConfig,
     inc: &mut Incident,
@@ -416,10 +424,7 @@ pub fn acknowledge(
     inc.acknowledged_at = Some(now);
     inc.acknowledged_by = Some(actor.name.clone());
     inc.acknowledged_via = Some(actor.via.clone());
-    inc.next_escalation_at = None;
-    inc.escalation_version += 1;
-    inc.updated_at = now;
-    fx.timers_changed = true;
+    stop_timer(inc, &mut fx, now);
     fx.note(
         inc,
         now,
@@ -459,10 +464,7 @@ pub fn resolve(
     inc.resolved_at = Some(now);
     inc.resolved_by = Some(actor.name.clone());
     inc.resolved_via = Some(actor.via.clone());
-    inc.next_escalation_at = None;
-    inc.escalation_version += 1;
-    inc.updated_at = now;
-    fx.timers_changed = true;
+    stop_timer(inc, &mut fx, now);
     fx.note(
         inc,
         now,
@@ -501,10 +503,7 @@ pub fn mute(inc: &mut Incident, actor: &Actor, now: i64) -> Effects {
         return fx;
     }
     inc.state = IncidentState::Muted.as_str().to_string();
-    inc.next_escalation_at = None;
-    inc.escalation_version += 1;
-    inc.updated_at = now;
-    fx.timers_changed = true;
+    stop_timer(inc, &mut fx, now);
     fx.note(
         inc,
         now,

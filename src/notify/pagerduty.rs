@@ -26,8 +26,6 @@ use super::{
 
 /// Events API endpoint when `PAGERDUTY_EVENTS_URL` is unset.
 pub const DEFAULT_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
-/// Environment variable that overrides the endpoint (tests, EU service region, proxies).
-pub const EVENTS_URL_ENV: &str = "PAGERDUTY_EVENTS_URL";
 /// Per-request timeout; the outbox retries.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -37,15 +35,6 @@ const MAX_SUMMARY_CHARS: usize = 1024;
 const MAX_DEDUP_KEY_CHARS: usize = 255;
 const MAX_STORED_BODY: usize = 2048;
 const CLIENT: &str = "paiid-alerts";
-
-/// `PAGERDUTY_EVENTS_URL` or [`DEFAULT_EVENTS_URL`].
-pub fn events_url_from_env() -> String {
-    std::env::var(EVENTS_URL_ENV)
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| DEFAULT_EVENTS_URL.to_string())
-}
 
 /// A PagerDuty service integration (one routing key).
 pub struct PagerDutyChannel {

@@ -31,8 +31,6 @@ use super::{
 
 /// Slack Web API base when `SLACK_API_URL` is unset.
 pub const DEFAULT_API_BASE: &str = "https://slack.com/api";
-/// Environment variable that overrides the Web API base (tests, proxies).
-pub const API_BASE_ENV: &str = "SLACK_API_URL";
 /// Per-request timeout. The outbox retries, so a slow Slack must not hold a worker for long.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,15 +55,6 @@ const MAX_STORED_BODY: usize = 2048;
 /// A bogus `Retry-After` (days) must not park a delivery forever; the worker's own backoff takes
 /// over beyond this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
-/// `SLACK_API_URL` without a trailing slash, or [`DEFAULT_API_BASE`].
-pub fn api_base_from_env() -> String {
-    std::env::var(API_BASE_ENV)
-        .ok()
-        .map(|s| s.trim().trim_end_matches('/').to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| DEFAULT_API_BASE.to_string())
-}
 
 /// A Slack destination (one channel).
 pub struct SlackChannel {
@@ -103,7 +92,7 @@ impl SlackChannel {
     }
 
     /// Bot-token mode (`chat.postMessage` / `chat.update`). `api_base` is e.g.
-    /// [`api_base_from_env()`]; a trailing slash is tolerated.
+    /// `SLACK_API_URL` as read by `Settings`; a trailing slash is tolerated.
     pub fn bot(
         name: String,
         channel: String,
