@@ -1,0 +1,111 @@
+//! The on-call web page: lists incidents, and acknowledges or resolves through a form that asks
+//! for a name (and the API token, when one is set).
+
+mod support;
+
+use paiid_alerts::settings::Secrets;
+use serde_json::Value;
+use support::*;
+
+#[tokio::test]
+async fn web_page_lists_and_acknowledges_with_the_api_token() {
+    let app = spawn_with(AppOptions {
+        secrets: Secrets {
+            api_token: secret("t0ken"),
+            ..Secrets::default()
+        },
+        run_workers: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let r = app
+        .post_sentry(
+            Some("event_alert"),
+            &fixture("event_alert.triggered.4.json"),
+        )
+        .await;
+    let id = r.json::<Value>().await.unwrap()["incident_id"]
+        .as_i64()
+        .unwrap();
+
+    let index = app
+        .client
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        index.contains(&format!("/incidents/{id}")) && index.contains("critical"),
+        "{index}"
+    );
+    let page = app
+        .client
+        .get(app.url(&format!("/incidents/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("name=\"api_token\"") && page.contains("Acknowledge"),
+        "{page}"
+    );
+    assert!(!page.contains("<script"));
+
+    let ack = app.url(&format!("/incidents/{id}/ack"));
+    let r = app
+        .client
+        .post(&ack)
+        .form(&[("by", "ana"), ("api_token", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .client
+        .post(&ack)
+        .form(&[("by", ""), ("api_token", "t0ken")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = app
+        .client
+        .post(&ack)
+        .form(&[("by", "ana"), ("api_token", "t0ken")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Acknowledged"));
+
+    let inc: Value = app
+        .client
+        .get(app.url(&format!("/api/incidents/{id}")))
+        .bearer_auth("t0ken")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(inc["state"], "acknowledged");
+    assert_eq!(inc["acknowledged_via"], "web");
+    assert!(
+        inc["next_escalation_at"].is_null(),
+        "the timer is cancelled"
+    );
+
+    let r = app
+        .client
+        .post(app.url("/incidents/999/ack"))
+        .form(&[("by", "ana"), ("api_token", "t0ken")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
