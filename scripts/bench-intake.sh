@@ -59,8 +59,10 @@ PA_BIN=$ROOT/target/release/paiid-alerts
 # ---------- temp dir, process bookkeeping, cleanup ----------
 TMP=$(mktemp -d /tmp/bench-intake.XXXXXX)
 PIDS=()
+WRK_PID=
 cleanup() {
     local rc=$?
+    [[ -z $WRK_PID ]] || kill "$WRK_PID" 2>/dev/null || true
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -214,7 +216,7 @@ log "probe ok: $(cat "$TMP/probe.out")"
 
 stored_events() { sqlite3 -cmd '.timeout 5000' "$DB" 'SELECT count(*) FROM events'; }
 
-proc_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }
+proc_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # Waits until a server has been idle (<5% of a core) for a second, at most 15 s: each round
 # starts without the previous round's leftovers (Alertmanager notifications, our outbox).
@@ -250,37 +252,50 @@ FAILED=0
 
 # run NAME ROUND SECONDS: one wrk run; appends a row to $RESULTS.
 run() {
-    local name=$1 round=$2 secs=$3 url script pid before=0 after stored lower
+    local name=$1 round=$2 secs=$3 url script pid before=0 before_max=0 after stored lower
     settle
     if [[ $name == AM ]]; then
         url="http://127.0.0.1:$AM_PORT"; script=$TMP/am.lua; pid=$AM_PID
     else
         url="http://127.0.0.1:$PA_PORT"; script=$ROOT/scripts/bench-intake.lua; pid=$PA_PID
         local n=$((PA_RPS_GUESS * secs + 10 * CONNECTIONS)) size
-        size=$(python3 "$TMP/gen.py" "$FIXTURE" "$TMP/bodies.$round" "$round" "$n" "$ISSUES" "$SECRET")
+        size=$(python3 "$TMP/gen.py" "$FIXTURE" "$TMP/bodies.$round" "${round/warmup/0}" "$n" "$ISSUES" "$SECRET")
         export BODIES=$TMP/bodies.$round
         log "PA round $round: $n distinct signed bodies, mean $size bytes"
         before=$(stored_events)
+        before_max=$(sqlite3 -cmd '.timeout 5000' "$DB" 'SELECT coalesce(max(id), 0) FROM events')
     fi
-    local m0 m1 p0 p1
-    m0=$(python3 "$TMP/cpu.py" machine)
-    python3 "$TMP/cpu.py" snap "$pid" "$TMP/cpu.$name.$round.0"
+    # CPU is sampled over the steady part of the run only: from when the server starts working
+    # (wrk first loads its requests) plus 0.5 s, to 1 s before wrk's end.
     log "$name round $round: wrk -t$THREADS -c$CONNECTIONS -d${secs}s --latency"
-    local TIMEFORMAT='%U %S'
-    { time THREADS=$THREADS wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --latency -s "$script" \
-        "$url" >"$TMP/wrk.$name.$round.out" 2>&1; } 2>"$TMP/wrk.$name.$round.time"
+    THREADS=$THREADS wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --latency -s "$script" \
+        "$url" >"$TMP/wrk.$name.$round.out" 2>&1 &
+    local wpid=$! t0 m0 m1 w0 w1 ns0 ns1 window
+    WRK_PID=$wpid
+    t0=$(proc_ticks "$pid")
+    for _ in $(seq 1200); do
+        sleep 0.05
+        (($(proc_ticks "$pid") > t0 + 1)) && break
+        kill -0 "$wpid" 2>/dev/null || break
+    done
+    sleep 0.5
+    ns0=$(date +%s%N); m0=$(python3 "$TMP/cpu.py" machine); w0=$(proc_ticks "$wpid")
+    python3 "$TMP/cpu.py" snap "$pid" "$TMP/cpu.$name.$round.0"
+    sleep "$(awk -v s="$secs" 'BEGIN {print (s > 2.5 ? s - 1.5 : 1)}')"
+    ns1=$(date +%s%N); m1=$(python3 "$TMP/cpu.py" machine); w1=$(proc_ticks "$wpid")
     python3 "$TMP/cpu.py" snap "$pid" "$TMP/cpu.$name.$round.1"
-    m1=$(python3 "$TMP/cpu.py" machine)
+    wait "$wpid" || die "wrk failed: $(cat "$TMP/wrk.$name.$round.out")"
+    WRK_PID=
+    window=$(awk -v a="$ns0" -v b="$ns1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
     local line
     line=$(grep '^BENCH ' "$TMP/wrk.$name.$round.out") || die "no result from wrk: $(cat "$TMP/wrk.$name.$round.out")"
-    # shellcheck disable=SC2086
     local requests duration_us rps p50_us p90_us p99_us max_us non2xx connect read write timeout sent bodies repeats
     eval "$(echo "${line#BENCH }" | tr ' ' '\n' | sed 's/^/local /')"
-    # CPU in % of one core over the run: server (total and top threads), wrk, whole machine.
+    # CPU in % of one core over that window: server (total and busiest threads), wrk, machine.
     local server_cpu wrk_cpu machine_cpu threads_cpu
-    read -r server_cpu threads_cpu < <(python3 "$TMP/cpu.py" diff "$TMP/cpu.$name.$round.0" "$TMP/cpu.$name.$round.1" "$secs")
-    wrk_cpu=$(awk -v s="$secs" '{printf "%.0f", ($1+$2)/s*100}' "$TMP/wrk.$name.$round.time")
-    machine_cpu=$(echo "$m0 $m1" | awk -v hz="$HZ" '{b=$3-$1; i=$4-$2; printf "%.0f", b/(b+i)*200}')
+    read -r server_cpu threads_cpu < <(python3 "$TMP/cpu.py" diff "$TMP/cpu.$name.$round.0" "$TMP/cpu.$name.$round.1" "$window")
+    wrk_cpu=$(awk -v a="$w0" -v b="$w1" -v hz="$HZ" -v s="$window" 'BEGIN {printf "%.0f", (b - a) / hz / s * 100}')
+    machine_cpu=$(echo "$m0 $m1" | awk -v n="$(nproc)" '{b=$3-$1; i=$4-$2; printf "%.0f", b/(b+i)*n*100}')
     local check="-"
     if [[ $name == PA ]]; then
         # Committed before 2xx: every request answered 2xx is stored once the run ends. Requests
@@ -296,6 +311,11 @@ run() {
         else
             check="ok:$stored"
         fi
+        # Events of one group commit share received_at (ms): about how many webhooks per commit.
+        local per_commit
+        per_commit=$(sqlite3 -cmd '.timeout 5000' "$DB" \
+            "SELECT printf('%.1f', count(*) * 1.0 / max(count(DISTINCT received_at), 1)) FROM events WHERE id > $before_max")
+        check="$check,~$per_commit/commit"
         ((repeats == 0)) || log "PA round $round: up to $repeats requests resent a body (duplicates)"
         rm -f "$TMP/bodies.$round"
         if [[ $round == warmup ]]; then
@@ -303,13 +323,18 @@ run() {
         fi
     fi
     if ((non2xx + connect + read + write + timeout > 0)) && [[ $round != warmup ]]; then FAILED=1; fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$rps" \
+    # CPU time the server spent per request (us): less sensitive to other load than req/s.
+    local cost others
+    cost=$(awk -v c="$server_cpu" -v r="$rps" 'BEGIN {printf "%.0f", (r > 0 ? c / 100 / r * 1e6 : 0)}')
+    others=$((machine_cpu - server_cpu - wrk_cpu)); ((others > 0)) || others=0
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$round" "$rps" \
         "$requests" "$p50_us" "$p99_us" "$max_us" "$non2xx" "$((connect + read + write + timeout))" \
-        "$server_cpu" "$wrk_cpu" "$machine_cpu" "$check" "$threads_cpu" >>"$RESULTS"
+        "$server_cpu" "$cost" "$wrk_cpu" "$others" "$check" "$threads_cpu" >>"$RESULTS"
     log "$name round $round: $rps req/s, p99 $((p99_us / 1000)) ms, non-2xx $non2xx, check $check"
 }
 
-log "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+log "machine: $(nproc) cores, load $LOAD0"
 START=$(date +%s)
 run AM warmup "$WARMUP"
 run PA warmup "$WARMUP"
@@ -329,21 +354,29 @@ deliveries=$(sqlite3 -cmd '.timeout 5000' "$DB" "SELECT group_concat(status || '
 echo
 echo "paiid-alerts intake vs Alertmanager $AM_VERSION  ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t$THREADS -c$CONNECTIONS, ${DURATION}s rounds, SQLite WAL synchronous=$DURABILITY)"
 echo "AM = POST /api/v2/alerts, 1 alert/request, memory only.  PA = POST /webhooks/sentry, signed event_alert, committed before 2xx."
-echo "CPU columns: % of one core during the round (machine = all processes, 200% = both cores busy)."
+echo "CPU: % of one core over the steady part of the round (200% = both cores); other = the rest of the machine (shared)."
+echo "stored check: events stored in the round, between wrk's 2xx count and the requests it sent; ~N/commit = webhooks per group commit."
+echo "load average at start: $LOAD0"
 echo
 {
-    printf 'who\tround\treq/s\trequests\tp50 ms\tp99 ms\tmax ms\tnon-2xx\tsock err\tserver CPU\twrk CPU\tmachine CPU\tstored check\tbusiest server threads\n'
-    awk -F'\t' -v OFS='\t' '{printf "%s\t%s\t%.0f\t%s\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s%%\t%s%%\t%s%%\t%s\t%s\n",
-        $1, $2, $3, $4, $5/1000, $6/1000, $7/1000, $8, $9, $10, $11, $12, $13, $14}' "$RESULTS"
+    printf 'who\tround\treq/s\trequests\tp50 ms\tp99 ms\tmax ms\tnon-2xx\tsock err\tserver CPU\tCPU us/req\twrk CPU\tother CPU\tstored check\tbusiest server threads\n'
+    awk -F'\t' -v OFS='\t' '{printf "%s\t%s\t%.0f\t%s\t%.2f\t%.2f\t%.1f\t%s\t%s\t%s%%\t%s\t%s%%\t%s%%\t%s\t%s\n",
+        $1, $2, $3, $4, $5/1000, $6/1000, $7/1000, $8, $9, $10, $11, $12, $13, $14, $15}' "$RESULTS"
 } | column -t -s $'\t'
 echo
-awk -F'\t' '$2 != "warmup" {n[$1]++; r[$1]+=$3; p50[$1]+=$5; p99[$1]+=$6; bad[$1]+=$8+$9}
+awk -F'\t' '$2 != "warmup" {n[$1]++; r[$1]+=$3; p50[$1]+=$5; p99[$1]+=$6; bad[$1]+=$8+$9; cost[$1]+=$11}
     END {
-        for (w in n) printf "%s mean: %.0f req/s, p50 %.2f ms, p99 %.2f ms (means of %d rounds), non-2xx + socket errors %d\n",
-            w, r[w]/n[w], p50[w]/n[w]/1000, p99[w]/n[w]/1000, n[w], bad[w]
-        if (n["AM"] && n["PA"] && r["AM"] > 0)
-            printf "RATIO paiid-alerts / Alertmanager = %.2f  (target >= 2.00 with p99 < 10 ms)\n", (r["PA"]/n["PA"]) / (r["AM"]/n["AM"])
-    }' "$RESULTS" | sort
+        split("AM PA", order, " ")
+        for (k = 1; k <= 2; k++) {
+            w = order[k]
+            if (n[w]) printf "%s mean: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %.0f us server CPU per request (means of %d rounds), non-2xx + socket errors %d\n",
+                w, r[w]/n[w], p50[w]/n[w]/1000, p99[w]/n[w]/1000, cost[w]/n[w], n[w], bad[w]
+        }
+        if (n["AM"] && n["PA"] && r["AM"] > 0 && cost["PA"] > 0) {
+            printf "RATIO paiid-alerts / Alertmanager = %.2f in req/s  (target >= 2.00, with p99 < 10 ms)\n", (r["PA"]/n["PA"]) / (r["AM"]/n["AM"])
+            printf "      in server CPU per request (AM us/req / PA us/req) = %.2f\n", (cost["AM"]/n["AM"]) / (cost["PA"]/n["PA"])
+        }
+    }' "$RESULTS"
 echo "stored events: $total_events ($statuses), incidents: $incidents, deliveries: ${deliveries:-none}"
 echo "alertmanager sink: $sink"
 echo "benchmark time: ${ELAPSED}s"
