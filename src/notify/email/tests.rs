@@ -1,0 +1,115 @@
+use super::*;
+
+fn channel(url: &str) -> Result<EmailChannel, EmailConfigError> {
+    EmailChannel::new(
+        "oncall-email".into(),
+        vec![
+            "trading-ops@paiid.ai".into(),
+            "Manager <em@paiid.ai>".into(),
+        ],
+        url,
+        "paiid-alerts <alerts@paiid.ai>".into(),
+        Duration::from_secs(5),
+        Arc::new(Templates::defaults()),
+    )
+}
+
+#[test]
+fn accepts_the_documented_url_forms() {
+    for url in [
+        "smtp://127.0.0.1:2525",
+        "smtps://user:pass@smtp.example.com:465",
+        "smtp://user:pass@smtp.example.com:587?tls=required",
+        "smtp://smtp.example.com:587?tls=opportunistic",
+    ] {
+        let c = channel(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(c.kind(), "email");
+        assert_eq!(c.rate_key(), "email:oncall-email");
+        assert_eq!(c.recipients(), ["trading-ops@paiid.ai", "em@paiid.ai"]);
+    }
+}
+
+#[tokio::test]
+async fn bad_urls_never_echo_the_password() {
+    for url in [
+        "smtpx://user:hunter2@host:25",
+        "smtp://user:hunter2@host:25?tls=maybe",
+        "user:hunter2@host:25",
+        "smtps://user:hunter2@:465",
+        "smtp://user:hun%40ter2@[::1:25",
+    ] {
+        let e = channel(url).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            !shown.contains("hunter2")
+                && !shown.contains("hun@ter2")
+                && !shown.contains("hun%40ter2"),
+            "{shown}"
+        );
+        assert!(shown.contains("oncall-email"), "{shown}");
+        assert!(matches!(e, EmailConfigError::InvalidUrl { .. }), "{shown}");
+    }
+    let c = channel("smtps://user:hunter2@smtp.example.com:465").unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(
+        debug.contains("smtps://user:[REDACTED]@smtp.example.com:465"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn bad_addresses_are_named() {
+    let e = EmailChannel::new(
+        "x".into(),
+        vec!["ok@paiid.ai".into(), "not an address".into()],
+        "smtp://127.0.0.1:25",
+        "alerts@paiid.ai".into(),
+        Duration::from_secs(1),
+        Arc::new(Templates::defaults()),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("invalid to address \"not an address\""),
+        "{e}"
+    );
+    let e = EmailChannel::new(
+        "x".into(),
+        vec![],
+        "smtp://127.0.0.1:25",
+        "alerts@paiid.ai".into(),
+        Duration::from_secs(1),
+        Arc::new(Templates::defaults()),
+    )
+    .unwrap_err();
+    assert!(matches!(e, EmailConfigError::NoRecipients { .. }));
+    let e = EmailChannel::new(
+        "x".into(),
+        vec!["a@b.co".into()],
+        "smtp://127.0.0.1:25",
+        "@".into(),
+        Duration::from_secs(1),
+        Arc::new(Templates::defaults()),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("invalid from address"), "{e}");
+}
+
+#[test]
+fn redacts_url_passwords() {
+    assert_eq!(
+        redact_url_password("smtp://127.0.0.1:2525"),
+        "smtp://127.0.0.1:2525"
+    );
+    assert_eq!(
+        redact_url_password("smtps://u:p@ss/w@host:465"),
+        "smtps://u:[REDACTED]@host:465"
+    );
+    assert_eq!(redact_url_password("smtp://u@host"), "smtp://u@host");
+    assert_eq!(redact_url_password("u:p@host"), "u:[REDACTED]@host");
+    assert_eq!(
+        scrub_password("bad hun@ter2 x", "smtp://u:hun%40ter2@h"),
+        "bad [REDACTED] x"
+    );
+}

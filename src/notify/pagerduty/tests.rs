@@ -1,0 +1,184 @@
+use super::*;
+use crate::notify::message::Breadcrumb;
+use chrono::{TimeZone, Utc};
+
+const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+fn notification(kind: NotificationKind, severity: &str) -> Notification {
+    let t = Utc
+        .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+        .single()
+        .unwrap_or_default();
+    Notification {
+        kind,
+        incident_id: 7,
+        dedup_key: "paiid-alerts-7-1".into(),
+        severity: severity.into(),
+        state: "triggered".into(),
+        title: "ZeroDivisionError".into(),
+        project: Some("paiid-backend".into()),
+        environment: Some("production".into()),
+        level: Some("error".into()),
+        culprit: Some("orders.place".into()),
+        event_count: 12,
+        first_seen: t,
+        last_seen: t,
+        rule: None,
+        sentry_rule: None,
+        release: None,
+        request: Some("GET https://api/orders".into()),
+        top_frame: None,
+        breadcrumbs: vec![Breadcrumb {
+            timestamp: None,
+            category: Some("http".into()),
+            level: None,
+            message: "GET /x".into(),
+        }],
+        metric: None,
+        sentry_url: Some("https://sentry.io/issues/1/".into()),
+        incident_url: "https://alerts/incidents/7".into(),
+        ack_url: None,
+        acknowledged_by: None,
+        acknowledged_at: None,
+        resolved_by: None,
+        resolved_at: None,
+        waited_minutes: None,
+        post_mortem: None,
+    }
+}
+
+#[test]
+fn severity_mapping() {
+    assert_eq!(pd_severity("critical"), "critical");
+    assert_eq!(pd_severity("high"), "error");
+    assert_eq!(pd_severity("medium"), "warning");
+    assert_eq!(pd_severity("unclassified"), "info");
+    assert_eq!(pd_severity("anything"), "info");
+}
+
+#[test]
+fn actions_per_kind() {
+    use NotificationKind as K;
+    for k in [K::Opened, K::SeverityRaised, K::Escalation, K::Test] {
+        assert_eq!(action_for(k, false), Some(Action::Trigger));
+    }
+    assert_eq!(action_for(K::Acknowledged, false), None);
+    assert_eq!(action_for(K::Acknowledged, true), Some(Action::Acknowledge));
+    assert_eq!(action_for(K::Resolved, false), None);
+    assert_eq!(action_for(K::Resolved, true), Some(Action::Resolve));
+    assert_eq!(action_for(K::PostMortem, true), None);
+    assert_eq!(action_for(K::CountUpdate, true), None);
+}
+
+#[test]
+fn trigger_event_shape() {
+    let n = notification(NotificationKind::Opened, "high");
+    let e = trigger_event(KEY, &n, "summary");
+    assert_eq!(e["routing_key"], KEY);
+    assert_eq!(e["event_action"], "trigger");
+    assert_eq!(e["dedup_key"], "paiid-alerts-7-1");
+    assert_eq!(e["payload"]["severity"], "error");
+    assert_eq!(e["payload"]["source"], "paiid-backend");
+    assert_eq!(e["payload"]["component"], "paiid-backend");
+    assert_eq!(e["payload"]["group"], "production");
+    assert_eq!(e["payload"]["class"], "error");
+    assert_eq!(e["payload"]["timestamp"], "2026-03-01T12:00:00Z");
+    assert_eq!(e["payload"]["custom_details"]["event_count"], 12);
+    assert_eq!(
+        e["payload"]["custom_details"]["breadcrumbs"][0]["message"],
+        "GET /x"
+    );
+    assert!(e["payload"]["custom_details"].get("top_frame").is_none());
+    assert_eq!(e["links"][0]["href"], "https://sentry.io/issues/1/");
+    assert_eq!(e["links"][1]["href"], "https://alerts/incidents/7");
+    assert_eq!(e["client"], "paiid-alerts");
+    assert_eq!(e["client_url"], "https://alerts/incidents/7");
+}
+
+#[test]
+fn source_defaults_without_project() {
+    let mut n = notification(NotificationKind::Opened, "critical");
+    n.project = None;
+    let e = trigger_event(KEY, &n, "s");
+    assert_eq!(e["payload"]["source"], "paiid-alerts");
+    assert!(e["payload"].get("component").is_none());
+}
+
+#[test]
+fn summary_is_truncated_on_char_boundary() {
+    let n = notification(NotificationKind::Opened, "critical");
+    let long = "é".repeat(3000);
+    let e = trigger_event(KEY, &n, &long);
+    let s = e["payload"]["summary"].as_str().unwrap_or_default();
+    assert_eq!(s.chars().count(), MAX_SUMMARY_CHARS);
+    assert!(s.ends_with('…'));
+    // An empty template result still produces a valid event.
+    let e = trigger_event(KEY, &n, "  ");
+    assert_eq!(e["payload"]["summary"], n.headline());
+}
+
+#[test]
+fn state_events_carry_only_identity() {
+    let e = state_event(KEY, Action::Resolve, "k");
+    let obj = e.as_object().cloned().unwrap_or_default();
+    assert_eq!(obj.len(), 3);
+    assert_eq!(e["event_action"], "resolve");
+    assert_eq!(e["dedup_key"], "k");
+}
+
+#[test]
+fn responses_are_classified() {
+    let ok = r#"{"status":"success","message":"Event processed","dedup_key":"k"}"#;
+    assert!(matches!(
+        classify_response(202, ok, None),
+        SendOutcome::Delivered { .. }
+    ));
+    let bad = r#"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect (should be 32 characters)"]}"#;
+    match classify_response(400, bad, None) {
+        SendOutcome::Permanent { status, reason } => {
+            assert_eq!(status, Some(400));
+            assert!(reason.contains("Event object is invalid"));
+            assert!(reason.contains("should be 32 characters"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match classify_response(429, "", Some(Duration::from_secs(2))) {
+        SendOutcome::Retry { retry_after, .. } => {
+            assert_eq!(retry_after, Some(Duration::from_secs(2)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        classify_response(503, "down", None),
+        SendOutcome::Retry { .. }
+    ));
+    assert!(matches!(
+        classify_response(403, "", None),
+        SendOutcome::Permanent { .. }
+    ));
+    assert!(matches!(
+        classify_response(404, "", None),
+        SendOutcome::Permanent { .. }
+    ));
+}
+
+#[test]
+fn rate_key_hashes_and_debug_redacts() {
+    let ch = PagerDutyChannel::new(
+        "pd".into(),
+        KEY.into(),
+        DEFAULT_EVENTS_URL.into(),
+        reqwest::Client::new(),
+        Arc::new(Templates::defaults()),
+    );
+    let rk = ch.rate_key();
+    assert_eq!(rk.len(), "pagerduty:".len() + 8);
+    assert!(rk.starts_with("pagerduty:"));
+    assert!(!rk.contains(&KEY[..8]));
+    assert_eq!(
+        rk,
+        format!("pagerduty:{}", &hex::encode(Sha256::digest(KEY))[..8])
+    );
+    assert!(!format!("{ch:?}").contains(KEY));
+    assert_eq!(ch.kind(), "pagerduty");
+}
