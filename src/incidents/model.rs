@@ -102,6 +102,11 @@ impl Incident {
 
     /// PagerDuty dedup key: one PagerDuty incident per episode of ours.
     pub fn dedup_key(&self) -> String {
-        format!("paiid-alerts-{}-{}", self.id, self.episode)
+        dedup_key(self.id, self.episode)
     }
+}
+
+/// `paiid-alerts-{id}-{episode}`: the PagerDuty dedup key of one episode of an incident.
+pub fn dedup_key(incident_id: i64, episode: i64) -> String {
+    format!("paiid-alerts-{incident_id}-{episode}")
 }

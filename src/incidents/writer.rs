@@ -234,7 +234,8 @@ impl Writer {
             let key = f.incident_key();
             let actor = Actor::new(f.actor.clone().unwrap_or_else(|| "sentry".into()), "sentry");
             let mut status = "processed";
-            let mut touched: Option<i64> = None;
+            // The incident this payload changed, with its severity after the change.
+            let mut touched: Option<(i64, Severity)> = None;
             match (f.meaning(), key) {
                 (Meaning::Alert, Some(key)) => {
                     match incidents.get_mut(&key) {
@@ -242,7 +243,7 @@ impl Writer {
                             fx.extend(transitions::record_alert(
                                 &self.cfg, inc, f, &class, this_event, now,
                             ));
-                            touched = Some(inc.id);
+                            touched = Some((inc.id, inc.severity()));
                         }
                         None => {
                             let (inc, opened) = transitions::open_new(
@@ -255,7 +256,7 @@ impl Writer {
                                 now,
                             );
                             incident_id += 1;
-                            touched = Some(inc.id);
+                            touched = Some((inc.id, inc.severity()));
                             fx.extend(opened);
                             incidents.insert(key.clone(), inc);
                         }
@@ -283,7 +284,7 @@ impl Writer {
                                 Meaning::Muted => transitions::mute(inc, &actor, now),
                                 _ => transitions::comment(inc, f.comment.clone(), &actor, now),
                             };
-                            touched = Some(inc.id);
+                            touched = Some((inc.id, inc.severity()));
                             fx.extend(e);
                             changed.push(key);
                         }
@@ -294,11 +295,7 @@ impl Writer {
                 (Meaning::Installation, _) => status = "recorded",
                 _ => status = "ignored",
             }
-            let severity = touched
-                .and_then(|_| f.incident_key())
-                .and_then(|k| incidents.get(&k))
-                .map(|inc| inc.severity())
-                .unwrap_or(class.severity);
+            let severity = touched.map_or(class.severity, |(_, s)| s);
             events.push(NewEvent {
                 id: this_event,
                 received_at: now,
@@ -308,7 +305,7 @@ impl Writer {
                 resource: f.resource.clone(),
                 action: f.action.clone(),
                 status,
-                incident_id: touched,
+                incident_id: touched.map(|(id, _)| id),
                 severity: (f.meaning() == Meaning::Alert).then_some(class.severity.as_str()),
                 rule: class.rule.clone(),
                 project: f.project.clone(),
@@ -319,7 +316,7 @@ impl Writer {
             });
             outcomes.push(IngestOutcome::Accepted {
                 event_id: this_event,
-                incident_id: touched,
+                incident_id: touched.map(|(id, _)| id),
                 severity,
                 status,
             });

@@ -120,7 +120,7 @@ impl NotificationBuilder {
         Notification {
             kind,
             incident_id: inc.id,
-            dedup_key: format!("paiid-alerts-{}-{}", inc.id, episode),
+            dedup_key: crate::incidents::model::dedup_key(inc.id, episode),
             severity: inc.severity.clone(),
             state: inc.state.clone(),
             title: redact::scrub_text(&inc.title, self.include_pii),
