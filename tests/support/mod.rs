@@ -100,6 +100,16 @@ pub async fn spawn_with(opts: AppOptions) -> TestApp {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
+    // Like a load balancer, tests start talking once /readyz would answer 200: start-up recovery
+    // (overdue escalations) runs on a worker and may still be in flight when `build` returns.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !state.is_ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "app did not become ready within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     TestApp {
         addr,
         base: format!("http://{addr}"),
