@@ -7,7 +7,7 @@ use chrono::Duration;
 
 use super::RemoteState;
 use super::message::{Notification, NotificationKind, PostMortem};
-use super::redact;
+use super::{event_details, redact};
 use crate::auth::ack_token::{AckAction, AckClaims, AckKeys};
 use crate::clock::{SharedClock, ms_to_datetime};
 use crate::config::duration::humanize;
@@ -100,9 +100,9 @@ impl NotificationBuilder {
         };
         let details = event_body
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-            .map(|payload| match redact::find_event(&payload) {
-                Some(event) => redact::event_details(event, self.include_pii),
-                None => redact::EventDetails::default(),
+            .map(|payload| match event_details::find_event(&payload) {
+                Some(event) => event_details::event_details(event, self.include_pii),
+                None => event_details::EventDetails::default(),
             })
             .unwrap_or_default();
         let state = inc.state();

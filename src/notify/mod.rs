@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod email;
+pub mod event_details;
 pub mod log;
 pub mod message;
 pub mod pagerduty;
@@ -17,6 +18,7 @@ pub mod registry;
 pub mod render;
 pub mod retry;
 pub mod slack;
+pub mod transport;
 pub mod worker;
 
 use std::future::Future;
@@ -95,6 +97,16 @@ pub trait Mailer: Send + Sync {
     fn name(&self) -> &str;
     fn is_real(&self) -> bool;
     fn send_mail<'a>(&'a self, subject: &'a str, text: &'a str, html: &'a str) -> SendFuture<'a>;
+}
+
+/// At most `max` characters, cut on a character boundary, an ellipsis (counted) marking the cut.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// Truncate a response body for storage (bytes, on a char boundary).

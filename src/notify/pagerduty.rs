@@ -18,10 +18,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::render::Templates;
-use super::slack::{retry_after, transport_failure};
+use super::transport::{retry_after, transport_failure};
 use super::{
     Channel, Notification, NotificationKind, Outgoing, RemoteRef, SendFuture, SendOutcome,
-    truncate_body,
+    truncate_body, truncate_chars,
 };
 
 /// Events API endpoint when `PAGERDUTY_EVENTS_URL` is unset.
@@ -216,16 +216,6 @@ fn pd_severity(severity: &str) -> &'static str {
         "medium" => "warning",
         _ => "info",
     }
-}
-
-/// At most `max` characters, cut on a character boundary, an ellipsis marking the cut.
-fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// Acknowledge / resolve carry only what identifies the incident.

@@ -55,7 +55,7 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehav
 use serde::Serialize;
 
 use super::message::{Breadcrumb, PostMortem};
-use super::{Notification, NotificationKind};
+use super::{Notification, NotificationKind, truncate_chars};
 
 /// PagerDuty Events v2 rejects summaries longer than this.
 pub const PAGERDUTY_SUMMARY_MAX: usize = 1024;
@@ -466,16 +466,7 @@ fn truncate_filter(value: &Value, length: Option<usize>) -> String {
     if value.is_none() || value.is_undefined() {
         return String::new();
     }
-    clip_chars(&value.to_string(), length.unwrap_or(255))
-}
-
-fn clip_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    truncate_chars(&value.to_string(), length.unwrap_or(255))
 }
 
 /// At most `max` bytes, cut on a char boundary, the cut marked with `…` (counted in the limit).

@@ -1,6 +1,7 @@
 use super::*;
 use crate::notify::message::{Breadcrumb, PostMortem};
-use chrono::TimeZone;
+use crate::notify::truncate_chars;
+use chrono::{TimeZone, Utc};
 
 fn notification(kind: NotificationKind) -> Notification {
     let t = Utc
@@ -307,24 +308,6 @@ fn api_errors_are_classified() {
             ..
         })
     ));
-}
-
-#[test]
-fn retry_after_parses_seconds_and_dates() {
-    let mut h = HeaderMap::new();
-    assert_eq!(retry_after(&h), None);
-    h.insert(RETRY_AFTER, reqwest::header::HeaderValue::from_static("2"));
-    assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-    h.insert(
-        RETRY_AFTER,
-        reqwest::header::HeaderValue::from_static("999999"),
-    );
-    assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
-    h.insert(
-        RETRY_AFTER,
-        reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-    );
-    assert_eq!(retry_after(&h), Some(Duration::ZERO));
 }
 
 #[test]

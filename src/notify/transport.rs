@@ -1,0 +1,88 @@
+//! HTTP helpers shared by the webhook-style channels (Slack, PagerDuty): `Retry-After`, and
+//! what a request that got no response means for the outbox.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use super::SendOutcome;
+
+/// A bogus `Retry-After` (days) must not park a delivery forever; the worker's own backoff takes
+/// over beyond this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` as delay-seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = DateTime::parse_from_rfc2822(value)
+                .ok()?
+                .with_timezone(&Utc);
+            (at - Utc::now()).to_std().unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+/// A request that got no HTTP response. Builder errors (a malformed URL in config) will not fix
+/// themselves; everything else (connect, reset, timeout) is worth retrying. The URL is stripped:
+/// for a Slack webhook it is the secret.
+pub fn transport_failure(err: reqwest::Error, timeout: Duration) -> SendOutcome {
+    let err = err.without_url();
+    if err.is_builder() {
+        return SendOutcome::Permanent {
+            status: None,
+            reason: format!("invalid request: {}", error_chain(&err)),
+        };
+    }
+    let reason = if err.is_timeout() {
+        format!("timed out after {} ms", timeout.as_millis())
+    } else {
+        error_chain(&err)
+    };
+    SendOutcome::Retry {
+        status: None,
+        reason,
+        retry_after: None,
+    }
+}
+
+/// `outer: inner: root` so that "connection refused" is not hidden behind "error sending request".
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, reqwest::header::HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(
+            RETRY_AFTER,
+            reqwest::header::HeaderValue::from_static("999999"),
+        );
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        h.insert(
+            RETRY_AFTER,
+            reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+}
