@@ -2,7 +2,7 @@
 # Build: the same `cargo build --locked` CI runs, in release mode.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 COPY routing.yaml ./
