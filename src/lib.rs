@@ -31,3 +31,4 @@ pub mod signal;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod text;

@@ -13,6 +13,7 @@ use crate::clock::ms_to_datetime;
 use crate::config::duration::humanize;
 use crate::store::digests::{self, DigestIncident, EscalationTally, NoisyIncident, SeverityTally};
 use crate::store::{Store, StoreError};
+use crate::text::html_escape;
 
 /// How many incidents the weekly summary lists as the noisiest.
 pub const NOISIEST_LIMIT: i64 = 5;
@@ -566,22 +567,6 @@ fn capitalize(s: &str) -> String {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
     }
-}
-
-/// Escapes text for HTML element content and double-quoted attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// An `<a>` for http(s) URLs only. Sentry URLs arrive in webhook bodies; a `javascript:` or

@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/incidents/{id}/resolve", post(web_resolve))
 }
 
-pub use crate::digest::report::html_escape as esc;
+pub use crate::text::html_escape as esc;
 
 pub fn when(ms: i64) -> String {
     ms_to_datetime(ms)

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::message::Breadcrumb;
 use super::redact::{REDACTED, is_secret_key, scrub_text, scrubbed};
-use super::truncate_chars;
+use crate::text::truncate_chars;
 
 /// How many breadcrumbs a message shows.
 pub const MAX_BREADCRUMBS: usize = 5;

@@ -99,16 +99,6 @@ pub trait Mailer: Send + Sync {
     fn send_mail<'a>(&'a self, subject: &'a str, text: &'a str, html: &'a str) -> SendFuture<'a>;
 }
 
-/// At most `max` characters, cut on a character boundary, an ellipsis (counted) marking the cut.
-pub fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 /// Truncate a response body for storage (bytes, on a char boundary).
 pub fn truncate_body(s: &str, max: usize) -> String {
     if s.len() <= max {

@@ -21,8 +21,9 @@ use super::render::Templates;
 use super::transport::{retry_after, transport_failure};
 use super::{
     Channel, Notification, NotificationKind, Outgoing, RemoteRef, SendFuture, SendOutcome,
-    truncate_body, truncate_chars,
+    truncate_body,
 };
+use crate::text::truncate_chars;
 
 /// Events API endpoint when `PAGERDUTY_EVENTS_URL` is unset.
 pub const DEFAULT_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";

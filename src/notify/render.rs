@@ -55,7 +55,8 @@ use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehav
 use serde::Serialize;
 
 use super::message::{Breadcrumb, PostMortem};
-use super::{Notification, NotificationKind, truncate_chars};
+use super::{Notification, NotificationKind};
+use crate::text::{html_escape, slack_escape, truncate_chars};
 
 /// PagerDuty Events v2 rejects summaries longer than this.
 pub const PAGERDUTY_SUMMARY_MAX: usize = 1024;
@@ -409,36 +410,6 @@ fn format_value(out: &mut minijinja::Output, state: &State, value: &Value) -> Re
     }
     out.write_str(&escape(&value.to_string()))
         .map_err(Error::from)
-}
-
-/// Slack's required escaping: without it `<!channel>` or `<https://evil|Sentry>` in an error
-/// message would become a mention or a disguised link.
-pub fn slack_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn datetime_filter(value: &Value, format: Option<String>) -> Result<String, Error> {

@@ -249,7 +249,7 @@ fn html_autoescapes_user_data() {
     .unwrap();
     assert_eq!(
         t.email_html(&n),
-        "<p>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;</p>"
+        "<p>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;</p>"
     );
 }
 

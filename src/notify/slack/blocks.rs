@@ -8,7 +8,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::notify::{Notification, NotificationKind, truncate_chars};
+use crate::notify::{Notification, NotificationKind};
+use crate::text::{slack_escape as escape, truncate_chars};
 
 // Block Kit limits (https://api.slack.com/reference/block-kit). Counted in characters.
 pub(super) const MAX_BLOCKS: usize = 50;
@@ -26,20 +27,6 @@ pub(super) const MAX_TEXT_CHARS: usize = 4000;
 pub(super) const MAX_DETAIL_CHARS: usize = 700;
 pub(super) const MAX_BREADCRUMB_CHARS: usize = 400;
 pub(super) const MAX_ROOT_CAUSE_CHARS: usize = 1500;
-
-/// Escape the three characters Slack treats as control characters in mrkdwn.
-pub(super) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Like [`escape`] but leaves `&amp;`, `&lt;`, `&gt;` alone, for text that may already be
 /// escaped. Safe either way: what remains cannot form a `<...>` control sequence.

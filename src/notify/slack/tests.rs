@@ -1,6 +1,6 @@
 use super::*;
 use crate::notify::message::{Breadcrumb, PostMortem};
-use crate::notify::truncate_chars;
+use crate::text::{slack_escape as escape, truncate_chars};
 use chrono::{TimeZone, Utc};
 
 fn notification(kind: NotificationKind) -> Notification {
