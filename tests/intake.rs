@@ -155,6 +155,18 @@ async fn bad_input_gets_clear_errors() {
     assert_eq!(err["code"], "invalid_json");
     assert!(err["detail"].as_str().unwrap().contains("EOF"), "{err}");
 
+    // serde would read a struct from an array; no Sentry payload is one.
+    for (resource, body) in [(Some("event_alert"), &b"[]"[..]), (None, b" [{}]")] {
+        let r = app.post_sentry(resource, body).await;
+        assert_eq!(r.status(), 400);
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["code"], "invalid_json");
+        assert!(
+            err["detail"].as_str().unwrap().contains("expected a JSON object"),
+            "{err}"
+        );
+    }
+
     let big = vec![b' '; 1024 * 1024 + 10];
     let r = app.post_sentry(Some("event_alert"), &big).await;
     assert_eq!(r.status(), 413);
@@ -202,6 +214,39 @@ async fn bad_input_gets_clear_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+
+    let r = app
+        .client
+        .get(app.url("/webhooks/sentry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["code"], "method_not_allowed");
+    assert_eq!(err["detail"], "GET is not allowed on /webhooks/sentry");
+
+    // A web form that is not UTF-8 still gets a page, not a plain-text rejection.
+    let r = app
+        .client
+        .post(app.url("/incidents/999/ack"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(&b"by=\xff"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM events").await,
+        1,
+        "bad input stored nothing"
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! a false acknowledgement would silently stop an escalation. Only the form's POST acts.
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -120,7 +121,8 @@ async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Re
     )
 }
 
-async fn act(State(state): State<AppState>, Path(token): Path<String>, body: String) -> Response {
+async fn act(State(state): State<AppState>, Path(token): Path<String>, body: Bytes) -> Response {
+    let body = super::form::text(&body);
     let (claims, inc) = match load(&state, &token).await {
         Ok(v) => v,
         Err(page) => return page,

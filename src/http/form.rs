@@ -1,6 +1,12 @@
 //! `application/x-www-form-urlencoded` decoding for the few handlers that must see the raw body
 //! first (Slack signs the body exactly as sent).
 
+/// A form body as text. Browsers send UTF-8; anything else is read lossily rather than refused
+/// with a plain-text rejection.
+pub fn text(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(body)
+}
+
 /// Decodes `a=1&b=x%20y` into pairs. Never fails: bad escapes are kept literally.
 pub fn parse(body: &str) -> Vec<(String, String)> {
     body.split('&')

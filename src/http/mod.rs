@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -72,6 +72,12 @@ pub fn router(state: AppState) -> Router {
         .merge(inbound::router())
         .merge(pages::router())
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            error::ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                path: uri.path().to_string(),
+            }
+        })
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(10),

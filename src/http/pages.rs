@@ -2,6 +2,7 @@
 //! acknowledge links. No JavaScript: a page must never act by itself.
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -223,7 +224,8 @@ fn web_actor(state: &AppState, form: &str) -> Result<Actor, Box<Response>> {
     Ok(Actor::new(by, "web"))
 }
 
-async fn web_ack(State(state): State<AppState>, Path(id): Path<i64>, body: String) -> Response {
+async fn web_ack(State(state): State<AppState>, Path(id): Path<i64>, body: Bytes) -> Response {
+    let body = super::form::text(&body);
     let actor = match web_actor(&state, &body) {
         Ok(a) => a,
         Err(r) => return *r,
@@ -238,7 +240,8 @@ async fn web_ack(State(state): State<AppState>, Path(id): Path<i64>, body: Strin
     }
 }
 
-async fn web_resolve(State(state): State<AppState>, Path(id): Path<i64>, body: String) -> Response {
+async fn web_resolve(State(state): State<AppState>, Path(id): Path<i64>, body: Bytes) -> Response {
+    let body = super::form::text(&body);
     let actor = match web_actor(&state, &body) {
         Ok(a) => a,
         Err(r) => return *r,

@@ -134,6 +134,9 @@ impl AlertFacts {
 pub enum ParseError {
     #[error("malformed JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// serde reads a struct from a JSON array too; every Sentry payload is an object.
+    #[error("expected a JSON object, found {0}")]
+    NotAnObject(&'static str),
 }
 
 // ---------- wire structs (borrowing) ----------
@@ -311,6 +314,15 @@ struct Legacy<'a> {
 /// Parses a webhook body. `resource` is the `Sentry-Hook-Resource` header; `None` means the
 /// legacy WebHooks plugin (which sends no Sentry headers).
 pub fn parse(resource: Option<&str>, body: &[u8]) -> Result<AlertFacts, ParseError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => {}
+        Some(b'[') => return Err(ParseError::NotAnObject("an array")),
+        Some(_) => {
+            // Let serde name what it found (a string, a number, a syntax error).
+            serde_json::from_slice::<serde::de::IgnoredAny>(body)?;
+            return Err(ParseError::NotAnObject("a scalar"));
+        }
+    }
     match resource {
         None => parse_legacy(body),
         Some(r) => parse_integration(r, body),
@@ -410,12 +422,12 @@ fn parse_integration(resource: &str, body: &[u8]) -> Result<AlertFacts, ParseErr
             facts.meaning = Some(Meaning::Installation);
         }
         _ => {
-            facts.title = format!("{resource} {action}");
+            facts.title = format!("{resource} {action}").trim_end().to_string();
             facts.meaning = Some(Meaning::Unknown);
         }
     }
     if facts.title.is_empty() {
-        facts.title = format!("Sentry {resource} {action}");
+        facts.title = format!("Sentry {resource} {action}").trim_end().to_string();
     }
     Ok(facts)
 }
