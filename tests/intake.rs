@@ -162,7 +162,10 @@ async fn bad_input_gets_clear_errors() {
         let err: Value = r.json().await.unwrap();
         assert_eq!(err["code"], "invalid_json");
         assert!(
-            err["detail"].as_str().unwrap().contains("expected a JSON object"),
+            err["detail"]
+                .as_str()
+                .unwrap()
+                .contains("expected a JSON object"),
             "{err}"
         );
     }

@@ -1,5 +1,6 @@
 //! The on-call web page: lists incidents, and acknowledges or resolves through a form that asks
-//! for a name (and the API token, when one is set).
+//! for a name. With `API_TOKEN` set the pages want HTTP Basic sign-in (token as password), as the
+//! API wants the bearer token; scripts may give the token as a form field instead.
 
 mod support;
 
@@ -28,9 +29,33 @@ async fn web_page_lists_and_acknowledges_with_the_api_token() {
         .as_i64()
         .unwrap();
 
+    // Not signed in: the browser is asked for credentials, and nothing is shown.
+    for path in ["/".to_string(), format!("/incidents/{id}")] {
+        let r = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Basic realm=\"paiid-alerts\", charset=\"UTF-8\""
+        );
+        let body = r.text().await.unwrap();
+        assert!(
+            !body.contains("href=\"/incidents/") && !body.contains("Timeline"),
+            "{body}"
+        );
+        let r = app
+            .client
+            .get(app.url(&path))
+            .basic_auth("ana", Some("wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+    }
+
     let index = app
         .client
         .get(app.url("/"))
+        .basic_auth("ana", Some("t0ken"))
         .send()
         .await
         .unwrap()
@@ -44,6 +69,7 @@ async fn web_page_lists_and_acknowledges_with_the_api_token() {
     let page = app
         .client
         .get(app.url(&format!("/incidents/{id}")))
+        .basic_auth("ana", Some("t0ken"))
         .send()
         .await
         .unwrap()
@@ -51,7 +77,8 @@ async fn web_page_lists_and_acknowledges_with_the_api_token() {
         .await
         .unwrap();
     assert!(
-        page.contains("name=\"api_token\"") && page.contains("Acknowledge"),
+        page.contains("name=\"by\" placeholder=\"Your name\" value=\"ana\"")
+            && page.contains("Acknowledge"),
         "{page}"
     );
     assert!(!page.contains("<script"));
@@ -68,6 +95,15 @@ async fn web_page_lists_and_acknowledges_with_the_api_token() {
     let r = app
         .client
         .post(&ack)
+        .basic_auth("ana", Some("wrong"))
+        .form(&[("by", "ana")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .client
+        .post(&ack)
         .form(&[("by", ""), ("api_token", "t0ken")])
         .send()
         .await
@@ -76,7 +112,8 @@ async fn web_page_lists_and_acknowledges_with_the_api_token() {
     let r = app
         .client
         .post(&ack)
-        .form(&[("by", "ana"), ("api_token", "t0ken")])
+        .basic_auth("ana", Some("t0ken"))
+        .form(&[("by", "ana")])
         .send()
         .await
         .unwrap();
@@ -86,7 +123,8 @@ async fn web_page_lists_and_acknowledges_with_the_api_token() {
     let inc: Value = app
         .client
         .get(app.url(&format!("/api/incidents/{id}")))
-        .bearer_auth("t0ken")
+        // The page's JSON link works for a browser signed in to the pages.
+        .basic_auth("ana", Some("t0ken"))
         .send()
         .await
         .unwrap()

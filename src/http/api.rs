@@ -1,10 +1,13 @@
 //! `/api/incidents`: list, show (with timeline), acknowledge, resolve, root-cause note.
-//! Bearer `API_TOKEN` when set.
+//! `API_TOKEN` (bearer, or Basic password) when set.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -25,21 +28,35 @@ pub fn router() -> Router<AppState> {
         .route("/api/incidents/{id}/note", post(note))
 }
 
-/// Checks `Authorization: Bearer <API_TOKEN>` in constant time, when a token is configured.
+/// Checks the API token in constant time, when one is configured: `Authorization: Bearer
+/// <API_TOKEN>`, or HTTP Basic with the token as password (what a browser signed in to the web
+/// pages sends, so their JSON links work too).
 pub fn require_api_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.secrets.api_token else {
         return Ok(());
     };
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    crate::intake::signature::verify_token(expected.expose(), given).map_err(|_| {
+    let given = presented_token(headers).map(|(token, _)| token);
+    crate::intake::signature::verify_token(expected.expose(), given.as_deref()).map_err(|_| {
         ApiError::Unauthorized(
             "missing or wrong bearer token (Authorization: Bearer <API_TOKEN>)".into(),
         )
     })
+}
+
+/// The token a request presents, and the Basic user name if it came that way.
+pub fn presented_token(headers: &HeaderMap) -> Option<(String, Option<String>)> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, credentials) = value.split_once(' ')?;
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some((credentials.to_string(), None));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(credentials).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((password.to_string(), Some(user.trim().to_string())))
 }
 
 #[derive(Debug, Deserialize)]

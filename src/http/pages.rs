@@ -4,11 +4,13 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
+use super::api::{presented_token, require_api_token};
 use super::extract::Path;
 use crate::clock::ms_to_datetime;
 use crate::incidents::model::Incident;
@@ -84,7 +86,33 @@ pub fn summary_table(inc: &Incident) -> String {
     format!("<h2>{}</h2><table>{rows}</table>", esc(&inc.title))
 }
 
-async fn index(State(state): State<AppState>) -> Response {
+/// The web pages' sign-in: when `API_TOKEN` is set, HTTP Basic with the token as password (any
+/// user name, which then fills in the actor's name). Browsers ask for it and resend it on
+/// every form post, so the pages need no script and no session, and reading them is exactly as
+/// protected as `GET /api/incidents`. `Ok(None)` when no token is configured.
+fn web_login(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    if state.secrets.api_token.is_none() {
+        return Ok(None);
+    }
+    if require_api_token(state, headers).is_ok() {
+        return Ok(presented_token(headers).and_then(|(_, user)| user));
+    }
+    let mut r = page(
+        StatusCode::UNAUTHORIZED,
+        "Sign in",
+        "<p>Sign in with your name and the API token as password.</p>",
+    );
+    r.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"paiid-alerts\", charset=\"UTF-8\""),
+    );
+    Err(Box::new(r))
+}
+
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = web_login(&state, &headers) {
+        return *r;
+    }
     let filter = IncidentFilter {
         limit: 200,
         ..IncidentFilter::default()
@@ -133,19 +161,23 @@ async fn index(State(state): State<AppState>) -> Response {
     page(StatusCode::OK, "paiid-alerts on call", &body)
 }
 
-fn action_form(action: &str, label: &str, needs_token: bool) -> String {
-    let token = if needs_token {
-        "<input type=\"password\" name=\"api_token\" placeholder=\"API token\" required>"
-    } else {
-        ""
-    };
+fn action_form(action: &str, label: &str, name: &str) -> String {
     format!(
-        "<form method=\"post\" action=\"{action}\"><input name=\"by\" placeholder=\"Your name\" required maxlength=\"200\">{token}\
-         <button type=\"submit\">{label}</button></form>"
+        "<form method=\"post\" action=\"{action}\"><input name=\"by\" placeholder=\"Your name\" \
+         value=\"{}\" required maxlength=\"200\"><button type=\"submit\">{label}</button></form>",
+        esc(name)
     )
 }
 
-async fn incident_page(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
+async fn incident_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let user = match web_login(&state, &headers) {
+        Ok(user) => user.unwrap_or_default(),
+        Err(r) => return *r,
+    };
     let inc = match misc::incident(&state.store.read, id).await {
         Ok(Some(i)) => i,
         Ok(None) => {
@@ -167,19 +199,18 @@ async fn incident_page(State(state): State<AppState>, Path(id): Path<i64>) -> Re
         .await
         .unwrap_or_default();
     let mut body = summary_table(&inc);
-    let needs_token = state.secrets.api_token.is_some();
     if matches!(inc.state.as_str(), "triggered" | "muted") {
         body.push_str(&action_form(
             &format!("/incidents/{id}/ack"),
             "Acknowledge",
-            needs_token,
+            &user,
         ));
     }
     if inc.state != "resolved" {
         body.push_str(&action_form(
             &format!("/incidents/{id}/resolve"),
             "Resolve",
-            needs_token,
+            &user,
         ));
     }
     body.push_str("<h2>Timeline</h2><table>");
@@ -200,15 +231,13 @@ async fn incident_page(State(state): State<AppState>, Path(id): Path<i64>) -> Re
     page(StatusCode::OK, &format!("Incident #{id}"), &body)
 }
 
-fn web_actor(state: &AppState, form: &str) -> Result<Actor, Box<Response>> {
+/// Who acts from a web form: signed in (see [`web_login`]), or, for scripts, the token given as
+/// the form field `api_token`.
+fn web_actor(state: &AppState, headers: &HeaderMap, form: &str) -> Result<Actor, Box<Response>> {
     if let Some(expected) = &state.secrets.api_token {
         let given = super::form::field(form, "api_token");
         if crate::intake::signature::verify_token(expected.expose(), given.as_deref()).is_err() {
-            return Err(Box::new(page(
-                StatusCode::UNAUTHORIZED,
-                "Not allowed",
-                "<p>The API token is missing or wrong.</p>",
-            )));
+            web_login(state, headers)?;
         }
     }
     let by = super::form::field(form, "by")
@@ -224,9 +253,14 @@ fn web_actor(state: &AppState, form: &str) -> Result<Actor, Box<Response>> {
     Ok(Actor::new(by, "web"))
 }
 
-async fn web_ack(State(state): State<AppState>, Path(id): Path<i64>, body: Bytes) -> Response {
+async fn web_ack(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
     let body = super::form::text(&body);
-    let actor = match web_actor(&state, &body) {
+    let actor = match web_actor(&state, &headers, &body) {
         Ok(a) => a,
         Err(r) => return *r,
     };
@@ -240,9 +274,14 @@ async fn web_ack(State(state): State<AppState>, Path(id): Path<i64>, body: Bytes
     }
 }
 
-async fn web_resolve(State(state): State<AppState>, Path(id): Path<i64>, body: Bytes) -> Response {
+async fn web_resolve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
     let body = super::form::text(&body);
-    let actor = match web_actor(&state, &body) {
+    let actor = match web_actor(&state, &headers, &body) {
         Ok(a) => a,
         Err(r) => return *r,
     };
