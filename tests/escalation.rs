@@ -320,6 +320,25 @@ async fn ack_via_pagerduty_stops_escalation_and_is_not_echoed() {
         "duplicate",
         "deduplicated on X-Webhook-Id"
     );
+    // Events about incidents this service does not have get a 2xx, or PagerDuty would retry
+    // them and in the end disable the subscription.
+    for (n, key) in ["paiid-alerts-999999-1", "someone-elses-key"]
+        .iter()
+        .enumerate()
+    {
+        // Another PagerDuty incident: its own id, not the one stored for ours.
+        let other = String::from_utf8(pd_webhook("incident.resolved", key))
+            .unwrap()
+            .replace("Q1PDINCIDENT", "Q9OTHER")
+            .into_bytes();
+        let sig = format!("v1={}", sign(b"pd-webhook-secret", &other));
+        let r = post_pd(&w.app, &other, &sig, &format!("wh-other-{n}")).await;
+        assert_eq!(r.status(), 200, "{key}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["status"],
+            "unknown_incident"
+        );
+    }
 
     let inc = w.app.incident(id).await;
     assert_eq!(inc["state"], "acknowledged");

@@ -17,6 +17,7 @@ use crate::auth::pagerduty_signature::verify_pagerduty_signature;
 use crate::auth::slack_signature::verify_slack_request;
 use crate::incidents::service::parse_dedup_key;
 use crate::incidents::transitions::Actor;
+use crate::store::misc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -163,26 +164,30 @@ async fn pagerduty_webhook(
         .map(str::to_string)
         .or(event.id.clone());
     if let Some(wid) = &webhook_id
-        && !crate::store::misc::first_sighting(
-            &state.store.write,
-            "pagerduty",
-            wid,
-            state.clock.now_ms(),
-        )
-        .await?
+        && misc::webhook_seen(&state.store.read, "pagerduty", wid).await?
     {
         return Ok((StatusCode::OK, Json(json!({ "status": "duplicate" }))));
     }
+    let answer = apply_pagerduty_event(&state, event).await?;
+    // Recorded only once handled: a delivery that failed half-way (storage busy) is redone on
+    // PagerDuty's retry instead of being answered `duplicate` and lost. Acknowledge and resolve
+    // are idempotent, so two copies racing here do no harm.
+    if let Some(wid) = &webhook_id {
+        misc::first_sighting(&state.store.write, "pagerduty", wid, state.clock.now_ms()).await?;
+    }
+    Ok((StatusCode::OK, Json(answer)))
+}
+
+/// Acts on one PagerDuty event. Events about incidents this service does not know (another
+/// service's, or ones deleted here) are answered 2xx: PagerDuty retries anything else and would
+/// eventually disable the subscription.
+async fn apply_pagerduty_event(state: &AppState, event: PdEvent) -> Result<Value, ApiError> {
     let acting = match event.event_type.as_str() {
         "incident.acknowledged" => true,
         "incident.resolved" => false,
-        other => {
-            return Ok((
-                StatusCode::OK,
-                Json(json!({ "status": "ignored", "event_type": other })),
-            ));
-        }
+        other => return Ok(json!({ "status": "ignored", "event_type": other })),
     };
+    let unknown = json!({ "status": "unknown_incident" });
     let incident_key = event.data["incident_key"].as_str();
     let pd_id = event.data["id"].as_str();
     let Some(id) = state
@@ -190,24 +195,20 @@ async fn pagerduty_webhook(
         .find_for_pagerduty(incident_key, pd_id)
         .await?
     else {
-        return Ok((
-            StatusCode::OK,
-            Json(json!({ "status": "unknown_incident" })),
-        ));
+        return Ok(unknown);
     };
-    let inc = crate::store::misc::incident(&state.store.read, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("incident {id} not found")))?;
+    let Some(inc) = misc::incident(&state.store.read, id).await? else {
+        return Ok(unknown);
+    };
     // A late event about an earlier episode's PagerDuty incident must not act on this one.
     if let Some(key) = incident_key
         && parse_dedup_key(key) == Some(id)
         && key != inc.dedup_key()
     {
-        return Ok((StatusCode::OK, Json(json!({ "status": "stale_episode" }))));
+        return Ok(json!({ "status": "stale_episode" }));
     }
     if let Some(pd_id) = pd_id {
-        crate::store::misc::set_pagerduty_incident_id(&state.store.write, id, inc.episode, pd_id)
-            .await?;
+        misc::set_pagerduty_incident_id(&state.store.write, id, inc.episode, pd_id).await?;
     }
     let who = event
         .agent
@@ -221,8 +222,5 @@ async fn pagerduty_webhook(
         state.incidents.resolve(id, &actor).await?;
         "resolved"
     };
-    Ok((
-        StatusCode::OK,
-        Json(json!({ "status": result, "incident_id": id })),
-    ))
+    Ok(json!({ "status": result, "incident_id": id }))
 }

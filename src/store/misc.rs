@@ -104,6 +104,22 @@ pub async fn get_or_insert_setting(
         .ok_or_else(|| StoreError::Corrupt(format!("setting {key} vanished")))
 }
 
+/// Whether an inbound webhook id was recorded (handled) before.
+pub async fn webhook_seen(
+    pool: &SqlitePool,
+    source: &str,
+    webhook_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT 1 FROM inbound_webhooks WHERE source = ? AND webhook_id = ?",
+    )
+    .bind(source)
+    .bind(webhook_id)
+    .fetch_optional(pool)
+    .await?
+    .is_some())
+}
+
 /// Records an inbound webhook id; false when it was seen before.
 pub async fn first_sighting(
     pool: &SqlitePool,
