@@ -101,6 +101,29 @@ async fn web_page_lists_and_acknowledges_with_the_api_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // Signed in, but sent by another site's page (the browser adds the credentials anyway).
+    for (header, value) in [
+        ("Origin", "https://evil.example"),
+        ("Origin", "null"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ] {
+        let r = app
+            .client
+            .post(&ack)
+            .basic_auth("ana", Some("t0ken"))
+            .header(header, value)
+            .form(&[("by", "ana")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{header}: {value}");
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM incidents WHERE state = 'triggered'")
+            .await,
+        1,
+        "a forged post changes nothing"
+    );
     let r = app
         .client
         .post(&ack)
@@ -113,6 +136,8 @@ async fn web_page_lists_and_acknowledges_with_the_api_token() {
         .client
         .post(&ack)
         .basic_auth("ana", Some("t0ken"))
+        .header("Origin", format!("http://{}", app.addr))
+        .header("Sec-Fetch-Site", "same-origin")
         .form(&[("by", "ana")])
         .send()
         .await

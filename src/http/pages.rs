@@ -233,11 +233,24 @@ async fn incident_page(
 
 /// Who acts from a web form: signed in (see [`web_login`]), or, for scripts, the token given as
 /// the form field `api_token`.
+///
+/// A browser attaches Basic credentials (and reaches an intranet host) for any form post,
+/// including one that a hostile page submits (cross-site request forgery), so a post that relies
+/// on the browser must come from one of our own pages. A post carrying the token in the form
+/// needs no such check: a hostile page cannot know the token.
 fn web_actor(state: &AppState, headers: &HeaderMap, form: &str) -> Result<Actor, Box<Response>> {
-    if let Some(expected) = &state.secrets.api_token {
+    let token_in_form = state.secrets.api_token.as_ref().is_some_and(|expected| {
         let given = super::form::field(form, "api_token");
-        if crate::intake::signature::verify_token(expected.expose(), given.as_deref()).is_err() {
-            web_login(state, headers)?;
+        crate::intake::signature::verify_token(expected.expose(), given.as_deref()).is_ok()
+    });
+    if !token_in_form {
+        web_login(state, headers)?;
+        if !same_origin(headers) {
+            return Err(Box::new(page(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                "<p>This form was sent from another site. Use the incident page here.</p>",
+            )));
         }
     }
     let by = super::form::field(form, "by")
@@ -251,6 +264,23 @@ fn web_actor(state: &AppState, headers: &HeaderMap, form: &str) -> Result<Actor,
         )));
     }
     Ok(Actor::new(by, "web"))
+}
+
+/// Whether a form post comes from a page of this host, by the headers browsers add to every
+/// post (`Sec-Fetch-Site`, else `Origin`). A client that sends neither is not a browser, and
+/// so not a forgery vector.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = get("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    match get("origin") {
+        None => true,
+        Some(origin) => {
+            let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+            origin_host.is_some() && origin_host == get("host")
+        }
+    }
 }
 
 async fn web_ack(
