@@ -324,6 +324,39 @@ async fn serve_refuses_public_listen_without_a_secret() {
 }
 
 #[tokio::test]
+async fn serve_names_what_is_wrong_with_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_db = dir.path().join("not-a.db");
+    std::fs::write(&not_a_db, "garbage").unwrap();
+    for (url, expected) in [
+        (
+            "postgres://db/alerts".to_string(),
+            "only SQLite is supported",
+        ),
+        (
+            format!("sqlite://{}", not_a_db.display()),
+            "file is not a database",
+        ),
+        (
+            format!("sqlite://{}/missing/dir/x.db", dir.path().display()),
+            "unable to open database file",
+        ),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+            .arg("--config")
+            .arg(support::repo_path("routing.yaml"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(last.starts_with("error: opening database"), "{stderr}");
+        assert_eq!(last.matches(expected).count(), 1, "said once: {last}");
+    }
+}
+
+#[tokio::test]
 async fn send_test_reports_the_outcome() {
     let slack = FakeSlack::start().await;
     slack.add_channel("#paiid-alerts", fake_slack::CHANNEL_ID);

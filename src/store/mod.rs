@@ -26,6 +26,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the incident writer has stopped")]
     WriterGone,
+    #[error(
+        "only SQLite is supported: the database URL must start with `sqlite:` (e.g. sqlite://paiid-alerts.db)"
+    )]
+    UnsupportedUrl,
 }
 
 /// How hard each commit is pushed to disk.
@@ -60,6 +64,10 @@ pub struct Store {
 
 impl Store {
     pub async fn open(database_url: &str, durability: Durability) -> Result<Self, StoreError> {
+        // sqlx would read any other URL as a file name and fail with "unable to open".
+        if !database_url.starts_with("sqlite:") {
+            return Err(StoreError::UnsupportedUrl);
+        }
         let options = SqliteConnectOptions::from_str(database_url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
