@@ -113,6 +113,58 @@ impl Metrics {
     }
 }
 
+/// Gauges read from the database at scrape time (see `store::misc::gauges`).
+pub fn render_gauges(g: &crate::store::misc::Gauges) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, help: &str, samples: Vec<(String, String)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (l, v) in samples {
+            let _ = writeln!(out, "{name}{{{l}}} {v}");
+        }
+    };
+    family(
+        "paiid_incidents_open",
+        "Incidents not resolved, by state and severity.",
+        g.open_incidents
+            .iter()
+            .map(|(state, sev, n)| {
+                (
+                    labels(&[("state", state), ("severity", sev)]),
+                    n.to_string(),
+                )
+            })
+            .collect(),
+    );
+    family(
+        "paiid_outbox_deliveries",
+        "Deliveries not (yet) delivered, by channel and status.",
+        g.deliveries
+            .iter()
+            .map(|(ch, st, n)| (labels(&[("channel", ch), ("status", st)]), n.to_string()))
+            .collect(),
+    );
+    family(
+        "paiid_outbox_lag_seconds",
+        "How long the oldest due delivery has waited (0 when the outbox is keeping up).",
+        vec![(String::new(), seconds(g.outbox_lag_ms))],
+    );
+    family(
+        "paiid_escalations_pending",
+        "Incidents with an escalation timer set.",
+        vec![(String::new(), g.escalations_pending.to_string())],
+    );
+    family(
+        "paiid_escalation_overdue_seconds",
+        "How far past its due time the most overdue escalation is (above a few seconds: the scheduler is stuck).",
+        vec![(String::new(), seconds(g.escalation_overdue_ms))],
+    );
+    out
+}
+
+fn seconds(ms: i64) -> String {
+    format!("{:.3}", ms as f64 / 1000.0)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

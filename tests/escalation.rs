@@ -541,3 +541,32 @@ async fn resolve_posts_the_post_mortem_with_correct_durations() {
         .unwrap();
     assert_eq!(r.status(), 400, "`by` is required");
 }
+
+#[tokio::test]
+async fn metrics_show_a_stuck_scheduler_and_outbox() {
+    // Workers off: nothing sends and nothing fires, as when they are stuck.
+    let w = world(false).await;
+    open_critical(&w.app, "900009").await;
+    w.app.clock.advance(20 * MIN);
+    let text = w
+        .app
+        .client
+        .get(w.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "paiid_incidents_open{state=\"triggered\",severity=\"critical\"} 1",
+        "paiid_outbox_deliveries{channel=\"slack-alerts\",status=\"pending\"} 1",
+        // The Slack post was due at intake, 20 minutes ago.
+        "paiid_outbox_lag_seconds{} 1200.000",
+        "paiid_escalations_pending{} 1",
+        // Due 15 minutes after opening: 5 minutes overdue.
+        "paiid_escalation_overdue_seconds{} 300.000",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+}

@@ -15,7 +15,7 @@ use super::extract::Query;
 use crate::classification::Severity;
 use crate::incidents::writer::{IngestOutcome, IngestRequest};
 use crate::intake::{AlertFacts, Meaning};
-use crate::store::deliveries;
+use crate::store::{deliveries, misc};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,12 +25,18 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut body = state.metrics.render();
+    // A scrape must still answer when the database does not: the counters say a lot then.
+    match misc::gauges(&state.store.read, state.clock.now_ms()).await {
+        Ok(g) => body.push_str(&crate::metrics::render_gauges(&g)),
+        Err(e) => tracing::warn!(error = %e, "metrics: database gauges unavailable"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        body,
     )
 }
 
