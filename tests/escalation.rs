@@ -570,3 +570,31 @@ async fn metrics_show_a_stuck_scheduler_and_outbox() {
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_test_alert_never_pages_on_call() {
+    // The real policy: critical escalates to PagerDuty and the manager after 15 minutes.
+    let w = world(true).await;
+    let r = w
+        .app
+        .client
+        .post(w.app.url("/api/test-alert"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["incident_id"]
+        .as_i64()
+        .unwrap();
+    eventually(Duration::from_secs(5), || async {
+        (!w.slack.messages().is_empty()).then_some(())
+    })
+    .await;
+    let inc = w.app.incident(id).await;
+    assert!(inc["next_escalation_at"].is_null(), "{inc}");
+    w.app.clock.advance(60 * MIN);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(triggers(&w.pd), 0, "no page for a drill");
+    assert!(w.smtp.received().is_empty(), "no manager email either");
+    assert_eq!(w.app.scalar("SELECT COUNT(*) FROM escalations").await, 0);
+}

@@ -13,7 +13,7 @@ use super::api::require_api_token;
 use super::error::ApiError;
 use super::extract::Query;
 use crate::classification::Severity;
-use crate::incidents::writer::{IngestOutcome, IngestRequest};
+use crate::incidents::writer::{IngestOutcome, IngestRequest, TEST_SOURCE};
 use crate::intake::{AlertFacts, Meaning};
 use crate::store::{deliveries, misc};
 
@@ -153,7 +153,7 @@ async fn test_alert(
             body: body.into(),
             dedup_key,
             request_id: None,
-            source: "test",
+            source: TEST_SOURCE,
         })
         .await?;
     match outcome {
