@@ -186,9 +186,15 @@ fn start_episode_notifications(
     fx: &mut Effects,
 ) {
     fx.deliver(inc, &policy.notify, kind, None);
-    inc.next_escalation_at = match (policy.escalate_after_ms, policy.escalate_to.is_empty()) {
+    let due = match (policy.escalate_after_ms, policy.escalate_to.is_empty()) {
         (Some(after), false) => Some(now.saturating_add(after)),
         _ => None,
+    };
+    inc.next_escalation_at = match (kind, inc.next_escalation_at, due) {
+        // The new severity's window starts now, when its channels hear of it; but a raise may
+        // only bring a running escalation forward, never push it back.
+        (NotificationKind::SeverityRaised, Some(running), Some(due)) => Some(running.min(due)),
+        _ => due,
     };
     fx.timers_changed = true;
 }

@@ -192,6 +192,35 @@ fn severity_rise_refreezes_policy_and_notifies() {
 }
 
 #[test]
+fn severity_rise_never_postpones_a_running_escalation() {
+    let cfg = routing();
+    let facts = parse(Some("error"), &fixture("error.created.1.json")).unwrap();
+    let high = Classification {
+        severity: Severity::High,
+        rule: Some("high-error-rate".into()),
+    };
+    let (mut inc, _) = open_new(&cfg, 1, "k".into(), &facts, &high, 1, 0);
+    assert_eq!(inc.next_escalation_at, Some(60 * MIN));
+    let critical = Classification {
+        severity: Severity::Critical,
+        rule: Some("critical-production-errors".into()),
+    };
+    // Critical at minute 50: its own 15 minutes would end at 65, after High's 60.
+    let fx = record_alert(&cfg, &mut inc, &facts, &critical, 2, 50 * MIN);
+    assert_eq!(inc.severity(), Severity::Critical);
+    assert_eq!(inc.next_escalation_at, Some(60 * MIN), "not postponed");
+    assert!(fx.timers_changed);
+    // The frozen policy is Critical's: the escalation at 60 pages PagerDuty.
+    let fx = fire_escalation(&mut inc, 60 * MIN, 60 * MIN).unwrap();
+    assert!(fx.deliveries.iter().any(|d| d.channel == "pagerduty-oncall"));
+
+    // Raised early instead (minute 5): Critical's window, 5 + 15, comes first.
+    let (mut inc, _) = open_new(&cfg, 2, "k2".into(), &facts, &high, 3, 0);
+    record_alert(&cfg, &mut inc, &facts, &critical, 4, 5 * MIN);
+    assert_eq!(inc.next_escalation_at, Some(20 * MIN));
+}
+
+#[test]
 fn muted_incidents_stop_escalating() {
     let (_, mut inc, _) = critical();
     let due = inc.next_escalation_at.unwrap();
