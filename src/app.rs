@@ -77,6 +77,16 @@ impl Application {
         let ack_keys = Arc::new(load_ack_keys(&settings, &store).await?);
         let templates = Arc::new(Templates::new(&cfg.templates)?);
         let channels = Arc::new(Channels::build(&cfg, &channel_env(&settings), templates)?);
+        let configured: Vec<&str> = channels.names().collect();
+        let buried =
+            crate::store::deliveries::bury_unconfigured(&store.write, &configured, clock.now_ms())
+                .await?;
+        if buried > 0 {
+            tracing::warn!(
+                buried,
+                "gave up on deliveries to channels no longer in the routing file (see /api/deliveries?status=dead)"
+            );
+        }
         let metrics = Arc::new(Metrics::default());
         let builder = NotificationBuilder {
             store: store.clone(),

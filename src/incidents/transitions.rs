@@ -150,9 +150,6 @@ pub fn open_new(
         next_escalation_at: None,
         escalation_step: 0,
         escalation_version: 0,
-        slack_channel: None,
-        slack_ts: None,
-        pagerduty_triggered: false,
         pagerduty_incident_id: None,
         notified_count: 0,
         count_updated_at: None,
@@ -313,10 +310,8 @@ fn reopen(
     inc.resolved_via = None;
     inc.escalation_step = 0;
     inc.escalation_version += 1;
-    // The new episode gets its own Slack message and PagerDuty incident.
-    inc.slack_channel = None;
-    inc.slack_ts = None;
-    inc.pagerduty_triggered = false;
+    // The new episode gets its own Slack message and PagerDuty incident (remote references are
+    // kept per episode).
     inc.pagerduty_incident_id = None;
     inc.notified_count = 0;
     inc.count_updated_at = None;

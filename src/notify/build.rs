@@ -12,8 +12,8 @@ use crate::auth::ack_token::{AckAction, AckClaims, AckKeys};
 use crate::clock::{SharedClock, ms_to_datetime};
 use crate::config::duration::humanize;
 use crate::incidents::model::{Incident, IncidentState};
-use crate::store::misc;
 use crate::store::{Store, StoreError};
+use crate::store::{deliveries, misc};
 
 /// Acknowledge links stay valid this long: long enough for a weekend, short enough that an old
 /// mail cannot act on next month's incident.
@@ -68,16 +68,10 @@ impl NotificationBuilder {
             Some(id) => misc::event_body(&self.store.read, id).await?,
             None => None,
         };
-        let remote = if inc.episode == episode {
-            RemoteState {
-                slack_channel: inc.slack_channel.clone(),
-                slack_ts: inc.slack_ts.clone(),
-                pagerduty_triggered: inc.pagerduty_triggered,
-            }
-        } else {
-            // A late delivery for an earlier episode must not touch the new episode's message.
-            RemoteState::default()
-        };
+        // Per episode and channel: a late delivery for an earlier episode updates that
+        // episode's card and resolves that episode's PagerDuty incident, never the new one's.
+        let remote =
+            deliveries::remote_state(&self.store.read, incident_id, episode, recipient).await?;
         let body = event.as_ref().map(|(_, b)| b.as_slice());
         Ok(Some((
             self.notification(&inc, episode, kind, detail, body, recipient),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 
 use super::StoreError;
-use crate::notify::RemoteRef;
+use crate::notify::{RemoteRef, RemoteState};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Delivery {
@@ -46,6 +46,11 @@ pub struct DeliveryWithAttempts {
 }
 
 /// Claims up to `limit` due rows of one channel, oldest first, leasing them until `lease_until`.
+///
+/// Per incident the channel gets its messages in order: a row waits while an earlier row for the
+/// same incident and channel is unfinished. Otherwise an `acknowledge` could overtake the
+/// `trigger` it follows (retried after a 500), find nothing triggered, and leave PagerDuty
+/// paging about an incident that is already acknowledged.
 pub async fn claim_due(
     pool: &SqlitePool,
     channel: &str,
@@ -55,10 +60,13 @@ pub async fn claim_due(
 ) -> Result<Vec<Delivery>, StoreError> {
     Ok(sqlx::query_as(
         "UPDATE deliveries SET status = 'sending', lease_until = ?1 \
-         WHERE id IN (SELECT id FROM deliveries WHERE channel = ?2 AND ( \
-             (status IN ('pending', 'failed') AND next_attempt_at <= ?3) \
-             OR (status = 'sending' AND lease_until <= ?3)) \
-           ORDER BY next_attempt_at, id LIMIT ?4) \
+         WHERE id IN (SELECT d.id FROM deliveries d WHERE d.channel = ?2 AND ( \
+             (d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?3) \
+             OR (d.status = 'sending' AND d.lease_until <= ?3)) \
+           AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.incident_id = d.incident_id \
+               AND e.channel = d.channel AND e.id < d.id \
+               AND e.status IN ('pending', 'failed', 'sending')) \
+           ORDER BY d.next_attempt_at, d.id LIMIT ?4) \
          RETURNING *",
     )
     .bind(lease_until)
@@ -94,8 +102,8 @@ pub struct AttemptResult {
     pub remote: Option<RemoteRef>,
 }
 
-/// Records the attempt, moves the row on, and stores what the channel handed back on the
-/// incident (only for the episode the delivery belongs to), all in one transaction.
+/// Records the attempt, moves the row on, and stores what the channel handed back for the
+/// delivery's incident episode and channel, all in one transaction.
 pub async fn record_attempt(
     pool: &SqlitePool,
     d: &Delivery,
@@ -134,26 +142,51 @@ pub async fn record_attempt(
     if let (Some(incident_id), Some(remote)) = (d.incident_id, &r.remote) {
         match remote {
             RemoteRef::SlackMessage { channel, ts } => {
-                // The new message shows the count as of now: the next live update is due an
-                // interval later.
-                sqlx::query(
-                    "UPDATE incidents SET slack_channel = ?, slack_ts = ?, notified_count = event_count, \
-                     count_updated_at = ? WHERE id = ? AND episode = ? AND slack_ts IS NULL",
+                // The newest card wins: it replaces one that someone deleted in Slack. Claims
+                // are in order per incident and channel, so no older post can land after it.
+                let previous: Option<Option<String>> = sqlx::query_scalar(
+                    "SELECT slack_ts FROM remote_refs WHERE incident_id = ? AND episode = ? AND channel = ?",
                 )
-                .bind(channel)
-                .bind(ts)
-                .bind(r.started_at)
+                .bind(incident_id)
+                .bind(d.episode)
+                .bind(&d.channel)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if previous.flatten().as_deref() != Some(ts.as_str()) {
+                    sqlx::query(
+                        "INSERT INTO remote_refs (incident_id, episode, channel, slack_channel, slack_ts) \
+                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (incident_id, episode, channel) \
+                         DO UPDATE SET slack_channel = excluded.slack_channel, slack_ts = excluded.slack_ts",
+                    )
+                    .bind(incident_id)
+                    .bind(d.episode)
+                    .bind(&d.channel)
+                    .bind(channel)
+                    .bind(ts)
+                    .execute(&mut *tx)
+                    .await?;
+                    // A new card shows the count as of now: the next live update is due an
+                    // interval later.
+                    sqlx::query(
+                        "UPDATE incidents SET notified_count = event_count, count_updated_at = ? \
+                         WHERE id = ? AND episode = ?",
+                    )
+                    .bind(r.started_at)
                     .bind(incident_id)
                     .bind(d.episode)
                     .execute(&mut *tx)
                     .await?;
+                }
             }
             RemoteRef::PagerDutyTriggered { .. } => {
                 sqlx::query(
-                    "UPDATE incidents SET pagerduty_triggered = 1 WHERE id = ? AND episode = ?",
+                    "INSERT INTO remote_refs (incident_id, episode, channel, pagerduty_triggered) \
+                     VALUES (?, ?, ?, 1) ON CONFLICT (incident_id, episode, channel) \
+                     DO UPDATE SET pagerduty_triggered = 1",
                 )
                 .bind(incident_id)
                 .bind(d.episode)
+                .bind(&d.channel)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -161,6 +194,57 @@ pub async fn record_attempt(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// What earlier sends of one channel left for an incident episode (its Slack card, whether
+/// PagerDuty was triggered). Empty when nothing was sent yet.
+pub async fn remote_state(
+    pool: &SqlitePool,
+    incident_id: i64,
+    episode: i64,
+    channel: &str,
+) -> Result<RemoteState, StoreError> {
+    let row: Option<(Option<String>, Option<String>, bool)> = sqlx::query_as(
+        "SELECT slack_channel, slack_ts, pagerduty_triggered FROM remote_refs \
+         WHERE incident_id = ? AND episode = ? AND channel = ?",
+    )
+    .bind(incident_id)
+    .bind(episode)
+    .bind(channel)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row
+        .map(
+            |(slack_channel, slack_ts, pagerduty_triggered)| RemoteState {
+                slack_channel,
+                slack_ts,
+                pagerduty_triggered,
+            },
+        )
+        .unwrap_or_default())
+}
+
+/// Gives up on waiting rows of channels that are no longer in the routing file: no worker
+/// serves them, and pending forever would hide them (and hold back later rows of their
+/// incidents). Returns how many were marked dead.
+pub async fn bury_unconfigured(
+    pool: &SqlitePool,
+    configured: &[&str],
+    now: i64,
+) -> Result<u64, StoreError> {
+    let names =
+        serde_json::to_string(configured).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let r = sqlx::query(
+        "UPDATE deliveries SET status = 'dead', lease_until = NULL, next_attempt_at = ?1, \
+         last_error = 'channel `' || channel || '` is no longer in the routing file' \
+         WHERE status IN ('pending', 'failed', 'sending') \
+         AND channel NOT IN (SELECT value FROM json_each(?2))",
+    )
+    .bind(now)
+    .bind(names)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
 }
 
 pub async fn for_incident(
@@ -239,8 +323,10 @@ pub async fn enqueue_count_updates(
 ) -> Result<usize, StoreError> {
     let mut tx = pool.begin().await?;
     let due: Vec<(i64, i64, String)> = sqlx::query_as(
-        "SELECT id, episode, policy FROM incidents WHERE state IN ('triggered', 'acknowledged') \
-         AND slack_ts IS NOT NULL AND event_count > notified_count AND COALESCE(count_updated_at, 0) <= ?",
+        "SELECT i.id, i.episode, i.policy FROM incidents i WHERE i.state IN ('triggered', 'acknowledged') \
+         AND i.event_count > i.notified_count AND COALESCE(i.count_updated_at, 0) <= ? \
+         AND EXISTS (SELECT 1 FROM remote_refs r WHERE r.incident_id = i.id \
+             AND r.episode = i.episode AND r.slack_ts IS NOT NULL)",
     )
     .bind(now - interval_ms)
     .fetch_all(&mut *tx)
@@ -248,18 +334,23 @@ pub async fn enqueue_count_updates(
     let mut enqueued = 0;
     for (id, episode, policy) in &due {
         for channel in channels_for(policy) {
-            sqlx::query(
+            // One waiting update per card is enough (it shows the count when it is sent): while
+            // Slack is down they must not pile up ahead of new alerts.
+            let r = sqlx::query(
                 "INSERT INTO deliveries (incident_id, episode, channel, kind, status, next_attempt_at, created_at) \
-                 VALUES (?, ?, ?, 'count_update', 'pending', ?, ?)",
+                 SELECT ?1, ?2, ?3, 'count_update', 'pending', ?4, ?4 WHERE NOT EXISTS ( \
+                     SELECT 1 FROM deliveries WHERE incident_id = ?1 AND channel = ?3 \
+                     AND kind = 'count_update' AND status IN ('pending', 'failed', 'sending')) \
+                 AND EXISTS (SELECT 1 FROM remote_refs WHERE incident_id = ?1 AND episode = ?2 \
+                     AND channel = ?3 AND slack_ts IS NOT NULL)",
             )
             .bind(id)
             .bind(episode)
             .bind(&channel)
             .bind(now)
-            .bind(now)
             .execute(&mut *tx)
             .await?;
-            enqueued += 1;
+            enqueued += r.rows_affected() as usize;
         }
         sqlx::query(
             "UPDATE incidents SET notified_count = event_count, count_updated_at = ? WHERE id = ?",

@@ -129,9 +129,6 @@ const INCIDENT_COLUMNS: &[&str] = &[
     "next_escalation_at",
     "escalation_step",
     "escalation_version",
-    "slack_channel",
-    "slack_ts",
-    "pagerduty_triggered",
     "pagerduty_incident_id",
     "notified_count",
     "count_updated_at",
@@ -183,9 +180,6 @@ pub async fn upsert_incidents(
                 .push_bind(i.next_escalation_at)
                 .push_bind(i.escalation_step)
                 .push_bind(i.escalation_version)
-                .push_bind(&i.slack_channel)
-                .push_bind(&i.slack_ts)
-                .push_bind(i.pagerduty_triggered)
                 .push_bind(&i.pagerduty_incident_id)
                 .push_bind(i.notified_count)
                 .push_bind(i.count_updated_at)

@@ -212,7 +212,11 @@ fn severity_rise_never_postpones_a_running_escalation() {
     assert!(fx.timers_changed);
     // The frozen policy is Critical's: the escalation at 60 pages PagerDuty.
     let fx = fire_escalation(&mut inc, 60 * MIN, 60 * MIN).unwrap();
-    assert!(fx.deliveries.iter().any(|d| d.channel == "pagerduty-oncall"));
+    assert!(
+        fx.deliveries
+            .iter()
+            .any(|d| d.channel == "pagerduty-oncall")
+    );
 
     // Raised early instead (minute 5): Critical's window, 5 + 15, comes first.
     let (mut inc, _) = open_new(&cfg, 2, "k2".into(), &facts, &high, 3, 0);
