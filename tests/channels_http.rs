@@ -485,7 +485,7 @@ async fn slack_bot_post_update_and_thread_flow() {
         .iter()
         .find(|b| b["type"] == "actions")
         .unwrap();
-    assert_eq!(actions["elements"][0]["value"], "42");
+    assert_eq!(actions["elements"][0]["value"], "42:1", "incident:episode");
 
     let remote = RemoteState {
         slack_channel: Some(channel.clone()),

@@ -598,3 +598,85 @@ async fn a_test_alert_never_pages_on_call() {
     assert!(w.smtp.received().is_empty(), "no manager email either");
     assert_eq!(w.app.scalar("SELECT COUNT(*) FROM escalations").await, 0);
 }
+
+/// Posts a signed Slack `block_actions` click on our `action_id` button with `value`.
+async fn slack_click(w: &World, action_id: &str, value: &str) -> Value {
+    let payload = json!({
+        "type": "block_actions",
+        "user": { "id": "U123", "username": "ana", "name": "ana" },
+        "actions": [ { "action_id": action_id, "value": value } ]
+    });
+    let form = format!("payload={}", urlencode(&payload.to_string()));
+    let ts = (w.app.clock.now_ms() / 1000).to_string();
+    let sig = sign(
+        b"slack-signing-secret",
+        format!("v0:{ts}:{form}").as_bytes(),
+    );
+    let r = w
+        .app
+        .client
+        .post(w.app.url("/slack/interactions"))
+        .header("X-Slack-Request-Timestamp", ts)
+        .header("X-Slack-Signature", format!("v0={sig}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "Slack is always answered 200");
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_button_from_an_earlier_occurrence_does_not_act_on_the_new_one() {
+    let w = world(false).await;
+    let id = open_critical(&w.app, "900010").await;
+    let r = w
+        .app
+        .client
+        .post(w.app.url(&format!("/api/incidents/{id}/resolve")))
+        .json(&json!({ "by": "ana" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Sentry sees it again: episode 2, paging afresh.
+    let mut v = fixture_json("event_alert.triggered.4.json");
+    v["data"]["event"]["issue_id"] = "900010".into();
+    v["data"]["event"]["event_id"] = "evt-900010-again".into();
+    w.app
+        .post_sentry(Some("event_alert"), &serde_json::to_vec(&v).unwrap())
+        .await;
+    let inc = w.app.incident(id).await;
+    assert_eq!(
+        (inc["episode"].as_i64(), inc["state"].as_str()),
+        (Some(2), Some("triggered"))
+    );
+    let due = inc["next_escalation_at"].clone();
+
+    // Someone clicks Acknowledge on episode 1's card.
+    let answer = slack_click(&w, "ack", &format!("{id}:1")).await;
+    assert_eq!(answer["handled"][0]["result"], "stale", "{answer}");
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["state"], "triggered", "episode 2 is not acknowledged");
+    assert_eq!(
+        inc["next_escalation_at"], due,
+        "its escalation still stands"
+    );
+
+    // The API refuses the same, when told which occurrence it means.
+    let r = w
+        .app
+        .client
+        .post(w.app.url(&format!("/api/incidents/{id}/ack")))
+        .json(&json!({ "by": "ana", "episode": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+
+    // The current card's button works.
+    let answer = slack_click(&w, "ack", &format!("{id}:2")).await;
+    assert_eq!(answer["handled"][0]["result"], "acknowledged", "{answer}");
+    assert_eq!(w.app.incident(id).await["state"], "acknowledged");
+}

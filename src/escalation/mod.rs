@@ -36,8 +36,9 @@ impl Scheduler {
     pub async fn fire_due(&self) -> Result<usize, StoreError> {
         let mut fired = 0;
         loop {
-            let now = self.clock.now_ms();
             let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
+            // After the lock, so that lateness and timeline times follow commit order.
+            let now = self.clock.now_ms();
             let due: Vec<Incident> = sql::due(&mut tx, now, BATCH).await?;
             let n = due.len();
             let mut changed = Vec::with_capacity(n);

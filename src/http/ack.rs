@@ -12,7 +12,9 @@ use axum::routing::get;
 
 use super::AppState;
 use super::extract::Path;
-use super::pages::{ack_result_page, ack_words, esc, page, resolve_words, summary_table};
+use super::pages::{
+    ack_result_page, ack_words, esc, page, resolve_words, service_error_page, summary_table,
+};
 use crate::auth::ack_token::{AckAction, AckClaims, TokenError};
 use crate::incidents::model::Incident;
 use crate::incidents::transitions::Actor;
@@ -140,21 +142,26 @@ async fn act(State(state): State<AppState>, Path(token): Path<String>, body: Byt
     };
     let actor = Actor::new(name, "link");
     match claims.action {
-        AckAction::Acknowledge => match state.incidents.acknowledge(inc.id, &actor).await {
-            Ok((outcome, inc)) => ack_result_page(&inc, &ack_words(&outcome)),
-            Err(e) => page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Not acknowledged",
-                &esc(&e.to_string()),
-            ),
-        },
-        AckAction::Resolve => match state.incidents.resolve(inc.id, &actor).await {
-            Ok((outcome, inc)) => ack_result_page(&inc, &resolve_words(&outcome)),
-            Err(e) => page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Not resolved",
-                &esc(&e.to_string()),
-            ),
-        },
+        // The episode is checked again inside the transaction: a reopen may land in between.
+        AckAction::Acknowledge => {
+            match state
+                .incidents
+                .acknowledge(inc.id, Some(claims.ver), &actor)
+                .await
+            {
+                Ok((outcome, inc)) => ack_result_page(&inc, &ack_words(&outcome)),
+                Err(e) => service_error_page("Not acknowledged", &e),
+            }
+        }
+        AckAction::Resolve => {
+            match state
+                .incidents
+                .resolve(inc.id, Some(claims.ver), &actor)
+                .await
+            {
+                Ok((outcome, inc)) => ack_result_page(&inc, &resolve_words(&outcome)),
+                Err(e) => service_error_page("Not resolved", &e),
+            }
+        }
     }
 }

@@ -203,6 +203,8 @@ async fn show(
 pub struct ActionBody {
     pub by: Option<String>,
     pub note: Option<String>,
+    /// Act only if the incident is still at this occurrence (409 otherwise).
+    pub episode: Option<i64>,
 }
 
 fn actor_name(body: &ActionBody) -> Result<String, ApiError> {
@@ -233,7 +235,10 @@ async fn ack(
     if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
         state.incidents.note(id, note, &actor).await?;
     }
-    let (outcome, inc) = state.incidents.acknowledge(id, &actor).await?;
+    let (outcome, inc) = state
+        .incidents
+        .acknowledge(id, body.episode, &actor)
+        .await?;
     let result = match outcome {
         AckOutcome::Acknowledged => "acknowledged",
         AckOutcome::AlreadyAcknowledged { .. } => "already_acknowledged",
@@ -255,7 +260,7 @@ async fn resolve(
     if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
         state.incidents.note(id, note, &actor).await?;
     }
-    let (outcome, inc) = state.incidents.resolve(id, &actor).await?;
+    let (outcome, inc) = state.incidents.resolve(id, body.episode, &actor).await?;
     let result = match outcome {
         ResolveOutcome::Resolved => "resolved",
         ResolveOutcome::AlreadyResolved { .. } => "already_resolved",

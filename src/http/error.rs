@@ -96,6 +96,7 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotFound(id) => Self::NotFound(format!("incident {id} not found")),
+            stale @ ServiceError::StaleEpisode { .. } => Self::Conflict(stale.to_string()),
             ServiceError::Store(s) => s.into(),
         }
     }

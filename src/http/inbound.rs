@@ -15,7 +15,8 @@ use super::error::ApiError;
 use super::sentry::read_body;
 use crate::auth::pagerduty_signature::verify_pagerduty_signature;
 use crate::auth::slack_signature::verify_slack_request;
-use crate::incidents::service::parse_dedup_key;
+use crate::incidents::model::parse_dedup_key;
+use crate::incidents::service::ServiceError;
 use crate::incidents::transitions::Actor;
 use crate::store::misc;
 
@@ -92,27 +93,43 @@ async fn slack_interaction(
     let actor = Actor::new(who, "slack");
     let mut done = Vec::new();
     for action in payload.actions {
-        // Link buttons (open Sentry, the ack page) also report clicks: only ours act.
-        let Some(id) = action
-            .value
-            .as_deref()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-        else {
+        // Link buttons (open Sentry, the ack page) also report clicks: only ours act. Their
+        // value is `{incident}:{episode}` (just `{incident}` on messages from before episodes
+        // were named).
+        let Some((id, episode)) = action.value.as_deref().and_then(button_target) else {
             continue;
         };
-        match action.action_id.as_str() {
-            "ack" => {
-                state.incidents.acknowledge(id, &actor).await?;
-                done.push(json!({ "incident": id, "action": "ack" }));
-            }
-            "resolve" => {
-                state.incidents.resolve(id, &actor).await?;
-                done.push(json!({ "incident": id, "action": "resolve" }));
-            }
-            _ => {}
-        }
+        let result = match action.action_id.as_str() {
+            "ack" => state
+                .incidents
+                .acknowledge(id, episode, &actor)
+                .await
+                .map(|_| "acknowledged"),
+            "resolve" => state
+                .incidents
+                .resolve(id, episode, &actor)
+                .await
+                .map(|_| "resolved"),
+            _ => continue,
+        };
+        // A button on a card from an earlier occurrence does nothing; Slack is still answered
+        // 200, or it shows the person an error they cannot act on.
+        let result = match result {
+            Err(ServiceError::StaleEpisode { .. }) => "stale",
+            other => other?,
+        };
+        done.push(json!({ "incident": id, "action": action.action_id, "result": result }));
     }
     Ok(Json(json!({ "ok": true, "handled": done })))
+}
+
+/// `"42:3"` -> (42, Some(3)); `"42"` -> (42, None).
+fn button_target(value: &str) -> Option<(i64, Option<i64>)> {
+    let value = value.trim();
+    match value.split_once(':') {
+        Some((id, episode)) => Some((id.parse().ok()?, Some(episode.parse().ok()?))),
+        None => Some((value.parse().ok()?, None)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -200,11 +217,13 @@ async fn apply_pagerduty_event(state: &AppState, event: PdEvent) -> Result<Value
     let Some(inc) = misc::incident(&state.store.read, id).await? else {
         return Ok(unknown);
     };
-    // A late event about an earlier episode's PagerDuty incident must not act on this one.
-    if let Some(key) = incident_key
-        && parse_dedup_key(key) == Some(id)
-        && key != inc.dedup_key()
-    {
+    // A late event about an earlier episode's PagerDuty incident must not act on this one
+    // (checked again inside the transaction).
+    let episode = incident_key
+        .and_then(parse_dedup_key)
+        .filter(|(key_id, _)| *key_id == id)
+        .map(|(_, episode)| episode);
+    if episode.is_some_and(|e| e != inc.episode) {
         return Ok(json!({ "status": "stale_episode" }));
     }
     if let Some(pd_id) = pd_id {
@@ -216,11 +235,21 @@ async fn apply_pagerduty_event(state: &AppState, event: PdEvent) -> Result<Value
         .unwrap_or_else(|| "PagerDuty".into());
     let actor = Actor::new(who, "pagerduty");
     let result = if acting {
-        state.incidents.acknowledge(id, &actor).await?;
-        "acknowledged"
+        state
+            .incidents
+            .acknowledge(id, episode, &actor)
+            .await
+            .map(|_| "acknowledged")
     } else {
-        state.incidents.resolve(id, &actor).await?;
-        "resolved"
+        state
+            .incidents
+            .resolve(id, episode, &actor)
+            .await
+            .map(|_| "resolved")
+    };
+    let result = match result {
+        Err(ServiceError::StaleEpisode { .. }) => "stale_episode",
+        other => other?,
     };
     Ok(json!({ "status": result, "incident_id": id }))
 }

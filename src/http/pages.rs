@@ -14,6 +14,7 @@ use super::api::{presented_token, require_api_token};
 use super::extract::Path;
 use crate::clock::ms_to_datetime;
 use crate::incidents::model::Incident;
+use crate::incidents::service::ServiceError;
 use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
 use crate::store::misc::{self, IncidentFilter};
 
@@ -161,12 +162,23 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
     page(StatusCode::OK, "paiid-alerts on call", &body)
 }
 
-fn action_form(action: &str, label: &str, name: &str) -> String {
+fn action_form(action: &str, label: &str, name: &str, episode: i64) -> String {
     format!(
-        "<form method=\"post\" action=\"{action}\"><input name=\"by\" placeholder=\"Your name\" \
-         value=\"{}\" required maxlength=\"200\"><button type=\"submit\">{label}</button></form>",
+        "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"episode\" value=\"{episode}\">\
+         <input name=\"by\" placeholder=\"Your name\" value=\"{}\" required maxlength=\"200\">\
+         <button type=\"submit\">{label}</button></form>",
         esc(name)
     )
+}
+
+/// The page for a failed acknowledge or resolve, with a status that says why.
+pub fn service_error_page(title: &str, e: &ServiceError) -> Response {
+    let status = match e {
+        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::StaleEpisode { .. } => StatusCode::CONFLICT,
+        ServiceError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    page(status, title, &format!("<p>{}</p>", esc(&e.to_string())))
 }
 
 async fn incident_page(
@@ -204,6 +216,7 @@ async fn incident_page(
             &format!("/incidents/{id}/ack"),
             "Acknowledge",
             &user,
+            inc.episode,
         ));
     }
     if inc.state != "resolved" {
@@ -211,6 +224,7 @@ async fn incident_page(
             &format!("/incidents/{id}/resolve"),
             "Resolve",
             &user,
+            inc.episode,
         ));
     }
     body.push_str("<h2>Timeline</h2><table>");
@@ -294,13 +308,11 @@ async fn web_ack(
         Ok(a) => a,
         Err(r) => return *r,
     };
-    match state.incidents.acknowledge(id, &actor).await {
+    // The occurrence the page showed: a form left open across a reopen must not act on it.
+    let episode = super::form::field(&body, "episode").and_then(|e| e.parse().ok());
+    match state.incidents.acknowledge(id, episode, &actor).await {
         Ok((outcome, inc)) => ack_result_page(&inc, &ack_words(&outcome)),
-        Err(e) => page(
-            StatusCode::NOT_FOUND,
-            "Not acknowledged",
-            &esc(&e.to_string()),
-        ),
+        Err(e) => service_error_page("Not acknowledged", &e),
     }
 }
 
@@ -315,9 +327,11 @@ async fn web_resolve(
         Ok(a) => a,
         Err(r) => return *r,
     };
-    match state.incidents.resolve(id, &actor).await {
+    // The occurrence the page showed: a form left open across a reopen must not act on it.
+    let episode = super::form::field(&body, "episode").and_then(|e| e.parse().ok());
+    match state.incidents.resolve(id, episode, &actor).await {
         Ok((outcome, inc)) => ack_result_page(&inc, &resolve_words(&outcome)),
-        Err(e) => page(StatusCode::NOT_FOUND, "Not resolved", &esc(&e.to_string())),
+        Err(e) => service_error_page("Not resolved", &e),
     }
 }
 

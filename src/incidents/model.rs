@@ -107,3 +107,9 @@ impl Incident {
 pub fn dedup_key(incident_id: i64, episode: i64) -> String {
     format!("paiid-alerts-{incident_id}-{episode}")
 }
+
+/// [`dedup_key`] -> (incident id, episode).
+pub fn parse_dedup_key(key: &str) -> Option<(i64, i64)> {
+    let (id, episode) = key.strip_prefix("paiid-alerts-")?.split_once('-')?;
+    Some((id.parse().ok()?, episode.parse().ok()?))
+}

@@ -9,7 +9,7 @@ use crate::config::RoutingConfig;
 use crate::store::incidents as sql;
 use crate::store::{Store, StoreError};
 
-use super::model::Incident;
+use super::model::{Incident, parse_dedup_key};
 use super::transitions::{self, AckOutcome, Actor, ResolveOutcome};
 use super::writer::Wakers;
 
@@ -17,6 +17,16 @@ use super::writer::Wakers;
 pub enum ServiceError {
     #[error("incident {0} not found")]
     NotFound(i64),
+    /// The action was meant for an earlier episode (a button or link from before the incident
+    /// resolved and fired again): it must not act on the new one.
+    #[error(
+        "incident {id} has fired again since: this was about occurrence {expected}, it is now at {current}"
+    )]
+    StaleEpisode {
+        id: i64,
+        expected: i64,
+        current: i64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -36,12 +46,15 @@ pub struct IncidentService {
 }
 
 impl IncidentService {
+    /// `episode`: the occurrence the person saw (a link, a button), checked inside the
+    /// transaction; `None` acts on the current one.
     pub async fn acknowledge(
         &self,
         id: i64,
+        episode: Option<i64>,
         actor: &Actor,
     ) -> Result<(AckOutcome, Incident), ServiceError> {
-        self.change(id, |cfg, inc, now| {
+        self.change(id, episode, |cfg, inc, now| {
             transitions::acknowledge(cfg, inc, actor, now)
         })
         .await
@@ -50,9 +63,10 @@ impl IncidentService {
     pub async fn resolve(
         &self,
         id: i64,
+        episode: Option<i64>,
         actor: &Actor,
     ) -> Result<(ResolveOutcome, Incident), ServiceError> {
-        self.change(id, |cfg, inc, now| {
+        self.change(id, episode, |cfg, inc, now| {
             transitions::resolve(cfg, inc, actor, now)
         })
         .await
@@ -60,7 +74,7 @@ impl IncidentService {
 
     pub async fn note(&self, id: i64, note: &str, actor: &Actor) -> Result<Incident, ServiceError> {
         let ((), inc) = self
-            .change(id, |_, inc, now| {
+            .change(id, None, |_, inc, now| {
                 ((), transitions::add_note(inc, note, actor, now))
             })
             .await?;
@@ -71,13 +85,25 @@ impl IncidentService {
     async fn change<T>(
         &self,
         id: i64,
+        episode: Option<i64>,
         f: impl FnOnce(&RoutingConfig, &mut Incident, i64) -> (T, transitions::Effects),
     ) -> Result<(T, Incident), ServiceError> {
-        let now = self.clock.now_ms();
         let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
+        // After the lock: times written follow commit order, so the timeline never shows an
+        // acknowledgement before the escalation it lost to.
+        let now = self.clock.now_ms();
         let mut inc = sql::incident(&mut tx, id)
             .await?
             .ok_or(ServiceError::NotFound(id))?;
+        if let Some(expected) = episode
+            && expected != inc.episode
+        {
+            return Err(ServiceError::StaleEpisode {
+                id,
+                expected,
+                current: inc.episode,
+            });
+        }
         let before = inc.clone();
         let (out, fx) = f(&self.cfg, &mut inc, now);
         let rows: Vec<&Incident> = if inc != before { vec![&inc] } else { vec![] };
@@ -94,7 +120,7 @@ impl IncidentService {
         incident_key: Option<&str>,
         pagerduty_id: Option<&str>,
     ) -> Result<Option<i64>, ServiceError> {
-        if let Some(id) = incident_key.and_then(parse_dedup_key) {
+        if let Some((id, _)) = incident_key.and_then(parse_dedup_key) {
             return Ok(Some(id));
         }
         match pagerduty_id {
@@ -109,17 +135,14 @@ impl IncidentService {
     }
 }
 
-/// `paiid-alerts-{id}-{episode}` -> id.
-pub fn parse_dedup_key(key: &str) -> Option<i64> {
-    let rest = key.strip_prefix("paiid-alerts-")?;
-    rest.split('-').next()?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
+    use crate::incidents::model::{dedup_key, parse_dedup_key};
+
     #[test]
     fn dedup_key_roundtrip() {
-        assert_eq!(super::parse_dedup_key("paiid-alerts-42-3"), Some(42));
-        assert_eq!(super::parse_dedup_key("other-42"), None);
+        assert_eq!(parse_dedup_key(&dedup_key(42, 3)), Some((42, 3)));
+        assert_eq!(parse_dedup_key("paiid-alerts-42"), None);
+        assert_eq!(parse_dedup_key("other-42-1"), None);
     }
 }

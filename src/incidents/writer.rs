@@ -189,8 +189,8 @@ impl Writer {
         &mut self,
         reqs: &[IngestRequest],
     ) -> Result<(Vec<IngestOutcome>, Effects), StoreError> {
-        let now = self.clock.now_ms();
         let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
+        let now = self.clock.now_ms();
 
         // Retries already stored, and retries inside this very batch.
         let keys: Vec<&str> = reqs.iter().map(|r| r.dedup_key.as_str()).collect();

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::incidents::model::parse_dedup_key;
 use crate::notify::{Notification, NotificationKind};
 use crate::text::{slack_escape as escape, truncate_chars};
 
@@ -325,14 +326,19 @@ pub(super) fn link_button(text: &str, action_id: &str, url: &str) -> Option<Valu
     })
 }
 
-/// Buttons. `interactive` (bot mode) adds `ack` / `resolve` buttons whose `value` is the incident
-/// id, handled by `POST /slack/interactions`; link buttons also send an interaction payload,
+/// Buttons. `interactive` (bot mode) adds `ack` / `resolve` buttons whose `value` names the
+/// incident and episode, handled by `POST /slack/interactions`; link buttons also send an interaction payload,
 /// under their own `action_id`s (`ack_link`, `open_sentry`, `open_incident`), which the handler
 /// ignores. Acknowledge buttons disappear once the incident is acknowledged or resolved.
 pub(super) fn actions_block(n: &Notification, interactive: bool) -> Option<Value> {
     let (acked, resolved) = (is_acknowledged(n), is_resolved(n));
     let mut elements = Vec::new();
-    let id = n.incident_id.to_string();
+    // `{incident}:{episode}`, so that a button on an earlier occurrence's card cannot act on a
+    // later one.
+    let id = match parse_dedup_key(&n.dedup_key) {
+        Some((_, episode)) => format!("{}:{episode}", n.incident_id),
+        None => n.incident_id.to_string(),
+    };
     if interactive && !acked && !resolved {
         elements.push(json!({
             "type": "button", "action_id": "ack", "value": id, "style": "primary",

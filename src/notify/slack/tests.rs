@@ -174,15 +174,16 @@ fn buttons_follow_mode_and_state() {
 }
 
 #[test]
-fn ack_button_value_is_incident_id() {
+fn ack_button_value_names_incident_and_episode() {
     let blocks = full_blocks(&notification(NotificationKind::Opened), true);
     let actions = blocks
         .iter()
         .find(|b| b["type"] == "actions")
         .cloned()
         .unwrap_or_default();
-    assert_eq!(actions["elements"][0]["value"], "42");
-    assert_eq!(actions["elements"][1]["value"], "42");
+    // dedup key paiid-alerts-42-1: incident 42, episode 1.
+    assert_eq!(actions["elements"][0]["value"], "42:1");
+    assert_eq!(actions["elements"][1]["value"], "42:1");
 }
 
 #[test]
