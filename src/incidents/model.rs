@@ -108,6 +108,44 @@ pub fn dedup_key(incident_id: i64, episode: i64) -> String {
     format!("paiid-alerts-{incident_id}-{episode}")
 }
 
+/// An episode as it stood when it was resolved: what its post-mortem reports. Stored in the
+/// `detail` of the resolve and post-mortem deliveries, because the incident row may have moved on
+/// (reopened, resolved again) by the time the outbox sends them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResolvedEpisode {
+    pub opened_at: i64,
+    pub acknowledged_at: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: i64,
+    pub resolved_by: Option<String>,
+    pub escalations_fired: i64,
+    pub root_cause: Option<String>,
+}
+
+impl ResolvedEpisode {
+    pub fn of(inc: &Incident) -> Option<Self> {
+        Some(Self {
+            opened_at: inc.opened_at,
+            acknowledged_at: inc.acknowledged_at,
+            acknowledged_by: inc.acknowledged_by.clone(),
+            resolved_at: inc.resolved_at?,
+            resolved_by: inc.resolved_by.clone(),
+            escalations_fired: inc.escalation_step,
+            root_cause: inc.root_cause.clone(),
+        })
+    }
+
+    /// The `detail` JSON a delivery carries it in.
+    pub fn to_detail(&self) -> String {
+        serde_json::json!({ "resolved_episode": self }).to_string()
+    }
+
+    pub fn from_detail(detail: &str) -> Option<Self> {
+        let mut v: serde_json::Value = serde_json::from_str(detail).ok()?;
+        serde_json::from_value(v.get_mut("resolved_episode")?.take()).ok()
+    }
+}
+
 /// [`dedup_key`] -> (incident id, episode).
 pub fn parse_dedup_key(key: &str) -> Option<(i64, i64)> {
     let (id, episode) = key.strip_prefix("paiid-alerts-")?.split_once('-')?;

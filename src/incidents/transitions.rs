@@ -8,7 +8,7 @@ use crate::config::{ChannelKind, Policy, RoutingConfig};
 use crate::intake::AlertFacts;
 use crate::notify::NotificationKind;
 
-use super::model::{Incident, IncidentState};
+use super::model::{Incident, IncidentState, ResolvedEpisode};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTimeline {
@@ -308,6 +308,8 @@ fn reopen(
     inc.resolved_at = None;
     inc.resolved_by = None;
     inc.resolved_via = None;
+    // The root cause was the earlier episode's; this one gets its own.
+    inc.root_cause = None;
     inc.escalation_step = 0;
     inc.escalation_version += 1;
     // The new episode gets its own Slack message and PagerDuty incident (remote references are
@@ -474,13 +476,14 @@ pub fn resolve(
         Some(&actor.via),
         None,
     );
+    let summary = ResolvedEpisode::of(inc).map(|e| e.to_detail());
     let targets = follow_up_channels(cfg, inc, &actor.via);
-    fx.deliver(inc, &targets, NotificationKind::Resolved, None);
+    fx.deliver(inc, &targets, NotificationKind::Resolved, summary.clone());
     // Only incidents that paged somebody earn a post-mortem in the alerts channel.
     let policy = inc.frozen_policy();
     if !policy.notify.is_empty() || !policy.escalate_to.is_empty() {
         let summary_to = post_mortem_channels(cfg);
-        fx.deliver(inc, &summary_to, NotificationKind::PostMortem, None);
+        fx.deliver(inc, &summary_to, NotificationKind::PostMortem, summary);
     }
     (ResolveOutcome::Resolved, fx)
 }

@@ -11,7 +11,7 @@ use super::{event_details, redact};
 use crate::auth::ack_token::{AckAction, AckClaims, AckKeys};
 use crate::clock::{SharedClock, ms_to_datetime};
 use crate::config::duration::humanize;
-use crate::incidents::model::{Incident, IncidentState};
+use crate::incidents::model::{Incident, IncidentState, ResolvedEpisode};
 use crate::store::{Store, StoreError};
 use crate::store::{deliveries, misc};
 
@@ -107,10 +107,33 @@ impl NotificationBuilder {
             .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
             .and_then(|v| v["waited_ms"].as_i64())
             .map(|ms| ms / 60_000);
-        let post_mortem = (kind == NotificationKind::PostMortem
-            || kind == NotificationKind::Resolved)
-            .then(|| post_mortem(inc))
-            .flatten();
+        // As the episode stood when it was resolved (deliveries written before the snapshot
+        // existed fall back to the row as it is now).
+        let resolved = matches!(
+            kind,
+            NotificationKind::PostMortem | NotificationKind::Resolved
+        )
+        .then(|| {
+            detail
+                .and_then(ResolvedEpisode::from_detail)
+                .or_else(|| ResolvedEpisode::of(inc))
+        })
+        .flatten();
+        let post_mortem = resolved.as_ref().map(post_mortem);
+        let (acknowledged_by, acknowledged_at, resolved_by, resolved_at) = match &resolved {
+            Some(e) => (
+                e.acknowledged_by.clone(),
+                e.acknowledged_at,
+                e.resolved_by.clone(),
+                Some(e.resolved_at),
+            ),
+            None => (
+                inc.acknowledged_by.clone(),
+                inc.acknowledged_at,
+                inc.resolved_by.clone(),
+                inc.resolved_at,
+            ),
+        };
         Notification {
             kind,
             incident_id: inc.id,
@@ -135,10 +158,10 @@ impl NotificationBuilder {
             sentry_url: inc.sentry_url.clone(),
             incident_url: self.incident_url(inc.id),
             ack_url,
-            acknowledged_by: inc.acknowledged_by.clone(),
-            acknowledged_at: inc.acknowledged_at.map(ms_to_datetime),
-            resolved_by: inc.resolved_by.clone(),
-            resolved_at: inc.resolved_at.map(ms_to_datetime),
+            acknowledged_by,
+            acknowledged_at: acknowledged_at.map(ms_to_datetime),
+            resolved_by,
+            resolved_at: resolved_at.map(ms_to_datetime),
             waited_minutes,
             post_mortem,
         }
@@ -154,17 +177,16 @@ fn format_metric(v: f64, inc: &Incident) -> String {
     }
 }
 
-fn post_mortem(inc: &Incident) -> Option<PostMortem> {
-    let resolved_at = inc.resolved_at?;
+fn post_mortem(e: &ResolvedEpisode) -> PostMortem {
     let span = |from: i64, to: i64| humanize(Duration::milliseconds(to - from));
-    Some(PostMortem {
-        opened_at: ms_to_datetime(inc.opened_at),
-        acknowledged_at: inc.acknowledged_at.map(ms_to_datetime),
-        resolved_at: ms_to_datetime(resolved_at),
-        time_to_acknowledge: inc.acknowledged_at.map(|a| span(inc.opened_at, a)),
-        time_to_resolve: span(inc.opened_at, resolved_at),
-        acknowledged_by: inc.acknowledged_by.clone(),
-        escalations_fired: inc.escalation_step,
-        root_cause: inc.root_cause.clone(),
-    })
+    PostMortem {
+        opened_at: ms_to_datetime(e.opened_at),
+        acknowledged_at: e.acknowledged_at.map(ms_to_datetime),
+        resolved_at: ms_to_datetime(e.resolved_at),
+        time_to_acknowledge: e.acknowledged_at.map(|a| span(e.opened_at, a)),
+        time_to_resolve: span(e.opened_at, e.resolved_at),
+        acknowledged_by: e.acknowledged_by.clone(),
+        escalations_fired: e.escalations_fired,
+        root_cause: e.root_cause.clone(),
+    }
 }
