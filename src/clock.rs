@@ -83,6 +83,14 @@ pub async fn sleep_until(
     deadline_ms: Option<i64>,
     wake: &mut crate::signal::Waiter,
 ) {
+    // Listen for a jump *before* reading the clock: a jump in between would otherwise be missed
+    // and the sleep would run its full real-time length.
+    let jumped = clock.jumped();
+    let notified = jumped.as_deref().map(Notify::notified);
+    tokio::pin!(notified);
+    if let Some(n) = notified.as_mut().as_pin_mut() {
+        n.enable();
+    }
     let cap = std::time::Duration::from_secs(60);
     let wait = match deadline_ms {
         Some(d) => {
@@ -94,13 +102,12 @@ pub async fn sleep_until(
         }
         None => cap,
     };
-    let jumped = clock.jumped();
     tokio::select! {
         _ = tokio::time::sleep(wait) => {}
         _ = wake.wait() => {}
         _ = async {
-            match &jumped {
-                Some(n) => n.notified().await,
+            match notified.as_mut().as_pin_mut() {
+                Some(n) => n.await,
                 None => std::future::pending().await,
             }
         } => {}

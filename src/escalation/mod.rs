@@ -50,7 +50,7 @@ impl Scheduler {
                 };
                 match transitions::fire_escalation(&mut inc, due_at, now) {
                     Some(e) => {
-                        sql::record(
+                        let first = sql::record(
                             &mut tx,
                             inc.id,
                             inc.episode,
@@ -59,8 +59,19 @@ impl Scheduler {
                             now,
                         )
                         .await?;
-                        lateness.push((now - due_at) as f64 / 1000.0);
-                        fx.extend(e);
+                        if first {
+                            lateness.push((now - due_at) as f64 / 1000.0);
+                            fx.extend(e);
+                        } else {
+                            // Only restored or hand-edited data gets here. Firing again would
+                            // page twice; failing the batch would stall every escalation.
+                            tracing::warn!(
+                                incident = inc.id,
+                                episode = inc.episode,
+                                step = inc.escalation_step,
+                                "escalation step already on record: not paging again"
+                            );
+                        }
                     }
                     // Not ours to fire (state changed): clear the stale deadline.
                     None => inc.next_escalation_at = None,
@@ -117,7 +128,14 @@ impl Scheduler {
                     }
                 }
                 ready.store(true, Ordering::SeqCst);
-                let next = sql::next_due(&self.store.read).await.ok().flatten();
+                let next = match sql::next_due(&self.store.read).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        // Not "nothing scheduled": look again soon rather than in a minute.
+                        tracing::error!(error = %e, "reading the next escalation deadline failed; retrying in 1 s");
+                        Some(self.clock.now_ms().saturating_add(1000))
+                    }
+                };
                 tokio::select! {
                     _ = sleep_until(&*self.clock, next, &mut waiter) => {}
                     _ = cancel.cancelled() => return,

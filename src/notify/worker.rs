@@ -369,7 +369,11 @@ impl OutboxWorker {
                     match me.step_until(&name, &cancel).await {
                         Ok(Step::Executed(_)) => continue,
                         Ok(Step::Idle) => {
-                            let next = deliveries::next_due(&me.store.read, &name).await.ok().flatten();
+                            // On a read error look again soon, not in a minute.
+                            let next = match deliveries::next_due(&me.store.read, &name).await {
+                                Ok(next) => next,
+                                Err(_) => Some(me.clock.now_ms().saturating_add(1000)),
+                            };
                             tokio::select! {
                                 _ = sleep_until(&*me.clock, next, &mut waiter) => {}
                                 _ = cancel.cancelled() => {}

@@ -22,6 +22,8 @@ pub async fn due(
 
 /// The unique (incident, episode, step) key makes a second firing of the same step an error
 /// that rolls its transaction back, whatever else went wrong.
+/// Records that a step fired; false when that step of that episode is already on record (then
+/// it must not fire again).
 pub async fn record(
     conn: &mut SqliteConnection,
     incident_id: i64,
@@ -29,9 +31,10 @@ pub async fn record(
     step: i64,
     due_at: i64,
     fired_at: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) VALUES (?, ?, ?, ?, ?, ?)",
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) VALUES (?, ?, ?, ?, ?, ?) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(incident_id)
     .bind(episode)
@@ -41,7 +44,7 @@ pub async fn record(
     .bind(fired_at - due_at)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn next_due(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
