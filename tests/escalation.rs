@@ -675,6 +675,12 @@ async fn a_button_from_an_earlier_occurrence_does_not_act_on_the_new_one() {
         .unwrap();
     assert_eq!(r.status(), 409);
 
+    let answer = slack_click(&w, "ack", "999999:1").await;
+    assert_eq!(
+        answer["handled"][0]["result"], "unknown_incident",
+        "{answer}"
+    );
+
     // The current card's button works.
     let answer = slack_click(&w, "ack", &format!("{id}:2")).await;
     assert_eq!(answer["handled"][0]["result"], "acknowledged", "{answer}");

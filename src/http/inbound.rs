@@ -112,10 +112,12 @@ async fn slack_interaction(
                 .map(|_| "resolved"),
             _ => continue,
         };
-        // A button on a card from an earlier occurrence does nothing; Slack is still answered
-        // 200, or it shows the person an error they cannot act on.
+        // A button on a card from an earlier occurrence (or about an incident this database does
+        // not have) does nothing; Slack is still answered 200, or it shows the person an error
+        // they cannot act on.
         let result = match result {
             Err(ServiceError::StaleEpisode { .. }) => "stale",
+            Err(ServiceError::NotFound(_)) => "unknown_incident",
             other => other?,
         };
         done.push(json!({ "incident": id, "action": action.action_id, "result": result }));
