@@ -242,6 +242,21 @@ async fn insert(store: &Store, r: Row) -> i64 {
     .fetch_one(&store.write)
     .await
     .expect("insert incident");
+    // The alerts it received, as the writer records them (what digests count).
+    for n in 0..r.events {
+        sqlx::query(
+            "INSERT INTO events (received_at, dedup_key, source, resource, action, status, \
+             incident_id, severity) VALUES (?, ?, 'sentry', 'metric_alert', 'critical', \
+             'processed', ?, ?)",
+        )
+        .bind(r.last_seen)
+        .bind(format!("{key}:{n}"))
+        .bind(id)
+        .bind(r.severity)
+        .execute(&store.write)
+        .await
+        .expect("insert event");
+    }
     id
 }
 
@@ -409,6 +424,52 @@ async fn daily_digest_lists_the_periods_medium_incidents_by_project() {
     );
     assert_eq!((r.incidents, r.attempts, r.error.as_deref()), (3, 1, None));
     assert!(r.response.as_deref().unwrap_or("").contains("250"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_digest_built_late_still_lists_an_incident_that_kept_firing() {
+    // The mail server was down at the fire; the retry comes 20 minutes later.
+    let env = Env::new(Options::default(), t0() + 20 * MIN).await;
+    let store = env.store().await;
+    let id = insert(
+        &store,
+        apdex(
+            "Apdex regression: POST /orders",
+            "paiid-backend",
+            0.61,
+            6,
+            t0() - HOUR,
+        ),
+    )
+    .await;
+    // It kept firing after the period ended: 4 alerts since, and `last_seen` moved on.
+    for n in 0..4 {
+        sqlx::query(
+            "INSERT INTO events (received_at, dedup_key, source, resource, action, status, \
+             incident_id, severity) VALUES (?, ?, 'sentry', 'metric_alert', 'critical', \
+             'processed', ?, 'medium')",
+        )
+        .bind(t0() + (n + 1) * 4 * MIN)
+        .bind(format!("after:{n}"))
+        .bind(id)
+        .execute(&store.write)
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE incidents SET last_seen = ?, event_count = 10 WHERE id = ?")
+        .bind(t0() + 16 * MIN)
+        .bind(id)
+        .execute(&store.write)
+        .await
+        .unwrap();
+
+    let runner = env.runner_with(store.clone(), env.channels.clone());
+    assert_eq!(sent(&runner.run_due().await.unwrap()), 1);
+    let text = env.exactly(1).await.remove(0).text();
+    assert!(
+        text.contains("POST /orders") && text.contains("lowest Apdex 0.61 · 6 events"),
+        "listed, with the period's own count:\n{text}"
+    );
 }
 
 #[tokio::test]

@@ -482,6 +482,14 @@ impl RoutingConfig {
                     crate::digest::schedule::DigestSchedule::parse(&w.value, &d.timezone.value)
                         .map_err(|e| err(line_of(w), format!("digest.weekly_schedule: {e}")))?;
                 }
+                if d.to.is_empty() {
+                    return Err(err(
+                        line_of(&d.schedule),
+                        "digest.to is empty: name the email channel(s) the digest goes to, or \
+                         remove the `digest:` section"
+                            .to_string(),
+                    ));
+                }
                 let to =
                     d.to.iter()
                         .map(|c| check_channel(c, "digest"))

@@ -110,6 +110,8 @@ fn digest_must_target_email_and_have_valid_cron() {
     expect_error(text, Some(6), "not an email channel");
     let text = "channels:\n  e: { type: email, to: [a@b.io] }\nseverities: {}\ndigest:\n  schedule: \"not a cron\"\n  to: [e]\n";
     expect_error(text, Some(5), "digest");
+    let text = "channels:\n  e: { type: email, to: [a@b.io] }\nseverities: {}\ndigest:\n  schedule: \"0 0 8 * * *\"\n  to: []\n";
+    expect_error(text, Some(5), "digest.to is empty");
 }
 
 #[test]

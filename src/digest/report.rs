@@ -227,7 +227,8 @@ impl DailyDigest {
             html.push_str("</table>\n");
         }
         let footer = "Medium incidents are not paged: they are reviewed here and in the weekly \
-                      ops summary. The metric is the worst value seen over the incident's life.";
+                      ops summary. Events are the alerts received in the period; the metric is the worst \
+                      value seen over the incident's life.";
         let _ = writeln!(text, "\n--\n{footer}");
         let _ = writeln!(
             html,
@@ -512,7 +513,7 @@ impl WeeklySummary {
 
         let footer = "Counts, MTTA and MTTR cover incidents whose current episode opened in this \
                       period, with acknowledgements and resolutions made before its end. \
-                      Noisiest: incidents seen in the period, by lifetime event count.";
+                      Noisiest: incidents by alerts received in the period.";
         let _ = writeln!(text, "\n--\n{footer}");
         let _ = writeln!(
             html,

@@ -484,14 +484,28 @@ impl DigestRunner {
                 } else {
                     "logged only: the channel has no SMTP settings (set SMTP_URL)".to_string()
                 };
-                let recorded = digests::mark_sent(
-                    &self.store.write,
-                    &key,
-                    finished,
-                    built.incidents,
-                    &response,
-                )
-                .await?;
+                // The mail is out: losing this record would send it again once the lease
+                // expires, so a passing database error gets a few more tries.
+                let mut tries = 0;
+                let recorded = loop {
+                    match digests::mark_sent(
+                        &self.store.write,
+                        &key,
+                        finished,
+                        built.incidents,
+                        &response,
+                    )
+                    .await
+                    {
+                        Ok(recorded) => break recorded,
+                        Err(e) if tries < 4 => {
+                            tries += 1;
+                            tracing::warn!(error = %e, tries, "recording a sent digest failed; trying again");
+                            tokio::time::sleep(Duration::from_millis(250 * tries)).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                };
                 if !recorded {
                     // Our lease ran out mid-send and another run re-claimed and sent it too.
                     tracing::warn!(

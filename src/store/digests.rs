@@ -210,18 +210,19 @@ pub struct DigestIncident {
     pub rule: Option<String>,
     /// Worst value seen over the incident's life (lowest Apdex, highest duration).
     pub metric_value: Option<f64>,
+    /// Alerts received for it in the period, and the first and last of them.
     pub event_count: i64,
     pub first_seen: i64,
     pub last_seen: i64,
     pub sentry_url: Option<String>,
 }
 
-/// Incidents of `severity` seen in `[start, end)`, i.e. whose `last_seen` falls in it, in any
-/// state. Ordered by project, then noisiest first.
+/// Incidents that received alerts of `severity` in `[start, end)`, in any state, with the
+/// period's count. Ordered by project, then noisiest first.
 ///
-/// `last_seen` only keeps the latest sighting, so an incident seen in a period and again in a
-/// later one belongs to the later one. Digests are built at the end of their period, when that
-/// cannot have happened yet; only a late catch-up can miss such an incident.
+/// Read from the stored events, not from `incidents.last_seen`: a digest built late (a retry
+/// after the mail server was down, a catch-up at start) must still list an incident that kept
+/// firing after the period ended.
 pub async fn incidents_seen(
     pool: &SqlitePool,
     severity: &str,
@@ -229,10 +230,13 @@ pub async fn incidents_seen(
     end: i64,
 ) -> Result<Vec<DigestIncident>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, title, project, state, rule, metric_value, event_count, first_seen, \
-         last_seen, sentry_url \
-         FROM incidents WHERE severity = ? AND last_seen >= ? AND last_seen < ? \
-         ORDER BY COALESCE(project, ''), event_count DESC, id",
+        "SELECT i.id, i.title, i.project, i.state, i.rule, i.metric_value, \
+           COUNT(*) AS event_count, MIN(e.received_at) AS first_seen, \
+           MAX(e.received_at) AS last_seen, i.sentry_url \
+         FROM events e JOIN incidents i ON i.id = e.incident_id \
+         WHERE e.severity = ?1 AND e.received_at >= ?2 AND e.received_at < ?3 \
+         GROUP BY i.id \
+         ORDER BY COALESCE(i.project, ''), event_count DESC, i.id",
     )
     .bind(severity)
     .bind(start)
@@ -320,11 +324,12 @@ pub struct NoisyIncident {
     pub project: Option<String>,
     pub severity: String,
     pub state: String,
+    /// Alerts received for it in the period.
     pub event_count: i64,
     pub sentry_url: Option<String>,
 }
 
-/// The `limit` incidents seen in the period with the most events (lifetime count).
+/// The `limit` incidents with the most alerts received in the period.
 pub async fn noisiest(
     pool: &SqlitePool,
     start: i64,
@@ -332,9 +337,11 @@ pub async fn noisiest(
     limit: i64,
 ) -> Result<Vec<NoisyIncident>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT id, title, project, severity, state, event_count, sentry_url \
-         FROM incidents WHERE last_seen >= ? AND last_seen < ? \
-         ORDER BY event_count DESC, id LIMIT ?",
+        "SELECT i.id, i.title, i.project, i.severity, i.state, COUNT(*) AS event_count, \
+           i.sentry_url \
+         FROM events e JOIN incidents i ON i.id = e.incident_id \
+         WHERE e.received_at >= ? AND e.received_at < ? \
+         GROUP BY i.id ORDER BY event_count DESC, i.id LIMIT ?",
     )
     .bind(start)
     .bind(end)
