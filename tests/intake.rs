@@ -354,6 +354,27 @@ async fn sentry_lifecycle_resolve_assign_reopen() {
     assert_eq!(inc["state"], "triggered");
     assert_eq!(inc["episode"], 2);
     assert!(inc["next_escalation_at"].is_string(), "escalates again");
+
+    // Resolved again: byte for byte the first resolve (Sentry's issue bodies carry no time), but
+    // the incident changed since, so it is a new resolve, not a retry.
+    let r = app
+        .post_sentry(Some("issue"), &fixture("issue.resolved.1.json"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "accepted");
+    let inc = app.incident(id).await;
+    assert_eq!(inc["state"], "resolved");
+    assert!(inc["next_escalation_at"].is_null());
+    // Its retry, though, is one.
+    let r = app
+        .post_sentry(Some("issue"), &fixture("issue.resolved.1.json"))
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "duplicate");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM events WHERE resource = 'issue' AND action = 'resolved'")
+            .await,
+        2
+    );
 }
 
 #[tokio::test]
@@ -437,5 +458,36 @@ async fn api_token_and_health() {
             .unwrap()
             .status(),
         200
+    );
+}
+
+#[tokio::test]
+async fn one_sentry_event_by_two_routes_is_one_occurrence() {
+    let app = spawn_app().await;
+    // The same production error as `error.created` and as an alert rule's `event_alert`.
+    let mut error = fixture_json("error.created.1.json");
+    error["data"]["error"]["event_id"] = "evt-twice".into();
+    error["data"]["error"]["issue_id"] = "5550001".into();
+    let mut alert = fixture_json("event_alert.triggered.4.json");
+    alert["data"]["event"]["event_id"] = "evt-twice".into();
+    alert["data"]["event"]["issue_id"] = "5550001".into();
+    alert["data"]["triggered_rule"] = "Errors in production".into();
+    let r = app
+        .post_sentry(Some("error"), &serde_json::to_vec(&error).unwrap())
+        .await;
+    let id = r.json::<Value>().await.unwrap()["incident_id"]
+        .as_i64()
+        .unwrap();
+    let r = app
+        .post_sentry(Some("event_alert"), &serde_json::to_vec(&alert).unwrap())
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "accepted", "its rule may route differently");
+    assert_eq!(v["incident_id"], id);
+    assert_eq!(app.incident(id).await["event_count"], 1, "one event");
+    assert_eq!(
+        app.scalar("SELECT SUM(occurrence) FROM events").await,
+        1,
+        "counted once in rate windows"
     );
 }

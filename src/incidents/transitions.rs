@@ -220,7 +220,11 @@ pub fn record_alert(
     now: i64,
 ) -> Effects {
     let mut fx = Effects::default();
-    inc.event_count += 1;
+    // Another alert about an event already counted (a second rule that fired on it) is not a
+    // second event.
+    if facts.occurrence || facts.event_id.is_none() {
+        inc.event_count += 1;
+    }
     inc.last_seen = now;
     inc.last_event_id = Some(event_id);
     inc.updated_at = now;
@@ -236,8 +240,10 @@ pub fn record_alert(
         inc.release = facts.release.clone();
     }
     if inc.state() == IncidentState::Resolved {
-        // Sentry saw it again after we resolved it: a new episode that escalates afresh.
-        let severity = class.severity.max(Severity::Unclassified);
+        // Sentry saw it again after we resolved it: a new episode that escalates afresh, at the
+        // severity of this alert (a staging event for an issue once critical in production
+        // must not page), not the old episode's.
+        let severity = class.severity;
         reopen(
             cfg,
             inc,
@@ -292,7 +298,6 @@ fn reopen(
     why: &str,
     fx: &mut Effects,
 ) {
-    let severity = severity.max(inc.severity());
     let (policy, json) = freeze(cfg, severity);
     inc.episode += 1;
     inc.severity = severity.as_str().to_string();

@@ -2,6 +2,7 @@
 //! them in one transaction with a handful of multi-row statements (group commit), then answers
 //! every waiting request. A webhook is answered 2xx only after its commit.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -23,6 +24,10 @@ use super::transitions::{self, Actor, Effects};
 /// Most webhooks committed together. Larger batches amortize the commit further but hold the
 /// earliest request longer.
 const MAX_BATCH: usize = 512;
+
+/// How long an identical body counts as a retry of the earlier one (when nothing happened to its
+/// incident in between). Sentry retries within minutes; a day leaves a wide margin.
+const RETRY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// `IngestRequest::source` of synthetic alerts from `POST /api/test-alert`.
 pub const TEST_SOURCE: &str = "test";
@@ -96,6 +101,25 @@ pub struct Writer {
     next_incident_id: i64,
 }
 
+/// A classifier whose rate windows hold the occurrences stored within the longest window.
+async fn rebuild_classifier(
+    conn: &mut sqlx::SqliteConnection,
+    cfg: &RoutingConfig,
+    now: i64,
+) -> Result<Classifier, StoreError> {
+    let mut classifier = Classifier::new(cfg.rules.clone());
+    let longest = classifier.longest_window_ms();
+    if longest > 0 {
+        for (resource, at, body) in sql::recent_occurrences(conn, now - longest).await? {
+            let resource = (resource != "legacy").then_some(resource);
+            if let Ok(facts) = crate::intake::sentry::parse(resource.as_deref(), &body) {
+                classifier.replay(&facts, at);
+            }
+        }
+    }
+    Ok(classifier)
+}
+
 impl Writer {
     /// Prepares the writer: reads id counters and rebuilds rate windows from stored events.
     pub async fn new(
@@ -106,17 +130,7 @@ impl Writer {
     ) -> Result<Self, StoreError> {
         let mut conn = store.write.acquire().await?;
         let (events, incidents) = sql::max_ids(&mut conn).await?;
-        let mut classifier = Classifier::new(cfg.rules.clone());
-        let longest = classifier.longest_window_ms();
-        if longest > 0 {
-            let since = clock.now_ms() - longest;
-            for (resource, at, body) in sql::recent_occurrences(&mut conn, since).await? {
-                let resource = (resource != "legacy").then_some(resource);
-                if let Ok(facts) = crate::intake::sentry::parse(resource.as_deref(), &body) {
-                    classifier.replay(&facts, at);
-                }
-            }
-        }
+        let classifier = rebuild_classifier(&mut conn, &cfg, clock.now_ms()).await?;
         drop(conn);
         Ok(Self {
             store,
@@ -164,12 +178,18 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, batch = requests.len(), "intake batch failed to commit; answering 503");
-                    // Counters may have advanced inside the failed transaction: re-read them.
-                    if let Ok(mut conn) = self.store.write.acquire().await
-                        && let Ok((ev, inc)) = sql::max_ids(&mut conn).await
-                    {
-                        self.next_event_id = ev + 1;
-                        self.next_incident_id = inc + 1;
+                    // Counters may have advanced inside the failed transaction, and the rate
+                    // windows counted alerts that were not stored (Sentry will send them again):
+                    // rebuild both from what the database holds.
+                    if let Ok(mut conn) = self.store.write.acquire().await {
+                        if let Ok((ev, inc)) = sql::max_ids(&mut conn).await {
+                            self.next_event_id = ev + 1;
+                            self.next_incident_id = inc + 1;
+                        }
+                        match rebuild_classifier(&mut conn, &self.cfg, self.clock.now_ms()).await {
+                            Ok(c) => self.classifier = c,
+                            Err(e) => tracing::error!(error = %e, "rebuilding rate windows failed"),
+                        }
                     }
                     let e = Arc::new(e);
                     for reply in replies {
@@ -192,10 +212,28 @@ impl Writer {
         let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
         let now = self.clock.now_ms();
 
-        // Retries already stored, and retries inside this very batch.
-        let keys: Vec<&str> = reqs.iter().map(|r| r.dedup_key.as_str()).collect();
-        let stored = sql::existing_dedup_keys(&mut tx, &keys).await?;
+        // Retries already stored, and retries inside this very batch. Event keys are forever;
+        // content hashes only within the retry window (see `sql::body_copies`).
+        let (body_keys, event_keys): (Vec<&str>, Vec<&str>) = reqs
+            .iter()
+            .map(|r| r.dedup_key.as_str())
+            .partition(|k| crate::intake::is_content_key(k));
+        let stored = sql::existing_dedup_keys(&mut tx, &event_keys).await?;
+        let body_copies =
+            sql::body_copies(&mut tx, &body_keys, now.saturating_sub(RETRY_WINDOW_MS)).await?;
         let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
+        // Sentry events already counted (under another rule or route), and those of this batch.
+        let event_prefixes: Vec<String> = reqs
+            .iter()
+            .filter(|r| r.facts.occurrence)
+            .filter_map(|r| {
+                r.facts
+                    .event_id
+                    .as_deref()
+                    .map(crate::intake::event_key_prefix)
+            })
+            .collect();
+        let mut events_seen = sql::events_seen(&mut tx, &event_prefixes).await?;
 
         let incident_keys: Vec<String> =
             reqs.iter().filter_map(|r| r.facts.incident_key()).collect();
@@ -216,8 +254,13 @@ impl Writer {
         let mut incident_id = next_incident_id;
 
         for (i, req) in reqs.iter().enumerate() {
+            let body_copy = body_copies.get(req.dedup_key.as_str()).copied();
             if let Some(id) = stored.get(req.dedup_key.as_str()) {
                 outcomes.push(IngestOutcome::Duplicate { event_id: *id });
+                continue;
+            }
+            if let Some(sql::BodyCopy::Retry(id)) = body_copy {
+                outcomes.push(IngestOutcome::Duplicate { event_id: id });
                 continue;
             }
             if let Some(&first) = first_in_batch.get(req.dedup_key.as_str()) {
@@ -232,7 +275,21 @@ impl Writer {
             let this_event = event_id;
             event_id += 1;
 
-            let f = &req.facts;
+            let seen_before = req.facts.occurrence
+                && req
+                    .facts
+                    .event_id
+                    .as_deref()
+                    .is_some_and(|id| !events_seen.insert(crate::intake::event_key_prefix(id)));
+            let f: Cow<AlertFacts> = if seen_before {
+                Cow::Owned(AlertFacts {
+                    occurrence: false,
+                    ..req.facts.clone()
+                })
+            } else {
+                Cow::Borrowed(&req.facts)
+            };
+            let f = f.as_ref();
             let class = self.classifier.classify(f, now);
             let key = f.incident_key();
             let actor = Actor::new(f.actor.clone().unwrap_or_else(|| "sentry".into()), "sentry");
@@ -303,10 +360,14 @@ impl Writer {
                 _ => status = "ignored",
             }
             let severity = touched.map_or(class.severity, |(_, s)| s);
+            let dedup_key = match body_copy {
+                Some(sql::BodyCopy::Repeat) => format!("{}:{this_event}", req.dedup_key),
+                _ => req.dedup_key.clone(),
+            };
             events.push(NewEvent {
                 id: this_event,
                 received_at: now,
-                dedup_key: req.dedup_key.clone(),
+                dedup_key,
                 request_id: req.request_id.clone(),
                 source: req.source,
                 resource: f.resource.clone(),

@@ -110,6 +110,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for Tags<'a> {
             fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
                 Ok(Tags::default())
             }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Tags::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Tags::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Tags::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Tags::default())
+            }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
                 while let Some(pair) = a.next_element::<TagPair<'de>>()? {
@@ -172,6 +184,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for TagPair<'a> {
             fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
                 Ok(TagPair(Text::default(), Text::default()))
             }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(TagPair(Text::default(), Text::default()))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(TagPair(Text::default(), Text::default()))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(TagPair(Text::default(), Text::default()))
+            }
         }
         d.deserialize_any(V)
     }
@@ -203,6 +224,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for TextList<'a> {
             }
             fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(TextList(vec![Cow::Owned(v.to_string())]))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(TextList::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(TextList::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(TextList::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(TextList::default())
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
@@ -253,5 +286,17 @@ mod tests {
         assert_eq!(t.0.len(), 2);
         let t: Tags = serde_json::from_str(r#"{"env":"prod","n":5}"#).unwrap();
         assert_eq!(t.0[1], (Cow::Borrowed("n"), Cow::Owned("5".into())));
+    }
+
+    #[test]
+    fn odd_scalars_in_tags_and_lists_are_skipped_not_fatal() {
+        for text in [r#"[true, -1, 2.5, 7, ["a","1"]]"#, "5", "-5", "true", "1.5"] {
+            let t: Tags = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(t.0.len() <= 1, "{text}");
+        }
+        for text in ["5", "-5", "true", "1.5", r#"["a", 1, true]"#] {
+            let l: TextList = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(l.0.len() <= 3, "{text}");
+        }
     }
 }

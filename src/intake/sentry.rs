@@ -46,7 +46,7 @@ impl Meaning {
 }
 
 /// A metric alert's aggregate and measured value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct MetricFacts {
     pub alert_rule_id: Option<String>,
     pub aggregate: Option<String>,
@@ -57,10 +57,32 @@ pub struct MetricFacts {
 }
 
 impl MetricFacts {
+    /// A duration statistic (`p95(transaction.duration)`, `avg(...)`, `percentile(..., 0.9)`),
+    /// not a count that merely mentions the field (`count_if(transaction.duration,greater,500)`).
     pub fn is_transaction_duration(&self) -> bool {
-        self.aggregate
-            .as_deref()
-            .is_some_and(|a| a.contains("transaction.duration"))
+        const DURATION_STATS: &[&str] = &[
+            "p50",
+            "p75",
+            "p90",
+            "p95",
+            "p99",
+            "p100",
+            "percentile",
+            "avg",
+            "max",
+            "min",
+            "median",
+        ];
+        self.aggregate.as_deref().is_some_and(|a| {
+            let a = a.trim();
+            match a.split_once('(') {
+                Some((function, args)) => {
+                    DURATION_STATS.contains(&function.trim())
+                        && args.trim_start().starts_with("transaction.duration")
+                }
+                None => false,
+            }
+        })
     }
     pub fn is_apdex(&self) -> bool {
         self.aggregate
@@ -105,11 +127,17 @@ impl AlertFacts {
     /// The incident this payload belongs to: one per Sentry issue, or per metric alert rule.
     pub fn incident_key(&self) -> Option<String> {
         if self.resource == "metric_alert" {
-            let m = self.metric.as_ref()?;
-            return m
-                .alert_rule_id
+            let by_id = self
+                .metric
                 .as_ref()
+                .and_then(|m| m.alert_rule_id.as_ref())
                 .map(|id| format!("sentry-metric:{id}"));
+            // Real payloads carry the rule id; without it, the rule's name still groups them.
+            return by_id.or_else(|| {
+                self.sentry_rule
+                    .as_ref()
+                    .map(|name| format!("sentry-metric-name:{name}"))
+            });
         }
         if let Some(id) = &self.issue_id {
             return Some(format!("sentry-issue:{id}"));

@@ -66,6 +66,84 @@ pub async fn existing_dedup_keys(
     Ok(out)
 }
 
+/// What the stored copies of a content-hashed payload (`body:{sha256}`) say about a new copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyCopy {
+    /// Never seen.
+    New,
+    /// A retry of the latest copy (event id): answered `duplicate`.
+    Retry(i64),
+    /// The same bytes again, but meant again: the latest copy is older than the retry window,
+    /// or its incident has changed since (resolve, reopen, resolve: Sentry's `issue` bodies carry
+    /// no timestamp, so the second resolve is byte-identical to the first).
+    Repeat,
+}
+
+/// Classifies content-hashed keys against their latest stored copy. Repeats are stored under
+/// `{key}:{event id}`, so the range `[key, key;)` holds every copy of one body.
+pub async fn body_copies(
+    conn: &mut SqliteConnection,
+    keys: &[&str],
+    retry_window_starts: i64,
+) -> Result<HashMap<String, BodyCopy>, StoreError> {
+    let mut out = HashMap::new();
+    for key in keys {
+        let latest: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, received_at, incident_id FROM events \
+             WHERE dedup_key >= ?1 AND dedup_key < ?1 || ';' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(*key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let copy = match latest {
+            None => BodyCopy::New,
+            Some((_, received_at, _)) if received_at < retry_window_starts => BodyCopy::Repeat,
+            Some((id, _, Some(incident_id))) => {
+                let changed_since: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE incident_id = ? AND id > ?)",
+                )
+                .bind(incident_id)
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await?;
+                if changed_since {
+                    BodyCopy::Repeat
+                } else {
+                    BodyCopy::Retry(id)
+                }
+            }
+            Some((id, _, None)) => BodyCopy::Retry(id),
+        };
+        out.insert((*key).to_string(), copy);
+    }
+    Ok(out)
+}
+
+/// Which of these key prefixes (one per Sentry event, see `intake::event_key_prefix`) have a
+/// stored event.
+pub async fn events_seen(
+    conn: &mut SqliteConnection,
+    prefixes: &[String],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut out = std::collections::HashSet::new();
+    for prefix in prefixes {
+        // The prefix ends with ':'; ';' sorts right after it, so the range is exactly the keys
+        // that start with the prefix, found on the unique index.
+        let upper = format!("{};", &prefix[..prefix.len() - 1]);
+        let seen: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE dedup_key >= ? AND dedup_key < ?)",
+        )
+        .bind(prefix)
+        .bind(upper)
+        .fetch_one(&mut *conn)
+        .await?;
+        if seen {
+            out.insert(prefix.clone());
+        }
+    }
+    Ok(out)
+}
+
 pub async fn incidents_by_keys(
     conn: &mut SqliteConnection,
     keys: &[&str],

@@ -225,6 +225,30 @@ fn severity_rise_never_postpones_a_running_escalation() {
 }
 
 #[test]
+fn a_reopen_takes_the_new_alerts_severity() {
+    let (cfg, mut inc, _) = critical();
+    resolve(&cfg, &mut inc, &Actor::new("ana", "api"), 2 * MIN);
+    // The same Sentry issue, seen again in staging: no rule pages for that.
+    let facts = parse(
+        Some("event_alert"),
+        &fixture("event_alert.triggered.4.json"),
+    )
+    .unwrap();
+    let fx = record_alert(
+        &cfg,
+        &mut inc,
+        &facts,
+        &Classification::unclassified(),
+        9,
+        3 * MIN,
+    );
+    assert_eq!(inc.episode, 2);
+    assert_eq!(inc.severity(), Severity::Unclassified);
+    assert_eq!(inc.next_escalation_at, None, "nobody is paged");
+    assert!(fx.deliveries.is_empty());
+}
+
+#[test]
 fn muted_incidents_stop_escalating() {
     let (_, mut inc, _) = critical();
     let due = inc.next_escalation_at.unwrap();

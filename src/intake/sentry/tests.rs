@@ -135,3 +135,45 @@ fn helpers() {
     );
     assert_eq!(value_from_description("garbage"), None);
 }
+
+#[test]
+fn only_duration_statistics_count_as_transaction_duration() {
+    let m = |aggregate: &str| MetricFacts {
+        aggregate: Some(aggregate.to_string()),
+        ..MetricFacts::default()
+    };
+    for yes in [
+        "p95(transaction.duration)",
+        "avg(transaction.duration)",
+        "percentile(transaction.duration,0.99)",
+        " p50( transaction.duration )",
+    ] {
+        assert!(m(yes).is_transaction_duration(), "{yes}");
+    }
+    for no in [
+        "count_if(transaction.duration,greater,500)",
+        "count()",
+        "failure_rate()",
+        "apdex(300)",
+    ] {
+        assert!(!m(no).is_transaction_duration(), "{no}");
+    }
+}
+
+#[test]
+fn a_metric_alert_without_ids_is_grouped_by_its_rule_name() {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&load("metric_alert.critical.1.json")).unwrap();
+    let rule = &mut v["data"]["metric_alert"]["alert_rule"];
+    let name = rule["name"].as_str().unwrap().to_string();
+    rule.as_object_mut().unwrap().remove("id");
+    v["data"]["metric_alert"]
+        .as_object_mut()
+        .unwrap()
+        .remove("id");
+    let facts = parse(Some("metric_alert"), &serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(
+        facts.incident_key(),
+        Some(format!("sentry-metric-name:{name}"))
+    );
+}
