@@ -229,6 +229,21 @@ async fn bad_input_gets_clear_errors() {
     assert_eq!(err["code"], "method_not_allowed");
     assert_eq!(err["detail"], "GET is not allowed on /webhooks/sentry");
 
+    // The JSON API has the same 1 MiB limit as the webhooks.
+    let big_note = serde_json::json!({ "by": "ana", "note": "x".repeat(1_500_000) });
+    let r = app
+        .client
+        .post(app.url("/api/incidents/1/note"))
+        .json(&big_note)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "payload_too_large"
+    );
+
     // A web form that is not UTF-8 still gets a page, not a plain-text rejection.
     let r = app
         .client

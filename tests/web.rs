@@ -163,6 +163,43 @@ async fn web_page_lists_and_acknowledges_with_the_api_token() {
         "the timer is cancelled"
     );
 
+    // Pages are never framed (a framed page could be clicked into acknowledging) and run no
+    // script.
+    let r = app
+        .client
+        .get(app.url(&format!("/incidents/{id}")))
+        .basic_auth("ana", Some("t0ken"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+
+    // Reading the API with the browser's sign-in works; acting needs the bearer token, which a
+    // browser never adds by itself to a request a hostile page makes.
+    let r = app
+        .client
+        .post(app.url("/api/test-alert"))
+        .basic_auth("ana", Some("t0ken"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .client
+        .post(app.url(&format!("/api/incidents/{id}/resolve")))
+        .basic_auth("ana", Some("t0ken"))
+        .json(&serde_json::json!({ "by": "ana" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
     let r = app
         .client
         .post(app.url("/incidents/999/ack"))

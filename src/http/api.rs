@@ -28,14 +28,25 @@ pub fn router() -> Router<AppState> {
         .route("/api/incidents/{id}/note", post(note))
 }
 
-/// Checks the API token in constant time, when one is configured: `Authorization: Bearer
-/// <API_TOKEN>`, or HTTP Basic with the token as password (what a browser signed in to the web
-/// pages sends, so their JSON links work too).
+/// Reading (`GET`): the API token in constant time, when one is configured, as `Authorization:
+/// Bearer <API_TOKEN>` or as HTTP Basic with the token as password (what a browser signed in to
+/// the web pages sends, so their JSON links work).
+pub fn require_api_reader(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    check_token(state, presented_token(headers).map(|(token, _)| token))
+}
+
+/// Acting (`POST`): the bearer token only. A browser re-sends Basic credentials on any request
+/// to this host, including one a hostile page makes (cross-site request forgery); it never
+/// invents an `Authorization: Bearer` header.
 pub fn require_api_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let bearer = presented_token(headers).and_then(|(token, user)| user.is_none().then_some(token));
+    check_token(state, bearer)
+}
+
+fn check_token(state: &AppState, given: Option<String>) -> Result<(), ApiError> {
     let Some(expected) = &state.secrets.api_token else {
         return Ok(());
     };
-    let given = presented_token(headers).map(|(token, _)| token);
     crate::intake::signature::verify_token(expected.expose(), given.as_deref()).map_err(|_| {
         ApiError::Unauthorized(
             "missing or wrong bearer token (Authorization: Bearer <API_TOKEN>)".into(),
@@ -148,7 +159,7 @@ async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    require_api_token(&state, &headers)?;
+    require_api_reader(&state, &headers)?;
     if let Some(s) = &q.state
         && crate::incidents::IncidentState::parse(s).is_none()
     {
@@ -181,7 +192,7 @@ async fn show(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    require_api_token(&state, &headers)?;
+    require_api_reader(&state, &headers)?;
     let inc = misc::incident(&state.store.read, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("incident {id} not found")))?;

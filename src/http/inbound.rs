@@ -179,9 +179,12 @@ async fn pagerduty_webhook(
     if event.event_type == "pagey.ping" {
         return Ok((StatusCode::OK, Json(json!({ "status": "pong" }))));
     }
-    let webhook_id = header(&headers, "x-webhook-id")
-        .map(str::to_string)
-        .or(event.id.clone());
+    // The signed event id first: the `X-Webhook-Id` header is not covered by the signature, so
+    // a replayed body with a fresh header would otherwise pass as new.
+    let webhook_id = event
+        .id
+        .clone()
+        .or_else(|| header(&headers, "x-webhook-id").map(str::to_string));
     if let Some(wid) = &webhook_id
         && misc::webhook_seen(&state.store.read, "pagerduty", wid).await?
     {

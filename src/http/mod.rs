@@ -16,8 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{Method, StatusCode, Uri};
-use tower_http::timeout::TimeoutLayer;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{Method, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::ack_token::AckKeys;
@@ -78,10 +80,25 @@ pub fn router(state: AppState) -> Router {
                 path: uri.path().to_string(),
             }
         })
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(10),
-        ))
+        .layer(axum::middleware::from_fn(request_timeout))
+        // The JSON and form extractors' limit; the webhook routes read their bodies themselves
+        // under the same limit.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// No request may hold a connection longer than this once its headers are in.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Like `tower_http`'s timeout, but the answer is our JSON error, not an empty 503.
+async fn request_timeout(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => error::ApiError::Unavailable(format!(
+            "the request took longer than {} s; retry later",
+            REQUEST_TIMEOUT.as_secs()
+        ))
+        .into_response(),
+    }
 }

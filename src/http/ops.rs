@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::api::require_api_token;
+use super::api::{require_api_reader, require_api_token};
 use super::error::ApiError;
 use super::extract::Query;
 use crate::classification::Severity;
@@ -51,7 +51,7 @@ async fn list_deliveries(
     headers: HeaderMap,
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    require_api_token(&state, &headers)?;
+    require_api_reader(&state, &headers)?;
     if let Some(s) = &q.status
         && !["pending", "sending", "delivered", "failed", "dead"].contains(&s.as_str())
     {

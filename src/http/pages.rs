@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
-use super::api::{presented_token, require_api_token};
+use super::api::{presented_token, require_api_reader};
 use super::extract::Path;
 use crate::clock::ms_to_datetime;
 use crate::incidents::model::Incident;
@@ -47,7 +47,20 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <body><h1>{t}</h1>{body}</body></html>",
         t = esc(title)
     );
-    (status, [("cache-control", "no-store")], Html(html)).into_response()
+    // Never framed (a framed page could be clicked into acknowledging), no scripts at all, and
+    // links and forms only to http(s).
+    let headers = [
+        ("cache-control", "no-store"),
+        ("x-frame-options", "DENY"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+        ("referrer-policy", "no-referrer"),
+        ("x-content-type-options", "nosniff"),
+    ];
+    (status, headers, Html(html)).into_response()
 }
 
 pub fn summary_table(inc: &Incident) -> String {
@@ -95,7 +108,7 @@ fn web_login(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, Bo
     if state.secrets.api_token.is_none() {
         return Ok(None);
     }
-    if require_api_token(state, headers).is_ok() {
+    if require_api_reader(state, headers).is_ok() {
         return Ok(presented_token(headers).and_then(|(_, user)| user));
     }
     let mut r = page(

@@ -351,10 +351,18 @@ pub fn parse(resource: Option<&str>, body: &[u8]) -> Result<AlertFacts, ParseErr
             return Err(ParseError::NotAnObject("a scalar"));
         }
     }
-    match resource {
-        None => parse_legacy(body),
-        Some(r) => parse_integration(r, body),
-    }
+    let mut facts = match resource {
+        None => parse_legacy(body)?,
+        Some(r) => parse_integration(r, body)?,
+    };
+    // The link ends up in Slack, mail and our pages: only http(s), never `javascript:`.
+    facts.web_url = facts.web_url.filter(|u| is_http_url(u));
+    Ok(facts)
+}
+
+fn is_http_url(u: &str) -> bool {
+    let u = u.trim_start().to_ascii_lowercase();
+    u.starts_with("https://") || u.starts_with("http://")
 }
 
 fn parse_integration(resource: &str, body: &[u8]) -> Result<AlertFacts, ParseError> {

@@ -177,3 +177,14 @@ fn a_metric_alert_without_ids_is_grouped_by_its_rule_name() {
         Some(format!("sentry-metric-name:{name}"))
     );
 }
+
+#[test]
+fn only_http_links_are_kept() {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&load("event_alert.triggered.4.json")).unwrap();
+    v["data"]["event"]["web_url"] = "javascript:alert(document.domain)//".into();
+    let facts = parse(Some("event_alert"), &serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(facts.web_url, None);
+    let facts = parse(Some("event_alert"), &load("event_alert.triggered.4.json")).unwrap();
+    assert!(facts.web_url.unwrap().starts_with("https://"));
+}
