@@ -189,13 +189,11 @@ impl Application {
         let store = state.store.clone();
         let app = http::router(state);
         let cancel_on_stop = cancel.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                cancel_on_stop.cancel();
-            })
-            .await
-            .context("serving HTTP")?;
+        http::serve::serve(listener, app, async move {
+            shutdown.await;
+            cancel_on_stop.cancel();
+        })
+        .await;
         cancel.cancel();
         for w in workers {
             let _ = w.await;

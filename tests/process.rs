@@ -457,3 +457,70 @@ severities:
         "fired exactly once across crash and restarts"
     );
 }
+
+/// Opens a connection and sends the start of a request, one header line at a time, never
+/// finishing it. Returns how long the server kept the connection open (capped at `limit`).
+async fn trickle_headers(base: &str, limit: Duration) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    while started.elapsed() < limit {
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                // Closed (possibly after a 408): the server gave up on us.
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            },
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                if stream.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                    return started.elapsed();
+                }
+            }
+        }
+    }
+    limit
+}
+
+#[tokio::test]
+async fn slow_clients_neither_hold_connections_nor_block_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("routing.yaml"),
+        std::fs::read_to_string(support::repo_path("routing.yaml")).unwrap(),
+    )
+    .unwrap();
+    let service = Service::start(dir.path(), &[], 1).await;
+
+    // A client that never finishes its headers is cut off (10 s to send them).
+    let held = trickle_headers(&service.base, Duration::from_secs(25)).await;
+    assert!(held < Duration::from_secs(15), "held for {held:?}");
+
+    // Shutdown does not wait for such a client for ever.
+    let base = service.base.clone();
+    let slow = tokio::spawn(async move { trickle_headers(&base, Duration::from_secs(60)).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let mut service = service;
+    let pid = service.child.id().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), service.child.wait())
+        .await
+        .expect("the service stops within its shutdown grace")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    let _ = slow.await;
+}

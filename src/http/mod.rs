@@ -10,6 +10,7 @@ pub mod inbound;
 pub mod ops;
 pub mod pages;
 pub mod sentry;
+pub mod serve;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
