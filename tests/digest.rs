@@ -595,19 +595,31 @@ async fn missed_period_is_sent_once_at_start_and_the_loop_keeps_time() {
         apdex("Seen in the missed day", "paiid-web", 0.6, 4, t0() - HOUR),
     )
     .await;
+    insert(
+        &store,
+        apdex(
+            "Seen the day before",
+            "paiid-web",
+            0.7,
+            2,
+            t0() - DAY - HOUR,
+        ),
+    )
+    .await;
     env.clock.set(t0() + 3 * HOUR);
 
     let cancel = CancellationToken::new();
     let task = Arc::new(env.runner().await).spawn(cancel.clone());
-    // Only the latest missed period, once: not the one ending t0 - 1 day.
+    // One mail for both missed days: not two mails, and not one that drops the first day.
     let mails = env.exactly(2).await;
     assert!(
         mails[1]
             .subject
-            .contains("(Tue 24 Nov 08:00 – Wed 25 Nov 2026 08:00 UTC)"),
+            .contains("(Mon 23 Nov 08:00 – Wed 25 Nov 2026 08:00 UTC)"),
         "{}",
         mails[1].subject
     );
+    assert!(mails[1].text().contains("Seen the day before"));
     assert!(mails[1].text().contains("Seen in the missed day"));
 
     // Another restart within the period: nothing new.

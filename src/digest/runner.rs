@@ -3,8 +3,9 @@
 //! Which period is due comes from the schedule alone: at any instant the due period of a kind is
 //! the one ending at the latest fire at or before now. The loop and the start-up catch-up are the
 //! same call ([`DigestRunner::run_due`]), so a period missed while the service was down is sent
-//! once at start, and only the latest one: three missed daily digests become one digest of the
-//! last day, not three mails of stale news. Whether a period was already sent is decided by the
+//! once at start, as one digest: three missed daily digests become one mail covering the three
+//! days (see [`DigestRunner::catch_up`]), not three mails of stale news and not one that drops
+//! two days. Whether a period was already sent is decided by the
 //! claim in `digests` (see `store::digests`), never by in-memory state, so a restart or a second
 //! instance on the same database sends nothing twice.
 //!
@@ -50,6 +51,9 @@ pub const RETRY_DELAYS: [Duration; 4] = [
     Duration::from_secs(15 * 60),
     Duration::from_secs(60 * 60),
 ];
+
+/// How many missed periods a catch-up digest reaches back (a week of dailies).
+const MAX_CATCH_UP_PERIODS: i32 = 7;
 
 /// Bytes of the mail server's answer kept on the digest row.
 const MAX_RESPONSE: usize = 1000;
@@ -272,7 +276,7 @@ impl DigestRunner {
                     end,
                     tz: schedule.timezone(),
                 };
-                self.send_period(cfg, kind, false, period).await
+                self.send_scheduled(cfg, kind, period).await
             }
             .await;
             match result {
@@ -366,6 +370,62 @@ impl DigestRunner {
             .filter_map(DigestOutcome::revisit_at)
             .map(|t| t.max(now.saturating_add(1000)));
         fires.chain(revisits).min()
+    }
+
+    /// The scheduled period, to each recipient, widened per recipient back to the end of the
+    /// last period they were sent (see [`Self::catch_up`]).
+    async fn send_scheduled(
+        &self,
+        cfg: &DigestConfig,
+        kind: DigestKind,
+        period: Period,
+    ) -> Result<Vec<DigestOutcome>, DigestError> {
+        // Content is built once per distinct period.
+        let mut contents: Vec<(i64, Option<Content>)> = Vec::new();
+        let mut outcomes = Vec::with_capacity(cfg.to.len());
+        for recipient in &cfg.to {
+            let period = self.catch_up(kind, recipient, period).await?;
+            let slot = match contents.iter().position(|(s, _)| *s == period.start_ms()) {
+                Some(i) => i,
+                None => {
+                    contents.push((period.start_ms(), None));
+                    contents.len() - 1
+                }
+            };
+            let outcome = self
+                .send_one(cfg, kind, false, period, recipient, &mut contents[slot].1)
+                .await?;
+            log_outcome(&outcome);
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Periods missed while the service was down across several fires, or given up on while
+    /// the mail server stayed down, are reported in the next digest instead of being lost: its
+    /// period starts where the last one settled for this recipient ended (at most
+    /// [`MAX_CATCH_UP_PERIODS`] periods back; a new database starts with the plain period).
+    async fn catch_up(
+        &self,
+        kind: DigestKind,
+        recipient: &str,
+        period: Period,
+    ) -> Result<Period, StoreError> {
+        let Some(settled_end) =
+            digests::last_settled_end(&self.store.read, kind.record_kind(false), recipient).await?
+        else {
+            return Ok(period);
+        };
+        let settled_end = ms_to_datetime(settled_end);
+        if settled_end >= period.start {
+            return Ok(period);
+        }
+        let span = period.end - period.start;
+        let earliest = period.start - span * MAX_CATCH_UP_PERIODS;
+        Ok(Period {
+            start: settled_end.max(earliest),
+            ..period
+        })
     }
 
     async fn send_period(

@@ -186,6 +186,22 @@ pub async fn record(
     .await?)
 }
 
+/// The end of the latest period of `kind` settled for `recipient` (sent, or deliberately not
+/// sent because it was empty).
+pub async fn last_settled_end(
+    pool: &SqlitePool,
+    kind: &str,
+    recipient: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT MAX(period_end) FROM digests WHERE kind = ? AND recipient = ? AND sent_at IS NOT NULL",
+    )
+    .bind(kind)
+    .bind(recipient)
+    .fetch_one(pool)
+    .await?)
+}
+
 /// The newest digest rows first (for the API, the web page and tests).
 pub async fn recent(pool: &SqlitePool, limit: i64) -> Result<Vec<DigestRecord>, StoreError> {
     Ok(sqlx::query_as(
