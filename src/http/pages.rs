@@ -310,19 +310,29 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
+/// Who acts from a web form, and on which occurrence of the incident.
+fn web_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Actor, Option<i64>), Box<Response>> {
+    let body = super::form::text(body);
+    let actor = web_actor(state, headers, &body)?;
+    // The occurrence the page showed: a form left open across a reopen must not act on it.
+    let episode = super::form::field(&body, "episode").and_then(|e| e.parse().ok());
+    Ok((actor, episode))
+}
+
 async fn web_ack(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Response {
-    let body = super::form::text(&body);
-    let actor = match web_actor(&state, &headers, &body) {
-        Ok(a) => a,
+    let (actor, episode) = match web_form(&state, &headers, &body) {
+        Ok(v) => v,
         Err(r) => return *r,
     };
-    // The occurrence the page showed: a form left open across a reopen must not act on it.
-    let episode = super::form::field(&body, "episode").and_then(|e| e.parse().ok());
     match state.incidents.acknowledge(id, episode, &actor).await {
         Ok((outcome, inc)) => ack_result_page(&inc, &ack_words(&outcome)),
         Err(e) => service_error_page("Not acknowledged", &e),
@@ -335,13 +345,10 @@ async fn web_resolve(
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Response {
-    let body = super::form::text(&body);
-    let actor = match web_actor(&state, &headers, &body) {
-        Ok(a) => a,
+    let (actor, episode) = match web_form(&state, &headers, &body) {
+        Ok(v) => v,
         Err(r) => return *r,
     };
-    // The occurrence the page showed: a form left open across a reopen must not act on it.
-    let episode = super::form::field(&body, "episode").and_then(|e| e.parse().ok());
     match state.incidents.resolve(id, episode, &actor).await {
         Ok((outcome, inc)) => ack_result_page(&inc, &resolve_words(&outcome)),
         Err(e) => service_error_page("Not resolved", &e),

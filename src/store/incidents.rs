@@ -120,25 +120,30 @@ pub async fn body_copies(
 }
 
 /// Which of these key prefixes (one per Sentry event, see `intake::event_key_prefix`) have a
-/// stored event.
+/// stored event. One statement per chunk: each prefix is a range on the unique index (the
+/// prefix ends with ':', and ';' sorts right after it).
 pub async fn events_seen(
     conn: &mut SqliteConnection,
     prefixes: &[String],
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut out = std::collections::HashSet::new();
-    for prefix in prefixes {
-        // The prefix ends with ':'; ';' sorts right after it, so the range is exactly the keys
-        // that start with the prefix, found on the unique index.
-        let upper = format!("{};", &prefix[..prefix.len() - 1]);
-        let seen: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE dedup_key >= ? AND dedup_key < ?)",
-        )
-        .bind(prefix)
-        .bind(upper)
-        .fetch_one(&mut *conn)
-        .await?;
-        if seen {
-            out.insert(prefix.clone());
+    for chunk in prefixes.chunks(chunk_size(2).min(400)) {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT dedup_key FROM events WHERE ");
+        for (i, prefix) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(" OR ");
+            }
+            q.push("(dedup_key >= ")
+                .push_bind(prefix)
+                .push(" AND dedup_key < ")
+                .push_bind(format!("{};", &prefix[..prefix.len() - 1]))
+                .push(")");
+        }
+        let keys: Vec<String> = q.build_query_scalar().fetch_all(&mut *conn).await?;
+        for prefix in chunk {
+            if keys.iter().any(|k| k.starts_with(prefix.as_str())) {
+                out.insert(prefix.clone());
+            }
         }
     }
     Ok(out)
