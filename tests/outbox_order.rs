@@ -7,6 +7,7 @@ mod support;
 
 use std::time::Duration;
 
+use paiid_alerts::clock::Clock;
 use paiid_alerts::settings::Secrets;
 use serde_json::{Value, json};
 use support::fake_pagerduty::{self, FakePagerDuty};
@@ -127,6 +128,17 @@ async fn a_resolve_waits_for_the_trigger_it_follows() {
         w.app.state.outbox.step("pagerduty-oncall").await.unwrap(),
         paiid_alerts::notify::worker::Step::Idle,
         "the resolve does not overtake the trigger"
+    );
+    // Nor does it keep the worker awake: the next wake-up is the trigger's retry.
+    let next =
+        paiid_alerts::store::deliveries::next_due(&w.app.state.store.read, "pagerduty-oncall")
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(
+        next > w.app.clock.now_ms(),
+        "due {next}, now {}",
+        w.app.clock.now_ms()
     );
 
     settle(&w.app).await;

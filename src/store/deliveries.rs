@@ -45,6 +45,14 @@ pub struct DeliveryWithAttempts {
     pub attempt_log: Vec<Attempt>,
 }
 
+/// SQL: row `d` is in its turn, i.e. no earlier row of its incident waits on its channel.
+macro_rules! in_turn {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.incident_id = d.incident_id \
+         AND e.channel = d.channel AND e.id < d.id AND e.status IN ('pending', 'failed', 'sending'))"
+    };
+}
+
 /// Claims up to `limit` due rows of one channel, oldest first, leasing them until `lease_until`.
 ///
 /// Per incident the channel gets its messages in order: a row waits while an earlier row for the
@@ -58,17 +66,17 @@ pub async fn claim_due(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(concat!(
         "UPDATE deliveries SET status = 'sending', lease_until = ?1 \
          WHERE id IN (SELECT d.id FROM deliveries d WHERE d.channel = ?2 AND ( \
              (d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?3) \
              OR (d.status = 'sending' AND d.lease_until <= ?3)) \
-           AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.incident_id = d.incident_id \
-               AND e.channel = d.channel AND e.id < d.id \
-               AND e.status IN ('pending', 'failed', 'sending')) \
+           AND ",
+        in_turn!(),
+        " \
            ORDER BY d.next_attempt_at, d.id LIMIT ?4) \
-         RETURNING *",
-    )
+         RETURNING *"
+    ))
     .bind(lease_until)
     .bind(channel)
     .bind(now)
@@ -301,12 +309,17 @@ pub async fn list(
     })
 }
 
-/// The earliest moment any row of `channel` becomes due (for the worker's sleep).
+/// The earliest moment any row of `channel` becomes due (for the worker's sleep). Rows waiting
+/// behind an earlier row of their incident (see [`claim_due`]) do not count: they become due
+/// when that row is done, which the same worker sees as it finishes it. Counting them would
+/// wake the worker in a loop until then.
 pub async fn next_due(pool: &SqlitePool, channel: &str) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT MIN(CASE WHEN status = 'sending' THEN lease_until ELSE next_attempt_at END) FROM deliveries \
-         WHERE channel = ? AND status IN ('pending', 'failed', 'sending')",
-    )
+    Ok(sqlx::query_scalar(concat!(
+        "SELECT MIN(CASE WHEN d.status = 'sending' THEN d.lease_until ELSE d.next_attempt_at END) \
+         FROM deliveries d WHERE d.channel = ? AND d.status IN ('pending', 'failed', 'sending') \
+         AND ",
+        in_turn!()
+    ))
     .bind(channel)
     .fetch_one(pool)
     .await?)
