@@ -35,6 +35,7 @@ pub struct Application {
     writer_task: JoinHandle<()>,
     cancel: CancellationToken,
     workers: Vec<JoinHandle<()>>,
+    header_read_timeout: std::time::Duration,
 }
 
 impl Application {
@@ -163,6 +164,7 @@ impl Application {
             writer_task,
             cancel,
             workers,
+            header_read_timeout: settings.header_read_timeout,
         })
     }
 
@@ -184,12 +186,13 @@ impl Application {
             writer_task,
             cancel,
             workers,
+            header_read_timeout,
             ..
         } = self;
         let store = state.store.clone();
         let app = http::router(state);
         let cancel_on_stop = cancel.clone();
-        http::serve::serve(listener, app, async move {
+        http::serve::serve(listener, app, header_read_timeout, async move {
             shutdown.await;
             cancel_on_stop.cancel();
         })

@@ -49,6 +49,10 @@ enum Command {
         /// Accept unsigned webhooks on a non-loopback address.
         #[arg(long, env = "ALLOW_UNSIGNED_WEBHOOKS")]
         allow_unsigned_webhooks: bool,
+        /// Seconds a connection may take to send a request's headers, idle keep-alive included.
+        /// Keep it above your load balancer's idle timeout (60 s on AWS ALB and nginx).
+        #[arg(long, env = "HTTP_HEADER_TIMEOUT", default_value_t = 65)]
+        header_timeout: u64,
     },
     /// Send a real test message through one configured channel and print the outcome.
     SendTest {
@@ -103,6 +107,7 @@ async fn main() -> ExitCode {
             public_url,
             durability,
             allow_unsigned_webhooks,
+            header_timeout,
         } => {
             serve(
                 common,
@@ -110,6 +115,7 @@ async fn main() -> ExitCode {
                 public_url,
                 durability,
                 allow_unsigned_webhooks,
+                header_timeout,
             )
             .await
         }
@@ -152,11 +158,13 @@ async fn serve(
     public_url: Option<String>,
     durability: Durability,
     allow_unsigned_webhooks: bool,
+    header_timeout: u64,
 ) -> anyhow::Result<()> {
     let mut settings = Settings::new(listen, common.database_url.clone(), common.config.clone());
     settings.public_url = public_url.or(settings.public_url);
     settings.durability = durability;
     settings.allow_unsigned_webhooks = allow_unsigned_webhooks;
+    settings.header_read_timeout = std::time::Duration::from_secs(header_timeout.max(1));
     if !settings.secrets.webhooks_signed() {
         tracing::warn!(
             "SENTRY_CLIENT_SECRET and SENTRY_WEBHOOK_TOKEN are unset: UNSIGNED WEBHOOKS ARE ACCEPTED. \

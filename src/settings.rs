@@ -84,6 +84,8 @@ pub struct Settings {
     pub clock: Option<SharedClock>,
     /// Run the background workers (outbox, scheduler, digest). Tests may step them by hand.
     pub run_workers: bool,
+    /// How long a connection may take to send a request's headers (idle keep-alive included).
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl fmt::Debug for Settings {
@@ -123,6 +125,7 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| crate::notify::pagerduty::DEFAULT_EVENTS_URL.to_string()),
             clock: None,
+            header_read_timeout: crate::http::serve::DEFAULT_HEADER_READ_TIMEOUT,
             run_workers: true,
         }
     }

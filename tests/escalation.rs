@@ -669,11 +669,15 @@ async fn a_button_from_an_earlier_occurrence_does_not_act_on_the_new_one() {
         .app
         .client
         .post(w.app.url(&format!("/api/incidents/{id}/ack")))
-        .json(&json!({ "by": "ana", "episode": 1 }))
+        .json(&json!({ "by": "ana", "episode": 1, "note": "about the old one" }))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 409);
+    assert!(
+        w.app.incident(id).await["root_cause"].is_null(),
+        "nor is its note written"
+    );
 
     let answer = slack_click(&w, "ack", "999999:1").await;
     assert_eq!(

@@ -390,6 +390,17 @@ async fn sentry_lifecycle_resolve_assign_reopen() {
             .await,
         2
     );
+
+    // New events reopen it; a late resend of that resolve must not close the new episode.
+    v["data"]["event"]["event_id"] = "after-resolve".into();
+    app.post_sentry(Some("event_alert"), &serde_json::to_vec(&v).unwrap())
+        .await;
+    assert_eq!(app.incident(id).await["episode"], 3);
+    let r = app
+        .post_sentry(Some("issue"), &fixture("issue.resolved.1.json"))
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "duplicate");
+    assert_eq!(app.incident(id).await["state"], "triggered");
 }
 
 #[tokio::test]

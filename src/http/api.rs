@@ -244,7 +244,7 @@ async fn ack(
     require_api_token(&state, &headers)?;
     let actor = Actor::new(actor_name(&body)?, "api");
     if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
-        state.incidents.note(id, note, &actor).await?;
+        state.incidents.note(id, body.episode, note, &actor).await?;
     }
     let (outcome, inc) = state
         .incidents
@@ -269,7 +269,7 @@ async fn resolve(
     require_api_token(&state, &headers)?;
     let actor = Actor::new(actor_name(&body)?, "api");
     if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
-        state.incidents.note(id, note, &actor).await?;
+        state.incidents.note(id, body.episode, note, &actor).await?;
     }
     let (outcome, inc) = state.incidents.resolve(id, body.episode, &actor).await?;
     let result = match outcome {
@@ -302,7 +302,7 @@ async fn note(
             "`note` is longer than 10000 characters",
         ));
     }
-    let inc = state.incidents.note(id, text, &actor).await?;
+    let inc = state.incidents.note(id, body.episode, text, &actor).await?;
     Ok(Json(
         json!({ "result": "noted", "incident": IncidentView::from(&inc) }),
     ))

@@ -272,7 +272,7 @@ fn web_actor(state: &AppState, headers: &HeaderMap, form: &str) -> Result<Actor,
     });
     if !token_in_form {
         web_login(state, headers)?;
-        if !same_origin(headers) {
+        if !same_origin(headers, &state.public_url) {
             return Err(Box::new(page(
                 StatusCode::FORBIDDEN,
                 "Not allowed",
@@ -293,21 +293,26 @@ fn web_actor(state: &AppState, headers: &HeaderMap, form: &str) -> Result<Actor,
     Ok(Actor::new(by, "web"))
 }
 
-/// Whether a form post comes from a page of this host, by the headers browsers add to every
+/// Whether a form post comes from a page of this service, by the headers browsers add to every
 /// post (`Sec-Fetch-Site`, else `Origin`). A client that sends neither is not a browser, and
-/// so not a forgery vector.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// so not a forgery vector. `Origin` may name `PUBLIC_URL` or, without a proxy in between, the
+/// `Host` asked for (a proxy often rewrites `Host`).
+fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = get("sec-fetch-site") {
         return matches!(site, "same-origin" | "none");
     }
-    match get("origin") {
-        None => true,
-        Some(origin) => {
-            let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-            origin_host.is_some() && origin_host == get("host")
-        }
-    }
+    let Some(origin) = get("origin") else {
+        return true;
+    };
+    let Some((_, origin_host)) = origin.split_once("://") else {
+        return false;
+    };
+    let public_origin = match public_url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or("")),
+        None => String::new(),
+    };
+    origin.eq_ignore_ascii_case(&public_origin) || Some(origin_host) == get("host")
 }
 
 /// Who acts from a web form, and on which occurrence of the incident.
@@ -390,4 +395,54 @@ pub fn ack_result_page(inc: &Incident, words: &str) -> Response {
         words,
         &format!("<p>{}</p>{}", esc(words), summary_table(inc)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn same_origin_by_fetch_metadata_origin_host_or_public_url() {
+        let public = "https://alerts.paiid.ai";
+        assert!(same_origin(&headers(&[]), public), "not a browser");
+        assert!(same_origin(
+            &headers(&[("sec-fetch-site", "same-origin")]),
+            public
+        ));
+        assert!(!same_origin(
+            &headers(&[("sec-fetch-site", "cross-site")]),
+            public
+        ));
+        assert!(same_origin(
+            &headers(&[
+                ("origin", "http://10.0.0.5:8080"),
+                ("host", "10.0.0.5:8080")
+            ]),
+            public
+        ));
+        // Behind a proxy that rewrote Host: the public URL still matches.
+        assert!(same_origin(
+            &headers(&[
+                ("origin", "https://alerts.paiid.ai"),
+                ("host", "127.0.0.1:8080")
+            ]),
+            public
+        ));
+        assert!(!same_origin(
+            &headers(&[
+                ("origin", "https://evil.example"),
+                ("host", "127.0.0.1:8080")
+            ]),
+            public
+        ));
+        assert!(!same_origin(&headers(&[("origin", "null")]), public));
+    }
 }

@@ -1,8 +1,10 @@
 //! The HTTP/1 server loop. `axum::serve` has no timer: a client that sends its headers one byte
 //! at a time would hold a connection (and a file descriptor) for ever, and would hold up
 //! graceful shutdown until the orchestrator kills the process. Here every connection must finish
-//! its headers within [`HEADER_READ_TIMEOUT`], at most [`MAX_CONNECTIONS`] are open at once, and
-//! shutdown waits at most [`SHUTDOWN_GRACE`] for requests in flight.
+//! its headers within a timeout (hyper counts an idle keep-alive connection too, so the default
+//! sits above the usual 60 s idle timeout of load balancers: a balancer reusing a connection we
+//! just closed would answer 502), at most [`MAX_CONNECTIONS`] are open at once, and shutdown
+//! waits at most [`SHUTDOWN_GRACE`] for requests in flight.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,16 +18,21 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(65);
 pub const MAX_CONNECTIONS: usize = 4096;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish
 /// (for at most [`SHUTDOWN_GRACE`]).
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_read_timeout)
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = GracefulShutdown::new();

@@ -72,9 +72,15 @@ impl IncidentService {
         .await
     }
 
-    pub async fn note(&self, id: i64, note: &str, actor: &Actor) -> Result<Incident, ServiceError> {
+    pub async fn note(
+        &self,
+        id: i64,
+        episode: Option<i64>,
+        note: &str,
+        actor: &Actor,
+    ) -> Result<Incident, ServiceError> {
         let ((), inc) = self
-            .change(id, None, |_, inc, now| {
+            .change(id, episode, |_, inc, now| {
                 ((), transitions::add_note(inc, note, actor, now))
             })
             .await?;

@@ -233,8 +233,8 @@ pub struct DigestIncident {
     pub sentry_url: Option<String>,
 }
 
-/// Incidents that received alerts of `severity` in `[start, end)`, in any state, with the
-/// period's count. Ordered by project, then noisiest first.
+/// Incidents of `severity` that received alerts in `[start, end)`, in any state, with the
+/// period's count of alerts. Ordered by project, then noisiest first.
 ///
 /// Read from the stored events, not from `incidents.last_seen`: a digest built late (a retry
 /// after the mail server was down, a catch-up at start) must still list an incident that kept
@@ -250,7 +250,8 @@ pub async fn incidents_seen(
            COUNT(*) AS event_count, MIN(e.received_at) AS first_seen, \
            MAX(e.received_at) AS last_seen, i.sentry_url \
          FROM events e JOIN incidents i ON i.id = e.incident_id \
-         WHERE e.severity = ?1 AND e.received_at >= ?2 AND e.received_at < ?3 \
+         WHERE i.severity = ?1 AND e.received_at >= ?2 AND e.received_at < ?3 \
+           AND e.severity IS NOT NULL \
          GROUP BY i.id \
          ORDER BY COALESCE(i.project, ''), event_count DESC, i.id",
     )

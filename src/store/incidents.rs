@@ -74,8 +74,8 @@ pub enum BodyCopy {
     /// A retry of the latest copy (event id): answered `duplicate`.
     Retry(i64),
     /// The same bytes again, but meant again: the latest copy is older than the retry window,
-    /// or its incident has changed since (resolve, reopen, resolve: Sentry's `issue` bodies carry
-    /// no timestamp, so the second resolve is byte-identical to the first).
+    /// or its incident's state has changed since (resolve, unresolve, resolve: Sentry's `issue`
+    /// bodies carry no timestamp, so the second resolve is byte-identical to the first).
     Repeat,
 }
 
@@ -99,8 +99,12 @@ pub async fn body_copies(
             None => BodyCopy::New,
             Some((_, received_at, _)) if received_at < retry_window_starts => BodyCopy::Repeat,
             Some((id, _, Some(incident_id))) => {
+                // A later state change (unresolve, mute, ...; alerts carry a severity, changes
+                // do not), not a later alert: Sentry reports a regression as `unresolved`, and
+                // a late resend of a resolve must not close an episode an alert just reopened.
                 let changed_since: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM events WHERE incident_id = ? AND id > ?)",
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE incident_id = ? AND id > ? \
+                     AND severity IS NULL AND status = 'processed')",
                 )
                 .bind(incident_id)
                 .bind(id)
