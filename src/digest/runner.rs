@@ -276,7 +276,7 @@ impl DigestRunner {
                     end,
                     tz: schedule.timezone(),
                 };
-                self.send_scheduled(cfg, kind, period).await
+                self.send_period(cfg, kind, false, period).await
             }
             .await;
             match result {
@@ -372,35 +372,6 @@ impl DigestRunner {
         fires.chain(revisits).min()
     }
 
-    /// The scheduled period, to each recipient, widened per recipient back to the end of the
-    /// last period they were sent (see [`Self::catch_up`]).
-    async fn send_scheduled(
-        &self,
-        cfg: &DigestConfig,
-        kind: DigestKind,
-        period: Period,
-    ) -> Result<Vec<DigestOutcome>, DigestError> {
-        // Content is built once per distinct period.
-        let mut contents: Vec<(i64, Option<Content>)> = Vec::new();
-        let mut outcomes = Vec::with_capacity(cfg.to.len());
-        for recipient in &cfg.to {
-            let period = self.catch_up(kind, recipient, period).await?;
-            let slot = match contents.iter().position(|(s, _)| *s == period.start_ms()) {
-                Some(i) => i,
-                None => {
-                    contents.push((period.start_ms(), None));
-                    contents.len() - 1
-                }
-            };
-            let outcome = self
-                .send_one(cfg, kind, false, period, recipient, &mut contents[slot].1)
-                .await?;
-            log_outcome(&outcome);
-            outcomes.push(outcome);
-        }
-        Ok(outcomes)
-    }
-
     /// Periods missed while the service was down across several fires, or given up on while
     /// the mail server stayed down, are reported in the next digest instead of being lost: its
     /// period starts where the last one settled for this recipient ended (at most
@@ -428,6 +399,9 @@ impl DigestRunner {
         })
     }
 
+    /// `period` to each recipient. A scheduled period is widened per recipient back to the end
+    /// of the last one they were sent (see [`Self::catch_up`]); a send by hand covers exactly
+    /// the open period. Content is built once per distinct period.
     async fn send_period(
         &self,
         cfg: &DigestConfig,
@@ -435,11 +409,23 @@ impl DigestRunner {
         manual: bool,
         period: Period,
     ) -> Result<Vec<DigestOutcome>, DigestError> {
-        let mut content = None;
+        let mut contents: Vec<(i64, Option<Content>)> = Vec::new();
         let mut outcomes = Vec::with_capacity(cfg.to.len());
         for recipient in &cfg.to {
+            let period = if manual {
+                period
+            } else {
+                self.catch_up(kind, recipient, period).await?
+            };
+            let slot = match contents.iter().position(|(s, _)| *s == period.start_ms()) {
+                Some(i) => i,
+                None => {
+                    contents.push((period.start_ms(), None));
+                    contents.len() - 1
+                }
+            };
             let outcome = self
-                .send_one(cfg, kind, manual, period, recipient, &mut content)
+                .send_one(cfg, kind, manual, period, recipient, &mut contents[slot].1)
                 .await?;
             log_outcome(&outcome);
             outcomes.push(outcome);
