@@ -30,28 +30,41 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-#[derive(Deserialize)]
-struct SlackPayload {
+/// A Slack interaction (`block_actions` and the kinds we ignore), as read from the form body.
+#[derive(Debug, Deserialize)]
+pub struct SlackPayload {
     #[serde(rename = "type")]
-    kind: String,
+    pub kind: String,
     #[serde(default)]
-    user: SlackUser,
+    pub user: SlackUser,
     #[serde(default)]
-    actions: Vec<SlackAction>,
+    pub actions: Vec<SlackAction>,
 }
 
-#[derive(Deserialize, Default)]
-struct SlackUser {
-    id: Option<String>,
-    username: Option<String>,
-    name: Option<String>,
+#[derive(Debug, Deserialize, Default)]
+pub struct SlackUser {
+    pub id: Option<String>,
+    pub username: Option<String>,
+    pub name: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct SlackAction {
-    action_id: String,
+#[derive(Debug, Deserialize)]
+pub struct SlackAction {
+    pub action_id: String,
     #[serde(default)]
-    value: Option<String>,
+    pub value: Option<String>,
+}
+
+/// Reads a Slack interaction body (already signature-checked): the `payload` form field holds
+/// the JSON. Public, and apart from the handler, so fuzzing and property tests reach exactly
+/// what hostile bodies reach.
+pub fn parse_slack_interaction(body: &[u8]) -> Result<SlackPayload, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("invalid_form", "the body is not UTF-8"))?;
+    let payload = super::form::field(text, "payload")
+        .ok_or_else(|| ApiError::bad_request("invalid_form", "no `payload` field"))?;
+    serde_json::from_str(&payload)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("payload: {e}")))
 }
 
 /// Slack wants an answer within 3 s; an acknowledgement is one short transaction, and the
@@ -75,12 +88,7 @@ async fn slack_interaction(
         state.clock.now_ms() / 1000,
     )
     .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("invalid_form", "the body is not UTF-8"))?;
-    let payload = super::form::field(text, "payload")
-        .ok_or_else(|| ApiError::bad_request("invalid_form", "no `payload` field"))?;
-    let payload: SlackPayload = serde_json::from_str(&payload)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("payload: {e}")))?;
+    let payload = parse_slack_interaction(&body)?;
     if payload.kind != "block_actions" {
         return Ok(Json(json!({ "ok": true, "ignored": payload.kind })));
     }
@@ -126,7 +134,7 @@ async fn slack_interaction(
 }
 
 /// `"42:3"` -> (42, Some(3)); `"42"` -> (42, None).
-fn button_target(value: &str) -> Option<(i64, Option<i64>)> {
+pub fn button_target(value: &str) -> Option<(i64, Option<i64>)> {
     let value = value.trim();
     match value.split_once(':') {
         Some((id, episode)) => Some((id.parse().ok()?, Some(episode.parse().ok()?))),
@@ -139,20 +147,42 @@ struct PdEnvelope {
     event: PdEvent,
 }
 
-#[derive(Deserialize)]
-struct PdEvent {
+/// One PagerDuty webhook v3 event, as read from the body.
+#[derive(Debug, Deserialize)]
+pub struct PdEvent {
     #[serde(default)]
-    id: Option<String>,
-    event_type: String,
+    pub id: Option<String>,
+    pub event_type: String,
     #[serde(default)]
-    agent: Option<PdRef>,
+    pub agent: Option<PdRef>,
     #[serde(default)]
-    data: Value,
+    pub data: Value,
 }
 
-#[derive(Deserialize)]
-struct PdRef {
-    summary: Option<String>,
+#[derive(Debug, Deserialize)]
+pub struct PdRef {
+    pub summary: Option<String>,
+}
+
+impl PdEvent {
+    /// The dedup key we gave PagerDuty (`paiid-alerts-{incident}-{episode}`), if any.
+    pub fn incident_key(&self) -> Option<&str> {
+        self.data["incident_key"].as_str()
+    }
+
+    /// PagerDuty's own incident id.
+    pub fn pagerduty_incident_id(&self) -> Option<&str> {
+        self.data["id"].as_str()
+    }
+}
+
+/// Reads a PagerDuty webhook body (already signature-checked). Public for the same reason as
+/// [`parse_slack_interaction`].
+pub fn parse_pagerduty_webhook(body: &[u8]) -> Result<PdEvent, ApiError> {
+    let envelope: PdEnvelope = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("not a PagerDuty webhook: {e}"))
+    })?;
+    Ok(envelope.event)
 }
 
 async fn pagerduty_webhook(
@@ -172,10 +202,7 @@ async fn pagerduty_webhook(
         &body,
     )
     .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-    let envelope: PdEnvelope = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("not a PagerDuty webhook: {e}"))
-    })?;
-    let event = envelope.event;
+    let event = parse_pagerduty_webhook(&body)?;
     if event.event_type == "pagey.ping" {
         return Ok((StatusCode::OK, Json(json!({ "status": "pong" }))));
     }
@@ -210,8 +237,8 @@ async fn apply_pagerduty_event(state: &AppState, event: PdEvent) -> Result<Value
         other => return Ok(json!({ "status": "ignored", "event_type": other })),
     };
     let unknown = json!({ "status": "unknown_incident" });
-    let incident_key = event.data["incident_key"].as_str();
-    let pd_id = event.data["id"].as_str();
+    let incident_key = event.incident_key();
+    let pd_id = event.pagerduty_incident_id();
     let Some(id) = state
         .incidents
         .find_for_pagerduty(incident_key, pd_id)
