@@ -36,6 +36,12 @@ const MAX_SUMMARY_CHARS: usize = 1024;
 const MAX_DEDUP_KEY_CHARS: usize = 255;
 const MAX_STORED_BODY: usize = 2048;
 const CLIENT: &str = "paiid-alerts";
+/// PagerDuty rejects (HTTP 400) an event over 512 KB, and a rejected trigger is a page never
+/// sent. The budget is under either reading of "KB", with room to spare.
+pub const MAX_EVENT_BYTES: usize = 500_000;
+/// In an event over the budget, each string in `custom_details` and `payload` is cut to this
+/// many bytes of JSON (escapes counted): a few dozen of them stay far below the budget.
+const MAX_FIELD_JSON_BYTES: usize = 4096;
 
 /// A PagerDuty service integration (one routing key).
 pub struct PagerDutyChannel {
@@ -147,9 +153,11 @@ impl Channel for PagerDutyChannel {
                 };
             }
             let event = match action {
-                Action::Trigger => {
-                    trigger_event(&self.routing_key, n, &self.templates.pagerduty_summary(n))
-                }
+                Action::Trigger => fit_event(trigger_event(
+                    &self.routing_key,
+                    n,
+                    &self.templates.pagerduty_summary(n),
+                )),
                 Action::Acknowledge | Action::Resolve => {
                     state_event(&self.routing_key, action, &n.dedup_key)
                 }
@@ -324,6 +332,110 @@ fn custom_details(n: &Notification) -> Value {
         d.insert("breadcrumbs".into(), json!(n.breadcrumbs));
     }
     Value::Object(d)
+}
+
+/// Brings an event over [`MAX_EVENT_BYTES`] under it: every string in `custom_details` and the
+/// payload is cut (the summary already fits), links too long to work are dropped, and
+/// `custom_details.truncated` says so. If that is still too much (it cannot be with the fields
+/// we send, but an event that is refused pages nobody) only what identifies the incident is
+/// kept. Events within the budget are sent as they are.
+fn fit_event(mut event: Value) -> Value {
+    if json_len(&event) <= MAX_EVENT_BYTES {
+        return event;
+    }
+    let original = json_len(&event);
+    let incident_url = event["client_url"].as_str().unwrap_or_default().to_string();
+    let note = format!(
+        "Details were cut to keep this event under PagerDuty's 512 KB limit (it was {original} \
+         bytes); all of them are at {incident_url}"
+    );
+    if let Some(payload) = event.get_mut("payload").and_then(Value::as_object_mut) {
+        for (key, value) in payload.iter_mut() {
+            if key != "summary" {
+                clip_strings(value, MAX_FIELD_JSON_BYTES);
+            }
+        }
+        if let Some(details) = payload
+            .get_mut("custom_details")
+            .and_then(Value::as_object_mut)
+        {
+            details.insert("truncated".into(), json!(note));
+        }
+    }
+    if let Some(links) = event.get_mut("links").and_then(Value::as_array_mut) {
+        // A cut URL is a broken link; the incident link (ours) stays.
+        links.retain(|l| json_len(&l["href"]) <= MAX_FIELD_JSON_BYTES);
+    }
+    if json_len(&event) <= MAX_EVENT_BYTES {
+        return event;
+    }
+    if let Some(payload) = event.get_mut("payload").and_then(Value::as_object_mut) {
+        let keep = |key: &str| {
+            payload
+                .get("custom_details")
+                .and_then(|d| d.get(key))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let details = json!({
+            "incident_id": keep("incident_id"),
+            "notification": keep("notification"),
+            "incident_url": incident_url,
+            "truncated": note,
+        });
+        payload.insert("custom_details".into(), details);
+    }
+    if let Some(event) = event.as_object_mut() {
+        event.remove("links");
+        event.remove("images");
+    }
+    event
+}
+
+/// Bytes of `v` as JSON.
+fn json_len(v: &Value) -> usize {
+    serde_json::to_vec(v).map_or(usize::MAX, |b| b.len())
+}
+
+/// Cuts every string inside `v` to at most `max` bytes of JSON, marking each cut with `…`.
+fn clip_strings(v: &mut Value, max: usize) {
+    match v {
+        Value::String(s) => {
+            if let Some(cut) = clip_json_str(s, max) {
+                *s = cut;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| clip_strings(i, max)),
+        Value::Object(map) => map.values_mut().for_each(|i| clip_strings(i, max)),
+        _ => {}
+    }
+}
+
+/// `s` cut so that it encodes to at most `max` bytes of JSON (quotes and escapes counted), or
+/// `None` when it already does.
+fn clip_json_str(s: &str, max: usize) -> Option<String> {
+    let encoded = |c: char| match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        // serde_json writes other control characters as `\u00XX`.
+        c if u32::from(c) < 0x20 => 6,
+        c => c.len_utf8(),
+    };
+    let ellipsis = '…'.len_utf8();
+    let mut used = 2;
+    let mut fits_with_ellipsis = 0;
+    for (i, c) in s.char_indices() {
+        used += encoded(c);
+        if used + ellipsis <= max {
+            fits_with_ellipsis = i + c.len_utf8();
+        }
+        if used > max {
+            return Some(format!(
+                "{}…",
+                s.get(..fits_with_ellipsis).unwrap_or_default()
+            ));
+        }
+    }
+    None
 }
 
 /// 202 accepted; 400 never retried (the event is wrong); 429 and 5xx retried.
