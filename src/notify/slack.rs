@@ -111,11 +111,12 @@ impl SlackChannel {
         &self.channel
     }
 
-    /// Fallback / notification text from the template. Escaped without double-escaping, since a
-    /// template may or may not have escaped user data already; either way no `<!channel>` or
-    /// forged link from an event survives.
+    /// Fallback / notification text from the template. The template escapes what it prints, so
+    /// the `<url|label>` links it writes itself are kept as links; anything else that could
+    /// still form a `<...>` control sequence (an override's `|safe`) is escaped, without
+    /// double-escaping. Either way no `<!channel>` or forged link from an event survives.
     fn fallback_text(&self, n: &Notification) -> String {
-        let text = escape_keeping_entities(&self.templates.slack_text(n));
+        let text = escape_keeping_links(&self.templates.slack_text(n));
         truncate_mrkdwn(&text, MAX_TEXT_CHARS)
     }
 

@@ -54,6 +54,52 @@ pub(super) fn escape_keeping_entities(s: &str) -> String {
     out
 }
 
+/// [`escape_keeping_entities`] for rendered `slack_text`, except that our own links stay links.
+///
+/// The template escapes every value it prints, so a raw `<` in its output is the template's
+/// own markup, `<{url}|{label}>`: escaping it too would show the link as literal text. Only a
+/// well-formed `http(s)://` or `mailto:` link is kept (its `&` still escaped); anything else,
+/// such as `<!channel>` or `<@U123>` written by an override, is escaped as before.
+pub(super) fn escape_keeping_links(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&escape_keeping_entities(&rest[..start]));
+        let tail = &rest[start..];
+        match link_markup_end(tail) {
+            Some(end) => {
+                out.push('<');
+                out.push_str(&escape_keeping_entities(&tail[1..end]));
+                out.push('>');
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push_str("&lt;");
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(&escape_keeping_entities(rest));
+    out
+}
+
+/// For `s` starting with `<`: the index of the `>` closing a link to a web or mail address.
+fn link_markup_end(s: &str) -> Option<usize> {
+    let end = s.find('>')?;
+    let inner = s.get(1..end)?;
+    if inner.contains(['<', '\n', '\r']) {
+        return None;
+    }
+    let target = inner.split('|').next().unwrap_or_default();
+    let scheme_ok = ["https://", "http://", "mailto:"].iter().any(|p| {
+        target.len() > p.len()
+            && target
+                .get(..p.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(p))
+    });
+    (scheme_ok && !target.contains(char::is_whitespace)).then_some(end)
+}
+
 /// [`truncate_chars`] for escaped mrkdwn: never leaves half an entity (`&am…`) behind.
 pub(super) fn truncate_mrkdwn(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -65,6 +111,12 @@ pub(super) fn truncate_mrkdwn(s: &str, max: usize) -> String {
         && !out[amp..].contains(';')
     {
         out.truncate(amp);
+    }
+    // Likewise every `<` starts our own markup (a link, a date); half of one is garbage.
+    if let Some(lt) = out.rfind('<')
+        && !out[lt..].contains('>')
+    {
+        out.truncate(lt);
     }
     out.push('…');
     out
@@ -147,30 +199,50 @@ pub(super) fn header_text(n: &Notification) -> String {
     )
 }
 
-/// "Acknowledged by … at …" / "Resolved by … at …" for the current state, if any.
+fn by_at(who: &Option<String>, at: Option<DateTime<Utc>>) -> String {
+    let mut s = String::new();
+    if let Some(who) = who {
+        s.push_str(&format!(" by *{}*", escape(&truncate_chars(who, 200))));
+    }
+    if let Some(at) = at {
+        s.push_str(&format!(" at {}", slack_date(at)));
+    }
+    s
+}
+
+fn resolved_line(n: &Notification) -> String {
+    format!(
+        ":white_check_mark: *Resolved*{}",
+        by_at(&n.resolved_by, n.resolved_at)
+    )
+}
+
+fn acknowledged_line(n: &Notification) -> String {
+    format!(
+        ":eyes: *Acknowledged*{}",
+        by_at(&n.acknowledged_by, n.acknowledged_at)
+    )
+}
+
+/// "Acknowledged by … at …" / "Resolved by … at …" for the current state, if any (the card).
 pub(super) fn state_line(n: &Notification) -> Option<String> {
-    let by_at = |who: &Option<String>, at: Option<DateTime<Utc>>| {
-        let mut s = String::new();
-        if let Some(who) = who {
-            s.push_str(&format!(" by *{}*", escape(&truncate_chars(who, 200))));
-        }
-        if let Some(at) = at {
-            s.push_str(&format!(" at {}", slack_date(at)));
-        }
-        s
-    };
     if is_resolved(n) {
-        Some(format!(
-            ":white_check_mark: *Resolved*{}",
-            by_at(&n.resolved_by, n.resolved_at)
-        ))
+        Some(resolved_line(n))
     } else if is_acknowledged(n) {
-        Some(format!(
-            ":eyes: *Acknowledged*{}",
-            by_at(&n.acknowledged_by, n.acknowledged_at)
-        ))
+        Some(acknowledged_line(n))
     } else {
         None
+    }
+}
+
+/// The line for the change this notification reports (thread replies, short messages). An
+/// acknowledgement sent late, after the incident was also resolved, still reports the
+/// acknowledgement; the resolution has a message of its own.
+pub(super) fn reported_line(n: &Notification) -> Option<String> {
+    match n.kind {
+        NotificationKind::Acknowledged => Some(acknowledged_line(n)),
+        NotificationKind::Resolved => Some(resolved_line(n)),
+        _ => state_line(n),
     }
 }
 
@@ -195,7 +267,7 @@ pub(super) fn event_line(n: &Notification) -> Option<String> {
 /// Text of a thread reply under the incident card.
 pub(super) fn reply_text(n: &Notification) -> String {
     let line = match n.kind {
-        NotificationKind::Acknowledged | NotificationKind::Resolved => state_line(n),
+        NotificationKind::Acknowledged | NotificationKind::Resolved => reported_line(n),
         _ => event_line(n),
     };
     let mut text = line.unwrap_or_else(|| escape(&n.headline()));
@@ -407,7 +479,7 @@ pub(super) fn full_blocks(n: &Notification, interactive: bool) -> Vec<Value> {
 
 /// A new short message for a state change when there is no card to update.
 pub(super) fn short_blocks(n: &Notification) -> Vec<Value> {
-    let line = state_line(n).unwrap_or_else(|| escape(n.kind.as_str()));
+    let line = reported_line(n).unwrap_or_else(|| escape(n.kind.as_str()));
     let title = escape(&truncate_chars(&n.headline(), 500));
     let mut blocks = vec![section(format!("{line}\n*{title}*"))];
     blocks.extend(actions_block(n, false));
