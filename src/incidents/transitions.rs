@@ -442,7 +442,9 @@ pub fn acknowledge(
         None,
     );
     let targets = follow_up_channels(cfg, inc, &actor.via);
-    fx.deliver(inc, &targets, NotificationKind::Acknowledged, None);
+    // The row says which acknowledgement it reports: it may be sent after a resolve or reopen.
+    let ack = crate::notify::message::Acknowledgement::of(inc).map(|a| a.to_detail());
+    fx.deliver(inc, &targets, NotificationKind::Acknowledged, ack);
     (AckOutcome::Acknowledged, fx)
 }
 

@@ -1,12 +1,14 @@
 //! Builds the [`Notification`] for one delivery from the incident as it is now and its latest
-//! event, scrubbed of secrets and PII, with a signed acknowledge link.
+//! event, scrubbed of secrets and PII, with a signed acknowledge link. What the delivery reports
+//! (an acknowledgement, a resolution) comes from the snapshot in the row's `detail`, not from the
+//! incident's state at send time, which may have moved on while the row waited.
 
 use std::sync::Arc;
 
 use chrono::Duration;
 
 use super::RemoteState;
-use super::message::{Notification, NotificationKind, PostMortem};
+use super::message::{Acknowledgement, Notification, NotificationKind, PostMortem};
 use super::{event_details, redact};
 use crate::auth::ack_token::{AckAction, AckClaims, AckKeys};
 use crate::clock::{SharedClock, ms_to_datetime};
@@ -120,7 +122,7 @@ impl NotificationBuilder {
         })
         .flatten();
         let post_mortem = resolved.as_ref().map(post_mortem);
-        let (acknowledged_by, acknowledged_at, resolved_by, resolved_at) = match &resolved {
+        let (mut acknowledged_by, mut acknowledged_at, resolved_by, resolved_at) = match &resolved {
             Some(e) => (
                 e.acknowledged_by.clone(),
                 e.acknowledged_at,
@@ -134,6 +136,18 @@ impl NotificationBuilder {
                 inc.resolved_at,
             ),
         };
+        // An acknowledgement reports the acknowledgement it was written for, even when it is
+        // sent after a resolve or a reopen changed the incident. Rows written before the
+        // snapshot existed fall back to the incident's, if it is still the same episode.
+        if kind == NotificationKind::Acknowledged {
+            let ack = detail.and_then(Acknowledgement::from_detail).or_else(|| {
+                (inc.episode == episode)
+                    .then(|| Acknowledgement::of(inc))
+                    .flatten()
+            });
+            acknowledged_by = ack.as_ref().and_then(|a| a.by.clone());
+            acknowledged_at = ack.map(|a| a.at);
+        }
         Notification {
             kind,
             incident_id: inc.id,
@@ -164,6 +178,7 @@ impl NotificationBuilder {
             resolved_at: resolved_at.map(ms_to_datetime),
             waited_minutes,
             post_mortem,
+            delivery: None,
         }
     }
 }

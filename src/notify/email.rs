@@ -18,6 +18,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
+use super::message::DeliveryRef;
 use super::render::Templates;
 use super::{
     Channel, Notification, NotificationKind, Outgoing, SendFuture, SendOutcome, truncate_body,
@@ -149,7 +150,7 @@ impl EmailChannel {
         let mut builder = Message::builder()
             .from(self.from.clone())
             .subject(subject)
-            .message_id(None)
+            .message_id(n.delivery.map(|d| self.message_id(d)))
             .references(thread)
             .raw_header(header("X-PaiiD-Incident", n.incident_id.to_string())?)
             .raw_header(header("X-PaiiD-Severity", header_safe(&n.severity))?)
@@ -165,6 +166,18 @@ impl EmailChannel {
             .multipart(MultiPart::alternative_plain_html(text, html))
             .map(|m| m.formatted())
             .map_err(|e| format!("cannot build the message: {e}"))
+    }
+
+    /// The same for every attempt of one delivery, so that mail clients show a retried mail once
+    /// (a retry resends to the recipients who already got it); without a delivery (send-test),
+    /// lettre makes a random one.
+    fn message_id(&self, d: DeliveryRef) -> String {
+        format!(
+            "<delivery-{}.{}@{}>",
+            d.id,
+            d.created_at,
+            self.from.email.domain()
+        )
     }
 
     async fn deliver(&self, n: &Notification) -> SendOutcome {

@@ -191,6 +191,7 @@ mod tests {
             resolved_at: None,
             waited_minutes: None,
             post_mortem: None,
+            delivery: None,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The data a notification carries, independent of channel. Templates render it.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::incidents::model::Incident;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -95,6 +97,48 @@ pub struct Notification {
     /// For escalations: minutes waited without acknowledgement.
     pub waited_minutes: Option<i64>,
     pub post_mortem: Option<PostMortem>,
+    /// The outbox row this is sent for; `None` for `send-test` and previews. Not a template
+    /// variable: it only lets a channel make every attempt of one delivery the same message.
+    #[serde(skip)]
+    pub delivery: Option<DeliveryRef>,
+}
+
+/// Identifies one outbox row across its attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryRef {
+    pub id: i64,
+    /// The row's `created_at` (ms). Row ids start again at 1 in a new database; with this a
+    /// new row is never taken for an old one that shares its id.
+    pub created_at: i64,
+}
+
+/// The acknowledgement an `acknowledged` delivery reports, carried in the row's `detail`: the
+/// row may be sent after the incident was resolved or reopened, and the message must still say
+/// who acknowledged it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub by: Option<String>,
+    pub at: i64,
+}
+
+impl Acknowledgement {
+    /// The incident's current acknowledgement, if it has one.
+    pub fn of(inc: &Incident) -> Option<Self> {
+        Some(Self {
+            by: inc.acknowledged_by.clone(),
+            at: inc.acknowledged_at?,
+        })
+    }
+
+    /// The `detail` JSON a delivery carries it in.
+    pub fn to_detail(&self) -> String {
+        serde_json::json!({ "acknowledgement": self }).to_string()
+    }
+
+    pub fn from_detail(detail: &str) -> Option<Self> {
+        let mut v: serde_json::Value = serde_json::from_str(detail).ok()?;
+        serde_json::from_value(v.get_mut("acknowledgement")?.take()).ok()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -152,6 +196,7 @@ impl Notification {
             resolved_at: None,
             waited_minutes: None,
             post_mortem: None,
+            delivery: None,
         }
     }
 

@@ -691,6 +691,7 @@ fn sample_notification(kind: NotificationKind) -> Notification {
             escalations_fired: 1,
             root_cause: Some("Broker API returned zero quantity".to_string()),
         }),
+        delivery: None,
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::build::NotificationBuilder;
+use super::message::DeliveryRef;
 use super::ratelimit::{Limit, RateLimiter};
 use super::registry::Channels;
 use super::retry::RetryPolicy;
@@ -201,7 +202,7 @@ impl OutboxWorker {
             }
             None => None,
         };
-        let Some((notification, remote)) = built else {
+        let Some((mut notification, remote)) = built else {
             return self
                 .finish(
                     d,
@@ -214,6 +215,10 @@ impl OutboxWorker {
                 )
                 .await;
         };
+        notification.delivery = Some(DeliveryRef {
+            id: d.id,
+            created_at: d.created_at,
+        });
         let rate_key = channel.rate_key();
         if let Some(limit) = Self::limit_for(channel.kind())
             && let Err(wait) = self.acquire(&rate_key, limit).await
