@@ -52,6 +52,7 @@ fn notification(kind: NotificationKind) -> Notification {
         resolved_at: None,
         waited_minutes: None,
         post_mortem: None,
+        delivery: None,
     }
 }
 

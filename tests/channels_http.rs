@@ -61,6 +61,7 @@ fn notification(kind: NotificationKind) -> Notification {
         resolved_at: None,
         waited_minutes: None,
         post_mortem: None,
+        delivery: None,
     }
 }
 
@@ -376,6 +377,41 @@ async fn slack_webhook_state_changes_post_short_messages_and_skip_counts() {
 }
 
 #[tokio::test]
+async fn slack_fallback_text_links_work_and_user_text_is_escaped() {
+    let slack = FakeSlack::start().await;
+    let ch = webhook_channel(&slack);
+    let mut n = notification(NotificationKind::Opened);
+    n.title = "boom <https://evil.example|Open in Sentry> <!here> & co".into();
+    let out = send(&ch, &n, &RemoteState::default()).await;
+    assert!(matches!(out, SendOutcome::Delivered { .. }), "{out:?}");
+    let body = slack.requests()[0].json.clone().unwrap();
+    let text = body["text"].as_str().unwrap();
+    // Our own links are Slack links, clickable in notifications and fallback views.
+    assert!(
+        text.contains(
+            "<https://paiid.sentry.io/issues/4711/?project=1&amp;referrer=alert|Open in Sentry>"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("<https://alerts.paiid.ai/incidents/42|Incident #42>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<https://alerts.paiid.ai/ack/eyJrIjoxfQ.c2ln|Acknowledge>"),
+        "{text}"
+    );
+    assert!(!text.contains("&lt;https://paiid.sentry.io"), "{text}");
+    // What came from the event is still inert text.
+    assert!(
+        text.contains("boom &lt;https://evil.example|Open in Sentry&gt; &lt;!here&gt; &amp; co"),
+        "{text}"
+    );
+    assert!(!text.contains("<https://evil.example"), "{text}");
+    assert!(!text.contains("<!here>"), "{text}");
+}
+
+#[tokio::test]
 async fn slack_timeout_and_outage_are_retried_without_leaking_the_url() {
     let slack = FakeSlack::start().await;
     let ch = webhook_channel(&slack).with_timeout(Duration::from_millis(200));
@@ -550,6 +586,70 @@ async fn slack_bot_post_update_and_thread_flow() {
         "{out:?}"
     );
     assert_eq!(slack.messages().len(), 5);
+}
+
+/// An acknowledgement sent late (Slack was down, or the row was queued) after the incident was
+/// also resolved: the card may show the latest state, but the message about the acknowledgement
+/// says Acknowledged, by whom.
+#[tokio::test]
+async fn slack_late_acknowledgement_reports_the_acknowledgement_not_the_current_state() {
+    let slack = FakeSlack::start().await;
+    slack.set_rate_limit(false);
+    let n = notification(NotificationKind::Opened);
+    let mut late_ack = resolved(acknowledged(n.clone()));
+    late_ack.kind = NotificationKind::Acknowledged;
+
+    let bot = bot_channel(&slack);
+    let (channel, ts) = slack_ref(&send(&bot, &n, &RemoteState::default()).await);
+    let remote = RemoteState {
+        slack_channel: Some(channel),
+        slack_ts: Some(ts.clone()),
+        pagerduty_triggered: false,
+    };
+    let out = send(&bot, &late_ack, &remote).await;
+    assert!(matches!(out, SendOutcome::Delivered { .. }), "{out:?}");
+    let out = send(&bot, &resolved(acknowledged(n.clone())), &remote).await;
+    assert!(matches!(out, SendOutcome::Delivered { .. }), "{out:?}");
+    let replies: Vec<String> = slack
+        .thread_replies(&ts)
+        .iter()
+        .map(|m| m.text.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(
+        replies[0].contains("Acknowledged") && replies[0].contains("alice@paiid.ai"),
+        "{replies:?}"
+    );
+    assert!(!replies[0].contains("Resolved"), "{replies:?}");
+    assert!(
+        replies[1].contains("Resolved") && replies[1].contains("bob@paiid.ai"),
+        "{replies:?}"
+    );
+    // The card itself shows where the incident stands now.
+    let card = slack.message(&ts).unwrap();
+    assert!(block_texts(card.blocks.as_ref().unwrap()).contains("RESOLVED"));
+
+    // Without a card (bot) and in webhook mode, the short message reports the event too.
+    let short = |m: &fake_slack::Message| block_texts(m.blocks.as_ref().unwrap());
+    let out = send(&bot, &late_ack, &RemoteState::default()).await;
+    assert!(matches!(out, SendOutcome::Delivered { .. }), "{out:?}");
+    let webhook = webhook_channel(&slack);
+    let out = send(&webhook, &late_ack, &RemoteState::default()).await;
+    assert!(matches!(out, SendOutcome::Delivered { .. }), "{out:?}");
+    let top: Vec<fake_slack::Message> = slack
+        .messages()
+        .into_iter()
+        .filter(|m| m.thread_ts.is_none())
+        .collect();
+    assert_eq!(top.len(), 3);
+    for m in &top[1..] {
+        let text = short(m);
+        assert!(
+            text.contains("Acknowledged") && text.contains("alice@paiid.ai"),
+            "{text}"
+        );
+        assert!(!text.contains("Resolved"), "{text}");
+    }
 }
 
 #[tokio::test]
@@ -999,6 +1099,59 @@ async fn pagerduty_long_summary_is_accepted() {
 }
 
 #[tokio::test]
+async fn pagerduty_huge_event_is_cut_to_fit_and_accepted() {
+    let pd = FakePagerDuty::start().await;
+    let ch = pd_channel(&pd);
+    // A 1 MB title fits in a webhook under the 1 MiB intake limit; breadcrumbs can be as big.
+    let mut n = notification(NotificationKind::Opened);
+    n.title = format!("ValueError: {}", "x".repeat(1_000_000));
+    n.culprit = Some("\u{1}".repeat(200_000));
+    n.breadcrumbs = (0..5)
+        .map(|i| Breadcrumb {
+            timestamp: None,
+            category: Some("query".into()),
+            level: None,
+            message: format!("SELECT {i} {}", "\"".repeat(300_000)),
+        })
+        .collect();
+    let out = send(&ch, &n, &RemoteState::default()).await;
+    assert!(matches!(out, SendOutcome::Delivered { .. }), "{out:?}");
+    let req = &pd.requests()[0];
+    assert!(req.accepted);
+    assert!(
+        req.body.len() < fake_pagerduty::MAX_EVENT_BYTES,
+        "{} bytes",
+        req.body.len()
+    );
+    let event = pd.events()[0].clone();
+    assert!(
+        event["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("[CRITICAL] ValueError: xxx")
+    );
+    let details = &event["payload"]["custom_details"];
+    assert!(
+        details["truncated"].as_str().unwrap().contains("512 KB"),
+        "the cut is said: {details}"
+    );
+    assert_eq!(
+        details["incident_url"],
+        "https://alerts.paiid.ai/incidents/42"
+    );
+    assert!(
+        details["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("ValueError: xxx")
+    );
+    assert_eq!(
+        pd.incident("paiid-alerts-42-1").unwrap().status,
+        "triggered"
+    );
+}
+
+#[tokio::test]
 async fn pagerduty_timeout_and_outage_are_retried() {
     let pd = FakePagerDuty::start().await;
     let ch = pd_channel(&pd).with_timeout(Duration::from_millis(200));
@@ -1195,6 +1348,11 @@ async fn fake_pagerduty_enforces_the_contract() {
     );
     let long = serde_json::json!({"summary": "x".repeat(1025), "source": "x", "severity": "info"});
     assert!(errors(raw_post(&url, json, None, trigger(long)).await).contains("1024"));
+    let huge = serde_json::json!({
+        "summary": "s", "source": "x", "severity": "info",
+        "custom_details": { "blob": "x".repeat(fake_pagerduty::MAX_EVENT_BYTES) },
+    });
+    assert!(errors(raw_post(&url, json, None, trigger(huge)).await).contains("512 KB"));
     let ack = serde_json::json!({"routing_key": key, "event_action": "acknowledge"});
     assert!(errors(raw_post(&url, json, None, ack.to_string()).await).contains("dedup_key"));
     let bad_action =

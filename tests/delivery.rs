@@ -426,3 +426,147 @@ async fn log_channel_records_what_would_have_been_sent() {
     assert!(response.contains("CRITICAL"), "{response}");
     assert_clean("logged message", response);
 }
+
+async fn act(app: &TestApp, id: i64, action: &str, by: &str) {
+    let r = app
+        .client
+        .post(app.url(&format!("/api/incidents/{id}/{action}")))
+        .json(&serde_json::json!({ "by": by }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{action}");
+}
+
+/// Bot mode: acknowledged and then resolved while Slack answers 500, the thread replies sent
+/// once Slack is back report each event (Acknowledged by whom, then Resolved), not the state the
+/// incident is in by the time they are sent.
+#[tokio::test]
+async fn slack_outage_thread_replies_report_ack_then_resolve() {
+    let slack = FakeSlack::start().await;
+    slack.set_rate_limit(false);
+    let pd = FakePagerDuty::start().await;
+    let app = app_with(&slack, &pd, None, "bot", false).await;
+    let id = open_critical(&app).await;
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(1)
+    );
+    let card = slack.messages()[0].ts.clone();
+
+    // Slack fails the next two calls: the acknowledgement's first two attempts.
+    slack.fail_next(2, fake_slack::Behaviour::Status(500));
+    act(&app, id, "ack", "ana").await;
+    app.state.outbox.step("slack-alerts").await.unwrap();
+    act(&app, id, "resolve", "ben").await;
+    app.clock.advance(Duration::from_secs(5));
+    app.state.outbox.step("slack-alerts").await.unwrap();
+    assert!(slack.thread_replies(&card).is_empty(), "Slack was failing");
+    assert_eq!(slack.rejected().len(), 2);
+
+    // Slack is back: the queued acknowledgement, then the resolution.
+    for _ in 0..3 {
+        app.clock.advance(Duration::from_secs(10));
+        app.state.outbox.step("slack-alerts").await.unwrap();
+    }
+    let rows = delivery_rows(&app, "slack-alerts").await;
+    assert!(rows.iter().all(|d| d["status"] == "delivered"), "{rows:?}");
+    let replies: Vec<String> = slack
+        .thread_replies(&card)
+        .iter()
+        .map(|m| m.text.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(
+        replies[0].contains("Acknowledged") && replies[0].contains("ana"),
+        "{replies:?}"
+    );
+    assert!(!replies[0].contains("Resolved"), "{replies:?}");
+    assert!(
+        replies[1].contains("Resolved") && replies[1].contains("ben"),
+        "{replies:?}"
+    );
+    // The card ends up showing the incident as it stands.
+    let card = slack.message(&card).unwrap();
+    assert!(card.body.to_string().contains("RESOLVED"), "{}", card.body);
+}
+
+/// A production error for its own Sentry issue, so that each call opens its own incident.
+async fn open_critical_issue(app: &TestApp, issue: &str) -> i64 {
+    let mut v: Value = serde_json::from_slice(&secret_laden_event()).unwrap();
+    v["data"]["event"]["issue_id"] = issue.into();
+    v["data"]["event"]["event_id"] = format!("evt-{issue}").into();
+    let r = app
+        .post_sentry(Some("event_alert"), &serde_json::to_vec(&v).unwrap())
+        .await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["incident_id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// A retried email is the same message to mail clients (same `Message-ID`), so a recipient who
+/// already got it before the failure sees it once; another delivery is another message.
+#[tokio::test]
+async fn retried_email_keeps_its_message_id() {
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    // The second recipient's server is busy: every attempt reaches the first one, then fails.
+    let smtp = SmtpSink::start_with(&["--tempfail-rcpt", "eng-manager@paiid.ai"]).await;
+    let app = app_with(&slack, &pd, Some(&smtp), "webhook", false).await;
+    let first = open_critical_issue(&app, "5001").await;
+    assert_eq!(
+        app.state.outbox.step("ops-email").await.unwrap(),
+        Step::Executed(1)
+    );
+    app.clock.advance(Duration::from_secs(5));
+    assert_eq!(
+        app.state.outbox.step("ops-email").await.unwrap(),
+        Step::Executed(1)
+    );
+    let rows = delivery_rows(&app, "ops-email").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["attempts"], 2, "{rows:?}");
+    assert_eq!(rows[0]["status"], "failed", "{rows:?}");
+
+    let second = open_critical_issue(&app, "5002").await;
+    assert_ne!(first, second);
+    assert_eq!(
+        app.state.outbox.step("ops-email").await.unwrap(),
+        Step::Executed(1)
+    );
+
+    let mails = smtp.wait_for(3, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 3);
+    let id_of = |m: &support::smtp::ReceivedMail| m.header("Message-ID").unwrap().to_string();
+    assert_eq!(
+        mails[0].header("X-PaiiD-Incident"),
+        Some(first.to_string().as_str())
+    );
+    assert_eq!(
+        mails[1].header("X-PaiiD-Incident"),
+        Some(first.to_string().as_str())
+    );
+    assert_eq!(
+        mails[2].header("X-PaiiD-Incident"),
+        Some(second.to_string().as_str())
+    );
+    assert_eq!(
+        id_of(&mails[0]),
+        id_of(&mails[1]),
+        "two attempts, one message"
+    );
+    assert_ne!(
+        id_of(&mails[0]),
+        id_of(&mails[2]),
+        "two deliveries, two messages"
+    );
+    for m in &mails {
+        assert_eq!(m.rcpt_tos, ["trading-ops@paiid.ai"]);
+        let id = id_of(m);
+        assert!(
+            id.starts_with('<') && id.ends_with("@paiid.ai>"),
+            "in EMAIL_FROM's domain: {id}"
+        );
+    }
+}

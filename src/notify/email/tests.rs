@@ -113,3 +113,39 @@ fn redacts_url_passwords() {
         "bad [REDACTED] x"
     );
 }
+
+#[test]
+fn message_id_follows_the_delivery() {
+    let c = channel("smtp://127.0.0.1:2525").unwrap();
+    let message_id = |n: &Notification| {
+        let raw = c.build_message(n).unwrap();
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        raw.lines()
+            .find_map(|l| l.strip_prefix("Message-ID: "))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let mut n = Notification::test_message(chrono::Utc::now());
+    n.delivery = Some(DeliveryRef {
+        id: 17,
+        created_at: 1_780_000_000_000,
+    });
+    let first = message_id(&n);
+    assert_eq!(first, "<delivery-17.1780000000000@paiid.ai>");
+    assert_eq!(message_id(&n), first, "every attempt is the same message");
+    n.delivery = Some(DeliveryRef {
+        id: 18,
+        created_at: 1_780_000_000_000,
+    });
+    assert_ne!(message_id(&n), first);
+    // The same row id in a new database is another message.
+    n.delivery = Some(DeliveryRef {
+        id: 17,
+        created_at: 1_790_000_000_000,
+    });
+    assert_ne!(message_id(&n), first);
+    // No delivery (send-test): still a Message-ID, a fresh one each time.
+    n.delivery = None;
+    let (a, b) = (message_id(&n), message_id(&n));
+    assert!(a.starts_with('<') && a != b, "{a} {b}");
+}

@@ -44,6 +44,7 @@ fn notification(kind: NotificationKind, severity: &str) -> Notification {
         resolved_at: None,
         waited_minutes: None,
         post_mortem: None,
+        delivery: None,
     }
 }
 
@@ -181,4 +182,59 @@ fn rate_key_hashes_and_debug_redacts() {
     );
     assert!(!format!("{ch:?}").contains(KEY));
     assert_eq!(ch.kind(), "pagerduty");
+}
+
+#[test]
+fn json_strings_are_clipped_by_their_encoded_size() {
+    assert_eq!(clip_json_str("abc", 5), None);
+    assert_eq!(clip_json_str("abcd", 5), Some("…".into()));
+    let cut = clip_json_str(&"é\"".repeat(1000), 100).unwrap_or_default();
+    assert!(json_len(&json!(cut)) <= 100, "{cut}");
+    assert!(cut.ends_with('…'));
+    let cut = clip_json_str(&"\u{1}".repeat(1000), 100).unwrap_or_default();
+    assert!(json_len(&json!(cut)) <= 100);
+}
+
+#[test]
+fn a_huge_trigger_is_cut_under_the_event_limit_and_says_so() {
+    let mut n = notification(NotificationKind::Opened, "critical");
+    n.title = "x".repeat(1_000_000);
+    n.culprit = Some("\u{1}".repeat(300_000));
+    n.breadcrumbs = (0..5)
+        .map(|_| Breadcrumb {
+            timestamp: Some("t".repeat(100_000)),
+            category: None,
+            level: None,
+            message: "\"".repeat(300_000),
+        })
+        .collect();
+    n.sentry_url = Some(format!("https://sentry.io/{}", "a".repeat(100_000)));
+    let e = fit_event(trigger_event(KEY, &n, &"s".repeat(1024)));
+    assert!(json_len(&e) <= MAX_EVENT_BYTES, "{}", json_len(&e));
+    let d = &e["payload"]["custom_details"];
+    assert!(
+        d["truncated"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("512 KB")
+    );
+    assert!(d["title"].as_str().unwrap_or_default().starts_with("xxx"));
+    assert_eq!(d["breadcrumbs"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        e["payload"]["summary"],
+        "s".repeat(1024),
+        "the summary is kept"
+    );
+    assert_eq!(e["dedup_key"], "paiid-alerts-7-1");
+    // The over-long Sentry link would be broken if cut: only ours is left.
+    assert_eq!(e["links"].as_array().map(Vec::len), Some(1));
+    assert_eq!(e["links"][0]["href"], "https://alerts/incidents/7");
+}
+
+#[test]
+fn an_event_within_the_limit_is_sent_as_built() {
+    let n = notification(NotificationKind::Opened, "critical");
+    let e = trigger_event(KEY, &n, "summary");
+    assert_eq!(fit_event(e.clone()), e);
+    assert!(e["payload"]["custom_details"].get("truncated").is_none());
 }

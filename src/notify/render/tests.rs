@@ -51,6 +51,7 @@ fn minimal(kind: NotificationKind) -> Notification {
         resolved_at: None,
         waited_minutes: None,
         post_mortem: None,
+        delivery: None,
     }
 }
 

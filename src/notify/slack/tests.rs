@@ -45,6 +45,7 @@ fn notification(kind: NotificationKind) -> Notification {
         resolved_at: None,
         waited_minutes: None,
         post_mortem: None,
+        delivery: None,
     }
 }
 
@@ -335,4 +336,65 @@ fn debug_redacts_secrets() {
     assert!(format!("{b:?}").contains("https://slack.com/api\""));
     assert_eq!(w.rate_key(), "slack:#paiid-alerts");
     assert_eq!(b.kind(), "slack");
+}
+
+#[test]
+fn fallback_escaping_keeps_our_links_only() {
+    assert_eq!(
+        escape_keeping_links("see <https://x.io/a?b=1&c=2|Open in Sentry> & <mailto:o@p.ai|mail>"),
+        "see <https://x.io/a?b=1&amp;c=2|Open in Sentry> &amp; <mailto:o@p.ai|mail>"
+    );
+    // Already-escaped user text stays as it is; control sequences are escaped.
+    assert_eq!(
+        escape_keeping_links("&lt;https://evil|x&gt; <!channel> <@U1> <#C1> <javascript:x|y>"),
+        "&lt;https://evil|x&gt; &lt;!channel&gt; &lt;@U1&gt; &lt;#C1&gt; &lt;javascript:x|y&gt;"
+    );
+    // Unclosed, nested or multi-line: not a link.
+    assert_eq!(
+        escape_keeping_links("<https://a <https://b|c>"),
+        "&lt;https://a <https://b|c>"
+    );
+    assert_eq!(
+        escape_keeping_links("<https://a\n|b>"),
+        "&lt;https://a\n|b&gt;"
+    );
+    assert_eq!(
+        escape_keeping_links("<https://|x> a > b"),
+        "&lt;https://|x&gt; a &gt; b"
+    );
+}
+
+#[test]
+fn truncation_never_leaves_half_a_link() {
+    let s = format!(
+        "{} <https://alerts.paiid.ai/incidents/42|Incident #42>",
+        "x".repeat(20)
+    );
+    let cut = truncate_mrkdwn(&s, 40);
+    assert_eq!(cut, format!("{} …", "x".repeat(20)));
+}
+
+#[test]
+fn late_acknowledgement_reply_reports_the_acknowledgement() {
+    let mut n = notification(NotificationKind::Acknowledged);
+    let t = n.last_seen;
+    n.acknowledged_by = Some("ana".into());
+    n.acknowledged_at = Some(t);
+    // Resolved by the time the acknowledgement goes out.
+    n.state = "resolved".into();
+    n.resolved_by = Some("ben".into());
+    n.resolved_at = Some(t);
+    let reply = reply_text(&n);
+    assert!(
+        reply.starts_with(":eyes: *Acknowledged* by *ana*"),
+        "{reply}"
+    );
+    assert!(!reply.contains("Resolved"), "{reply}");
+    let short = serde_json::to_string(&short_blocks(&n)).unwrap_or_default();
+    assert!(short.contains("*Acknowledged* by *ana*"), "{short}");
+    assert!(!short.contains("Resolved"), "{short}");
+    // The card shows the latest state.
+    assert!(header_text(&n).contains("RESOLVED"));
+    n.kind = NotificationKind::Resolved;
+    assert!(reply_text(&n).starts_with(":white_check_mark: *Resolved* by *ben*"));
 }
