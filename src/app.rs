@@ -134,7 +134,11 @@ impl Application {
             wakers: wakers.clone(),
             scheduler,
         };
-        let mut workers = Vec::new();
+        let mut workers = vec![crate::store::health::spawn_probe(
+            state.store.clone(),
+            state.clock.clone(),
+            cancel.child_token(),
+        )];
         let scheduler = state.scheduler.clone();
         if settings.run_workers {
             workers.extend(outbox.spawn(wakers.outbox.clone(), cancel.child_token()));

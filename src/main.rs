@@ -43,8 +43,9 @@ enum Command {
         /// Base URL of links in messages (default: http://{listen}).
         #[arg(long, env = "PUBLIC_URL")]
         public_url: Option<String>,
-        /// `normal` survives a crash; `full` also survives power loss (slower commits).
-        #[arg(long, env = "DATABASE_DURABILITY", default_value = "normal")]
+        /// `full` (the default) has every 2xx on disk, also through power loss or a file system
+        /// gone read-only; `normal` survives a process crash only, for faster commits.
+        #[arg(long, env = "DATABASE_DURABILITY", default_value = "full")]
         durability: Durability,
         /// Accept unsigned webhooks on a non-loopback address.
         #[arg(long, env = "ALLOW_UNSIGNED_WEBHOOKS")]
@@ -307,7 +308,7 @@ async fn digest(common: Common, send_now: bool, weekly: bool) -> anyhow::Result<
         common.database_url.clone(),
         common.config.clone(),
     );
-    let store = paiid_alerts::store::Store::open(&common.database_url, Durability::Normal).await?;
+    let store = paiid_alerts::store::Store::open(&common.database_url, Durability::Full).await?;
     let templates = Arc::new(Templates::new(&cfg.templates)?);
     let channels = Arc::new(Channels::build(
         &cfg,

@@ -166,6 +166,21 @@ fn seconds(ms: i64) -> String {
 }
 
 #[cfg(test)]
+/// Whether the database takes writes, from the write paths and the probe (`store::health`).
+pub fn render_write_health(h: &crate::store::health::WriteHealth) -> String {
+    let failing = h.failing();
+    format!(
+        "# HELP paiid_storage_writable 1 while the database takes writes, 0 while writes fail (readiness fails with it).\n\
+         # TYPE paiid_storage_writable gauge\n\
+         paiid_storage_writable {}\n\
+         # HELP paiid_storage_write_failures_total Writes that failed (intake batches, workers, probes).\n\
+         # TYPE paiid_storage_write_failures_total counter\n\
+         paiid_storage_write_failures_total {}\n",
+        u8::from(failing.is_none()),
+        h.failures_total(),
+    )
+}
+
 mod tests {
     #[test]
     fn renders_prometheus_text() {

@@ -109,7 +109,7 @@ impl Settings {
             database_url,
             config_path,
             public_url: std::env::var("PUBLIC_URL").ok().filter(|s| !s.is_empty()),
-            durability: Durability::Normal,
+            durability: Durability::Full,
             allow_unsigned_webhooks: false,
             secrets: Secrets::from_env(),
             email_from: std::env::var("ALERT_EMAIL_FROM")

@@ -120,7 +120,8 @@ impl Scheduler {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        tracing::error!(error = %e, "escalation tick failed; retrying in 1 s");
+                        // Logged once per outage by the health tracker; retried every second.
+                        self.store.health.failed("scheduler", &e, self.clock.now_ms());
                         tokio::select! {
                             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
                             _ = cancel.cancelled() => return,

@@ -9,6 +9,9 @@ use serde_json::json;
 use crate::incidents::service::ServiceError;
 use crate::store::StoreError;
 
+/// What a 503 asks the client to wait: the health probe looks again every second.
+const RETRY_AFTER_SECONDS: &str = "5";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]
@@ -57,11 +60,19 @@ impl IntoResponse for ApiError {
         if let Self::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        (
+        let mut response = (
             status,
             Json(json!({ "code": code, "detail": self.to_string() })),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Storage faults and start-up clear by themselves; a polite client comes back.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 
@@ -78,10 +89,8 @@ impl From<std::sync::Arc<StoreError>> for ApiError {
     fn from(e: std::sync::Arc<StoreError>) -> Self {
         match &*e {
             StoreError::WriterGone => Self::Unavailable("the service is shutting down".into()),
-            other => {
-                tracing::error!(error = %other, "storage failed");
-                Self::Unavailable("storage is unavailable; retry later".into())
-            }
+            // The writer reported it to the health tracker, which logs it once per outage.
+            other => Self::Unavailable(format!("storage is unavailable; retry later ({other})")),
         }
     }
 }

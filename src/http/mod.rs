@@ -85,7 +85,13 @@ pub fn router(state: AppState) -> Router {
         // The JSON and form extractors' limit; the webhook routes read their bodies themselves
         // under the same limit.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
+        // A 500 is logged where it happens (`ApiError::Internal`), and a storage outage once by
+        // the health tracker: an error line per refused request would bury both.
+        .layer(
+            TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
         .with_state(state)
 }
 

@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = state.metrics.render();
+    body.push_str(&crate::metrics::render_write_health(&state.store.health));
     // A scrape must still answer when the database does not: the counters say a lot then.
     match misc::gauges(&state.store.read, state.clock.now_ms()).await {
         Ok(g) => body.push_str(&crate::metrics::render_gauges(&g)),

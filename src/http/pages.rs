@@ -293,26 +293,35 @@ fn web_actor(state: &AppState, headers: &HeaderMap, form: &str) -> Result<Actor,
     Ok(Actor::new(by, "web"))
 }
 
-/// Whether a form post comes from a page of this service, by the headers browsers add to every
-/// post (`Sec-Fetch-Site`, else `Origin`). A client that sends neither is not a browser, and
-/// so not a forgery vector. `Origin` may name `PUBLIC_URL` or, without a proxy in between, the
-/// `Host` asked for (a proxy often rewrites `Host`).
+/// Whether a form post comes from a page of this service, by the headers browsers add to posts
+/// (`Sec-Fetch-Site`, else `Origin`, else `Referer`). A client that sends none of them is not a
+/// browser, and so not a forgery vector. `Origin` (or the origin part of `Referer`) may name
+/// `PUBLIC_URL` or, without a proxy in between, the `Host` asked for (a proxy often rewrites
+/// `Host`). Older browsers and some privacy settings drop `Origin` but keep `Referer`, so a
+/// cross-site `Referer` is refused as well.
 fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = get("sec-fetch-site") {
         return matches!(site, "same-origin" | "none");
     }
-    let Some(origin) = get("origin") else {
-        return true;
+    let claimed = match (get("origin"), get("referer")) {
+        (Some(origin), _) => origin,
+        (None, Some(referer)) => origin_of(referer),
+        (None, None) => return true,
     };
-    let Some((_, origin_host)) = origin.split_once("://") else {
+    let Some((_, claimed_host)) = claimed.split_once("://") else {
         return false;
     };
-    let public_origin = match public_url.split_once("://") {
-        Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or("")),
-        None => String::new(),
+    claimed.eq_ignore_ascii_case(origin_of(public_url)) || Some(claimed_host) == get("host")
+}
+
+/// `scheme://host[:port]` of a URL: what a browser sends as `Origin`.
+fn origin_of(url: &str) -> &str {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "";
     };
-    origin.eq_ignore_ascii_case(&public_origin) || Some(origin_host) == get("host")
+    let authority = rest.find(['/', '?', '#']).map_or(rest.len(), |i| i);
+    &url[..scheme.len() + 3 + authority]
 }
 
 /// Who acts from a web form, and on which occurrence of the incident.
@@ -446,3 +455,34 @@ mod tests {
         assert!(!same_origin(&headers(&[("origin", "null")]), public));
     }
 }
+
+    #[test]
+    fn a_cross_site_referer_without_origin_is_refused() {
+        let public = "https://alerts.paiid.ai";
+        let host = ("host", "127.0.0.1:8080");
+        assert!(!same_origin(
+            &headers(&[("referer", "https://evil.example/page?x=1"), host]),
+            public
+        ));
+        assert!(!same_origin(
+            &headers(&[("referer", "https://alerts.paiid.ai.evil.example/"), host]),
+            public
+        ));
+        assert!(!same_origin(&headers(&[("referer", "garbage"), host]), public));
+        assert!(same_origin(
+            &headers(&[("referer", "https://alerts.paiid.ai/incidents/3"), host]),
+            public
+        ));
+        assert!(same_origin(
+            &headers(&[("referer", "http://127.0.0.1:8080/incidents/3"), host]),
+            public
+        ));
+    }
+
+    #[test]
+    fn origin_of_keeps_scheme_host_and_port() {
+        assert_eq!(origin_of("https://a.b:8443/x?y#z"), "https://a.b:8443");
+        assert_eq!(origin_of("http://a.b?q"), "http://a.b");
+        assert_eq!(origin_of("https://a.b"), "https://a.b");
+        assert_eq!(origin_of("no-scheme"), "");
+    }

@@ -171,13 +171,16 @@ impl Writer {
             let (requests, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
             match self.commit_batch(&requests).await {
                 Ok((outcomes, fx)) => {
+                    self.store.health.succeeded(self.clock.now_ms());
                     self.wakers.after_commit(&fx);
                     for (reply, outcome) in replies.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(outcome));
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, batch = requests.len(), "intake batch failed to commit; answering 503");
+                    // Logged once per outage by the health tracker, not once per batch.
+                    tracing::debug!(error = %e, batch = requests.len(), "intake batch failed to commit; answering 503");
+                    self.store.health.failed("intake", &e, self.clock.now_ms());
                     // Counters may have advanced inside the failed transaction, and the rate
                     // windows counted alerts that were not stored (Sentry will send them again):
                     // rebuild both from what the database holds.

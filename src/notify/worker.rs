@@ -385,7 +385,9 @@ impl OutboxWorker {
                             }
                         }
                         Err(e) => {
-                            tracing::error!(channel = %name, error = %e, "outbox step failed; retrying in 1 s");
+                            // Logged once per outage by the health tracker; retried every second.
+                            tracing::debug!(channel = %name, error = %e, "outbox step failed; retrying in 1 s");
+                            me.store.health.failed("outbox", &e, me.clock.now_ms());
                             tokio::select! {
                                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                                 _ = cancel.cancelled() => {}
