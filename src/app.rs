@@ -55,7 +55,7 @@ impl Application {
             .clock
             .clone()
             .unwrap_or_else(|| Arc::new(SystemClock));
-        let store = Store::open(&settings.database_url, settings.durability)
+        let store = open_store(&settings)
             .await
             .with_context(|| format!("opening database {}", settings.database_url))?;
 
@@ -209,6 +209,36 @@ impl Application {
         let _ = writer_task.await;
         store.close().await;
         Ok(())
+    }
+}
+
+/// Opens the database, waiting out a full disk or a read-only file system (SQLite cannot even
+/// create its shared-memory file then): exiting would leave recovery to a supervisor's restart
+/// back-off, while waiting here starts the service within a second of the disk coming back.
+/// Any other error (a bad URL, a failed migration) ends start-up at once.
+async fn open_store(settings: &Settings) -> Result<Store, crate::store::StoreError> {
+    let mut logged = false;
+    loop {
+        match Store::open(&settings.database_url, settings.durability).await {
+            Err(e) if e.is_storage_fault() => {
+                if !logged {
+                    tracing::error!(
+                        error = %e,
+                        database = %settings.database_url,
+                        "cannot open the database (disk full or read-only?); retrying every second until it opens"
+                    );
+                    logged = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+            Ok(store) => {
+                if logged {
+                    tracing::warn!("database opened; starting");
+                }
+                return Ok(store);
+            }
+        }
     }
 }
 

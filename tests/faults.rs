@@ -434,3 +434,52 @@ async fn a_file_system_gone_read_only_refuses_with_503_and_recovers_without_rest
     drop(w);
     drop(mounted);
 }
+
+#[tokio::test]
+async fn start_up_on_a_full_disk_waits_for_space_instead_of_wedging_or_exiting() {
+    let mounted = match Mounted::tmpfs("6m") {
+        Ok(m) => m,
+        Err(e) => return skip(&e),
+    };
+    let first = spawn_with(AppOptions {
+        dir: Some(mounted.dir.clone()),
+        ..AppOptions::default()
+    })
+    .await;
+    let r = first
+        .post_sentry(Some("event_alert"), &critical("950001", 0))
+        .await;
+    assert_eq!(r.status(), 200);
+    first.stop().await;
+
+    let filler = mounted.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    let dir = mounted.dir.clone();
+    let starting = tokio::spawn(async move {
+        spawn_with(AppOptions {
+            dir: Some(dir),
+            ..AppOptions::default()
+        })
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!starting.is_finished(), "started on a full disk?");
+    std::fs::remove_file(&filler).unwrap();
+    let app = tokio::time::timeout(Duration::from_secs(20), starting)
+        .await
+        .expect("starts once space returns")
+        .expect("join");
+    assert_eq!(status_of(&app, "/readyz").await.0, 200);
+    let r = app
+        .post_sentry(Some("event_alert"), &critical("950002", 0))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(stored(&app, "950001").await && stored(&app, "950002").await);
+    drop(app);
+    drop(mounted);
+}

@@ -35,6 +35,22 @@ pub enum StoreError {
     UnsupportedUrl,
 }
 
+impl StoreError {
+    /// A full disk, an I/O error or a file system gone read-only: conditions that clear without
+    /// a change to this service, so waiting for them beats exiting.
+    pub fn is_storage_fault(&self) -> bool {
+        // SQLite's primary result codes (the low byte of an extended code).
+        const SQLITE_READONLY: i64 = 8;
+        const SQLITE_IOERR: i64 = 10;
+        const SQLITE_FULL: i64 = 13;
+        let Self::Db(sqlx::Error::Database(e)) = self else {
+            return false;
+        };
+        let code = e.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
+        matches!(code & 0xff, SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL)
+    }
+}
+
 /// How hard each commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
