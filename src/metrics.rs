@@ -25,6 +25,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "Sentry webhooks answered, by outcome.",
     ),
     (
+        "paiid_intake_unparsed_total",
+        "counter",
+        "Sentry webhooks kept but not read (Sentry's envelope, unexpected content), by resource.",
+    ),
+    (
         "paiid_deliveries_total",
         "counter",
         "Delivery attempts, by channel and outcome.",

@@ -517,3 +517,230 @@ async fn one_sentry_event_by_two_routes_is_one_occurrence() {
         "counted once in rate windows"
     );
 }
+
+/// An app that checks Sentry's signature, and a way to post bodies signed as Sentry would.
+async fn signed_app() -> TestApp {
+    spawn_with(AppOptions {
+        secrets: Secrets {
+            sentry_client_secret: secret("s3cret"),
+            ..Secrets::default()
+        },
+        ..AppOptions::default()
+    })
+    .await
+}
+
+async fn post_signed(app: &TestApp, resource: &str, body: &[u8]) -> reqwest::Response {
+    app.client
+        .post(app.url("/webhooks/sentry"))
+        .header("content-type", "application/json")
+        .header("Sentry-Hook-Resource", resource)
+        .header("Sentry-Hook-Signature", sign(b"s3cret", body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn shapeless_signed_bodies_are_refused_and_store_nothing() {
+    let app = signed_app().await;
+    // The issue's bodies (correctly signed), and their cousins: no envelope, no Sentry payload.
+    for (resource, body, missing) in [
+        ("event_alert", r#"{"a":1}"#, &["`action`", "`data`"][..]),
+        ("event_alert", r#"{"data":{}}"#, &["`action`"]),
+        ("event_alert", r#"{"data":{"event":null}}"#, &["`action`"]),
+        ("metric_alert", r#"{"action":"critical"}"#, &["`data`"]),
+        ("issue", r#"{"action":"created","data":null}"#, &["`data`"]),
+        ("error", r#"{"action":"created","data":"x"}"#, &["`data`"]),
+    ] {
+        let r = post_signed(&app, resource, body.as_bytes()).await;
+        assert_eq!(r.status(), 400, "{body}");
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["code"], "not_a_sentry_payload", "{body}: {err}");
+        let detail = err["detail"].as_str().unwrap();
+        for m in missing {
+            assert!(detail.contains(m), "{body}: {detail}");
+        }
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM events").await, 0);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM incidents").await, 0);
+
+    // The legacy plugin signs nothing; its token vouches for the sender, not for the shape.
+    let app = spawn_with(AppOptions {
+        secrets: Secrets {
+            sentry_webhook_token: secret("tok3n"),
+            ..Secrets::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let r = app
+        .client
+        .post(app.url("/webhooks/sentry?token=tok3n"))
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["code"], "not_a_sentry_payload");
+    assert!(err["detail"].as_str().unwrap().contains("`event`"), "{err}");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM events").await, 0);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM incidents").await, 0);
+}
+
+#[tokio::test]
+async fn a_400000_deep_body_is_refused_quickly() {
+    let app = signed_app().await;
+    let deep = format!("{}{}", "[".repeat(400_000), "]".repeat(400_000));
+    // Bare, and hidden in a field serde skips (it skips without a depth limit).
+    let hidden =
+        format!(r#"{{"action":"triggered","data":{{"event":{{"title":"t"}}}},"extra":{deep}}}"#);
+    for body in [&deep, &hidden] {
+        let started = std::time::Instant::now();
+        let r = post_signed(&app, "event_alert", body.as_bytes()).await;
+        assert_eq!(r.status(), 400);
+        let err: Value = r.json().await.unwrap();
+        assert_eq!(err["code"], "too_deep", "{err}");
+        assert!(err["detail"].as_str().unwrap().contains("128"), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    // 128 levels is still fine (the envelope is the first of them).
+    let ok = format!(
+        r#"{{"action":"triggered","data":{{"event":{{"title":"t","event_id":"e1"}}}},"extra":{}{}}}"#,
+        "[".repeat(127),
+        "]".repeat(127)
+    );
+    let r = post_signed(&app, "event_alert", ok.as_bytes()).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let too_deep = ok
+        .replacen("\"extra\":[", "\"extra\":[[", 1)
+        .replacen("]}", "]]}", 1);
+    let r = post_signed(&app, "event_alert", too_deep.as_bytes()).await;
+    assert_eq!(r.status(), 400);
+    // Still serving, and only the acceptable body was stored.
+    let r = post_signed(
+        &app,
+        "event_alert",
+        &fixture("event_alert.triggered.4.json"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM events").await, 2);
+}
+
+#[tokio::test]
+async fn an_envelope_we_cannot_read_is_kept_counted_listed_and_announced_once() {
+    let app = signed_app().await;
+    let unparsed = || {
+        app.state.metrics.counter(
+            "paiid_intake_unparsed_total",
+            &[("resource", "event_alert")],
+        )
+    };
+    let shapes = || app.scalar("SELECT COUNT(*) FROM unparsed_shapes");
+    let envelope = |uuid: &str, data: &str| {
+        format!(
+            r#"{{"action":"triggered","installation":{{"uuid":"{uuid}"}},"data":{data},"actor":{{"type":"application","name":"Sentry"}}}}"#
+        )
+    };
+
+    let r = post_signed(&app, "event_alert", envelope("u1", "{}").as_bytes()).await;
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "unparsed", "{v}");
+    assert!(v["incident_id"].is_null(), "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("`data.event`"),
+        "{v}"
+    );
+    assert_eq!(unparsed(), 1);
+    assert_eq!(shapes().await, 1, "announced");
+
+    // Same shape, another delivery: stored and counted, not announced again.
+    let r = post_signed(&app, "event_alert", envelope("u2", "{}").as_bytes()).await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(unparsed(), 2);
+    assert_eq!(shapes().await, 1, "not announced twice");
+    assert_eq!(
+        app.scalar(
+            "SELECT seen FROM unparsed_shapes WHERE resource = 'event_alert' AND shape = ''"
+        )
+        .await,
+        2
+    );
+    // Its retry is a duplicate: not counted again.
+    let r = post_signed(&app, "event_alert", envelope("u2", "{}").as_bytes()).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "duplicate");
+    assert_eq!(unparsed(), 2);
+
+    // Another shape is news.
+    let r = post_signed(
+        &app,
+        "event_alert",
+        envelope("u3", r#"{"event":null,"triggered_rule":"r"}"#).as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(shapes().await, 2);
+
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM incidents").await,
+        0,
+        "no incident"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM events WHERE status = 'unparsed' AND incident_id IS NULL")
+            .await,
+        3
+    );
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("paiid_intake_unparsed_total{resource=\"event_alert\"} 3"),
+        "{text}"
+    );
+    let page = app.client.get(app.url("/")).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Payloads we could not read"), "{html}");
+    assert!(html.contains("event,triggered_rule"), "{html}");
+    assert!(html.contains("`data.event` is missing") || html.contains("data.event"));
+
+    // A readable alert next to them still opens its incident.
+    let r = post_signed(
+        &app,
+        "event_alert",
+        &fixture("event_alert.triggered.4.json"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM incidents").await, 1);
+
+    // Once per shape also across a restart.
+    let (dir, clock) = app.stop().await;
+    let app = spawn_with(AppOptions {
+        dir: Some(dir),
+        clock: Some(clock),
+        secrets: Secrets {
+            sentry_client_secret: secret("s3cret"),
+            ..Secrets::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let r = post_signed(&app, "event_alert", envelope("u4", "{}").as_bytes()).await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM unparsed_shapes").await, 2);
+    assert_eq!(
+        app.scalar(
+            "SELECT seen FROM unparsed_shapes WHERE resource = 'event_alert' AND shape = ''"
+        )
+        .await,
+        3
+    );
+}

@@ -163,16 +163,54 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
     }
     let head = "<tr><th>Severity</th><th>Incident</th><th>State</th><th>Events</th><th>Last seen</th></tr>";
     let body = format!(
-        "<h2>Open</h2><table>{head}{}</table><h2>Recently resolved</h2><table>{head}{}</table>\
+        "<h2>Open</h2><table>{head}{}</table><h2>Recently resolved</h2><table>{head}{}</table>{}\
          <p class=\"muted\">JSON: <a href=\"/api/incidents\">/api/incidents</a> · <a href=\"/metrics\">/metrics</a></p>",
         if open.is_empty() {
             "<tr><td colspan=5>Nothing open. 🎉</td></tr>".to_string()
         } else {
             open
         },
-        closed
+        closed,
+        unparsed_section(&state).await
     );
     page(StatusCode::OK, "paiid-alerts on call", &body)
+}
+
+/// Sentry payloads we kept but could not read, one row per resource and shape; nothing when
+/// there are none.
+async fn unparsed_section(state: &AppState) -> String {
+    use crate::intake::unparsed;
+    let rows = match unparsed::recent(&state.store.read, 50).await {
+        Ok(rows) if rows.is_empty() => return String::new(),
+        Ok(rows) => rows,
+        Err(e) => {
+            return format!(
+                "<h2>Payloads we could not read</h2><p class=\"muted\">Not available: {}</p>",
+                esc(&e.to_string())
+            );
+        }
+    };
+    let mut out = String::from(
+        "<h2>Payloads we could not read</h2><p class=\"muted\">Sentry's envelope, but not the \
+         content we know: stored with status <code>unparsed</code>, no incident opened.</p>\
+         <table><tr><th>Resource</th><th>Fields of <code>data</code></th><th>Why</th>\
+         <th>Seen</th><th>Last seen</th></tr>",
+    );
+    for r in &rows {
+        out.push_str(&format!(
+            "<tr><td>{res}</td><td><code>{shape}</code></td><td>{why}</td><td>{n} \
+             <span class=\"muted\">(event #{first} first, #{last} last)</span></td><td>{at}</td></tr>",
+            res = esc(&r.resource),
+            shape = esc(unparsed::display_shape(&r.shape)),
+            why = esc(&r.reason),
+            n = r.seen,
+            first = r.first_event_id,
+            last = r.last_event_id,
+            at = when(r.last_seen_at),
+        ));
+    }
+    out.push_str("</table>");
+    out
 }
 
 fn action_form(action: &str, label: &str, name: &str, episode: i64) -> String {

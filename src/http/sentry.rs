@@ -17,6 +17,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::{AppState, BODY_LIMIT};
 use crate::incidents::writer::{IngestOutcome, IngestRequest};
+use crate::intake::envelope::Rejection;
 use crate::intake::signature::{verify_sentry_signature, verify_token};
 use crate::intake::{self, sentry};
 
@@ -75,12 +76,10 @@ async fn receive(
     let resource = header(&headers, "sentry-hook-resource");
     authenticate(&state, resource, &headers, query.as_deref(), &body)?;
 
-    let facts = sentry::parse(resource, &body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!("the body is not a Sentry webhook payload: {e}"),
-        )
-    })?;
+    let facts = sentry::parse(resource, &body).map_err(parse_error)?;
+    // Told back to Sentry (and whoever reads its delivery log) with the 202.
+    let unreadable = facts.unreadable.as_ref().map(|u| u.reason.clone());
+    let metric_resource = metric_label(&facts.resource);
     let dedup_key = intake::dedup_key(&facts, &body);
     let request = IngestRequest {
         facts,
@@ -103,6 +102,12 @@ async fn receive(
     state
         .metrics
         .inc("paiid_webhooks_total", &[("outcome", label)]);
+    if label == "unparsed" {
+        state.metrics.inc(
+            "paiid_intake_unparsed_total",
+            &[("resource", metric_resource)],
+        );
+    }
     Ok(match outcome {
         IngestOutcome::Duplicate { event_id } => (
             StatusCode::OK,
@@ -115,7 +120,7 @@ async fn receive(
             severity,
             status,
         } => {
-            let code = if status == "ignored" {
+            let code = if matches!(status, "ignored" | "unparsed") {
                 StatusCode::ACCEPTED
             } else {
                 StatusCode::OK
@@ -125,18 +130,55 @@ async fn receive(
             } else {
                 status
             };
-            (
-                code,
-                Json(json!({
-                    "status": status,
-                    "event_id": event_id,
-                    "incident_id": incident_id,
-                    "severity": severity.as_str(),
-                })),
-            )
-                .into_response()
+            let mut answer = json!({
+                "status": status,
+                "event_id": event_id,
+                "incident_id": incident_id,
+                "severity": severity.as_str(),
+            });
+            if status == "unparsed"
+                && let Some(reason) = unreadable
+            {
+                answer["detail"] = format!("stored, but not read: {reason}").into();
+            }
+            (code, Json(answer)).into_response()
         }
     })
+}
+
+/// A body that is not Sentry's says what it lacks; malformed JSON says where it breaks.
+fn parse_error(e: sentry::ParseError) -> ApiError {
+    match e {
+        sentry::ParseError::NotSentry(r @ Rejection::TooDeep) => {
+            ApiError::bad_request("too_deep", r.to_string())
+        }
+        sentry::ParseError::NotSentry(r @ Rejection::NotSentry { .. }) => {
+            ApiError::bad_request("not_a_sentry_payload", r.to_string())
+        }
+        e => ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not a Sentry webhook payload: {e}"),
+        ),
+    }
+}
+
+/// The resources Sentry documents; anything else shares one label, so a metric cannot grow a
+/// series per made-up header value.
+fn metric_label(resource: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "event_alert",
+        "metric_alert",
+        "issue",
+        "error",
+        "installation",
+        "comment",
+        "legacy",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == resource)
+        .copied()
+        .unwrap_or("other")
 }
 
 fn authenticate(

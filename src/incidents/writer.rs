@@ -250,6 +250,7 @@ impl Writer {
 
         let mut outcomes = Vec::with_capacity(reqs.len());
         let mut events = Vec::with_capacity(reqs.len());
+        let mut unparsed = Vec::new();
         let mut fx = Effects::default();
         let next_event_id = self.next_event_id;
         let next_incident_id = self.next_incident_id;
@@ -360,6 +361,13 @@ impl Writer {
                     }
                 }
                 (Meaning::Installation, _) => status = "recorded",
+                // Sentry's envelope around content we cannot read: kept, never an incident.
+                (Meaning::Unparsed, _) => {
+                    status = "unparsed";
+                    unparsed.extend(crate::intake::unparsed::Sighting::of(
+                        &req.facts, this_event,
+                    ));
+                }
                 _ => status = "ignored",
             }
             let severity = touched.map_or(class.severity, |(_, s)| s);
@@ -402,8 +410,10 @@ impl Writer {
         if !events.is_empty() {
             sql::insert_events(&mut tx, &events).await?;
         }
+        let new_shapes = crate::intake::unparsed::record(&mut tx, &unparsed, now).await?;
         sql::apply_effects(&mut tx, &[], &fx, now).await?;
         tx.commit().await?;
+        crate::intake::unparsed::announce(&new_shapes);
         self.next_event_id = event_id;
         self.next_incident_id = incident_id;
         Ok((outcomes, fx))

@@ -1,12 +1,14 @@
 //! Webhook intake: authenticate, parse, and hand over to the incident writer.
 
+pub mod envelope;
 pub mod lenient;
 pub mod sentry;
 pub mod signature;
+pub mod unparsed;
 
 use sha2::{Digest, Sha256};
 
-pub use sentry::{AlertFacts, Meaning, MetricFacts};
+pub use sentry::{AlertFacts, Meaning, MetricFacts, Unreadable};
 
 /// The content key Sentry's retries collide on. Retries resend the identical body with a new
 /// `Request-ID`, so the body hash catches them; an event id plus the rule that fired also

@@ -7,7 +7,10 @@
 
 use serde::Deserialize;
 
+use super::envelope::{self, MAX_DEPTH, Rejection};
 use super::lenient::{Number, Tags, Text, TextList};
+
+pub use super::envelope::Unreadable;
 
 /// What a payload means for incidents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +31,9 @@ pub enum Meaning {
     Installation,
     /// A resource or action we do not act on: stored for inspection.
     Unknown,
+    /// Sentry's envelope around a `data` we cannot read (see [`AlertFacts::unreadable`]): stored
+    /// and announced, never an incident.
+    Unparsed,
 }
 
 impl Meaning {
@@ -41,6 +47,7 @@ impl Meaning {
             Self::Comment => "comment",
             Self::Installation => "installation",
             Self::Unknown => "unknown",
+            Self::Unparsed => "unparsed",
         }
     }
 }
@@ -117,6 +124,9 @@ pub struct AlertFacts {
     pub assignee: Option<String>,
     pub comment: Option<String>,
     pub actor: Option<String>,
+    /// Set, with [`Meaning::Unparsed`], when the envelope is Sentry's but its content is not
+    /// what the resource carries.
+    pub unreadable: Option<Unreadable>,
 }
 
 impl AlertFacts {
@@ -126,6 +136,9 @@ impl AlertFacts {
 
     /// The incident this payload belongs to: one per Sentry issue, or per metric alert rule.
     pub fn incident_key(&self) -> Option<String> {
+        if self.meaning() == Meaning::Unparsed {
+            return None;
+        }
         if self.resource == "metric_alert" {
             let by_id = self
                 .metric
@@ -165,6 +178,18 @@ pub enum ParseError {
     /// serde reads a struct from a JSON array too; every Sentry payload is an object.
     #[error("expected a JSON object, found {0}")]
     NotAnObject(&'static str),
+    /// Too deep, or without the envelope Sentry always sends.
+    #[error(transparent)]
+    NotSentry(#[from] Rejection),
+}
+
+impl From<envelope::CheckError> for ParseError {
+    fn from(e: envelope::CheckError) -> Self {
+        match e {
+            envelope::CheckError::Json(e) => Self::Json(e),
+            envelope::CheckError::Rejected(r) => Self::NotSentry(r),
+        }
+    }
 }
 
 // ---------- wire structs (borrowing) ----------
@@ -341,7 +366,13 @@ struct Legacy<'a> {
 
 /// Parses a webhook body. `resource` is the `Sentry-Hook-Resource` header; `None` means the
 /// legacy WebHooks plugin (which sends no Sentry headers).
+///
+/// A body that is not Sentry's (too deep, no envelope) is an error. A Sentry envelope whose
+/// content we cannot read is not: it comes back as [`Meaning::Unparsed`] facts.
 pub fn parse(resource: Option<&str>, body: &[u8]) -> Result<AlertFacts, ParseError> {
+    if envelope::exceeds_depth(body, MAX_DEPTH) {
+        return Err(Rejection::TooDeep.into());
+    }
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') | None => {}
         Some(b'[') => return Err(ParseError::NotAnObject("an array")),
@@ -351,13 +382,53 @@ pub fn parse(resource: Option<&str>, body: &[u8]) -> Result<AlertFacts, ParseErr
             return Err(ParseError::NotAnObject("a scalar"));
         }
     }
-    let mut facts = match resource {
-        None => parse_legacy(body)?,
-        Some(r) => parse_integration(r, body)?,
+    let checked = envelope::check(resource, body)?;
+    if checked.problem.is_some() {
+        return Ok(unparsed(resource, body, checked.unreadable(None)));
+    }
+    let typed = match resource {
+        None => parse_legacy(body),
+        Some(r) => parse_integration(r, body),
+    };
+    let mut facts = match typed {
+        Ok(facts) => facts,
+        // The JSON is sound (the check read all of it): a field changed type under us.
+        Err(e) => {
+            let reason = format!("a field has an unexpected type: {e}");
+            return Ok(unparsed(resource, body, checked.unreadable(Some(reason))));
+        }
     };
     // The link ends up in Slack, mail and our pages: only http(s), never `javascript:`.
     facts.web_url = facts.web_url.filter(|u| is_http_url(u));
     Ok(facts)
+}
+
+#[derive(Deserialize, Default)]
+struct ActionOnly<'a> {
+    #[serde(borrow, default)]
+    action: Text<'a>,
+}
+
+/// Facts for a payload we keep but cannot read: no incident key, not an occurrence.
+fn unparsed(resource: Option<&str>, body: &[u8], unreadable: Unreadable) -> AlertFacts {
+    let (resource, action) = match resource {
+        Some(r) => (
+            r.to_string(),
+            serde_json::from_slice::<ActionOnly>(body)
+                .ok()
+                .and_then(|a| a.action.owned())
+                .unwrap_or_default(),
+        ),
+        None => ("legacy".to_string(), "triggered".to_string()),
+    };
+    AlertFacts {
+        title: format!("Sentry sent an `{resource}` we could not read"),
+        resource,
+        action,
+        meaning: Some(Meaning::Unparsed),
+        unreadable: Some(unreadable),
+        ..AlertFacts::default()
+    }
 }
 
 fn is_http_url(u: &str) -> bool {

@@ -188,3 +188,75 @@ fn only_http_links_are_kept() {
     let facts = parse(Some("event_alert"), &load("event_alert.triggered.4.json")).unwrap();
     assert!(facts.web_url.unwrap().starts_with("https://"));
 }
+
+#[test]
+fn fixtures_are_never_unparsed() {
+    for entry in std::fs::read_dir(fixtures_dir()).expect("fixtures folder") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .to_string();
+        if !name.ends_with(".json") || name.starts_with("reference.") {
+            continue;
+        }
+        let f = parse(resource_of(&name).as_deref(), &load(&name)).unwrap();
+        assert_eq!(f.unreadable, None, "{name}");
+    }
+}
+
+#[test]
+fn shapeless_bodies_are_not_sentrys() {
+    let deep = format!("{}{}", "[".repeat(400_000), "]".repeat(400_000));
+    let deep_field = format!(r#"{{"action":"triggered","data":{{}},"x":{deep}}}"#);
+    for body in [deep.as_str(), deep_field.as_str()] {
+        let err = parse(Some("event_alert"), body.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, ParseError::NotSentry(Rejection::TooDeep)),
+            "{err}"
+        );
+        assert!(matches!(
+            parse(None, body.as_bytes()),
+            Err(ParseError::NotSentry(Rejection::TooDeep))
+        ));
+    }
+    for body in [r#"{"a":1}"#, r#"{"data":{}}"#, r#"{"data":{"event":null}}"#] {
+        let err = parse(Some("event_alert"), body.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, ParseError::NotSentry(Rejection::NotSentry { .. })),
+            "{body}: {err}"
+        );
+        assert!(parse(None, body.as_bytes()).is_err(), "legacy {body}");
+    }
+}
+
+#[test]
+fn an_envelope_we_cannot_read_is_unparsed_not_an_alert() {
+    let body =
+        br#"{"action":"triggered","installation":{"uuid":"u"},"data":{"triggered_rule":"r"}}"#;
+    let f = parse(Some("event_alert"), body).unwrap();
+    assert_eq!(f.meaning(), Meaning::Unparsed);
+    assert_eq!(f.action, "triggered");
+    assert!(!f.occurrence);
+    assert_eq!(f.incident_key(), None, "never an incident");
+    let u = f.unreadable.unwrap();
+    assert_eq!(u.shape, "triggered_rule");
+    assert_eq!(u.reason, "`data.event` is missing");
+
+    // Sound JSON whose field changed type under us (a rule object where a string was).
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&load("metric_alert.critical.1.json")).unwrap();
+    v["data"]["metric_alert"]["alert_rule"] = "renamed".into();
+    v["data"]["metric_alert"]["id"] = "789".into();
+    let f = parse(Some("metric_alert"), &serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(f.meaning(), Meaning::Unparsed);
+    let u = f.unreadable.unwrap();
+    assert_eq!(u.shape, "description_text,metric_alert");
+    assert!(u.reason.contains("unexpected type"), "{}", u.reason);
+
+    let f = parse(None, br#"{"id":"1","project":"p","event":[]}"#).unwrap();
+    assert_eq!(
+        (f.resource.as_str(), f.meaning()),
+        ("legacy", Meaning::Unparsed)
+    );
+}

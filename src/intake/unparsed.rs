@@ -1,0 +1,126 @@
+//! Sentry payloads we kept but could not read, by resource and shape (`unparsed_shapes`).
+//!
+//! Sentry's payloads drift. A shape we cannot read is stored (never dropped, never a titleless
+//! incident) and announced once: the first sighting of a (resource, shape) inserts its row in the
+//! same transaction as the event, and only that insert is announced, so neither a second
+//! sighting nor a restart announces it again.
+
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::AlertFacts;
+
+/// One unparsed event of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighting<'a> {
+    pub resource: &'a str,
+    pub shape: &'a str,
+    pub reason: &'a str,
+    pub event_id: i64,
+}
+
+impl<'a> Sighting<'a> {
+    /// `None` unless `facts` are of an unparsed payload.
+    pub fn of(facts: &'a AlertFacts, event_id: i64) -> Option<Self> {
+        let u = facts.unreadable.as_ref()?;
+        Some(Self {
+            resource: &facts.resource,
+            shape: &u.shape,
+            reason: &u.reason,
+            event_id,
+        })
+    }
+}
+
+/// A (resource, shape) seen for the first time: what gets announced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewShape {
+    pub resource: String,
+    pub shape: String,
+    pub reason: String,
+    pub event_id: i64,
+}
+
+/// Counts each sighting against its shape; returns the shapes never seen before. Runs inside
+/// the writer's transaction, after the events are inserted. Unparsed payloads are rare, so one
+/// statement per sighting is fine.
+pub async fn record(
+    conn: &mut SqliteConnection,
+    sightings: &[Sighting<'_>],
+    now: i64,
+) -> Result<Vec<NewShape>, sqlx::Error> {
+    let mut new = Vec::new();
+    for s in sightings {
+        let seen: i64 = sqlx::query_scalar(
+            "INSERT INTO unparsed_shapes (resource, shape, reason, first_event_id, last_event_id, \
+             seen, first_seen_at, last_seen_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?) \
+             ON CONFLICT (resource, shape) DO UPDATE SET seen = seen + 1, \
+             last_event_id = excluded.last_event_id, last_seen_at = excluded.last_seen_at \
+             RETURNING seen",
+        )
+        .bind(s.resource)
+        .bind(s.shape)
+        .bind(s.reason)
+        .bind(s.event_id)
+        .bind(s.event_id)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+        if seen == 1 {
+            new.push(NewShape {
+                resource: s.resource.to_string(),
+                shape: s.shape.to_string(),
+                reason: s.reason.to_string(),
+                event_id: s.event_id,
+            });
+        }
+    }
+    Ok(new)
+}
+
+/// The announcement, once the rows that make it happen once are committed.
+pub fn announce(new: &[NewShape]) {
+    for n in new {
+        tracing::warn!(
+            resource = %n.resource,
+            shape = %display_shape(&n.shape),
+            reason = %n.reason,
+            event_id = n.event_id,
+            "Sentry sent an `{}` we could not read; it is stored (status unparsed) and listed on the on-call page",
+            n.resource
+        );
+    }
+}
+
+/// How a shape reads to people: its keys, or a note that `data` was empty.
+pub fn display_shape(shape: &str) -> &str {
+    if shape.is_empty() {
+        "(no fields)"
+    } else {
+        shape
+    }
+}
+
+/// One row of `unparsed_shapes`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ShapeRow {
+    pub resource: String,
+    pub shape: String,
+    pub reason: String,
+    pub first_event_id: i64,
+    pub last_event_id: i64,
+    pub seen: i64,
+    pub first_seen_at: i64,
+    pub last_seen_at: i64,
+}
+
+/// The shapes seen most recently first.
+pub async fn recent(pool: &SqlitePool, limit: i64) -> Result<Vec<ShapeRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT resource, shape, reason, first_event_id, last_event_id, seen, first_seen_at, \
+         last_seen_at FROM unparsed_shapes ORDER BY last_seen_at DESC, resource, shape LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
