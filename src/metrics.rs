@@ -166,11 +166,6 @@ pub fn render_gauges(g: &crate::store::misc::Gauges) -> String {
     out
 }
 
-fn seconds(ms: i64) -> String {
-    format!("{:.3}", ms as f64 / 1000.0)
-}
-
-#[cfg(test)]
 /// Whether the database takes writes, from the write paths and the probe (`store::health`).
 pub fn render_write_health(h: &crate::store::health::WriteHealth) -> String {
     let failing = h.failing();
@@ -186,6 +181,11 @@ pub fn render_write_health(h: &crate::store::health::WriteHealth) -> String {
     )
 }
 
+fn seconds(ms: i64) -> String {
+    format!("{:.3}", ms as f64 / 1000.0)
+}
+
+#[cfg(test)]
 mod tests {
     #[test]
     fn renders_prometheus_text() {

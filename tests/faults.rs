@@ -55,7 +55,9 @@ async fn stored(app: &TestApp, issue: &str) -> bool {
 #[tokio::test]
 async fn a_write_sqlite_rolled_back_by_itself_does_not_wedge_intake() {
     let app = spawn_app().await;
-    let r = app.post_sentry(Some("event_alert"), &critical("910001", 0)).await;
+    let r = app
+        .post_sentry(Some("event_alert"), &critical("910001", 0))
+        .await;
     assert_eq!(r.status(), 200);
 
     // Cap the database at its size on the one write connection: the next write that needs a
@@ -83,10 +85,17 @@ async fn a_write_sqlite_rolled_back_by_itself_does_not_wedge_intake() {
     let (ready, why) = status_of(&app, "/readyz").await;
     assert_eq!(ready, 503, "{why}");
     assert!(
-        why["detail"].as_str().unwrap_or("").contains("cannot be written"),
+        why["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot be written"),
         "{why}"
     );
-    assert_eq!(status_of(&app, "/healthz").await.0, 200, "liveness stays up");
+    assert_eq!(
+        status_of(&app, "/healthz").await.0,
+        200,
+        "liveness stays up"
+    );
     assert!(metrics(&app).await.contains("paiid_storage_writable 0"));
 
     // The failed connection was replaced (and its page cap with it): the very next write works.
@@ -139,7 +148,10 @@ impl Mounted {
     fn tmpfs(size: &str) -> Result<Self, String> {
         let dir = Arc::new(tempfile::tempdir().map_err(|e| e.to_string())?);
         let path = dir.path().to_string_lossy().to_string();
-        run("mount", &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", &path])?;
+        run(
+            "mount",
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", &path],
+        )?;
         Ok(Self {
             dir,
             image: None,
@@ -179,7 +191,12 @@ impl Mounted {
         }
         run(
             "mount",
-            &["-o", "errors=remount-ro", &dev, &self.path().to_string_lossy()],
+            &[
+                "-o",
+                "errors=remount-ro",
+                &dev,
+                &self.path().to_string_lossy(),
+            ],
         )
     }
 
@@ -224,7 +241,9 @@ impl Drop for Mounted {
 }
 
 fn skip(why: &str) {
-    eprintln!("SKIPPED: {why} (these fault tests mount file systems and need root; CI runs as root)");
+    eprintln!(
+        "SKIPPED: {why} (these fault tests mount file systems and need root; CI runs as root)"
+    );
 }
 
 fn routing(slack: &FakeSlack, pd: &FakePagerDuty) -> String {
@@ -349,7 +368,10 @@ async fn survive(
     for i in 0..20 {
         tally.post(app, format!("94{i:04}"), 50_000).await;
     }
-    assert!(tally.refused > 0, "storage broke, yet every webhook was taken");
+    assert!(
+        tally.refused > 0,
+        "storage broke, yet every webhook was taken"
+    );
     wait_ready(app, 503, Duration::from_secs(5)).await;
     assert_eq!(status_of(app, "/healthz").await.0, 200);
     assert!(metrics(app).await.contains("paiid_storage_writable 0"));
@@ -373,7 +395,12 @@ async fn survive(
     })
     .await;
     let mails = w.smtp.wait_for(1, Duration::from_secs(10)).await;
-    assert!(mails[0].header("To").unwrap_or_default().contains("eng-manager"));
+    assert!(
+        mails[0]
+            .header("To")
+            .unwrap_or_default()
+            .contains("eng-manager")
+    );
     let fired: i64 = app.scalar("SELECT COUNT(*) FROM escalations").await;
     assert_eq!(fired, 1, "due once, fired once");
     let expected_cards = 1 + tally.accepted.len();
@@ -385,7 +412,10 @@ async fn survive(
     .await;
     assert_eq!(triggers(&w.pd), 1, "the escalation paged exactly once");
     for issue in &tally.accepted {
-        assert!(stored(app, issue).await, "webhook {issue} was answered 2xx but is not stored");
+        assert!(
+            stored(app, issue).await,
+            "webhook {issue} was answered 2xx but is not stored"
+        );
     }
     eprintln!(
         "fault survived: {} accepted, {} refused with 503, 1 escalation, {} Slack cards",
@@ -430,7 +460,12 @@ async fn a_file_system_gone_read_only_refuses_with_503_and_recovers_without_rest
         Err(e) => return skip(&e),
     };
     let w = world_in(mounted.dir.clone()).await;
-    survive(&w, || mounted.trigger_fs_error(), || mounted.repair_and_remount()).await;
+    survive(
+        &w,
+        || mounted.trigger_fs_error(),
+        || mounted.repair_and_remount(),
+    )
+    .await;
     drop(w);
     drop(mounted);
 }

@@ -121,7 +121,9 @@ impl Scheduler {
                     Ok(_) => {}
                     Err(e) => {
                         // Logged once per outage by the health tracker; retried every second.
-                        self.store.health.failed("scheduler", &e, self.clock.now_ms());
+                        self.store
+                            .health
+                            .failed("scheduler", &e, self.clock.now_ms());
                         tokio::select! {
                             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
                             _ = cancel.cancelled() => return,

@@ -492,7 +492,6 @@ mod tests {
         ));
         assert!(!same_origin(&headers(&[("origin", "null")]), public));
     }
-}
 
     #[test]
     fn a_cross_site_referer_without_origin_is_refused() {
@@ -506,7 +505,10 @@ mod tests {
             &headers(&[("referer", "https://alerts.paiid.ai.evil.example/"), host]),
             public
         ));
-        assert!(!same_origin(&headers(&[("referer", "garbage"), host]), public));
+        assert!(!same_origin(
+            &headers(&[("referer", "garbage"), host]),
+            public
+        ));
         assert!(same_origin(
             &headers(&[("referer", "https://alerts.paiid.ai/incidents/3"), host]),
             public
@@ -524,3 +526,4 @@ mod tests {
         assert_eq!(origin_of("https://a.b"), "https://a.b");
         assert_eq!(origin_of("no-scheme"), "");
     }
+}

@@ -37,7 +37,6 @@ struct Inner {
     failures_total: AtomicU64,
 }
 
-
 /// Shared by every clone of `Store`.
 #[derive(Clone, Default)]
 pub struct WriteHealth(Arc<Inner>);
@@ -164,8 +163,14 @@ mod tests {
         h.failed("intake", &"database or disk is full", 1_000);
         h.failed("scheduler", &"disk I/O error", 2_000);
         let f = h.failing().expect("failing");
-        assert_eq!(f.since_ms, 1_000, "the outage started with the first failure");
-        assert_eq!((f.source, f.reason.as_str()), ("scheduler", "disk I/O error"));
+        assert_eq!(
+            f.since_ms, 1_000,
+            "the outage started with the first failure"
+        );
+        assert_eq!(
+            (f.source, f.reason.as_str()),
+            ("scheduler", "disk I/O error")
+        );
         assert_eq!(h.failures_total(), 2);
         assert!(!h.predates_recovery(Duration::from_secs(3600)));
         h.succeeded(3_000);
