@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use super::RemoteState;
-use super::message::{Acknowledgement, Notification, NotificationKind, PostMortem};
+use super::message::{Acknowledgement, DeliveryRef, Notification, NotificationKind, PostMortem};
+use super::notice::{Notice, NoticeError, NoticeKind, UnreadablePayload};
 use super::{event_details, redact};
 use crate::auth::ack_token::{AckAction, AckClaims, AckKeys};
 use crate::clock::{SharedClock, ms_to_datetime};
@@ -52,6 +53,23 @@ impl NotificationBuilder {
             ver: episode,
         };
         format!("{}/ack/{}", self.public_url, self.ack_keys.sign(&claims))
+    }
+
+    /// The notice a row without an incident stands for, from its kind and frozen `detail`.
+    pub fn notice(
+        &self,
+        kind: NoticeKind,
+        detail: Option<&str>,
+        delivery: DeliveryRef,
+    ) -> Result<Notice, NoticeError> {
+        let mut notice = match kind {
+            NoticeKind::UnreadablePayload => Notice::unreadable_payload(
+                UnreadablePayload::from_detail(detail)?,
+                &self.public_url,
+            ),
+        };
+        notice.delivery = Some(delivery);
+        Ok(notice)
     }
 
     /// Loads what a delivery needs. `None` when the incident no longer exists.

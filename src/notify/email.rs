@@ -21,7 +21,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use super::message::DeliveryRef;
 use super::render::Templates;
 use super::{
-    Channel, Notification, NotificationKind, Outgoing, SendFuture, SendOutcome, truncate_body,
+    Channel, Notice, Notification, NotificationKind, Outgoing, SendFuture, SendOutcome,
+    truncate_body,
 };
 
 /// Bytes of SMTP replies kept per attempt.
@@ -164,6 +165,32 @@ impl EmailChannel {
         }
         builder
             .multipart(MultiPart::alternative_plain_html(text, html))
+            .map(|m| m.formatted())
+            .map_err(|e| format!("cannot build the message: {e}"))
+    }
+
+    /// The short mail of a notice: no incident headers, no thread.
+    pub fn build_notice(&self, notice: &Notice) -> Result<Vec<u8>, String> {
+        let header = |name: &str, value: String| {
+            HeaderName::new_from_ascii(name.to_string())
+                .map(|h| HeaderValue::new(h, value))
+                .map_err(|e| format!("header {name}: {e}"))
+        };
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .subject(header_safe(&notice.email_subject()))
+            .message_id(notice.delivery.map(|d| self.message_id(d)))
+            .raw_header(header("X-PaiiD-Kind", notice.kind().as_str().to_string())?)
+            .raw_header(header("Auto-Submitted", "auto-generated".to_string())?)
+            .raw_header(header("X-Auto-Response-Suppress", "All".to_string())?);
+        for rcpt in &self.to {
+            builder = builder.to(rcpt.clone());
+        }
+        builder
+            .multipart(MultiPart::alternative_plain_html(
+                notice.email_text(),
+                notice.email_html(),
+            ))
             .map(|m| m.formatted())
             .map_err(|e| format!("cannot build the message: {e}"))
     }
@@ -441,6 +468,18 @@ impl Channel for EmailChannel {
 
     fn send<'a>(&'a self, out: Outgoing<'a>) -> SendFuture<'a> {
         Box::pin(self.deliver(out.notification))
+    }
+
+    fn announce<'a>(&'a self, notice: &'a Notice) -> SendFuture<'a> {
+        Box::pin(async move {
+            match self.build_notice(notice) {
+                Ok(raw) => self.send_to_all(&raw, None).await,
+                Err(reason) => SendOutcome::Permanent {
+                    status: None,
+                    reason,
+                },
+            }
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::render::Templates;
-use super::{Channel, Notification, NotificationKind, Outgoing, SendFuture, SendOutcome};
+use super::{Channel, Notice, Notification, NotificationKind, Outgoing, SendFuture, SendOutcome};
 
 pub struct LogChannel {
     name: String,
@@ -84,6 +84,16 @@ impl LogChannel {
     }
 }
 
+impl LogChannel {
+    /// One line for a notice, or why the real channel would have sent nothing.
+    pub fn render_notice(&self, notice: &Notice) -> Result<String, String> {
+        match self.stands_in_for {
+            "pagerduty" => Err("PagerDuty is not paged for a notice".to_string()),
+            _ => Ok(notice.log_line()),
+        }
+    }
+}
+
 impl Channel for LogChannel {
     fn name(&self) -> &str {
         &self.name
@@ -99,6 +109,28 @@ impl Channel for LogChannel {
 
     fn is_real(&self) -> bool {
         false
+    }
+
+    fn announce<'a>(&'a self, notice: &'a Notice) -> SendFuture<'a> {
+        let outcome = match self.render_notice(notice) {
+            Ok(line) => {
+                tracing::info!(
+                    channel = %self.name,
+                    kind = notice.kind().as_str(),
+                    stands_in_for = self.stands_in_for,
+                    missing_env = %self.missing_env.join(", "),
+                    message = %line,
+                    "not sent: channel has no credentials; this is what would have been sent"
+                );
+                SendOutcome::Delivered {
+                    status: None,
+                    response: line,
+                    remote: None,
+                }
+            }
+            Err(reason) => SendOutcome::Skipped { reason },
+        };
+        Box::pin(async move { outcome })
     }
 
     fn send<'a>(&'a self, out: Outgoing<'a>) -> SendFuture<'a> {
@@ -246,6 +278,43 @@ mod tests {
         let c = LogChannel::new("x".into(), "slack", vec![], templates);
         assert!(matches!(
             send(&c, &notification(NotificationKind::CountUpdate)).await,
+            SendOutcome::Skipped { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_notice_is_one_line_except_for_pagerduty() {
+        use crate::notify::notice::UnreadablePayload;
+        let notice = Notice::unreadable_payload(
+            UnreadablePayload {
+                resource: "event_alert".into(),
+                shape: "a,b".into(),
+                reason: "`data.event` is missing".into(),
+                event_id: 5,
+                received_at: 1_780_000_000_000,
+            },
+            "http://localhost:8080",
+        );
+        let templates = Arc::new(Templates::defaults());
+        for kind in ["slack", "email", "log"] {
+            let c = LogChannel::new("x".into(), kind, vec![], templates.clone());
+            assert_eq!(
+                c.announce(&notice).await,
+                SendOutcome::Delivered {
+                    status: None,
+                    response: notice.log_line(),
+                    remote: None
+                },
+                "{kind}"
+            );
+        }
+        let line = notice.log_line();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.starts_with("Sentry sent an `event_alert` we could not read"));
+        assert!(line.ends_with("http://localhost:8080/"), "{line}");
+        let c = LogChannel::new("pd".into(), "pagerduty", vec![], templates);
+        assert!(matches!(
+            c.announce(&notice).await,
             SendOutcome::Skipped { .. }
         ));
     }

@@ -5,12 +5,16 @@
 //! [`Notification`] for the row's channel and calls that channel's [`Channel::send`]. Channels are
 //! small clients of the real protocols (Slack, PagerDuty Events v2, SMTP) plus a log channel that
 //! stands in for any channel whose secret is unset.
+//!
+//! Rows without an incident are [`notice`]s (a Sentry payload we could not read): the worker
+//! builds a [`Notice`] for them and calls [`Channel::announce`] instead.
 
 pub mod build;
 pub mod email;
 pub mod event_details;
 pub mod log;
 pub mod message;
+pub mod notice;
 pub mod pagerduty;
 pub mod ratelimit;
 pub mod redact;
@@ -26,6 +30,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use message::{Notification, NotificationKind};
+pub use notice::{Notice, NoticeKind};
 
 /// What the incident already knows about earlier sends, so that a channel can update instead of
 /// posting again (Slack `chat.update` / thread replies, PagerDuty `dedup_key`).
@@ -89,6 +94,8 @@ pub trait Channel: Send + Sync {
         true
     }
     fn send<'a>(&'a self, out: Outgoing<'a>) -> SendFuture<'a>;
+    /// Sends a [`Notice`]: a short plain message about no incident. PagerDuty skips it.
+    fn announce<'a>(&'a self, notice: &'a Notice) -> SendFuture<'a>;
 }
 
 /// A channel that can send a whole mail of our own making (digests, weekly summaries):

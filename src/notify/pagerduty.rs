@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::render::Templates;
 use super::transport::{retry_after, transport_failure};
 use super::{
-    Channel, Notification, NotificationKind, Outgoing, RemoteRef, SendFuture, SendOutcome,
+    Channel, Notice, Notification, NotificationKind, Outgoing, RemoteRef, SendFuture, SendOutcome,
     truncate_body,
 };
 use crate::text::truncate_chars;
@@ -134,6 +134,16 @@ impl Channel for PagerDutyChannel {
 
     fn rate_key(&self) -> String {
         self.rate_key.clone()
+    }
+
+    fn announce<'a>(&'a self, _notice: &'a Notice) -> SendFuture<'a> {
+        // Notices are left off PagerDuty when their rows are written; this covers a routing
+        // file that changed in between.
+        Box::pin(async {
+            SendOutcome::Skipped {
+                reason: "PagerDuty is not paged for a notice".to_string(),
+            }
+        })
     }
 
     fn send<'a>(&'a self, out: Outgoing<'a>) -> SendFuture<'a> {

@@ -24,7 +24,7 @@ mod blocks;
 use super::render::Templates;
 use super::transport::{retry_after, transport_failure};
 use super::{
-    Channel, Notification, NotificationKind, Outgoing, RemoteRef, RemoteState, SendFuture,
+    Channel, Notice, Notification, NotificationKind, Outgoing, RemoteRef, RemoteState, SendFuture,
     SendOutcome, truncate_body,
 };
 use blocks::*;
@@ -133,6 +133,10 @@ impl SlackChannel {
             _ => full_blocks(n, false),
         };
         let body = message_body(None, self.fallback_text(n), blocks);
+        self.post_webhook(url, &body).await
+    }
+
+    async fn post_webhook(&self, url: &str, body: &Value) -> SendOutcome {
         let request = self
             .http
             .post(url)
@@ -188,6 +192,28 @@ impl Channel for SlackChannel {
         format!("slack:{}", self.channel)
     }
 
+    fn announce<'a>(&'a self, notice: &'a Notice) -> SendFuture<'a> {
+        Box::pin(async move {
+            // A plain message: nothing to acknowledge, nothing to update later.
+            let text = truncate_mrkdwn(&notice.slack_text(), MAX_TEXT_CHARS);
+            match &self.mode {
+                Mode::Webhook { url } => self.post_webhook(url, &plain_body(None, text)).await,
+                Mode::Bot { token, api_base } => {
+                    let bot = Bot {
+                        ch: self,
+                        token,
+                        api_base,
+                    };
+                    let body = plain_body(Some(&self.channel), text);
+                    match bot.call("chat.postMessage", &body).await {
+                        Ok(ok) => ok.delivered(None),
+                        Err(f) => f.outcome,
+                    }
+                }
+            }
+        })
+    }
+
     fn send<'a>(&'a self, out: Outgoing<'a>) -> SendFuture<'a> {
         Box::pin(async move {
             match &self.mode {
@@ -218,6 +244,15 @@ fn message_body(channel: Option<&str>, text: String, blocks: Vec<Value>) -> Valu
     body.insert("unfurl_links".into(), json!(false));
     body.insert("unfurl_media".into(), json!(false));
     Value::Object(body)
+}
+
+/// A text-only message (notices): no blocks, so no card and no buttons.
+fn plain_body(channel: Option<&str>, text: String) -> Value {
+    let mut body = json!({ "text": text, "unfurl_links": false, "unfurl_media": false });
+    if let (Some(channel), Value::Object(m)) = (channel, &mut body) {
+        m.insert("channel".into(), json!(channel));
+    }
+    body
 }
 
 // ---------------------------------------------------------------------------------------------

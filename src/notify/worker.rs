@@ -13,7 +13,10 @@ use super::message::DeliveryRef;
 use super::ratelimit::{Limit, RateLimiter};
 use super::registry::Channels;
 use super::retry::RetryPolicy;
-use super::{NotificationKind, Outgoing, SendOutcome, truncate_body};
+use super::{
+    Notice, NoticeKind, Notification, NotificationKind, Outgoing, RemoteState, SendOutcome,
+    truncate_body,
+};
 use crate::clock::{SharedClock, sleep_until};
 use crate::config::{ChannelKind, Policy, RoutingConfig};
 use crate::metrics::Metrics;
@@ -34,6 +37,13 @@ pub enum Step {
     Executed(usize),
     /// Nothing due for this channel.
     Idle,
+}
+
+/// What one row sends.
+enum Message {
+    Incident(Box<Notification>, RemoteState),
+    /// A row without an incident (see [`super::notice`]).
+    Notice(Notice),
 }
 
 pub struct OutboxWorker {
@@ -180,45 +190,10 @@ impl OutboxWorker {
                 )
                 .await;
         };
-        let Some(kind) = NotificationKind::parse(&d.kind) else {
-            return self
-                .finish(
-                    d,
-                    started_at,
-                    0,
-                    SendOutcome::Permanent {
-                        status: None,
-                        reason: format!("unknown notification kind `{}`", d.kind),
-                    },
-                    None,
-                )
-                .await;
+        let message = match self.message_for(d).await? {
+            Ok(message) => message,
+            Err(outcome) => return self.finish(d, started_at, 0, outcome, None).await,
         };
-        let built = match d.incident_id {
-            Some(id) => {
-                self.builder
-                    .for_delivery(id, d.episode, kind, d.detail.as_deref(), &d.channel)
-                    .await?
-            }
-            None => None,
-        };
-        let Some((mut notification, remote)) = built else {
-            return self
-                .finish(
-                    d,
-                    started_at,
-                    0,
-                    SendOutcome::Skipped {
-                        reason: "the incident no longer exists".into(),
-                    },
-                    None,
-                )
-                .await;
-        };
-        notification.delivery = Some(DeliveryRef {
-            id: d.id,
-            created_at: d.created_at,
-        });
         let rate_key = channel.rate_key();
         if let Some(limit) = Self::limit_for(channel.kind())
             && let Err(wait) = self.acquire(&rate_key, limit).await
@@ -228,12 +203,17 @@ impl OutboxWorker {
             return deliveries::release(&self.store.write, d.id, later).await;
         }
         let timer = Instant::now();
-        let outcome = channel
-            .send(Outgoing {
-                notification: &notification,
-                remote: &remote,
-            })
-            .await;
+        let outcome = match &message {
+            Message::Incident(notification, remote) => {
+                channel
+                    .send(Outgoing {
+                        notification,
+                        remote,
+                    })
+                    .await
+            }
+            Message::Notice(notice) => channel.announce(notice).await,
+        };
         let took = timer.elapsed();
         self.metrics.observe(
             "paiid_delivery_duration_seconds",
@@ -248,6 +228,47 @@ impl OutboxWorker {
             Some(&rate_key),
         )
         .await
+    }
+
+    /// What row `d` sends, or the outcome of a row that cannot be sent (unknown kind, incident
+    /// gone, unreadable notice detail).
+    async fn message_for(&self, d: &Delivery) -> Result<Result<Message, SendOutcome>, StoreError> {
+        let delivery = DeliveryRef {
+            id: d.id,
+            created_at: d.created_at,
+        };
+        if let Some(kind) = NoticeKind::parse(&d.kind) {
+            return Ok(
+                match self.builder.notice(kind, d.detail.as_deref(), delivery) {
+                    Ok(notice) => Ok(Message::Notice(notice)),
+                    Err(e) => Err(SendOutcome::Permanent {
+                        status: None,
+                        reason: e.to_string(),
+                    }),
+                },
+            );
+        }
+        let Some(kind) = NotificationKind::parse(&d.kind) else {
+            return Ok(Err(SendOutcome::Permanent {
+                status: None,
+                reason: format!("unknown notification kind `{}`", d.kind),
+            }));
+        };
+        let built = match d.incident_id {
+            Some(id) => {
+                self.builder
+                    .for_delivery(id, d.episode, kind, d.detail.as_deref(), &d.channel)
+                    .await?
+            }
+            None => None,
+        };
+        let Some((mut notification, remote)) = built else {
+            return Ok(Err(SendOutcome::Skipped {
+                reason: "the incident no longer exists".into(),
+            }));
+        };
+        notification.delivery = Some(delivery);
+        Ok(Ok(Message::Incident(Box::new(notification), remote)))
     }
 
     async fn finish(

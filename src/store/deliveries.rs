@@ -3,7 +3,7 @@
 //! dedup keys make a repeat harmless). No transaction is ever held across a send.
 
 use serde::Serialize;
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
 use super::StoreError;
 use crate::notify::{RemoteRef, RemoteState};
@@ -83,6 +83,32 @@ pub async fn claim_due(
     .bind(limit)
     .fetch_all(pool)
     .await?)
+}
+
+/// Queues one row per channel that belongs to no incident (a notice, see
+/// `crate::notify::notice`), inside the caller's transaction. `episode` is 0: there is none.
+/// Such rows never wait on each other (see [`claim_due`]: NULL matches no incident).
+pub async fn insert_notices(
+    conn: &mut SqliteConnection,
+    channels: &[String],
+    kind: &str,
+    detail: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    for channel in channels {
+        sqlx::query(
+            "INSERT INTO deliveries (incident_id, episode, channel, kind, detail, status, \
+             next_attempt_at, created_at) VALUES (NULL, 0, ?, ?, ?, 'pending', ?, ?)",
+        )
+        .bind(channel)
+        .bind(kind)
+        .bind(detail)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Gives a claimed row back without counting an attempt (rate limited, shutting down).

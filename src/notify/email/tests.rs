@@ -149,3 +149,49 @@ fn message_id_follows_the_delivery() {
     let (a, b) = (message_id(&n), message_id(&n));
     assert!(a.starts_with('<') && a != b, "{a} {b}");
 }
+
+#[test]
+fn a_notice_is_a_short_mail_about_no_incident() {
+    use crate::notify::notice::{Notice, UnreadablePayload};
+    let c = channel("smtp://127.0.0.1:2525").unwrap();
+    let mut notice = Notice::unreadable_payload(
+        UnreadablePayload {
+            resource: "event_alert".into(),
+            shape: String::new(),
+            reason: "`data.event` is missing".into(),
+            event_id: 7,
+            received_at: 1_780_000_000_000,
+        },
+        "https://alerts.paiid.ai",
+    );
+    notice.delivery = Some(DeliveryRef {
+        id: 9,
+        created_at: 1_780_000_000_000,
+    });
+    let raw = String::from_utf8(c.build_notice(&notice).unwrap()).unwrap();
+    let header = |name: &str| {
+        raw.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        header("Subject").as_deref(),
+        Some("Sentry sent an `event_alert` we could not read")
+    );
+    assert_eq!(
+        header("X-PaiiD-Kind").as_deref(),
+        Some("unreadable_payload")
+    );
+    assert_eq!(
+        header("Message-ID").as_deref(),
+        Some("<delivery-9.1780000000000@paiid.ai>")
+    );
+    assert_eq!(header("Auto-Submitted").as_deref(), Some("auto-generated"));
+    // Not an incident: no incident headers, no incident thread.
+    assert!(header("X-PaiiD-Incident").is_none(), "{raw}");
+    assert!(header("References").is_none(), "{raw}");
+    assert!(
+        raw.contains("On-call page: https://alerts.paiid.ai/"),
+        "{raw}"
+    );
+}

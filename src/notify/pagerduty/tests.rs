@@ -238,3 +238,30 @@ fn an_event_within_the_limit_is_sent_as_built() {
     assert_eq!(fit_event(e.clone()), e);
     assert!(e["payload"]["custom_details"].get("truncated").is_none());
 }
+
+#[tokio::test]
+async fn a_notice_never_pages() {
+    use crate::notify::notice::{Notice, UnreadablePayload};
+    // An events URL nothing listens on: any request would be a Retry, not a Skip.
+    let ch = PagerDutyChannel::new(
+        "pd".into(),
+        KEY.into(),
+        "http://127.0.0.1:9/v2/enqueue".into(),
+        reqwest::Client::new(),
+        Arc::new(Templates::defaults()),
+    );
+    let notice = Notice::unreadable_payload(
+        UnreadablePayload {
+            resource: "issue".into(),
+            shape: "issue".into(),
+            reason: "`data.issue.id` is missing".into(),
+            event_id: 1,
+            received_at: 0,
+        },
+        "http://localhost",
+    );
+    assert!(matches!(
+        ch.announce(&notice).await,
+        SendOutcome::Skipped { .. }
+    ));
+}

@@ -398,3 +398,16 @@ fn late_acknowledgement_reply_reports_the_acknowledgement() {
     n.kind = NotificationKind::Resolved;
     assert!(reply_text(&n).starts_with(":white_check_mark: *Resolved* by *ben*"));
 }
+
+#[test]
+fn a_notice_is_plain_text_without_blocks_or_buttons() {
+    let webhook = plain_body(None, "hello <http://x/|page>".into());
+    assert_eq!(
+        webhook,
+        json!({ "text": "hello <http://x/|page>", "unfurl_links": false, "unfurl_media": false })
+    );
+    let bot = plain_body(Some("#paiid-alerts"), "hello".into());
+    assert_eq!(bot["channel"], "#paiid-alerts");
+    assert!(bot.get("blocks").is_none());
+    assert_eq!(bot["unfurl_links"], false);
+}
