@@ -699,15 +699,15 @@ fn sample_notification(kind: NotificationKind) -> Notification {
 // an override. Block tags sit on their own lines (trim_blocks/lstrip_blocks remove them); an
 // inline `{% endif +%}` at the end of a line keeps that line's newline.
 
-const DEFAULT_SLACK_TEXT: &str = include_str!("templates/slack_text.md.j2");
+const DEFAULT_SLACK_TEXT: &str = include_str!("../templates/notify/slack_text.md.j2");
 
-const DEFAULT_EMAIL_SUBJECT: &str = include_str!("templates/email_subject.txt.j2");
+const DEFAULT_EMAIL_SUBJECT: &str = include_str!("../templates/notify/email_subject.txt.j2");
 
-const DEFAULT_EMAIL_TEXT: &str = include_str!("templates/email_text.txt.j2");
+const DEFAULT_EMAIL_TEXT: &str = include_str!("../templates/notify/email_text.txt.j2");
 
-const DEFAULT_EMAIL_HTML: &str = include_str!("templates/email_html.html.j2");
+const DEFAULT_EMAIL_HTML: &str = include_str!("../templates/notify/email_html.html.j2");
 
-const DEFAULT_PAGERDUTY_SUMMARY: &str = include_str!("templates/pagerduty_summary.txt.j2");
+const DEFAULT_PAGERDUTY_SUMMARY: &str = include_str!("../templates/notify/pagerduty_summary.txt.j2");
 
 #[cfg(test)]
 mod tests;
