@@ -743,4 +743,15 @@ async fn an_envelope_we_cannot_read_is_kept_counted_listed_and_announced_once() 
         .await,
         3
     );
+    // Announced through the outbox: one row per shape on the critical policy's Slack channel
+    // (tests/unreadable.rs sends them).
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE kind = 'unreadable_payload' \
+             AND channel = 'slack-alerts' AND incident_id IS NULL"
+        )
+        .await,
+        2
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM deliveries").await, 3);
 }

@@ -411,9 +411,16 @@ impl Writer {
             sql::insert_events(&mut tx, &events).await?;
         }
         let new_shapes = crate::intake::unparsed::record(&mut tx, &unparsed, now).await?;
+        let announced_on =
+            crate::intake::unparsed::queue_announcements(&mut tx, &self.cfg, &new_shapes, now)
+                .await?;
         sql::apply_effects(&mut tx, &[], &fx, now).await?;
         tx.commit().await?;
-        crate::intake::unparsed::announce(&new_shapes);
+        crate::intake::unparsed::log_announced(&new_shapes, &announced_on);
+        // The announcements are outbox rows outside `fx`: wake the outbox for them here.
+        if !new_shapes.is_empty() && !announced_on.is_empty() {
+            self.wakers.outbox.notify();
+        }
         self.next_event_id = event_id;
         self.next_incident_id = incident_id;
         Ok((outcomes, fx))

@@ -2,12 +2,16 @@
 //!
 //! Sentry's payloads drift. A shape we cannot read is stored (never dropped, never a titleless
 //! incident) and announced once: the first sighting of a (resource, shape) inserts its row in the
-//! same transaction as the event, and only that insert is announced, so neither a second
-//! sighting nor a restart announces it again.
+//! same transaction as the event, and only that insert queues the announcement (an outbox row per
+//! channel, `crate::notify::notice`) in that transaction too, so neither a second sighting, nor
+//! a retried webhook, nor a restart announces it again, and a crash cannot lose it.
 
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::AlertFacts;
+use crate::config::RoutingConfig;
+use crate::notify::notice::{NoticeKind, UnreadablePayload, notice_channels};
+use crate::store::{StoreError, deliveries};
 
 /// One unparsed event of a batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +42,7 @@ pub struct NewShape {
     pub shape: String,
     pub reason: String,
     pub event_id: i64,
+    pub received_at: i64,
 }
 
 /// Counts each sighting against its shape; returns the shapes never seen before. Runs inside
@@ -72,23 +77,71 @@ pub async fn record(
                 shape: s.shape.to_string(),
                 reason: s.reason.to_string(),
                 event_id: s.event_id,
+                received_at: now,
             });
         }
     }
     Ok(new)
 }
 
-/// The announcement, once the rows that make it happen once are committed.
-pub fn announce(new: &[NewShape]) {
+/// Queues the announcement of each new shape: one `unreadable_payload` outbox row per channel of
+/// [`notice_channels`], in the caller's (the intake) transaction. Returns those channels.
+pub async fn queue_announcements(
+    conn: &mut SqliteConnection,
+    cfg: &RoutingConfig,
+    new: &[NewShape],
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let channels = notice_channels(cfg);
     for n in new {
-        tracing::warn!(
-            resource = %n.resource,
-            shape = %display_shape(&n.shape),
-            reason = %n.reason,
-            event_id = n.event_id,
-            "Sentry sent an `{}` we could not read; it is stored (status unparsed) and listed on the on-call page",
-            n.resource
-        );
+        let detail = UnreadablePayload {
+            resource: n.resource.clone(),
+            shape: n.shape.clone(),
+            reason: n.reason.clone(),
+            event_id: n.event_id,
+            received_at: n.received_at,
+        }
+        .to_detail();
+        deliveries::insert_notices(
+            conn,
+            &channels,
+            NoticeKind::UnreadablePayload.as_str(),
+            &detail,
+            now,
+        )
+        .await?;
+    }
+    Ok(channels)
+}
+
+/// Logs what was queued, once it is committed. Without a channel to announce it on the log line
+/// is all there is, so it says how to get one.
+pub fn log_announced(new: &[NewShape], channels: &[String]) {
+    for n in new {
+        if channels.is_empty() {
+            tracing::warn!(
+                resource = %n.resource,
+                shape = %display_shape(&n.shape),
+                reason = %n.reason,
+                event_id = n.event_id,
+                "Sentry sent an `{}` we could not read; it is stored (status unparsed) and listed on the on-call page, \
+                 but no channel announces it: the critical severity notifies no Slack, email or log channel",
+                n.resource
+            );
+        } else {
+            tracing::warn!(
+                resource = %n.resource,
+                shape = %display_shape(&n.shape),
+                reason = %n.reason,
+                event_id = n.event_id,
+                channels = %channels.join(", "),
+                "Sentry sent an `{}` we could not read; it is stored (status unparsed), listed on the on-call page and announced",
+                n.resource
+            );
+        }
     }
 }
 
