@@ -11,7 +11,6 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
 use paiid_alerts::auth::ack_token::{AckAction, AckClaims, AckKeys, TokenError};
 use paiid_alerts::auth::pagerduty_signature::verify_pagerduty_signature;
 use paiid_alerts::auth::slack_signature::{MAX_SKEW_SECS, verify_slack_request};
@@ -21,12 +20,12 @@ use paiid_alerts::http::inbound::{
 };
 use paiid_alerts::incidents::model::parse_dedup_key;
 use paiid_alerts::intake::sentry::{self, issue_id_from_url, value_from_description};
+use paiid_alerts::intake::signature::sign;
 use paiid_alerts::intake::{AlertFacts, dedup_key};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 /// `cases` per property unless `PROPTEST_CASES` says otherwise, and a fixed seed unless
 /// `PROPTEST_RNG_SEED` says otherwise (tests must be reproducible).
@@ -311,6 +310,42 @@ proptest! {
         }
     }
 
+    /// Deep nesting where the lenient readers skip values (`tags`, unknown keys): refused or
+    /// read, never a stack overflow.
+    #[test]
+    fn sentry_parse_survives_deep_nesting(
+        which in any::<Index>(),
+        depth in 0..2000usize,
+        open in prop::sample::select(&["[", "{\"k\":", "[[", "[{\"key\":"][..]),
+        at in prop::sample::select(&["tags", "extra", "title"][..]),
+    ) {
+        let fixture = &fixtures()[which.index(fixtures().len())];
+        let mut json = fixture.json.clone();
+        let pointer = if json.pointer("/data/event").is_some() {
+            "/data/event"
+        } else {
+            "/event"
+        };
+        let Some(Value::Object(event)) = json.pointer_mut(pointer) else {
+            return Ok(());
+        };
+        event.insert(at.to_string(), json!("__DEEP__"));
+        let close: String = open
+            .chars()
+            .rev()
+            .filter_map(|c| match c {
+                '[' => Some(']'),
+                '{' => Some('}'),
+                _ => None,
+            })
+            .collect();
+        let deep = format!("{}1{}", open.repeat(depth), close.repeat(depth));
+        let body = serde_json::to_string(&json).unwrap().replace("\"__DEEP__\"", &deep);
+        if let Ok(facts) = sentry::parse(fixture.resource.as_deref(), body.as_bytes()) {
+            check_facts(&facts, body.as_bytes())?;
+        }
+    }
+
     /// Sentry sends compact JSON, the fixtures are pretty-printed, a proxy may re-indent:
     /// whitespace between tokens must not change what is read.
     #[test]
@@ -520,12 +555,9 @@ fn urlencode(s: &str, plus_for_space: bool) -> String {
     out
 }
 
+/// Hex HMAC-SHA256 of the concatenated parts, through the crate's own helper.
 fn hmac_hex(secret: &[u8], parts: &[&[u8]]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-    for part in parts {
-        mac.update(part);
-    }
-    hex::encode(mac.finalize().into_bytes())
+    sign(secret, &parts.concat())
 }
 
 proptest! {
