@@ -25,6 +25,7 @@ pub mod clock;
 pub mod escalation;
 pub mod http;
 pub mod incidents;
+pub mod http_client;
 pub mod metrics;
 pub mod settings;
 pub mod signal;

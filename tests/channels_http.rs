@@ -82,7 +82,7 @@ fn resolved(mut n: Notification) -> Notification {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    paiid_alerts::http_client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

@@ -5,7 +5,7 @@
 //! is genuine when any `v1` entry matches. Entries of other versions are ignored so that a
 //! future `v2` does not break today's verifier.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;

@@ -4,7 +4,7 @@
 //! sends `v0=` + lowercase hex. The timestamp is part of the signed text, so bounding its age
 //! (300 s, Slack's recommendation) stops replays of captured requests.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;

@@ -90,6 +90,9 @@ impl DigestSchedule {
         let parser = CronParser::builder()
             .seconds(Seconds::Required)
             .year(Year::Disallowed)
+            // croner 4 refuses `5/15` (start/step) by default; croner 3 accepted it and existing
+            // routing files use it.
+            .sloppy_ranges(true)
             .build();
         let parsed = parser
             .parse(&fields.join(" "))

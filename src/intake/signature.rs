@@ -4,7 +4,7 @@
 //! raw body keyed with the integration's client secret. The legacy WebHooks plugin signs nothing,
 //! so it is authenticated by a shared `?token=` in the URL registered in Sentry.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -45,7 +45,7 @@ impl Channels {
     ) -> Result<Self, ChannelBuildError> {
         let send_timeout = cfg.delivery.send_timeout;
         // Webhooks must not follow redirects: a redirect to elsewhere would leak the payload.
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .timeout(send_timeout)

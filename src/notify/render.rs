@@ -50,7 +50,8 @@ use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
-use minijinja::value::Value;
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{Serde, Value};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
 use serde::Serialize;
 
@@ -325,7 +326,9 @@ impl Templates {
 
     fn try_render(&self, name: &str, n: &Notification) -> Result<String, Error> {
         let ctx = Context::new(n);
-        self.env.get_template(name)?.render(&ctx)
+        self.env
+            .get_template(name)?
+            .render(Value::from(Serde(&ctx)))
     }
 }
 
@@ -364,8 +367,15 @@ fn plain_fallback(output: Output, n: &Notification) -> String {
 
 fn base_environment() -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
+    match SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+    {
+        Ok(syntax) => env.set_syntax(syntax),
+        // Only the delimiters can make the build fail and they are the defaults.
+        Err(e) => tracing::error!(error = %describe(&e), "template syntax config"),
+    }
     // Printing an unknown variable is an error (so an override's typo is caught at load time),
     // while `{% if maybe %}` on an unknown one stays false.
     env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
@@ -373,7 +383,7 @@ fn base_environment() -> Environment<'static> {
         if name.ends_with("email_html") {
             AutoEscape::Html
         } else if name.ends_with("slack_text") {
-            AutoEscape::Custom(SLACK_ESCAPE)
+            AutoEscape::Custom(SLACK_ESCAPE.into())
         } else {
             AutoEscape::None
         }
@@ -391,13 +401,17 @@ fn base_environment() -> Environment<'static> {
     env
 }
 
-fn format_value(out: &mut minijinja::Output, state: &State, value: &Value) -> Result<(), Error> {
+fn format_value(
+    out: &mut minijinja::Output,
+    state: &mut State,
+    value: &Value,
+) -> Result<(), Error> {
     // `none` prints as nothing: optional fields are common and "none" in a page is noise.
     if value.is_none() || value.is_undefined() {
         return Ok(());
     }
     let escape: fn(&str) -> String = match state.auto_escape() {
-        AutoEscape::Custom(SLACK_ESCAPE) => slack_escape,
+        AutoEscape::Custom(name) if name == SLACK_ESCAPE => slack_escape,
         // minijinja's HTML escaping also turns `/` into `&#x2f;`, which is not needed inside
         // quoted attributes or text and makes links in the raw mail unreadable.
         AutoEscape::Html => html_escape,

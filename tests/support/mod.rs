@@ -96,7 +96,7 @@ pub async fn spawn_with(opts: AppOptions) -> TestApp {
     let task = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    let client = reqwest::Client::builder()
+    let client = paiid_alerts::http_client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();

@@ -399,3 +399,15 @@ fn weekly_schedule() {
     assert_eq!(start, utc("2026-03-02T14:00:00Z"));
     assert_eq!(end - start, Duration::hours(7 * 24 - 1));
 }
+
+#[test]
+fn start_slash_step_is_still_accepted() {
+    // croner 4 refuses `5/15` unless asked to accept it; configs written for croner 3 use it.
+    let s = ny("0 5/15 * * * *");
+    let t = utc("2026-01-10T00:06:00Z");
+    assert_eq!(s.next_fire_after(t), Some(utc("2026-01-10T00:20:00Z")));
+    assert_eq!(
+        s.next_fire_after(t),
+        ny("0 5-59/15 * * * *").next_fire_after(t)
+    );
+}

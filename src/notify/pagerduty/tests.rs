@@ -169,7 +169,7 @@ fn rate_key_hashes_and_debug_redacts() {
         "pd".into(),
         KEY.into(),
         DEFAULT_EVENTS_URL.into(),
-        reqwest::Client::new(),
+        crate::http_client::client().unwrap(),
         Arc::new(Templates::defaults()),
     );
     let rk = ch.rate_key();
@@ -247,7 +247,7 @@ async fn a_notice_never_pages() {
         "pd".into(),
         KEY.into(),
         "http://127.0.0.1:9/v2/enqueue".into(),
-        reqwest::Client::new(),
+        crate::http_client::client().unwrap(),
         Arc::new(Templates::defaults()),
     );
     let notice = Notice::unreadable_payload(

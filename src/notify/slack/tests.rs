@@ -315,7 +315,7 @@ fn api_errors_are_classified() {
 #[test]
 fn debug_redacts_secrets() {
     let t = Arc::new(Templates::defaults());
-    let http = reqwest::Client::new();
+    let http = crate::http_client::client().unwrap();
     let w = SlackChannel::webhook(
         "slack".into(),
         "#paiid-alerts".into(),
