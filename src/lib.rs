@@ -10,6 +10,7 @@
 //! - [`auth`]: signed ack links, Slack and PagerDuty signatures.
 //! - [`digest`]: daily / weekly digests, claimed per period before sending.
 //! - [`store`]: all SQL, SQLite set-up and migrations.
+//! - [`templates`]: every template file (notifications, pages, digests) and their shared set-up.
 //! - [`http`]: routes, one error type mapped to `{code, detail}` JSON.
 //! - [`app`]: wiring: `Application::build(settings)` and `run_until_stopped(shutdown)`.
 
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod settings;
 pub mod signal;
 pub mod store;
+pub mod templates;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod text;
