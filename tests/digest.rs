@@ -1010,3 +1010,106 @@ async fn without_smtp_the_digest_goes_to_the_log_stand_in_and_is_recorded() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(env.sink.received().is_empty());
 }
+
+/// `routing.yaml` with digest template overrides (and the rest as in [`config`]).
+fn config_with_templates(templates: &str) -> Result<RoutingConfig, String> {
+    let text = format!(
+        r#"
+channels:
+  ops-email:
+    type: email
+    to: ["trading-ops@paiid.ai"]
+severities:
+  medium: {{ digest: daily }}
+digest:
+  schedule: "0 0 8 * * *"
+  timezone: "UTC"
+  to: [ops-email]
+templates:
+{templates}"#
+    );
+    RoutingConfig::parse(Path::new("t.yaml"), &text, &|_| None).map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn digest_templates_from_the_routing_file_shape_the_mail() {
+    let cfg = Arc::new(
+        config_with_templates(
+            r#"  daily_digest_subject: "[ops] {{ summary }}"
+  daily_digest_text: |
+    {{ heading }}
+    {% for g in groups %}{% for i in g.incidents %}- {{ i.title }} ({{ i.metric }}) {{ i.incident_url }}
+    {% endfor %}{% endfor %}
+"#,
+        )
+        .expect("config"),
+    );
+    let sink = SmtpSink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(
+        &format!("sqlite://{}/digest.db", dir.path().display()),
+        Durability::Normal,
+    )
+    .await
+    .expect("store");
+    let id = insert(
+        &store,
+        apdex(
+            "Apdex <b> on /orders",
+            "paiid-backend",
+            0.61,
+            3,
+            t0() - HOUR,
+        ),
+    )
+    .await;
+    let clock: SharedClock = Arc::new(ManualClock::new(t0() + MIN));
+    let runner = DigestRunner::new(
+        store,
+        cfg.clone(),
+        channels(&cfg, sink.url()),
+        clock,
+        Arc::from(PUBLIC_URL),
+    );
+    assert_eq!(sent(&runner.run_due().await.unwrap()), 1);
+
+    // `run_due` has returned: its mail is in the sink.
+    let mails = sink.received();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].subject, "[ops] 1 medium incident in 1 project");
+    assert_eq!(
+        mails[0].text().trim_end(),
+        format!(
+            "Medium incidents digest\n\
+             - Apdex <b> on /orders (lowest Apdex 0.61) {PUBLIC_URL}/incidents/{id}"
+        )
+    );
+    // The HTML part was not overridden: the default, escaped.
+    let html = mails[0].html();
+    assert!(
+        html.contains("<h2>Medium incidents digest</h2>")
+            && html.contains("Apdex &lt;b&gt; on /orders"),
+        "{html}"
+    );
+}
+
+#[test]
+fn a_broken_digest_template_is_a_config_error_naming_file_line_and_problem() {
+    let e = config_with_templates(
+        "  daily_digest_subject: \"ok\"\n  weekly_summary_html: \"{% for s in severities %}\"\n",
+    )
+    .expect_err("unclosed for");
+    assert!(
+        e.starts_with("t.yaml:14: templates: template weekly_summary_html: ")
+            && e.contains("syntax error"),
+        "{e}"
+    );
+    let e = config_with_templates("  daily_digest_text: \"{{ groups[0].incidents[0].titel }}\"\n")
+        .expect_err("unknown field");
+    assert!(
+        e.starts_with(
+            "t.yaml:13: templates: template daily_digest_text: fails on a sample daily digest: "
+        ) && e.contains("undefined"),
+        "{e}"
+    );
+}

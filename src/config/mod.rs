@@ -19,6 +19,7 @@ pub use duration::HumanDuration;
 use interpolate::{Interpolated, interpolate};
 
 use crate::classification::Severity;
+use crate::digest::render::{DigestTemplateOverrides, DigestTemplates};
 use crate::notify::render::TemplateOverrides;
 
 /// A problem in a routing file, always naming the file and (where known) the line.
@@ -191,6 +192,12 @@ struct RawTemplates {
     email_text: Option<String>,
     email_html: Option<String>,
     pagerduty_summary: Option<String>,
+    daily_digest_subject: Option<Spanned<String>>,
+    daily_digest_text: Option<Spanned<String>>,
+    daily_digest_html: Option<Spanned<String>>,
+    weekly_summary_subject: Option<Spanned<String>>,
+    weekly_summary_text: Option<Spanned<String>>,
+    weekly_summary_html: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -328,6 +335,8 @@ pub struct RoutingConfig {
     pub policies: BTreeMap<Severity, Policy>,
     pub digest: Option<DigestConfig>,
     pub templates: TemplateOverrides,
+    /// Daily digest and weekly summary templates, compiled (and checked) at load.
+    pub digest_templates: DigestTemplates,
     pub delivery: DeliverySettings,
     pub raw_payload_retention: std::time::Duration,
     pub post_mortem_to: Option<Vec<String>>,
@@ -536,6 +545,7 @@ impl RoutingConfig {
             ),
         };
 
+        let digest_templates = digest_templates(&raw.templates).map_err(|(l, m)| err(l, m))?;
         let templates = TemplateOverrides {
             slack_text: raw.templates.slack_text,
             email_subject: raw.templates.email_subject,
@@ -585,6 +595,7 @@ impl RoutingConfig {
             policies,
             digest,
             templates,
+            digest_templates,
             delivery,
             raw_payload_retention: raw
                 .retention
@@ -607,6 +618,31 @@ impl RoutingConfig {
             .map(|c| (c.name.as_str(), c.missing_env.as_slice()))
             .collect()
     }
+}
+
+/// Compiles the digest templates with the overrides given; an error names the template and,
+/// where known, the line of its key.
+fn digest_templates(raw: &RawTemplates) -> Result<DigestTemplates, (Option<u64>, String)> {
+    let value = |t: &Option<Spanned<String>>| t.as_ref().map(|t| t.value.clone());
+    let overrides = DigestTemplateOverrides {
+        daily_digest_subject: value(&raw.daily_digest_subject),
+        daily_digest_text: value(&raw.daily_digest_text),
+        daily_digest_html: value(&raw.daily_digest_html),
+        weekly_summary_subject: value(&raw.weekly_summary_subject),
+        weekly_summary_text: value(&raw.weekly_summary_text),
+        weekly_summary_html: value(&raw.weekly_summary_html),
+    };
+    DigestTemplates::new(&overrides).map_err(|e| {
+        let key = match e.name.as_str() {
+            "daily_digest_subject" => &raw.daily_digest_subject,
+            "daily_digest_text" => &raw.daily_digest_text,
+            "daily_digest_html" => &raw.daily_digest_html,
+            "weekly_summary_subject" => &raw.weekly_summary_subject,
+            "weekly_summary_text" => &raw.weekly_summary_text,
+            _ => &raw.weekly_summary_html,
+        };
+        (key.as_ref().and_then(line_of), format!("templates: {e}"))
+    })
 }
 
 fn first_line(s: &str) -> String {

@@ -1,9 +1,9 @@
-//! What a digest says: the data of one period (loaded through `store::digests`) and its
-//! rendering as a text + HTML mail. Rendering is pure so that it is unit-tested without a
-//! database; every piece of user data (titles, projects, URLs from Sentry) is escaped in HTML.
+//! What a digest says: the data of one period (loaded through `store::digests`) and the view
+//! its templates render (see [`super::render`]). Building the view is pure so that it is
+//! unit-tested without a database; the HTML templates escape every piece of user data (titles,
+//! projects, URLs from Sentry).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -13,7 +13,14 @@ use crate::clock::ms_to_datetime;
 use crate::config::duration::humanize;
 use crate::store::digests::{self, DigestIncident, EscalationTally, NoisyIncident, SeverityTally};
 use crate::store::{Store, StoreError};
-use crate::text::html_escape;
+
+use super::render::DigestTemplates;
+
+mod view;
+pub use view::{
+    DailyIncidentView, DailyView, EscalationRow, GroupView, NoisyRow, SeverityRow, TotalsView,
+    WeeklyView,
+};
 
 /// How many incidents the weekly summary lists as the noisiest.
 pub const NOISIEST_LIMIT: i64 = 5;
@@ -138,10 +145,10 @@ impl DailyDigest {
             .collect()
     }
 
-    pub fn render(&self, links: Links<'_>, empty_note: &str) -> RenderedMail {
+    /// What the daily digest templates see.
+    pub fn view(&self, links: Links<'_>, empty_note: &str) -> DailyView {
         let groups = self.groups();
-        let count = self.incidents.len();
-        let summary = match count {
+        let summary = match self.incidents.len() {
             0 => "no medium incidents".to_string(),
             n => format!(
                 "{} in {}",
@@ -154,92 +161,47 @@ impl DailyDigest {
         } else {
             "Medium incidents digest"
         };
-        let subject = format!("{heading}: {summary} ({})", self.period.describe());
-        let seen = format!("Seen {}", self.period.describe());
+        DailyView {
+            heading: heading.to_string(),
+            manual: self.manual,
+            period: self.period.describe(),
+            summary,
+            empty_note: empty_note.to_string(),
+            groups: groups
+                .iter()
+                .map(|g| GroupView {
+                    project: g.project.to_string(),
+                    incidents: g
+                        .incidents
+                        .iter()
+                        .map(|inc| self.incident_view(inc, links))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
 
-        let mut text = String::new();
-        let mut html = String::new();
-        let _ = writeln!(text, "{heading}\n{seen}\n");
-        let _ = write!(
-            html,
-            "<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif\">\n\
-             <h2>{}</h2>\n<p>{}</p>\n",
-            html_escape(heading),
-            html_escape(&seen)
-        );
-        if groups.is_empty() {
-            let _ = writeln!(text, "{empty_note}");
-            let _ = writeln!(html, "<p>{}</p>", html_escape(empty_note));
-        } else {
-            let _ = writeln!(text, "{}.", capitalize(&summary));
-            let _ = writeln!(html, "<p>{}.</p>", html_escape(&capitalize(&summary)));
+    fn incident_view(&self, inc: &DigestIncident, links: Links<'_>) -> DailyIncidentView {
+        DailyIncidentView {
+            id: inc.id,
+            title: inc.title.clone(),
+            metric: describe_metric(inc.metric_value, inc.rule.as_deref()),
+            event_count: inc.event_count,
+            events_text: plural(to_usize(inc.event_count), "event"),
+            state: inc.state.clone(),
+            last_seen: self.period.local(ms_to_datetime(inc.last_seen)),
+            incident_url: links.incident(inc.id),
+            sentry_url: inc.sentry_url.clone(),
         }
-        for group in &groups {
-            let _ = writeln!(
-                text,
-                "\n== {} ({}) ==",
-                group.project,
-                group.incidents.len()
-            );
-            let _ = writeln!(
-                html,
-                "<h3>{} ({})</h3>\n<table cellpadding=\"4\" style=\"border-collapse: collapse\">\n\
-                 <tr><th align=\"left\">Incident</th><th align=\"left\">Worst metric</th>\
-                 <th align=\"right\">Events</th><th align=\"left\">State</th>\
-                 <th align=\"left\">Last seen</th><th align=\"left\">Links</th></tr>",
-                html_escape(group.project),
-                group.incidents.len()
-            );
-            for inc in &group.incidents {
-                let metric = describe_metric(inc.metric_value, inc.rule.as_deref());
-                let last_seen = self.period.local(ms_to_datetime(inc.last_seen));
-                let incident_url = links.incident(inc.id);
-                let _ = writeln!(
-                    text,
-                    "\n* {}\n  {} · {} · {} · last seen {}\n  Incident: {}",
-                    inc.title,
-                    metric,
-                    plural(usize::try_from(inc.event_count).unwrap_or(0), "event"),
-                    inc.state,
-                    last_seen,
-                    incident_url
-                );
-                if let Some(url) = &inc.sentry_url {
-                    let _ = writeln!(text, "  Sentry:   {url}");
-                }
-                let mut link_cells = link(&incident_url, "incident");
-                if let Some(url) = &inc.sentry_url {
-                    link_cells.push_str(" · ");
-                    link_cells.push_str(&link(url, "Sentry"));
-                }
-                let _ = writeln!(
-                    html,
-                    "<tr><td>{}</td><td>{}</td><td align=\"right\">{}</td><td>{}</td>\
-                     <td>{}</td><td>{}</td></tr>",
-                    html_escape(&inc.title),
-                    html_escape(&metric),
-                    inc.event_count,
-                    html_escape(&inc.state),
-                    html_escape(&last_seen),
-                    link_cells
-                );
-            }
-            html.push_str("</table>\n");
-        }
-        let footer = "Medium incidents are not paged: they are reviewed here and in the weekly \
-                      ops summary. Events are the alerts received in the period; the metric is the worst \
-                      value seen over the incident's life.";
-        let _ = writeln!(text, "\n--\n{footer}");
-        let _ = writeln!(
-            html,
-            "<p style=\"color: #666; font-size: smaller\">{}</p>\n</body></html>",
-            html_escape(footer)
-        );
-        RenderedMail {
-            subject,
-            text,
-            html,
-        }
+    }
+
+    pub fn render(
+        &self,
+        templates: &DigestTemplates,
+        links: Links<'_>,
+        empty_note: &str,
+    ) -> RenderedMail {
+        templates.daily(&self.view(links, empty_note))
     }
 }
 
@@ -349,35 +311,56 @@ impl WeeklySummary {
         }
     }
 
-    pub fn render(&self, links: Links<'_>) -> RenderedMail {
-        let t = self.totals();
+    /// What the weekly summary templates see, in named steps: headline figures, then the
+    /// per-severity table, the escalations and the noisiest incidents.
+    pub fn view(&self, links: Links<'_>) -> WeeklyView {
+        let totals = self.totals();
         let heading = if self.manual {
             "Weekly ops summary so far (sent by hand)"
         } else {
             "Weekly ops summary"
         };
-        let subject = format!(
-            "{heading}: {} opened, {} ({})",
-            plural(to_usize(t.opened), "incident"),
-            plural(to_usize(t.escalations), "escalation"),
-            self.period.describe()
-        );
+        WeeklyView {
+            heading: heading.to_string(),
+            manual: self.manual,
+            period: self.period.describe(),
+            summary: self.summary_lines(&totals),
+            totals: TotalsView::of(&totals),
+            severities: self.severity_rows(),
+            escalations: self.escalation_rows(),
+            noisiest: self.noisiest_rows(links),
+        }
+    }
+
+    pub fn render(&self, templates: &DigestTemplates, links: Links<'_>) -> RenderedMail {
+        templates.weekly(&self.view(links))
+    }
+
+    /// The headline figures, one sentence each.
+    fn summary_lines(&self, t: &Totals) -> Vec<String> {
         let by_severity = self
             .severities
             .iter()
             .map(|s| format!("{} {}", s.severity, s.opened))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut lines = vec![
+        let opened = if by_severity.is_empty() {
+            format!("Incidents opened: {}", t.opened)
+        } else {
+            format!("Incidents opened: {} ({by_severity})", t.opened)
+        };
+        let escalations = if t.escalations == 0 {
+            "Escalations fired: 0".to_string()
+        } else {
             format!(
-                "Incidents opened: {}{}",
-                t.opened,
-                if by_severity.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({by_severity})")
-                }
-            ),
+                "Escalations fired: {} on {} (worst lateness {})",
+                t.escalations,
+                plural(to_usize(t.escalated_incidents), "incident"),
+                fmt_lateness(t.max_lateness_ms)
+            )
+        };
+        vec![
+            opened,
             format!(
                 "Mean time to acknowledge: {} ({} acknowledged)",
                 fmt_mean(t.mtta_ms),
@@ -388,143 +371,61 @@ impl WeeklySummary {
                 fmt_mean(t.mttr_ms),
                 t.resolved
             ),
-        ];
-        lines.push(if t.escalations == 0 {
-            "Escalations fired: 0".to_string()
-        } else {
-            format!(
-                "Escalations fired: {} on {} (worst lateness {})",
-                t.escalations,
-                plural(to_usize(t.escalated_incidents), "incident"),
-                fmt_lateness(t.max_lateness_ms)
-            )
-        });
+            escalations,
+        ]
+    }
 
-        let mut text = String::new();
-        let mut html = String::new();
-        let seen = format!("Period {}", self.period.describe());
-        let _ = writeln!(text, "{heading}\n{seen}\n");
-        let _ = write!(
-            html,
-            "<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif\">\n\
-             <h2>{}</h2>\n<p>{}</p>\n<ul>\n",
-            html_escape(heading),
-            html_escape(&seen)
-        );
-        for line in &lines {
-            let _ = writeln!(text, "{line}");
-            let _ = writeln!(html, "<li>{}</li>", html_escape(line));
-        }
-        html.push_str("</ul>\n");
+    fn severity_rows(&self) -> Vec<SeverityRow> {
+        self.severities
+            .iter()
+            .map(|s| SeverityRow {
+                severity: s.severity.clone(),
+                opened: s.opened,
+                acknowledged: s.acknowledged,
+                resolved: s.resolved,
+                mtta: fmt_mean(mean_ms(s.ack_ms_total, s.acknowledged)),
+                mttr: fmt_mean(mean_ms(s.resolve_ms_total, s.resolved)),
+            })
+            .collect()
+    }
 
-        if !self.severities.is_empty() {
-            let _ = writeln!(
-                text,
-                "\nBy severity\n  {:<13} {:>6} {:>6} {:>9}  {:<9} {:<9}",
-                "severity", "opened", "acked", "resolved", "MTTA", "MTTR"
-            );
-            html.push_str(
-                "<h3>By severity</h3>\n<table cellpadding=\"4\" style=\"border-collapse: collapse\">\n\
-                 <tr><th align=\"left\">Severity</th><th align=\"right\">Opened</th>\
-                 <th align=\"right\">Acknowledged</th><th align=\"right\">Resolved</th>\
-                 <th align=\"left\">MTTA</th><th align=\"left\">MTTR</th></tr>\n",
-            );
-            for s in &self.severities {
-                let mtta = fmt_mean(mean_ms(s.ack_ms_total, s.acknowledged));
-                let mttr = fmt_mean(mean_ms(s.resolve_ms_total, s.resolved));
-                let _ = writeln!(
-                    text,
-                    "  {:<13} {:>6} {:>6} {:>9}  {:<9} {:<9}",
-                    s.severity, s.opened, s.acknowledged, s.resolved, mtta, mttr
-                );
-                let _ = writeln!(
-                    html,
-                    "<tr><td>{}</td><td align=\"right\">{}</td><td align=\"right\">{}</td>\
-                     <td align=\"right\">{}</td><td>{}</td><td>{}</td></tr>",
-                    html_escape(&s.severity),
-                    s.opened,
-                    s.acknowledged,
-                    s.resolved,
-                    html_escape(&mtta),
-                    html_escape(&mttr)
-                );
-            }
-            html.push_str("</table>\n");
-        }
-
-        if !self.escalations.is_empty() {
-            let _ = writeln!(text, "\nEscalations");
-            html.push_str("<h3>Escalations</h3>\n<ul>\n");
-            for e in &self.escalations {
-                let line = format!(
-                    "{}: {} fired on {} (worst lateness {})",
-                    e.severity,
-                    e.fired,
-                    plural(to_usize(e.incidents), "incident"),
-                    fmt_lateness(e.max_lateness_ms)
-                );
-                let _ = writeln!(text, "  {line}");
-                let _ = writeln!(html, "<li>{}</li>", html_escape(&line));
-            }
-            html.push_str("</ul>\n");
-        }
-
-        if !self.noisiest.is_empty() {
-            let _ = writeln!(text, "\nNoisiest issues (events)");
-            html.push_str(
-                "<h3>Noisiest issues</h3>\n<table cellpadding=\"4\" style=\"border-collapse: collapse\">\n\
-                 <tr><th align=\"right\">Events</th><th align=\"left\">Incident</th>\
-                 <th align=\"left\">Project</th><th align=\"left\">Severity</th>\
-                 <th align=\"left\">State</th><th align=\"left\">Links</th></tr>\n",
-            );
-            for (i, n) in self.noisiest.iter().enumerate() {
-                let project = n.project.as_deref().unwrap_or(NO_PROJECT);
-                let incident_url = links.incident(n.id);
-                let _ = writeln!(
-                    text,
-                    "  {}. {:>7}  {} [{}, {}, {}]\n              {}",
-                    i + 1,
-                    n.event_count,
-                    n.title,
-                    project,
-                    n.severity,
-                    n.state,
-                    incident_url
-                );
-                let mut link_cells = link(&incident_url, "incident");
-                if let Some(url) = &n.sentry_url {
-                    link_cells.push_str(" · ");
-                    link_cells.push_str(&link(url, "Sentry"));
+    fn escalation_rows(&self) -> Vec<EscalationRow> {
+        self.escalations
+            .iter()
+            .map(|e| {
+                let worst_lateness = fmt_lateness(e.max_lateness_ms);
+                EscalationRow {
+                    line: format!(
+                        "{}: {} fired on {} (worst lateness {worst_lateness})",
+                        e.severity,
+                        e.fired,
+                        plural(to_usize(e.incidents), "incident"),
+                    ),
+                    severity: e.severity.clone(),
+                    fired: e.fired,
+                    incidents: e.incidents,
+                    worst_lateness,
                 }
-                let _ = writeln!(
-                    html,
-                    "<tr><td align=\"right\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                     <td>{}</td></tr>",
-                    n.event_count,
-                    html_escape(&n.title),
-                    html_escape(project),
-                    html_escape(&n.severity),
-                    html_escape(&n.state),
-                    link_cells
-                );
-            }
-            html.push_str("</table>\n");
-        }
+            })
+            .collect()
+    }
 
-        let footer = "Counts, MTTA and MTTR cover incidents whose current episode opened in this \
-                      period, with acknowledgements and resolutions made before its end. \
-                      Noisiest: incidents by alerts received in the period.";
-        let _ = writeln!(text, "\n--\n{footer}");
-        let _ = writeln!(
-            html,
-            "<p style=\"color: #666; font-size: smaller\">{}</p>\n</body></html>",
-            html_escape(footer)
-        );
-        RenderedMail {
-            subject,
-            text,
-            html,
-        }
+    fn noisiest_rows(&self, links: Links<'_>) -> Vec<NoisyRow> {
+        self.noisiest
+            .iter()
+            .zip(1..)
+            .map(|(n, rank)| NoisyRow {
+                rank,
+                id: n.id,
+                event_count: n.event_count,
+                title: n.title.clone(),
+                project: n.project.as_deref().unwrap_or(NO_PROJECT).to_string(),
+                severity: n.severity.clone(),
+                state: n.state.clone(),
+                incident_url: links.incident(n.id),
+                sentry_url: n.sentry_url.clone(),
+            })
+            .collect()
     }
 }
 
@@ -559,29 +460,6 @@ fn plural(n: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
-    }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-/// An `<a>` for http(s) URLs only. Sentry URLs arrive in webhook bodies; a `javascript:` or
-/// `data:` URL must not become a clickable link in an ops mailbox, so it is shown as text.
-fn link(url: &str, label: &str) -> String {
-    let lower = url.trim().to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") {
-        format!(
-            "<a href=\"{}\">{}</a>",
-            html_escape(url.trim()),
-            html_escape(label)
-        )
-    } else {
-        format!("{}: {}", html_escape(label), html_escape(url))
     }
 }
 

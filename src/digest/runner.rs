@@ -630,7 +630,7 @@ impl DigestRunner {
             DigestKind::Daily => {
                 let d = DailyDigest::load(&self.store, period, manual).await?;
                 Content {
-                    mail: d.render(links, &cfg.empty_note),
+                    mail: d.render(&self.cfg.digest_templates, links, &cfg.empty_note),
                     incidents: i64::try_from(d.incidents.len()).unwrap_or(i64::MAX),
                     empty: d.is_empty(),
                 }
@@ -638,7 +638,7 @@ impl DigestRunner {
             DigestKind::Weekly => {
                 let w = WeeklySummary::load(&self.store, period, manual).await?;
                 Content {
-                    mail: w.render(links),
+                    mail: w.render(&self.cfg.digest_templates, links),
                     incidents: w.totals().opened,
                     empty: w.is_empty(),
                 }

@@ -721,7 +721,8 @@ const DEFAULT_EMAIL_TEXT: &str = include_str!("../templates/notify/email_text.tx
 
 const DEFAULT_EMAIL_HTML: &str = include_str!("../templates/notify/email_html.html.j2");
 
-const DEFAULT_PAGERDUTY_SUMMARY: &str = include_str!("../templates/notify/pagerduty_summary.txt.j2");
+const DEFAULT_PAGERDUTY_SUMMARY: &str =
+    include_str!("../templates/notify/pagerduty_summary.txt.j2");
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,10 @@
 use super::*;
+use crate::text::html_escape;
 use chrono::TimeZone as _;
+
+fn templates() -> DigestTemplates {
+    DigestTemplates::defaults()
+}
 
 fn period(tz: Tz) -> Period {
     Period {
@@ -81,7 +86,7 @@ fn daily_render_lists_metric_count_and_links() {
             inc(9, "Slow page", Some("paiid-web"), 0.79, 1),
         ],
     };
-    let m = d.render(LINKS, "unused");
+    let m = d.render(&templates(), LINKS, "unused");
     assert_eq!(
         m.subject,
         "Medium incidents digest: 3 medium incidents in 2 projects \
@@ -135,7 +140,7 @@ fn empty_daily_digest_carries_the_note() {
         manual: false,
         incidents: vec![],
     };
-    let m = d.render(LINKS, "Quiet day <3");
+    let m = d.render(&templates(), LINKS, "Quiet day <3");
     assert!(
         m.subject
             .starts_with("Medium incidents digest: no medium incidents (")
@@ -152,7 +157,7 @@ fn manual_digest_says_so() {
         manual: true,
         incidents: vec![inc(1, "x", Some("p"), 0.5, 1)],
     };
-    let m = d.render(LINKS, "");
+    let m = d.render(&templates(), LINKS, "");
     assert!(
         m.subject
             .starts_with("Medium incidents so far (sent by hand): 1 medium incident in 1 project")
@@ -168,7 +173,7 @@ fn unsafe_urls_are_not_links() {
         manual: false,
         incidents: vec![i],
     };
-    let m = d.render(LINKS, "");
+    let m = d.render(&templates(), LINKS, "");
     assert!(!m.html.contains("href=\"javascript"));
     assert!(!m.html.contains("<script>"));
     assert!(
@@ -245,7 +250,7 @@ fn weekly_totals_and_means() {
     );
     assert!(!w.is_empty());
 
-    let m = w.render(LINKS);
+    let m = w.render(&templates(), LINKS);
     assert!(
         m.subject
             .starts_with("Weekly ops summary: 8 incidents opened, 3 escalations ("),
@@ -293,7 +298,7 @@ fn empty_week() {
     assert!(w.is_empty());
     let t = w.totals();
     assert_eq!((t.mtta_ms, t.mttr_ms), (None, None));
-    let m = w.render(LINKS);
+    let m = w.render(&templates(), LINKS);
     assert!(m.text.contains("Incidents opened: 0\n"), "{}", m.text);
     assert!(
         m.text

@@ -1,0 +1,455 @@
+//! Digest mails from templates: defaults in `src/templates/digest/`, each replaceable from
+//! `routing.yaml`'s `templates:` section, exactly like the notification templates.
+//!
+//! Six outputs: `daily_digest_subject`, `daily_digest_text`, `daily_digest_html`,
+//! `weekly_summary_subject`, `weekly_summary_text`, `weekly_summary_html`. The `_html` ones are
+//! HTML-autoescaped. An override may `{% include "default/<name>" %}` its default.
+//!
+//! Overrides are checked when the configuration loads: a syntax error, or an error while
+//! rendering sample digests (full and empty, scheduled and sent by hand), is a [`TemplateError`]
+//! naming the template. At run time rendering never fails: an override that errors falls back to
+//! the default (with a warning), and a failing default to a plain note.
+//!
+//! # Template variables
+//! Daily digest ([`DailyView`]): `heading`, `manual`, `period` (`Sat 28 Nov 08:00 – Sun 29 Nov
+//! 2026 08:00 EST`), `summary` (`3 medium incidents in 2 projects`), `empty_note`, `groups` (list
+//! of `project` and `incidents`: `id`, `title`, `metric`, `event_count`, `events_text`, `state`,
+//! `last_seen`, `incident_url`, `sentry_url`).
+//!
+//! Weekly summary ([`WeeklyView`]): `heading`, `manual`, `period`, `summary` (the headline
+//! figures, one sentence each), `totals` (`opened`, `opened_text`, `acknowledged`, `resolved`,
+//! `mtta`, `mttr`, `escalations`, `escalations_text`, `escalated_incidents`, `worst_lateness`),
+//! `severities` (`severity`, `opened`, `acknowledged`, `resolved`, `mtta`, `mttr`),
+//! `escalations` (`severity`, `fired`, `incidents`, `worst_lateness`, `line`), `noisiest`
+//! (`rank`, `id`, `event_count`, `title`, `project`, `severity`, `state`, `incident_url`,
+//! `sentry_url`).
+//!
+//! Filters beyond minijinja's builtins (see `crate::templates`): `link(label)` (a link for
+//! http(s) URLs only), `ljust(width)` and `rjust(width)`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{TimeZone as _, Utc};
+use minijinja::value::{Serde, Value};
+use minijinja::{Environment, Error};
+
+use super::report::{
+    DailyDigest, DailyView, Links, Period, RenderedMail, WeeklySummary, WeeklyView,
+};
+use crate::store::digests::{DigestIncident, EscalationTally, NoisyIncident, SeverityTally};
+use crate::templates::{self, describe};
+use crate::text::html_escape;
+
+/// Guards the mail server against a runaway override.
+const BODY_MAX: usize = 1_000_000;
+const SUBJECT_MAX: usize = 250;
+
+/// Override sources from `routing.yaml`, by output.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestTemplateOverrides {
+    pub daily_digest_subject: Option<String>,
+    pub daily_digest_text: Option<String>,
+    pub daily_digest_html: Option<String>,
+    pub weekly_summary_subject: Option<String>,
+    pub weekly_summary_text: Option<String>,
+    pub weekly_summary_html: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {message}")]
+pub struct TemplateError {
+    pub name: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    DailySubject,
+    DailyText,
+    DailyHtml,
+    WeeklySubject,
+    WeeklyText,
+    WeeklyHtml,
+}
+
+impl Output {
+    const ALL: [Output; 6] = [
+        Output::DailySubject,
+        Output::DailyText,
+        Output::DailyHtml,
+        Output::WeeklySubject,
+        Output::WeeklyText,
+        Output::WeeklyHtml,
+    ];
+
+    /// The key in `routing.yaml`'s `templates:` section, and the override's template name.
+    fn name(self) -> &'static str {
+        match self {
+            Output::DailySubject => "daily_digest_subject",
+            Output::DailyText => "daily_digest_text",
+            Output::DailyHtml => "daily_digest_html",
+            Output::WeeklySubject => "weekly_summary_subject",
+            Output::WeeklyText => "weekly_summary_text",
+            Output::WeeklyHtml => "weekly_summary_html",
+        }
+    }
+
+    fn default_name(self) -> &'static str {
+        match self {
+            Output::DailySubject => "default/daily_digest_subject",
+            Output::DailyText => "default/daily_digest_text",
+            Output::DailyHtml => "default/daily_digest_html",
+            Output::WeeklySubject => "default/weekly_summary_subject",
+            Output::WeeklyText => "default/weekly_summary_text",
+            Output::WeeklyHtml => "default/weekly_summary_html",
+        }
+    }
+
+    fn default_source(self) -> &'static str {
+        use crate::templates::digest;
+        match self {
+            Output::DailySubject => digest::DAILY_SUBJECT,
+            Output::DailyText => digest::DAILY_TEXT,
+            Output::DailyHtml => digest::DAILY_HTML,
+            Output::WeeklySubject => digest::WEEKLY_SUBJECT,
+            Output::WeeklyText => digest::WEEKLY_TEXT,
+            Output::WeeklyHtml => digest::WEEKLY_HTML,
+        }
+    }
+
+    fn source(self, o: &DigestTemplateOverrides) -> Option<&String> {
+        match self {
+            Output::DailySubject => o.daily_digest_subject.as_ref(),
+            Output::DailyText => o.daily_digest_text.as_ref(),
+            Output::DailyHtml => o.daily_digest_html.as_ref(),
+            Output::WeeklySubject => o.weekly_summary_subject.as_ref(),
+            Output::WeeklyText => o.weekly_summary_text.as_ref(),
+            Output::WeeklyHtml => o.weekly_summary_html.as_ref(),
+        }
+    }
+
+    fn is_daily(self) -> bool {
+        matches!(
+            self,
+            Output::DailySubject | Output::DailyText | Output::DailyHtml
+        )
+    }
+}
+
+/// The compiled digest templates: defaults plus overrides, built once when the configuration
+/// loads. Cheap to clone.
+#[derive(Clone)]
+pub struct DigestTemplates {
+    env: Arc<Environment<'static>>,
+    overridden: Vec<Output>,
+}
+
+impl fmt::Debug for DigestTemplates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let overrides: Vec<&str> = self.overridden.iter().map(|o| o.name()).collect();
+        f.debug_struct("DigestTemplates")
+            .field("overrides", &overrides)
+            .finish()
+    }
+}
+
+impl Default for DigestTemplates {
+    fn default() -> Self {
+        Self::defaults()
+    }
+}
+
+impl DigestTemplates {
+    /// The built-in templates only.
+    pub fn defaults() -> Self {
+        Self {
+            env: Arc::new(base_environment()),
+            overridden: Vec::new(),
+        }
+    }
+
+    /// Compiles the defaults plus the overrides, validating each override against sample
+    /// digests (see the module docs).
+    pub fn new(overrides: &DigestTemplateOverrides) -> Result<Self, TemplateError> {
+        let mut env = base_environment();
+        let mut overridden = Vec::new();
+        for output in Output::ALL {
+            let Some(source) = output.source(overrides) else {
+                continue;
+            };
+            let err = |message: String| TemplateError {
+                name: output.name().to_string(),
+                message,
+            };
+            if source.trim().is_empty() {
+                return Err(err(
+                    "is empty; remove the key to use the default".to_string()
+                ));
+            }
+            env.add_template_owned(output.name(), source.clone())
+                .map_err(|e| err(describe(&e)))?;
+            overridden.push(output);
+        }
+        let templates = Self {
+            env: Arc::new(env),
+            overridden,
+        };
+        templates.validate()?;
+        Ok(templates)
+    }
+
+    /// True when `routing.yaml` overrides this output (`daily_digest_html`, ...).
+    pub fn is_overridden(&self, name: &str) -> bool {
+        self.overridden.iter().any(|o| o.name() == name)
+    }
+
+    pub fn daily(&self, view: &DailyView) -> RenderedMail {
+        let ctx = Value::from(Serde(view));
+        RenderedMail {
+            subject: self.subject(Output::DailySubject, &ctx, &view.heading, &view.period),
+            text: self.body(Output::DailyText, &ctx, &view.heading, &view.period),
+            html: self.body(Output::DailyHtml, &ctx, &view.heading, &view.period),
+        }
+    }
+
+    pub fn weekly(&self, view: &WeeklyView) -> RenderedMail {
+        let ctx = Value::from(Serde(view));
+        RenderedMail {
+            subject: self.subject(Output::WeeklySubject, &ctx, &view.heading, &view.period),
+            text: self.body(Output::WeeklyText, &ctx, &view.heading, &view.period),
+            html: self.body(Output::WeeklyHtml, &ctx, &view.heading, &view.period),
+        }
+    }
+
+    /// One line (a mail header), at most [`SUBJECT_MAX`] bytes.
+    fn subject(&self, output: Output, ctx: &Value, heading: &str, period: &str) -> String {
+        let line = one_line(&self.render(output, ctx, heading, period));
+        clip_bytes(&line, SUBJECT_MAX)
+    }
+
+    fn body(&self, output: Output, ctx: &Value, heading: &str, period: &str) -> String {
+        clip_bytes(&self.render(output, ctx, heading, period), BODY_MAX)
+    }
+
+    /// The override, else the default, else a plain note: a digest is always sent.
+    fn render(&self, output: Output, ctx: &Value, heading: &str, period: &str) -> String {
+        if self.overridden.contains(&output) {
+            match self.try_render(output.name(), ctx) {
+                Ok(s) if !s.trim().is_empty() => return s,
+                Ok(_) => tracing::warn!(
+                    template = output.name(),
+                    "digest template override rendered nothing; using the default template"
+                ),
+                Err(e) => tracing::warn!(
+                    template = output.name(),
+                    error = %describe(&e),
+                    "digest template override failed to render; using the default template"
+                ),
+            }
+        }
+        match self.try_render(output.default_name(), ctx) {
+            Ok(s) if !s.trim().is_empty() => s,
+            result => {
+                // Only reachable through a bug in the defaults; tests render every output.
+                let error = result.err().map(|e| describe(&e)).unwrap_or_default();
+                tracing::error!(
+                    template = output.default_name(),
+                    error = %error,
+                    "default digest template failed; sending a plain note"
+                );
+                plain_fallback(output, heading, period)
+            }
+        }
+    }
+
+    fn try_render(&self, name: &str, ctx: &Value) -> Result<String, Error> {
+        self.env.get_template(name)?.render(ctx.clone())
+    }
+
+    /// Renders each override against sample digests: an unknown variable or a bad filter call
+    /// is an error at load time, not a digest that silently falls back on the day.
+    fn validate(&self) -> Result<(), TemplateError> {
+        let links = Links {
+            public_url: "https://alerts.paiid.ai",
+        };
+        let daily: Vec<(&str, Value)> = samples_daily()
+            .iter()
+            .map(|(what, d)| {
+                (
+                    *what,
+                    Value::from(Serde(d.view(links, "No medium incidents."))),
+                )
+            })
+            .collect();
+        let weekly: Vec<(&str, Value)> = samples_weekly()
+            .iter()
+            .map(|(what, w)| (*what, Value::from(Serde(w.view(links)))))
+            .collect();
+        for &output in &self.overridden {
+            let samples = if output.is_daily() { &daily } else { &weekly };
+            for (what, ctx) in samples {
+                let err = |message: String| TemplateError {
+                    name: output.name().to_string(),
+                    message,
+                };
+                let rendered = self
+                    .try_render(output.name(), ctx)
+                    .map_err(|e| err(format!("fails on a sample {what}: {}", describe(&e))))?;
+                if rendered.trim().is_empty() {
+                    return Err(err(format!("renders nothing for a sample {what}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn base_environment() -> Environment<'static> {
+    let mut env = templates::environment();
+    for output in Output::ALL {
+        if let Err(e) = env.add_template(output.default_name(), output.default_source()) {
+            // Compile-time constants; a failure is a bug caught by the tests, and rendering then
+            // falls back to a plain note rather than taking the service down.
+            tracing::error!(template = output.default_name(), error = %describe(&e), "default digest template does not compile");
+        }
+    }
+    env
+}
+
+fn plain_fallback(output: Output, heading: &str, period: &str) -> String {
+    let note =
+        "The digest template failed (see the service log); the figures are on the on-call page.";
+    match output {
+        Output::DailySubject | Output::WeeklySubject => format!("{heading} ({period})"),
+        Output::DailyText | Output::WeeklyText => format!("{heading}\n{period}\n\n{note}\n"),
+        Output::DailyHtml | Output::WeeklyHtml => format!(
+            "<p>{}</p><p>{}</p><p>{}</p>",
+            html_escape(heading),
+            html_escape(period),
+            html_escape(note)
+        ),
+    }
+}
+
+/// Collapses all whitespace (including CR/LF, which would otherwise split a mail header).
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// At most `max` bytes, cut on a char boundary, the cut marked with `…` (counted in the limit).
+fn clip_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", s.get(..end).unwrap_or(""))
+}
+
+// ---------- samples for validating overrides ----------
+
+fn sample_period() -> Period {
+    let at = |d: u32| {
+        Utc.with_ymd_and_hms(2026, 11, d, 8, 0, 0)
+            .single()
+            .unwrap_or_else(Utc::now)
+    };
+    Period {
+        start: at(28),
+        end: at(29),
+        tz: chrono_tz::UTC,
+    }
+}
+
+fn samples_daily() -> Vec<(&'static str, DailyDigest)> {
+    let incident = |id: i64, project: Option<&str>, sentry: bool| DigestIncident {
+        id,
+        title: "Apdex below 0.8 on POST /orders".to_string(),
+        project: project.map(str::to_string),
+        state: "triggered".to_string(),
+        rule: Some("apdex-regression".to_string()),
+        metric_value: Some(0.61),
+        event_count: 14,
+        first_seen: 1_795_000_000_000,
+        last_seen: 1_795_000_000_000,
+        sentry_url: sentry.then(|| format!("https://sentry.io/organizations/paiid/issues/{id}/")),
+    };
+    let full = DailyDigest {
+        period: sample_period(),
+        manual: false,
+        incidents: vec![
+            incident(1, Some("paiid-backend"), true),
+            incident(2, None, false),
+        ],
+    };
+    let empty = DailyDigest {
+        incidents: Vec::new(),
+        ..full.clone()
+    };
+    let manual = DailyDigest {
+        manual: true,
+        ..full.clone()
+    };
+    vec![
+        ("daily digest", full),
+        ("empty daily digest", empty),
+        ("daily digest sent by hand", manual),
+    ]
+}
+
+fn samples_weekly() -> Vec<(&'static str, WeeklySummary)> {
+    let full = WeeklySummary::new(
+        sample_period(),
+        false,
+        vec![SeverityTally {
+            severity: "critical".to_string(),
+            opened: 2,
+            acknowledged: 2,
+            ack_ms_total: 1_800_000,
+            resolved: 1,
+            resolve_ms_total: 4_200_000,
+        }],
+        vec![EscalationTally {
+            severity: "critical".to_string(),
+            fired: 1,
+            incidents: 1,
+            max_lateness_ms: 250,
+        }],
+        vec![
+            NoisyIncident {
+                id: 3,
+                title: "Error storm".to_string(),
+                project: Some("paiid-backend".to_string()),
+                severity: "high".to_string(),
+                state: "resolved".to_string(),
+                event_count: 10_000,
+                sentry_url: Some("https://sentry.io/organizations/paiid/issues/3/".to_string()),
+            },
+            NoisyIncident {
+                id: 4,
+                title: "Quotes 500s".to_string(),
+                project: None,
+                severity: "medium".to_string(),
+                state: "triggered".to_string(),
+                event_count: 7,
+                sentry_url: None,
+            },
+        ],
+    );
+    let empty = WeeklySummary::new(sample_period(), false, vec![], vec![], vec![]);
+    let manual = WeeklySummary {
+        manual: true,
+        ..full.clone()
+    };
+    vec![
+        ("weekly summary", full),
+        ("empty weekly summary", empty),
+        ("weekly summary sent by hand", manual),
+    ]
+}
+
+#[cfg(test)]
+mod tests;
