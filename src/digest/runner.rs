@@ -27,7 +27,7 @@ use super::schedule::{DigestSchedule, ScheduleError};
 use crate::clock::{SharedClock, ms_to_datetime, sleep_until};
 use crate::config::{DigestConfig, RoutingConfig};
 use crate::notify::registry::Channels;
-use crate::notify::{SendOutcome, truncate_body};
+use crate::notify::{Mailer, SendOutcome, truncate_body};
 use crate::signal::Signal;
 use crate::store::digests::{self, ClaimResult, ClaimRules, DigestRecord, PeriodKey};
 use crate::store::{Store, StoreError};
@@ -222,6 +222,80 @@ struct Content {
     mail: RenderedMail,
     incidents: i64,
     empty: bool,
+}
+
+/// One period for one recipient: what this call sends.
+struct Target<'a> {
+    kind: DigestKind,
+    manual: bool,
+    period: Period,
+    recipient: &'a str,
+}
+
+impl Target<'_> {
+    fn key(&self) -> PeriodKey<'_> {
+        PeriodKey {
+            kind: self.kind.record_kind(self.manual),
+            period_start: self.period.start_ms(),
+            period_end: self.period.end_ms(),
+            recipient: self.recipient,
+        }
+    }
+
+    fn outcome(&self, status: DigestStatus, incidents: i64) -> DigestOutcome {
+        DigestOutcome {
+            kind: self.kind,
+            manual: self.manual,
+            period_start: self.period.start,
+            period_end: self.period.end,
+            recipient: self.recipient.to_string(),
+            status,
+            incidents,
+        }
+    }
+}
+
+/// A claim this call holds: `claimed_at` fences the failure record, `attempt` counts retries.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    claimed_at: i64,
+    attempt: i64,
+}
+
+/// What the mail channel said.
+enum Delivery {
+    Accepted { response: String },
+    Failed { reason: String, retryable: bool },
+}
+
+/// Sends one digest mail within [`SEND_BUDGET`].
+async fn deliver(mailer: &dyn Mailer, mail: &RenderedMail) -> Delivery {
+    let send = mailer.send_mail(&mail.subject, &mail.text, &mail.html);
+    match tokio::time::timeout(SEND_BUDGET, send).await {
+        Ok(SendOutcome::Delivered { response, .. })
+        | Ok(SendOutcome::Skipped { reason: response }) => Delivery::Accepted {
+            // The log stand-in "delivers" by logging the whole mail; the row keeps a note, not
+            // a second copy of the digest.
+            response: if mailer.is_real() {
+                truncate_body(&response, MAX_RESPONSE)
+            } else {
+                "logged only: the channel has no SMTP settings (set SMTP_URL)".to_string()
+            },
+        },
+        Ok(SendOutcome::Retry { reason, .. }) => Delivery::Failed {
+            reason,
+            retryable: true,
+        },
+        Ok(SendOutcome::Permanent { reason, .. }) => Delivery::Failed {
+            reason,
+            retryable: false,
+        },
+        Err(_) => Delivery::Failed {
+            reason: format!("no result from the mail channel within {SEND_BUDGET:?}"),
+            // The server may have accepted it: a retry can duplicate (at-least-once).
+            retryable: true,
+        },
+    }
 }
 
 pub struct DigestRunner {
@@ -433,6 +507,8 @@ impl DigestRunner {
         Ok(outcomes)
     }
 
+    /// One period to one recipient, in steps: claim the period, build (or reuse) the content,
+    /// settle an empty period without a mail, or send and record the outcome on the claim.
     async fn send_one(
         &self,
         cfg: &DigestConfig,
@@ -442,19 +518,16 @@ impl DigestRunner {
         recipient: &str,
         content: &mut Option<Content>,
     ) -> Result<DigestOutcome, DigestError> {
-        let outcome = |status: DigestStatus, incidents: i64| DigestOutcome {
+        let send = Target {
             kind,
             manual,
-            period_start: period.start,
-            period_end: period.end,
-            recipient: recipient.to_string(),
-            status,
-            incidents,
+            period,
+            recipient,
         };
         let Some(mailer) = self.channels.mailer(recipient) else {
             // Config validation only lets email and log channels into `digest.to`, and the
             // registry builds a mailer for both; this means config and channels disagree.
-            return Ok(outcome(
+            return Ok(send.outcome(
                 DigestStatus::Failed {
                     reason: format!("no email channel named `{recipient}`"),
                     retry_at: None,
@@ -462,143 +535,182 @@ impl DigestRunner {
                 0,
             ));
         };
-        let key = PeriodKey {
-            kind: kind.record_kind(manual),
-            period_start: period.start_ms(),
-            period_end: period.end_ms(),
-            recipient,
+        let key = send.key();
+        let claim = match self.claim(&send, &key).await? {
+            Ok(claim) => claim,
+            Err(held) => return Ok(held),
         };
-        let rules = ClaimRules {
-            now: self.clock.now_ms(),
-            lease_ms: duration_ms(LEASE),
-            // A send by hand is one attempt; the person can run it again.
-            max_attempts: if manual { 1 } else { MAX_ATTEMPTS },
-        };
-        let (claimed_at, attempt) = match digests::claim(&self.store.write, &key, rules).await? {
-            ClaimResult::Claimed {
-                claimed_at,
-                attempt,
-            } => (claimed_at, attempt),
-            ClaimResult::Held(row) => {
-                return Ok(outcome(
-                    DigestStatus::Skipped(skip_reason(&row, rules)),
-                    row.incidents,
-                ));
-            }
-        };
-
         // The claim is committed; from here every path records an outcome on it (or leaves
         // it to expire, if the process dies).
         let built = match content {
             Some(c) => c,
-            None => match self.build(cfg, kind, manual, period).await {
-                Ok(c) => content.insert(c),
-                Err(e) => {
-                    let retry_at = self.retry_at(manual, attempt);
-                    let reason = format!("building the digest: {e}");
-                    digests::mark_failed(&self.store.write, &key, claimed_at, &reason, retry_at, 0)
-                        .await?;
-                    return Err(e.into());
-                }
-            },
+            None => content.insert(self.build_claimed(cfg, &send, &key, claim).await?),
         };
-
         // `send_when_empty` applies to both kinds: an empty weekly summary (nothing opened,
         // escalated or seen all week) is as skippable as an empty daily digest.
         if built.empty && !cfg.send_when_empty {
-            digests::mark_sent(
-                &self.store.write,
-                &key,
-                self.clock.now_ms(),
-                0,
-                "not sent: nothing to report and send_when_empty is false",
-            )
-            .await?;
-            return Ok(outcome(DigestStatus::SettledEmpty, 0));
+            return self.settle_empty(&send, &key).await;
         }
-
-        let send = mailer.send_mail(&built.mail.subject, &built.mail.text, &built.mail.html);
-        let result = tokio::time::timeout(SEND_BUDGET, send).await;
-        let finished = self.clock.now_ms();
-        let (reason, retryable) = match result {
-            Ok(SendOutcome::Delivered { response, .. })
-            | Ok(SendOutcome::Skipped { reason: response }) => {
-                // The log stand-in "delivers" by logging the whole mail; the row keeps a note,
-                // not a second copy of the digest.
-                let response = if mailer.is_real() {
-                    truncate_body(&response, MAX_RESPONSE)
-                } else {
-                    "logged only: the channel has no SMTP settings (set SMTP_URL)".to_string()
-                };
-                // The mail is out: losing this record would send it again once the lease
-                // expires, so a passing database error gets a few more tries.
-                let mut tries = 0;
-                let recorded = loop {
-                    match digests::mark_sent(
-                        &self.store.write,
-                        &key,
-                        finished,
-                        built.incidents,
-                        &response,
-                    )
+        match deliver(mailer.as_ref(), &built.mail).await {
+            Delivery::Accepted { response } => {
+                self.record_sent(&send, &key, claim, built.incidents, &response)
                     .await
-                    {
-                        Ok(recorded) => break recorded,
-                        Err(e) if tries < 4 => {
-                            tries += 1;
-                            tracing::warn!(error = %e, tries, "recording a sent digest failed; trying again");
-                            tokio::time::sleep(Duration::from_millis(250 * tries)).await;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                };
-                if !recorded {
-                    // Our lease ran out mid-send and another run re-claimed and sent it too.
-                    tracing::warn!(
-                        kind = %kind,
-                        recipient,
-                        period_end = %period.end,
-                        "digest was also sent by another run after this one's lease expired \
-                         (duplicate)"
-                    );
-                }
-                return Ok(outcome(DigestStatus::Sent { attempt }, built.incidents));
             }
-            Ok(SendOutcome::Retry { reason, .. }) => (reason, true),
-            Ok(SendOutcome::Permanent { reason, .. }) => (reason, false),
-            Err(_) => (
-                format!("no result from the mail channel within {SEND_BUDGET:?}"),
-                // The server may have accepted it: a retry can duplicate (at-least-once).
-                true,
-            ),
+            Delivery::Failed { reason, retryable } => {
+                self.record_failed(&send, &key, claim, built.incidents, reason, retryable)
+                    .await
+            }
+        }
+    }
+
+    /// Claims the period for this run: `Err` is the outcome when somebody else holds it.
+    async fn claim(
+        &self,
+        send: &Target<'_>,
+        key: &PeriodKey<'_>,
+    ) -> Result<Result<Claim, DigestOutcome>, DigestError> {
+        let rules = ClaimRules {
+            now: self.clock.now_ms(),
+            lease_ms: duration_ms(LEASE),
+            // A send by hand is one attempt; the person can run it again.
+            max_attempts: if send.manual { 1 } else { MAX_ATTEMPTS },
         };
+        Ok(match digests::claim(&self.store.write, key, rules).await? {
+            ClaimResult::Claimed {
+                claimed_at,
+                attempt,
+            } => Ok(Claim {
+                claimed_at,
+                attempt,
+            }),
+            ClaimResult::Held(row) => Err(send.outcome(
+                DigestStatus::Skipped(skip_reason(&row, rules)),
+                row.incidents,
+            )),
+        })
+    }
+
+    /// The content of a claimed period; a failure is recorded on the claim (for a retry).
+    async fn build_claimed(
+        &self,
+        cfg: &DigestConfig,
+        send: &Target<'_>,
+        key: &PeriodKey<'_>,
+        claim: Claim,
+    ) -> Result<Content, DigestError> {
+        match self.build(cfg, send.kind, send.manual, send.period).await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                let retry_at = self.retry_at(send.manual, claim.attempt);
+                let reason = format!("building the digest: {e}");
+                digests::mark_failed(
+                    &self.store.write,
+                    key,
+                    claim.claimed_at,
+                    &reason,
+                    retry_at,
+                    0,
+                )
+                .await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Nothing to report and `send_when_empty: false`: the period is settled without a mail.
+    async fn settle_empty(
+        &self,
+        send: &Target<'_>,
+        key: &PeriodKey<'_>,
+    ) -> Result<DigestOutcome, DigestError> {
+        digests::mark_sent(
+            &self.store.write,
+            key,
+            self.clock.now_ms(),
+            0,
+            "not sent: nothing to report and send_when_empty is false",
+        )
+        .await?;
+        Ok(send.outcome(DigestStatus::SettledEmpty, 0))
+    }
+
+    /// The mail is out: records it, retrying a passing database error, since losing this
+    /// record would send the digest again once the lease expires.
+    async fn record_sent(
+        &self,
+        send: &Target<'_>,
+        key: &PeriodKey<'_>,
+        claim: Claim,
+        incidents: i64,
+        response: &str,
+    ) -> Result<DigestOutcome, DigestError> {
+        let finished = self.clock.now_ms();
+        let mut tries = 0;
+        let recorded = loop {
+            match digests::mark_sent(&self.store.write, key, finished, incidents, response).await {
+                Ok(recorded) => break recorded,
+                Err(e) if tries < 4 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, tries, "recording a sent digest failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(250 * tries)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if !recorded {
+            // Our lease ran out mid-send and another run re-claimed and sent it too.
+            tracing::warn!(
+                kind = %send.kind,
+                recipient = send.recipient,
+                period_end = %send.period.end,
+                "digest was also sent by another run after this one's lease expired (duplicate)"
+            );
+        }
+        Ok(send.outcome(
+            DigestStatus::Sent {
+                attempt: claim.attempt,
+            },
+            incidents,
+        ))
+    }
+
+    /// The send failed: records why and, if it may be retried, when.
+    async fn record_failed(
+        &self,
+        send: &Target<'_>,
+        key: &PeriodKey<'_>,
+        claim: Claim,
+        incidents: i64,
+        reason: String,
+        retryable: bool,
+    ) -> Result<DigestOutcome, DigestError> {
         let retry_at = if retryable {
-            self.retry_at(manual, attempt)
+            self.retry_at(send.manual, claim.attempt)
         } else {
             None
         };
         let recorded = digests::mark_failed(
             &self.store.write,
-            &key,
-            claimed_at,
+            key,
+            claim.claimed_at,
             &reason,
             retry_at,
-            built.incidents,
+            incidents,
         )
         .await?;
         if !recorded {
             tracing::warn!(
-                kind = %kind,
-                recipient,
+                kind = %send.kind,
+                recipient = send.recipient,
                 "digest failure not recorded: another run took over the claim"
             );
         }
-        Ok(outcome(
+        Ok(send.outcome(
             DigestStatus::Failed {
                 reason,
                 retry_at: retry_at.map(ms_to_datetime),
             },
-            built.incidents,
+            incidents,
         ))
     }
 
