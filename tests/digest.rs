@@ -132,16 +132,16 @@ impl Env {
         self.runner_with(self.store().await, self.channels.clone())
     }
 
-    /// Waits for `n` mails, then makes sure no more arrive.
+    /// The mails received so far, which must be exactly `n`. Call it once the step that sends
+    /// (`run_due`, `send_now`) has returned, or the loops that send have stopped: the sink
+    /// stores a message before it accepts it, so nothing more of theirs can arrive later.
     async fn exactly(&self, n: usize) -> Vec<ReceivedMail> {
-        let mails = self.sink.wait_for(n, Duration::from_secs(10)).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let again = self.sink.received();
+        let mails = self.sink.received();
         assert_eq!(
-            again.len(),
+            mails.len(),
             n,
             "expected exactly {n} mail(s), got: {:#?}",
-            again.iter().map(|m| &m.subject).collect::<Vec<_>>()
+            mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
         );
         mails
     }
@@ -516,7 +516,7 @@ async fn empty_period_is_settled_silently_when_send_when_empty_is_false() {
         ),
         "{again:?}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both steps have returned: whatever they sent is in the sink.
     assert!(env.sink.received().is_empty());
     let store = env.store().await;
     let r = &digests::recent(&store.read, 1).await.unwrap()[0];
@@ -611,6 +611,9 @@ async fn missed_period_is_sent_once_at_start_and_the_loop_keeps_time() {
     let cancel = CancellationToken::new();
     let task = Arc::new(env.runner().await).spawn(cancel.clone());
     // One mail for both missed days: not two mails, and not one that drops the first day.
+    env.sink.wait_for(2, Duration::from_secs(10)).await;
+    cancel.cancel();
+    task.await.unwrap();
     let mails = env.exactly(2).await;
     assert!(
         mails[1]
@@ -622,24 +625,40 @@ async fn missed_period_is_sent_once_at_start_and_the_loop_keeps_time() {
     assert!(mails[1].text().contains("Seen the day before"));
     assert!(mails[1].text().contains("Seen in the missed day"));
 
-    // Another restart within the period: nothing new.
-    cancel.cancel();
-    task.await.unwrap();
+    // Another restart within the period: nothing new. A restarted loop begins with the step
+    // below, so the step's answer is the loop's; the loop's own mails are counted once it has
+    // stopped, at the end.
     let cancel = CancellationToken::new();
     let task = Arc::new(env.runner().await).spawn(cancel.clone());
+    let restarted = env.runner().await;
+    let outcomes = restarted.run_due().await.unwrap();
+    assert_eq!(sent(&outcomes), 0, "{outcomes:?}");
+    assert!(
+        matches!(
+            outcomes[0].status,
+            DigestStatus::Skipped(SkipReason::AlreadySent { .. })
+        ),
+        "{outcomes:?}"
+    );
+    env.exactly(2).await;
+
+    // A millisecond before the next fire nothing is due either.
+    env.clock.set(t0() + DAY - 1);
+    assert_eq!(sent(&restarted.run_due().await.unwrap()), 0);
     env.exactly(2).await;
 
     // The running loop sleeps until the next fire on the injected clock and sends it.
-    env.clock.set(t0() + DAY - 1);
-    env.exactly(2).await;
     env.clock.set(t0() + DAY);
-    let mails = env.exactly(3).await;
-    assert!(mails[2].subject.contains("– Thu 26 Nov 2026 08:00 UTC)"));
+    env.sink.wait_for(3, Duration::from_secs(10)).await;
     cancel.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .expect("loop stops on cancel")
         .unwrap();
+    // Stopped: nothing more of the loop's can arrive, so this also shows that it sent nothing
+    // when it restarted or before the fire.
+    let mails = env.exactly(3).await;
+    assert!(mails[2].subject.contains("– Thu 26 Nov 2026 08:00 UTC)"));
 
     let rows = digests::recent(&store.read, 10).await.unwrap();
     let ends: Vec<i64> = rows.iter().map(|r| r.period_end).collect();
@@ -673,11 +692,25 @@ async fn two_instances_racing_the_same_period_send_once() {
     let tb = Arc::new(env.runner().await).spawn(cancel.clone());
     for day in 5..8 {
         env.clock.set(t0() + day * DAY);
-        env.exactly(usize::try_from(day + 1).unwrap()).await;
+        env.sink
+            .wait_for(usize::try_from(day + 1).unwrap(), Duration::from_secs(10))
+            .await;
     }
     cancel.cancel();
     ta.await.unwrap();
     tb.await.unwrap();
+    // Both loops have stopped, so the count is final: one mail per period, no duplicate.
+    let mails = env.exactly(8).await;
+    let store = env.store().await;
+    let mut ends: Vec<i64> = digests::recent(&store.read, 20)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.period_end)
+        .collect();
+    ends.sort();
+    assert_eq!(ends, (0..8).map(|d| t0() + d * DAY).collect::<Vec<_>>());
+    assert_eq!(mails.len(), ends.len());
 }
 
 #[tokio::test]
@@ -982,7 +1015,7 @@ async fn permanent_rejection_is_not_retried() {
         ),
         "{later:?}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The step has returned: whatever it sent is in the sink.
     assert!(env.sink.received().is_empty());
 }
 
@@ -1007,7 +1040,7 @@ async fn without_smtp_the_digest_goes_to_the_log_stand_in_and_is_recorded() {
         r.response.as_deref().unwrap_or("").contains("SMTP_URL"),
         "{r:?}"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The step has returned: whatever it sent is in the sink.
     assert!(env.sink.received().is_empty());
 }
 

@@ -100,6 +100,21 @@ fn triggers(pd: &FakePagerDuty) -> usize {
         .count()
 }
 
+/// Sends everything due, letting the manual clock run a second at a time so that our own
+/// per-channel rate limit (one Slack message a second) lets each message through. Returns how
+/// many rows were attempted (a row held back by the limit counts each time it is tried).
+async fn deliver_due(app: &TestApp) -> usize {
+    let mut total = 0;
+    loop {
+        let n = app.state.outbox.drain().await.unwrap();
+        if n == 0 {
+            return total;
+        }
+        total += n;
+        app.clock.advance(Duration::from_secs(1));
+    }
+}
+
 /// The signed Acknowledge link from the Slack message.
 fn ack_link(slack: &FakeSlack) -> String {
     let body = slack.messages()[0].body.to_string();
@@ -113,22 +128,31 @@ fn ack_link(slack: &FakeSlack) -> String {
 
 #[tokio::test]
 async fn unacknowledged_critical_escalates_exactly_once() {
-    let w = world(true).await;
+    // Workers stepped by hand, so that "nothing fired" is the scheduler's answer, not a guess
+    // after a sleep. (The running scheduler is exercised by the PagerDuty acknowledgement test.)
+    let w = world(false).await;
+    let scheduler = &w.app.state.scheduler;
     let id = open_critical(&w.app, "900001").await;
-    eventually(Duration::from_secs(5), || async {
-        (w.slack.messages().len() == 1).then_some(())
-    })
-    .await;
-    w.app.clock.advance(14 * MIN);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(triggers(&w.pd), 0, "not before the window");
+    let opened = w.app.clock.now_ms();
+    assert!(deliver_due(&w.app).await >= 1);
+    assert_eq!(w.slack.messages().len(), 1);
 
-    w.app.clock.advance(MIN);
-    eventually(Duration::from_secs(5), || async {
-        (triggers(&w.pd) == 1).then_some(())
-    })
-    .await;
-    let mails = w.smtp.wait_for(1, Duration::from_secs(5)).await;
+    w.app.clock.advance(14 * MIN);
+    assert_eq!(
+        scheduler.fire_due().await.unwrap(),
+        0,
+        "not before the window"
+    );
+    assert_eq!(w.app.state.outbox.drain().await.unwrap(), 0);
+    assert_eq!(triggers(&w.pd), 0);
+
+    // The window counts from the opening, not from the deliveries above.
+    w.app.clock.set(opened + 15 * 60_000);
+    assert_eq!(scheduler.fire_due().await.unwrap(), 1);
+    assert!(deliver_due(&w.app).await >= 2, "PagerDuty and the email");
+    assert_eq!(triggers(&w.pd), 1);
+    // The SMTP sink stores a message before it accepts it: what it holds now is final.
+    let mails = w.smtp.received();
     assert_eq!(mails.len(), 1);
     let to = mails[0].header("To").unwrap_or_default().to_string();
     assert!(to.contains("eng-manager@paiid.ai"), "{to}");
@@ -136,9 +160,14 @@ async fn unacknowledged_critical_escalates_exactly_once() {
     assert!(text.contains("escalat"), "says it is an escalation");
     assert!(text.contains("/ack/"), "carries the ack link");
 
-    // Later ticks, restarts of the timer and more time change nothing.
+    // Later ticks and more time change nothing.
     w.app.clock.advance(60 * MIN);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(scheduler.fire_due().await.unwrap(), 0, "fired once only");
+    assert_eq!(
+        w.app.state.outbox.drain().await.unwrap(),
+        0,
+        "nothing to send"
+    );
     assert_eq!(triggers(&w.pd), 1);
     assert_eq!(w.smtp.received().len(), 1);
     let inc = w.app.incident(id).await;
@@ -160,12 +189,10 @@ async fn unacknowledged_critical_escalates_exactly_once() {
 
 #[tokio::test]
 async fn ack_via_link_before_the_window_stops_escalation_and_get_changes_nothing() {
-    let w = world(true).await;
+    let w = world(false).await;
     let id = open_critical(&w.app, "900002").await;
-    eventually(Duration::from_secs(5), || async {
-        (w.slack.messages().len() == 1).then_some(())
-    })
-    .await;
+    deliver_due(&w.app).await;
+    assert_eq!(w.slack.messages().len(), 1);
     let link = ack_link(&w.slack);
 
     // Unfurlers and mail scanners GET every link: that must not acknowledge.
@@ -209,22 +236,25 @@ async fn ack_via_link_before_the_window_stops_escalation_and_get_changes_nothing
     );
 
     // Slack shows the acknowledgement: the message updated and a thread reply.
-    eventually(Duration::from_secs(5), || async {
-        let m = w
-            .slack
-            .messages()
-            .into_iter()
-            .find(|m| m.thread_ts.is_none())?;
-        (m.updates >= 1
-            && m.body.to_string().contains("ana")
-            && !w.slack.thread_replies(&m.ts).is_empty())
-        .then_some(())
-    })
-    .await;
+    deliver_due(&w.app).await;
+    let m = w
+        .slack
+        .messages()
+        .into_iter()
+        .find(|m| m.thread_ts.is_none())
+        .expect("the alert message");
+    assert!(m.updates >= 1, "{m:?}");
+    assert!(m.body.to_string().contains("ana"), "{}", m.body);
+    assert!(!w.slack.thread_replies(&m.ts).is_empty(), "a thread reply");
 
     w.app.clock.advance(30 * MIN);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(triggers(&w.pd), 0, "nothing escalated");
+    assert_eq!(
+        w.app.state.scheduler.fire_due().await.unwrap(),
+        0,
+        "nothing escalated"
+    );
+    assert_eq!(w.app.state.outbox.drain().await.unwrap(), 0);
+    assert_eq!(triggers(&w.pd), 0);
     assert!(w.smtp.received().is_empty());
 }
 
@@ -285,6 +315,7 @@ async fn post_pd(app: &TestApp, body: &[u8], sig: &str, webhook_id: &str) -> req
 
 #[tokio::test]
 async fn ack_via_pagerduty_stops_escalation_and_is_not_echoed() {
+    // The running workers: the scheduler wakes on the manual clock's jump and fires.
     let w = world(true).await;
     let id = open_critical(&w.app, "900004").await;
     w.app.clock.advance(15 * MIN);
@@ -344,8 +375,23 @@ async fn ack_via_pagerduty_stops_escalation_and_is_not_echoed() {
     assert_eq!(inc["state"], "acknowledged");
     assert_eq!(inc["acknowledged_by"], "Olu On-Call");
     assert_eq!(inc["acknowledged_via"], "pagerduty");
-    // Slack hears about it; PagerDuty is not told what it just told us.
+    // PagerDuty is not told what it just told us: the acknowledgement committed its
+    // deliveries with its state change, and none of them is for PagerDuty.
+    let pd_rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT kind, status FROM deliveries WHERE channel = 'pagerduty-oncall' ORDER BY id",
+    )
+    .fetch_all(&w.app.state.store.read)
+    .await
+    .unwrap();
+    assert_eq!(
+        pd_rows.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        ["escalation"],
+        "no acknowledge queued for PagerDuty: {pd_rows:?}"
+    );
+    // Slack hears about it. The clock runs a second per look, as our Slack rate limit (one
+    // message a second per channel) follows it.
     eventually(Duration::from_secs(5), || async {
+        w.app.clock.advance(Duration::from_secs(1));
         let m = w
             .slack
             .messages()
@@ -354,7 +400,6 @@ async fn ack_via_pagerduty_stops_escalation_and_is_not_echoed() {
         m.body.to_string().contains("Olu On-Call").then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         w.pd.events().iter().all(|e| e["event_action"] == "trigger"),
         "no acknowledge echoed to PagerDuty"
@@ -470,12 +515,10 @@ async fn a_thousand_incidents_due_at_once_each_escalate_once_even_with_racing_ti
 
 #[tokio::test]
 async fn resolve_posts_the_post_mortem_with_correct_durations() {
-    let w = world(true).await;
+    let w = world(false).await;
     let id = open_critical(&w.app, "900006").await;
-    eventually(Duration::from_secs(5), || async {
-        (w.slack.messages().len() == 1).then_some(())
-    })
-    .await;
+    assert_eq!(w.app.state.outbox.drain().await.unwrap(), 1);
+    assert_eq!(w.slack.messages().len(), 1);
     w.app.clock.advance(Duration::from_secs(4 * 60 + 10));
     let r = w
         .app
@@ -506,16 +549,16 @@ async fn resolve_posts_the_post_mortem_with_correct_durations() {
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["result"], "resolved");
 
-    let summary = eventually(Duration::from_secs(5), || async {
-        w.slack
-            .messages()
-            .into_iter()
-            .map(|m| m.body.to_string())
-            .find(|b| {
-                b.to_lowercase().contains("post-mortem") || b.to_lowercase().contains("postmortem")
-            })
-    })
-    .await;
+    deliver_due(&w.app).await;
+    let summary = w
+        .slack
+        .messages()
+        .into_iter()
+        .map(|m| m.body.to_string())
+        .find(|b| {
+            b.to_lowercase().contains("post-mortem") || b.to_lowercase().contains("postmortem")
+        })
+        .expect("a post-mortem in Slack");
     for expected in [
         "4m 10s",
         "30m",
@@ -529,7 +572,8 @@ async fn resolve_posts_the_post_mortem_with_correct_durations() {
     }
     // Resolution stopped the timer: nothing escalates later.
     w.app.clock.advance(60 * MIN);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.app.state.scheduler.fire_due().await.unwrap(), 0);
+    assert_eq!(w.app.state.outbox.drain().await.unwrap(), 0);
     assert_eq!(triggers(&w.pd), 0);
     let r = w
         .app
@@ -574,7 +618,7 @@ async fn metrics_show_a_stuck_scheduler_and_outbox() {
 #[tokio::test]
 async fn a_test_alert_never_pages_on_call() {
     // The real policy: critical escalates to PagerDuty and the manager after 15 minutes.
-    let w = world(true).await;
+    let w = world(false).await;
     let r = w
         .app
         .client
@@ -586,14 +630,13 @@ async fn a_test_alert_never_pages_on_call() {
     let id = r.json::<Value>().await.unwrap()["incident_id"]
         .as_i64()
         .unwrap();
-    eventually(Duration::from_secs(5), || async {
-        (!w.slack.messages().is_empty()).then_some(())
-    })
-    .await;
+    deliver_due(&w.app).await;
+    assert!(!w.slack.messages().is_empty());
     let inc = w.app.incident(id).await;
     assert!(inc["next_escalation_at"].is_null(), "{inc}");
     w.app.clock.advance(60 * MIN);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.app.state.scheduler.fire_due().await.unwrap(), 0);
+    assert_eq!(w.app.state.outbox.drain().await.unwrap(), 0);
     assert_eq!(triggers(&w.pd), 0, "no page for a drill");
     assert!(w.smtp.received().is_empty(), "no manager email either");
     assert_eq!(w.app.scalar("SELECT COUNT(*) FROM escalations").await, 0);
