@@ -17,6 +17,13 @@ pub trait Clock: Send + Sync + 'static {
         None
     }
 
+    /// Whether this clock's time passes while its reader waits. A manual clock moves only when
+    /// told to, so a short wait for it to reach a time (a rate limit's next token) is better
+    /// handed back to the caller than spent holding resources.
+    fn advances_by_itself(&self) -> bool {
+        true
+    }
+
     fn now(&self) -> DateTime<Utc> {
         ms_to_datetime(self.now_ms())
     }
@@ -67,6 +74,9 @@ impl Clock for ManualClock {
     fn jumped(&self) -> Option<Arc<Notify>> {
         Some(self.notify.clone())
     }
+    fn advances_by_itself(&self) -> bool {
+        false
+    }
 }
 
 pub fn ms_to_datetime(ms: i64) -> DateTime<Utc> {
@@ -83,6 +93,17 @@ pub async fn sleep_until(
     deadline_ms: Option<i64>,
     wake: &mut crate::signal::Waiter,
 ) {
+    sleep_or(clock, deadline_ms, wake.wait()).await;
+}
+
+/// Sleeps until `deadline_ms` on `clock`, or until a manual clock jumps, or for as much real
+/// time as the clock says is left (capped at a minute), whichever is first. Callers re-read
+/// the clock afterwards: with a manual clock that did not move, the deadline has not come.
+pub async fn sleep_on(clock: &dyn Clock, deadline_ms: i64) {
+    sleep_or(clock, Some(deadline_ms), std::future::pending::<()>()).await;
+}
+
+async fn sleep_or(clock: &dyn Clock, deadline_ms: Option<i64>, wake: impl Future<Output = ()>) {
     // Listen for a jump *before* reading the clock: a jump in between would otherwise be missed
     // and the sleep would run its full real-time length.
     let jumped = clock.jumped();
@@ -104,7 +125,7 @@ pub async fn sleep_until(
     };
     tokio::select! {
         _ = tokio::time::sleep(wait) => {}
-        _ = wake.wait() => {}
+        _ = wake => {}
         _ = async {
             match notified.as_mut().as_pin_mut() {
                 Some(n) => n.await,
@@ -113,3 +134,6 @@ pub async fn sleep_until(
         } => {}
     }
 }
+
+#[cfg(test)]
+mod tests;

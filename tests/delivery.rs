@@ -234,9 +234,8 @@ async fn retry_after_is_honoured() {
         app.state.outbox.step("slack-alerts").await.unwrap(),
         Step::Idle
     );
+    // Our own limiter also holds this destination until Retry-After has passed on the clock.
     app.clock.advance(Duration::from_secs(2));
-    // Our own limiter also holds this destination until Retry-After passes in real time.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
         app.state.outbox.step("slack-alerts").await.unwrap(),
         Step::Executed(1)
@@ -343,8 +342,33 @@ async fn storm_of_ten_thousand_events_is_one_incident_and_a_handful_of_slack_cal
     let incidents = app.incidents().await;
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0]["event_count"], 10_000, "the count is exact");
+    // Past the update interval (and our Slack rate limit, which follows the clock), the running
+    // workers send the last count. Then nothing more can happen: the count shown is the count
+    // (notified_count), and no delivery is queued or in flight, so the call count is final.
     app.clock.advance(Duration::from_secs(2));
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    eventually(Duration::from_secs(10), || async {
+        let open: i64 = app
+            .scalar(
+                "SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'failed', 'sending')",
+            )
+            .await;
+        let behind: i64 = app
+            .scalar("SELECT COUNT(*) FROM incidents WHERE event_count > notified_count")
+            .await;
+        (open == 0 && behind == 0).then_some(())
+    })
+    .await;
+    app.clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        app.state.outbox.enqueue_count_updates().await.unwrap(),
+        0,
+        "no count update is owed"
+    );
+    assert_eq!(
+        app.state.outbox.drain().await.unwrap(),
+        0,
+        "nothing to send"
+    );
     let calls = slack.request_count();
     let posts = slack.requests_to("chat.postMessage").len();
     assert_eq!(
@@ -457,6 +481,9 @@ async fn slack_outage_thread_replies_report_ack_then_resolve() {
     // Slack fails the next two calls: the acknowledgement's first two attempts.
     slack.fail_next(2, fake_slack::Behaviour::Status(500));
     act(&app, id, "ack", "ana").await;
+    // A second after the card, or our own Slack limit (one message a second per channel, on
+    // the injected clock) holds the acknowledgement back before it reaches Slack.
+    app.clock.advance(Duration::from_secs(1));
     app.state.outbox.step("slack-alerts").await.unwrap();
     act(&app, id, "resolve", "ben").await;
     app.clock.advance(Duration::from_secs(5));
@@ -464,10 +491,14 @@ async fn slack_outage_thread_replies_report_ack_then_resolve() {
     assert!(slack.thread_replies(&card).is_empty(), "Slack was failing");
     assert_eq!(slack.rejected().len(), 2);
 
-    // Slack is back: the queued acknowledgement, then the resolution.
-    for _ in 0..3 {
-        app.clock.advance(Duration::from_secs(10));
-        app.state.outbox.step("slack-alerts").await.unwrap();
+    // Slack is back: the queued acknowledgement, then the resolution. Our limit lets one Slack
+    // message a second through, so the clock runs a second per step until nothing is left.
+    app.clock.advance(Duration::from_secs(10));
+    let mut steps = 0;
+    while app.state.outbox.step("slack-alerts").await.unwrap() != Step::Idle {
+        steps += 1;
+        assert!(steps < 20, "the outbox never emptied");
+        app.clock.advance(Duration::from_secs(1));
     }
     let rows = delivery_rows(&app, "slack-alerts").await;
     assert!(rows.iter().all(|d| d["status"] == "delivered"), "{rows:?}");
@@ -503,6 +534,91 @@ async fn open_critical_issue(app: &TestApp, issue: &str) -> i64 {
     r.json::<Value>().await.unwrap()["incident_id"]
         .as_i64()
         .unwrap()
+}
+
+/// A 429's Retry-After holds every message to that Slack channel, not only the one refused, for
+/// as long as the injected clock says.
+#[tokio::test]
+async fn retry_after_pauses_the_channel_on_the_injected_clock() {
+    let slack = FakeSlack::start().await;
+    slack.set_rate_limit(false);
+    let pd = FakePagerDuty::start().await;
+    let app = app_with(&slack, &pd, None, "webhook", false).await;
+    slack.fail_next(
+        1,
+        fake_slack::Behaviour::RateLimited {
+            retry_after_secs: 2,
+        },
+    );
+    let start = app.clock.now_ms();
+    open_critical_issue(&app, "7001").await;
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(1)
+    );
+    assert_eq!(slack.rejected().len(), 1);
+
+    // A second later our one-a-second limit would allow a message; the pause does not.
+    app.clock.advance(Duration::from_secs(1));
+    open_critical_issue(&app, "7002").await;
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(1),
+        "the new alert, claimed and given back"
+    );
+    assert!(slack.messages().is_empty(), "held by the pause");
+    let rows = delivery_rows(&app, "slack-alerts").await;
+    let held: Vec<&Value> = rows.iter().filter(|d| d["attempts"] == 0).collect();
+    assert_eq!(held.len(), 1, "{rows:?}");
+    assert_eq!(held[0]["next_attempt_at"].as_i64(), Some(start + 2000));
+
+    app.clock.set(start + 2000);
+    app.state.outbox.step("slack-alerts").await.unwrap();
+    assert_eq!(
+        slack.messages().len(),
+        1,
+        "one message, once the pause is over"
+    );
+}
+
+/// Our own Slack limit (one message a second per channel) takes its time from the injected
+/// clock: while the clock stands still the second alert waits, however long that takes in real
+/// time, and it goes out once the clock has moved a second.
+#[tokio::test]
+async fn our_slack_limit_follows_the_injected_clock() {
+    let slack = FakeSlack::start().await;
+    // Slack's own limit is not what is tested here.
+    slack.set_rate_limit(false);
+    let pd = FakePagerDuty::start().await;
+    let app = app_with(&slack, &pd, None, "webhook", false).await;
+    open_critical_issue(&app, "6001").await;
+    open_critical_issue(&app, "6002").await;
+    let start = app.clock.now_ms();
+
+    // Both are due: the first goes out, the second is given back for a second of clock time.
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(2)
+    );
+    assert_eq!(slack.messages().len(), 1);
+    let rows = delivery_rows(&app, "slack-alerts").await;
+    let held: Vec<&Value> = rows.iter().filter(|d| d["status"] == "pending").collect();
+    assert_eq!(held.len(), 1, "{rows:?}");
+    assert_eq!(held[0]["attempts"], 0, "held back, not attempted: {rows:?}");
+    assert_eq!(held[0]["next_attempt_at"].as_i64(), Some(start + 1000));
+
+    app.clock.advance(Duration::from_millis(999));
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Idle
+    );
+    assert_eq!(slack.messages().len(), 1);
+    app.clock.advance(Duration::from_millis(1));
+    assert_eq!(
+        app.state.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(1)
+    );
+    assert_eq!(slack.messages().len(), 2);
 }
 
 /// A retried email is the same message to mail clients (same `Message-ID`), so a recipient who

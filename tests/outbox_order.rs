@@ -214,6 +214,9 @@ async fn each_slack_channel_keeps_its_own_card() {
     assert_eq!(cards(ONCALL_ID).len(), 1, "#oncall got its own message");
 
     act(&w.app, id, "ack").await;
+    // A second after the cards: our Slack limit (one message a second per channel) follows the
+    // injected clock.
+    w.app.clock.advance(Duration::from_secs(1));
     w.app.state.outbox.drain().await.unwrap();
     for channel in [fake_slack::CHANNEL_ID, ONCALL_ID] {
         let card = &cards(channel)[0];

@@ -4,19 +4,38 @@
 //! own bucket, so a slow or rate-limited destination never delays another one.
 //!
 //! The bucket is implemented as GCRA (the "virtual scheduling" form of a token bucket): one
-//! `Instant` per key, the theoretical arrival time (TAT) of the next conforming request. It
-//! allows the same bursts as a bucket of `capacity` tokens refilled at `capacity / per`, but
-//! with integer `Duration` arithmetic (no float drift) and a state that is obviously "full"
-//! once `TAT <= now`, which is what lets idle keys be dropped to bound memory.
+//! time per key, the theoretical arrival time (TAT) of the next conforming request. It allows
+//! the same bursts as a bucket of `capacity` tokens refilled at `capacity / per`, but with
+//! integer arithmetic (no float drift) and a state that is obviously "full" once
+//! `TAT <= now`, which is what lets idle keys be dropped to bound memory.
 //!
-//! Time is passed in (`now: Instant`), so tests drive it with synthetic instants.
+//! Time is passed in as milliseconds on the injected [`crate::clock::Clock`], so the limiter
+//! follows a manual clock in tests exactly as it follows the system clock in production.
+//! Internally times are nanoseconds, so limits finer than a millisecond per send still work.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Rebuild the map without idle keys once it holds this many entries (and afterwards at twice
 /// the surviving size), so a stream of one-off keys cannot grow memory without bound.
 const MIN_SWEEP_LEN: usize = 1024;
+
+/// A point in time: nanoseconds since the Unix epoch. `i128` so that no sum of a clock reading
+/// and a configured period can overflow.
+type Nanos = i128;
+
+fn ms_to_nanos(ms: i64) -> Nanos {
+    Nanos::from(ms) * 1_000_000
+}
+
+fn duration_nanos(d: Duration) -> Nanos {
+    Nanos::try_from(d.as_nanos()).unwrap_or(Nanos::MAX / 4)
+}
+
+/// The wait from `now` until `until` (zero when `until` has passed).
+fn wait_between(now: Nanos, until: Nanos) -> Duration {
+    u64::try_from(until.saturating_sub(now).max(0)).map_or(Duration::MAX, Duration::from_nanos)
+}
 
 /// `capacity` sends per `per`, with bursts of up to `capacity`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,23 +58,40 @@ impl Limit {
     }
 
     /// Time between sends at the steady rate.
-    fn interval(self) -> Duration {
-        self.per / self.capacity.max(1)
+    fn interval(self) -> Nanos {
+        duration_nanos(self.per) / Nanos::from(self.capacity.max(1))
     }
 
     /// How far ahead of `now` the TAT may run: `capacity` intervals. Computed from the
     /// (truncated) interval rather than taken as `per`, so a burst never exceeds `capacity`.
-    fn burst(self) -> Duration {
-        self.interval().saturating_mul(self.capacity.max(1))
+    fn burst(self) -> Nanos {
+        self.interval()
+            .saturating_mul(Nanos::from(self.capacity.max(1)))
     }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     /// Theoretical arrival time: the bucket is full when `tat <= now`.
-    tat: Instant,
+    tat: Nanos,
     /// Set by a 429 `Retry-After`; nothing is allowed before it.
-    paused_until: Option<Instant>,
+    paused_until: Option<Nanos>,
+    /// The latest clock reading this bucket was updated at.
+    seen: Nanos,
+}
+
+impl Bucket {
+    /// The clock is the wall clock in production and may be set back (NTP, an operator). A
+    /// bucket read at an earlier time than it was last updated at is moved back with it: the
+    /// waits it imposes stay as long as they were, instead of growing by the step.
+    fn follow_clock(&mut self, now: Nanos) {
+        if now < self.seen {
+            let back = self.seen - now;
+            self.tat = self.tat.saturating_sub(back);
+            self.paused_until = self.paused_until.map(|p| p.saturating_sub(back));
+            self.seen = now;
+        }
+    }
 }
 
 /// Token buckets for any number of destination keys.
@@ -99,34 +135,33 @@ impl RateLimiter {
             .map_or(default, |(_, limit)| *limit)
     }
 
-    /// Takes a token for `key` if one is available at `now`; otherwise returns how long until
-    /// one is (or until a pause ends). A refused call consumes nothing, so retrying after the
-    /// returned wait succeeds unless someone else took the token first.
-    pub fn try_acquire(&mut self, key: &str, limit: Limit, now: Instant) -> Result<(), Duration> {
+    /// Takes a token for `key` if one is available at `now_ms` (the injected clock's
+    /// milliseconds); otherwise returns how long until one is (or until a pause ends). A refused
+    /// call consumes nothing, so retrying after the returned wait succeeds unless someone else
+    /// took the token first.
+    pub fn try_acquire(&mut self, key: &str, limit: Limit, now_ms: i64) -> Result<(), Duration> {
+        let now = ms_to_nanos(now_ms);
         let limit = self.limit_for(key, limit);
-        let existing = self.buckets.get(key).copied();
+        let existing = self.buckets.get_mut(key).map(|b| {
+            b.follow_clock(now);
+            *b
+        });
 
         if let Some(until) = existing.and_then(|b| b.paused_until)
             && until > now
         {
-            return Err(until.saturating_duration_since(now));
+            return Err(wait_between(now, until));
         }
         if limit.per.is_zero() {
             return Ok(());
         }
 
         let tat = existing.map_or(now, |b| b.tat.max(now));
-        // Instant overflow would need a TAT centuries ahead; refuse for one period rather than
-        // panic.
-        let Some(new_tat) = tat.checked_add(limit.interval()) else {
-            return Err(limit.per);
-        };
-        // The request conforms when new_tat - burst <= now. If the subtraction underflows the
-        // earliest representable Instant, it is certainly in the past.
-        if let Some(allowed_at) = new_tat.checked_sub(limit.burst())
-            && allowed_at > now
-        {
-            return Err(allowed_at.saturating_duration_since(now));
+        let new_tat = tat.saturating_add(limit.interval());
+        // The request conforms when new_tat - burst <= now.
+        let allowed_at = new_tat.saturating_sub(limit.burst());
+        if allowed_at > now {
+            return Err(wait_between(now, allowed_at));
         }
 
         if existing.is_none() {
@@ -137,20 +172,25 @@ impl RateLimiter {
             Bucket {
                 tat: new_tat,
                 paused_until: None,
+                seen: existing.map_or(now, |b| b.seen.max(now)),
             },
         );
         Ok(())
     }
 
-    /// Stops all sends to `key` until `until` (a 429's `Retry-After`). Later pauses extend,
-    /// earlier ones never shorten. When the pause ends the bucket starts empty and refills at
-    /// the normal rate, so the destination is not hit with a full burst the moment it allows
-    /// traffic again.
-    pub fn pause_until(&mut self, key: &str, until: Instant) {
+    /// Stops all sends to `key` for `length` from `now_ms` (a 429's `Retry-After`). Later
+    /// pauses extend, earlier ones never shorten. When the pause ends the bucket starts empty
+    /// and refills at the normal rate, so the destination is not hit with a full burst the
+    /// moment it allows traffic again.
+    pub fn pause(&mut self, key: &str, now_ms: i64, length: Duration) {
+        let now = ms_to_nanos(now_ms);
+        let until = now.saturating_add(duration_nanos(length));
         match self.buckets.get_mut(key) {
             Some(bucket) => {
+                bucket.follow_clock(now);
                 bucket.paused_until = Some(bucket.paused_until.map_or(until, |p| p.max(until)));
                 bucket.tat = bucket.tat.max(until);
+                bucket.seen = bucket.seen.max(now);
             }
             None => {
                 self.buckets.insert(
@@ -158,6 +198,7 @@ impl RateLimiter {
                     Bucket {
                         tat: until,
                         paused_until: Some(until),
+                        seen: now,
                     },
                 );
             }
@@ -165,7 +206,11 @@ impl RateLimiter {
     }
 
     /// Drops buckets that are full again (their state equals a fresh bucket's).
-    pub fn prune(&mut self, now: Instant) {
+    pub fn prune(&mut self, now_ms: i64) {
+        self.prune_at(ms_to_nanos(now_ms));
+    }
+
+    fn prune_at(&mut self, now: Nanos) {
         // A pause always moves `tat` to at least its end, so `tat > now` covers active pauses.
         self.buckets.retain(|_, bucket| bucket.tat > now);
     }
@@ -179,11 +224,11 @@ impl RateLimiter {
         self.buckets.is_empty()
     }
 
-    fn maybe_sweep(&mut self, now: Instant) {
+    fn maybe_sweep(&mut self, now: Nanos) {
         if self.buckets.len() < self.sweep_at {
             return;
         }
-        self.prune(now);
+        self.prune_at(now);
         // Doubling keeps sweeps amortised O(1) per insert even when most keys are active.
         self.sweep_at = self.buckets.len().saturating_mul(2).max(MIN_SWEEP_LEN);
     }

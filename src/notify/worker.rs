@@ -17,7 +17,7 @@ use super::{
     Notice, NoticeKind, Notification, NotificationKind, Outgoing, RemoteState, SendOutcome,
     truncate_body,
 };
-use crate::clock::{SharedClock, sleep_until};
+use crate::clock::{SharedClock, sleep_on, sleep_until};
 use crate::config::{ChannelKind, Policy, RoutingConfig};
 use crate::metrics::Metrics;
 use crate::signal::Signal;
@@ -155,21 +155,23 @@ impl OutboxWorker {
         }
     }
 
-    /// Waits for a token of the destination's bucket; `Err(wait)` when the wait is too long to
-    /// hold the lease for.
+    /// Waits on the injected clock for a token of the destination's bucket. `Err(wait)` when
+    /// the wait is too long to hold the lease for, or when the clock does not advance by itself
+    /// (a manual clock in tests): the row is then given back until the clock reaches the token.
     async fn acquire(&self, key: &str, limit: Limit) -> Result<(), Duration> {
         loop {
+            let now = self.clock.now_ms();
             let wait = match self.limiter.lock() {
-                Ok(mut l) => match l.try_acquire(key, limit, Instant::now()) {
+                Ok(mut l) => match l.try_acquire(key, limit, now) {
                     Ok(()) => return Ok(()),
                     Err(wait) => wait,
                 },
                 Err(_) => return Ok(()),
             };
-            if wait > MAX_INLINE_WAIT {
+            if wait > MAX_INLINE_WAIT || !self.clock.advances_by_itself() {
                 return Err(wait);
             }
-            tokio::time::sleep(wait).await;
+            sleep_on(&*self.clock, now.saturating_add(ceil_ms(wait))).await;
         }
     }
 
@@ -198,8 +200,7 @@ impl OutboxWorker {
         if let Some(limit) = Self::limit_for(channel.kind())
             && let Err(wait) = self.acquire(&rate_key, limit).await
         {
-            let later =
-                self.clock.now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+            let later = self.clock.now_ms().saturating_add(ceil_ms(wait));
             return deliveries::release(&self.store.write, d.id, later).await;
         }
         let timer = Instant::now();
@@ -299,7 +300,7 @@ impl OutboxWorker {
                 if let (Some(after), Some(key)) = (retry_after, rate_key)
                     && let Ok(mut l) = self.limiter.lock()
                 {
-                    l.pause_until(key, Instant::now() + after);
+                    l.pause(key, now, after);
                 }
                 match self.retry.next_delay(attempt, retry_after, fastrand::f64()) {
                     Some(delay) => {
@@ -451,4 +452,9 @@ impl OutboxWorker {
             }
         }
     }
+}
+
+/// `d` in whole milliseconds, rounded up so that waiting that long on the clock is enough.
+fn ceil_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX / 2)
 }
