@@ -1,6 +1,9 @@
 //! paiid-alerts: turns Sentry alerts into pages that people act on.
 //!
 //! # Layout
+//!
+//! See `ARCHITECTURE.md` for the layers and the flow of one webhook.
+//! - [`domain`]: severities, states, kinds, statuses, ids and effects; imports nothing else.
 //! - [`config`]: `routing.yaml` schema, `${ENV}` interpolation, validation with line numbers.
 //! - [`intake`]: Sentry webhook verification and typed, borrowing payload parsing.
 //! - [`classification`]: the severity matrix (first matching rule wins) and rate windows.
@@ -18,6 +21,7 @@ pub mod auth;
 pub mod classification;
 pub mod config;
 pub mod digest;
+pub mod domain;
 pub mod intake;
 pub mod notify;
 

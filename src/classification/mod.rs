@@ -5,10 +5,9 @@
 //! only caller, so no locking is needed.
 
 mod rate;
-mod severity;
 
+pub use crate::domain::Severity;
 pub use rate::RateWindows;
-pub use severity::Severity;
 
 use crate::config::{Conditions, RateGrouping, Rule};
 use crate::intake::{AlertFacts, Meaning};

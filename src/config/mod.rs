@@ -18,8 +18,9 @@ use serde_saphyr::Spanned;
 pub use duration::HumanDuration;
 use interpolate::{Interpolated, interpolate};
 
-use crate::classification::Severity;
 use crate::digest::render::{DigestTemplateOverrides, DigestTemplates};
+use crate::domain::Severity;
+pub use crate::domain::{ChannelKind, DigestCadence, Policy};
 use crate::notify::render::TemplateOverrides;
 
 /// A problem in a routing file, always naming the file and (where known) the line.
@@ -74,26 +75,6 @@ struct RawChannel {
     events_url: Option<String>,
     #[serde(default)]
     to: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelKind {
-    Slack,
-    Pagerduty,
-    Email,
-    Log,
-}
-
-impl ChannelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Slack => "slack",
-            Self::Pagerduty => "pagerduty",
-            Self::Email => "email",
-            Self::Log => "log",
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,14 +208,6 @@ pub enum RateGrouping {
     Issue,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DigestCadence {
-    Daily,
-    Weekly,
-    None,
-}
-
 /// A channel after `${ENV}` interpolation. `missing_env` lists unset variables: such a channel
 /// is delivered through the log channel instead.
 #[derive(Clone, PartialEq, Eq)]
@@ -297,15 +270,6 @@ pub struct RateCondition {
     pub more_than: u32,
     pub within: HumanDuration,
     pub per: RateGrouping,
-}
-
-/// What happens for incidents of one severity; frozen onto each incident when it opens.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct Policy {
-    pub notify: Vec<String>,
-    pub escalate_after_ms: Option<i64>,
-    pub escalate_to: Vec<String>,
-    pub digest: Option<DigestCadence>,
 }
 
 #[derive(Debug, Clone)]

@@ -22,6 +22,8 @@ use crate::store::{Store, StoreError};
 
 /// Incidents fired per transaction: bounded so that intake never waits long on the writer.
 const BATCH: i64 = 500;
+/// How soon the deadline of an incident that cannot be read is looked at again.
+const UNREADABLE_RETRY_MS: i64 = 60_000;
 
 #[derive(Clone)]
 pub struct Scheduler {
@@ -39,12 +41,21 @@ impl Scheduler {
             let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
             // After the lock, so that lateness and timeline times follow commit order.
             let now = self.clock.now_ms();
-            let due: Vec<Incident> = sql::due(&mut tx, now, BATCH).await?;
+            let due = sql::due(&mut tx, now, BATCH).await?;
             let n = due.len();
             let mut changed = Vec::with_capacity(n);
             let mut fx = Effects::default();
             let mut lateness = Vec::with_capacity(n);
-            for mut inc in due {
+            for row in due {
+                let mut inc = match row {
+                    Ok(inc) => inc,
+                    Err(corrupt) => {
+                        // Logged when read; looked at again in a minute, not in a busy loop.
+                        sql::postpone(&mut tx, corrupt.id, now.saturating_add(UNREADABLE_RETRY_MS))
+                            .await?;
+                        continue;
+                    }
+                };
                 let Some(due_at) = inc.next_escalation_at else {
                     continue;
                 };

@@ -14,6 +14,7 @@ use super::AppState;
 use super::extract::Path;
 use super::pages::{Page, Pages, ack_words, resolve_words};
 use crate::auth::ack_token::{AckAction, AckClaims, TokenError};
+use crate::domain::Via;
 use crate::incidents::model::Incident;
 use crate::incidents::transitions::Actor;
 use crate::store::misc;
@@ -115,7 +116,7 @@ async fn act(
     } else {
         typed
     };
-    let actor = Actor::new(name, "link");
+    let actor = Actor::new(name, Via::Link);
     let page = match claims.action {
         // The episode is checked again inside the transaction: a reopen may land in between.
         AckAction::Acknowledge => {

@@ -15,6 +15,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json as JsonBody, Path, Query};
 use crate::clock::ms_to_datetime;
+use crate::domain::{IncidentState, Severity, Via};
 use crate::incidents::model::Incident;
 use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
 use crate::store::misc::{self, IncidentFilter};
@@ -82,8 +83,8 @@ struct ListQuery {
 #[derive(Serialize)]
 pub struct IncidentView {
     id: i64,
-    severity: String,
-    state: String,
+    severity: Severity,
+    state: IncidentState,
     episode: i64,
     title: String,
     project: Option<String>,
@@ -103,10 +104,10 @@ pub struct IncidentView {
     assignee: Option<String>,
     acknowledged_at: Option<String>,
     acknowledged_by: Option<String>,
-    acknowledged_via: Option<String>,
+    acknowledged_via: Option<Via>,
     resolved_at: Option<String>,
     resolved_by: Option<String>,
-    resolved_via: Option<String>,
+    resolved_via: Option<Via>,
     root_cause: Option<String>,
     next_escalation_at: Option<String>,
     escalations_fired: i64,
@@ -121,8 +122,8 @@ impl From<&Incident> for IncidentView {
     fn from(i: &Incident) -> Self {
         Self {
             id: i.id,
-            severity: i.severity.clone(),
-            state: i.state.clone(),
+            severity: i.severity,
+            state: i.state,
             episode: i.episode,
             title: i.title.clone(),
             project: i.project.clone(),
@@ -142,14 +143,14 @@ impl From<&Incident> for IncidentView {
             assignee: i.assignee.clone(),
             acknowledged_at: i.acknowledged_at.map(rfc3339),
             acknowledged_by: i.acknowledged_by.clone(),
-            acknowledged_via: i.acknowledged_via.clone(),
+            acknowledged_via: i.acknowledged_via,
             resolved_at: i.resolved_at.map(rfc3339),
             resolved_by: i.resolved_by.clone(),
-            resolved_via: i.resolved_via.clone(),
+            resolved_via: i.resolved_via,
             root_cause: i.root_cause.clone(),
             next_escalation_at: i.next_escalation_at.map(rfc3339),
             escalations_fired: i.escalation_step,
-            policy: serde_json::from_str(&i.policy).unwrap_or(Value::Null),
+            policy: serde_json::to_value(&i.policy).unwrap_or(Value::Null),
         }
     }
 }
@@ -160,30 +161,39 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     require_api_reader(&state, &headers)?;
-    if let Some(s) = &q.state
-        && crate::incidents::IncidentState::parse(s).is_none()
-    {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("unknown state `{s}` (triggered, acknowledged, resolved, muted)"),
-        ));
-    }
-    if let Some(s) = &q.severity
-        && crate::classification::Severity::parse(s).is_none()
-    {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("unknown severity `{s}` (critical, high, medium, low, unclassified)"),
-        ));
-    }
+    let state_is = match &q.state {
+        Some(s) => Some(IncidentState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_query",
+                format!("unknown state `{s}` (triggered, acknowledged, resolved, muted)"),
+            )
+        })?),
+        None => None,
+    };
+    let severity_is = match &q.severity {
+        Some(s) => Some(Severity::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_query",
+                format!("unknown severity `{s}` (critical, high, medium, low, unclassified)"),
+            )
+        })?),
+        None => None,
+    };
     let filter = IncidentFilter {
-        state: q.state,
-        severity: q.severity,
+        state: state_is,
+        severity: severity_is,
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
         before_id: q.before,
     };
     let rows = misc::list_incidents(&state.store.read, &filter).await?;
-    let views: Vec<IncidentView> = rows.iter().map(IncidentView::from).collect();
+    // A row that does not decode is listed by id with why, not dropped and not a default.
+    let views: Vec<Value> = rows
+        .iter()
+        .map(|r| match r {
+            Ok(inc) => json!(IncidentView::from(inc)),
+            Err(e) => json!({ "id": e.id, "unreadable": e.to_string() }),
+        })
+        .collect();
     Ok(Json(json!({ "incidents": views })))
 }
 
@@ -242,7 +252,7 @@ async fn ack(
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<Json<Value>, ApiError> {
     require_api_token(&state, &headers)?;
-    let actor = Actor::new(actor_name(&body)?, "api");
+    let actor = Actor::new(actor_name(&body)?, Via::Api);
     if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
         state.incidents.note(id, body.episode, note, &actor).await?;
     }
@@ -267,7 +277,7 @@ async fn resolve(
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<Json<Value>, ApiError> {
     require_api_token(&state, &headers)?;
-    let actor = Actor::new(actor_name(&body)?, "api");
+    let actor = Actor::new(actor_name(&body)?, Via::Api);
     if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
         state.incidents.note(id, body.episode, note, &actor).await?;
     }
@@ -288,7 +298,7 @@ async fn note(
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<Json<Value>, ApiError> {
     require_api_token(&state, &headers)?;
-    let actor = Actor::new(actor_name(&body)?, "api");
+    let actor = Actor::new(actor_name(&body)?, Via::Api);
     let text = body.note.as_deref().map(str::trim).unwrap_or("");
     if text.is_empty() {
         return Err(ApiError::bad_request(

@@ -15,6 +15,7 @@ use super::error::ApiError;
 use super::sentry::read_body;
 use crate::auth::pagerduty_signature::verify_pagerduty_signature;
 use crate::auth::slack_signature::verify_slack_request;
+use crate::domain::Via;
 use crate::incidents::model::parse_dedup_key;
 use crate::incidents::service::ServiceError;
 use crate::incidents::transitions::Actor;
@@ -98,7 +99,7 @@ async fn slack_interaction(
         .or(payload.user.username)
         .or(payload.user.id)
         .unwrap_or_else(|| "someone on Slack".into());
-    let actor = Actor::new(who, "slack");
+    let actor = Actor::new(who, Via::Slack);
     let mut done = Vec::new();
     for action in payload.actions {
         // Link buttons (open Sentry, the ack page) also report clicks: only ours act. Their
@@ -265,7 +266,7 @@ async fn apply_pagerduty_event(state: &AppState, event: PdEvent) -> Result<Value
         .agent
         .and_then(|a| a.summary)
         .unwrap_or_else(|| "PagerDuty".into());
-    let actor = Actor::new(who, "pagerduty");
+    let actor = Actor::new(who, Via::Pagerduty);
     let result = if acting {
         state
             .incidents

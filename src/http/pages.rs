@@ -19,6 +19,7 @@ use axum::{Extension, Router};
 use super::AppState;
 use super::api::{presented_token, require_api_reader};
 use super::extract::Path;
+use crate::domain::Via;
 use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
 use crate::intake::unparsed;
 use crate::store::misc::{self, IncidentFilter};
@@ -173,7 +174,7 @@ fn web_actor(
                 .into_response(),
         ));
     }
-    Ok(Actor::new(by, "web"))
+    Ok(Actor::new(by, Via::Web))
 }
 
 /// Whether a form post comes from a page of this service, by the headers browsers add to posts

@@ -120,7 +120,7 @@ async fn receive(
             severity,
             status,
         } => {
-            let code = if matches!(status, "ignored" | "unparsed") {
+            let code = if matches!(status, "ignored" | "unparsed" | "unreadable_incident") {
                 StatusCode::ACCEPTED
             } else {
                 StatusCode::OK

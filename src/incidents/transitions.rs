@@ -3,54 +3,23 @@
 //! Intake, the API, acknowledgement links, Slack, PagerDuty and the escalation scheduler all
 //! go through these, so a change means the same thing whatever its source.
 
-use crate::classification::{Classification, Severity};
-use crate::config::{ChannelKind, Policy, RoutingConfig};
+use crate::classification::Classification;
+use crate::config::RoutingConfig;
+use crate::domain::{Acknowledgement, ChannelKind, NotificationKind, Policy, Severity, Via};
+pub use crate::domain::{Effects, NewDelivery, NewTimeline};
 use crate::intake::AlertFacts;
-use crate::notify::NotificationKind;
 
 use super::model::{Incident, IncidentState, ResolvedEpisode};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewTimeline {
-    pub incident_id: i64,
-    pub at: i64,
-    pub kind: &'static str,
-    pub actor: Option<String>,
-    pub via: Option<String>,
-    pub detail: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewDelivery {
-    pub incident_id: i64,
-    pub episode: i64,
-    pub channel: String,
-    pub kind: NotificationKind,
-    pub detail: Option<String>,
-}
-
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Effects {
-    pub timeline: Vec<NewTimeline>,
-    pub deliveries: Vec<NewDelivery>,
-    /// True when an escalation deadline was set or cleared (the scheduler should look again).
-    pub timers_changed: bool,
-}
-
+// The two ways a transition adds to its effects.
 impl Effects {
-    pub fn extend(&mut self, other: Effects) {
-        self.timeline.extend(other.timeline);
-        self.deliveries.extend(other.deliveries);
-        self.timers_changed |= other.timers_changed;
-    }
-
     fn note(
         &mut self,
         inc: &Incident,
         at: i64,
         kind: &'static str,
         actor: Option<&str>,
-        via: Option<&str>,
+        via: Option<Via>,
         detail: Option<String>,
     ) {
         self.timeline.push(NewTimeline {
@@ -58,7 +27,7 @@ impl Effects {
             at,
             kind,
             actor: actor.map(str::to_string),
-            via: via.map(str::to_string),
+            via,
             detail,
         });
     }
@@ -86,23 +55,20 @@ impl Effects {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub name: String,
-    /// `sentry`, `api`, `link`, `slack`, `pagerduty`, `web`, `scheduler`.
-    pub via: String,
+    pub via: Via,
 }
 
 impl Actor {
-    pub fn new(name: impl Into<String>, via: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<String>, via: Via) -> Self {
         Self {
             name: name.into(),
-            via: via.into(),
+            via,
         }
     }
 }
 
-fn freeze(cfg: &RoutingConfig, severity: Severity) -> (Policy, String) {
-    let policy = cfg.policy(severity);
-    let json = serde_json::to_string(&policy).unwrap_or_else(|_| "{}".to_string());
-    (policy, json)
+fn freeze(cfg: &RoutingConfig, severity: Severity) -> Policy {
+    cfg.policy(severity)
 }
 
 /// A brand-new incident for the first alert of its key. The id is assigned by the caller.
@@ -115,13 +81,13 @@ pub fn open_new(
     event_id: i64,
     now: i64,
 ) -> (Incident, Effects) {
-    let (policy, policy_json) = freeze(cfg, class.severity);
+    let policy = freeze(cfg, class.severity);
     let mut inc = Incident {
         id,
         incident_key: key,
         episode: 1,
-        severity: class.severity.as_str().to_string(),
-        state: IncidentState::Triggered.as_str().to_string(),
+        severity: class.severity,
+        state: IncidentState::Triggered,
         title: facts.title.clone(),
         project: facts.project.clone(),
         environment: facts.environment.clone(),
@@ -146,7 +112,7 @@ pub fn open_new(
         resolved_by: None,
         resolved_via: None,
         root_cause: None,
-        policy: policy_json,
+        policy: policy.clone(),
         next_escalation_at: None,
         escalation_step: 0,
         escalation_version: 0,
@@ -161,7 +127,7 @@ pub fn open_new(
         now,
         "opened",
         Some("sentry"),
-        Some("sentry"),
+        Some(Via::Sentry),
         Some(opened_detail(class)),
     );
     start_episode_notifications(&mut inc, &policy, now, NotificationKind::Opened, &mut fx);
@@ -204,7 +170,7 @@ pub fn disable_escalation(inc: &mut Incident, fx: &mut Effects, now: i64) {
         now,
         "note",
         Some("paiid-alerts"),
-        Some("test"),
+        Some(Via::Test),
         Some("test alert: escalation disabled".into()),
     );
 }
@@ -256,17 +222,17 @@ pub fn record_alert(
         return fx;
     }
     if class.severity > inc.severity() {
-        let old = inc.severity.clone();
-        let (policy, json) = freeze(cfg, class.severity);
-        inc.severity = class.severity.as_str().to_string();
+        let old = inc.severity;
+        let policy = freeze(cfg, class.severity);
+        inc.severity = class.severity;
         inc.rule = class.rule.clone();
-        inc.policy = json;
+        inc.policy = policy.clone();
         fx.note(
             inc,
             now,
             "severity_raised",
             Some("sentry"),
-            Some("sentry"),
+            Some(Via::Sentry),
             Some(format!("{old} -> {}", inc.severity)),
         );
         match inc.state() {
@@ -298,14 +264,14 @@ fn reopen(
     why: &str,
     fx: &mut Effects,
 ) {
-    let (policy, json) = freeze(cfg, severity);
+    let policy = freeze(cfg, severity);
     inc.episode += 1;
-    inc.severity = severity.as_str().to_string();
+    inc.severity = severity;
     if rule.is_some() {
         inc.rule = rule;
     }
-    inc.policy = json;
-    inc.state = IncidentState::Triggered.as_str().to_string();
+    inc.policy = policy.clone();
+    inc.state = IncidentState::Triggered;
     inc.opened_at = now;
     inc.acknowledged_at = None;
     inc.acknowledged_by = None;
@@ -328,7 +294,7 @@ fn reopen(
         now,
         "reopened",
         Some("sentry"),
-        Some("sentry"),
+        Some(Via::Sentry),
         Some(format!("episode {}: {why}", inc.episode)),
     );
     start_episode_notifications(inc, &policy, now, NotificationKind::Opened, fx);
@@ -381,12 +347,12 @@ fn channels_told(inc: &Incident) -> Vec<String> {
 /// Acknowledge/resolve notices go where a message can be updated or an incident closed: Slack
 /// and PagerDuty. Mail about every state change would bury the mail that matters. A change that
 /// came from PagerDuty is not echoed back to PagerDuty.
-fn follow_up_channels(cfg: &RoutingConfig, inc: &Incident, via: &str) -> Vec<String> {
+fn follow_up_channels(cfg: &RoutingConfig, inc: &Incident, via: Via) -> Vec<String> {
     channels_told(inc)
         .into_iter()
         .filter(|c| match cfg.channels.get(c).map(|c| c.kind) {
             Some(ChannelKind::Slack) => true,
-            Some(ChannelKind::Pagerduty) => via != "pagerduty",
+            Some(ChannelKind::Pagerduty) => via != Via::Pagerduty,
             _ => false,
         })
         .collect()
@@ -428,22 +394,22 @@ pub fn acknowledge(
         }
         IncidentState::Triggered | IncidentState::Muted => {}
     }
-    inc.state = IncidentState::Acknowledged.as_str().to_string();
+    inc.state = IncidentState::Acknowledged;
     inc.acknowledged_at = Some(now);
     inc.acknowledged_by = Some(actor.name.clone());
-    inc.acknowledged_via = Some(actor.via.clone());
+    inc.acknowledged_via = Some(actor.via);
     stop_timer(inc, &mut fx, now);
     fx.note(
         inc,
         now,
         "acknowledged",
         Some(&actor.name),
-        Some(&actor.via),
+        Some(actor.via),
         None,
     );
-    let targets = follow_up_channels(cfg, inc, &actor.via);
+    let targets = follow_up_channels(cfg, inc, actor.via);
     // The row says which acknowledgement it reports: it may be sent after a resolve or reopen.
-    let ack = crate::notify::message::Acknowledgement::of(inc).map(|a| a.to_detail());
+    let ack = Acknowledgement::of(inc).map(|a| a.to_detail());
     fx.deliver(inc, &targets, NotificationKind::Acknowledged, ack);
     (AckOutcome::Acknowledged, fx)
 }
@@ -470,21 +436,21 @@ pub fn resolve(
             fx,
         );
     }
-    inc.state = IncidentState::Resolved.as_str().to_string();
+    inc.state = IncidentState::Resolved;
     inc.resolved_at = Some(now);
     inc.resolved_by = Some(actor.name.clone());
-    inc.resolved_via = Some(actor.via.clone());
+    inc.resolved_via = Some(actor.via);
     stop_timer(inc, &mut fx, now);
     fx.note(
         inc,
         now,
         "resolved",
         Some(&actor.name),
-        Some(&actor.via),
+        Some(actor.via),
         None,
     );
     let summary = ResolvedEpisode::of(inc).map(|e| e.to_detail());
-    let targets = follow_up_channels(cfg, inc, &actor.via);
+    let targets = follow_up_channels(cfg, inc, actor.via);
     fx.deliver(inc, &targets, NotificationKind::Resolved, summary.clone());
     // Only incidents that paged somebody earn a post-mortem in the alerts channel.
     let policy = inc.frozen_policy();
@@ -513,14 +479,14 @@ pub fn mute(inc: &mut Incident, actor: &Actor, now: i64) -> Effects {
     if matches!(inc.state(), IncidentState::Resolved | IncidentState::Muted) {
         return fx;
     }
-    inc.state = IncidentState::Muted.as_str().to_string();
+    inc.state = IncidentState::Muted;
     stop_timer(inc, &mut fx, now);
     fx.note(
         inc,
         now,
         "muted",
         Some(&actor.name),
-        Some(&actor.via),
+        Some(actor.via),
         Some("ignored in Sentry".into()),
     );
     fx
@@ -535,7 +501,7 @@ pub fn assign(inc: &mut Incident, assignee: Option<String>, actor: &Actor, now: 
         now,
         "assigned",
         Some(&actor.name),
-        Some(&actor.via),
+        Some(actor.via),
         assignee,
     );
     fx
@@ -548,7 +514,7 @@ pub fn comment(inc: &Incident, text: Option<String>, actor: &Actor, now: i64) ->
         now,
         "comment",
         Some(&actor.name),
-        Some(&actor.via),
+        Some(actor.via),
         text,
     );
     fx
@@ -563,7 +529,7 @@ pub fn add_note(inc: &mut Incident, note: &str, actor: &Actor, now: i64) -> Effe
         now,
         "note",
         Some(&actor.name),
-        Some(&actor.via),
+        Some(actor.via),
         Some(note.to_string()),
     );
     fx
@@ -589,7 +555,7 @@ pub fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Option<Effe
         now,
         "escalated",
         Some("scheduler"),
-        Some("scheduler"),
+        Some(Via::Scheduler),
         Some(format!(
             "no acknowledgement after {}; paged {}",
             crate::config::duration::humanize(chrono::Duration::milliseconds(waited)),

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::classification::{Classifier, Severity};
 use crate::clock::SharedClock;
 use crate::config::RoutingConfig;
+use crate::domain::Via;
 use crate::intake::{AlertFacts, Meaning};
 use crate::signal::Signal;
 use crate::store::incidents::{self as sql, NewEvent};
@@ -241,11 +242,19 @@ impl Writer {
         let incident_keys: Vec<String> =
             reqs.iter().filter_map(|r| r.facts.incident_key()).collect();
         let key_refs: Vec<&str> = incident_keys.iter().map(String::as_str).collect();
-        let mut incidents: HashMap<String, Incident> = sql::incidents_by_keys(&mut tx, &key_refs)
-            .await?
-            .into_iter()
-            .map(|i| (i.incident_key.clone(), i))
-            .collect();
+        let mut incidents: HashMap<String, Incident> = HashMap::new();
+        // Rows that do not decode (logged when read): their webhooks are stored, not applied.
+        let mut unreadable: HashMap<String, i64> = HashMap::new();
+        for (key, row) in sql::incidents_by_keys(&mut tx, &key_refs).await? {
+            match row {
+                Ok(inc) => {
+                    incidents.insert(key, inc);
+                }
+                Err(corrupt) => {
+                    unreadable.insert(key, corrupt.id);
+                }
+            }
+        }
         let mut changed: Vec<String> = Vec::new();
 
         let mut outcomes = Vec::with_capacity(reqs.len());
@@ -296,11 +305,18 @@ impl Writer {
             let f = f.as_ref();
             let class = self.classifier.classify(f, now);
             let key = f.incident_key();
-            let actor = Actor::new(f.actor.clone().unwrap_or_else(|| "sentry".into()), "sentry");
+            let actor = Actor::new(
+                f.actor.clone().unwrap_or_else(|| "sentry".into()),
+                Via::Sentry,
+            );
             let mut status = "processed";
             // The incident this payload changed, with its severity after the change.
             let mut touched: Option<(i64, Severity)> = None;
+            let unreadable_id = key.as_ref().and_then(|k| unreadable.get(k)).copied();
             match (f.meaning(), key) {
+                // Its incident cannot be read, so neither counted, nor reopened, nor opened again
+                // under the same key: kept with the incident's id, to be replayed once repaired.
+                (_, Some(_)) if unreadable_id.is_some() => status = "unreadable_incident",
                 (Meaning::Alert, Some(key)) => {
                     match incidents.get_mut(&key) {
                         Some(inc) => {
@@ -384,7 +400,7 @@ impl Writer {
                 resource: f.resource.clone(),
                 action: f.action.clone(),
                 status,
-                incident_id: touched.map(|(id, _)| id),
+                incident_id: touched.map(|(id, _)| id).or(unreadable_id),
                 severity: (f.meaning() == Meaning::Alert).then_some(class.severity.as_str()),
                 rule: class.rule.clone(),
                 project: f.project.clone(),

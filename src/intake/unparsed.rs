@@ -10,7 +10,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use super::AlertFacts;
 use crate::config::RoutingConfig;
-use crate::notify::notice::{NoticeKind, UnreadablePayload, notice_channels};
+use crate::domain::{ChannelKind, NoticeKind, Severity, UnreadablePayload};
 use crate::store::{StoreError, deliveries};
 
 /// One unparsed event of a batch.
@@ -176,4 +176,18 @@ pub async fn recent(pool: &SqlitePool, limit: i64) -> Result<Vec<ShapeRow>, sqlx
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// The channels a notice goes to: those the `critical` policy notifies first, except PagerDuty.
+/// Critical is where on call looks; a format change is worth their attention but never worth
+/// waking someone up. Channels missing from the routing file are left out.
+pub fn notice_channels(cfg: &RoutingConfig) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in cfg.policy(Severity::Critical).notify {
+        let kind = cfg.channels.get(&name).map(|c| c.kind);
+        if kind.is_some_and(|k| k != ChannelKind::Pagerduty) && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }

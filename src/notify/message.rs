@@ -1,57 +1,9 @@
 //! The data a notification carries, independent of channel. Templates render it.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::incidents::model::Incident;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NotificationKind {
-    /// A new incident (or a reopened episode) was opened.
-    Opened,
-    /// An open incident's severity rose.
-    SeverityRaised,
-    /// Nobody acknowledged within the window: secondary channels.
-    Escalation,
-    Acknowledged,
-    Resolved,
-    /// Post-mortem summary posted on resolution.
-    PostMortem,
-    /// Live event count refresh of an open incident (Slack `chat.update` only).
-    CountUpdate,
-    /// `send-test` / `POST /api/test-alert`.
-    Test,
-}
-
-impl NotificationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Opened => "opened",
-            Self::SeverityRaised => "severity_raised",
-            Self::Escalation => "escalation",
-            Self::Acknowledged => "acknowledged",
-            Self::Resolved => "resolved",
-            Self::PostMortem => "post_mortem",
-            Self::CountUpdate => "count_update",
-            Self::Test => "test",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "opened" => Self::Opened,
-            "severity_raised" => Self::SeverityRaised,
-            "escalation" => Self::Escalation,
-            "acknowledged" => Self::Acknowledged,
-            "resolved" => Self::Resolved,
-            "post_mortem" => Self::PostMortem,
-            "count_update" => Self::CountUpdate,
-            "test" => Self::Test,
-            _ => return None,
-        })
-    }
-}
+pub use crate::domain::{Acknowledgement, NotificationKind};
 
 /// Everything a message may show. All strings are already scrubbed of secrets and PII
 /// (see [`super::redact`]) before a `Notification` is built.
@@ -110,35 +62,6 @@ pub struct DeliveryRef {
     /// The row's `created_at` (ms). Row ids start again at 1 in a new database; with this a
     /// new row is never taken for an old one that shares its id.
     pub created_at: i64,
-}
-
-/// The acknowledgement an `acknowledged` delivery reports, carried in the row's `detail`: the
-/// row may be sent after the incident was resolved or reopened, and the message must still say
-/// who acknowledged it and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Acknowledgement {
-    pub by: Option<String>,
-    pub at: i64,
-}
-
-impl Acknowledgement {
-    /// The incident's current acknowledgement, if it has one.
-    pub fn of(inc: &Incident) -> Option<Self> {
-        Some(Self {
-            by: inc.acknowledged_by.clone(),
-            at: inc.acknowledged_at?,
-        })
-    }
-
-    /// The `detail` JSON a delivery carries it in.
-    pub fn to_detail(&self) -> String {
-        serde_json::json!({ "acknowledgement": self }).to_string()
-    }
-
-    pub fn from_detail(detail: &str) -> Option<Self> {
-        let mut v: serde_json::Value = serde_json::from_str(detail).ok()?;
-        serde_json::from_value(v.get_mut("acknowledgement")?.take()).ok()
-    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

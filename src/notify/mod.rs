@@ -29,32 +29,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use crate::domain::{RemoteRef, RemoteState};
 pub use message::{Notification, NotificationKind};
 pub use notice::{Notice, NoticeKind};
-
-/// What the incident already knows about earlier sends, so that a channel can update instead of
-/// posting again (Slack `chat.update` / thread replies, PagerDuty `dedup_key`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RemoteState {
-    /// Slack channel id and message `ts` returned by `chat.postMessage` (bot mode only).
-    pub slack_channel: Option<String>,
-    pub slack_ts: Option<String>,
-    /// True once a PagerDuty `trigger` was accepted for the current episode.
-    pub pagerduty_triggered: bool,
-}
 
 /// One send attempt's input.
 #[derive(Debug, Clone)]
 pub struct Outgoing<'a> {
     pub notification: &'a Notification,
     pub remote: &'a RemoteState,
-}
-
-/// A reference a channel hands back after a successful send, stored on the incident.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoteRef {
-    SlackMessage { channel: String, ts: String },
-    PagerDutyTriggered { dedup_key: String },
 }
 
 /// The result of one attempt, as the outbox needs it.

@@ -10,12 +10,9 @@
 //! it is written, so a retry sends the same message.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::message::DeliveryRef;
-use crate::classification::Severity;
 use crate::clock::ms_to_datetime;
-use crate::config::{ChannelKind, RoutingConfig};
 use crate::text::{html_escape, slack_escape, truncate_chars};
 
 /// Longest resource name a message shows (it comes from a request header).
@@ -24,86 +21,8 @@ const MAX_RESOURCE_CHARS: usize = 64;
 const MAX_SHAPE_CHARS: usize = 300;
 const MAX_REASON_CHARS: usize = 300;
 
-/// The `deliveries.kind` of notices, beside the incident kinds of
-/// [`super::NotificationKind`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoticeKind {
-    UnreadablePayload,
-}
-
-impl NoticeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UnreadablePayload => "unreadable_payload",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "unreadable_payload" => Some(Self::UnreadablePayload),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum NoticeError {
-    #[error("the delivery has no detail to build its `{0}` message from")]
-    MissingDetail(&'static str),
-    #[error("the delivery's detail is not a `{kind}`: {reason}")]
-    BadDetail { kind: &'static str, reason: String },
-}
-
-/// What an `unreadable_payload` row carries in `detail`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnreadablePayload {
-    /// `Sentry-Hook-Resource` (`event_alert`, `metric_alert`, ...; `legacy` for the plugin).
-    pub resource: String,
-    /// Sorted top-level field names of `data`, comma-separated; `""` when it had none.
-    pub shape: String,
-    /// What we looked for and did not find.
-    pub reason: String,
-    /// `events.id` of the first payload of this shape.
-    pub event_id: i64,
-    /// When it was received (ms).
-    pub received_at: i64,
-}
-
-impl UnreadablePayload {
-    pub fn to_detail(&self) -> String {
-        serde_json::json!({
-            "resource": self.resource,
-            "shape": self.shape,
-            "reason": self.reason,
-            "event_id": self.event_id,
-            "received_at": self.received_at,
-        })
-        .to_string()
-    }
-
-    pub fn from_detail(detail: Option<&str>) -> Result<Self, NoticeError> {
-        let kind = NoticeKind::UnreadablePayload.as_str();
-        let detail = detail.ok_or(NoticeError::MissingDetail(kind))?;
-        serde_json::from_str(detail).map_err(|e| NoticeError::BadDetail {
-            kind,
-            reason: e.to_string(),
-        })
-    }
-}
-
-/// The channels a notice goes to: those the `critical` policy notifies first, except PagerDuty.
-/// Critical is where on call looks; a format change is worth their attention but never worth
-/// waking someone up. Channels missing from the routing file are left out.
-pub fn notice_channels(cfg: &RoutingConfig) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for name in cfg.policy(Severity::Critical).notify {
-        let kind = cfg.channels.get(&name).map(|c| c.kind);
-        if kind.is_some_and(|k| k != ChannelKind::Pagerduty) && !out.contains(&name) {
-            out.push(name);
-        }
-    }
-    out
-}
+pub use crate::domain::{NoticeError, NoticeKind, UnreadablePayload};
+pub use crate::intake::unparsed::notice_channels;
 
 /// One notice, ready for a channel.
 #[derive(Debug, Clone, PartialEq)]

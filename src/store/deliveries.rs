@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::StoreError;
-use crate::notify::{RemoteRef, RemoteState};
+use crate::domain::{RemoteRef, RemoteState};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Delivery {

@@ -2,22 +2,42 @@
 
 use sqlx::{SqliteConnection, SqlitePool};
 
-use super::StoreError;
-use crate::incidents::model::Incident;
+use super::incidents::IncidentRow;
+use super::{CorruptRow, StoreError};
+use crate::domain::Incident;
 
+/// Incidents whose escalation is due, oldest deadline first. One that does not decode is its
+/// error (logged, see [`IncidentRow::decode`]), so that it cannot hold up the others.
 pub async fn due(
     conn: &mut SqliteConnection,
     now: i64,
     limit: i64,
-) -> Result<Vec<Incident>, StoreError> {
-    Ok(sqlx::query_as(
+) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
+    let rows: Vec<IncidentRow> = sqlx::query_as(
         "SELECT * FROM incidents WHERE next_escalation_at IS NOT NULL AND next_escalation_at <= ? \
          ORDER BY next_escalation_at LIMIT ?",
     )
     .bind(now)
     .bind(limit)
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(IncidentRow::decode).collect())
+}
+
+/// Moves the deadline of an incident that cannot be read to `until`: it cannot be escalated
+/// (its policy is unknown) but must not keep the scheduler busy; once the row is repaired it
+/// fires at `until`.
+pub async fn postpone(
+    conn: &mut SqliteConnection,
+    incident_id: i64,
+    until: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE incidents SET next_escalation_at = ? WHERE id = ?")
+        .bind(until)
+        .bind(incident_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// The unique (incident, episode, step) key makes a second firing of the same step an error

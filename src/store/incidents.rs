@@ -5,9 +5,8 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::StoreError;
-use crate::incidents::model::Incident;
-use crate::incidents::transitions::{NewDelivery, NewTimeline};
+use super::{CorruptRow, StoreError};
+use crate::domain::{DeliveryStatus, Effects, Incident, NewDelivery, NewTimeline, Policy};
 
 /// SQLite allows 32766 bound parameters per statement; stay well below it.
 const MAX_PARAMS: usize = 30_000;
@@ -153,10 +152,127 @@ pub async fn events_seen(
     Ok(out)
 }
 
+/// `incidents` as stored: the typed columns as text, decoded (or refused) by [`Self::decode`].
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub incident_key: String,
+    pub episode: i64,
+    pub severity: String,
+    pub state: String,
+    pub title: String,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+    pub level: Option<String>,
+    pub culprit: Option<String>,
+    pub rule: Option<String>,
+    pub sentry_rule: Option<String>,
+    pub sentry_issue_id: Option<String>,
+    pub sentry_url: Option<String>,
+    pub release: Option<String>,
+    pub metric_value: Option<f64>,
+    pub event_count: i64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub opened_at: i64,
+    pub last_event_id: Option<i64>,
+    pub assignee: Option<String>,
+    pub acknowledged_at: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_via: Option<String>,
+    pub resolved_at: Option<i64>,
+    pub resolved_by: Option<String>,
+    pub resolved_via: Option<String>,
+    pub root_cause: Option<String>,
+    pub policy: String,
+    pub next_escalation_at: Option<i64>,
+    pub escalation_step: i64,
+    pub escalation_version: i64,
+    pub pagerduty_incident_id: Option<String>,
+    pub notified_count: i64,
+    pub count_updated_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl IncidentRow {
+    /// The typed incident, or which column of which row does not decode (logged).
+    pub fn decode(self) -> Result<Incident, CorruptRow> {
+        let id = self.id;
+        let bad = |field: &'static str, reason: String| {
+            CorruptRow {
+                table: "incidents",
+                id,
+                field,
+                reason,
+            }
+            .logged()
+        };
+        let via = |field: &'static str, v: Option<String>| {
+            v.map(|v| v.parse().map_err(|e| bad(field, format!("{e}"))))
+                .transpose()
+        };
+        Ok(Incident {
+            severity: self
+                .severity
+                .parse()
+                .map_err(|e| bad("severity", format!("{e}")))?,
+            state: self
+                .state
+                .parse()
+                .map_err(|e| bad("state", format!("{e}")))?,
+            policy: Policy::from_json(&self.policy).map_err(|e| bad("policy", e.to_string()))?,
+            acknowledged_via: via("acknowledged_via", self.acknowledged_via)?,
+            resolved_via: via("resolved_via", self.resolved_via)?,
+            id,
+            incident_key: self.incident_key,
+            episode: self.episode,
+            title: self.title,
+            project: self.project,
+            environment: self.environment,
+            level: self.level,
+            culprit: self.culprit,
+            rule: self.rule,
+            sentry_rule: self.sentry_rule,
+            sentry_issue_id: self.sentry_issue_id,
+            sentry_url: self.sentry_url,
+            release: self.release,
+            metric_value: self.metric_value,
+            event_count: self.event_count,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            opened_at: self.opened_at,
+            last_event_id: self.last_event_id,
+            assignee: self.assignee,
+            acknowledged_at: self.acknowledged_at,
+            acknowledged_by: self.acknowledged_by,
+            resolved_at: self.resolved_at,
+            resolved_by: self.resolved_by,
+            root_cause: self.root_cause,
+            next_escalation_at: self.next_escalation_at,
+            escalation_step: self.escalation_step,
+            escalation_version: self.escalation_version,
+            pagerduty_incident_id: self.pagerduty_incident_id,
+            notified_count: self.notified_count,
+            count_updated_at: self.count_updated_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Decodes every row; the first that does not decode fails the whole read.
+pub fn decode_all(rows: Vec<IncidentRow>) -> Result<Vec<Incident>, StoreError> {
+    Ok(rows
+        .into_iter()
+        .map(IncidentRow::decode)
+        .collect::<Result<_, _>>()?)
+}
+
+/// The incidents of these keys, each with its key: one that does not decode is its error
+/// (logged), so that the writer can refuse just the webhooks about it.
 pub async fn incidents_by_keys(
     conn: &mut SqliteConnection,
     keys: &[&str],
-) -> Result<Vec<Incident>, StoreError> {
+) -> Result<Vec<(String, Result<Incident, CorruptRow>)>, StoreError> {
     let mut out = Vec::new();
     for chunk in keys.chunks(chunk_size(1)) {
         let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE incident_key IN (");
@@ -165,21 +281,27 @@ pub async fn incidents_by_keys(
             sep.push_bind(*k);
         }
         q.push(")");
-        out.extend(q.build_query_as::<Incident>().fetch_all(&mut *conn).await?);
+        out.extend(
+            q.build_query_as::<IncidentRow>()
+                .fetch_all(&mut *conn)
+                .await?,
+        );
     }
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .map(|r| (r.incident_key.clone(), r.decode()))
+        .collect())
 }
 
 pub async fn incident(
     conn: &mut SqliteConnection,
     id: i64,
 ) -> Result<Option<Incident>, StoreError> {
-    Ok(
-        sqlx::query_as::<_, Incident>("SELECT * FROM incidents WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?,
-    )
+    let row = sqlx::query_as::<_, IncidentRow>("SELECT * FROM incidents WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(IncidentRow::decode).transpose()?)
 }
 
 const INCIDENT_COLUMNS: &[&str] = &[
@@ -237,8 +359,8 @@ pub async fn upsert_incidents(
             b.push_bind(i.id)
                 .push_bind(&i.incident_key)
                 .push_bind(i.episode)
-                .push_bind(&i.severity)
-                .push_bind(&i.state)
+                .push_bind(i.severity)
+                .push_bind(i.state)
                 .push_bind(&i.title)
                 .push_bind(&i.project)
                 .push_bind(&i.environment)
@@ -258,12 +380,12 @@ pub async fn upsert_incidents(
                 .push_bind(&i.assignee)
                 .push_bind(i.acknowledged_at)
                 .push_bind(&i.acknowledged_by)
-                .push_bind(&i.acknowledged_via)
+                .push_bind(i.acknowledged_via)
                 .push_bind(i.resolved_at)
                 .push_bind(&i.resolved_by)
-                .push_bind(&i.resolved_via)
+                .push_bind(i.resolved_via)
                 .push_bind(&i.root_cause)
-                .push_bind(&i.policy)
+                .push_bind(i.policy.to_json())
                 .push_bind(i.next_escalation_at)
                 .push_bind(i.escalation_step)
                 .push_bind(i.escalation_version)
@@ -328,7 +450,7 @@ pub async fn insert_timeline(
                 .push_bind(t.at)
                 .push_bind(t.kind)
                 .push_bind(&t.actor)
-                .push_bind(&t.via)
+                .push_bind(t.via)
                 .push_bind(&t.detail);
         });
         q.build().execute(&mut *conn).await?;
@@ -349,9 +471,9 @@ pub async fn insert_deliveries(
             b.push_bind(d.incident_id)
                 .push_bind(d.episode)
                 .push_bind(&d.channel)
-                .push_bind(d.kind.as_str())
+                .push_bind(d.kind)
                 .push_bind(&d.detail)
-                .push_bind("pending")
+                .push_bind(DeliveryStatus::Pending)
                 .push_bind(now)
                 .push_bind(now);
         });
@@ -364,7 +486,7 @@ pub async fn insert_deliveries(
 pub async fn apply_effects(
     conn: &mut SqliteConnection,
     incidents: &[&Incident],
-    effects: &crate::incidents::transitions::Effects,
+    effects: &Effects,
     now: i64,
 ) -> Result<(), StoreError> {
     if !incidents.is_empty() {

@@ -3,21 +3,24 @@
 use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use super::StoreError;
-use crate::incidents::model::Incident;
+use super::incidents::{IncidentRow, decode_all};
+use super::{CorruptRow, StoreError};
+use crate::domain::{Incident, IncidentState, Severity};
 
 #[derive(Debug, Default)]
 pub struct IncidentFilter {
-    pub state: Option<String>,
-    pub severity: Option<String>,
+    pub state: Option<IncidentState>,
+    pub severity: Option<Severity>,
     pub limit: i64,
     pub before_id: Option<i64>,
 }
 
+/// Newest first. A row that does not decode is listed as its error (logged), so that one bad
+/// row shows as unreadable instead of hiding every other incident.
 pub async fn list_incidents(
     pool: &SqlitePool,
     f: &IncidentFilter,
-) -> Result<Vec<Incident>, StoreError> {
+) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
     let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE 1 = 1");
     if let Some(s) = &f.state {
         q.push(" AND state = ").push_bind(s);
@@ -29,14 +32,16 @@ pub async fn list_incidents(
         q.push(" AND id < ").push_bind(b);
     }
     q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
-    Ok(q.build_query_as().fetch_all(pool).await?)
+    let rows: Vec<IncidentRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().map(IncidentRow::decode).collect())
 }
 
 pub async fn incident(pool: &SqlitePool, id: i64) -> Result<Option<Incident>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM incidents WHERE id = ?")
+    let row: Option<IncidentRow> = sqlx::query_as("SELECT * FROM incidents WHERE id = ?")
         .bind(id)
         .fetch_optional(pool)
-        .await?)
+        .await?;
+    Ok(decode_all(row.into_iter().collect())?.pop())
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

@@ -25,6 +25,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("bad stored data: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    CorruptRow(#[from] CorruptRow),
     #[error("the incident writer has stopped")]
     WriterGone,
     #[error("the database cannot be written ({}: {})", .0.source, .0.reason)]
@@ -48,6 +50,29 @@ impl StoreError {
         };
         let code = e.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
         matches!(code & 0xff, SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL)
+    }
+}
+
+/// A stored row with a value that does not decode (an unknown state, a policy that is not a
+/// policy): an error, never a default, since a default policy notifies nobody and never
+/// escalates. Logged where it is found (see [`CorruptRow::logged`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{table} row {id} is unreadable: `{field}`: {reason}")]
+pub struct CorruptRow {
+    pub table: &'static str,
+    pub id: i64,
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl CorruptRow {
+    /// Logs the row once per read that finds it.
+    // TODO(metrics): count it too (`paiid_store_corrupt_rows_total{table,field}`) once the
+    // prometheus-client migration of `crate::metrics` settles; `store` sits below `metrics`, so
+    // the counter belongs to the readers (`http`, `notify`, `escalation`) or to a hook here.
+    pub fn logged(self) -> Self {
+        tracing::error!(table = self.table, id = self.id, field = self.field, reason = %self.reason, "unreadable row");
+        self
     }
 }
 

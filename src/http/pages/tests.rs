@@ -82,6 +82,7 @@ fn origin_of_keeps_scheme_host_and_port() {
 mod rendering {
     use super::super::Pages;
     use crate::classification::Classification;
+    use crate::domain::IncidentState;
     use crate::incidents::model::Incident;
     use crate::incidents::transitions::open_new;
     use crate::intake::AlertFacts;
@@ -124,7 +125,7 @@ mod rendering {
         let pages = Pages::new();
         let open = incident(SCRIPT);
         let mut resolved = incident(SCRIPT);
-        resolved.state = "resolved".to_string();
+        resolved.state = IncidentState::Resolved;
         let shapes = [ShapeRow {
             resource: SCRIPT.to_string(),
             shape: SCRIPT.to_string(),
@@ -135,7 +136,7 @@ mod rendering {
             first_seen_at: 1_795_000_000_000,
             last_seen_at: 1_795_000_000_000,
         }];
-        let page = pages.index(&[open, resolved], Ok(&shapes));
+        let page = pages.index(&[Ok(open), Ok(resolved)], Ok(&shapes));
         assert_eq!(page.status, StatusCode::OK);
         assert_escaped(&page.html);
         // Both lists and the unreadable payloads show it, escaped each time.
@@ -199,7 +200,7 @@ mod rendering {
         let pages = Pages::new();
         let inc = incident("Orders down");
         let mut acked = incident("Orders down");
-        acked.state = "acknowledged".to_string();
+        acked.state = IncidentState::Acknowledged;
         acked.acknowledged_by = Some("ana".to_string());
         acked.acknowledged_at = Some(1_795_000_000_000);
         for page in [

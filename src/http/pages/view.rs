@@ -10,9 +10,11 @@ use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
 use crate::clock::ms_to_datetime;
+use crate::domain::IncidentState;
 use crate::incidents::model::Incident;
 use crate::incidents::service::ServiceError;
 use crate::intake::unparsed::{self, ShapeRow};
+use crate::store::CorruptRow;
 use crate::store::misc::TimelineEntry;
 use crate::templates;
 
@@ -71,7 +73,7 @@ impl Default for Pages {
 struct IncidentView<'a> {
     id: i64,
     episode: i64,
-    title: &'a str,
+    title: std::borrow::Cow<'a, str>,
     severity: &'a str,
     state: &'a str,
     project: Option<&'a str>,
@@ -89,6 +91,28 @@ struct IncidentView<'a> {
 }
 
 impl<'a> IncidentView<'a> {
+    /// A row that does not decode: listed by id with why, so one bad row hides nothing else.
+    fn unreadable(e: &CorruptRow) -> Self {
+        Self {
+            id: e.id,
+            episode: 0,
+            title: std::borrow::Cow::Owned(format!("Unreadable incident: {e}")),
+            severity: "unreadable",
+            state: "unreadable",
+            project: None,
+            environment: None,
+            level: None,
+            culprit: None,
+            rule: None,
+            event_count: 0,
+            opened: String::new(),
+            last_seen: String::new(),
+            acknowledged: None,
+            resolved: None,
+            sentry_url: None,
+        }
+    }
+
     fn of(inc: &'a Incident) -> Self {
         let by_at = |by: &Option<String>, at: Option<i64>| match (by, at) {
             (Some(by), Some(at)) => Some(format!("by {by} at {}", when(at))),
@@ -97,7 +121,7 @@ impl<'a> IncidentView<'a> {
         Self {
             id: inc.id,
             episode: inc.episode,
-            title: &inc.title,
+            title: std::borrow::Cow::Borrowed(&inc.title),
             severity: inc.severity.as_str(),
             state: inc.state.as_str(),
             project: inc.project.as_deref(),
@@ -214,7 +238,11 @@ impl Pages {
 
     /// `/`: open incidents, then resolved ones, then the payloads we could not read (`Err`:
     /// why they could not be listed).
-    pub fn index(&self, incidents: &[Incident], unparsed: Result<&[ShapeRow], String>) -> Page {
+    pub fn index(
+        &self,
+        incidents: &[Result<Incident, CorruptRow>],
+        unparsed: Result<&[ShapeRow], String>,
+    ) -> Page {
         #[derive(Serialize)]
         struct Ctx<'a> {
             title: &'a str,
@@ -225,7 +253,10 @@ impl Pages {
         }
         let (resolved, open) = incidents
             .iter()
-            .map(IncidentView::of)
+            .map(|r| match r {
+                Ok(inc) => IncidentView::of(inc),
+                Err(e) => IncidentView::unreadable(e),
+            })
             .partition(|i| i.state == "resolved");
         let (unparsed, unparsed_error) = match unparsed {
             Ok(rows) => (rows.iter().map(ShapeView::of).collect(), None),
@@ -257,8 +288,8 @@ impl Pages {
             title: format!("Incident #{}", inc.id),
             inc: IncidentView::of(inc),
             user,
-            can_acknowledge: matches!(inc.state.as_str(), "triggered" | "muted"),
-            can_resolve: inc.state != "resolved",
+            can_acknowledge: matches!(inc.state, IncidentState::Triggered | IncidentState::Muted),
+            can_resolve: inc.state != IncidentState::Resolved,
             timeline: timeline.into_iter().map(TimelineView::of).collect(),
         };
         self.render(StatusCode::OK, "pages/incident.html", &ctx)
@@ -299,13 +330,15 @@ impl Pages {
             already_resolved_by: Option<&'a str>,
             already_acknowledged: Option<BylineView>,
         }
-        let already_resolved_by =
-            (inc.state == "resolved").then(|| inc.resolved_by.as_deref().unwrap_or("someone"));
+        let already_resolved_by = (inc.state == IncidentState::Resolved)
+            .then(|| inc.resolved_by.as_deref().unwrap_or("someone"));
         let already_acknowledged = match (&inc.acknowledged_by, inc.acknowledged_at) {
-            (Some(by), Some(at)) if for_ack && inc.state == "acknowledged" => Some(BylineView {
-                by: by.clone(),
-                at: when(at),
-            }),
+            (Some(by), Some(at)) if for_ack && inc.state == IncidentState::Acknowledged => {
+                Some(BylineView {
+                    by: by.clone(),
+                    at: when(at),
+                })
+            }
             _ => None,
         };
         let ctx = Ctx {

@@ -88,7 +88,7 @@ fn escalation_fires_once_and_not_after_ack() {
 
     let (_, mut acked, _) = critical();
     let due = acked.next_escalation_at.unwrap();
-    let (out, fx) = acknowledge(&cfg, &mut acked, &Actor::new("ana", "link"), due - 1);
+    let (out, fx) = acknowledge(&cfg, &mut acked, &Actor::new("ana", Via::Link), due - 1);
     assert_eq!(out, AckOutcome::Acknowledged);
     assert_eq!(
         kinds(&fx),
@@ -106,7 +106,7 @@ fn ack_after_escalation_tells_pagerduty_unless_it_came_from_pagerduty() {
     let due = inc.next_escalation_at.unwrap();
     fire_escalation(&mut inc, due, due);
     let mut from_pd = inc.clone();
-    let (_, fx) = acknowledge(&cfg, &mut inc, &Actor::new("ana", "slack"), due + MIN);
+    let (_, fx) = acknowledge(&cfg, &mut inc, &Actor::new("ana", Via::Slack), due + MIN);
     assert_eq!(
         kinds(&fx),
         vec![
@@ -120,14 +120,19 @@ fn ack_after_escalation_tells_pagerduty_unless_it_came_from_pagerduty() {
     let (_, fx) = acknowledge(
         &cfg,
         &mut from_pd,
-        &Actor::new("bo", "pagerduty"),
+        &Actor::new("bo", Via::Pagerduty),
         due + MIN,
     );
     assert_eq!(
         kinds(&fx),
         vec![("slack-alerts".to_string(), NotificationKind::Acknowledged)]
     );
-    let (again, fx) = acknowledge(&cfg, &mut from_pd, &Actor::new("cy", "api"), due + 2 * MIN);
+    let (again, fx) = acknowledge(
+        &cfg,
+        &mut from_pd,
+        &Actor::new("cy", Via::Api),
+        due + 2 * MIN,
+    );
     assert_eq!(
         again,
         AckOutcome::AlreadyAcknowledged {
@@ -141,7 +146,7 @@ fn ack_after_escalation_tells_pagerduty_unless_it_came_from_pagerduty() {
 #[test]
 fn resolve_posts_post_mortem_and_reopen_starts_new_episode() {
     let (cfg, mut inc, _) = critical();
-    let (out, fx) = resolve(&cfg, &mut inc, &Actor::new("sentry", "sentry"), 5 * MIN);
+    let (out, fx) = resolve(&cfg, &mut inc, &Actor::new("sentry", Via::Sentry), 5 * MIN);
     assert_eq!(out, ResolveOutcome::Resolved);
     assert!(kinds(&fx).contains(&("slack-alerts".to_string(), NotificationKind::PostMortem)));
     assert_eq!(inc.next_escalation_at, None);
@@ -227,7 +232,7 @@ fn severity_rise_never_postpones_a_running_escalation() {
 #[test]
 fn a_reopen_takes_the_new_alerts_severity() {
     let (cfg, mut inc, _) = critical();
-    resolve(&cfg, &mut inc, &Actor::new("ana", "api"), 2 * MIN);
+    resolve(&cfg, &mut inc, &Actor::new("ana", Via::Api), 2 * MIN);
     // The same Sentry issue, seen again in staging: no rule pages for that.
     let facts = parse(
         Some("event_alert"),
@@ -252,7 +257,7 @@ fn a_reopen_takes_the_new_alerts_severity() {
 fn muted_incidents_stop_escalating() {
     let (_, mut inc, _) = critical();
     let due = inc.next_escalation_at.unwrap();
-    mute(&mut inc, &Actor::new("sentry", "sentry"), 10);
+    mute(&mut inc, &Actor::new("sentry", Via::Sentry), 10);
     assert_eq!(inc.next_escalation_at, None);
     assert!(fire_escalation(&mut inc, due, due).is_none());
 }

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::config::RoutingConfig;
 
 const REPO_ROUTING: &str = include_str!("../../../routing.yaml");
 /// 2026-05-28 20:26:40 UTC.

@@ -1,0 +1,210 @@
+//! The incident row, its states and the policy frozen onto it.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Severity, Via, text_enum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum IncidentState {
+    Triggered,
+    Acknowledged,
+    Resolved,
+    Muted,
+}
+
+text_enum!(IncidentState, "incident state", {
+    Triggered => "triggered",
+    Acknowledged => "acknowledged",
+    Resolved => "resolved",
+    Muted => "muted",
+});
+
+impl IncidentState {
+    /// The state this word names, `None` for any other word.
+    pub fn parse(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+
+    /// Open means it still wants attention (or is muted but not over).
+    pub fn is_open(self) -> bool {
+        !matches!(self, Self::Resolved)
+    }
+}
+
+/// How often incidents of a severity are reported in a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestCadence {
+    Daily,
+    Weekly,
+    None,
+}
+
+/// What happens for incidents of one severity; frozen onto each incident when it opens (stored
+/// as JSON in `incidents.policy`), so a later change of `routing.yaml` does not change the
+/// escalation of an episode already open.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Policy {
+    pub notify: Vec<String>,
+    pub escalate_after_ms: Option<i64>,
+    pub escalate_to: Vec<String>,
+    pub digest: Option<DigestCadence>,
+}
+
+impl Policy {
+    /// The stored form (`incidents.policy`).
+    pub fn to_json(&self) -> String {
+        // Serializing strings, numbers and a fieldless enum cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+    }
+
+    /// Reads the stored form back; anything else (including `{}`, the column's default) is an
+    /// error: a policy read as empty would notify nobody and never escalate.
+    pub fn from_json(s: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(s)
+    }
+}
+
+/// One row of `incidents`. Times are epoch milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    pub id: i64,
+    pub incident_key: String,
+    pub episode: i64,
+    pub severity: Severity,
+    pub state: IncidentState,
+    pub title: String,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+    pub level: Option<String>,
+    pub culprit: Option<String>,
+    pub rule: Option<String>,
+    pub sentry_rule: Option<String>,
+    pub sentry_issue_id: Option<String>,
+    pub sentry_url: Option<String>,
+    pub release: Option<String>,
+    pub metric_value: Option<f64>,
+    pub event_count: i64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub opened_at: i64,
+    pub last_event_id: Option<i64>,
+    pub assignee: Option<String>,
+    pub acknowledged_at: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_via: Option<Via>,
+    pub resolved_at: Option<i64>,
+    pub resolved_by: Option<String>,
+    pub resolved_via: Option<Via>,
+    pub root_cause: Option<String>,
+    /// The policy frozen onto this episode when it opened.
+    #[serde(skip)]
+    pub policy: Policy,
+    pub next_escalation_at: Option<i64>,
+    pub escalation_step: i64,
+    pub escalation_version: i64,
+    pub pagerduty_incident_id: Option<String>,
+    pub notified_count: i64,
+    pub count_updated_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl Incident {
+    pub fn state(&self) -> IncidentState {
+        self.state
+    }
+
+    pub fn severity(&self) -> Severity {
+        self.severity
+    }
+
+    /// The policy frozen onto this episode when it opened.
+    pub fn frozen_policy(&self) -> Policy {
+        self.policy.clone()
+    }
+
+    /// PagerDuty dedup key: one PagerDuty incident per episode of ours.
+    pub fn dedup_key(&self) -> String {
+        dedup_key(self.id, self.episode)
+    }
+}
+
+/// `paiid-alerts-{id}-{episode}`: the PagerDuty dedup key of one episode of an incident.
+pub fn dedup_key(incident_id: i64, episode: i64) -> String {
+    format!("paiid-alerts-{incident_id}-{episode}")
+}
+
+/// [`dedup_key`] -> (incident id, episode).
+pub fn parse_dedup_key(key: &str) -> Option<(i64, i64)> {
+    let (id, episode) = key.strip_prefix("paiid-alerts-")?.split_once('-')?;
+    Some((id.parse().ok()?, episode.parse().ok()?))
+}
+
+/// An episode as it stood when it was resolved: what its post-mortem reports. Stored in the
+/// `detail` of the resolve and post-mortem deliveries, because the incident row may have moved on
+/// (reopened, resolved again) by the time the outbox sends them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedEpisode {
+    pub opened_at: i64,
+    pub acknowledged_at: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: i64,
+    pub resolved_by: Option<String>,
+    pub escalations_fired: i64,
+    pub root_cause: Option<String>,
+}
+
+impl ResolvedEpisode {
+    pub fn of(inc: &Incident) -> Option<Self> {
+        Some(Self {
+            opened_at: inc.opened_at,
+            acknowledged_at: inc.acknowledged_at,
+            acknowledged_by: inc.acknowledged_by.clone(),
+            resolved_at: inc.resolved_at?,
+            resolved_by: inc.resolved_by.clone(),
+            escalations_fired: inc.escalation_step,
+            root_cause: inc.root_cause.clone(),
+        })
+    }
+
+    /// The `detail` JSON a delivery carries it in.
+    pub fn to_detail(&self) -> String {
+        serde_json::json!({ "resolved_episode": self }).to_string()
+    }
+
+    pub fn from_detail(detail: &str) -> Option<Self> {
+        let mut v: serde_json::Value = serde_json::from_str(detail).ok()?;
+        serde_json::from_value(v.get_mut("resolved_episode")?.take()).ok()
+    }
+}
+
+/// The acknowledgement an `acknowledged` delivery reports, carried in the row's `detail`: the
+/// row may be sent after the incident was resolved or reopened, and the message must still say
+/// who acknowledged it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub by: Option<String>,
+    pub at: i64,
+}
+
+impl Acknowledgement {
+    /// The incident's current acknowledgement, if it has one.
+    pub fn of(inc: &Incident) -> Option<Self> {
+        Some(Self {
+            by: inc.acknowledged_by.clone(),
+            at: inc.acknowledged_at?,
+        })
+    }
+
+    /// The `detail` JSON a delivery carries it in.
+    pub fn to_detail(&self) -> String {
+        serde_json::json!({ "acknowledgement": self }).to_string()
+    }
+
+    pub fn from_detail(detail: &str) -> Option<Self> {
+        let mut v: serde_json::Value = serde_json::from_str(detail).ok()?;
+        serde_json::from_value(v.get_mut("acknowledgement")?.take()).ok()
+    }
+}
