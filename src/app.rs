@@ -88,7 +88,7 @@ impl Application {
                 "gave up on deliveries to channels no longer in the routing file (see /api/deliveries?status=dead)"
             );
         }
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(store.health.clone()));
         let builder = NotificationBuilder {
             store: store.clone(),
             public_url: public_url.clone(),

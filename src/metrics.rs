@@ -1,212 +1,375 @@
-//! Prometheus metrics in the text exposition format. A handful of labelled counters and
-//! summaries kept in one explicit registry (no global recorder), so tests can read them.
+//! Prometheus metrics: one explicit `prometheus-client` registry per application (no global
+//! recorder, so tests can read it), exposed at `/metrics` in the Prometheus text format.
+//!
+//! Three kinds of source end up in the one exposition:
+//! - in-process counters and histograms, updated where things happen (intake, outbox,
+//!   escalation) through the typed methods below;
+//! - the database gauges (`store::misc::gauges`), read at scrape time and written into their
+//!   families by [`Metrics::render`], which first clears label sets that no longer exist;
+//! - the storage write health (`store::health`), read at scrape time by a collector.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
-#[derive(Default)]
-struct Summary {
-    count: u64,
-    sum: f64,
-    max: f64,
-}
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-#[derive(Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
-    summaries: Mutex<BTreeMap<(&'static str, String), Summary>>,
-}
+use crate::store::health::WriteHealth;
+use crate::store::misc::Gauges;
 
-const HELP: &[(&str, &str, &str)] = &[
-    (
-        "paiid_webhooks_total",
-        "counter",
-        "Sentry webhooks answered, by outcome.",
-    ),
-    (
-        "paiid_intake_unparsed_total",
-        "counter",
-        "Sentry webhooks kept but not read (Sentry's envelope, unexpected content), by resource.",
-    ),
-    (
-        "paiid_deliveries_total",
-        "counter",
-        "Delivery attempts, by channel and outcome.",
-    ),
-    (
-        "paiid_deliveries_dead_total",
-        "counter",
-        "Deliveries given up on (permanent error or attempts exhausted), by channel.",
-    ),
-    (
-        "paiid_escalations_fired_total",
-        "counter",
-        "Escalations fired.",
-    ),
-    (
-        "paiid_escalation_lateness_seconds",
-        "summary",
-        "How late escalations fired after their due time.",
-    ),
-    (
-        "paiid_delivery_duration_seconds",
-        "summary",
-        "Time spent in one delivery attempt, by channel.",
-    ),
+/// The `Content-Type` of what [`Metrics::render`] returns (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Escalations fire on a timer that is woken at the due time: lateness is normally well under a
+/// second, and minutes to hours after downtime (fired on start-up).
+const LATENESS_BUCKETS: [f64; 12] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0,
 ];
 
-fn labels(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k}=\"{}\"",
-                v.replace('\\', "\\\\")
-                    .replace('"', "\\\"")
-                    .replace('\n', " ")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+/// One HTTP or SMTP exchange, bounded by `delivery.send_timeout` (10 s by default).
+const DURATION_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
 }
 
-impl Metrics {
-    pub fn inc(&self, name: &'static str, pairs: &[(&str, &str)]) {
-        if let Ok(mut c) = self.counters.lock() {
-            *c.entry((name, labels(pairs))).or_default() += 1;
-        }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabels {
+    channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelOutcomeLabels {
+    channel: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateSeverityLabels {
+    state: String,
+    severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelStatusLabels {
+    channel: String,
+    status: String,
+}
+
+/// The one label set of an unlabelled database gauge. A family rather than a bare gauge so that
+/// a scrape the database does not answer shows no value instead of the previous one.
+type NoLabels = [(&'static str, &'static str); 0];
+
+type SecondsGauge = Gauge<f64, AtomicU64>;
+
+type DurationFamily = Family<ChannelLabels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// The families filled from the database at scrape time.
+#[derive(Default)]
+struct DbGauges {
+    open_incidents: Family<StateSeverityLabels, Gauge>,
+    outbox: Family<ChannelStatusLabels, Gauge>,
+    outbox_lag: Family<NoLabels, SecondsGauge>,
+    escalations_pending: Family<NoLabels, Gauge>,
+    escalation_overdue: Family<NoLabels, SecondsGauge>,
+}
+
+impl DbGauges {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "paiid_incidents_open",
+            "Incidents not resolved, by state and severity",
+            self.open_incidents.clone(),
+        );
+        r.register(
+            "paiid_outbox_deliveries",
+            "Deliveries not (yet) delivered, by channel and status",
+            self.outbox.clone(),
+        );
+        r.register(
+            "paiid_outbox_lag_seconds",
+            "How long the oldest due delivery has waited (0 when the outbox is keeping up)",
+            self.outbox_lag.clone(),
+        );
+        r.register(
+            "paiid_escalations_pending",
+            "Incidents with an escalation timer set",
+            self.escalations_pending.clone(),
+        );
+        r.register(
+            "paiid_escalation_overdue_seconds",
+            "How far past its due time the most overdue escalation is (above a few seconds: the \
+             scheduler is stuck)",
+            self.escalation_overdue.clone(),
+        );
     }
 
-    pub fn observe(&self, name: &'static str, pairs: &[(&str, &str)], value: f64) {
-        if let Ok(mut s) = self.summaries.lock() {
-            let e = s.entry((name, labels(pairs))).or_default();
-            e.count += 1;
-            e.sum += value;
-            e.max = e.max.max(value);
+    /// Replaces every value with `g`'s; with `None` (database unavailable) the families are left
+    /// empty, so the scrape shows no stale value.
+    fn set(&self, g: Option<&Gauges>) {
+        self.open_incidents.clear();
+        self.outbox.clear();
+        self.outbox_lag.clear();
+        self.escalations_pending.clear();
+        self.escalation_overdue.clear();
+        let Some(g) = g else { return };
+        for (state, severity, n) in &g.open_incidents {
+            let labels = StateSeverityLabels {
+                state: state.clone(),
+                severity: severity.clone(),
+            };
+            self.open_incidents.get_or_create(&labels).set(*n);
         }
-    }
-
-    pub fn counter(&self, name: &'static str, pairs: &[(&str, &str)]) -> u64 {
-        self.counters
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&(name, labels(pairs))).copied())
-            .unwrap_or(0)
-    }
-
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        for (name, kind, help) in HELP {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            if let Ok(c) = self.counters.lock() {
-                for ((n, l), v) in c.iter().filter(|((n, _), _)| n == name) {
-                    let _ = writeln!(out, "{n}{{{l}}} {v}");
-                }
-            }
-            if let Ok(s) = self.summaries.lock() {
-                for ((n, l), v) in s.iter().filter(|((n, _), _)| n == name) {
-                    let _ = writeln!(
-                        out,
-                        "{n}_count{{{l}}} {}\n{n}_sum{{{l}}} {}\n{n}_max{{{l}}} {}",
-                        v.count, v.sum, v.max
-                    );
-                }
-            }
+        for (channel, status, n) in &g.deliveries {
+            let labels = ChannelStatusLabels {
+                channel: channel.clone(),
+                status: status.clone(),
+            };
+            self.outbox.get_or_create(&labels).set(*n);
         }
-        out
+        self.outbox_lag
+            .get_or_create(&[])
+            .set(seconds(g.outbox_lag_ms));
+        self.escalations_pending
+            .get_or_create(&[])
+            .set(g.escalations_pending);
+        self.escalation_overdue
+            .get_or_create(&[])
+            .set(seconds(g.escalation_overdue_ms));
     }
 }
 
-/// Gauges read from the database at scrape time (see `store::misc::gauges`).
-pub fn render_gauges(g: &crate::store::misc::Gauges) -> String {
-    let mut out = String::new();
-    let mut family = |name: &str, help: &str, samples: Vec<(String, String)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (l, v) in samples {
-            let _ = writeln!(out, "{name}{{{l}}} {v}");
-        }
-    };
-    family(
-        "paiid_incidents_open",
-        "Incidents not resolved, by state and severity.",
-        g.open_incidents
-            .iter()
-            .map(|(state, sev, n)| {
-                (
-                    labels(&[("state", state), ("severity", sev)]),
-                    n.to_string(),
-                )
-            })
-            .collect(),
-    );
-    family(
-        "paiid_outbox_deliveries",
-        "Deliveries not (yet) delivered, by channel and status.",
-        g.deliveries
-            .iter()
-            .map(|(ch, st, n)| (labels(&[("channel", ch), ("status", st)]), n.to_string()))
-            .collect(),
-    );
-    family(
-        "paiid_outbox_lag_seconds",
-        "How long the oldest due delivery has waited (0 when the outbox is keeping up).",
-        vec![(String::new(), seconds(g.outbox_lag_ms))],
-    );
-    family(
-        "paiid_escalations_pending",
-        "Incidents with an escalation timer set.",
-        vec![(String::new(), g.escalations_pending.to_string())],
-    );
-    family(
-        "paiid_escalation_overdue_seconds",
-        "How far past its due time the most overdue escalation is (above a few seconds: the scheduler is stuck).",
-        vec![(String::new(), seconds(g.escalation_overdue_ms))],
-    );
-    out
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
 }
 
 /// Whether the database takes writes, from the write paths and the probe (`store::health`).
-pub fn render_write_health(h: &crate::store::health::WriteHealth) -> String {
-    let failing = h.failing();
-    format!(
-        "# HELP paiid_storage_writable 1 while the database takes writes, 0 while writes fail (readiness fails with it).\n\
-         # TYPE paiid_storage_writable gauge\n\
-         paiid_storage_writable {}\n\
-         # HELP paiid_storage_write_failures_total Writes that failed (intake batches, workers, probes).\n\
-         # TYPE paiid_storage_write_failures_total counter\n\
-         paiid_storage_write_failures_total {}\n",
-        u8::from(failing.is_none()),
-        h.failures_total(),
-    )
+#[derive(Debug)]
+struct WriteHealthCollector(WriteHealth);
+
+impl Collector for WriteHealthCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let writable = ConstGauge::new(i64::from(self.0.failing().is_none()));
+        writable.encode(encoder.encode_descriptor(
+            "paiid_storage_writable",
+            "1 while the database takes writes, 0 while writes fail (readiness fails with it).",
+            None,
+            writable.metric_type(),
+        )?)?;
+        let failures = ConstCounter::new(self.0.failures_total());
+        failures.encode(encoder.encode_descriptor(
+            "paiid_storage_write_failures",
+            "Writes that failed (intake batches, workers, probes).",
+            None,
+            failures.metric_type(),
+        )?)
+    }
 }
 
-fn seconds(ms: i64) -> String {
-    format!("{:.3}", ms as f64 / 1000.0)
+pub struct Metrics {
+    registry: Registry,
+    /// Held from filling the database gauges until they are encoded, so that two concurrent
+    /// scrapes never see each other's half-filled families.
+    scrape: Mutex<()>,
+    webhooks: Family<OutcomeLabels, Counter>,
+    intake_unparsed: Family<ResourceLabels, Counter>,
+    deliveries: Family<ChannelOutcomeLabels, Counter>,
+    deliveries_dead: Family<ChannelLabels, Counter>,
+    delivery_duration: DurationFamily,
+    escalations_fired: Counter,
+    escalation_lateness: Histogram,
+    db: DbGauges,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new(WriteHealth::default())
+    }
+}
+
+impl Metrics {
+    /// `health` is the store's: its state is read at every scrape.
+    pub fn new(health: WriteHealth) -> Self {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            scrape: Mutex::new(()),
+            webhooks: Family::default(),
+            intake_unparsed: Family::default(),
+            deliveries: Family::default(),
+            deliveries_dead: Family::default(),
+            delivery_duration: Family::new_with_constructor(duration_histogram),
+            escalations_fired: Counter::default(),
+            escalation_lateness: Histogram::new(LATENESS_BUCKETS),
+            db: DbGauges::default(),
+        };
+        let r = &mut m.registry;
+        // Counter names are registered without `_total`: the encoder appends it.
+        r.register(
+            "paiid_webhooks",
+            "Sentry webhooks answered, by outcome",
+            m.webhooks.clone(),
+        );
+        r.register(
+            "paiid_intake_unparsed",
+            "Sentry webhooks kept but not read (Sentry's envelope, unexpected content), by \
+             resource",
+            m.intake_unparsed.clone(),
+        );
+        r.register(
+            "paiid_deliveries",
+            "Delivery attempts, by channel and outcome",
+            m.deliveries.clone(),
+        );
+        r.register(
+            "paiid_deliveries_dead",
+            "Deliveries given up on (permanent error or attempts exhausted), by channel",
+            m.deliveries_dead.clone(),
+        );
+        r.register(
+            "paiid_delivery_duration_seconds",
+            "Time spent in one delivery attempt, by channel",
+            m.delivery_duration.clone(),
+        );
+        r.register(
+            "paiid_escalations_fired",
+            "Escalations fired",
+            m.escalations_fired.clone(),
+        );
+        r.register(
+            "paiid_escalation_lateness_seconds",
+            "How late escalations fired after their due time",
+            m.escalation_lateness.clone(),
+        );
+        m.db.register(r);
+        r.register_collector(Box::new(WriteHealthCollector(health)));
+        m
+    }
+
+    /// A webhook answered: `outcome` is the intake status (`processed`, `duplicate`, ...).
+    pub fn webhook(&self, outcome: &str) {
+        self.webhooks
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// A webhook kept but not read, by Sentry resource.
+    pub fn intake_unparsed(&self, resource: &str) {
+        self.intake_unparsed
+            .get_or_create(&ResourceLabels {
+                resource: resource.to_string(),
+            })
+            .inc();
+    }
+
+    /// One delivery attempt and how it ended (`delivered`, `retry`, `dead`, ...).
+    pub fn delivery_attempt(&self, channel: &str, outcome: &str) {
+        self.deliveries
+            .get_or_create(&ChannelOutcomeLabels {
+                channel: channel.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// A delivery given up on.
+    pub fn delivery_dead(&self, channel: &str) {
+        self.deliveries_dead
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_string(),
+            })
+            .inc();
+    }
+
+    /// Time spent in one delivery attempt.
+    pub fn delivery_duration(&self, channel: &str, seconds: f64) {
+        self.delivery_duration
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// An escalation fired `lateness_seconds` after it was due.
+    pub fn escalation_fired(&self, lateness_seconds: f64) {
+        self.escalations_fired.inc();
+        self.escalation_lateness.observe(lateness_seconds);
+    }
+
+    /// The current value of an in-process counter, by its exposed name and labels (0 when it has
+    /// not been counted yet, or is not an in-process counter). For tests and diagnostics.
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let label = |key: &str| {
+            labels
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
+        };
+        match name {
+            "paiid_webhooks_total" => self
+                .webhooks
+                .get(&OutcomeLabels {
+                    outcome: label("outcome"),
+                })
+                .map_or(0, |c| c.get()),
+            "paiid_intake_unparsed_total" => self
+                .intake_unparsed
+                .get(&ResourceLabels {
+                    resource: label("resource"),
+                })
+                .map_or(0, |c| c.get()),
+            "paiid_deliveries_total" => self
+                .deliveries
+                .get(&ChannelOutcomeLabels {
+                    channel: label("channel"),
+                    outcome: label("outcome"),
+                })
+                .map_or(0, |c| c.get()),
+            "paiid_deliveries_dead_total" => self
+                .deliveries_dead
+                .get(&ChannelLabels {
+                    channel: label("channel"),
+                })
+                .map_or(0, |c| c.get()),
+            "paiid_escalations_fired_total" => self.escalations_fired.get(),
+            _ => 0,
+        }
+    }
+
+    /// The exposition, with the database gauges set from `db` (`None`: the database did not
+    /// answer, and they are left out rather than shown stale).
+    pub fn render(&self, db: Option<&Gauges>) -> Result<String, std::fmt::Error> {
+        // A panic while holding the lock leaves nothing half-done that the next scrape does not
+        // overwrite, so a poisoned lock is used as is.
+        let _scrape = self
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.db.set(db);
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn renders_prometheus_text() {
-        let m = super::Metrics::default();
-        m.inc(
-            "paiid_deliveries_total",
-            &[("channel", "slack\"x"), ("outcome", "delivered")],
-        );
-        m.observe("paiid_escalation_lateness_seconds", &[], 0.25);
-        let text = m.render();
-        assert!(
-            text.contains("paiid_deliveries_total{channel=\"slack\\\"x\",outcome=\"delivered\"} 1"),
-            "{text}"
-        );
-        assert!(text.contains("paiid_escalation_lateness_seconds_count{} 1"));
-        assert_eq!(
-            m.counter(
-                "paiid_deliveries_total",
-                &[("channel", "slack\"x"), ("outcome", "delivered")]
-            ),
-            1
-        );
-    }
-}
+mod tests;

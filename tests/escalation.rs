@@ -606,10 +606,10 @@ async fn metrics_show_a_stuck_scheduler_and_outbox() {
         "paiid_incidents_open{state=\"triggered\",severity=\"critical\"} 1",
         "paiid_outbox_deliveries{channel=\"slack-alerts\",status=\"pending\"} 1",
         // The Slack post was due at intake, 20 minutes ago.
-        "paiid_outbox_lag_seconds{} 1200.000",
-        "paiid_escalations_pending{} 1",
+        "paiid_outbox_lag_seconds 1200.0",
+        "paiid_escalations_pending 1",
         // Due 15 minutes after opening: 5 minutes overdue.
-        "paiid_escalation_overdue_seconds{} 300.000",
+        "paiid_escalation_overdue_seconds 300.0",
     ] {
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
     }

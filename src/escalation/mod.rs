@@ -94,9 +94,7 @@ impl Scheduler {
             tx.commit().await?;
             self.wakers.after_commit(&fx);
             for l in &lateness {
-                self.metrics.inc("paiid_escalations_fired_total", &[]);
-                self.metrics
-                    .observe("paiid_escalation_lateness_seconds", &[], *l);
+                self.metrics.escalation_fired(*l);
             }
             if !lateness.is_empty() {
                 tracing::warn!(

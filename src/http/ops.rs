@@ -24,21 +24,17 @@ pub fn router() -> Router<AppState> {
         .route("/api/test-alert", post(test_alert))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut body = state.metrics.render();
-    body.push_str(&crate::metrics::render_write_health(&state.store.health));
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     // A scrape must still answer when the database does not: the counters say a lot then.
-    match misc::gauges(&state.store.read, state.clock.now_ms()).await {
-        Ok(g) => body.push_str(&crate::metrics::render_gauges(&g)),
-        Err(e) => tracing::warn!(error = %e, "metrics: database gauges unavailable"),
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
+    let gauges = misc::gauges(&state.store.read, state.clock.now_ms())
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "metrics: database gauges unavailable"))
+        .ok();
+    let body = state
+        .metrics
+        .render(gauges.as_ref())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("metrics encoding failed: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body))
 }
 
 #[derive(Deserialize)]

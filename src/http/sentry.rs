@@ -99,14 +99,9 @@ async fn receive(
         IngestOutcome::Duplicate { .. } => "duplicate",
         IngestOutcome::Accepted { status, .. } => status,
     };
-    state
-        .metrics
-        .inc("paiid_webhooks_total", &[("outcome", label)]);
+    state.metrics.webhook(label);
     if label == "unparsed" {
-        state.metrics.inc(
-            "paiid_intake_unparsed_total",
-            &[("resource", metric_resource)],
-        );
+        state.metrics.intake_unparsed(metric_resource);
     }
     Ok(match outcome {
         IngestOutcome::Duplicate { event_id } => (

@@ -216,11 +216,8 @@ impl OutboxWorker {
             Message::Notice(notice) => channel.announce(notice).await,
         };
         let took = timer.elapsed();
-        self.metrics.observe(
-            "paiid_delivery_duration_seconds",
-            &[("channel", &d.channel)],
-            took.as_secs_f64(),
-        );
+        self.metrics
+            .delivery_duration(&d.channel, took.as_secs_f64());
         self.finish(
             d,
             started_at,
@@ -329,14 +326,10 @@ impl OutboxWorker {
             remote,
         };
         deliveries::record_attempt(&self.store.write, d, &result).await?;
-        self.metrics.inc(
-            "paiid_deliveries_total",
-            &[("channel", &d.channel), ("outcome", label)],
-        );
+        self.metrics.delivery_attempt(&d.channel, label);
         match new_status {
             "dead" => {
-                self.metrics
-                    .inc("paiid_deliveries_dead_total", &[("channel", &d.channel)]);
+                self.metrics.delivery_dead(&d.channel);
                 tracing::error!(status = ?status_code, reason = %result.response, attempt, "delivery is dead: it will not be retried");
             }
             "failed" => {
