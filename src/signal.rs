@@ -3,6 +3,8 @@
 
 use tokio::sync::watch;
 
+use crate::domain::Effects;
+
 #[derive(Clone, Debug)]
 pub struct Signal {
     tx: watch::Sender<u64>,
@@ -37,6 +39,24 @@ impl Waiter {
     pub async fn wait(&mut self) {
         if self.rx.changed().await.is_err() {
             std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Wake-ups for the tasks that act on what was committed.
+#[derive(Clone, Default)]
+pub struct Wakers {
+    pub outbox: Signal,
+    pub scheduler: Signal,
+}
+
+impl Wakers {
+    pub fn after_commit(&self, fx: &Effects) {
+        if !fx.deliveries.is_empty() {
+            self.outbox.notify();
+        }
+        if fx.timers_changed {
+            self.scheduler.notify();
         }
     }
 }

@@ -18,7 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(65);
+pub use crate::settings::DEFAULT_HEADER_READ_TIMEOUT;
 pub const MAX_CONNECTIONS: usize = 4096;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 

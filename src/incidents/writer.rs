@@ -15,7 +15,6 @@ use crate::clock::SharedClock;
 use crate::config::RoutingConfig;
 use crate::domain::Via;
 use crate::intake::{AlertFacts, Meaning};
-use crate::signal::Signal;
 use crate::store::incidents::{self as sql, NewEvent};
 use crate::store::{Store, StoreError};
 
@@ -74,23 +73,7 @@ impl WriterHandle {
     }
 }
 
-/// Wake-ups for the tasks that act on what was committed.
-#[derive(Clone, Default)]
-pub struct Wakers {
-    pub outbox: Signal,
-    pub scheduler: Signal,
-}
-
-impl Wakers {
-    pub fn after_commit(&self, fx: &Effects) {
-        if !fx.deliveries.is_empty() {
-            self.outbox.notify();
-        }
-        if fx.timers_changed {
-            self.scheduler.notify();
-        }
-    }
-}
+pub use crate::signal::Wakers;
 
 pub struct Writer {
     store: Store,

@@ -25,8 +25,7 @@ use super::{
 };
 use crate::text::truncate_chars;
 
-/// Events API endpoint when `PAGERDUTY_EVENTS_URL` is unset.
-pub const DEFAULT_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+pub use crate::settings::DEFAULT_PAGERDUTY_EVENTS_URL as DEFAULT_EVENTS_URL;
 /// Per-request timeout; the outbox retries.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -29,8 +29,7 @@ use super::{
 };
 use blocks::*;
 
-/// Slack Web API base when `SLACK_API_URL` is unset.
-pub const DEFAULT_API_BASE: &str = "https://slack.com/api";
+pub use crate::settings::DEFAULT_SLACK_API_BASE as DEFAULT_API_BASE;
 /// Per-request timeout. The outbox retries, so a slow Slack must not hold a worker for long.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 

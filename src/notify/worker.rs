@@ -350,8 +350,7 @@ impl OutboxWorker {
             &self.store.write,
             self.clock.now_ms(),
             interval,
-            move |policy| {
-                let p: Policy = serde_json::from_str(policy).unwrap_or_default();
+            move |p: &Policy| {
                 let mut out: Vec<String> = p
                     .notify
                     .iter()

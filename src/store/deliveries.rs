@@ -5,8 +5,8 @@
 use serde::Serialize;
 use sqlx::{SqliteConnection, SqlitePool};
 
-use super::StoreError;
-use crate::domain::{RemoteRef, RemoteState};
+use super::{CorruptRow, StoreError};
+use crate::domain::{Policy, RemoteRef, RemoteState};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Delivery {
@@ -358,7 +358,7 @@ pub async fn enqueue_count_updates(
     pool: &SqlitePool,
     now: i64,
     interval_ms: i64,
-    channels_for: impl Fn(&str) -> Vec<String>,
+    channels_for: impl Fn(&Policy) -> Vec<String>,
 ) -> Result<usize, StoreError> {
     let mut tx = pool.begin().await?;
     let due: Vec<(i64, i64, String)> = sqlx::query_as(
@@ -372,7 +372,19 @@ pub async fn enqueue_count_updates(
     .await?;
     let mut enqueued = 0;
     for (id, episode, policy) in &due {
-        for channel in channels_for(policy) {
+        // An unreadable policy tells us no channel: logged, and the row is not refreshed.
+        let Ok(policy) = Policy::from_json(policy).map_err(|e| {
+            CorruptRow {
+                table: "incidents",
+                id: *id,
+                field: "policy",
+                reason: e.to_string(),
+            }
+            .logged()
+        }) else {
+            continue;
+        };
+        for channel in channels_for(&policy) {
             // One waiting update per card is enough (it shows the count when it is sent): while
             // Slack is down they must not pile up ahead of new alerts.
             let r = sqlx::query(

@@ -76,31 +76,7 @@ impl CorruptRow {
     }
 }
 
-/// How hard each commit is pushed to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// WAL + synchronous=NORMAL: survives a process crash (SIGKILL), but commits answered 2xx
-    /// may be lost when the OS or the file system fails (power loss, a file system forced
-    /// read-only: 15 of 190 were lost in a test). Opt-in, for a faster intake.
-    Normal,
-    /// WAL + synchronous=FULL: every commit is on disk before its webhook is answered. The
-    /// default: Sentry never resends a webhook it got a 2xx for.
-    #[default]
-    Full,
-}
-
-impl FromStr for Durability {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "normal" => Ok(Self::Normal),
-            "full" => Ok(Self::Full),
-            other => Err(format!(
-                "unknown durability `{other}` (expected normal or full)"
-            )),
-        }
-    }
-}
+pub use crate::settings::Durability;
 
 #[derive(Clone, Debug)]
 pub struct Store {
