@@ -1,5 +1,6 @@
-//! Escaping and truncation for text that leaves the service (Slack mrkdwn, HTML mail and pages,
-//! vendor fields with length limits). One copy of each, so that a fix reaches every channel.
+//! Escaping, truncation and duration wording for text that leaves the service (Slack mrkdwn,
+//! HTML mail and pages, digests, vendor fields with length limits). One copy of each, so that a
+//! fix reaches every channel. Imports nothing from the crate: every layer may use it.
 
 /// At most `max` characters, cut on a character boundary, an ellipsis (counted) marking the cut.
 pub fn truncate_chars(s: &str, max: usize) -> String {
@@ -34,6 +35,29 @@ pub fn html_escape(s: &str) -> String {
     })
 }
 
+/// A span of time for people, in one spelling everywhere (messages, post-mortems, digests,
+/// pages, timeline notes): the largest unit and the next one. `350ms`, `45s`, `4m 10s`,
+/// `15m 0s`, `1h 5m`, `2d 3h`. Negative spans read `0s`.
+pub fn duration(ms: i64) -> String {
+    if ms <= 0 {
+        return "0s".to_string();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = ms / 1000;
+    let (days, hours, mins, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {mins}m")
+    } else if mins > 0 {
+        format!("{mins}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
 fn escape_with(s: &str, entity: impl Fn(char) -> Option<&'static str>) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -54,6 +78,30 @@ mod tests {
         assert_eq!(truncate_chars("ééééé", 3), "éé…");
         assert_eq!(truncate_chars("abc", 3), "abc");
         assert_eq!(truncate_chars("abcd", 0), "…");
+    }
+
+    #[test]
+    fn durations_have_one_spelling() {
+        for (ms, text) in [
+            (-5_000, "0s"),
+            (0, "0s"),
+            (350, "350ms"),
+            (999, "999ms"),
+            (1_000, "1s"),
+            (45_000, "45s"),
+            (250_000, "4m 10s"),
+            (900_000, "15m 0s"),
+            (1_800_999, "30m 0s"),
+            (3_600_000, "1h 0m"),
+            (3_900_000, "1h 5m"),
+            (3_930_000, "1h 5m"),
+            (4_500_000, "1h 15m"),
+            (86_400_000, "1d 0h"),
+            (183_600_000, "2d 3h"),
+            (i64::MAX, "106751991167d 7h"),
+        ] {
+            assert_eq!(duration(ms), text, "{ms} ms");
+        }
     }
 
     #[test]

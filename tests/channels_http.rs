@@ -548,7 +548,13 @@ async fn slack_bot_post_update_and_thread_flow() {
     assert!(matches!(out, SendOutcome::Delivered { .. }), "{out:?}");
     let replies = slack.thread_replies(&ts);
     assert_eq!(replies.len(), 1);
-    assert!(replies[0].text.as_deref().unwrap().contains("15 min"));
+    assert!(
+        replies[0]
+            .text
+            .as_deref()
+            .unwrap()
+            .contains("not acknowledged after 15m 0s")
+    );
     assert_eq!(replies[0].body["reply_broadcast"], true);
 
     // Acknowledged: card shows who/when, ack buttons gone, thread reply.

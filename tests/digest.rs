@@ -835,7 +835,7 @@ async fn weekly_summary_figures() {
         "  critical           2      2         1  15m 0s    1h 10m",
         "  high               2      1         1  30m 0s    1h 30m",
         "  medium             1      0         0  n/a       n/a",
-        "  critical: 1 fired on 1 incident (worst lateness 250 ms)",
+        "  critical: 1 fired on 1 incident (worst lateness 250ms)",
         "  high: 1 fired on 1 incident (worst lateness 1s)",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");

@@ -85,17 +85,6 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
-/// Formats a span of time for people: `4m 10s`, `2h 5m`, `12s`.
-pub fn humanize(d: chrono::Duration) -> String {
-    let secs = d.num_seconds().max(0);
-    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m {s}s"),
-        _ => format!("{h}h {m}m"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +132,5 @@ mod tests {
     fn displays_compactly() {
         assert_eq!(HumanDuration::parse("15m").unwrap().to_string(), "15m");
         assert_eq!(HumanDuration::parse("500ms").unwrap().to_string(), "500ms");
-        assert_eq!(humanize(chrono::Duration::seconds(250)), "4m 10s");
     }
 }

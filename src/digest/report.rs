@@ -10,9 +10,9 @@ use chrono_tz::Tz;
 
 use crate::classification::Severity;
 use crate::clock::ms_to_datetime;
-use crate::config::duration::humanize;
 use crate::store::digests::{self, DigestIncident, EscalationTally, NoisyIncident, SeverityTally};
 use crate::store::{Store, StoreError};
+use crate::text::duration;
 
 use super::render::DigestTemplates;
 
@@ -436,17 +436,13 @@ pub fn mean_ms(total_ms: i64, count: i64) -> Option<i64> {
 
 fn fmt_mean(ms: Option<i64>) -> String {
     match ms {
-        Some(ms) => humanize(chrono::Duration::milliseconds(ms)),
+        Some(ms) => duration(ms),
         None => "n/a".to_string(),
     }
 }
 
 fn fmt_lateness(ms: i64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else {
-        humanize(chrono::Duration::milliseconds(ms))
-    }
+    duration(ms)
 }
 
 // ---------- small helpers ----------

@@ -558,7 +558,7 @@ pub fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Option<Effe
         Some(Via::Scheduler),
         Some(format!(
             "no acknowledgement after {}; paged {}",
-            crate::config::duration::humanize(chrono::Duration::milliseconds(waited)),
+            crate::text::duration(waited),
             policy.escalate_to.join(", ")
         )),
     );

@@ -5,18 +5,16 @@
 
 use std::sync::Arc;
 
-use chrono::Duration;
-
 use super::RemoteState;
 use super::message::{Acknowledgement, DeliveryRef, Notification, NotificationKind, PostMortem};
 use super::notice::{Notice, NoticeError, NoticeKind, UnreadablePayload};
 use super::{event_details, redact};
 use crate::auth::ack_token::{AckAction, AckClaims, AckKeys};
 use crate::clock::{SharedClock, ms_to_datetime};
-use crate::config::duration::humanize;
 use crate::incidents::model::{Incident, IncidentState, ResolvedEpisode};
 use crate::store::{Store, StoreError};
 use crate::store::{deliveries, misc};
+use crate::text::duration;
 
 /// Acknowledge links stay valid this long: long enough for a weekend, short enough that an old
 /// mail cannot act on next month's incident.
@@ -211,7 +209,7 @@ fn format_metric(v: f64, inc: &Incident) -> String {
 }
 
 fn post_mortem(e: &ResolvedEpisode) -> PostMortem {
-    let span = |from: i64, to: i64| humanize(Duration::milliseconds(to - from));
+    let span = |from: i64, to: i64| duration(to - from);
     PostMortem {
         opened_at: ms_to_datetime(e.opened_at),
         acknowledged_at: e.acknowledged_at.map(ms_to_datetime),

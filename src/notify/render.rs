@@ -33,7 +33,7 @@
 //! - `is_open`: not yet acknowledged or resolved;
 //! - `ack_link`: `ack_url` while the incident is open and the message is not itself an
 //!   acknowledgement / resolution / post-mortem, otherwise none: use it for Acknowledge buttons;
-//! - `event_count_text` (`1 event`, `12,345 events`), `waited_text` (`15 min`, `1 h 5 min`);
+//! - `event_count_text` (`1 event`, `12,345 events`), `waited_text` (`15m 0s`, `1h 5m`);
 //! - `show_details`: true for the kinds that describe the failure (opened, severity_raised,
 //!   escalation, count_update, test);
 //! - `pm`: post-mortem figures, always present: `post_mortem` when given, otherwise derived
@@ -42,7 +42,8 @@
 //!   `root_cause`).
 //!
 //! Filters beyond minijinja's builtins: `datetime` (RFC 3339 → `2026-11-29 08:02:13 UTC`, or a
-//! chrono format: `datetime("%H:%M:%S")`) and `truncate(n)` (characters, marks the cut with `…`).
+//! chrono format: `datetime("%H:%M:%S")`), `truncate(n)` (characters, marks the cut with `…`) and
+//! `duration` (milliseconds → `4m 10s`, the spelling of every other span of time).
 //! Templates may `{% include "default/slack_text" %}` (likewise `default/email_subject`,
 //! `default/email_text`, `default/email_html`, `default/pagerduty_summary`).
 
@@ -57,7 +58,7 @@ use serde::Serialize;
 
 use super::message::{Breadcrumb, PostMortem};
 use super::{Notification, NotificationKind};
-use crate::text::{html_escape, slack_escape, truncate_chars};
+use crate::text::{duration, html_escape, slack_escape, truncate_chars};
 
 /// PagerDuty Events v2 rejects summaries longer than this.
 pub const PAGERDUTY_SUMMARY_MAX: usize = 1024;
@@ -391,6 +392,7 @@ fn base_environment() -> Environment<'static> {
     env.set_formatter(format_value);
     env.add_filter("datetime", datetime_filter);
     env.add_filter("truncate", truncate_filter);
+    env.add_filter("duration", crate::templates::duration_filter);
     for output in Output::ALL {
         if let Err(e) = env.add_template(output.default_name(), output.default_source()) {
             // Compile-time constants; a failure is a bug caught by the tests, and rendering then
@@ -503,33 +505,12 @@ fn severity_color(severity: &str) -> &'static str {
     }
 }
 
-/// `45s`, `4m 10s`, `1h 5m`, `2d 3h`.
-pub fn human_duration(d: ChronoDuration) -> String {
-    let secs = d.num_seconds().max(0);
-    let (days, hours, mins, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    if days > 0 {
-        format!("{days}d {hours}h")
-    } else if hours > 0 {
-        format!("{hours}h {mins}m")
-    } else if mins > 0 {
-        format!("{mins}m {s}s")
-    } else {
-        format!("{s}s")
-    }
+fn waited_text(minutes: i64) -> String {
+    duration(minutes.saturating_mul(60_000))
 }
 
-fn waited_text(minutes: i64) -> String {
-    let minutes = minutes.max(0);
-    if minutes >= 60 {
-        let (h, m) = (minutes / 60, minutes % 60);
-        if m == 0 {
-            format!("{h} h")
-        } else {
-            format!("{h} h {m} min")
-        }
-    } else {
-        format!("{minutes} min")
-    }
+fn span_text(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    duration((to - from).num_milliseconds())
 }
 
 /// `12,345 events`.
@@ -579,8 +560,8 @@ impl PmView {
             acknowledged_at: n.acknowledged_at,
             acknowledged_by: n.acknowledged_by.clone(),
             resolved_at: n.resolved_at,
-            time_to_acknowledge: n.acknowledged_at.map(|t| human_duration(t - opened)),
-            time_to_resolve: n.resolved_at.map(|t| human_duration(t - opened)),
+            time_to_acknowledge: n.acknowledged_at.map(|t| span_text(opened, t)),
+            time_to_resolve: n.resolved_at.map(|t| span_text(opened, t)),
             escalations_fired: 0,
             root_cause: None,
         }

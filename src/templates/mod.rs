@@ -62,7 +62,9 @@ pub mod digest {
 /// - `link(label)`: an `<a href>` for an http(s) URL, with `label` as its text (default: the
 ///   URL). Any other scheme (`javascript:`, `data:`, from a webhook body) is shown as text,
 ///   never as a clickable link; `none` prints nothing;
-/// - `ljust(width)` / `rjust(width)`: pads to `width` characters, for aligned plain-text tables.
+/// - `ljust(width)` / `rjust(width)`: pads to `width` characters, for aligned plain-text tables;
+/// - `duration`: milliseconds as people read them (`4m 10s`), the one spelling of
+///   [`crate::text::duration`].
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     // Block tags on their own lines leave no blank line behind.
@@ -87,6 +89,7 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("link", link_filter);
     env.add_filter("ljust", ljust_filter);
     env.add_filter("rjust", rjust_filter);
+    env.add_filter("duration", duration_filter);
     env
 }
 
@@ -143,6 +146,12 @@ fn link_filter(url: &Value, label: Option<String>) -> Value {
         }
     };
     Value::from_safe_string(html)
+}
+
+/// Registered for notification templates too (`notify::render`), so that every template spells
+/// a span of time the way messages and digests do.
+pub fn duration_filter(ms: i64) -> String {
+    crate::text::duration(ms)
 }
 
 fn pad(value: &Value, width: usize) -> (String, String) {

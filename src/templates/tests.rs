@@ -96,3 +96,13 @@ fn every_page_template_compiles() {
             .unwrap_or_else(|e| panic!("{name}: {}", describe(&e)));
     }
 }
+
+#[test]
+fn duration_filter_spells_like_the_messages() {
+    let out = render(
+        "{{ a|duration }} / {{ b|duration }} / {{ c|duration }}",
+        "d.txt",
+        minijinja::context! { a => 250_000, b => 4_500_000, c => 250 },
+    );
+    assert_eq!(out, "4m 10s / 1h 15m / 250ms");
+}

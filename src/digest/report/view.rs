@@ -69,7 +69,7 @@ pub struct TotalsView {
     /// `3 escalations`
     pub escalations_text: String,
     pub escalated_incidents: i64,
-    /// `250 ms`, `1s`
+    /// `250ms`, `1s`
     pub worst_lateness: String,
 }
 

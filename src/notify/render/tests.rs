@@ -176,11 +176,11 @@ fn escalation_says_so_and_how_long() {
             out.contains("ESCALATION") || out.contains("Escalation"),
             "{out}"
         );
-        assert!(out.contains("1 h 15 min"), "{out}");
+        assert!(out.contains("1h 15m"), "{out}");
     }
     assert!(
         t.email_subject(&n)
-            .starts_with("[CRITICAL] ESCALATION, unacknowledged for 1 h 15 min: ")
+            .starts_with("[CRITICAL] ESCALATION, unacknowledged for 1h 15m: ")
     );
 }
 
@@ -399,17 +399,25 @@ fn helpers() {
     assert_eq!(event_count_text(1), "1 event");
     assert_eq!(event_count_text(0), "0 events");
     assert_eq!(event_count_text(1_234_567), "1,234,567 events");
-    assert_eq!(human_duration(ChronoDuration::seconds(45)), "45s");
-    assert_eq!(human_duration(ChronoDuration::seconds(250)), "4m 10s");
-    assert_eq!(human_duration(ChronoDuration::seconds(3900)), "1h 5m");
-    assert_eq!(human_duration(ChronoDuration::seconds(183_600)), "2d 3h");
-    assert_eq!(human_duration(ChronoDuration::seconds(-5)), "0s");
-    assert_eq!(waited_text(15), "15 min");
-    assert_eq!(waited_text(60), "1 h");
+    assert_eq!(waited_text(15), "15m 0s");
+    assert_eq!(waited_text(60), "1h 0m");
+    assert_eq!(waited_text(-3), "0s");
     assert_eq!(clip_bytes("ééé", 4), "…");
     assert_eq!(clip_bytes("abcdef", 5), "ab…");
     assert_eq!(
         format!("{:?}", Templates::defaults()),
         "Templates { overrides: [] }"
     );
+}
+
+#[test]
+fn duration_filter_in_overrides() {
+    let env = base_environment();
+    let out = env
+        .render_str(
+            "{{ ms|duration }}",
+            minijinja::context! { ms => 183_600_000 },
+        )
+        .unwrap();
+    assert_eq!(out, "2d 3h");
 }

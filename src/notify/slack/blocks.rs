@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::incidents::model::parse_dedup_key;
 use crate::notify::{Notification, NotificationKind};
-use crate::text::{slack_escape as escape, truncate_chars};
+use crate::text::{duration, slack_escape as escape, truncate_chars};
 
 // Block Kit limits (https://api.slack.com/reference/block-kit). Counted in characters.
 pub(super) const MAX_BLOCKS: usize = 50;
@@ -250,7 +250,10 @@ pub(super) fn reported_line(n: &Notification) -> Option<String> {
 pub(super) fn event_line(n: &Notification) -> Option<String> {
     match n.kind {
         NotificationKind::Escalation => Some(match n.waited_minutes {
-            Some(m) => format!(":rotating_light: *Escalated*: not acknowledged after {m} min"),
+            Some(m) => format!(
+                ":rotating_light: *Escalated*: not acknowledged after {}",
+                duration(m.saturating_mul(60_000))
+            ),
             None => ":rotating_light: *Escalated*: not acknowledged in time".to_string(),
         }),
         NotificationKind::SeverityRaised => Some(format!(
