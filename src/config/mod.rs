@@ -282,6 +282,20 @@ pub struct DigestConfig {
     pub empty_note: String,
 }
 
+/// Delay after the 1st, 2nd, ... failed delivery attempt when `delivery.retry_schedule` is not
+/// set (the last entry repeats): with [`DEFAULT_MAX_ATTEMPTS`], the last attempt comes about
+/// 2 h 43 min after the first failure, long enough to ride out a typical provider incident.
+pub const DEFAULT_RETRY_SCHEDULE: [std::time::Duration; 6] = [
+    std::time::Duration::from_secs(5),
+    std::time::Duration::from_secs(30),
+    std::time::Duration::from_secs(2 * 60),
+    std::time::Duration::from_secs(10 * 60),
+    std::time::Duration::from_secs(30 * 60),
+    std::time::Duration::from_secs(60 * 60),
+];
+/// Attempts, the first included, when `delivery.max_attempts` is not set.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
     pub retry_schedule: Vec<std::time::Duration>,
@@ -524,12 +538,7 @@ impl RoutingConfig {
             .delivery
             .retry_schedule
             .map(|v| v.into_iter().map(|d| d.0).collect::<Vec<_>>())
-            .unwrap_or_else(|| {
-                ["5s", "30s", "2m", "10m", "30m", "1h"]
-                    .iter()
-                    .filter_map(|s| HumanDuration::parse(s).ok().map(|d| d.0))
-                    .collect()
-            });
+            .unwrap_or_else(|| DEFAULT_RETRY_SCHEDULE.to_vec());
         if retry_schedule.is_empty() {
             return Err(err(
                 None,
@@ -538,7 +547,11 @@ impl RoutingConfig {
         }
         let delivery = DeliverySettings {
             retry_schedule,
-            max_attempts: raw.delivery.max_attempts.unwrap_or(8).max(1),
+            max_attempts: raw
+                .delivery
+                .max_attempts
+                .unwrap_or(DEFAULT_MAX_ATTEMPTS)
+                .max(1),
             slack_update_interval: raw
                 .delivery
                 .slack_update_interval

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+pub use super::transport::MAX_RETRY_AFTER;
+use crate::config::{DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_SCHEDULE};
+
 /// Longest delay the schedule alone produces. A page an hour late is already a failure; longer
 /// only when the server explicitly asks for it.
 pub const MAX_DELAY: Duration = Duration::from_secs(3600);
-
-/// Longest `Retry-After` honoured. A misconfigured or hostile server asking for a week must not
-/// park a delivery for a week; after a day the schedule's own limit applies.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Delay used if the schedule is configured empty: a cautious minute rather than a hot loop.
 const EMPTY_SCHEDULE_DELAY: Duration = Duration::from_secs(60);
@@ -31,19 +30,11 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 1 h: the eighth and last attempt comes about
-    /// 2 h 43 min after the first failure, long enough to ride out a typical provider incident.
+    /// The configuration's defaults ([`DEFAULT_RETRY_SCHEDULE`], [`DEFAULT_MAX_ATTEMPTS`]).
     fn default() -> Self {
         RetryPolicy {
-            schedule: vec![
-                Duration::from_secs(5),
-                Duration::from_secs(30),
-                Duration::from_secs(2 * 60),
-                Duration::from_secs(10 * 60),
-                Duration::from_secs(30 * 60),
-                Duration::from_secs(60 * 60),
-            ],
-            max_attempts: 8,
+            schedule: DEFAULT_RETRY_SCHEDULE.to_vec(),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             jitter: 0.2,
         }
     }
@@ -55,7 +46,8 @@ impl RetryPolicy {
     /// - `attempt`: attempts made so far (≥ 1; 0 is treated as 1).
     /// - `retry_after`: the server's `Retry-After`, if any. It is a floor, honoured exactly:
     ///   jitter only ever adds to it (so a burst of 429s from one channel spreads out without
-    ///   anyone retrying early). Capped at [`MAX_RETRY_AFTER`].
+    ///   anyone retrying early). The server's value is capped at [`MAX_RETRY_AFTER`] (the
+    ///   channels' parser caps it already; this keeps any other caller to the same limit).
     /// - `rand01`: uniform in `[0, 1]` (e.g. `fastrand::f64()`); out-of-range or NaN values are
     ///   clamped rather than trusted.
     ///
@@ -96,21 +88,19 @@ impl RetryPolicy {
             return Some(scheduled);
         };
         let floor = retry_after.min(MAX_RETRY_AFTER);
-        // Only upward jitter on top of the server's value, and never past the 24 h cap.
-        let jittered_floor = floor
-            .saturating_add(scale(floor, jitter * rand01))
-            .min(MAX_RETRY_AFTER);
+        // Only upward jitter on top of the server's value.
+        let jittered_floor = floor.saturating_add(scale(floor, jitter * rand01));
         Some(scheduled.max(jittered_floor))
     }
 }
 
-/// `d * factor`, saturating at [`MAX_RETRY_AFTER`] on overflow, NaN or negative factors.
+/// `d * factor`, saturating on overflow, zero for NaN or negative factors.
 /// (`Duration::mul_f64` panics on those.)
 fn scale(d: Duration, factor: f64) -> Duration {
     if !factor.is_finite() || factor <= 0.0 {
         return Duration::ZERO;
     }
-    Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(MAX_RETRY_AFTER)
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).unwrap_or(Duration::MAX)
 }
 
 /// Parses a `Retry-After` header value: delta-seconds (`120`) or an HTTP-date (IMF-fixdate

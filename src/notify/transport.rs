@@ -8,9 +8,11 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use super::SendOutcome;
 
-/// A bogus `Retry-After` (days) must not park a delivery forever; the worker's own backoff takes
-/// over beyond this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Longest `Retry-After` honoured, the one limit for every channel: it bounds both the retry of
+/// the delivery (`retry::RetryPolicy::next_delay` adds at most its jitter on top) and the pause
+/// of the destination's rate limit. A bogus or hostile `Retry-After` (days) must not park
+/// deliveries that long; a page an hour late is already a failure.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// `Retry-After` as delay-seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {

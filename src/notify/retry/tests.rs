@@ -72,9 +72,15 @@ fn retry_after_is_a_floor_and_jitter_only_adds() {
 }
 
 #[test]
-fn retry_after_may_exceed_one_hour_but_not_a_day() {
+fn retry_after_is_capped_once_at_the_channels_limit() {
+    // One limit for the server's value, the channels' (transport) one: an hour.
+    assert_eq!(MAX_RETRY_AFTER, secs(3600));
     let p = no_jitter();
-    assert_eq!(p.next_delay(1, Some(secs(7200)), 0.5), Some(secs(7200)));
+    assert_eq!(p.next_delay(1, Some(secs(1800)), 0.5), Some(secs(1800)));
+    assert_eq!(
+        p.next_delay(1, Some(secs(7200)), 0.5),
+        Some(MAX_RETRY_AFTER)
+    );
     assert_eq!(
         p.next_delay(1, Some(secs(7 * 24 * 3600)), 0.5),
         Some(MAX_RETRY_AFTER)
@@ -83,14 +89,33 @@ fn retry_after_may_exceed_one_hour_but_not_a_day() {
         p.next_delay(1, Some(Duration::MAX), 0.5),
         Some(MAX_RETRY_AFTER)
     );
-    // With jitter, still never above 24 h.
+    // Jitter only adds on top of the capped value, as it does below the cap: at most +20 %.
     let p = RetryPolicy::default();
     assert_eq!(
         p.next_delay(1, Some(secs(30 * 3600)), 1.0),
-        Some(MAX_RETRY_AFTER)
+        Some(secs(4320))
     );
-    let d = p.next_delay(1, Some(secs(7200)), 1.0).unwrap();
-    assert_eq!(d, secs(8640));
+    assert_eq!(p.next_delay(1, Some(secs(3600)), 0.0), Some(secs(3600)));
+}
+
+#[test]
+fn default_policy_is_the_configuration_default() {
+    // The repository's routing.yaml without its `delivery.retry_schedule` / `max_attempts`.
+    let text: String = include_str!("../../../routing.yaml")
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("retry_schedule:") && !l.starts_with("max_attempts:")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cfg =
+        crate::config::RoutingConfig::parse(std::path::Path::new("routing.yaml"), &text, &|_| None)
+            .unwrap();
+    let p = RetryPolicy::default();
+    assert_eq!(p.schedule, cfg.delivery.retry_schedule);
+    assert_eq!(p.max_attempts, cfg.delivery.max_attempts);
+    assert_eq!(p.schedule, DEFAULT_RETRY_SCHEDULE.to_vec());
 }
 
 #[test]
