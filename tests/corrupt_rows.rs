@@ -28,11 +28,13 @@ async fn app_with_one_incident() -> TestApp {
 }
 
 async fn corrupt(app: &TestApp, column: &str, value: &str) {
-    sqlx::query(&format!("UPDATE incidents SET {column} = ? WHERE id = 1"))
-        .bind(value)
-        .execute(&app.state.store.write)
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE incidents SET {column} = ? WHERE id = 1"
+    )))
+    .bind(value)
+    .execute(&app.state.store.write)
+    .await
+    .unwrap();
 }
 
 async fn get(app: &TestApp, path: &str) -> (u16, String) {

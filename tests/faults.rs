@@ -67,10 +67,12 @@ async fn a_write_sqlite_rolled_back_by_itself_does_not_wedge_intake() {
         .fetch_one(&app.state.store.write)
         .await
         .unwrap();
-    sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
-        .execute(&app.state.store.write)
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA max_page_count = {pages}"
+    )))
+    .execute(&app.state.store.write)
+    .await
+    .unwrap();
     let r = app
         .post_sentry(Some("event_alert"), &critical("910002", 200_000))
         .await;
