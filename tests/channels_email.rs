@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
+use paiid_alerts::intake::details::event_details;
+use paiid_alerts::intake::redact::scrub_text;
 use paiid_alerts::notify::email::EmailChannel;
-use paiid_alerts::notify::event_details::event_details;
 use paiid_alerts::notify::log::LogChannel;
-use paiid_alerts::notify::redact::scrub_text;
 use paiid_alerts::notify::render::Templates;
 use paiid_alerts::notify::{
     Channel, Notification, NotificationKind, Outgoing, RemoteState, SendOutcome,

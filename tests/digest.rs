@@ -155,6 +155,8 @@ struct Row {
     project: Option<&'static str>,
     rule: Option<&'static str>,
     metric: Option<f64>,
+    /// `events.details` of its alerts, as intake stores them.
+    details: Option<&'static str>,
     events: i64,
     opened_at: i64,
     last_seen: i64,
@@ -170,6 +172,7 @@ fn row(severity: &'static str, title: &str, last_seen: i64) -> Row {
         project: Some("paiid-backend"),
         rule: None,
         metric: None,
+        details: None,
         events: 1,
         opened_at: last_seen,
         last_seen,
@@ -183,6 +186,7 @@ fn apdex(title: &str, project: &'static str, value: f64, events: i64, last_seen:
         project: Some(project),
         rule: Some("apdex-regression"),
         metric: Some(value),
+        details: Some(r#"{"metric":{"kind":"apdex","value":0.5}}"#),
         events,
         ..row("medium", title, last_seen)
     }
@@ -246,13 +250,14 @@ async fn insert(store: &Store, r: Row) -> i64 {
     for n in 0..r.events {
         sqlx::query(
             "INSERT INTO events (received_at, dedup_key, source, resource, action, status, \
-             incident_id, severity) VALUES (?, ?, 'sentry', 'metric_alert', 'critical', \
-             'processed', ?, ?)",
+             incident_id, severity, details) VALUES (?, ?, 'sentry', 'metric_alert', 'critical', \
+             'processed', ?, ?, ?)",
         )
         .bind(r.last_seen)
         .bind(format!("{key}:{n}"))
         .bind(id)
         .bind(r.severity)
+        .bind(r.details)
         .execute(&store.write)
         .await
         .expect("insert event");

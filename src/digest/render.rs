@@ -372,6 +372,7 @@ fn samples_daily() -> Vec<(&'static str, DailyDigest)> {
         state: "triggered".to_string(),
         rule: Some("apdex-regression".to_string()),
         metric_value: Some(0.61),
+        metric_kind: Some("apdex".to_string()),
         event_count: 14,
         first_seen: 1_795_000_000_000,
         last_seen: 1_795_000_000_000,

@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 
 use crate::classification::Severity;
 use crate::clock::ms_to_datetime;
+use crate::intake::MetricKind;
 use crate::store::digests::{self, DigestIncident, EscalationTally, NoisyIncident, SeverityTally};
 use crate::store::{Store, StoreError};
 use crate::text::duration;
@@ -185,7 +186,10 @@ impl DailyDigest {
         DailyIncidentView {
             id: inc.id,
             title: inc.title.clone(),
-            metric: describe_metric(inc.metric_value, inc.rule.as_deref()),
+            metric: describe_metric(
+                inc.metric_value,
+                inc.metric_kind.as_deref().and_then(MetricKind::parse),
+            ),
             event_count: inc.event_count,
             events_text: plural(to_usize(inc.event_count), "event"),
             state: inc.state.clone(),
@@ -205,14 +209,14 @@ impl DailyDigest {
     }
 }
 
-/// `lowest Apdex 0.62`, `worst value 2300 ms`. Same conventions as the incident messages: a
-/// value within [0, 1] or an Apdex rule is a score, anything else a duration in milliseconds.
-pub fn describe_metric(value: Option<f64>, rule: Option<&str>) -> String {
+/// `lowest Apdex 0.62`, `worst value 2300 ms`. Same conventions as the incident messages: an
+/// Apdex metric (by its aggregate) or a value within [0, 1] is a score, anything else a duration
+/// in milliseconds.
+pub fn describe_metric(value: Option<f64>, kind: Option<MetricKind>) -> String {
     let Some(v) = value.filter(|v| v.is_finite()) else {
         return "no metric value".to_string();
     };
-    let apdex_rule = rule.is_some_and(|r| r.to_ascii_lowercase().contains("apdex"));
-    if apdex_rule {
+    if kind == Some(MetricKind::Apdex) {
         format!("lowest Apdex {v:.2}")
     } else if (0.0..=1.0).contains(&v) {
         format!("worst value {v:.2}")

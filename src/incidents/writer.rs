@@ -85,6 +85,16 @@ pub struct Writer {
     next_incident_id: i64,
 }
 
+/// The details a message will show about this webhook, extracted (and scrubbed) once, as the
+/// JSON stored with the event. Not serializable (never expected): logged, and the event is
+/// stored without them, to be filled in from its body at the next start.
+fn event_details(facts: &AlertFacts, body: &[u8], include_pii: bool) -> Option<String> {
+    crate::intake::details::extract(facts, body, include_pii)
+        .to_json()
+        .inspect_err(|e| tracing::error!(error = %e, "event details not stored"))
+        .ok()
+}
+
 /// A classifier whose rate windows hold the occurrences stored within the longest window.
 async fn rebuild_classifier(
     conn: &mut sqlx::SqliteConnection,
@@ -115,6 +125,13 @@ impl Writer {
         let mut conn = store.write.acquire().await?;
         let (events, incidents) = sql::max_ids(&mut conn).await?;
         let classifier = rebuild_classifier(&mut conn, &cfg, clock.now_ms()).await?;
+        let filled = crate::intake::details::backfill(&mut conn, cfg.delivery.include_pii).await?;
+        if filled > 0 {
+            tracing::info!(
+                events = filled,
+                "stored the details of events kept from before"
+            );
+        }
         drop(conn);
         Ok(Self {
             store,
@@ -391,6 +408,7 @@ impl Writer {
                 level: f.level.clone(),
                 occurrence: f.occurrence,
                 body: req.body.clone(),
+                details: event_details(f, &req.body, self.cfg.delivery.include_pii),
             });
             outcomes.push(IngestOutcome::Accepted {
                 event_id: this_event,

@@ -1,14 +1,16 @@
 //! Webhook intake: authenticate, parse, and hand over to the incident writer.
 
+pub mod details;
 pub mod envelope;
 pub mod lenient;
+pub mod redact;
 pub mod sentry;
 pub mod signature;
 pub mod unparsed;
 
 use sha2::{Digest, Sha256};
 
-pub use sentry::{AlertFacts, Meaning, MetricFacts, Unreadable};
+pub use sentry::{AlertFacts, Meaning, MetricFacts, MetricKind, Unreadable};
 
 /// The content key Sentry's retries collide on. Retries resend the identical body with a new
 /// `Request-ID`, so the body hash catches them; an event id plus the rule that fired also

@@ -5,7 +5,7 @@
 //! raw body is stored as bytes beside them. Every field is optional because real payloads omit
 //! or null most of them (see `../shared/fixtures/sentry/README.md`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::envelope::{self, MAX_DEPTH, Rejection};
 use super::lenient::{Number, Tags, Text, TextList};
@@ -95,6 +95,48 @@ impl MetricFacts {
         self.aggregate
             .as_deref()
             .is_some_and(|a| a.trim_start().starts_with("apdex"))
+    }
+}
+
+/// What a metric alert measures, decided once from its aggregate (never from a rule's name) and
+/// carried with the event's details: a score is shown as `0.62`, a duration in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// `apdex(...)`: a score in [0, 1], worse when lower.
+    Apdex,
+    /// A duration statistic of `transaction.duration`, in milliseconds.
+    Duration,
+    /// Anything else (counts, rates, failure ratios).
+    Other,
+}
+
+impl MetricKind {
+    /// The word stored in `events.details` (`apdex`, `duration`, `other`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Apdex => "apdex",
+            Self::Duration => "duration",
+            Self::Other => "other",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Self> {
+        [Self::Apdex, Self::Duration, Self::Other]
+            .into_iter()
+            .find(|k| k.as_str() == word)
+    }
+}
+
+impl MetricFacts {
+    pub fn kind(&self) -> MetricKind {
+        if self.is_apdex() {
+            MetricKind::Apdex
+        } else if self.is_transaction_duration() {
+            MetricKind::Duration
+        } else {
+            MetricKind::Other
+        }
     }
 }
 

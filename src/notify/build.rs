@@ -1,5 +1,6 @@
-//! Builds the [`Notification`] for one delivery from the incident as it is now and its latest
-//! event, scrubbed of secrets and PII, with a signed acknowledge link. What the delivery reports
+//! Builds the [`Notification`] for one delivery from the incident as it is now and the details
+//! stored with its latest event (extracted and scrubbed at intake: nothing here reads Sentry
+//! JSON), scrubbed of secrets and PII, with a signed acknowledge link. What the delivery reports
 //! (an acknowledgement, a resolution) comes from the snapshot in the row's `detail`, not from the
 //! incident's state at send time, which may have moved on while the row waited.
 
@@ -8,12 +9,14 @@ use std::sync::Arc;
 use super::RemoteState;
 use super::message::{Acknowledgement, DeliveryRef, Notification, NotificationKind, PostMortem};
 use super::notice::{Notice, NoticeError, NoticeKind, UnreadablePayload};
-use super::{event_details, redact};
 use crate::auth::ack_token::{AckAction, AckClaims, AckKeys};
 use crate::clock::{SharedClock, ms_to_datetime};
 use crate::incidents::model::{Incident, IncidentState, ResolvedEpisode};
+use crate::intake::MetricKind;
+use crate::intake::details::EventDetails;
+use crate::intake::redact;
 use crate::store::{Store, StoreError};
-use crate::store::{deliveries, misc};
+use crate::store::{deliveries, incidents as sql, misc};
 use crate::text::duration;
 
 /// Acknowledge links stay valid this long: long enough for a weekend, short enough that an old
@@ -82,17 +85,25 @@ impl NotificationBuilder {
         let Some(inc) = misc::incident(&self.store.read, incident_id).await? else {
             return Ok(None);
         };
-        let event = match inc.last_event_id {
-            Some(id) => misc::event_body(&self.store.read, id).await?,
+        let details = match inc.last_event_id {
+            Some(id) => sql::event_details(&self.store.read, id).await?,
             None => None,
         };
+        // A row that does not decode is reported, and the message goes out without details
+        // rather than not at all.
+        let details = details.and_then(|json| {
+            EventDetails::from_json(&json)
+                .inspect_err(|e| {
+                    tracing::error!(incident = incident_id, error = %e, "stored event details unreadable")
+                })
+                .ok()
+        });
         // Per episode and channel: a late delivery for an earlier episode updates that
         // episode's card and resolves that episode's PagerDuty incident, never the new one's.
         let remote =
             deliveries::remote_state(&self.store.read, incident_id, episode, recipient).await?;
-        let body = event.as_ref().map(|(_, b)| b.as_slice());
         Ok(Some((
-            self.notification(&inc, episode, kind, detail, body, recipient),
+            self.notification(&inc, episode, kind, detail, details, recipient),
             remote,
         )))
     }
@@ -103,20 +114,17 @@ impl NotificationBuilder {
         episode: i64,
         kind: NotificationKind,
         detail: Option<&str>,
-        event_body: Option<&[u8]>,
+        details: Option<EventDetails>,
         recipient: &str,
     ) -> Notification {
         let scrub = |s: &Option<String>| {
             s.as_deref()
                 .map(|v| redact::scrub_text(v, self.include_pii))
         };
-        let details = event_body
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-            .map(|payload| match event_details::find_event(&payload) {
-                Some(event) => event_details::event_details(event, self.include_pii),
-                None => event_details::EventDetails::default(),
-            })
+        let details = details
+            .map(|d| d.for_delivery(self.include_pii))
             .unwrap_or_default();
+        let metric_kind = details.metric.map(|m| m.kind);
         let state = inc.state();
         let open = matches!(state, IncidentState::Triggered | IncidentState::Muted);
         let ack_url = (open && inc.episode == episode)
@@ -184,7 +192,7 @@ impl NotificationBuilder {
             request: details.request,
             top_frame: details.top_frame,
             breadcrumbs: details.breadcrumbs,
-            metric: inc.metric_value.map(|v| format_metric(v, inc)),
+            metric: inc.metric_value.map(|v| format_metric(v, metric_kind)),
             sentry_url: inc.sentry_url.clone(),
             incident_url: self.incident_url(inc.id),
             ack_url,
@@ -199,9 +207,10 @@ impl NotificationBuilder {
     }
 }
 
-fn format_metric(v: f64, inc: &Incident) -> String {
-    let rule = inc.rule.as_deref().unwrap_or("");
-    if rule.contains("apdex") || (0.0..=1.0).contains(&v) {
+/// The metric kind comes from the alert's aggregate (see `intake::MetricKind`); a value without
+/// a known kind keeps the old reading: within [0, 1] a score, otherwise milliseconds.
+fn format_metric(v: f64, kind: Option<MetricKind>) -> String {
+    if kind == Some(MetricKind::Apdex) || (0.0..=1.0).contains(&v) {
         format!("{v:.2}")
     } else {
         format!("{v:.0} ms")

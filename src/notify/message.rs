@@ -4,9 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use crate::domain::{Acknowledgement, NotificationKind};
+/// Extracted and scrubbed at intake (`intake::details`).
+pub use crate::intake::details::Breadcrumb;
 
 /// Everything a message may show. All strings are already scrubbed of secrets and PII
-/// (see [`super::redact`]) before a `Notification` is built.
+/// (see [`crate::intake::redact`]) before a `Notification` is built.
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
     pub kind: NotificationKind,
@@ -62,14 +64,6 @@ pub struct DeliveryRef {
     /// The row's `created_at` (ms). Row ids start again at 1 in a new database; with this a
     /// new row is never taken for an old one that shares its id.
     pub created_at: i64,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Breadcrumb {
-    pub timestamp: Option<String>,
-    pub category: Option<String>,
-    pub level: Option<String>,
-    pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -11,13 +11,11 @@
 
 pub mod build;
 pub mod email;
-pub mod event_details;
 pub mod log;
 pub mod message;
 pub mod notice;
 pub mod pagerduty;
 pub mod ratelimit;
-pub mod redact;
 pub mod registry;
 pub mod render;
 pub mod retry;

@@ -226,6 +226,9 @@ pub struct DigestIncident {
     pub rule: Option<String>,
     /// Worst value seen over the incident's life (lowest Apdex, highest duration).
     pub metric_value: Option<f64>,
+    /// What the metric measures, from the details stored with its alerts (`intake::MetricKind`
+    /// by its stored word); `None` when they carry none.
+    pub metric_kind: Option<String>,
     /// Alerts received for it in the period, and the first and last of them.
     pub event_count: i64,
     pub first_seen: i64,
@@ -247,6 +250,7 @@ pub async fn incidents_seen(
 ) -> Result<Vec<DigestIncident>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT i.id, i.title, i.project, i.state, i.rule, i.metric_value, \
+           MAX(json_extract(e.details, '$.metric.kind')) AS metric_kind, \
            COUNT(*) AS event_count, MIN(e.received_at) AS first_seen, \
            MAX(e.received_at) AS last_seen, i.sentry_url \
          FROM events e JOIN incidents i ON i.id = e.incident_id \

@@ -33,6 +33,8 @@ pub struct NewEvent {
     pub level: Option<String>,
     pub occurrence: bool,
     pub body: bytes::Bytes,
+    /// JSON of `intake::details::EventDetails`, extracted and scrubbed at intake.
+    pub details: Option<String>,
 }
 
 pub async fn max_ids(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreError> {
@@ -409,10 +411,11 @@ pub async fn insert_events(
     conn: &mut SqliteConnection,
     rows: &[NewEvent],
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(chunk_size(16)) {
+    for chunk in rows.chunks(chunk_size(17)) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (id, received_at, dedup_key, request_id, source, resource, action, \
-             status, incident_id, severity, rule, project, environment, level, occurrence, body) ",
+             status, incident_id, severity, rule, project, environment, level, occurrence, body, \
+             details) ",
         );
         q.push_values(chunk.iter(), |mut b, e| {
             b.push_bind(e.id)
@@ -430,10 +433,60 @@ pub async fn insert_events(
                 .push_bind(&e.environment)
                 .push_bind(&e.level)
                 .push_bind(e.occurrence)
-                .push_bind(e.body.as_ref());
+                .push_bind(e.body.as_ref())
+                .push_bind(&e.details);
         });
         q.build().execute(&mut *conn).await?;
     }
+    Ok(())
+}
+
+/// The stored details of one event (JSON of `intake::details::EventDetails`); `None` when the
+/// event is gone or has none (its body was past retention before they were extracted).
+pub async fn event_details(
+    pool: &sqlx::SqlitePool,
+    event_id: i64,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar::<_, Option<String>>("SELECT details FROM events WHERE id = ?1")
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?
+            .flatten(),
+    )
+}
+
+/// Events stored without details (before migration 0005) whose body is still kept, by id, the
+/// first `limit` after `after_id`: `(id, resource, body)`.
+pub async fn events_without_details(
+    conn: &mut SqliteConnection,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, resource, body FROM events \
+         WHERE details IS NULL AND body IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2",
+    )
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Stores `(event id, details JSON)` pairs, in one transaction.
+pub async fn set_event_details(
+    conn: &mut SqliteConnection,
+    rows: &[(i64, String)],
+) -> Result<(), StoreError> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    for (id, details) in rows {
+        sqlx::query("UPDATE events SET details = ?1 WHERE id = ?2")
+            .bind(details)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -65,19 +65,6 @@ pub async fn timeline(
     .await?)
 }
 
-/// The body of the newest event of an incident (for message details), if still retained.
-pub async fn event_body(
-    pool: &SqlitePool,
-    event_id: i64,
-) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT resource, body FROM events WHERE id = ? AND body IS NOT NULL")
-            .bind(event_id)
-            .fetch_optional(pool)
-            .await?,
-    )
-}
-
 pub async fn count_events(pool: &SqlitePool) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
         .fetch_one(pool)
@@ -143,10 +130,12 @@ pub async fn first_sighting(
 
 /// Drops raw bodies past the retention period; the event rows stay for counts and history.
 pub async fn purge_raw_payloads(pool: &SqlitePool, older_than: i64) -> Result<u64, StoreError> {
-    let r = sqlx::query("UPDATE events SET body = NULL WHERE received_at < ? AND body IS NOT NULL")
-        .bind(older_than)
-        .execute(pool)
-        .await?;
+    let r = sqlx::query(
+        "UPDATE events SET body = NULL, details = NULL WHERE received_at < ? AND body IS NOT NULL",
+    )
+    .bind(older_than)
+    .execute(pool)
+    .await?;
     Ok(r.rows_affected())
 }
 

@@ -22,6 +22,7 @@ fn inc(id: i64, title: &str, project: Option<&str>, apdex: f64, events: i64) -> 
         state: "triggered".to_string(),
         rule: Some("apdex-regression".to_string()),
         metric_value: Some(apdex),
+        metric_kind: Some("apdex".to_string()),
         event_count: events,
         first_seen: 1_795_000_000_000,
         last_seen: 1_795_000_000_000,
@@ -185,15 +186,22 @@ fn unsafe_urls_are_not_links() {
 #[test]
 fn metric_descriptions() {
     assert_eq!(
-        describe_metric(Some(0.615), Some("apdex-regression")),
+        describe_metric(Some(0.615), Some(MetricKind::Apdex)),
         "lowest Apdex 0.61"
     );
     assert_eq!(describe_metric(Some(0.5), None), "worst value 0.50");
     assert_eq!(
-        describe_metric(Some(2345.4), Some("slow")),
+        describe_metric(Some(0.5), Some(MetricKind::Other)),
+        "worst value 0.50"
+    );
+    assert_eq!(
+        describe_metric(Some(2345.4), Some(MetricKind::Duration)),
         "worst value 2345 ms"
     );
-    assert_eq!(describe_metric(None, Some("apdex")), "no metric value");
+    assert_eq!(
+        describe_metric(None, Some(MetricKind::Apdex)),
+        "no metric value"
+    );
     assert_eq!(describe_metric(Some(f64::NAN), None), "no metric value");
 }
 

@@ -260,3 +260,15 @@ fn an_envelope_we_cannot_read_is_unparsed_not_an_alert() {
         ("legacy", Meaning::Unparsed)
     );
 }
+
+#[test]
+fn metric_kind_words_round_trip() {
+    for kind in [MetricKind::Apdex, MetricKind::Duration, MetricKind::Other] {
+        assert_eq!(MetricKind::parse(kind.as_str()), Some(kind));
+        assert_eq!(
+            serde_json::to_value(kind).unwrap(),
+            serde_json::Value::String(kind.as_str().to_string())
+        );
+    }
+    assert_eq!(MetricKind::parse("Apdex"), None);
+}

@@ -1,4 +1,5 @@
 use super::*;
+use chrono::Duration as ChronoDuration;
 
 fn full(kind: NotificationKind) -> Notification {
     let mut n = sample_notification(kind);

@@ -1,5 +1,5 @@
 //! Secret and PII scrubbing for Sentry data (the event details a message shows are picked in
-//! `event_details`, and pass through here).
+//! `intake::details` when an event arrives, and pass through here before they are stored).
 //!
 //! Sentry events carry whatever the failing service had in hand: request headers with bearer
 //! tokens and cookies, frame variables holding DSNs, user emails and IP addresses. Alert messages

@@ -1,5 +1,5 @@
 use super::*;
-use crate::notify::event_details::{event_details, find_event};
+use crate::intake::details::{event_details, find_event};
 use serde_json::json;
 use std::path::PathBuf;
 

@@ -162,3 +162,152 @@ fn release_from_field_object_or_tags() {
         Some("r10")
     );
 }
+
+fn facts_for(resource: &str, body: &[u8]) -> AlertFacts {
+    crate::intake::sentry::parse(Some(resource), body).unwrap()
+}
+
+fn secret_laden_alert() -> Value {
+    json!({
+        "action": "triggered",
+        "data": {
+            "triggered_rule": "prod errors",
+            "event": {
+                "event_id": "abc",
+                "title": "Login failed",
+                "tags": [["environment", "production"], ["api_key", "AKIA_TAG_KEY"],
+                         ["user.email", "jane.doe@paiid.ai"], ["url", "https://x/?token=TAGTOKEN"]],
+                "request": {"method": "POST",
+                            "url": "https://api.paiid.ai/login?password=hunter2-in-url"},
+                "exception": {"values": [{"stacktrace": {"frames": [
+                    {"filename": "app/auth.py", "function": "login", "lineno": 12, "in_app": true}
+                ]}}]},
+                "breadcrumbs": {"values": [
+                    {"category": "auth", "message": "login by jane.doe@paiid.ai from 203.0.113.77"},
+                    {"category": "trading", "message": "order rejected",
+                     "data": {"password": "hunter2-in-crumb", "email": "jane.doe@paiid.ai",
+                              "symbol": "AAPL"}}
+                ]}
+            }
+        }
+    })
+}
+
+#[test]
+fn extraction_is_scrubbed_before_it_is_stored() {
+    let body = serde_json::to_vec(&secret_laden_alert()).unwrap();
+    let facts = facts_for("event_alert", &body);
+    for include_pii in [false, true] {
+        let d = extract(&facts, &body, include_pii);
+        let stored = d.to_json().unwrap();
+        for secret in ["hunter2", "AKIA_TAG_KEY", "TAGTOKEN"] {
+            assert!(!stored.contains(secret), "{secret} stored: {stored}");
+        }
+        assert_eq!(
+            stored.contains("jane.doe@paiid.ai"),
+            include_pii,
+            "{stored}"
+        );
+        assert_eq!(stored.contains("203.0.113.77"), include_pii, "{stored}");
+        assert_eq!(d.pii_included, include_pii);
+        assert_eq!(
+            d.top_frame.as_deref(),
+            Some("app/auth.py in login at line 12")
+        );
+        assert_eq!(d.breadcrumbs.len(), 2);
+        assert!(d.breadcrumbs[1].message.contains("symbol=AAPL"));
+        assert!(
+            d.tags
+                .contains(&("environment".to_string(), "production".to_string()))
+        );
+        assert!(
+            d.tags
+                .contains(&("api_key".to_string(), REDACTED.to_string()))
+        );
+        assert_eq!(
+            d.tags.iter().any(|(k, _)| k == "user.email"),
+            include_pii,
+            "{:?}",
+            d.tags
+        );
+        assert_eq!(d.metric, None);
+        // What is stored reads back as it was written.
+        assert_eq!(EventDetails::from_json(&stored).unwrap(), d);
+    }
+}
+
+#[test]
+fn stored_with_pii_but_sent_without_is_scrubbed_again() {
+    let body = serde_json::to_vec(&secret_laden_alert()).unwrap();
+    let facts = facts_for("event_alert", &body);
+    let with_pii = extract(&facts, &body, true);
+    let without = extract(&facts, &body, false);
+    // The same setting at intake and at send: nothing changes.
+    assert_eq!(with_pii.clone().for_delivery(true), with_pii);
+    assert_eq!(without.clone().for_delivery(false), without);
+    assert_eq!(without.clone().for_delivery(true), without);
+    // PII excluded after the event was stored with it: masked at send all the same.
+    let sent = with_pii.for_delivery(false);
+    let shown = serde_json::to_string(&sent).unwrap();
+    assert!(!shown.contains("jane.doe@paiid.ai"), "{shown}");
+    assert!(!shown.contains("203.0.113.77"), "{shown}");
+    assert!(!sent.tags.iter().any(|(k, _)| k == "user.email"));
+    assert!(!sent.pii_included);
+    assert_eq!(sent.breadcrumbs[0].message, without.breadcrumbs[0].message);
+}
+
+#[test]
+fn metric_alerts_carry_their_kind_from_the_aggregate() {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sentry");
+    let body = std::fs::read(dir.join("metric_alert.critical.1.json")).unwrap();
+    let facts = facts_for("metric_alert", &body);
+    let d = extract(&facts, &body, false);
+    let metric = d.metric.expect("a metric alert has a metric");
+    assert_eq!(Some(metric.kind), facts.metric.as_ref().map(|m| m.kind()));
+    assert_eq!(metric.value, facts.metric.as_ref().and_then(|m| m.value));
+    assert_eq!(d.top_frame, None);
+    assert!(d.breadcrumbs.is_empty());
+
+    let apdex = |aggregate: &str| {
+        let body = serde_json::to_vec(&json!({
+            "action": "critical",
+            "data": {
+                "description_text": "0.61 apdex(300) in the last 10 minutes",
+                "metric_alert": {"alert_rule": {"id": "7", "name": "whatever",
+                                                "aggregate": aggregate}}
+            }
+        }))
+        .unwrap();
+        extract(&facts_for("metric_alert", &body), &body, false)
+            .metric
+            .map(|m| m.kind)
+    };
+    assert_eq!(apdex("apdex(300)"), Some(MetricKind::Apdex));
+    assert_eq!(
+        apdex("p95(transaction.duration)"),
+        Some(MetricKind::Duration)
+    );
+    assert_eq!(apdex("count()"), Some(MetricKind::Other));
+}
+
+#[test]
+fn unreadable_bodies_yield_empty_details_not_a_panic() {
+    let facts = AlertFacts::default();
+    for body in [
+        &b""[..],
+        b"{",
+        b"[]",
+        b"null",
+        b"{\"data\": {\"event\": 5}}",
+    ] {
+        let d = extract(&facts, body, false);
+        assert_eq!(
+            d,
+            EventDetails {
+                pii_included: false,
+                ..EventDetails::default()
+            }
+        );
+    }
+}

@@ -1,14 +1,25 @@
-//! The few details of a Sentry event that a message shows (request line, top in-app frame,
-//! last breadcrumbs, release), picked from the raw event and scrubbed by `redact` on the way.
+//! The details of a Sentry event that a message shows (request line, top in-app frame, last
+//! breadcrumbs, release, tags, metric kind and value), extracted once when the webhook arrives
+//! and stored with the event (`events.details`), so that deliveries never parse Sentry JSON.
+//!
+//! Redaction happens here, at extraction, not at send: the stored details must not keep what
+//! redaction would remove (they sit in the database and in backups beside far fewer guards than
+//! Sentry's), and scrubbing needs the raw structure (a breadcrumb's `data` keys, a query
+//! string's pairs) that the stored, composed lines no longer have. Secrets are always removed;
+//! PII as `delivery.include_pii` says at intake, recorded in [`EventDetails::pii_included`] so
+//! that a later, stricter setting is still honoured at send ([`EventDetails::for_delivery`]).
 //!
 //! Nothing here panics on odd shapes: every accessor tolerates missing keys, wrong types, `null`
 //! and legacy `sentry.interfaces.*` spellings.
 
 use chrono::{DateTime, SecondsFormat};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sqlx::SqliteConnection;
 
-use super::message::Breadcrumb;
-use super::redact::{REDACTED, is_secret_key, scrub_text, scrubbed};
+use super::redact::{REDACTED, is_pii_key, is_secret_key, scrub_text, scrubbed};
+use super::sentry::{self, AlertFacts, MetricKind};
+use crate::store::{StoreError, incidents as sql};
 use crate::text::truncate_chars;
 
 /// How many breadcrumbs a message shows.
@@ -19,9 +30,32 @@ const MAX_FRAME_CHARS: usize = 300;
 const MAX_BREADCRUMB_CHARS: usize = 300;
 const MAX_DATA_VALUE_CHARS: usize = 80;
 const MAX_DATA_FIELDS: usize = 8;
+const MAX_TAGS: usize = 50;
+const MAX_TAG_KEY_CHARS: usize = 64;
+const MAX_TAG_VALUE_CHARS: usize = 200;
+/// Rows filled in per transaction by [`backfill`].
+const BACKFILL_BATCH: i64 = 256;
 
-/// What a message shows about the failing event, scrubbed.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One breadcrumb as a message shows it, scrubbed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Breadcrumb {
+    pub timestamp: Option<String>,
+    pub category: Option<String>,
+    pub level: Option<String>,
+    pub message: String,
+}
+
+/// A metric alert's kind and measured value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MetricDetails {
+    pub kind: MetricKind,
+    pub value: Option<f64>,
+}
+
+/// What a message shows about the failing event, scrubbed. Stored as JSON in `events.details`;
+/// fields added later default when an older row lacks them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EventDetails {
     /// `GET https://…` (method omitted when Sentry has none), query string included and scrubbed.
     pub request: Option<String>,
@@ -31,6 +65,112 @@ pub struct EventDetails {
     /// Last [`MAX_BREADCRUMBS`] breadcrumbs, oldest first.
     pub breadcrumbs: Vec<Breadcrumb>,
     pub release: Option<String>,
+    /// The event's tags, in Sentry's order; secret values redacted, PII tags dropped unless
+    /// PII was included.
+    pub tags: Vec<(String, String)>,
+    /// For metric alerts.
+    pub metric: Option<MetricDetails>,
+    /// Whether PII was kept when these were scrubbed (`delivery.include_pii` at intake).
+    pub pii_included: bool,
+}
+
+impl EventDetails {
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    /// These details as a delivery with `include_pii` may show them. Stored with PII while PII
+    /// is now excluded (the setting changed since intake), every text is scrubbed of PII again
+    /// and PII tags are dropped; the other way round nothing changes (masked PII is gone).
+    pub fn for_delivery(mut self, include_pii: bool) -> Self {
+        if include_pii || !self.pii_included {
+            return self;
+        }
+        let strict = |s: &mut String| *s = scrub_text(s, false);
+        for s in [&mut self.request, &mut self.top_frame, &mut self.release]
+            .into_iter()
+            .flatten()
+        {
+            strict(s);
+        }
+        for c in &mut self.breadcrumbs {
+            strict(&mut c.message);
+            if let Some(category) = &mut c.category {
+                strict(category);
+            }
+        }
+        self.tags.retain(|(k, _)| !is_pii_key(k));
+        for (_, v) in &mut self.tags {
+            strict(v);
+        }
+        self.pii_included = false;
+        self
+    }
+}
+
+/// Everything a message will show about one webhook, extracted once when it arrives: the event
+/// part from the raw body (issue and metric alerts have none), tags and metric from the facts
+/// the intake parser read. Scrubbed of secrets, and of PII unless `include_pii`.
+pub fn extract(facts: &AlertFacts, body: &[u8], include_pii: bool) -> EventDetails {
+    let mut details = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|payload| find_event(&payload).map(|e| event_details(e, include_pii)))
+        .unwrap_or_default();
+    details.tags = tags(&facts.tags, include_pii);
+    details.metric = facts.metric.as_ref().map(|m| MetricDetails {
+        kind: m.kind(),
+        value: m.value,
+    });
+    details.pii_included = include_pii;
+    details
+}
+
+/// Fills in `events.details` for rows stored before intake extracted them (migration 0005), from
+/// their kept raw body, a batch per transaction. The writer runs it at start, before it takes
+/// webhooks, so that no delivery meets an old event without details while its body is kept.
+/// Returns how many rows were filled in.
+pub async fn backfill(conn: &mut SqliteConnection, include_pii: bool) -> Result<u64, StoreError> {
+    let mut after = 0;
+    let mut filled = 0;
+    loop {
+        let rows = sql::events_without_details(conn, after, BACKFILL_BATCH).await?;
+        let Some(last) = rows.last() else {
+            return Ok(filled);
+        };
+        after = last.0;
+        let mut updates = Vec::with_capacity(rows.len());
+        for (id, resource, body) in &rows {
+            let resource = (resource != "legacy").then_some(resource.as_str());
+            // A body the parser refuses still gets its event part, like it would have at send.
+            let facts = sentry::parse(resource, body).unwrap_or_default();
+            match extract(&facts, body, include_pii).to_json() {
+                Ok(json) => updates.push((*id, json)),
+                Err(e) => tracing::error!(event = id, error = %e, "event details not stored"),
+            }
+        }
+        sql::set_event_details(conn, &updates).await?;
+        filled += updates.len() as u64;
+    }
+}
+
+/// Tags as stored: secret values redacted, PII tags dropped unless `include_pii`, texts scrubbed.
+fn tags(tags: &[(String, String)], include_pii: bool) -> Vec<(String, String)> {
+    tags.iter()
+        .filter(|(k, _)| include_pii || !is_pii_key(k))
+        .take(MAX_TAGS)
+        .map(|(k, v)| {
+            let value = if is_secret_key(k) {
+                REDACTED.to_string()
+            } else {
+                truncate_chars(&scrub_text(v, include_pii), MAX_TAG_VALUE_CHARS)
+            };
+            (truncate_chars(k, MAX_TAG_KEY_CHARS), value)
+        })
+        .collect()
 }
 
 /// The event object inside a Sentry webhook body: `data.event` (event_alert), `data.error`
@@ -55,6 +195,8 @@ pub fn event_details(event: &Value, include_pii: bool) -> EventDetails {
         top_frame: top_frame(event, include_pii),
         breadcrumbs: breadcrumbs(event, include_pii),
         release: release(event, include_pii),
+        pii_included: include_pii,
+        ..EventDetails::default()
     }
 }
 
