@@ -9,6 +9,7 @@
 mod effects;
 mod ids;
 mod incident;
+mod ingest;
 mod kinds;
 mod notice;
 mod remote;
@@ -20,6 +21,7 @@ pub use incident::{
     Acknowledgement, DigestCadence, Incident, IncidentState, Policy, ResolvedEpisode, dedup_key,
     parse_dedup_key,
 };
+pub use ingest::IngestStatus;
 pub use kinds::{ChannelKind, DeliveryKind, DeliveryStatus, NoticeKind, NotificationKind, Via};
 pub use notice::{NoticeError, UnreadablePayload};
 pub use remote::{RemoteRef, RemoteState};

@@ -92,3 +92,31 @@ fn ids_are_stored_and_shown_as_their_number() {
     assert_eq!(serde_json::to_string(&Episode(2)).unwrap(), "2");
     assert_eq!("42".parse::<DeliveryId>(), Ok(DeliveryId(42)));
 }
+
+#[test]
+fn ingest_status_words_and_answers() {
+    for s in IngestStatus::ALL {
+        assert_eq!(s.as_str().parse::<IngestStatus>(), Ok(*s));
+    }
+    // The words in `events.status` from before the enum.
+    let stored: Vec<&str> = IngestStatus::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(
+        stored,
+        [
+            "processed",
+            "no_incident",
+            "recorded",
+            "unparsed",
+            "unreadable_incident",
+            "ignored"
+        ]
+    );
+    assert_eq!(IngestStatus::Processed.answer_word(), "accepted");
+    assert_eq!(IngestStatus::Ignored.answer_word(), "ignored");
+    assert_eq!(IngestStatus::Processed.http_status().as_u16(), 200);
+    assert_eq!(IngestStatus::NoIncident.http_status().as_u16(), 200);
+    assert_eq!(IngestStatus::Recorded.http_status().as_u16(), 200);
+    assert_eq!(IngestStatus::Unparsed.http_status().as_u16(), 202);
+    assert_eq!(IngestStatus::UnreadableIncident.http_status().as_u16(), 202);
+    assert_eq!(IngestStatus::Ignored.http_status().as_u16(), 202);
+}

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::{AppState, BODY_LIMIT};
+use crate::domain::IngestStatus;
 use crate::incidents::writer::{IngestOutcome, IngestRequest};
 use crate::intake::envelope::Rejection;
 use crate::intake::signature::{verify_sentry_signature, verify_token};
@@ -97,10 +98,14 @@ async fn receive(
         .map_err(|_| ApiError::Unavailable("storage is slow; retry later".into()))??;
     let label = match &outcome {
         IngestOutcome::Duplicate { .. } => "duplicate",
-        IngestOutcome::Accepted { status, .. } => status,
+        IngestOutcome::Accepted { status, .. } => status.as_str(),
     };
     state.metrics.webhook(label);
-    if label == "unparsed" {
+    if let IngestOutcome::Accepted {
+        status: IngestStatus::Unparsed,
+        ..
+    } = outcome
+    {
         state.metrics.intake_unparsed(metric_resource);
     }
     Ok(match outcome {
@@ -115,28 +120,18 @@ async fn receive(
             severity,
             status,
         } => {
-            let code = if matches!(status, "ignored" | "unparsed" | "unreadable_incident") {
-                StatusCode::ACCEPTED
-            } else {
-                StatusCode::OK
-            };
-            let status = if status == "processed" {
-                "accepted"
-            } else {
-                status
-            };
             let mut answer = json!({
-                "status": status,
+                "status": status.answer_word(),
                 "event_id": event_id,
                 "incident_id": incident_id,
                 "severity": severity.as_str(),
             });
-            if status == "unparsed"
+            if status == IngestStatus::Unparsed
                 && let Some(reason) = unreadable
             {
                 answer["detail"] = format!("stored, but not read: {reason}").into();
             }
-            (code, Json(answer)).into_response()
+            (status.http_status(), Json(answer)).into_response()
         }
     })
 }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::classification::{Classifier, Severity};
 use crate::clock::SharedClock;
 use crate::config::RoutingConfig;
-use crate::domain::Via;
+use crate::domain::{IngestStatus, Via};
 use crate::intake::{AlertFacts, Meaning};
 use crate::store::incidents::{self as sql, NewEvent};
 use crate::store::{Store, StoreError};
@@ -49,7 +49,7 @@ pub enum IngestOutcome {
         event_id: i64,
         incident_id: Option<i64>,
         severity: Severity,
-        status: &'static str,
+        status: IngestStatus,
     },
     /// Seen before (a Sentry retry): counted once.
     Duplicate { event_id: i64 },
@@ -309,14 +309,16 @@ impl Writer {
                 f.actor.clone().unwrap_or_else(|| "sentry".into()),
                 Via::Sentry,
             );
-            let mut status = "processed";
+            let mut status = IngestStatus::Processed;
             // The incident this payload changed, with its severity after the change.
             let mut touched: Option<(i64, Severity)> = None;
             let unreadable_id = key.as_ref().and_then(|k| unreadable.get(k)).copied();
             match (f.meaning(), key) {
                 // Its incident cannot be read, so neither counted, nor reopened, nor opened again
                 // under the same key: kept with the incident's id, to be replayed once repaired.
-                (_, Some(_)) if unreadable_id.is_some() => status = "unreadable_incident",
+                (_, Some(_)) if unreadable_id.is_some() => {
+                    status = IngestStatus::UnreadableIncident
+                }
                 (Meaning::Alert, Some(key)) => {
                     match incidents.get_mut(&key) {
                         Some(inc) => {
@@ -373,18 +375,18 @@ impl Writer {
                             changed.push(key);
                         }
                         // A state change for an issue we never paged about: kept, nothing to do.
-                        None => status = "no_incident",
+                        None => status = IngestStatus::NoIncident,
                     }
                 }
-                (Meaning::Installation, _) => status = "recorded",
+                (Meaning::Installation, _) => status = IngestStatus::Recorded,
                 // Sentry's envelope around content we cannot read: kept, never an incident.
                 (Meaning::Unparsed, _) => {
-                    status = "unparsed";
+                    status = IngestStatus::Unparsed;
                     unparsed.extend(crate::intake::unparsed::Sighting::of(
                         &req.facts, this_event,
                     ));
                 }
-                _ => status = "ignored",
+                _ => status = IngestStatus::Ignored,
             }
             let severity = touched.map_or(class.severity, |(_, s)| s);
             let dedup_key = match body_copy {
@@ -399,7 +401,7 @@ impl Writer {
                 source: req.source,
                 resource: f.resource.clone(),
                 action: f.action.clone(),
-                status,
+                status: status.as_str(),
                 incident_id: touched.map(|(id, _)| id).or(unreadable_id),
                 severity: (f.meaning() == Meaning::Alert).then_some(class.severity.as_str()),
                 rule: class.rule.clone(),
