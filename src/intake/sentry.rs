@@ -650,8 +650,12 @@ fn fill_from_event(facts: &mut AlertFacts, e: &Event<'_>) {
     if e.kind.as_deref() == Some("transaction")
         && let (Some(end), Some(start)) = (e.timestamp.0, e.start_timestamp.0)
         && end >= start
+        // Timestamps like `-1e308` or `"inf"` are valid JSON (found by fuzzing): an infinite
+        // duration would match every "slower than" rule, and NaN none.
+        && let ms = (end - start) * 1000.0
+        && ms.is_finite()
     {
-        facts.transaction_duration_ms = Some((end - start) * 1000.0);
+        facts.transaction_duration_ms = Some(ms);
     }
 }
 
