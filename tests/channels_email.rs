@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
+use paiid_alerts::domain::ChannelKind;
 use paiid_alerts::intake::details::event_details;
 use paiid_alerts::intake::redact::scrub_text;
 use paiid_alerts::notify::email::EmailChannel;
@@ -85,7 +86,7 @@ async fn delivers_multipart_mail_with_headers_and_ack_link() {
         &["trading-ops@paiid.ai", "Manager <em@paiid.ai>"],
         Duration::from_secs(10),
     );
-    assert_eq!(c.kind(), "email");
+    assert_eq!(c.kind(), ChannelKind::Email);
     assert_eq!(c.rate_key(), "email:oncall-email");
     assert!(c.is_real());
 
@@ -355,7 +356,7 @@ async fn log_channel_returns_the_rendered_text() {
         vec!["SMTP_URL".into()],
         templates.clone(),
     );
-    assert_eq!(log.kind(), "log");
+    assert_eq!(log.kind(), ChannelKind::Log);
     assert!(!log.is_real());
     let outcome = send(&log, &n).await;
     let expected = format!(

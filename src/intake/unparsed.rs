@@ -105,14 +105,8 @@ pub async fn queue_announcements(
             received_at: n.received_at,
         }
         .to_detail();
-        deliveries::insert_notices(
-            conn,
-            &channels,
-            NoticeKind::UnreadablePayload.as_str(),
-            &detail,
-            now,
-        )
-        .await?;
+        deliveries::insert_notices(conn, &channels, NoticeKind::UnreadablePayload, &detail, now)
+            .await?;
     }
     Ok(channels)
 }

@@ -21,8 +21,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use super::message::DeliveryRef;
 use super::render::Templates;
 use super::{
-    Channel, Notice, Notification, NotificationKind, Outgoing, SendFuture, SendOutcome,
-    truncate_body,
+    Channel, ChannelKind, Notice, Notification, NotificationKind, Outgoing, SendFuture,
+    SendOutcome, truncate_body,
 };
 
 /// Bytes of SMTP replies kept per attempt.
@@ -458,8 +458,8 @@ impl Channel for EmailChannel {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "email"
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Email
     }
 
     fn rate_key(&self) -> String {

@@ -8,7 +8,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::render::Templates;
-use super::{Channel, Notice, Notification, NotificationKind, Outgoing, SendFuture, SendOutcome};
+use super::{
+    Channel, ChannelKind, Notice, Notification, NotificationKind, Outgoing, SendFuture, SendOutcome,
+};
 
 pub struct LogChannel {
     name: String,
@@ -99,8 +101,8 @@ impl Channel for LogChannel {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "log"
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Log
     }
 
     fn rate_key(&self) -> String {
@@ -265,7 +267,7 @@ mod tests {
                 templates.clone(),
             );
             assert!(!c.is_real());
-            assert_eq!(c.kind(), "log");
+            assert_eq!(c.kind(), ChannelKind::Log);
             assert_eq!(
                 send(&c, &n).await,
                 SendOutcome::Delivered {

@@ -27,7 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use crate::domain::{RemoteRef, RemoteState};
+pub use crate::domain::{ChannelKind, RemoteRef, RemoteState};
 pub use message::{Notification, NotificationKind};
 pub use notice::{Notice, NoticeKind};
 
@@ -67,7 +67,7 @@ pub trait Channel: Send + Sync {
     /// The channel's name in `routing.yaml` (e.g. `slack-alerts`).
     fn name(&self) -> &str;
     /// `slack`, `pagerduty`, `email` or `log`.
-    fn kind(&self) -> &'static str;
+    fn kind(&self) -> ChannelKind;
     /// Key for per-destination rate limiting (Slack channel, PagerDuty routing key hash, ...).
     fn rate_key(&self) -> String;
     /// True when a real destination is configured (the log fallback returns false).

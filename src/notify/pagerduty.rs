@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use super::render::Templates;
 use super::transport::{retry_after, transport_failure};
 use super::{
-    Channel, Notice, Notification, NotificationKind, Outgoing, RemoteRef, SendFuture, SendOutcome,
-    truncate_body,
+    Channel, ChannelKind, Notice, Notification, NotificationKind, Outgoing, RemoteRef, SendFuture,
+    SendOutcome, truncate_body,
 };
 use crate::text::truncate_chars;
 
@@ -127,8 +127,8 @@ impl Channel for PagerDutyChannel {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "pagerduty"
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Pagerduty
     }
 
     fn rate_key(&self) -> String {

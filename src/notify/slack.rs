@@ -24,8 +24,8 @@ mod blocks;
 use super::render::Templates;
 use super::transport::{retry_after, transport_failure};
 use super::{
-    Channel, Notice, Notification, NotificationKind, Outgoing, RemoteRef, RemoteState, SendFuture,
-    SendOutcome, truncate_body,
+    Channel, ChannelKind, Notice, Notification, NotificationKind, Outgoing, RemoteRef, RemoteState,
+    SendFuture, SendOutcome, truncate_body,
 };
 use blocks::*;
 
@@ -183,8 +183,8 @@ impl Channel for SlackChannel {
         &self.name
     }
 
-    fn kind(&self) -> &'static str {
-        "slack"
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Slack
     }
 
     fn rate_key(&self) -> String {

@@ -13,15 +13,13 @@ use super::message::DeliveryRef;
 use super::ratelimit::{Limit, RateLimiter};
 use super::registry::Channels;
 use super::retry::RetryPolicy;
-use super::{
-    Notice, NoticeKind, Notification, NotificationKind, Outgoing, RemoteState, SendOutcome,
-    truncate_body,
-};
+use super::{Notice, Notification, Outgoing, RemoteState, SendOutcome, truncate_body};
 use crate::clock::{SharedClock, sleep_on, sleep_until};
 use crate::config::{ChannelKind, Policy, RoutingConfig};
+use crate::domain::{DeliveryKind, DeliveryStatus};
 use crate::metrics::Metrics;
 use crate::signal::Signal;
-use crate::store::deliveries::{self, AttemptResult, Delivery};
+use crate::store::deliveries::{self, AttemptOutcome, AttemptResult, Delivery};
 use crate::store::{Store, StoreError, misc};
 
 /// Rows claimed per step: small, so that a shutdown or a newly due row is not kept waiting.
@@ -147,11 +145,11 @@ impl OutboxWorker {
         }
     }
 
-    fn limit_for(kind: &str) -> Option<Limit> {
+    fn limit_for(kind: ChannelKind) -> Option<Limit> {
         match kind {
-            "slack" => Some(Limit::SLACK_CHANNEL),
-            "pagerduty" => Some(Limit::PAGERDUTY_ROUTING_KEY),
-            _ => None,
+            ChannelKind::Slack => Some(Limit::SLACK_CHANNEL),
+            ChannelKind::Pagerduty => Some(Limit::PAGERDUTY_ROUTING_KEY),
+            ChannelKind::Email | ChannelKind::Log => None,
         }
     }
 
@@ -175,7 +173,7 @@ impl OutboxWorker {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(delivery = d.id, incident = ?d.incident_id, channel = %d.channel, kind = %d.kind))]
+    #[tracing::instrument(skip_all, fields(delivery = d.id, incident = ?d.incident_id, channel = %d.channel, kind = %d.kind_word))]
     async fn deliver(&self, d: &Delivery) -> Result<(), StoreError> {
         let started_at = self.clock.now_ms();
         let Some(channel) = self.channels.get(&d.channel) else {
@@ -235,22 +233,26 @@ impl OutboxWorker {
             id: d.id,
             created_at: d.created_at,
         };
-        if let Some(kind) = NoticeKind::parse(&d.kind) {
-            return Ok(
-                match self.builder.notice(kind, d.detail.as_deref(), delivery) {
-                    Ok(notice) => Ok(Message::Notice(notice)),
-                    Err(e) => Err(SendOutcome::Permanent {
-                        status: None,
-                        reason: e.to_string(),
-                    }),
-                },
-            );
-        }
-        let Some(kind) = NotificationKind::parse(&d.kind) else {
-            return Ok(Err(SendOutcome::Permanent {
-                status: None,
-                reason: format!("unknown notification kind `{}`", d.kind),
-            }));
+        let kind = match &d.kind {
+            Ok(DeliveryKind::Notification(kind)) => *kind,
+            Ok(DeliveryKind::Notice(kind)) => {
+                return Ok(
+                    match self.builder.notice(*kind, d.detail.as_deref(), delivery) {
+                        Ok(notice) => Ok(Message::Notice(notice)),
+                        Err(e) => Err(SendOutcome::Permanent {
+                            status: None,
+                            reason: e.to_string(),
+                        }),
+                    },
+                );
+            }
+            // Logged when read; no later version's row is sent by guessing what it meant.
+            Err(e) => {
+                return Ok(Err(SendOutcome::Permanent {
+                    status: None,
+                    reason: e.to_string(),
+                }));
+            }
         };
         let built = match d.incident_id {
             Some(id) => {
@@ -284,11 +286,30 @@ impl OutboxWorker {
                 status,
                 response,
                 remote,
-            } => (status, "delivered", response, "delivered", now, remote),
-            SendOutcome::Skipped { reason } => (None, "skipped", reason, "delivered", now, None),
-            SendOutcome::Permanent { status, reason } => {
-                (status, "permanent", reason, "dead", now, None)
-            }
+            } => (
+                status,
+                AttemptOutcome::Delivered,
+                response,
+                DeliveryStatus::Delivered,
+                now,
+                remote,
+            ),
+            SendOutcome::Skipped { reason } => (
+                None,
+                AttemptOutcome::Skipped,
+                reason,
+                DeliveryStatus::Delivered,
+                now,
+                None,
+            ),
+            SendOutcome::Permanent { status, reason } => (
+                status,
+                AttemptOutcome::Permanent,
+                reason,
+                DeliveryStatus::Dead,
+                now,
+                None,
+            ),
             SendOutcome::Retry {
                 status,
                 reason,
@@ -302,13 +323,20 @@ impl OutboxWorker {
                 match self.retry.next_delay(attempt, retry_after, fastrand::f64()) {
                     Some(delay) => {
                         let delay = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-                        (status, "retry", reason, "failed", now + delay, None)
+                        (
+                            status,
+                            AttemptOutcome::Retry,
+                            reason,
+                            DeliveryStatus::Failed,
+                            now + delay,
+                            None,
+                        )
                     }
                     None => (
                         status,
-                        "retry",
+                        AttemptOutcome::Retry,
                         format!("{reason} (gave up after {attempt} attempts)"),
-                        "dead",
+                        DeliveryStatus::Dead,
                         now,
                         None,
                     ),
@@ -326,16 +354,18 @@ impl OutboxWorker {
             remote,
         };
         deliveries::record_attempt(&self.store.write, d, &result).await?;
-        self.metrics.delivery_attempt(&d.channel, label);
+        self.metrics.delivery_attempt(&d.channel, label.as_str());
         match new_status {
-            "dead" => {
+            DeliveryStatus::Dead => {
                 self.metrics.delivery_dead(&d.channel);
                 tracing::error!(status = ?status_code, reason = %result.response, attempt, "delivery is dead: it will not be retried");
             }
-            "failed" => {
+            DeliveryStatus::Failed => {
                 tracing::warn!(status = ?status_code, reason = %result.response, attempt, retry_in_ms = next_attempt_at - now, "delivery failed; will retry")
             }
-            _ => tracing::info!(outcome = label, attempt, "delivered"),
+            DeliveryStatus::Delivered | DeliveryStatus::Pending | DeliveryStatus::Sending => {
+                tracing::info!(outcome = label.as_str(), attempt, "delivered")
+            }
         }
         Ok(())
     }

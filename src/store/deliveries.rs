@@ -3,20 +3,24 @@
 //! dedup keys make a repeat harmless). No transaction is ever held across a send.
 
 use serde::Serialize;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{CorruptRow, StoreError};
-use crate::domain::{Policy, RemoteRef, RemoteState};
+use crate::domain::{DeliveryKind, DeliveryStatus, NoticeKind, Policy, RemoteRef, RemoteState};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
     pub id: i64,
     pub incident_id: Option<i64>,
     pub episode: i64,
     pub channel: String,
-    pub kind: String,
+    /// An unknown word is kept as the row's error rather than failing the whole claim or
+    /// listing it is in: the worker buries that row with the reason, the API shows the word.
+    #[serde(skip)]
+    pub kind: Result<DeliveryKind, CorruptRow>,
     pub detail: Option<String>,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub lease_until: Option<i64>,
@@ -25,6 +29,43 @@ pub struct Delivery {
     pub response: Option<String>,
     pub created_at: i64,
     pub delivered_at: Option<i64>,
+    /// The stored `kind` word, as read (for logs and the API, also when it does not decode).
+    #[serde(rename = "kind")]
+    pub kind_word: String,
+}
+
+impl<'r> sqlx::FromRow<'r, SqliteRow> for Delivery {
+    fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
+        let id: i64 = row.try_get("id")?;
+        let kind_word: String = row.try_get("kind")?;
+        let kind = kind_word.parse::<DeliveryKind>().map_err(|e| {
+            CorruptRow {
+                table: "deliveries",
+                id,
+                field: "kind",
+                reason: e.to_string(),
+            }
+            .logged()
+        });
+        Ok(Self {
+            id,
+            incident_id: row.try_get("incident_id")?,
+            episode: row.try_get("episode")?,
+            channel: row.try_get("channel")?,
+            kind,
+            detail: row.try_get("detail")?,
+            status: row.try_get("status")?,
+            attempts: row.try_get("attempts")?,
+            next_attempt_at: row.try_get("next_attempt_at")?,
+            lease_until: row.try_get("lease_until")?,
+            last_status_code: row.try_get("last_status_code")?,
+            last_error: row.try_get("last_error")?,
+            response: row.try_get("response")?,
+            created_at: row.try_get("created_at")?,
+            delivered_at: row.try_get("delivered_at")?,
+            kind_word,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -91,18 +132,19 @@ pub async fn claim_due(
 pub async fn insert_notices(
     conn: &mut SqliteConnection,
     channels: &[String],
-    kind: &str,
+    kind: NoticeKind,
     detail: &str,
     now: i64,
 ) -> Result<(), StoreError> {
     for channel in channels {
         sqlx::query(
             "INSERT INTO deliveries (incident_id, episode, channel, kind, detail, status, \
-             next_attempt_at, created_at) VALUES (NULL, 0, ?, ?, ?, 'pending', ?, ?)",
+             next_attempt_at, created_at) VALUES (NULL, 0, ?, ?, ?, ?, ?, ?)",
         )
         .bind(channel)
         .bind(kind)
         .bind(detail)
+        .bind(DeliveryStatus::Pending)
         .bind(now)
         .bind(now)
         .execute(&mut *conn)
@@ -121,17 +163,38 @@ pub async fn release(pool: &SqlitePool, id: i64, next_attempt_at: i64) -> Result
     Ok(())
 }
 
+/// How one attempt ended (`delivery_attempts.outcome`, and the metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered,
+    /// Failed in a way worth trying again (the row may still be dead: attempts used up).
+    Retry,
+    Permanent,
+    /// Nothing to send (e.g. the incident is gone): the row counts as delivered.
+    Skipped,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retry => "retry",
+            Self::Permanent => "permanent",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
 /// What became of one attempt.
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
     pub started_at: i64,
     pub duration_ms: i64,
     pub status_code: Option<i64>,
-    /// `delivered`, `retry`, `permanent`, `skipped`.
-    pub outcome: &'static str,
+    pub outcome: AttemptOutcome,
     pub response: String,
-    /// Row status after this attempt: `delivered`, `failed` (will retry) or `dead`.
-    pub new_status: &'static str,
+    /// Row status after this attempt: `Delivered`, `Failed` (will retry) or `Dead`.
+    pub new_status: DeliveryStatus,
     pub next_attempt_at: i64,
     pub remote: Option<RemoteRef>,
 }
@@ -154,11 +217,12 @@ pub async fn record_attempt(
     .bind(r.started_at)
     .bind(r.duration_ms)
     .bind(r.status_code)
-    .bind(r.outcome)
+    .bind(r.outcome.as_str())
     .bind(&r.response)
     .execute(&mut *tx)
     .await?;
-    let delivered_at = (r.new_status == "delivered").then_some(r.started_at + r.duration_ms);
+    let delivered = r.new_status == DeliveryStatus::Delivered;
+    let delivered_at = delivered.then_some(r.started_at + r.duration_ms);
     sqlx::query(
         "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, \
          last_status_code = ?, last_error = ?, response = ?, delivered_at = ? WHERE id = ?",
@@ -167,7 +231,7 @@ pub async fn record_attempt(
     .bind(attempt)
     .bind(r.next_attempt_at)
     .bind(r.status_code)
-    .bind((r.new_status != "delivered").then_some(&r.response))
+    .bind((!delivered).then_some(&r.response))
     .bind(&r.response)
     .bind(delivered_at)
     .bind(d.id)
@@ -414,3 +478,6 @@ pub async fn enqueue_count_updates(
     tx.commit().await?;
     Ok(enqueued)
 }
+
+#[cfg(test)]
+mod tests;

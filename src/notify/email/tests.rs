@@ -23,7 +23,7 @@ fn accepts_the_documented_url_forms() {
         "smtp://smtp.example.com:587?tls=opportunistic",
     ] {
         let c = channel(url).unwrap_or_else(|e| panic!("{url}: {e}"));
-        assert_eq!(c.kind(), "email");
+        assert_eq!(c.kind(), ChannelKind::Email);
         assert_eq!(c.rate_key(), "email:oncall-email");
         assert_eq!(c.recipients(), ["trading-ops@paiid.ai", "em@paiid.ai"]);
     }

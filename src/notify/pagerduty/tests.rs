@@ -181,7 +181,7 @@ fn rate_key_hashes_and_debug_redacts() {
         format!("pagerduty:{}", &hex::encode(Sha256::digest(KEY))[..8])
     );
     assert!(!format!("{ch:?}").contains(KEY));
-    assert_eq!(ch.kind(), "pagerduty");
+    assert_eq!(ch.kind(), ChannelKind::Pagerduty);
 }
 
 #[test]

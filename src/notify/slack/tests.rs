@@ -335,7 +335,7 @@ fn debug_redacts_secrets() {
     assert!(!format!("{b:?}").contains("xoxb-SECRET"));
     assert!(format!("{b:?}").contains("https://slack.com/api\""));
     assert_eq!(w.rate_key(), "slack:#paiid-alerts");
-    assert_eq!(b.kind(), "slack");
+    assert_eq!(b.kind(), ChannelKind::Slack);
 }
 
 #[test]
