@@ -733,3 +733,65 @@ async fn a_button_from_an_earlier_occurrence_does_not_act_on_the_new_one() {
     assert_eq!(answer["handled"][0]["result"], "acknowledged", "{answer}");
     assert_eq!(w.app.incident(id).await["state"], "acknowledged");
 }
+
+/// A PagerDuty event's writes (the PagerDuty incident id, the state change, the record of its
+/// id) commit together: when the change fails half-way nothing of it stays, so PagerDuty's retry
+/// is handled in full instead of finding a half-applied event.
+#[tokio::test]
+async fn pagerduty_event_is_one_transaction() {
+    use sqlx::{Connection, SqliteConnection};
+    let w = world(false).await;
+    let id = open_critical(&w.app, "900021").await;
+    let key = format!("paiid-alerts-{id}-1");
+    // A failure in the middle of the change: writing the acknowledgement to the timeline aborts.
+    let mut db = SqliteConnection::connect(&format!("sqlite://{}", w.app.db_path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER fail_ack BEFORE INSERT ON timeline WHEN NEW.kind = 'acknowledged' \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let body = pd_webhook("incident.acknowledged", &key);
+    let sig = format!("v1={}", sign(b"pd-webhook-secret", &body));
+    let r = post_pd(&w.app, &body, &sig, "wh-tx").await;
+    assert!(r.status().is_server_error(), "{}", r.status());
+    assert_eq!(
+        w.app
+            .scalar("SELECT COUNT(*) FROM incidents WHERE pagerduty_incident_id IS NOT NULL")
+            .await,
+        0,
+        "the PagerDuty incident id was written outside the failed change"
+    );
+    assert_eq!(
+        w.app.scalar("SELECT COUNT(*) FROM inbound_webhooks").await,
+        0,
+        "the event was recorded as handled"
+    );
+    assert_eq!(w.app.incident(id).await["state"], "triggered");
+
+    // PagerDuty's retry of the same event is handled, not answered `duplicate`.
+    sqlx::query("DROP TRIGGER fail_ack")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let r = post_pd(&w.app, &body, &sig, "wh-tx").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "acknowledged");
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["state"], "acknowledged");
+    assert_eq!(
+        w.app
+            .scalar("SELECT COUNT(*) FROM incidents WHERE pagerduty_incident_id = 'Q1PDINCIDENT'")
+            .await,
+        1
+    );
+    assert_eq!(
+        w.app.scalar("SELECT COUNT(*) FROM inbound_webhooks").await,
+        1
+    );
+    let r = post_pd(&w.app, &body, &sig, "wh-tx").await;
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "duplicate");
+}

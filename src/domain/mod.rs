@@ -6,6 +6,7 @@
 //! with a [`ParseError`] naming what was expected, and `sqlx::Type` binds and decodes the same
 //! word, so the columns written before these types existed read back unchanged.
 
+mod action;
 mod effects;
 mod ids;
 mod incident;
@@ -15,6 +16,7 @@ mod notice;
 mod remote;
 mod severity;
 
+pub use action::Action;
 pub use effects::{Effects, NewDelivery, NewTimeline};
 pub use ids::{DeliveryId, Episode, EventId, IncidentId};
 pub use incident::{

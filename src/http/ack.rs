@@ -12,9 +12,9 @@ use axum::{Extension, Router};
 
 use super::AppState;
 use super::extract::Path;
-use super::pages::{Page, Pages, ack_words, resolve_words};
+use super::pages::{Page, Pages, act_page};
 use crate::auth::ack_token::{AckAction, AckClaims, TokenError};
-use crate::domain::Via;
+use crate::domain::{Action, Episode, IncidentId, Via};
 use crate::incidents::model::Incident;
 use crate::incidents::transitions::Actor;
 use crate::store::misc;
@@ -117,28 +117,11 @@ async fn act(
         typed
     };
     let actor = Actor::new(name, Via::Link);
-    let page = match claims.action {
-        // The episode is checked again inside the transaction: a reopen may land in between.
-        AckAction::Acknowledge => {
-            match state
-                .incidents
-                .acknowledge(inc.id, Some(claims.ver), &actor)
-                .await
-            {
-                Ok((outcome, inc)) => pages.ack_result(&inc, &ack_words(&outcome)),
-                Err(e) => pages.service_error("Not acknowledged", &e),
-            }
-        }
-        AckAction::Resolve => {
-            match state
-                .incidents
-                .resolve(inc.id, Some(claims.ver), &actor)
-                .await
-            {
-                Ok((outcome, inc)) => pages.ack_result(&inc, &resolve_words(&outcome)),
-                Err(e) => pages.service_error("Not resolved", &e),
-            }
-        }
+    let action = match claims.action {
+        AckAction::Acknowledge => Action::ACKNOWLEDGE,
+        AckAction::Resolve => Action::RESOLVE,
     };
-    page.into_response()
+    // The episode is checked again inside the transaction: a reopen may land in between.
+    let (id, episode) = (IncidentId(inc.id), Some(Episode(claims.ver)));
+    act_page(&state, &pages, id, episode, action, &actor).await
 }

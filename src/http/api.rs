@@ -15,9 +15,9 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json as JsonBody, Path, Query};
 use crate::clock::ms_to_datetime;
-use crate::domain::{IncidentState, Severity, Via};
+use crate::domain::{Action, Episode, IncidentId, IncidentState, Severity, Via};
 use crate::incidents::model::Incident;
-use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
+use crate::incidents::transitions::Actor;
 use crate::store::misc::{self, IncidentFilter};
 
 pub fn router() -> Router<AppState> {
@@ -225,7 +225,7 @@ pub struct ActionBody {
     pub by: Option<String>,
     pub note: Option<String>,
     /// Act only if the incident is still at this occurrence (409 otherwise).
-    pub episode: Option<i64>,
+    pub episode: Option<Episode>,
 }
 
 fn actor_name(body: &ActionBody) -> Result<String, ApiError> {
@@ -245,60 +245,44 @@ fn actor_name(body: &ActionBody) -> Result<String, ApiError> {
     Ok(by.to_string())
 }
 
+/// The root-cause note given with an acknowledgement or resolution (a blank one is none).
+fn optional_note(body: &ActionBody) -> Option<String> {
+    body.note.clone().filter(|n| !n.trim().is_empty())
+}
+
 async fn ack(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<IncidentId>,
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<Json<Value>, ApiError> {
     require_api_token(&state, &headers)?;
-    let actor = Actor::new(actor_name(&body)?, Via::Api);
-    if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
-        state.incidents.note(id, body.episode, note, &actor).await?;
-    }
-    let (outcome, inc) = state
-        .incidents
-        .acknowledge(id, body.episode, &actor)
-        .await?;
-    let result = match outcome {
-        AckOutcome::Acknowledged => "acknowledged",
-        AckOutcome::AlreadyAcknowledged { .. } => "already_acknowledged",
-        AckOutcome::AlreadyResolved { .. } => "already_resolved",
+    let action = Action::Acknowledge {
+        root_cause: optional_note(&body),
     };
-    Ok(Json(
-        json!({ "result": result, "incident": IncidentView::from(&inc) }),
-    ))
+    act(&state, id, &body, action).await
 }
 
 async fn resolve(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<IncidentId>,
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<Json<Value>, ApiError> {
     require_api_token(&state, &headers)?;
-    let actor = Actor::new(actor_name(&body)?, Via::Api);
-    if let Some(note) = body.note.as_deref().filter(|n| !n.trim().is_empty()) {
-        state.incidents.note(id, body.episode, note, &actor).await?;
-    }
-    let (outcome, inc) = state.incidents.resolve(id, body.episode, &actor).await?;
-    let result = match outcome {
-        ResolveOutcome::Resolved => "resolved",
-        ResolveOutcome::AlreadyResolved { .. } => "already_resolved",
+    let action = Action::Resolve {
+        root_cause: optional_note(&body),
     };
-    Ok(Json(
-        json!({ "result": result, "incident": IncidentView::from(&inc) }),
-    ))
+    act(&state, id, &body, action).await
 }
 
 async fn note(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<IncidentId>,
     JsonBody(body): JsonBody<ActionBody>,
 ) -> Result<Json<Value>, ApiError> {
     require_api_token(&state, &headers)?;
-    let actor = Actor::new(actor_name(&body)?, Via::Api);
     let text = body.note.as_deref().map(str::trim).unwrap_or("");
     if text.is_empty() {
         return Err(ApiError::bad_request(
@@ -312,8 +296,24 @@ async fn note(
             "`note` is longer than 10000 characters",
         ));
     }
-    let inc = state.incidents.note(id, body.episode, text, &actor).await?;
+    let action = Action::Note {
+        root_cause: text.to_string(),
+    };
+    act(&state, id, &body, action).await
+}
+
+async fn act(
+    state: &AppState,
+    id: IncidentId,
+    body: &ActionBody,
+    action: Action,
+) -> Result<Json<Value>, ApiError> {
+    let actor = Actor::new(actor_name(body)?, Via::Api);
+    let (outcome, inc) = state
+        .incidents
+        .act(id, body.episode, action, &actor)
+        .await?;
     Ok(Json(
-        json!({ "result": "noted", "incident": IncidentView::from(&inc) }),
+        json!({ "result": outcome.word(), "incident": IncidentView::from(&inc) }),
     ))
 }

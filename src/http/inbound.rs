@@ -15,11 +15,9 @@ use super::error::ApiError;
 use super::sentry::read_body;
 use crate::auth::pagerduty_signature::verify_pagerduty_signature;
 use crate::auth::slack_signature::verify_slack_request;
-use crate::domain::Via;
-use crate::incidents::model::parse_dedup_key;
-use crate::incidents::service::ServiceError;
+use crate::domain::{Action, Episode, IncidentId, Via};
+use crate::incidents::service::{PagerDutyAction, PagerDutyEvent, PagerDutyOutcome, ServiceError};
 use crate::incidents::transitions::Actor;
-use crate::store::misc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -108,19 +106,16 @@ async fn slack_interaction(
         let Some((id, episode)) = action.value.as_deref().and_then(button_target) else {
             continue;
         };
-        let result = match action.action_id.as_str() {
-            "ack" => state
-                .incidents
-                .acknowledge(id, episode, &actor)
-                .await
-                .map(|_| "acknowledged"),
-            "resolve" => state
-                .incidents
-                .resolve(id, episode, &actor)
-                .await
-                .map(|_| "resolved"),
+        let (act, word) = match action.action_id.as_str() {
+            "ack" => (Action::ACKNOWLEDGE, "acknowledged"),
+            "resolve" => (Action::RESOLVE, "resolved"),
             _ => continue,
         };
+        let result = state
+            .incidents
+            .act(id, episode, act, &actor)
+            .await
+            .map(|_| word);
         // A button on a card from an earlier occurrence (or about an incident this database does
         // not have) does nothing; Slack is still answered 200, or it shows the person an error
         // they cannot act on.
@@ -135,7 +130,7 @@ async fn slack_interaction(
 }
 
 /// `"42:3"` -> (42, Some(3)); `"42"` -> (42, None).
-pub fn button_target(value: &str) -> Option<(i64, Option<i64>)> {
+pub fn button_target(value: &str) -> Option<(IncidentId, Option<Episode>)> {
     let value = value.trim();
     match value.split_once(':') {
         Some((id, episode)) => Some((id.parse().ok()?, Some(episode.parse().ok()?))),
@@ -213,76 +208,35 @@ async fn pagerduty_webhook(
         .id
         .clone()
         .or_else(|| header(&headers, "x-webhook-id").map(str::to_string));
-    if let Some(wid) = &webhook_id
-        && misc::webhook_seen(&state.store.read, "pagerduty", wid).await?
-    {
-        return Ok((StatusCode::OK, Json(json!({ "status": "duplicate" }))));
-    }
-    let answer = apply_pagerduty_event(&state, event).await?;
-    // Recorded only once handled: a delivery that failed half-way (storage busy) is redone on
-    // PagerDuty's retry instead of being answered `duplicate` and lost. Acknowledge and resolve
-    // are idempotent, so two copies racing here do no harm.
-    if let Some(wid) = &webhook_id {
-        misc::first_sighting(&state.store.write, "pagerduty", wid, state.clock.now_ms()).await?;
-    }
+    let action = match event.event_type.as_str() {
+        "incident.acknowledged" => Some(PagerDutyAction::Acknowledge),
+        "incident.resolved" => Some(PagerDutyAction::Resolve),
+        _ => None,
+    };
+    let request = PagerDutyEvent {
+        webhook_id,
+        action,
+        incident_key: event.incident_key().map(str::to_string),
+        pagerduty_id: event.pagerduty_incident_id().map(str::to_string),
+        agent: event.agent.and_then(|a| a.summary),
+    };
+    // Events about incidents this service does not know (another service's, or ones deleted
+    // here) are answered 2xx: PagerDuty retries anything else and would eventually disable the
+    // subscription.
+    let answer = match state.incidents.pagerduty_event(&request).await? {
+        PagerDutyOutcome::Duplicate => json!({ "status": "duplicate" }),
+        PagerDutyOutcome::Ignored => {
+            json!({ "status": "ignored", "event_type": event.event_type })
+        }
+        PagerDutyOutcome::UnknownIncident => json!({ "status": "unknown_incident" }),
+        PagerDutyOutcome::StaleEpisode => json!({ "status": "stale_episode" }),
+        PagerDutyOutcome::Acted { incident, action } => {
+            let status = match action {
+                PagerDutyAction::Acknowledge => "acknowledged",
+                PagerDutyAction::Resolve => "resolved",
+            };
+            json!({ "status": status, "incident_id": incident })
+        }
+    };
     Ok((StatusCode::OK, Json(answer)))
-}
-
-/// Acts on one PagerDuty event. Events about incidents this service does not know (another
-/// service's, or ones deleted here) are answered 2xx: PagerDuty retries anything else and would
-/// eventually disable the subscription.
-async fn apply_pagerduty_event(state: &AppState, event: PdEvent) -> Result<Value, ApiError> {
-    let acting = match event.event_type.as_str() {
-        "incident.acknowledged" => true,
-        "incident.resolved" => false,
-        other => return Ok(json!({ "status": "ignored", "event_type": other })),
-    };
-    let unknown = json!({ "status": "unknown_incident" });
-    let incident_key = event.incident_key();
-    let pd_id = event.pagerduty_incident_id();
-    let Some(id) = state
-        .incidents
-        .find_for_pagerduty(incident_key, pd_id)
-        .await?
-    else {
-        return Ok(unknown);
-    };
-    let Some(inc) = misc::incident(&state.store.read, id).await? else {
-        return Ok(unknown);
-    };
-    // A late event about an earlier episode's PagerDuty incident must not act on this one
-    // (checked again inside the transaction).
-    let episode = incident_key
-        .and_then(parse_dedup_key)
-        .filter(|(key_id, _)| *key_id == id)
-        .map(|(_, episode)| episode);
-    if episode.is_some_and(|e| e != inc.episode) {
-        return Ok(json!({ "status": "stale_episode" }));
-    }
-    if let Some(pd_id) = pd_id {
-        misc::set_pagerduty_incident_id(&state.store.write, id, inc.episode, pd_id).await?;
-    }
-    let who = event
-        .agent
-        .and_then(|a| a.summary)
-        .unwrap_or_else(|| "PagerDuty".into());
-    let actor = Actor::new(who, Via::Pagerduty);
-    let result = if acting {
-        state
-            .incidents
-            .acknowledge(id, episode, &actor)
-            .await
-            .map(|_| "acknowledged")
-    } else {
-        state
-            .incidents
-            .resolve(id, episode, &actor)
-            .await
-            .map(|_| "resolved")
-    };
-    let result = match result {
-        Err(ServiceError::StaleEpisode { .. }) => "stale_episode",
-        other => other?,
-    };
-    Ok(json!({ "status": result, "incident_id": id }))
 }

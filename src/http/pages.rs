@@ -19,7 +19,8 @@ use axum::{Extension, Router};
 use super::AppState;
 use super::api::{presented_token, require_api_reader};
 use super::extract::Path;
-use crate::domain::Via;
+use crate::domain::{Action, Episode, IncidentId, Via};
+use crate::incidents::service::ActOutcome;
 use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
 use crate::intake::unparsed;
 use crate::store::misc::{self, IncidentFilter};
@@ -214,7 +215,7 @@ fn web_form(
     pages: &Pages,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Actor, Option<i64>), Box<Response>> {
+) -> Result<(Actor, Option<Episode>), Box<Response>> {
     let body = super::form::text(body);
     let actor = web_actor(state, pages, headers, &body)?;
     // The occurrence the page showed: a form left open across a reopen must not act on it.
@@ -226,39 +227,67 @@ async fn web_ack(
     State(state): State<AppState>,
     Extension(pages): Extension<Pages>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<IncidentId>,
     body: Bytes,
 ) -> Response {
-    let (actor, episode) = match web_form(&state, &pages, &headers, &body) {
-        Ok(v) => v,
-        Err(r) => return *r,
-    };
-    match state.incidents.acknowledge(id, episode, &actor).await {
-        Ok((outcome, inc)) => pages.ack_result(&inc, &ack_words(&outcome)),
-        Err(e) => pages.service_error("Not acknowledged", &e),
-    }
-    .into_response()
+    web_act(&state, &pages, &headers, id, &body, Action::ACKNOWLEDGE).await
 }
 
 async fn web_resolve(
     State(state): State<AppState>,
     Extension(pages): Extension<Pages>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<IncidentId>,
     body: Bytes,
 ) -> Response {
-    let (actor, episode) = match web_form(&state, &pages, &headers, &body) {
+    web_act(&state, &pages, &headers, id, &body, Action::RESOLVE).await
+}
+
+async fn web_act(
+    state: &AppState,
+    pages: &Pages,
+    headers: &HeaderMap,
+    id: IncidentId,
+    body: &[u8],
+    action: Action,
+) -> Response {
+    let (actor, episode) = match web_form(state, pages, headers, body) {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    match state.incidents.resolve(id, episode, &actor).await {
-        Ok((outcome, inc)) => pages.ack_result(&inc, &resolve_words(&outcome)),
-        Err(e) => pages.service_error("Not resolved", &e),
+    act_page(state, pages, id, episode, action, &actor).await
+}
+
+/// Acts and shows the result: shared by the incident page's forms and the signed links.
+pub async fn act_page(
+    state: &AppState,
+    pages: &Pages,
+    id: IncidentId,
+    episode: Option<Episode>,
+    action: Action,
+    actor: &Actor,
+) -> Response {
+    let failed = match action {
+        Action::Resolve { .. } => "Not resolved",
+        Action::Acknowledge { .. } | Action::Note { .. } => "Not acknowledged",
+    };
+    match state.incidents.act(id, episode, action, actor).await {
+        Ok((outcome, inc)) => pages.ack_result(&inc, &outcome_words(&outcome)),
+        Err(e) => pages.service_error(failed, &e),
     }
     .into_response()
 }
 
-pub fn ack_words(outcome: &AckOutcome) -> String {
+/// What the page says an action did.
+pub fn outcome_words(outcome: &ActOutcome) -> String {
+    match outcome {
+        ActOutcome::Acknowledge(o) => ack_words(o),
+        ActOutcome::Resolve(o) => resolve_words(o),
+        ActOutcome::Noted => "Root-cause note saved.".to_string(),
+    }
+}
+
+fn ack_words(outcome: &AckOutcome) -> String {
     match outcome {
         AckOutcome::Acknowledged => "Acknowledged. Escalation is stopped.".to_string(),
         AckOutcome::AlreadyAcknowledged { by, at } => format!(
@@ -274,7 +303,7 @@ pub fn ack_words(outcome: &AckOutcome) -> String {
     }
 }
 
-pub fn resolve_words(outcome: &ResolveOutcome) -> String {
+fn resolve_words(outcome: &ResolveOutcome) -> String {
     match outcome {
         ResolveOutcome::Resolved => {
             "Resolved. A post-mortem summary is on its way to the alerts channel.".to_string()

@@ -1,11 +1,11 @@
 //! Listings for the API and web page, settings, and inbound webhook dedupe.
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::incidents::{IncidentRow, decode_all};
 use super::{CorruptRow, StoreError};
-use crate::domain::{Incident, IncidentState, Severity};
+use crate::domain::{Incident, IncidentId, IncidentState, Severity};
 
 #[derive(Debug, Default)]
 pub struct IncidentFilter {
@@ -98,7 +98,7 @@ pub async fn get_or_insert_setting(
 
 /// Whether an inbound webhook id was recorded (handled) before.
 pub async fn webhook_seen(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     source: &str,
     webhook_id: &str,
 ) -> Result<bool, StoreError> {
@@ -107,14 +107,14 @@ pub async fn webhook_seen(
     )
     .bind(source)
     .bind(webhook_id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?
     .is_some())
 }
 
 /// Records an inbound webhook id; false when it was seen before.
 pub async fn first_sighting(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     source: &str,
     webhook_id: &str,
     now: i64,
@@ -123,7 +123,7 @@ pub async fn first_sighting(
         .bind(source)
         .bind(webhook_id)
         .bind(now)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(r.rows_affected() == 1)
 }
@@ -139,19 +139,17 @@ pub async fn purge_raw_payloads(pool: &SqlitePool, older_than: i64) -> Result<u6
     Ok(r.rows_affected())
 }
 
-pub async fn set_pagerduty_incident_id(
-    pool: &SqlitePool,
-    id: i64,
-    episode: i64,
-    pd_id: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE incidents SET pagerduty_incident_id = ? WHERE id = ? AND episode = ?")
-        .bind(pd_id)
-        .bind(id)
-        .bind(episode)
-        .execute(pool)
-        .await?;
-    Ok(())
+/// Our incident for a PagerDuty incident id remembered from an earlier event.
+pub async fn incident_for_pagerduty(
+    conn: &mut SqliteConnection,
+    pagerduty_id: &str,
+) -> Result<Option<IncidentId>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM incidents WHERE pagerduty_incident_id = ?")
+            .bind(pagerduty_id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// What a scrape of `/metrics` reads from the database: the state of the service that survives a
