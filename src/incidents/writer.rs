@@ -3,7 +3,7 @@
 //! every waiting request. A webhook is answered 2xx only after its commit.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -209,239 +209,328 @@ impl Writer {
         }
     }
 
+    /// One batch in one transaction: [`dedup`] (what the store holds), [`apply`] (pure), [`write`].
+    #[tracing::instrument(skip_all, fields(batch = reqs.len(), incidents = tracing::field::Empty))]
     async fn commit_batch(
         &mut self,
         reqs: &[IngestRequest],
     ) -> Result<(Vec<IngestOutcome>, Effects), StoreError> {
         let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
         let now = self.clock.now_ms();
-
-        // Retries already stored, and retries inside this very batch. Event keys are forever;
-        // content hashes only within the retry window (see `sql::body_copies`).
-        let (body_keys, event_keys): (Vec<&str>, Vec<&str>) = reqs
-            .iter()
-            .map(|r| r.dedup_key.as_str())
-            .partition(|k| crate::intake::is_content_key(k));
-        let stored = sql::existing_dedup_keys(&mut tx, &event_keys).await?;
-        let body_copies =
-            sql::body_copies(&mut tx, &body_keys, now.saturating_sub(RETRY_WINDOW_MS)).await?;
-        let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
-        // Sentry events already counted (under another rule or route), and those of this batch.
-        let event_prefixes: Vec<String> = reqs
-            .iter()
-            .filter(|r| r.facts.occurrence)
-            .filter_map(|r| {
-                r.facts
-                    .event_id
-                    .as_deref()
-                    .map(crate::intake::event_key_prefix)
-            })
-            .collect();
-        let mut events_seen = sql::events_seen(&mut tx, &event_prefixes).await?;
-
-        let incident_keys: Vec<String> =
-            reqs.iter().filter_map(|r| r.facts.incident_key()).collect();
-        let key_refs: Vec<&str> = incident_keys.iter().map(String::as_str).collect();
-        let mut incidents: HashMap<String, Incident> = HashMap::new();
-        // Rows that do not decode (logged when read): their webhooks are stored, not applied.
-        let mut unreadable: HashMap<String, i64> = HashMap::new();
-        for (key, row) in sql::incidents_by_keys(&mut tx, &key_refs).await? {
-            match row {
-                Ok(inc) => {
-                    incidents.insert(key, inc);
-                }
-                Err(corrupt) => {
-                    unreadable.insert(key, corrupt.id);
-                }
-            }
-        }
-        let mut changed: Vec<String> = Vec::new();
-
-        let mut outcomes = Vec::with_capacity(reqs.len());
-        let mut events = Vec::with_capacity(reqs.len());
-        let mut unparsed = Vec::new();
-        let mut fx = Effects::default();
-        let next_event_id = self.next_event_id;
-        let next_incident_id = self.next_incident_id;
-        let mut event_id = next_event_id;
-        let mut incident_id = next_incident_id;
-
-        for (i, req) in reqs.iter().enumerate() {
-            let body_copy = body_copies.get(req.dedup_key.as_str()).copied();
-            if let Some(id) = stored.get(req.dedup_key.as_str()) {
-                outcomes.push(IngestOutcome::Duplicate { event_id: *id });
-                continue;
-            }
-            if let Some(sql::BodyCopy::Retry(id)) = body_copy {
-                outcomes.push(IngestOutcome::Duplicate { event_id: id });
-                continue;
-            }
-            if let Some(&first) = first_in_batch.get(req.dedup_key.as_str()) {
-                let id = match &outcomes[first] {
-                    IngestOutcome::Accepted { event_id, .. }
-                    | IngestOutcome::Duplicate { event_id } => *event_id,
-                };
-                outcomes.push(IngestOutcome::Duplicate { event_id: id });
-                continue;
-            }
-            first_in_batch.insert(req.dedup_key.as_str(), i);
-            let this_event = event_id;
-            event_id += 1;
-
-            let seen_before = req.facts.occurrence
-                && req
-                    .facts
-                    .event_id
-                    .as_deref()
-                    .is_some_and(|id| !events_seen.insert(crate::intake::event_key_prefix(id)));
-            let f: Cow<AlertFacts> = if seen_before {
-                Cow::Owned(AlertFacts {
-                    occurrence: false,
-                    ..req.facts.clone()
-                })
-            } else {
-                Cow::Borrowed(&req.facts)
-            };
-            let f = f.as_ref();
-            let class = self.classifier.classify(f, now);
-            let key = f.incident_key();
-            let actor = Actor::new(
-                f.actor.clone().unwrap_or_else(|| "sentry".into()),
-                Via::Sentry,
-            );
-            let mut status = IngestStatus::Processed;
-            // The incident this payload changed, with its severity after the change.
-            let mut touched: Option<(i64, Severity)> = None;
-            let unreadable_id = key.as_ref().and_then(|k| unreadable.get(k)).copied();
-            match (f.meaning(), key) {
-                // Its incident cannot be read, so neither counted, nor reopened, nor opened again
-                // under the same key: kept with the incident's id, to be replayed once repaired.
-                (_, Some(_)) if unreadable_id.is_some() => {
-                    status = IngestStatus::UnreadableIncident
-                }
-                (Meaning::Alert, Some(key)) => {
-                    match incidents.get_mut(&key) {
-                        Some(inc) => {
-                            fx.extend(transitions::record_alert(
-                                &self.cfg, inc, f, &class, this_event, now,
-                            ));
-                            touched = Some((inc.id, inc.severity()));
-                        }
-                        None => {
-                            let (mut inc, opened) = transitions::open_new(
-                                &self.cfg,
-                                incident_id,
-                                key.clone(),
-                                f,
-                                &class,
-                                this_event,
-                                now,
-                            );
-                            incident_id += 1;
-                            touched = Some((inc.id, inc.severity()));
-                            fx.extend(opened);
-                            // A drill of the paging path must never page on-call for real.
-                            if req.source == TEST_SOURCE {
-                                transitions::disable_escalation(&mut inc, &mut fx, now);
-                            }
-                            incidents.insert(key.clone(), inc);
-                        }
-                    }
-                    changed.push(key);
-                }
-                (
-                    meaning @ (Meaning::Resolved
-                    | Meaning::Unresolved
-                    | Meaning::Assigned
-                    | Meaning::Muted
-                    | Meaning::Comment),
-                    Some(key),
-                ) => {
-                    match incidents.get_mut(&key) {
-                        Some(inc) => {
-                            let e = match meaning {
-                                Meaning::Resolved => {
-                                    transitions::resolve(&self.cfg, inc, &actor, now).1
-                                }
-                                Meaning::Unresolved => transitions::unresolve(&self.cfg, inc, now),
-                                Meaning::Assigned => {
-                                    transitions::assign(inc, f.assignee.clone(), &actor, now)
-                                }
-                                Meaning::Muted => transitions::mute(inc, &actor, now),
-                                _ => transitions::comment(inc, f.comment.clone(), &actor, now),
-                            };
-                            touched = Some((inc.id, inc.severity()));
-                            fx.extend(e);
-                            changed.push(key);
-                        }
-                        // A state change for an issue we never paged about: kept, nothing to do.
-                        None => status = IngestStatus::NoIncident,
-                    }
-                }
-                (Meaning::Installation, _) => status = IngestStatus::Recorded,
-                // Sentry's envelope around content we cannot read: kept, never an incident.
-                (Meaning::Unparsed, _) => {
-                    status = IngestStatus::Unparsed;
-                    unparsed.extend(crate::intake::unparsed::Sighting::of(
-                        &req.facts, this_event,
-                    ));
-                }
-                _ => status = IngestStatus::Ignored,
-            }
-            let severity = touched.map_or(class.severity, |(_, s)| s);
-            let dedup_key = match body_copy {
-                Some(sql::BodyCopy::Repeat) => format!("{}:{this_event}", req.dedup_key),
-                _ => req.dedup_key.clone(),
-            };
-            events.push(NewEvent {
-                id: this_event,
-                received_at: now,
-                dedup_key,
-                request_id: req.request_id.clone(),
-                source: req.source,
-                resource: f.resource.clone(),
-                action: f.action.clone(),
-                status: status.as_str(),
-                incident_id: touched.map(|(id, _)| id).or(unreadable_id),
-                severity: (f.meaning() == Meaning::Alert).then_some(class.severity.as_str()),
-                rule: class.rule.clone(),
-                project: f.project.clone(),
-                environment: f.environment.clone(),
-                level: f.level.clone(),
-                occurrence: f.occurrence,
-                body: req.body.clone(),
-                details: event_details(f, &req.body, self.cfg.delivery.include_pii),
-            });
-            outcomes.push(IngestOutcome::Accepted {
-                event_id: this_event,
-                incident_id: touched.map(|(id, _)| id),
-                severity,
-                status,
-            });
-        }
-
-        changed.sort();
-        changed.dedup();
-        let rows: Vec<&Incident> = changed.iter().filter_map(|k| incidents.get(k)).collect();
-        if !rows.is_empty() {
-            sql::upsert_incidents(&mut tx, &rows).await?;
-        }
-        if !events.is_empty() {
-            sql::insert_events(&mut tx, &events).await?;
-        }
-        let new_shapes = crate::intake::unparsed::record(&mut tx, &unparsed, now).await?;
-        let announced_on =
-            crate::intake::unparsed::queue_announcements(&mut tx, &self.cfg, &new_shapes, now)
-                .await?;
-        sql::apply_effects(&mut tx, &[], &fx, now).await?;
+        let known = dedup(&mut tx, reqs, now).await?;
+        let ids = NextIds {
+            event: self.next_event_id,
+            incident: self.next_incident_id,
+        };
+        let applied = apply(known, reqs, &self.cfg, &mut self.classifier, ids, now);
+        let touched: Vec<i64> = applied.incidents.iter().map(|i| i.id).collect();
+        tracing::Span::current().record("incidents", tracing::field::debug(&touched));
+        let (new_shapes, announced_on) = write(&mut tx, &self.cfg, &applied, now).await?;
         tx.commit().await?;
         crate::intake::unparsed::log_announced(&new_shapes, &announced_on);
-        // The announcements are outbox rows outside `fx`: wake the outbox for them here.
+        // The announcements are outbox rows outside the effects: wake the outbox for them here.
         if !new_shapes.is_empty() && !announced_on.is_empty() {
             self.wakers.outbox.notify();
         }
-        self.next_event_id = event_id;
-        self.next_incident_id = incident_id;
-        Ok((outcomes, fx))
+        self.next_event_id = applied.next.event;
+        self.next_incident_id = applied.next.incident;
+        Ok((applied.outcomes, applied.effects))
     }
 }
+
+/// What the store already holds about a batch: read by [`dedup`], used by [`apply`].
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    /// Event keys already stored, with their event ids (forever).
+    stored: HashMap<String, i64>,
+    /// Content hashes stored within the retry window (see `sql::body_copies`).
+    body_copies: HashMap<String, sql::BodyCopy>,
+    /// Sentry events already counted (under another rule or route).
+    events_seen: HashSet<String>,
+    /// The incidents the batch's payloads belong to, by incident key.
+    incidents: HashMap<String, Incident>,
+    /// Incident rows that do not decode (logged when read), by key: their webhooks are stored,
+    /// not applied.
+    unreadable: HashMap<String, i64>,
+}
+
+/// The next free event and incident ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NextIds {
+    event: i64,
+    incident: i64,
+}
+
+/// What [`apply`] decided for a batch: everything [`write`] stores, and the answers.
+#[derive(Debug)]
+pub(crate) struct Applied<'a> {
+    /// One per request, in order.
+    outcomes: Vec<IngestOutcome>,
+    /// Incident rows changed (or opened) by the batch, by key, each once.
+    incidents: Vec<Incident>,
+    events: Vec<NewEvent>,
+    effects: Effects,
+    /// Payloads of a shape we cannot read, to be recorded (and announced if new).
+    unparsed: Vec<crate::intake::unparsed::Sighting<'a>>,
+    /// The counters after this batch, kept only once it commits.
+    next: NextIds,
+}
+
+/// Step 1: looks up what the store holds about the requests (stored keys, recent copies of the
+/// same body, events already counted, their incidents).
+async fn dedup(
+    conn: &mut sqlx::SqliteConnection,
+    reqs: &[IngestRequest],
+    now: i64,
+) -> Result<Known, StoreError> {
+    let (body_keys, event_keys): (Vec<&str>, Vec<&str>) = reqs
+        .iter()
+        .map(|r| r.dedup_key.as_str())
+        .partition(|k| crate::intake::is_content_key(k));
+    let stored = sql::existing_dedup_keys(conn, &event_keys).await?;
+    let body_copies =
+        sql::body_copies(conn, &body_keys, now.saturating_sub(RETRY_WINDOW_MS)).await?;
+    let event_prefixes: Vec<String> = reqs
+        .iter()
+        .filter(|r| r.facts.occurrence)
+        .filter_map(|r| {
+            r.facts
+                .event_id
+                .as_deref()
+                .map(crate::intake::event_key_prefix)
+        })
+        .collect();
+    let events_seen = sql::events_seen(conn, &event_prefixes).await?;
+    let incident_keys: Vec<String> = reqs.iter().filter_map(|r| r.facts.incident_key()).collect();
+    let key_refs: Vec<&str> = incident_keys.iter().map(String::as_str).collect();
+    let mut known = Known {
+        stored,
+        body_copies,
+        events_seen,
+        ..Known::default()
+    };
+    for (key, row) in sql::incidents_by_keys(conn, &key_refs).await? {
+        match row {
+            Ok(inc) => {
+                known.incidents.insert(key, inc);
+            }
+            Err(corrupt) => {
+                known.unreadable.insert(key, corrupt.id);
+            }
+        }
+    }
+    Ok(known)
+}
+
+/// Step 2, pure: drops retries (stored, or earlier in this batch), classifies each payload and
+/// applies its transition to the incidents in `known`. No SQL and no clock: `now` is given.
+fn apply<'a>(
+    mut known: Known,
+    reqs: &'a [IngestRequest],
+    cfg: &RoutingConfig,
+    classifier: &mut Classifier,
+    ids: NextIds,
+    now: i64,
+) -> Applied<'a> {
+    let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
+    let mut changed: Vec<String> = Vec::new();
+    let mut outcomes = Vec::with_capacity(reqs.len());
+    let mut events = Vec::with_capacity(reqs.len());
+    let mut unparsed = Vec::new();
+    let mut fx = Effects::default();
+    let mut event_id = ids.event;
+    let mut incident_id = ids.incident;
+    for (i, req) in reqs.iter().enumerate() {
+        let body_copy = known.body_copies.get(req.dedup_key.as_str()).copied();
+        if let Some(id) = known.stored.get(req.dedup_key.as_str()) {
+            outcomes.push(IngestOutcome::Duplicate { event_id: *id });
+            continue;
+        }
+        if let Some(sql::BodyCopy::Retry(id)) = body_copy {
+            outcomes.push(IngestOutcome::Duplicate { event_id: id });
+            continue;
+        }
+        if let Some(&first) = first_in_batch.get(req.dedup_key.as_str()) {
+            let id = match &outcomes[first] {
+                IngestOutcome::Accepted { event_id, .. }
+                | IngestOutcome::Duplicate { event_id } => *event_id,
+            };
+            outcomes.push(IngestOutcome::Duplicate { event_id: id });
+            continue;
+        }
+        first_in_batch.insert(req.dedup_key.as_str(), i);
+        let this_event = event_id;
+        event_id += 1;
+
+        let seen_before = req.facts.occurrence
+            && req.facts.event_id.as_deref().is_some_and(|id| {
+                !known
+                    .events_seen
+                    .insert(crate::intake::event_key_prefix(id))
+            });
+        let f: Cow<AlertFacts> = if seen_before {
+            Cow::Owned(AlertFacts {
+                occurrence: false,
+                ..req.facts.clone()
+            })
+        } else {
+            Cow::Borrowed(&req.facts)
+        };
+        let f = f.as_ref();
+        let class = classifier.classify(f, now);
+        let key = f.incident_key();
+        let actor = Actor::new(
+            f.actor.clone().unwrap_or_else(|| "sentry".into()),
+            Via::Sentry,
+        );
+        let mut status = IngestStatus::Processed;
+        // The incident this payload changed, with its severity after the change.
+        let mut touched: Option<(i64, Severity)> = None;
+        let unreadable_id = key.as_ref().and_then(|k| known.unreadable.get(k)).copied();
+        match (f.meaning(), key) {
+            // Its incident cannot be read, so neither counted, nor reopened, nor opened again
+            // under the same key: kept with the incident's id, to be replayed once repaired.
+            (_, Some(_)) if unreadable_id.is_some() => status = IngestStatus::UnreadableIncident,
+            (Meaning::Alert, Some(key)) => {
+                match known.incidents.get_mut(&key) {
+                    Some(inc) => {
+                        fx.extend(transitions::record_alert(
+                            cfg, inc, f, &class, this_event, now,
+                        ));
+                        touched = Some((inc.id, inc.severity()));
+                    }
+                    None => {
+                        let (mut inc, opened) = transitions::open_new(
+                            cfg,
+                            incident_id,
+                            key.clone(),
+                            f,
+                            &class,
+                            this_event,
+                            now,
+                        );
+                        incident_id += 1;
+                        touched = Some((inc.id, inc.severity()));
+                        fx.extend(opened);
+                        // A drill of the paging path must never page on-call for real.
+                        if req.source == TEST_SOURCE {
+                            transitions::disable_escalation(&mut inc, &mut fx, now);
+                        }
+                        known.incidents.insert(key.clone(), inc);
+                    }
+                }
+                changed.push(key);
+            }
+            (
+                meaning @ (Meaning::Resolved
+                | Meaning::Unresolved
+                | Meaning::Assigned
+                | Meaning::Muted
+                | Meaning::Comment),
+                Some(key),
+            ) => {
+                match known.incidents.get_mut(&key) {
+                    Some(inc) => {
+                        let e = match meaning {
+                            Meaning::Resolved => transitions::resolve(cfg, inc, &actor, now).1,
+                            Meaning::Unresolved => transitions::unresolve(cfg, inc, now),
+                            Meaning::Assigned => {
+                                transitions::assign(inc, f.assignee.clone(), &actor, now)
+                            }
+                            Meaning::Muted => transitions::mute(inc, &actor, now),
+                            _ => transitions::comment(inc, f.comment.clone(), &actor, now),
+                        };
+                        touched = Some((inc.id, inc.severity()));
+                        fx.extend(e);
+                        changed.push(key);
+                    }
+                    // A state change for an issue we never paged about: kept, nothing to do.
+                    None => status = IngestStatus::NoIncident,
+                }
+            }
+            (Meaning::Installation, _) => status = IngestStatus::Recorded,
+            // Sentry's envelope around content we cannot read: kept, never an incident.
+            (Meaning::Unparsed, _) => {
+                status = IngestStatus::Unparsed;
+                unparsed.extend(crate::intake::unparsed::Sighting::of(
+                    &req.facts, this_event,
+                ));
+            }
+            _ => status = IngestStatus::Ignored,
+        }
+        let severity = touched.map_or(class.severity, |(_, s)| s);
+        let dedup_key = match body_copy {
+            Some(sql::BodyCopy::Repeat) => format!("{}:{this_event}", req.dedup_key),
+            _ => req.dedup_key.clone(),
+        };
+        events.push(NewEvent {
+            id: this_event,
+            received_at: now,
+            dedup_key,
+            request_id: req.request_id.clone(),
+            source: req.source,
+            resource: f.resource.clone(),
+            action: f.action.clone(),
+            status: status.as_str(),
+            incident_id: touched.map(|(id, _)| id).or(unreadable_id),
+            severity: (f.meaning() == Meaning::Alert).then_some(class.severity.as_str()),
+            rule: class.rule.clone(),
+            project: f.project.clone(),
+            environment: f.environment.clone(),
+            level: f.level.clone(),
+            occurrence: f.occurrence,
+            body: req.body.clone(),
+            details: event_details(f, &req.body, cfg.delivery.include_pii),
+        });
+        outcomes.push(IngestOutcome::Accepted {
+            event_id: this_event,
+            incident_id: touched.map(|(id, _)| id),
+            severity,
+            status,
+        });
+    }
+
+    changed.sort();
+    changed.dedup();
+    let incidents = changed
+        .iter()
+        .filter_map(|k| known.incidents.remove(k))
+        .collect();
+    Applied {
+        outcomes,
+        incidents,
+        events,
+        effects: fx,
+        unparsed,
+        next: NextIds {
+            event: event_id,
+            incident: incident_id,
+        },
+    }
+}
+
+/// Step 3: stores what [`apply`] decided, in the batch's transaction: the changed incident rows,
+/// the events, the unreadable shapes (announcing new ones) and the effects. Returns the new
+/// shapes and the channels they were announced on (logged after the commit).
+async fn write(
+    conn: &mut sqlx::SqliteConnection,
+    cfg: &RoutingConfig,
+    applied: &Applied<'_>,
+    now: i64,
+) -> Result<(Vec<crate::intake::unparsed::NewShape>, Vec<String>), StoreError> {
+    let rows: Vec<&Incident> = applied.incidents.iter().collect();
+    if !rows.is_empty() {
+        sql::upsert_incidents(conn, &rows).await?;
+    }
+    if !applied.events.is_empty() {
+        sql::insert_events(conn, &applied.events).await?;
+    }
+    let new_shapes = crate::intake::unparsed::record(conn, &applied.unparsed, now).await?;
+    let announced_on =
+        crate::intake::unparsed::queue_announcements(conn, cfg, &new_shapes, now).await?;
+    sql::apply_effects(conn, &[], &applied.effects, now).await?;
+    Ok((new_shapes, announced_on))
+}
+
+#[cfg(test)]
+mod tests;
