@@ -28,10 +28,21 @@ use crate::notify::worker::OutboxWorker;
 use crate::settings::Settings;
 use crate::store::{Store, misc};
 
+/// The workers, for tests that step them by hand (`OutboxWorker::step`, `Scheduler::fire_due`)
+/// instead of waiting for them. The HTTP handlers never need these, so they are not in
+/// [`AppState`].
+#[derive(Clone)]
+pub struct Workers {
+    pub outbox: Arc<OutboxWorker>,
+    pub scheduler: Scheduler,
+    pub wakers: Wakers,
+}
+
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    handles: Workers,
     writer_task: JoinHandle<()>,
     cancel: CancellationToken,
     workers: Vec<JoinHandle<()>>,
@@ -100,7 +111,7 @@ impl Application {
             store.clone(),
             cfg.clone(),
             channels.clone(),
-            builder.clone(),
+            builder,
             clock.clone(),
             metrics.clone(),
         ));
@@ -128,20 +139,19 @@ impl Application {
             ready: Arc::new(AtomicBool::new(false)),
             channels,
             metrics,
-            builder,
             ack_keys,
-            outbox: outbox.clone(),
-            wakers: wakers.clone(),
-            scheduler,
         };
         let mut workers = vec![crate::store::health::spawn_probe(
             state.store.clone(),
             state.clock.clone(),
             cancel.child_token(),
         )];
-        let scheduler = state.scheduler.clone();
         if settings.run_workers {
-            workers.extend(outbox.spawn(wakers.outbox.clone(), cancel.child_token()));
+            workers.extend(
+                outbox
+                    .clone()
+                    .spawn(wakers.outbox.clone(), cancel.child_token()),
+            );
             let digest = Arc::new(DigestRunner::new(
                 state.store.clone(),
                 state.cfg.clone(),
@@ -151,7 +161,7 @@ impl Application {
             ));
             workers.push(digest.spawn(cancel.child_token()));
             // Marks the service ready once overdue escalations have fired.
-            workers.push(scheduler.spawn(
+            workers.push(scheduler.clone().spawn(
                 wakers.scheduler.clone(),
                 state.ready.clone(),
                 cancel.child_token(),
@@ -165,6 +175,11 @@ impl Application {
             listener,
             addr,
             state,
+            handles: Workers {
+                outbox,
+                scheduler,
+                wakers,
+            },
             writer_task,
             cancel,
             workers,
@@ -178,6 +193,11 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The workers, to step by hand (with `Settings::run_workers` off they are not running).
+    pub fn workers(&self) -> &Workers {
+        &self.handles
     }
 
     pub async fn run_until_stopped(

@@ -129,7 +129,7 @@ async fn an_unreadable_incident_does_not_escalate_with_a_default_policy() {
     app.clock.advance(Duration::from_secs(16 * 60));
 
     // Before: the step fired with the default policy (nobody paged) and was recorded as done.
-    assert_eq!(app.state.scheduler.fire_due().await.unwrap(), 0);
+    assert_eq!(app.workers.scheduler.fire_due().await.unwrap(), 0);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM escalations").await, 0);
     // Looked at again in a minute, not in a busy loop; it still fires once repaired.
     let next = app

@@ -129,7 +129,7 @@ async fn happy_path_every_channel_without_secrets_or_pii() {
     let smtp = SmtpSink::start().await;
     let app = app_with(&slack, &pd, Some(&smtp), "webhook", false).await;
     let id = open_critical(&app).await;
-    assert_eq!(app.state.outbox.drain().await.unwrap(), 3);
+    assert_eq!(app.workers.outbox.drain().await.unwrap(), 3);
 
     let slack_msgs = slack.messages();
     assert_eq!(slack_msgs.len(), 1);
@@ -178,27 +178,27 @@ async fn fail_twice_then_succeed_is_delivered_once_after_three_attempts() {
     slack.fail_next(2, fake_slack::Behaviour::Status(500));
     open_critical(&app).await;
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Executed(1)
     );
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Idle,
         "not due before the backoff"
     );
     app.clock.advance(Duration::from_secs(2));
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Executed(1)
     );
     app.clock.advance(Duration::from_secs(3));
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Executed(1)
     );
     app.clock.advance(Duration::from_secs(60));
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Idle
     );
 
@@ -221,7 +221,7 @@ async fn retry_after_is_honoured() {
         },
     );
     open_critical(&app).await;
-    app.state.outbox.step("slack-alerts").await.unwrap();
+    app.workers.outbox.step("slack-alerts").await.unwrap();
     let rows = delivery_rows(&app, "slack-alerts").await;
     let next = rows[0]["next_attempt_at"].as_i64().unwrap();
     assert!(
@@ -231,13 +231,13 @@ async fn retry_after_is_honoured() {
     );
     app.clock.advance(Duration::from_millis(1500));
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Idle
     );
     // Our own limiter also holds this destination until Retry-After has passed on the clock.
     app.clock.advance(Duration::from_secs(2));
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Executed(1)
     );
     assert_eq!(
@@ -254,9 +254,9 @@ async fn permanent_errors_are_dead_not_retried_and_surfaced() {
     slack.fail_next(1, fake_slack::Behaviour::SlackError("channel_not_found"));
     pd.fail_next(1, fake_pagerduty::Behaviour::Status(400));
     open_critical(&app).await;
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
     app.clock.advance(Duration::from_secs(3600));
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
     assert_eq!(slack.request_count(), 1, "not retried");
     assert_eq!(pd.request_count(), 1, "not retried");
     let dead = app.get_json("/api/deliveries?status=dead").await;
@@ -360,12 +360,12 @@ async fn storm_of_ten_thousand_events_is_one_incident_and_a_handful_of_slack_cal
     .await;
     app.clock.advance(Duration::from_secs(60));
     assert_eq!(
-        app.state.outbox.enqueue_count_updates().await.unwrap(),
+        app.workers.outbox.enqueue_count_updates().await.unwrap(),
         0,
         "no count update is owed"
     );
     assert_eq!(
-        app.state.outbox.drain().await.unwrap(),
+        app.workers.outbox.drain().await.unwrap(),
         0,
         "nothing to send"
     );
@@ -424,7 +424,7 @@ async fn test_alert_needs_a_real_channel_then_goes_through_the_real_path() {
     assert_eq!(r.status(), 202);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["severity"], "critical");
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
     assert_eq!(slack.messages().len(), 1);
     let inc = app.incident(body["incident_id"].as_i64().unwrap()).await;
     assert!(
@@ -441,7 +441,7 @@ async fn log_channel_records_what_would_have_been_sent() {
     })
     .await;
     let id = open_critical(&app).await;
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
     let inc = app.incident(id).await;
     let d = &inc["deliveries"][0];
     assert_eq!(d["channel"], "slack-alerts");
@@ -473,7 +473,7 @@ async fn slack_outage_thread_replies_report_ack_then_resolve() {
     let app = app_with(&slack, &pd, None, "bot", false).await;
     let id = open_critical(&app).await;
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Executed(1)
     );
     let card = slack.messages()[0].ts.clone();
@@ -484,10 +484,10 @@ async fn slack_outage_thread_replies_report_ack_then_resolve() {
     // A second after the card, or our own Slack limit (one message a second per channel, on
     // the injected clock) holds the acknowledgement back before it reaches Slack.
     app.clock.advance(Duration::from_secs(1));
-    app.state.outbox.step("slack-alerts").await.unwrap();
+    app.workers.outbox.step("slack-alerts").await.unwrap();
     act(&app, id, "resolve", "ben").await;
     app.clock.advance(Duration::from_secs(5));
-    app.state.outbox.step("slack-alerts").await.unwrap();
+    app.workers.outbox.step("slack-alerts").await.unwrap();
     assert!(slack.thread_replies(&card).is_empty(), "Slack was failing");
     assert_eq!(slack.rejected().len(), 2);
 
@@ -495,7 +495,7 @@ async fn slack_outage_thread_replies_report_ack_then_resolve() {
     // message a second through, so the clock runs a second per step until nothing is left.
     app.clock.advance(Duration::from_secs(10));
     let mut steps = 0;
-    while app.state.outbox.step("slack-alerts").await.unwrap() != Step::Idle {
+    while app.workers.outbox.step("slack-alerts").await.unwrap() != Step::Idle {
         steps += 1;
         assert!(steps < 20, "the outbox never emptied");
         app.clock.advance(Duration::from_secs(1));
@@ -553,7 +553,7 @@ async fn retry_after_pauses_the_channel_on_the_injected_clock() {
     let start = app.clock.now_ms();
     open_critical_issue(&app, "7001").await;
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Executed(1)
     );
     assert_eq!(slack.rejected().len(), 1);
@@ -562,7 +562,7 @@ async fn retry_after_pauses_the_channel_on_the_injected_clock() {
     app.clock.advance(Duration::from_secs(1));
     open_critical_issue(&app, "7002").await;
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Executed(1),
         "the new alert, claimed and given back"
     );
@@ -573,7 +573,7 @@ async fn retry_after_pauses_the_channel_on_the_injected_clock() {
     assert_eq!(held[0]["next_attempt_at"].as_i64(), Some(start + 2000));
 
     app.clock.set(start + 2000);
-    app.state.outbox.step("slack-alerts").await.unwrap();
+    app.workers.outbox.step("slack-alerts").await.unwrap();
     assert_eq!(
         slack.messages().len(),
         1,
@@ -597,7 +597,7 @@ async fn our_slack_limit_follows_the_injected_clock() {
 
     // Both are due: the first goes out, the second is given back for a second of clock time.
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Executed(2)
     );
     assert_eq!(slack.messages().len(), 1);
@@ -609,13 +609,13 @@ async fn our_slack_limit_follows_the_injected_clock() {
 
     app.clock.advance(Duration::from_millis(999));
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Idle
     );
     assert_eq!(slack.messages().len(), 1);
     app.clock.advance(Duration::from_millis(1));
     assert_eq!(
-        app.state.outbox.step("slack-alerts").await.unwrap(),
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
         Step::Executed(1)
     );
     assert_eq!(slack.messages().len(), 2);
@@ -632,12 +632,12 @@ async fn retried_email_keeps_its_message_id() {
     let app = app_with(&slack, &pd, Some(&smtp), "webhook", false).await;
     let first = open_critical_issue(&app, "5001").await;
     assert_eq!(
-        app.state.outbox.step("ops-email").await.unwrap(),
+        app.workers.outbox.step("ops-email").await.unwrap(),
         Step::Executed(1)
     );
     app.clock.advance(Duration::from_secs(5));
     assert_eq!(
-        app.state.outbox.step("ops-email").await.unwrap(),
+        app.workers.outbox.step("ops-email").await.unwrap(),
         Step::Executed(1)
     );
     let rows = delivery_rows(&app, "ops-email").await;
@@ -648,7 +648,7 @@ async fn retried_email_keeps_its_message_id() {
     let second = open_critical_issue(&app, "5002").await;
     assert_ne!(first, second);
     assert_eq!(
-        app.state.outbox.step("ops-email").await.unwrap(),
+        app.workers.outbox.step("ops-email").await.unwrap(),
         Step::Executed(1)
     );
 

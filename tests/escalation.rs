@@ -106,7 +106,7 @@ fn triggers(pd: &FakePagerDuty) -> usize {
 async fn deliver_due(app: &TestApp) -> usize {
     let mut total = 0;
     loop {
-        let n = app.state.outbox.drain().await.unwrap();
+        let n = app.workers.outbox.drain().await.unwrap();
         if n == 0 {
             return total;
         }
@@ -131,7 +131,7 @@ async fn unacknowledged_critical_escalates_exactly_once() {
     // Workers stepped by hand, so that "nothing fired" is the scheduler's answer, not a guess
     // after a sleep. (The running scheduler is exercised by the PagerDuty acknowledgement test.)
     let w = world(false).await;
-    let scheduler = &w.app.state.scheduler;
+    let scheduler = &w.app.workers.scheduler;
     let id = open_critical(&w.app, "900001").await;
     let opened = w.app.clock.now_ms();
     assert!(deliver_due(&w.app).await >= 1);
@@ -143,7 +143,7 @@ async fn unacknowledged_critical_escalates_exactly_once() {
         0,
         "not before the window"
     );
-    assert_eq!(w.app.state.outbox.drain().await.unwrap(), 0);
+    assert_eq!(w.app.workers.outbox.drain().await.unwrap(), 0);
     assert_eq!(triggers(&w.pd), 0);
 
     // The window counts from the opening, not from the deliveries above.
@@ -164,7 +164,7 @@ async fn unacknowledged_critical_escalates_exactly_once() {
     w.app.clock.advance(60 * MIN);
     assert_eq!(scheduler.fire_due().await.unwrap(), 0, "fired once only");
     assert_eq!(
-        w.app.state.outbox.drain().await.unwrap(),
+        w.app.workers.outbox.drain().await.unwrap(),
         0,
         "nothing to send"
     );
@@ -249,11 +249,11 @@ async fn ack_via_link_before_the_window_stops_escalation_and_get_changes_nothing
 
     w.app.clock.advance(30 * MIN);
     assert_eq!(
-        w.app.state.scheduler.fire_due().await.unwrap(),
+        w.app.workers.scheduler.fire_due().await.unwrap(),
         0,
         "nothing escalated"
     );
-    assert_eq!(w.app.state.outbox.drain().await.unwrap(), 0);
+    assert_eq!(w.app.workers.outbox.drain().await.unwrap(), 0);
     assert_eq!(triggers(&w.pd), 0);
     assert!(w.smtp.received().is_empty());
 }
@@ -495,11 +495,11 @@ async fn a_thousand_incidents_due_at_once_each_escalate_once_even_with_racing_ti
     );
     app.clock.advance(15 * MIN);
     let (a, b) = tokio::join!(
-        app.state.scheduler.fire_due(),
-        app.state.scheduler.fire_due()
+        app.workers.scheduler.fire_due(),
+        app.workers.scheduler.fire_due()
     );
     assert_eq!(a.unwrap() + b.unwrap(), 1000);
-    assert_eq!(app.state.scheduler.fire_due().await.unwrap(), 0);
+    assert_eq!(app.workers.scheduler.fire_due().await.unwrap(), 0);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM escalations").await, 1000);
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM deliveries WHERE kind = 'escalation'")
@@ -517,7 +517,7 @@ async fn a_thousand_incidents_due_at_once_each_escalate_once_even_with_racing_ti
 async fn resolve_posts_the_post_mortem_with_correct_durations() {
     let w = world(false).await;
     let id = open_critical(&w.app, "900006").await;
-    assert_eq!(w.app.state.outbox.drain().await.unwrap(), 1);
+    assert_eq!(w.app.workers.outbox.drain().await.unwrap(), 1);
     assert_eq!(w.slack.messages().len(), 1);
     w.app.clock.advance(Duration::from_secs(4 * 60 + 10));
     let r = w
@@ -572,8 +572,8 @@ async fn resolve_posts_the_post_mortem_with_correct_durations() {
     }
     // Resolution stopped the timer: nothing escalates later.
     w.app.clock.advance(60 * MIN);
-    assert_eq!(w.app.state.scheduler.fire_due().await.unwrap(), 0);
-    assert_eq!(w.app.state.outbox.drain().await.unwrap(), 0);
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 0);
+    assert_eq!(w.app.workers.outbox.drain().await.unwrap(), 0);
     assert_eq!(triggers(&w.pd), 0);
     let r = w
         .app
@@ -635,8 +635,8 @@ async fn a_test_alert_never_pages_on_call() {
     let inc = w.app.incident(id).await;
     assert!(inc["next_escalation_at"].is_null(), "{inc}");
     w.app.clock.advance(60 * MIN);
-    assert_eq!(w.app.state.scheduler.fire_due().await.unwrap(), 0);
-    assert_eq!(w.app.state.outbox.drain().await.unwrap(), 0);
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 0);
+    assert_eq!(w.app.workers.outbox.drain().await.unwrap(), 0);
     assert_eq!(triggers(&w.pd), 0, "no page for a drill");
     assert!(w.smtp.received().is_empty(), "no manager email either");
     assert_eq!(w.app.scalar("SELECT COUNT(*) FROM escalations").await, 0);

@@ -60,7 +60,7 @@ async fn stored_details(app: &TestApp) -> Vec<Option<String>> {
 }
 
 async fn slack_text(app: &TestApp, slack: &FakeSlack) -> String {
-    assert_eq!(app.state.outbox.drain().await.unwrap(), 1);
+    assert_eq!(app.workers.outbox.drain().await.unwrap(), 1);
     let msgs = slack.messages();
     assert_eq!(msgs.len(), 1);
     msgs[0].body.to_string()

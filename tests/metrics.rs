@@ -165,7 +165,7 @@ fn critical(issue: &str) -> Vec<u8> {
 /// Sends everything due, a second of manual clock per round so that the per-channel rate limit
 /// lets each message through.
 async fn deliver_due(app: &TestApp) {
-    while app.state.outbox.drain().await.unwrap() > 0 {
+    while app.workers.outbox.drain().await.unwrap() > 0 {
         app.clock.advance(Duration::from_secs(1));
     }
 }
@@ -212,7 +212,7 @@ async fn scrape_after_a_known_scenario_passes_promtool_and_counts_it() {
     );
     app.clock
         .advance(Duration::from_millis((START_MS + 16 * MIN_MS - now) as u64));
-    assert_eq!(app.state.scheduler.fire_due().await.unwrap(), 1);
+    assert_eq!(app.workers.scheduler.fire_due().await.unwrap(), 1);
     deliver_due(&app).await;
 
     let r = app.client.get(app.url("/metrics")).send().await.unwrap();

@@ -98,8 +98,8 @@ async fn act(app: &TestApp, id: i64, action: &str) {
 async fn settle(app: &TestApp) {
     for _ in 0..5 {
         app.clock.advance(Duration::from_secs(10));
-        app.state.outbox.enqueue_count_updates().await.unwrap();
-        app.state.outbox.drain().await.unwrap();
+        app.workers.outbox.enqueue_count_updates().await.unwrap();
+        app.workers.outbox.drain().await.unwrap();
     }
 }
 
@@ -114,7 +114,7 @@ async fn a_resolve_waits_for_the_trigger_it_follows() {
     let w = world().await;
     w.pd.fail_next(1, fake_pagerduty::Behaviour::Status(500));
     let id = error_event(&w.app, 1).await;
-    w.app.state.outbox.drain().await.unwrap();
+    w.app.workers.outbox.drain().await.unwrap();
     assert_eq!(
         pd_status(&w.pd, "paiid-alerts-1-1"),
         "none",
@@ -123,9 +123,9 @@ async fn a_resolve_waits_for_the_trigger_it_follows() {
 
     // Resolved here while the trigger waits for its retry.
     act(&w.app, id, "resolve").await;
-    w.app.state.outbox.drain().await.unwrap();
+    w.app.workers.outbox.drain().await.unwrap();
     assert_eq!(
-        w.app.state.outbox.step("pagerduty-oncall").await.unwrap(),
+        w.app.workers.outbox.step("pagerduty-oncall").await.unwrap(),
         paiid_alerts::notify::worker::Step::Idle,
         "the resolve does not overtake the trigger"
     );
@@ -155,7 +155,7 @@ async fn a_resolve_waits_for_the_trigger_it_follows() {
 async fn a_late_resolve_of_an_earlier_episode_still_closes_it() {
     let w = world().await;
     let id = error_event(&w.app, 1).await;
-    w.app.state.outbox.drain().await.unwrap();
+    w.app.workers.outbox.drain().await.unwrap();
     assert_eq!(pd_status(&w.pd, "paiid-alerts-1-1"), "triggered");
     let first_card = w
         .slack
@@ -167,7 +167,7 @@ async fn a_late_resolve_of_an_earlier_episode_still_closes_it() {
     // The resolve reaches Slack but PagerDuty is briefly unavailable...
     w.pd.fail_next(1, fake_pagerduty::Behaviour::Status(503));
     act(&w.app, id, "resolve").await;
-    w.app.state.outbox.drain().await.unwrap();
+    w.app.workers.outbox.drain().await.unwrap();
     assert_eq!(pd_status(&w.pd, "paiid-alerts-1-1"), "triggered");
     // ...and Sentry reopens the issue before the retry.
     assert_eq!(error_event(&w.app, 2).await, id);
@@ -202,7 +202,7 @@ async fn a_late_resolve_of_an_earlier_episode_still_closes_it() {
 async fn each_slack_channel_keeps_its_own_card() {
     let w = world().await;
     let id = error_event(&w.app, 1).await;
-    w.app.state.outbox.drain().await.unwrap();
+    w.app.workers.outbox.drain().await.unwrap();
     let cards = |channel: &str| -> Vec<fake_slack::Message> {
         w.slack
             .messages()
@@ -217,7 +217,7 @@ async fn each_slack_channel_keeps_its_own_card() {
     // A second after the cards: our Slack limit (one message a second per channel) follows the
     // injected clock.
     w.app.clock.advance(Duration::from_secs(1));
-    w.app.state.outbox.drain().await.unwrap();
+    w.app.workers.outbox.drain().await.unwrap();
     for channel in [fake_slack::CHANNEL_ID, ONCALL_ID] {
         let card = &cards(channel)[0];
         assert_eq!(card.updates, 1, "{channel}: its own card was updated once");
@@ -233,15 +233,15 @@ async fn each_slack_channel_keeps_its_own_card() {
 async fn live_counts_do_not_pile_up_while_slack_is_down() {
     let w = world().await;
     let id = error_event(&w.app, 1).await;
-    w.app.state.outbox.drain().await.unwrap();
+    w.app.workers.outbox.drain().await.unwrap();
     w.slack.set_down(true);
     let before = w.slack.request_count();
     for n in 2..10 {
         error_event(&w.app, n).await;
         w.app.clock.advance(Duration::from_secs(2));
-        w.app.state.outbox.enqueue_count_updates().await.unwrap();
+        w.app.workers.outbox.enqueue_count_updates().await.unwrap();
         // Our limiter paces each Slack channel at 1 message/s of real time: this takes a while.
-        w.app.state.outbox.drain().await.unwrap();
+        w.app.workers.outbox.drain().await.unwrap();
     }
     assert_eq!(w.slack.request_count(), before, "Slack was down");
     let count = |statuses: &str| {
@@ -318,7 +318,7 @@ async fn deliveries_to_a_channel_removed_from_the_config_are_given_up_at_start()
             .contains("no longer in the routing file")
     );
     // The others are still sent.
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
     assert_eq!(pd_status(&w.pd, "paiid-alerts-1-1"), "triggered");
 }
 
@@ -326,7 +326,7 @@ async fn deliveries_to_a_channel_removed_from_the_config_are_given_up_at_start()
 async fn a_post_mortem_sent_late_reports_the_episode_it_belongs_to() {
     let w = world().await;
     let id = error_event(&w.app, 1).await;
-    w.app.state.outbox.drain().await.unwrap();
+    w.app.workers.outbox.drain().await.unwrap();
     w.slack.set_down(true);
     w.app.clock.advance(Duration::from_secs(4 * 60 + 10));
     let r = w
@@ -338,7 +338,7 @@ async fn a_post_mortem_sent_late_reports_the_episode_it_belongs_to() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    w.app.state.outbox.drain().await.unwrap();
+    w.app.workers.outbox.drain().await.unwrap();
     // Reopened (and its counters reset) before Slack is back.
     w.app.clock.advance(Duration::from_secs(60));
     error_event(&w.app, 2).await;

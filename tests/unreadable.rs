@@ -100,7 +100,7 @@ async fn an_unreadable_shape_is_announced_on_slack_once_across_retries_and_resta
     // Two deliveries of one shape (different bodies), then the outbox runs.
     let first = post_signed(&app, "event_alert", &envelope("u1", "{}")).await;
     post_signed(&app, "event_alert", &envelope("u2", "{}")).await;
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
 
     let texts = slack_texts(&slack);
     assert_eq!(texts.len(), 1, "{texts:?}");
@@ -150,7 +150,7 @@ async fn an_unreadable_shape_is_announced_on_slack_once_across_retries_and_resta
         .await
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "duplicate");
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
     assert_eq!(slack.messages().len(), 1);
 
     // The same shape after a restart on the same database: still once.
@@ -159,7 +159,7 @@ async fn an_unreadable_shape_is_announced_on_slack_once_across_retries_and_resta
     opts.clock = Some(clock);
     let app = spawn_with(opts).await;
     post_signed(&app, "event_alert", &envelope("u3", "{}")).await;
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
     assert_eq!(slack_texts(&slack).len(), 1, "{:?}", slack_texts(&slack));
     assert_eq!(announcements(&app).await.len(), 1);
 
@@ -170,7 +170,7 @@ async fn an_unreadable_shape_is_announced_on_slack_once_across_retries_and_resta
         &envelope("u4", r#"{"event":null,"triggered_rule":"r"}"#),
     )
     .await;
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
     let texts = slack_texts(&slack);
     assert_eq!(texts.len(), 2, "{texts:?}");
     assert!(texts[1].contains(HEADLINE), "{}", texts[1]);
@@ -188,7 +188,7 @@ async fn with_the_shipped_routing_and_no_secrets_the_log_channel_announces_it() 
     .await;
     let posted = post_signed(&app, "metric_alert", &envelope("m1", r#"{"x":1}"#)).await;
     // The writer wakes the outbox itself; with run_workers off we step it.
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
     let rows = announcements(&app).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["channel"], "slack-alerts");
@@ -230,7 +230,7 @@ severities:
     let app = spawn_with(opts).await;
 
     post_signed(&app, "issue", &envelope("i1", r#"{"issue":{"title":"t"}}"#)).await;
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
 
     let rows = announcements(&app).await;
     let mut channels: Vec<&str> = rows
@@ -312,7 +312,7 @@ async fn a_notice_row_whose_detail_cannot_be_read_is_given_up_with_the_reason() 
         .await
         .unwrap();
     }
-    app.state.outbox.drain().await.unwrap();
+    app.workers.outbox.drain().await.unwrap();
     let rows = announcements(&app).await;
     assert_eq!(rows.len(), 2);
     for row in &rows {

@@ -19,11 +19,11 @@ use crate::incidents::model::Incident;
 use crate::incidents::transitions::Actor;
 use crate::store::misc;
 
-pub fn router() -> Router<AppState> {
-    // Its own copy of the page templates, compiled here once; `pages::router` has another.
+/// `pages`: the page templates, shared with `pages::router`.
+pub fn router(pages: Pages) -> Router<AppState> {
     Router::new()
         .route("/ack/{token}", get(confirm).post(act))
-        .layer(Extension(Pages::new()))
+        .layer(Extension(pages))
 }
 
 fn token_error_page(pages: &Pages, e: &TokenError) -> Page {

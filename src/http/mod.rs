@@ -26,19 +26,17 @@ use tower_http::trace::TraceLayer;
 use crate::auth::ack_token::AckKeys;
 use crate::clock::SharedClock;
 use crate::config::RoutingConfig;
-use crate::escalation::Scheduler;
 use crate::incidents::service::IncidentService;
-use crate::incidents::writer::{Wakers, WriterHandle};
+use crate::incidents::writer::WriterHandle;
 use crate::metrics::Metrics;
-use crate::notify::build::NotificationBuilder;
 use crate::notify::registry::Channels;
-use crate::notify::worker::OutboxWorker;
 use crate::settings::Secrets;
 use crate::store::Store;
 
 /// Largest webhook body accepted (Sentry's are a few KiB; 1 MiB leaves room for big stacks).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// What the handlers use. The workers are not here: `app::Workers` hands them to tests.
 #[derive(Clone)]
 pub struct AppState {
     pub cfg: Arc<RoutingConfig>,
@@ -52,11 +50,7 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     pub channels: Arc<Channels>,
     pub metrics: Arc<Metrics>,
-    pub builder: NotificationBuilder,
     pub ack_keys: Arc<AckKeys>,
-    pub outbox: Arc<OutboxWorker>,
-    pub wakers: Wakers,
-    pub scheduler: Scheduler,
 }
 
 impl AppState {
@@ -66,14 +60,16 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    // The page templates, compiled once for the incident pages and the ack-link pages.
+    let pages = pages::Pages::new();
     Router::new()
         .merge(health::router())
         .merge(sentry::router())
         .merge(api::router())
         .merge(ops::router())
-        .merge(ack::router())
+        .merge(ack::router(pages.clone()))
         .merge(inbound::router())
-        .merge(pages::router())
+        .merge(pages::router(pages))
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             error::ApiError::MethodNotAllowed {

@@ -2,9 +2,9 @@
 //! acknowledge links. No JavaScript: a page must never act by itself.
 //!
 //! The HTML comes from the templates under `src/templates/pages/` (HTML-autoescaped), compiled
-//! once into [`Pages`] when the router is built and shared by every request. Handlers gather the
-//! data; [`Pages`] turns it into a [`Page`]; the page's headers (CSP, no framing) are set in one
-//! place, [`Page::into_response`].
+//! once into [`Pages`] when the router is built and shared by every request (and by the
+//! ack-link pages). Handlers gather the data; [`Pages`] turns it into a [`Page`]; the page's
+//! headers (CSP, no framing) are set in one place, [`Page::into_response`].
 
 mod view;
 
@@ -26,13 +26,13 @@ use crate::intake::unparsed;
 use crate::store::misc::{self, IncidentFilter};
 pub use view::{Page, Pages, when};
 
-pub fn router() -> Router<AppState> {
+pub fn router(pages: Pages) -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/incidents/{id}", get(incident_page))
         .route("/incidents/{id}/ack", post(web_ack))
         .route("/incidents/{id}/resolve", post(web_resolve))
-        .layer(Extension(Pages::new()))
+        .layer(Extension(pages))
 }
 
 /// The web pages' sign-in: when `API_TOKEN` is set, HTTP Basic with the token as password (any

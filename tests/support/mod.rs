@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use paiid_alerts::app::Application;
+use paiid_alerts::app::{Application, Workers};
 use paiid_alerts::clock::ManualClock;
 use paiid_alerts::settings::{Secret, Secrets, Settings};
 use serde_json::Value;
@@ -26,6 +26,8 @@ pub struct TestApp {
     pub db_path: PathBuf,
     pub dir: Arc<tempfile::TempDir>,
     pub state: paiid_alerts::http::AppState,
+    /// The outbox worker and the escalation scheduler, to step by hand.
+    pub workers: Workers,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -92,6 +94,7 @@ pub async fn spawn_with(opts: AppOptions) -> TestApp {
     let app = Application::build(settings).await.expect("app builds");
     let addr = app.local_addr();
     let state = app.state().clone();
+    let workers = app.workers().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -118,6 +121,7 @@ pub async fn spawn_with(opts: AppOptions) -> TestApp {
         db_path,
         dir,
         state,
+        workers,
         stop: Some(stop),
         task: Some(task),
     }
