@@ -331,240 +331,42 @@ impl RoutingConfig {
         Self::parse(path, &text, &|name| std::env::var(name).ok())
     }
 
+    /// Reads `text` as a routing file named `path`, in named steps: YAML, channels, rules,
+    /// severity policies, digest, post-mortem channels, templates, delivery settings. Each step
+    /// reports the first problem it finds, with its line where known.
     pub fn parse(
         path: &Path,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let err = |line: Option<u64>, message: String| ConfigError {
+        let in_file = |e: Invalid| ConfigError {
             path: path.to_path_buf(),
-            line,
-            message,
+            line: e.line,
+            message: e.message,
         };
-        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
-            let line = e.location().map(|l| l.line()).filter(|l| *l > 0);
-            err(line, first_line(&e.to_string()))
-        })?;
+        let raw = read_yaml(text).map_err(in_file)?;
+        Self::from_raw(path, raw, env).map_err(in_file)
+    }
 
-        let mut channels = BTreeMap::new();
-        for (name, ch) in raw.channels {
-            channels.insert(
-                name.clone(),
-                resolve_channel(&name, ch, env).map_err(|m| err(None, m))?,
-            );
-        }
-
-        let mut rules = Vec::with_capacity(raw.rules.len());
-        for rule in raw.rules {
-            let line = line_of(&rule.name);
-            if rule.name.value.trim().is_empty() {
-                return Err(err(line, "a rule needs a non-empty `name`".into()));
-            }
-            if rules.iter().any(|r: &Rule| r.name == rule.name.value) {
-                return Err(err(
-                    line,
-                    format!("rule `{}` is defined twice", rule.name.value),
-                ));
-            }
-            if !raw.severities.contains_key(rule.severity.value.as_str()) {
-                return Err(err(
-                    line_of(&rule.severity),
-                    format!(
-                        "rule `{}` has severity `{}` but `severities:` has no policy for it",
-                        rule.name.value,
-                        rule.severity.value.as_str()
-                    ),
-                ));
-            }
-            let when = resolve_when(rule.when, &raw.environments).map_err(|(l, m)| err(l, m))?;
-            rules.push(Rule {
-                name: rule.name.value,
-                severity: rule.severity.value,
-                when,
-            });
-        }
-
-        let check_channel = |r: &Spanned<String>, ctx: &str| -> Result<String, ConfigError> {
-            if channels.contains_key(&r.value) {
-                Ok(r.value.clone())
-            } else {
-                Err(err(
-                    line_of(r),
-                    format!(
-                        "{ctx} names channel `{}`, which is not defined under `channels:` (defined: {})",
-                        r.value,
-                        channels.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ))
-            }
-        };
-
-        let mut policies = BTreeMap::new();
-        for (sev_name, policy) in raw.severities {
-            let line = line_of(&policy);
-            let severity = Severity::parse(&sev_name).ok_or_else(|| {
-                err(
-                    line,
-                    format!("unknown severity `{sev_name}` (expected critical, high, medium, low or unclassified)"),
-                )
-            })?;
-            let p = policy.value;
-            let ctx = format!("severity `{sev_name}`");
-            let notify = p
-                .notify
-                .iter()
-                .map(|c| check_channel(c, &ctx))
-                .collect::<Result<Vec<_>, _>>()?;
-            let escalate_to = p
-                .escalate_to
-                .iter()
-                .map(|c| check_channel(c, &ctx))
-                .collect::<Result<Vec<_>, _>>()?;
-            match (&p.escalate_after, escalate_to.is_empty()) {
-                (Some(_), true) => {
-                    return Err(err(
-                        line,
-                        format!("{ctx} has `escalate_after` but no `escalate_to` channels"),
-                    ));
-                }
-                (None, false) => {
-                    return Err(err(
-                        line,
-                        format!("{ctx} has `escalate_to` but no `escalate_after` window"),
-                    ));
-                }
-                (Some(d), false) if d.0.is_zero() => {
-                    return Err(err(
-                        line,
-                        format!("{ctx} has a zero `escalate_after` window"),
-                    ));
-                }
-                _ => {}
-            }
-            policies.insert(
-                severity,
-                Policy {
-                    notify,
-                    escalate_after_ms: p.escalate_after.map(|d| d.as_millis_i64()),
-                    escalate_to,
-                    digest: p.digest,
-                },
-            );
-        }
-
-        let digest = match raw.digest {
-            None => None,
-            Some(d) => {
-                crate::digest::schedule::DigestSchedule::parse(
-                    &d.schedule.value,
-                    &d.timezone.value,
-                )
-                .map_err(|e| {
-                    err(
-                        line_of(&d.schedule).or(line_of(&d.timezone)),
-                        format!("digest: {e}"),
-                    )
-                })?;
-                if let Some(w) = &d.weekly_schedule {
-                    crate::digest::schedule::DigestSchedule::parse(&w.value, &d.timezone.value)
-                        .map_err(|e| err(line_of(w), format!("digest.weekly_schedule: {e}")))?;
-                }
-                if d.to.is_empty() {
-                    return Err(err(
-                        line_of(&d.schedule),
-                        "digest.to is empty: name the email channel(s) the digest goes to, or \
-                         remove the `digest:` section"
-                            .to_string(),
-                    ));
-                }
-                let to =
-                    d.to.iter()
-                        .map(|c| check_channel(c, "digest"))
-                        .collect::<Result<Vec<_>, _>>()?;
-                for (r, name) in d.to.iter().zip(&to) {
-                    if channels[name].kind != ChannelKind::Email
-                        && channels[name].kind != ChannelKind::Log
-                    {
-                        return Err(err(
-                            line_of(r),
-                            format!("digest goes by email, but `{name}` is not an email channel"),
-                        ));
-                    }
-                }
-                Some(DigestConfig {
-                    schedule: d.schedule.value,
-                    timezone: d.timezone.value,
-                    to,
-                    weekly_schedule: d.weekly_schedule.map(|w| w.value),
-                    send_when_empty: d.send_when_empty,
-                    empty_note: d
-                        .empty_note
-                        .unwrap_or_else(|| "No medium incidents in this period.".to_string()),
-                })
-            }
-        };
-        if digest.is_none()
-            && policies
-                .values()
-                .any(|p| matches!(p.digest, Some(DigestCadence::Daily | DigestCadence::Weekly)))
-        {
-            return Err(err(
-                None,
-                "a severity asks for a digest but there is no `digest:` section".into(),
-            ));
-        }
-
-        let post_mortem_to = match raw.post_mortem_to {
-            None => None,
-            Some(list) => Some(
-                list.iter()
-                    .map(|c| check_channel(c, "post_mortem_to"))
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
-        };
-
-        let digest_templates = digest_templates(&raw.templates).map_err(|(l, m)| err(l, m))?;
-        let templates = TemplateOverrides {
-            slack_text: raw.templates.slack_text,
-            email_subject: raw.templates.email_subject,
-            email_text: raw.templates.email_text,
-            email_html: raw.templates.email_html,
-            pagerduty_summary: raw.templates.pagerduty_summary,
-        };
-        crate::notify::render::Templates::new(&templates)
-            .map_err(|e| err(None, format!("templates: {e}")))?;
-
-        let retry_schedule = raw
-            .delivery
-            .retry_schedule
-            .map(|v| v.into_iter().map(|d| d.0).collect::<Vec<_>>())
-            .unwrap_or_else(|| DEFAULT_RETRY_SCHEDULE.to_vec());
-        if retry_schedule.is_empty() {
-            return Err(err(
-                None,
-                "delivery.retry_schedule must not be empty".into(),
-            ));
-        }
-        let delivery = DeliverySettings {
-            retry_schedule,
-            max_attempts: raw
-                .delivery
-                .max_attempts
-                .unwrap_or(DEFAULT_MAX_ATTEMPTS)
-                .max(1),
-            slack_update_interval: raw
-                .delivery
-                .slack_update_interval
-                .map(|d| d.0)
-                .unwrap_or(std::time::Duration::from_secs(30)),
-            send_timeout: raw
-                .delivery
-                .send_timeout
-                .map(|d| d.0)
-                .unwrap_or(std::time::Duration::from_secs(10)),
-            include_pii: raw.delivery.include_pii,
-        };
-
+    fn from_raw(
+        path: &Path,
+        raw: RawConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Invalid> {
+        let channels = resolve_channels(raw.channels, env)?;
+        let rules = resolve_rules(raw.rules, &raw.severities, &raw.environments)?;
+        let policies = resolve_policies(raw.severities, &channels)?;
+        let digest = raw
+            .digest
+            .map(|d| resolve_digest(d, &channels))
+            .transpose()?;
+        require_digest_section(digest.as_ref(), &policies)?;
+        let post_mortem_to = raw
+            .post_mortem_to
+            .map(|list| channel_refs(&channels, &list, "post_mortem_to"))
+            .transpose()?;
+        let (templates, digest_templates) = compile_templates(raw.templates)?;
+        let delivery = delivery_settings(raw.delivery)?;
         Ok(Self {
             path: path.to_path_buf(),
             channels,
@@ -595,6 +397,272 @@ impl RoutingConfig {
             .map(|c| (c.name.as_str(), c.missing_env.as_slice()))
             .collect()
     }
+}
+
+/// A problem found by one step of [`RoutingConfig::parse`], before the file name is added.
+#[derive(Debug)]
+struct Invalid {
+    line: Option<u64>,
+    message: String,
+}
+
+impl Invalid {
+    fn at(line: Option<u64>, message: impl Into<String>) -> Self {
+        Self {
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<(Option<u64>, String)> for Invalid {
+    fn from((line, message): (Option<u64>, String)) -> Self {
+        Self { line, message }
+    }
+}
+
+/// The strict YAML read: an unknown key or a bad value names its line.
+fn read_yaml(text: &str) -> Result<RawConfig, Invalid> {
+    serde_saphyr::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line()).filter(|l| *l > 0);
+        Invalid::at(line, first_line(&e.to_string()))
+    })
+}
+
+fn resolve_channels(
+    raw: BTreeMap<String, RawChannel>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, ChannelConfig>, Invalid> {
+    raw.into_iter()
+        .map(|(name, ch)| {
+            let resolved = resolve_channel(&name, ch, env).map_err(|m| Invalid::at(None, m))?;
+            Ok((name, resolved))
+        })
+        .collect()
+}
+
+/// Rules in file order: named, named once, with a severity that has a policy.
+fn resolve_rules(
+    raw: Vec<RawRule>,
+    severities: &BTreeMap<String, Spanned<RawPolicy>>,
+    environments: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<Rule>, Invalid> {
+    let mut rules = Vec::with_capacity(raw.len());
+    for rule in raw {
+        let line = line_of(&rule.name);
+        if rule.name.value.trim().is_empty() {
+            return Err(Invalid::at(line, "a rule needs a non-empty `name`"));
+        }
+        if rules.iter().any(|r: &Rule| r.name == rule.name.value) {
+            return Err(Invalid::at(
+                line,
+                format!("rule `{}` is defined twice", rule.name.value),
+            ));
+        }
+        if !severities.contains_key(rule.severity.value.as_str()) {
+            return Err(Invalid::at(
+                line_of(&rule.severity),
+                format!(
+                    "rule `{}` has severity `{}` but `severities:` has no policy for it",
+                    rule.name.value,
+                    rule.severity.value.as_str()
+                ),
+            ));
+        }
+        let when = resolve_when(rule.when, environments)?;
+        rules.push(Rule {
+            name: rule.name.value,
+            severity: rule.severity.value,
+            when,
+        });
+    }
+    Ok(rules)
+}
+
+/// The channel `r` names, if it is defined; `ctx` says who names it.
+fn channel_ref(
+    channels: &BTreeMap<String, ChannelConfig>,
+    r: &Spanned<String>,
+    ctx: &str,
+) -> Result<String, Invalid> {
+    if channels.contains_key(&r.value) {
+        return Ok(r.value.clone());
+    }
+    Err(Invalid::at(
+        line_of(r),
+        format!(
+            "{ctx} names channel `{}`, which is not defined under `channels:` (defined: {})",
+            r.value,
+            channels.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    ))
+}
+
+fn channel_refs(
+    channels: &BTreeMap<String, ChannelConfig>,
+    refs: &[Spanned<String>],
+    ctx: &str,
+) -> Result<Vec<String>, Invalid> {
+    refs.iter().map(|r| channel_ref(channels, r, ctx)).collect()
+}
+
+/// One policy per severity: known channels, and an escalation window exactly when there are
+/// channels to escalate to.
+fn resolve_policies(
+    raw: BTreeMap<String, Spanned<RawPolicy>>,
+    channels: &BTreeMap<String, ChannelConfig>,
+) -> Result<BTreeMap<Severity, Policy>, Invalid> {
+    let mut policies = BTreeMap::new();
+    for (sev_name, policy) in raw {
+        let line = line_of(&policy);
+        let severity = Severity::parse(&sev_name).ok_or_else(|| {
+            Invalid::at(
+                line,
+                format!(
+                    "unknown severity `{sev_name}` (expected critical, high, medium, low or unclassified)"
+                ),
+            )
+        })?;
+        let p = policy.value;
+        let ctx = format!("severity `{sev_name}`");
+        let notify = channel_refs(channels, &p.notify, &ctx)?;
+        let escalate_to = channel_refs(channels, &p.escalate_to, &ctx)?;
+        match (&p.escalate_after, escalate_to.is_empty()) {
+            (Some(_), true) => {
+                return Err(Invalid::at(
+                    line,
+                    format!("{ctx} has `escalate_after` but no `escalate_to` channels"),
+                ));
+            }
+            (None, false) => {
+                return Err(Invalid::at(
+                    line,
+                    format!("{ctx} has `escalate_to` but no `escalate_after` window"),
+                ));
+            }
+            (Some(d), false) if d.0.is_zero() => {
+                return Err(Invalid::at(
+                    line,
+                    format!("{ctx} has a zero `escalate_after` window"),
+                ));
+            }
+            _ => {}
+        }
+        policies.insert(
+            severity,
+            Policy {
+                notify,
+                escalate_after_ms: p.escalate_after.map(|d| d.as_millis_i64()),
+                escalate_to,
+                digest: p.digest,
+            },
+        );
+    }
+    Ok(policies)
+}
+
+/// The `digest:` section: schedules that parse, and email (or log) channels to send to.
+fn resolve_digest(
+    d: RawDigest,
+    channels: &BTreeMap<String, ChannelConfig>,
+) -> Result<DigestConfig, Invalid> {
+    crate::digest::schedule::DigestSchedule::parse(&d.schedule.value, &d.timezone.value).map_err(
+        |e| {
+            Invalid::at(
+                line_of(&d.schedule).or(line_of(&d.timezone)),
+                format!("digest: {e}"),
+            )
+        },
+    )?;
+    if let Some(w) = &d.weekly_schedule {
+        crate::digest::schedule::DigestSchedule::parse(&w.value, &d.timezone.value)
+            .map_err(|e| Invalid::at(line_of(w), format!("digest.weekly_schedule: {e}")))?;
+    }
+    if d.to.is_empty() {
+        return Err(Invalid::at(
+            line_of(&d.schedule),
+            "digest.to is empty: name the email channel(s) the digest goes to, or remove the \
+             `digest:` section",
+        ));
+    }
+    let to = channel_refs(channels, &d.to, "digest")?;
+    for (r, name) in d.to.iter().zip(&to) {
+        if !matches!(channels[name].kind, ChannelKind::Email | ChannelKind::Log) {
+            return Err(Invalid::at(
+                line_of(r),
+                format!("digest goes by email, but `{name}` is not an email channel"),
+            ));
+        }
+    }
+    Ok(DigestConfig {
+        schedule: d.schedule.value,
+        timezone: d.timezone.value,
+        to,
+        weekly_schedule: d.weekly_schedule.map(|w| w.value),
+        send_when_empty: d.send_when_empty,
+        empty_note: d
+            .empty_note
+            .unwrap_or_else(|| "No medium incidents in this period.".to_string()),
+    })
+}
+
+/// A severity that asks for a digest needs a `digest:` section to send it.
+fn require_digest_section(
+    digest: Option<&DigestConfig>,
+    policies: &BTreeMap<Severity, Policy>,
+) -> Result<(), Invalid> {
+    let wants_digest = policies
+        .values()
+        .any(|p| matches!(p.digest, Some(DigestCadence::Daily | DigestCadence::Weekly)));
+    if digest.is_none() && wants_digest {
+        return Err(Invalid::at(
+            None,
+            "a severity asks for a digest but there is no `digest:` section",
+        ));
+    }
+    Ok(())
+}
+
+/// Compiles the digest templates and checks the notification overrides (see `notify::render`).
+fn compile_templates(raw: RawTemplates) -> Result<(TemplateOverrides, DigestTemplates), Invalid> {
+    let digest_templates = digest_templates(&raw)?;
+    let templates = TemplateOverrides {
+        slack_text: raw.slack_text,
+        email_subject: raw.email_subject,
+        email_text: raw.email_text,
+        email_html: raw.email_html,
+        pagerduty_summary: raw.pagerduty_summary,
+    };
+    crate::notify::render::Templates::new(&templates)
+        .map_err(|e| Invalid::at(None, format!("templates: {e}")))?;
+    Ok((templates, digest_templates))
+}
+
+/// `delivery:` with its defaults; the retry schedule must have at least one step.
+fn delivery_settings(raw: RawDelivery) -> Result<DeliverySettings, Invalid> {
+    let retry_schedule = raw
+        .retry_schedule
+        .map(|v| v.into_iter().map(|d| d.0).collect::<Vec<_>>())
+        .unwrap_or_else(|| DEFAULT_RETRY_SCHEDULE.to_vec());
+    if retry_schedule.is_empty() {
+        return Err(Invalid::at(
+            None,
+            "delivery.retry_schedule must not be empty",
+        ));
+    }
+    Ok(DeliverySettings {
+        retry_schedule,
+        max_attempts: raw.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS).max(1),
+        slack_update_interval: raw
+            .slack_update_interval
+            .map(|d| d.0)
+            .unwrap_or(std::time::Duration::from_secs(30)),
+        send_timeout: raw
+            .send_timeout
+            .map(|d| d.0)
+            .unwrap_or(std::time::Duration::from_secs(10)),
+        include_pii: raw.include_pii,
+    })
 }
 
 /// Compiles the digest templates with the overrides given; an error names the template and,
