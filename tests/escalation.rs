@@ -795,3 +795,65 @@ async fn pagerduty_event_is_one_transaction() {
     let r = post_pd(&w.app, &body, &sig, "wh-tx").await;
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "duplicate");
 }
+
+/// A root-cause note sent with a resolution is written in the resolution's transaction: when the
+/// resolution fails, the note is not left behind as if the incident had been closed with it.
+#[tokio::test]
+async fn api_note_given_with_a_resolve_commits_with_it() {
+    use sqlx::{Connection, SqliteConnection};
+    let w = world(false).await;
+    let id = open_critical(&w.app, "900022").await;
+    let mut db = SqliteConnection::connect(&format!("sqlite://{}", w.app.db_path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER fail_resolve BEFORE INSERT ON timeline WHEN NEW.kind = 'resolved' \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let resolve = || {
+        w.app
+            .client
+            .post(w.app.url(&format!("/api/incidents/{id}/resolve")))
+            .json(&json!({"by": "ana", "note": "expired quote cache"}))
+            .send()
+    };
+    let r = resolve().await.unwrap();
+    assert!(r.status().is_server_error(), "{}", r.status());
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["state"], "triggered");
+    assert_eq!(
+        inc["root_cause"],
+        Value::Null,
+        "note kept from a failed resolve"
+    );
+    assert_eq!(
+        w.app
+            .scalar("SELECT COUNT(*) FROM timeline WHERE kind = 'note'")
+            .await,
+        0
+    );
+
+    sqlx::query("DROP TRIGGER fail_resolve")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let r = resolve().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["result"], "resolved");
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["root_cause"], "expired quote cache");
+    let kinds: Vec<&str> = inc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["kind"].as_str())
+        .collect();
+    let note = kinds.iter().position(|k| *k == "note");
+    let resolved = kinds.iter().position(|k| *k == "resolved");
+    assert!(
+        note.is_some() && note < resolved,
+        "the note comes before the resolution: {kinds:?}"
+    );
+}
