@@ -7,6 +7,7 @@
 
 pub mod duration;
 pub mod interpolate;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +18,7 @@ use serde_saphyr::Spanned;
 
 pub use duration::HumanDuration;
 use interpolate::{Interpolated, interpolate};
+pub use schedule::{DigestSchedule, ScheduleError};
 
 use crate::digest::render::{DigestTemplateOverrides, DigestTemplates};
 use crate::domain::Severity;
@@ -274,10 +276,12 @@ pub struct RateCondition {
 
 #[derive(Debug, Clone)]
 pub struct DigestConfig {
-    pub schedule: String,
+    /// `digest.schedule` in `timezone`, parsed once at load.
+    pub schedule: DigestSchedule,
     pub timezone: String,
     pub to: Vec<String>,
-    pub weekly_schedule: Option<String>,
+    /// `digest.weekly_schedule` in `timezone`, parsed once at load.
+    pub weekly_schedule: Option<DigestSchedule>,
     pub send_when_empty: bool,
     pub empty_note: String,
 }
@@ -566,18 +570,20 @@ fn resolve_digest(
     d: RawDigest,
     channels: &BTreeMap<String, ChannelConfig>,
 ) -> Result<DigestConfig, Invalid> {
-    crate::digest::schedule::DigestSchedule::parse(&d.schedule.value, &d.timezone.value).map_err(
-        |e| {
-            Invalid::at(
-                line_of(&d.schedule).or(line_of(&d.timezone)),
-                format!("digest: {e}"),
-            )
-        },
-    )?;
-    if let Some(w) = &d.weekly_schedule {
-        crate::digest::schedule::DigestSchedule::parse(&w.value, &d.timezone.value)
-            .map_err(|e| Invalid::at(line_of(w), format!("digest.weekly_schedule: {e}")))?;
-    }
+    let schedule = DigestSchedule::parse(&d.schedule.value, &d.timezone.value).map_err(|e| {
+        Invalid::at(
+            line_of(&d.schedule).or(line_of(&d.timezone)),
+            format!("digest: {e}"),
+        )
+    })?;
+    let weekly_schedule = d
+        .weekly_schedule
+        .as_ref()
+        .map(|w| {
+            DigestSchedule::parse(&w.value, &d.timezone.value)
+                .map_err(|e| Invalid::at(line_of(w), format!("digest.weekly_schedule: {e}")))
+        })
+        .transpose()?;
     if d.to.is_empty() {
         return Err(Invalid::at(
             line_of(&d.schedule),
@@ -595,10 +601,10 @@ fn resolve_digest(
         }
     }
     Ok(DigestConfig {
-        schedule: d.schedule.value,
+        schedule,
         timezone: d.timezone.value,
         to,
-        weekly_schedule: d.weekly_schedule.map(|w| w.value),
+        weekly_schedule,
         send_when_empty: d.send_when_empty,
         empty_note: d
             .empty_note

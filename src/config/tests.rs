@@ -127,3 +127,15 @@ fn bad_email_and_unknown_type_are_rejected() {
         "carrier-pigeon",
     );
 }
+
+#[test]
+fn digest_schedules_are_parsed_once_and_kept() {
+    let text = "channels:\n  e: { type: email, to: [a@b.io] }\nseverities: {}\ndigest:\n  schedule: \"0 0 8 * * *\"\n  timezone: America/New_York\n  weekly_schedule: \"0 0 9 * * MON\"\n  to: [e]\n";
+    let cfg = parse(text).unwrap();
+    let digest = cfg.digest.unwrap();
+    assert_eq!(digest.schedule.expression(), "0 0 8 * * *");
+    assert_eq!(digest.schedule.timezone(), chrono_tz::America::New_York);
+    let weekly = digest.weekly_schedule.unwrap();
+    assert_eq!(weekly.expression(), "0 0 9 * * MON");
+    assert_eq!(weekly.timezone(), chrono_tz::America::New_York);
+}

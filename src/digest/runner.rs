@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::report::{DailyDigest, Links, Period, RenderedMail, WeeklySummary};
-use super::schedule::{DigestSchedule, ScheduleError};
+use super::schedule::DigestSchedule;
 use crate::clock::{SharedClock, ms_to_datetime, sleep_until};
 use crate::config::{DigestConfig, RoutingConfig};
 use crate::notify::registry::Channels;
@@ -211,8 +211,6 @@ pub enum DigestError {
     NotConfigured,
     #[error("routing file has no `digest.weekly_schedule`")]
     NoWeeklySchedule,
-    #[error("digest schedule: {0}")]
-    Schedule(#[from] ScheduleError),
     #[error("digest: {0}")]
     Store(#[from] StoreError),
 }
@@ -338,7 +336,7 @@ impl DigestRunner {
         let mut first_error = None;
         for kind in DigestKind::ALL {
             let result = async {
-                let Some(schedule) = schedule_of(cfg, kind)? else {
+                let Some(schedule) = schedule_of(cfg, kind) else {
                     return Ok(Vec::new());
                 };
                 let Some(fire) = schedule.latest_fire_at_or_before(now) else {
@@ -372,7 +370,7 @@ impl DigestRunner {
     /// never blocks the scheduled send of that period, and never retried automatically.
     pub async fn send_now(&self, kind: DigestKind) -> Result<Vec<DigestOutcome>, DigestError> {
         let cfg = self.cfg.digest.as_ref().ok_or(DigestError::NotConfigured)?;
-        let schedule = schedule_of(cfg, kind)?.ok_or(DigestError::NoWeeklySchedule)?;
+        let schedule = schedule_of(cfg, kind).ok_or(DigestError::NoWeeklySchedule)?;
         let now = self.clock.now();
         let start = schedule.latest_fire_at_or_before(now).unwrap_or(now);
         let period = Period {
@@ -433,7 +431,7 @@ impl DigestRunner {
         let cfg = self.cfg.digest.as_ref()?;
         let now_dt = ms_to_datetime(now);
         let fires = DigestKind::ALL.into_iter().filter_map(|kind| {
-            let schedule = schedule_of(cfg, kind).ok().flatten()?;
+            let schedule = schedule_of(cfg, kind)?;
             schedule
                 .next_fire_after(now_dt)
                 .map(|t| t.timestamp_millis())
@@ -759,16 +757,12 @@ impl DigestRunner {
     }
 }
 
-fn schedule_of(
-    cfg: &DigestConfig,
-    kind: DigestKind,
-) -> Result<Option<DigestSchedule>, ScheduleError> {
-    let cron = match kind {
-        DigestKind::Daily => Some(cfg.schedule.as_str()),
-        DigestKind::Weekly => cfg.weekly_schedule.as_deref(),
-    };
-    cron.map(|c| DigestSchedule::parse(c, &cfg.timezone))
-        .transpose()
+/// The schedule of `kind`, parsed when the routing file loaded.
+fn schedule_of(cfg: &DigestConfig, kind: DigestKind) -> Option<&DigestSchedule> {
+    match kind {
+        DigestKind::Daily => Some(&cfg.schedule),
+        DigestKind::Weekly => cfg.weekly_schedule.as_ref(),
+    }
 }
 
 fn skip_reason(row: &DigestRecord, rules: ClaimRules) -> SkipReason {
