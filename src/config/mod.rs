@@ -23,7 +23,7 @@ pub use schedule::{DigestSchedule, ScheduleError};
 use crate::digest::render::{DigestTemplateOverrides, DigestTemplates};
 use crate::domain::Severity;
 pub use crate::domain::{ChannelKind, DigestCadence, Policy};
-use crate::notify::render::TemplateOverrides;
+use crate::notify::render::{TemplateOverrides, Templates};
 
 /// A problem in a routing file, always naming the file and (where known) the line.
 #[derive(Debug, thiserror::Error)]
@@ -316,7 +316,8 @@ pub struct RoutingConfig {
     pub rules: Vec<Rule>,
     pub policies: BTreeMap<Severity, Policy>,
     pub digest: Option<DigestConfig>,
-    pub templates: TemplateOverrides,
+    /// Notification templates (defaults plus overrides), compiled (and checked) at load.
+    pub templates: Templates,
     /// Daily digest and weekly summary templates, compiled (and checked) at load.
     pub digest_templates: DigestTemplates,
     pub delivery: DeliverySettings,
@@ -629,18 +630,19 @@ fn require_digest_section(
     Ok(())
 }
 
-/// Compiles the digest templates and checks the notification overrides (see `notify::render`).
-fn compile_templates(raw: RawTemplates) -> Result<(TemplateOverrides, DigestTemplates), Invalid> {
+/// Compiles the notification and digest templates once, checking every override against
+/// sample messages (see `notify::render` and `digest::render`).
+fn compile_templates(raw: RawTemplates) -> Result<(Templates, DigestTemplates), Invalid> {
     let digest_templates = digest_templates(&raw)?;
-    let templates = TemplateOverrides {
+    let overrides = TemplateOverrides {
         slack_text: raw.slack_text,
         email_subject: raw.email_subject,
         email_text: raw.email_text,
         email_html: raw.email_html,
         pagerduty_summary: raw.pagerduty_summary,
     };
-    crate::notify::render::Templates::new(&templates)
-        .map_err(|e| Invalid::at(None, format!("templates: {e}")))?;
+    let templates =
+        Templates::new(&overrides).map_err(|e| Invalid::at(None, format!("templates: {e}")))?;
     Ok((templates, digest_templates))
 }
 

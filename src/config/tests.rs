@@ -139,3 +139,11 @@ fn digest_schedules_are_parsed_once_and_kept() {
     assert_eq!(weekly.expression(), "0 0 9 * * MON");
     assert_eq!(weekly.timezone(), chrono_tz::America::New_York);
 }
+
+#[test]
+fn notification_templates_are_compiled_once_and_kept() {
+    let text = "channels:\n  s: { type: slack, channel: \"#x\", webhook_url: \"http://x\" }\nseverities: {}\ntemplates:\n  slack_text: \"{{ headline }}\"\n";
+    let cfg = parse(text).unwrap();
+    assert!(cfg.templates.is_overridden("slack_text"));
+    assert!(!cfg.templates.is_overridden("email_text"));
+}
