@@ -4,7 +4,7 @@
 //! Three kinds of source end up in the one exposition:
 //! - in-process counters and histograms, updated where things happen (intake, outbox,
 //!   escalation) through the typed methods below;
-//! - the database gauges (`store::misc::gauges`), read at scrape time and written into their
+//! - the database gauges (`store::gauges::gauges`), read at scrape time and written into their
 //!   families by [`Metrics::render`], which first clears label sets that no longer exist;
 //! - the storage write health (`store::health`), read at scrape time by a collector.
 
@@ -19,8 +19,8 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::store::gauges::Gauges;
 use crate::store::health::WriteHealth;
-use crate::store::misc::Gauges;
 
 /// The `Content-Type` of what [`Metrics::render`] returns (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;

@@ -16,7 +16,7 @@ use crate::intake::MetricKind;
 use crate::intake::details::EventDetails;
 use crate::intake::redact;
 use crate::store::{Store, StoreError};
-use crate::store::{deliveries, incidents as sql, misc};
+use crate::store::{deliveries, incidents as sql, listings};
 use crate::text::duration;
 
 /// Acknowledge links stay valid this long: long enough for a weekend, short enough that an old
@@ -82,7 +82,7 @@ impl NotificationBuilder {
         detail: Option<&str>,
         recipient: &str,
     ) -> Result<Option<(Notification, RemoteState)>, StoreError> {
-        let Some(inc) = misc::incident(&self.store.read, incident_id).await? else {
+        let Some(inc) = listings::incident(&self.store.read, incident_id).await? else {
             return Ok(None);
         };
         let details = match inc.last_event_id {

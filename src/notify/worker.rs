@@ -20,7 +20,7 @@ use crate::domain::{DeliveryKind, DeliveryStatus};
 use crate::metrics::Metrics;
 use crate::signal::Signal;
 use crate::store::deliveries::{self, AttemptOutcome, AttemptResult, Delivery};
-use crate::store::{Store, StoreError, misc};
+use crate::store::{Store, StoreError, retention};
 
 /// Rows claimed per step: small, so that a shutdown or a newly due row is not kept waiting.
 const CLAIM_BATCH: i64 = 16;
@@ -463,7 +463,7 @@ impl OutboxWorker {
             if last_purge.is_none_or(|t| now - t > 3_600_000) {
                 let keep = i64::try_from(self.cfg.raw_payload_retention.as_millis())
                     .unwrap_or(i64::MAX / 2);
-                match misc::purge_raw_payloads(&self.store.write, now - keep).await {
+                match retention::purge_raw_payloads(&self.store.write, now - keep).await {
                     Ok(n) if n > 0 => {
                         tracing::info!(purged = n, "dropped raw payloads past retention")
                     }

@@ -7,9 +7,14 @@
 pub mod deliveries;
 pub mod digests;
 pub mod escalations;
+pub mod gauges;
 pub mod health;
+pub mod inbound;
 pub mod incidents;
+pub mod listings;
 pub mod misc;
+pub mod retention;
+pub mod settings;
 
 use std::str::FromStr;
 use std::time::Duration;

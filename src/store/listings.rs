@@ -1,0 +1,73 @@
+//! What the API and the web page list: incidents (filtered, newest first), one incident, its
+//! timeline, the event count.
+
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use super::incidents::{IncidentRow, decode_all};
+use super::{CorruptRow, StoreError};
+use crate::domain::{Incident, IncidentState, Severity};
+
+#[derive(Debug, Default)]
+pub struct IncidentFilter {
+    pub state: Option<IncidentState>,
+    pub severity: Option<Severity>,
+    pub limit: i64,
+    pub before_id: Option<i64>,
+}
+
+/// Newest first. A row that does not decode is listed as its error (logged), so that one bad
+/// row shows as unreadable instead of hiding every other incident.
+pub async fn list_incidents(
+    pool: &SqlitePool,
+    f: &IncidentFilter,
+) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE 1 = 1");
+    if let Some(s) = &f.state {
+        q.push(" AND state = ").push_bind(s);
+    }
+    if let Some(s) = &f.severity {
+        q.push(" AND severity = ").push_bind(s);
+    }
+    if let Some(b) = f.before_id {
+        q.push(" AND id < ").push_bind(b);
+    }
+    q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+    let rows: Vec<IncidentRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().map(IncidentRow::decode).collect())
+}
+
+pub async fn incident(pool: &SqlitePool, id: i64) -> Result<Option<Incident>, StoreError> {
+    let row: Option<IncidentRow> = sqlx::query_as("SELECT * FROM incidents WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(decode_all(row.into_iter().collect())?.pop())
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TimelineEntry {
+    pub at: i64,
+    pub kind: String,
+    pub actor: Option<String>,
+    pub via: Option<String>,
+    pub detail: Option<String>,
+}
+
+pub async fn timeline(
+    pool: &SqlitePool,
+    incident_id: i64,
+) -> Result<Vec<TimelineEntry>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT at, kind, actor, via, detail FROM timeline WHERE incident_id = ? ORDER BY at, id",
+    )
+    .bind(incident_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn count_events(pool: &SqlitePool) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(pool)
+        .await?)
+}
