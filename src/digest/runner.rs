@@ -507,6 +507,7 @@ impl DigestRunner {
 
     /// One period to one recipient, in steps: claim the period, build (or reuse) the content,
     /// settle an empty period without a mail, or send and record the outcome on the claim.
+    #[tracing::instrument(skip_all, fields(kind = %kind, manual, channel = %recipient, period_end = %period.end))]
     async fn send_one(
         &self,
         cfg: &DigestConfig,

@@ -35,8 +35,10 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Fires every escalation due now. Returns how many fired.
+    #[tracing::instrument(skip_all, fields(fired = tracing::field::Empty, incidents = tracing::field::Empty))]
     pub async fn fire_due(&self) -> Result<usize, StoreError> {
         let mut fired = 0;
+        let mut fired_ids = Vec::new();
         loop {
             let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
             // After the lock, so that lateness and timeline times follow commit order.
@@ -71,6 +73,7 @@ impl Scheduler {
                         )
                         .await?;
                         if first {
+                            fired_ids.push(inc.id);
                             lateness.push((now - due_at) as f64 / 1000.0);
                             fx.extend(e);
                         } else {
@@ -104,6 +107,9 @@ impl Scheduler {
             }
             fired += lateness.len();
             if (n as i64) < BATCH {
+                let span = tracing::Span::current();
+                span.record("fired", fired);
+                span.record("incidents", tracing::field::debug(&fired_ids));
                 return Ok(fired);
             }
         }
