@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::classification::{Classifier, Severity};
+use crate::classification::{Classification, Classifier, Severity};
 use crate::clock::SharedClock;
 use crate::config::RoutingConfig;
 use crate::domain::{IngestStatus, Via};
@@ -325,101 +325,156 @@ async fn dedup(
 /// Step 2, pure: drops retries (stored, or earlier in this batch), classifies each payload and
 /// applies its transition to the incidents in `known`. No SQL and no clock: `now` is given.
 fn apply<'a>(
-    mut known: Known,
+    known: Known,
     reqs: &'a [IngestRequest],
     cfg: &RoutingConfig,
     classifier: &mut Classifier,
     ids: NextIds,
     now: i64,
 ) -> Applied<'a> {
-    let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
-    let mut changed: Vec<String> = Vec::new();
-    let mut outcomes = Vec::with_capacity(reqs.len());
-    let mut events = Vec::with_capacity(reqs.len());
-    let mut unparsed = Vec::new();
-    let mut fx = Effects::default();
-    let mut event_id = ids.event;
-    let mut incident_id = ids.incident;
-    for (i, req) in reqs.iter().enumerate() {
-        let body_copy = known.body_copies.get(req.dedup_key.as_str()).copied();
-        if let Some(id) = known.stored.get(req.dedup_key.as_str()) {
-            outcomes.push(IngestOutcome::Duplicate { event_id: *id });
+    let mut batch = Applier {
+        cfg,
+        now,
+        known,
+        first_in_batch: HashMap::new(),
+        changed: Vec::new(),
+        out: Applied {
+            outcomes: Vec::with_capacity(reqs.len()),
+            incidents: Vec::new(),
+            events: Vec::with_capacity(reqs.len()),
+            effects: Effects::default(),
+            unparsed: Vec::new(),
+            next: ids,
+        },
+    };
+    for req in reqs {
+        if let Some(event_id) = batch.retry_of(req) {
+            batch
+                .out
+                .outcomes
+                .push(IngestOutcome::Duplicate { event_id });
             continue;
         }
-        if let Some(sql::BodyCopy::Retry(id)) = body_copy {
-            outcomes.push(IngestOutcome::Duplicate { event_id: id });
-            continue;
-        }
-        if let Some(&first) = first_in_batch.get(req.dedup_key.as_str()) {
-            let id = match &outcomes[first] {
-                IngestOutcome::Accepted { event_id, .. }
-                | IngestOutcome::Duplicate { event_id } => *event_id,
-            };
-            outcomes.push(IngestOutcome::Duplicate { event_id: id });
-            continue;
-        }
-        first_in_batch.insert(req.dedup_key.as_str(), i);
-        let this_event = event_id;
-        event_id += 1;
+        let event = batch.out.next.event;
+        batch.out.next.event += 1;
+        batch.first_in_batch.insert(req.dedup_key.as_str(), event);
+        let facts = batch.counted_once(req);
+        let class = classifier.classify(&facts, now);
+        let change = batch.change(req, &facts, &class, event);
+        let row = batch.event_row(req, &facts, &class, event, &change);
+        batch.out.events.push(row);
+        batch.out.outcomes.push(IngestOutcome::Accepted {
+            event_id: event,
+            incident_id: change.touched.map(|(id, _)| id),
+            severity: change.touched.map_or(class.severity, |(_, s)| s),
+            status: change.status,
+        });
+    }
+    batch.finish()
+}
 
+/// The state of [`apply`] while it goes through a batch.
+struct Applier<'a, 'c> {
+    cfg: &'c RoutingConfig,
+    now: i64,
+    known: Known,
+    /// Event id of the first request of each dedup key in this batch.
+    first_in_batch: HashMap<&'a str, i64>,
+    /// Keys of the incidents changed so far (repeats are removed at the end).
+    changed: Vec<String>,
+    out: Applied<'a>,
+}
+
+/// What one payload did to its incident.
+struct Change {
+    status: IngestStatus,
+    /// The incident it changed, with its severity after the change.
+    touched: Option<(i64, Severity)>,
+    /// Its incident, when that row cannot be read.
+    unreadable: Option<i64>,
+}
+
+impl<'a> Applier<'a, '_> {
+    /// The event this request repeats: one stored under its key, one stored with the same
+    /// body within the retry window, or one earlier in this batch.
+    fn retry_of(&self, req: &IngestRequest) -> Option<i64> {
+        let key = req.dedup_key.as_str();
+        if let Some(id) = self.known.stored.get(key) {
+            return Some(*id);
+        }
+        if let Some(sql::BodyCopy::Retry(id)) = self.known.body_copies.get(key) {
+            return Some(*id);
+        }
+        self.first_in_batch.get(key).copied()
+    }
+
+    /// The facts to apply: a Sentry event already counted (under another rule or route) is
+    /// not an occurrence again.
+    fn counted_once(&mut self, req: &'a IngestRequest) -> Cow<'a, AlertFacts> {
         let seen_before = req.facts.occurrence
             && req.facts.event_id.as_deref().is_some_and(|id| {
-                !known
+                !self
+                    .known
                     .events_seen
                     .insert(crate::intake::event_key_prefix(id))
             });
-        let f: Cow<AlertFacts> = if seen_before {
+        if seen_before {
             Cow::Owned(AlertFacts {
                 occurrence: false,
                 ..req.facts.clone()
             })
         } else {
             Cow::Borrowed(&req.facts)
-        };
-        let f = f.as_ref();
-        let class = classifier.classify(f, now);
+        }
+    }
+
+    /// Applies the transition the payload means to its incident (opening one for a new alert).
+    fn change(
+        &mut self,
+        req: &'a IngestRequest,
+        f: &AlertFacts,
+        class: &Classification,
+        event: i64,
+    ) -> Change {
+        let (cfg, now) = (self.cfg, self.now);
         let key = f.incident_key();
-        let actor = Actor::new(
-            f.actor.clone().unwrap_or_else(|| "sentry".into()),
-            Via::Sentry,
-        );
-        let mut status = IngestStatus::Processed;
-        // The incident this payload changed, with its severity after the change.
-        let mut touched: Option<(i64, Severity)> = None;
-        let unreadable_id = key.as_ref().and_then(|k| known.unreadable.get(k)).copied();
+        let unreadable = key
+            .as_ref()
+            .and_then(|k| self.known.unreadable.get(k))
+            .copied();
+        let mut change = Change {
+            status: IngestStatus::Processed,
+            touched: None,
+            unreadable,
+        };
+        let fx = &mut self.out.effects;
         match (f.meaning(), key) {
             // Its incident cannot be read, so neither counted, nor reopened, nor opened again
             // under the same key: kept with the incident's id, to be replayed once repaired.
-            (_, Some(_)) if unreadable_id.is_some() => status = IngestStatus::UnreadableIncident,
+            (_, Some(_)) if unreadable.is_some() => {
+                change.status = IngestStatus::UnreadableIncident
+            }
             (Meaning::Alert, Some(key)) => {
-                match known.incidents.get_mut(&key) {
+                match self.known.incidents.get_mut(&key) {
                     Some(inc) => {
-                        fx.extend(transitions::record_alert(
-                            cfg, inc, f, &class, this_event, now,
-                        ));
-                        touched = Some((inc.id, inc.severity()));
+                        fx.extend(transitions::record_alert(cfg, inc, f, class, event, now));
+                        change.touched = Some((inc.id, inc.severity()));
                     }
                     None => {
-                        let (mut inc, opened) = transitions::open_new(
-                            cfg,
-                            incident_id,
-                            key.clone(),
-                            f,
-                            &class,
-                            this_event,
-                            now,
-                        );
-                        incident_id += 1;
-                        touched = Some((inc.id, inc.severity()));
+                        let id = self.out.next.incident;
+                        let (mut inc, opened) =
+                            transitions::open_new(cfg, id, key.clone(), f, class, event, now);
+                        self.out.next.incident += 1;
+                        change.touched = Some((inc.id, inc.severity()));
                         fx.extend(opened);
                         // A drill of the paging path must never page on-call for real.
                         if req.source == TEST_SOURCE {
-                            transitions::disable_escalation(&mut inc, &mut fx, now);
+                            transitions::disable_escalation(&mut inc, fx, now);
                         }
-                        known.incidents.insert(key.clone(), inc);
+                        self.known.incidents.insert(key.clone(), inc);
                     }
                 }
-                changed.push(key);
+                self.changed.push(key);
             }
             (
                 meaning @ (Meaning::Resolved
@@ -428,51 +483,65 @@ fn apply<'a>(
                 | Meaning::Muted
                 | Meaning::Comment),
                 Some(key),
-            ) => {
-                match known.incidents.get_mut(&key) {
-                    Some(inc) => {
-                        let e = match meaning {
-                            Meaning::Resolved => transitions::resolve(cfg, inc, &actor, now).1,
-                            Meaning::Unresolved => transitions::unresolve(cfg, inc, now),
-                            Meaning::Assigned => {
-                                transitions::assign(inc, f.assignee.clone(), &actor, now)
-                            }
-                            Meaning::Muted => transitions::mute(inc, &actor, now),
-                            _ => transitions::comment(inc, f.comment.clone(), &actor, now),
-                        };
-                        touched = Some((inc.id, inc.severity()));
-                        fx.extend(e);
-                        changed.push(key);
-                    }
-                    // A state change for an issue we never paged about: kept, nothing to do.
-                    None => status = IngestStatus::NoIncident,
+            ) => match self.known.incidents.get_mut(&key) {
+                Some(inc) => {
+                    let actor = Actor::new(
+                        f.actor.clone().unwrap_or_else(|| "sentry".into()),
+                        Via::Sentry,
+                    );
+                    let e = match meaning {
+                        Meaning::Resolved => transitions::resolve(cfg, inc, &actor, now).1,
+                        Meaning::Unresolved => transitions::unresolve(cfg, inc, now),
+                        Meaning::Assigned => {
+                            transitions::assign(inc, f.assignee.clone(), &actor, now)
+                        }
+                        Meaning::Muted => transitions::mute(inc, &actor, now),
+                        _ => transitions::comment(inc, f.comment.clone(), &actor, now),
+                    };
+                    change.touched = Some((inc.id, inc.severity()));
+                    fx.extend(e);
+                    self.changed.push(key);
                 }
-            }
-            (Meaning::Installation, _) => status = IngestStatus::Recorded,
+                // A state change for an issue we never paged about: kept, nothing to do.
+                None => change.status = IngestStatus::NoIncident,
+            },
+            (Meaning::Installation, _) => change.status = IngestStatus::Recorded,
             // Sentry's envelope around content we cannot read: kept, never an incident.
             (Meaning::Unparsed, _) => {
-                status = IngestStatus::Unparsed;
-                unparsed.extend(crate::intake::unparsed::Sighting::of(
-                    &req.facts, this_event,
-                ));
+                change.status = IngestStatus::Unparsed;
+                self.out
+                    .unparsed
+                    .extend(crate::intake::unparsed::Sighting::of(&req.facts, event));
             }
-            _ => status = IngestStatus::Ignored,
+            _ => change.status = IngestStatus::Ignored,
         }
-        let severity = touched.map_or(class.severity, |(_, s)| s);
-        let dedup_key = match body_copy {
-            Some(sql::BodyCopy::Repeat) => format!("{}:{this_event}", req.dedup_key),
+        change
+    }
+
+    /// The `events` row of an accepted payload.
+    fn event_row(
+        &self,
+        req: &IngestRequest,
+        f: &AlertFacts,
+        class: &Classification,
+        event: i64,
+        change: &Change,
+    ) -> NewEvent {
+        // The same body again after its incident changed is a new event: its key gets the id.
+        let dedup_key = match self.known.body_copies.get(req.dedup_key.as_str()) {
+            Some(sql::BodyCopy::Repeat) => format!("{}:{event}", req.dedup_key),
             _ => req.dedup_key.clone(),
         };
-        events.push(NewEvent {
-            id: this_event,
-            received_at: now,
+        NewEvent {
+            id: event,
+            received_at: self.now,
             dedup_key,
             request_id: req.request_id.clone(),
             source: req.source,
             resource: f.resource.clone(),
             action: f.action.clone(),
-            status: status.as_str(),
-            incident_id: touched.map(|(id, _)| id).or(unreadable_id),
+            status: change.status.as_str(),
+            incident_id: change.touched.map(|(id, _)| id).or(change.unreadable),
             severity: (f.meaning() == Meaning::Alert).then_some(class.severity.as_str()),
             rule: class.rule.clone(),
             project: f.project.clone(),
@@ -480,32 +549,20 @@ fn apply<'a>(
             level: f.level.clone(),
             occurrence: f.occurrence,
             body: req.body.clone(),
-            details: event_details(f, &req.body, cfg.delivery.include_pii),
-        });
-        outcomes.push(IngestOutcome::Accepted {
-            event_id: this_event,
-            incident_id: touched.map(|(id, _)| id),
-            severity,
-            status,
-        });
+            details: event_details(f, &req.body, self.cfg.delivery.include_pii),
+        }
     }
 
-    changed.sort();
-    changed.dedup();
-    let incidents = changed
-        .iter()
-        .filter_map(|k| known.incidents.remove(k))
-        .collect();
-    Applied {
-        outcomes,
-        incidents,
-        events,
-        effects: fx,
-        unparsed,
-        next: NextIds {
-            event: event_id,
-            incident: incident_id,
-        },
+    /// The changed incident rows, each once, in key order.
+    fn finish(mut self) -> Applied<'a> {
+        self.changed.sort();
+        self.changed.dedup();
+        self.out.incidents = self
+            .changed
+            .iter()
+            .filter_map(|k| self.known.incidents.remove(k))
+            .collect();
+        self.out
     }
 }
 
