@@ -23,6 +23,7 @@ use crate::incidents::writer::{Wakers, Writer};
 use crate::metrics::Metrics;
 use crate::notify::build::NotificationBuilder;
 use crate::notify::registry::{ChannelEnv, Channels};
+use crate::notify::render::Templates;
 use crate::notify::worker::OutboxWorker;
 use crate::settings::Settings;
 use crate::store::{Store, misc};
@@ -86,7 +87,7 @@ impl Application {
             .into();
 
         let ack_keys = Arc::new(load_ack_keys(&settings, &store).await?);
-        let templates = Arc::new(cfg.templates.clone());
+        let templates = Arc::new(Templates::from(cfg.templates.clone()));
         let channels = Arc::new(Channels::build(&cfg, &channel_env(&settings), templates)?);
         let configured: Vec<&str> = channels.names().collect();
         let buried =

@@ -235,11 +235,12 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
 
 async fn send_test(channel: &str, config: &std::path::Path) -> anyhow::Result<()> {
     use paiid_alerts::notify::registry::Channels;
+    use paiid_alerts::notify::render::Templates;
     use paiid_alerts::notify::{Outgoing, RemoteState, SendOutcome};
 
     let cfg = RoutingConfig::load(config)?;
     let settings = Settings::new("127.0.0.1:0".parse()?, String::new(), config.to_path_buf());
-    let templates = std::sync::Arc::new(cfg.templates.clone());
+    let templates = std::sync::Arc::new(Templates::from(cfg.templates.clone()));
     let channels = Channels::build(&cfg, &paiid_alerts::app::channel_env(&settings), templates)?;
     let Some(ch) = channels.get(channel) else {
         anyhow::bail!(
@@ -293,6 +294,7 @@ async fn send_test(channel: &str, config: &std::path::Path) -> anyhow::Result<()
 async fn digest(common: Common, send_now: bool, weekly: bool) -> anyhow::Result<()> {
     use paiid_alerts::digest::{DigestKind, DigestRunner, DigestStatus};
     use paiid_alerts::notify::registry::Channels;
+    use paiid_alerts::notify::render::Templates;
     use std::sync::Arc;
 
     if !send_now {
@@ -307,7 +309,7 @@ async fn digest(common: Common, send_now: bool, weekly: bool) -> anyhow::Result<
         common.config.clone(),
     );
     let store = paiid_alerts::store::Store::open(&common.database_url, Durability::Full).await?;
-    let templates = Arc::new(cfg.templates.clone());
+    let templates = Arc::new(Templates::from(cfg.templates.clone()));
     let channels = Arc::new(Channels::build(
         &cfg,
         &paiid_alerts::app::channel_env(&settings),

@@ -33,12 +33,6 @@ const LAYERS: &[&[&str]] = &[
 const EXEMPT: &[(&str, &str, &str)] = &[
     (
         "config",
-        "notify",
-        "routing.yaml's template overrides are compiled at load (notify::render); \
-         moves with the templates work (issue 8, item 6)",
-    ),
-    (
-        "config",
         "digest",
         "the digest templates are compiled and checked against sample digests at load \
          (digest::render), and kept compiled in RoutingConfig; the schedule moved to \

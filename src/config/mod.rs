@@ -23,7 +23,7 @@ pub use schedule::{DigestSchedule, ScheduleError};
 use crate::digest::render::{DigestTemplateOverrides, DigestTemplates};
 use crate::domain::Severity;
 pub use crate::domain::{ChannelKind, DigestCadence, Policy};
-use crate::notify::render::{TemplateOverrides, Templates};
+use crate::templates::notify::{NotificationTemplates, TemplateOverrides};
 
 /// A problem in a routing file, always naming the file and (where known) the line.
 #[derive(Debug, thiserror::Error)]
@@ -317,7 +317,7 @@ pub struct RoutingConfig {
     pub policies: BTreeMap<Severity, Policy>,
     pub digest: Option<DigestConfig>,
     /// Notification templates (defaults plus overrides), compiled (and checked) at load.
-    pub templates: Templates,
+    pub templates: NotificationTemplates,
     /// Daily digest and weekly summary templates, compiled (and checked) at load.
     pub digest_templates: DigestTemplates,
     pub delivery: DeliverySettings,
@@ -631,8 +631,10 @@ fn require_digest_section(
 }
 
 /// Compiles the notification and digest templates once, checking every override against
-/// sample messages (see `notify::render` and `digest::render`).
-fn compile_templates(raw: RawTemplates) -> Result<(Templates, DigestTemplates), Invalid> {
+/// sample messages (see `templates::notify` and `digest::render`).
+fn compile_templates(
+    raw: RawTemplates,
+) -> Result<(NotificationTemplates, DigestTemplates), Invalid> {
     let digest_templates = digest_templates(&raw)?;
     let overrides = TemplateOverrides {
         slack_text: raw.slack_text,
@@ -641,8 +643,8 @@ fn compile_templates(raw: RawTemplates) -> Result<(Templates, DigestTemplates), 
         email_html: raw.email_html,
         pagerduty_summary: raw.pagerduty_summary,
     };
-    let templates =
-        Templates::new(&overrides).map_err(|e| Invalid::at(None, format!("templates: {e}")))?;
+    let templates = NotificationTemplates::new(&overrides)
+        .map_err(|e| Invalid::at(None, format!("templates: {e}")))?;
     Ok((templates, digest_templates))
 }
 

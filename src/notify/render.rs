@@ -48,17 +48,21 @@
 //! `default/email_text`, `default/email_html`, `default/pagerduty_summary`).
 
 use std::fmt::{self, Write as _};
-use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
-use minijinja::syntax::SyntaxConfig;
+#[cfg(test)]
+use chrono::TimeZone;
+use chrono::{DateTime, Utc};
+use minijinja::Error;
 use minijinja::value::{Serde, Value};
-use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
 use serde::Serialize;
 
+#[cfg(test)]
 use super::message::{Breadcrumb, PostMortem};
 use super::{Notification, NotificationKind};
-use crate::text::{duration, html_escape, slack_escape, truncate_chars};
+use crate::templates::describe;
+use crate::templates::notify::{NotificationTemplates, Output};
+pub use crate::templates::notify::{TemplateError, TemplateOverrides};
+use crate::text::{duration, html_escape, slack_escape};
 
 /// PagerDuty Events v2 rejects summaries longer than this.
 pub const PAGERDUTY_SUMMARY_MAX: usize = 1024;
@@ -68,186 +72,40 @@ const EMAIL_SUBJECT_MAX: usize = 250;
 /// Guards mail servers and the outbox against a runaway override.
 const BODY_MAX: usize = 1_000_000;
 
-const SLACK_ESCAPE: &str = "slack";
-
-#[derive(Debug, Clone, Default)]
-pub struct TemplateOverrides {
-    pub slack_text: Option<String>,
-    pub email_subject: Option<String>,
-    pub email_text: Option<String>,
-    pub email_html: Option<String>,
-    pub pagerduty_summary: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("template {name}: {message}")]
-pub struct TemplateError {
-    pub name: String,
-    pub message: String,
-}
-
-/// The five rendered outputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Output {
-    SlackText,
-    EmailSubject,
-    EmailText,
-    EmailHtml,
-    PagerDutySummary,
-}
-
-impl Output {
-    const ALL: [Output; 5] = [
-        Output::SlackText,
-        Output::EmailSubject,
-        Output::EmailText,
-        Output::EmailHtml,
-        Output::PagerDutySummary,
-    ];
-
-    /// The override's name, as the key in `routing.yaml`'s `templates:` section.
-    fn name(self) -> &'static str {
-        match self {
-            Output::SlackText => "slack_text",
-            Output::EmailSubject => "email_subject",
-            Output::EmailText => "email_text",
-            Output::EmailHtml => "email_html",
-            Output::PagerDutySummary => "pagerduty_summary",
-        }
-    }
-
-    fn default_name(self) -> &'static str {
-        match self {
-            Output::SlackText => "default/slack_text",
-            Output::EmailSubject => "default/email_subject",
-            Output::EmailText => "default/email_text",
-            Output::EmailHtml => "default/email_html",
-            Output::PagerDutySummary => "default/pagerduty_summary",
-        }
-    }
-
-    fn default_source(self) -> &'static str {
-        match self {
-            Output::SlackText => DEFAULT_SLACK_TEXT,
-            Output::EmailSubject => DEFAULT_EMAIL_SUBJECT,
-            Output::EmailText => DEFAULT_EMAIL_TEXT,
-            Output::EmailHtml => DEFAULT_EMAIL_HTML,
-            Output::PagerDutySummary => DEFAULT_PAGERDUTY_SUMMARY,
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Output::SlackText => 0,
-            Output::EmailSubject => 1,
-            Output::EmailText => 2,
-            Output::EmailHtml => 3,
-            Output::PagerDutySummary => 4,
-        }
-    }
-}
-
-/// Compiled templates: the defaults plus any overrides. Cheap to clone.
-#[derive(Clone)]
-pub struct Templates {
-    env: Arc<Environment<'static>>,
-    overridden: [bool; 5],
-}
+/// The compiled templates (compiled once, with the routing file: see
+/// [`NotificationTemplates`]) and the rules this module enforces on what they render. Cheap to
+/// clone.
+#[derive(Clone, Default)]
+pub struct Templates(NotificationTemplates);
 
 impl fmt::Debug for Templates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let overrides: Vec<&str> = Output::ALL
-            .iter()
-            .filter(|o| self.overridden[o.index()])
-            .map(|o| o.name())
-            .collect();
         f.debug_struct("Templates")
-            .field("overrides", &overrides)
+            .field("overrides", &self.0.overridden_names())
             .finish()
     }
 }
 
-impl Default for Templates {
-    fn default() -> Self {
-        Self::defaults()
+impl From<NotificationTemplates> for Templates {
+    fn from(compiled: NotificationTemplates) -> Self {
+        Self(compiled)
     }
 }
 
 impl Templates {
     /// Compiles the defaults plus the overrides, validating each override (see module docs).
     pub fn new(overrides: &TemplateOverrides) -> Result<Self, TemplateError> {
-        let mut env = base_environment();
-        let mut overridden = [false; 5];
-        for output in Output::ALL {
-            let source = match output {
-                Output::SlackText => &overrides.slack_text,
-                Output::EmailSubject => &overrides.email_subject,
-                Output::EmailText => &overrides.email_text,
-                Output::EmailHtml => &overrides.email_html,
-                Output::PagerDutySummary => &overrides.pagerduty_summary,
-            };
-            let Some(source) = source else { continue };
-            let err = |message: String| TemplateError {
-                name: output.name().to_string(),
-                message,
-            };
-            if source.trim().is_empty() {
-                return Err(err(
-                    "is empty; remove the key to use the default".to_string()
-                ));
-            }
-            env.add_template_owned(output.name(), source.clone())
-                .map_err(|e| err(describe(&e)))?;
-            overridden[output.index()] = true;
-        }
-        let templates = Self {
-            env: Arc::new(env),
-            overridden,
-        };
-        for output in Output::ALL {
-            if !templates.overridden[output.index()] {
-                continue;
-            }
-            for kind in ALL_KINDS {
-                let sample = sample_notification(kind);
-                let rendered =
-                    templates
-                        .try_render(output.name(), &sample)
-                        .map_err(|e| TemplateError {
-                            name: output.name().to_string(),
-                            message: format!(
-                                "fails on a sample `{}` notification: {}",
-                                kind.as_str(),
-                                describe(&e)
-                            ),
-                        })?;
-                if rendered.trim().is_empty() {
-                    return Err(TemplateError {
-                        name: output.name().to_string(),
-                        message: format!(
-                            "renders nothing for a sample `{}` notification",
-                            kind.as_str()
-                        ),
-                    });
-                }
-            }
-        }
-        Ok(templates)
+        NotificationTemplates::new(overrides).map(Self)
     }
 
     /// The built-in templates only.
     pub fn defaults() -> Self {
-        Self {
-            env: Arc::new(base_environment()),
-            overridden: [false; 5],
-        }
+        Self(NotificationTemplates::defaults())
     }
 
     /// True when `routing.yaml` overrides this output (`slack_text`, `email_subject`, ...).
     pub fn is_overridden(&self, name: &str) -> bool {
-        Output::ALL
-            .iter()
-            .any(|o| o.name() == name && self.overridden[o.index()])
+        self.0.is_overridden(name)
     }
 
     /// Slack mrkdwn text (user data escaped for Slack).
@@ -291,7 +149,7 @@ impl Templates {
     }
 
     fn render(&self, output: Output, n: &Notification) -> String {
-        if self.overridden[output.index()] {
+        if self.0.overrides(output) {
             match self.try_render(output.name(), n) {
                 Ok(s) if !s.trim().is_empty() => return s,
                 Ok(_) => tracing::warn!(
@@ -326,21 +184,9 @@ impl Templates {
     }
 
     fn try_render(&self, name: &str, n: &Notification) -> Result<String, Error> {
-        let ctx = Context::new(n);
-        self.env
-            .get_template(name)?
-            .render(Value::from(Serde(&ctx)))
+        self.0
+            .try_render(name, &Value::from(Serde(&Context::new(n))))
     }
-}
-
-fn describe(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        let _ = write!(s, ": {inner}");
-        source = inner.source();
-    }
-    s
 }
 
 fn plain_fallback(output: Output, n: &Notification) -> String {
@@ -364,96 +210,6 @@ fn plain_fallback(output: Output, n: &Notification) -> String {
             html_escape(&n.incident_url)
         ),
     }
-}
-
-fn base_environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    match SyntaxConfig::builder()
-        .trim_blocks(true)
-        .lstrip_blocks(true)
-        .build()
-    {
-        Ok(syntax) => env.set_syntax(syntax),
-        // Only the delimiters can make the build fail and they are the defaults.
-        Err(e) => tracing::error!(error = %describe(&e), "template syntax config"),
-    }
-    // Printing an unknown variable is an error (so an override's typo is caught at load time),
-    // while `{% if maybe %}` on an unknown one stays false.
-    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-    env.set_auto_escape_callback(|name| {
-        if name.ends_with("email_html") {
-            AutoEscape::Html
-        } else if name.ends_with("slack_text") {
-            AutoEscape::Custom(SLACK_ESCAPE.into())
-        } else {
-            AutoEscape::None
-        }
-    });
-    env.set_formatter(format_value);
-    env.add_filter("datetime", datetime_filter);
-    env.add_filter("truncate", truncate_filter);
-    env.add_filter("duration", crate::templates::duration_filter);
-    for output in Output::ALL {
-        if let Err(e) = env.add_template(output.default_name(), output.default_source()) {
-            // Compile-time constants; a failure is a bug caught by the tests, and rendering then
-            // falls back to the headline rather than taking the service down.
-            tracing::error!(template = output.default_name(), error = %describe(&e), "default template does not compile");
-        }
-    }
-    env
-}
-
-fn format_value(
-    out: &mut minijinja::Output,
-    state: &mut State,
-    value: &Value,
-) -> Result<(), Error> {
-    // `none` prints as nothing: optional fields are common and "none" in a page is noise.
-    if value.is_none() || value.is_undefined() {
-        return Ok(());
-    }
-    let escape: fn(&str) -> String = match state.auto_escape() {
-        AutoEscape::Custom(name) if name == SLACK_ESCAPE => slack_escape,
-        // minijinja's HTML escaping also turns `/` into `&#x2f;`, which is not needed inside
-        // quoted attributes or text and makes links in the raw mail unreadable.
-        AutoEscape::Html => html_escape,
-        _ => return minijinja::escape_formatter(out, state, value),
-    };
-    if value.is_safe() {
-        return out
-            .write_str(value.as_str().unwrap_or_default())
-            .map_err(Error::from);
-    }
-    out.write_str(&escape(&value.to_string()))
-        .map_err(Error::from)
-}
-
-fn datetime_filter(value: &Value, format: Option<String>) -> Result<String, Error> {
-    if value.is_none() || value.is_undefined() {
-        return Ok(String::new());
-    }
-    let raw = value.to_string();
-    let Ok(dt) = DateTime::parse_from_rfc3339(&raw) else {
-        return Ok(raw);
-    };
-    let dt = dt.with_timezone(&Utc);
-    let mut out = String::new();
-    let fmt = format.as_deref().unwrap_or("%Y-%m-%d %H:%M:%S UTC");
-    // `write!` reports an invalid format as an error; `to_string()` would panic.
-    write!(out, "{}", dt.format(fmt)).map_err(|_| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            format!("invalid datetime format {fmt:?}"),
-        )
-    })?;
-    Ok(out)
-}
-
-fn truncate_filter(value: &Value, length: Option<usize>) -> String {
-    if value.is_none() || value.is_undefined() {
-        return String::new();
-    }
-    truncate_chars(&value.to_string(), length.unwrap_or(255))
 }
 
 /// At most `max` bytes, cut on a char boundary, the cut marked with `…` (counted in the limit).
@@ -624,6 +380,7 @@ impl<'a> Context<'a> {
     }
 }
 
+#[cfg(test)]
 const ALL_KINDS: [NotificationKind; 8] = [
     NotificationKind::Opened,
     NotificationKind::SeverityRaised,
@@ -635,7 +392,9 @@ const ALL_KINDS: [NotificationKind; 8] = [
     NotificationKind::Test,
 ];
 
-/// A notification with every optional field set, used to validate overrides at load time.
+/// A notification with every optional field set: its context for each kind is the sample that
+/// overrides are checked against at load time (`templates/notify/samples.json`).
+#[cfg(test)]
 fn sample_notification(kind: NotificationKind) -> Notification {
     let at = |h: u32, m: u32, s: u32| {
         Utc.with_ymd_and_hms(2026, 11, 29, h, m, s)
@@ -689,21 +448,6 @@ fn sample_notification(kind: NotificationKind) -> Notification {
         delivery: None,
     }
 }
-
-// Default templates, kept as files so that an operator can read them and copy one as the start of
-// an override. Block tags sit on their own lines (trim_blocks/lstrip_blocks remove them); an
-// inline `{% endif +%}` at the end of a line keeps that line's newline.
-
-const DEFAULT_SLACK_TEXT: &str = include_str!("../templates/notify/slack_text.md.j2");
-
-const DEFAULT_EMAIL_SUBJECT: &str = include_str!("../templates/notify/email_subject.txt.j2");
-
-const DEFAULT_EMAIL_TEXT: &str = include_str!("../templates/notify/email_text.txt.j2");
-
-const DEFAULT_EMAIL_HTML: &str = include_str!("../templates/notify/email_html.html.j2");
-
-const DEFAULT_PAGERDUTY_SUMMARY: &str =
-    include_str!("../templates/notify/pagerduty_summary.txt.j2");
 
 #[cfg(test)]
 mod tests;

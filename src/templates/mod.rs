@@ -47,6 +47,8 @@ pub const PAGES: [(&str, &str); 8] = [
 ];
 
 /// Digest defaults (see `digest::render` for their variables).
+pub mod notify;
+
 pub mod digest {
     pub const DAILY_SUBJECT: &str = include_str!("digest/daily_subject.txt.j2");
     pub const DAILY_TEXT: &str = include_str!("digest/daily_text.txt.j2");

@@ -1,4 +1,5 @@
 use super::*;
+use crate::templates::notify::base_environment;
 use chrono::Duration as ChronoDuration;
 
 fn full(kind: NotificationKind) -> Notification {
@@ -421,4 +422,39 @@ fn duration_filter_in_overrides() {
         )
         .unwrap();
     assert_eq!(out, "2d 3h");
+}
+
+/// The contexts overrides are checked against at load time, as `crate::templates::notify`
+/// stores them (it sits below this module): those of `sample_notification` for every kind.
+fn sample_contexts() -> serde_json::Value {
+    let pairs: Vec<(&str, serde_json::Value)> = ALL_KINDS
+        .iter()
+        .map(|kind| {
+            let n = sample_notification(*kind);
+            let ctx = serde_json::to_value(Context::new(&n)).unwrap();
+            (kind.as_str(), ctx)
+        })
+        .collect();
+    serde_json::to_value(pairs).unwrap()
+}
+
+#[test]
+fn load_time_samples_are_the_sample_notifications() {
+    let stored: serde_json::Value =
+        serde_json::from_str(crate::templates::notify::SAMPLES_JSON).unwrap();
+    let expected = sample_contexts();
+    if std::env::var_os("PAIID_BLESS_SAMPLES").is_some() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/templates/notify/samples.json"
+        );
+        let text = serde_json::to_string_pretty(&expected).unwrap() + "\n";
+        std::fs::write(path, text).unwrap();
+        return;
+    }
+    assert!(
+        stored == expected,
+        "src/templates/notify/samples.json is out of date with sample_notification: \
+         run `PAIID_BLESS_SAMPLES=1 cargo test --lib load_time_samples` and review the diff"
+    );
 }
