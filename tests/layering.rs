@@ -30,15 +30,7 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// Known imports against the order: (from, to, why). Left out of the cycle check too.
-const EXEMPT: &[(&str, &str, &str)] = &[
-    (
-        "config",
-        "digest",
-        "the digest templates are compiled and checked against sample digests at load \
-         (digest::render), and kept compiled in RoutingConfig; the schedule moved to \
-         config::schedule",
-    ),
-];
+const EXEMPT: &[(&str, &str, &str)] = &[];
 
 #[derive(Debug, Clone)]
 struct Import {

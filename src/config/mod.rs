@@ -20,9 +20,9 @@ pub use duration::HumanDuration;
 use interpolate::{Interpolated, interpolate};
 pub use schedule::{DigestSchedule, ScheduleError};
 
-use crate::digest::render::{DigestTemplateOverrides, DigestTemplates};
 use crate::domain::Severity;
 pub use crate::domain::{ChannelKind, DigestCadence, Policy};
+use crate::templates::digest::{CompiledDigestTemplates, DigestTemplateOverrides};
 use crate::templates::notify::{NotificationTemplates, TemplateOverrides};
 
 /// A problem in a routing file, always naming the file and (where known) the line.
@@ -319,7 +319,7 @@ pub struct RoutingConfig {
     /// Notification templates (defaults plus overrides), compiled (and checked) at load.
     pub templates: NotificationTemplates,
     /// Daily digest and weekly summary templates, compiled (and checked) at load.
-    pub digest_templates: DigestTemplates,
+    pub digest_templates: CompiledDigestTemplates,
     pub delivery: DeliverySettings,
     pub raw_payload_retention: std::time::Duration,
     pub post_mortem_to: Option<Vec<String>>,
@@ -631,10 +631,10 @@ fn require_digest_section(
 }
 
 /// Compiles the notification and digest templates once, checking every override against
-/// sample messages (see `templates::notify` and `digest::render`).
+/// sample messages (see `templates::notify` and `templates::digest`).
 fn compile_templates(
     raw: RawTemplates,
-) -> Result<(NotificationTemplates, DigestTemplates), Invalid> {
+) -> Result<(NotificationTemplates, CompiledDigestTemplates), Invalid> {
     let digest_templates = digest_templates(&raw)?;
     let overrides = TemplateOverrides {
         slack_text: raw.slack_text,
@@ -677,7 +677,7 @@ fn delivery_settings(raw: RawDelivery) -> Result<DeliverySettings, Invalid> {
 
 /// Compiles the digest templates with the overrides given; an error names the template and,
 /// where known, the line of its key.
-fn digest_templates(raw: &RawTemplates) -> Result<DigestTemplates, (Option<u64>, String)> {
+fn digest_templates(raw: &RawTemplates) -> Result<CompiledDigestTemplates, (Option<u64>, String)> {
     let value = |t: &Option<Spanned<String>>| t.as_ref().map(|t| t.value.clone());
     let overrides = DigestTemplateOverrides {
         daily_digest_subject: value(&raw.daily_digest_subject),
@@ -687,7 +687,7 @@ fn digest_templates(raw: &RawTemplates) -> Result<DigestTemplates, (Option<u64>,
         weekly_summary_text: value(&raw.weekly_summary_text),
         weekly_summary_html: value(&raw.weekly_summary_html),
     };
-    DigestTemplates::new(&overrides).map_err(|e| {
+    CompiledDigestTemplates::new(&overrides).map_err(|e| {
         let key = match e.name.as_str() {
             "daily_digest_subject" => &raw.daily_digest_subject,
             "daily_digest_text" => &raw.daily_digest_text,

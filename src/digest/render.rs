@@ -28,180 +28,59 @@
 //! http(s) URLs only), `ljust(width)` and `rjust(width)`.
 
 use std::fmt;
-use std::sync::Arc;
 
+#[cfg(test)]
 use chrono::{TimeZone as _, Utc};
+use minijinja::Error;
 use minijinja::value::{Serde, Value};
-use minijinja::{Environment, Error};
 
-use super::report::{
-    DailyDigest, DailyView, Links, Period, RenderedMail, WeeklySummary, WeeklyView,
-};
+#[cfg(test)]
+use super::report::{DailyDigest, Links, Period, WeeklySummary};
+use super::report::{DailyView, RenderedMail, WeeklyView};
+#[cfg(test)]
 use crate::store::digests::{DigestIncident, EscalationTally, NoisyIncident, SeverityTally};
-use crate::templates::{self, describe};
+use crate::templates::describe;
+use crate::templates::digest::{CompiledDigestTemplates, Output};
+pub use crate::templates::digest::{DigestTemplateOverrides, TemplateError};
 use crate::text::html_escape;
 
 /// Guards the mail server against a runaway override.
 const BODY_MAX: usize = 1_000_000;
 const SUBJECT_MAX: usize = 250;
 
-/// Override sources from `routing.yaml`, by output.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DigestTemplateOverrides {
-    pub daily_digest_subject: Option<String>,
-    pub daily_digest_text: Option<String>,
-    pub daily_digest_html: Option<String>,
-    pub weekly_summary_subject: Option<String>,
-    pub weekly_summary_text: Option<String>,
-    pub weekly_summary_html: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("template {name}: {message}")]
-pub struct TemplateError {
-    pub name: String,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Output {
-    DailySubject,
-    DailyText,
-    DailyHtml,
-    WeeklySubject,
-    WeeklyText,
-    WeeklyHtml,
-}
-
-impl Output {
-    const ALL: [Output; 6] = [
-        Output::DailySubject,
-        Output::DailyText,
-        Output::DailyHtml,
-        Output::WeeklySubject,
-        Output::WeeklyText,
-        Output::WeeklyHtml,
-    ];
-
-    /// The key in `routing.yaml`'s `templates:` section, and the override's template name.
-    fn name(self) -> &'static str {
-        match self {
-            Output::DailySubject => "daily_digest_subject",
-            Output::DailyText => "daily_digest_text",
-            Output::DailyHtml => "daily_digest_html",
-            Output::WeeklySubject => "weekly_summary_subject",
-            Output::WeeklyText => "weekly_summary_text",
-            Output::WeeklyHtml => "weekly_summary_html",
-        }
-    }
-
-    fn default_name(self) -> &'static str {
-        match self {
-            Output::DailySubject => "default/daily_digest_subject",
-            Output::DailyText => "default/daily_digest_text",
-            Output::DailyHtml => "default/daily_digest_html",
-            Output::WeeklySubject => "default/weekly_summary_subject",
-            Output::WeeklyText => "default/weekly_summary_text",
-            Output::WeeklyHtml => "default/weekly_summary_html",
-        }
-    }
-
-    fn default_source(self) -> &'static str {
-        use crate::templates::digest;
-        match self {
-            Output::DailySubject => digest::DAILY_SUBJECT,
-            Output::DailyText => digest::DAILY_TEXT,
-            Output::DailyHtml => digest::DAILY_HTML,
-            Output::WeeklySubject => digest::WEEKLY_SUBJECT,
-            Output::WeeklyText => digest::WEEKLY_TEXT,
-            Output::WeeklyHtml => digest::WEEKLY_HTML,
-        }
-    }
-
-    fn source(self, o: &DigestTemplateOverrides) -> Option<&String> {
-        match self {
-            Output::DailySubject => o.daily_digest_subject.as_ref(),
-            Output::DailyText => o.daily_digest_text.as_ref(),
-            Output::DailyHtml => o.daily_digest_html.as_ref(),
-            Output::WeeklySubject => o.weekly_summary_subject.as_ref(),
-            Output::WeeklyText => o.weekly_summary_text.as_ref(),
-            Output::WeeklyHtml => o.weekly_summary_html.as_ref(),
-        }
-    }
-
-    fn is_daily(self) -> bool {
-        matches!(
-            self,
-            Output::DailySubject | Output::DailyText | Output::DailyHtml
-        )
-    }
-}
-
-/// The compiled digest templates: defaults plus overrides, built once when the configuration
-/// loads. Cheap to clone.
-#[derive(Clone)]
-pub struct DigestTemplates {
-    env: Arc<Environment<'static>>,
-    overridden: Vec<Output>,
-}
+/// The compiled templates (compiled once, with the routing file: see
+/// [`CompiledDigestTemplates`]) and the rules this module enforces on what they render. Cheap
+/// to clone.
+#[derive(Clone, Default)]
+pub struct DigestTemplates(CompiledDigestTemplates);
 
 impl fmt::Debug for DigestTemplates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let overrides: Vec<&str> = self.overridden.iter().map(|o| o.name()).collect();
-        f.debug_struct("DigestTemplates")
-            .field("overrides", &overrides)
-            .finish()
+        f.debug_tuple("DigestTemplates").field(&self.0).finish()
     }
 }
 
-impl Default for DigestTemplates {
-    fn default() -> Self {
-        Self::defaults()
+impl From<CompiledDigestTemplates> for DigestTemplates {
+    fn from(compiled: CompiledDigestTemplates) -> Self {
+        Self(compiled)
     }
 }
 
 impl DigestTemplates {
     /// The built-in templates only.
     pub fn defaults() -> Self {
-        Self {
-            env: Arc::new(base_environment()),
-            overridden: Vec::new(),
-        }
+        Self(CompiledDigestTemplates::defaults())
     }
 
     /// Compiles the defaults plus the overrides, validating each override against sample
     /// digests (see the module docs).
     pub fn new(overrides: &DigestTemplateOverrides) -> Result<Self, TemplateError> {
-        let mut env = base_environment();
-        let mut overridden = Vec::new();
-        for output in Output::ALL {
-            let Some(source) = output.source(overrides) else {
-                continue;
-            };
-            let err = |message: String| TemplateError {
-                name: output.name().to_string(),
-                message,
-            };
-            if source.trim().is_empty() {
-                return Err(err(
-                    "is empty; remove the key to use the default".to_string()
-                ));
-            }
-            env.add_template_owned(output.name(), source.clone())
-                .map_err(|e| err(describe(&e)))?;
-            overridden.push(output);
-        }
-        let templates = Self {
-            env: Arc::new(env),
-            overridden,
-        };
-        templates.validate()?;
-        Ok(templates)
+        CompiledDigestTemplates::new(overrides).map(Self)
     }
 
     /// True when `routing.yaml` overrides this output (`daily_digest_html`, ...).
     pub fn is_overridden(&self, name: &str) -> bool {
-        self.overridden.iter().any(|o| o.name() == name)
+        self.0.is_overridden(name)
     }
 
     pub fn daily(&self, view: &DailyView) -> RenderedMail {
@@ -234,7 +113,7 @@ impl DigestTemplates {
 
     /// The override, else the default, else a plain note: a digest is always sent.
     fn render(&self, output: Output, ctx: &Value, heading: &str, period: &str) -> String {
-        if self.overridden.contains(&output) {
+        if self.0.overrides(output) {
             match self.try_render(output.name(), ctx) {
                 Ok(s) if !s.trim().is_empty() => return s,
                 Ok(_) => tracing::warn!(
@@ -264,57 +143,8 @@ impl DigestTemplates {
     }
 
     fn try_render(&self, name: &str, ctx: &Value) -> Result<String, Error> {
-        self.env.get_template(name)?.render(ctx.clone())
+        self.0.try_render(name, ctx)
     }
-
-    /// Renders each override against sample digests: an unknown variable or a bad filter call
-    /// is an error at load time, not a digest that silently falls back on the day.
-    fn validate(&self) -> Result<(), TemplateError> {
-        let links = Links {
-            public_url: "https://alerts.paiid.ai",
-        };
-        let daily: Vec<(&str, Value)> = samples_daily()
-            .iter()
-            .map(|(what, d)| {
-                (
-                    *what,
-                    Value::from(Serde(d.view(links, "No medium incidents."))),
-                )
-            })
-            .collect();
-        let weekly: Vec<(&str, Value)> = samples_weekly()
-            .iter()
-            .map(|(what, w)| (*what, Value::from(Serde(w.view(links)))))
-            .collect();
-        for &output in &self.overridden {
-            let samples = if output.is_daily() { &daily } else { &weekly };
-            for (what, ctx) in samples {
-                let err = |message: String| TemplateError {
-                    name: output.name().to_string(),
-                    message,
-                };
-                let rendered = self
-                    .try_render(output.name(), ctx)
-                    .map_err(|e| err(format!("fails on a sample {what}: {}", describe(&e))))?;
-                if rendered.trim().is_empty() {
-                    return Err(err(format!("renders nothing for a sample {what}")));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn base_environment() -> Environment<'static> {
-    let mut env = templates::environment();
-    for output in Output::ALL {
-        if let Err(e) = env.add_template(output.default_name(), output.default_source()) {
-            // Compile-time constants; a failure is a bug caught by the tests, and rendering then
-            // falls back to a plain note rather than taking the service down.
-            tracing::error!(template = output.default_name(), error = %describe(&e), "default digest template does not compile");
-        }
-    }
-    env
 }
 
 fn plain_fallback(output: Output, heading: &str, period: &str) -> String {
@@ -349,8 +179,10 @@ fn clip_bytes(s: &str, max: usize) -> String {
     format!("{}…", s.get(..end).unwrap_or(""))
 }
 
-// ---------- samples for validating overrides ----------
+// ---------- sample digests: their contexts are what overrides are checked against at load
+// time (`templates/digest/samples.json`) ----------
 
+#[cfg(test)]
 fn sample_period() -> Period {
     let at = |d: u32| {
         Utc.with_ymd_and_hms(2026, 11, d, 8, 0, 0)
@@ -364,6 +196,7 @@ fn sample_period() -> Period {
     }
 }
 
+#[cfg(test)]
 fn samples_daily() -> Vec<(&'static str, DailyDigest)> {
     let incident = |id: i64, project: Option<&str>, sentry: bool| DigestIncident {
         id,
@@ -401,6 +234,7 @@ fn samples_daily() -> Vec<(&'static str, DailyDigest)> {
     ]
 }
 
+#[cfg(test)]
 fn samples_weekly() -> Vec<(&'static str, WeeklySummary)> {
     let full = WeeklySummary::new(
         sample_period(),

@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::render::DigestTemplates;
 use super::report::{DailyDigest, Links, Period, RenderedMail, WeeklySummary};
 use super::schedule::DigestSchedule;
 use crate::clock::{SharedClock, ms_to_datetime, sleep_until};
@@ -737,11 +738,13 @@ impl DigestRunner {
         let links = Links {
             public_url: &self.public_url,
         };
+        // Compiled with the routing file; the wrapper adds the rendering rules.
+        let templates = DigestTemplates::from(self.cfg.digest_templates.clone());
         Ok(match kind {
             DigestKind::Daily => {
                 let d = DailyDigest::load(&self.store, period, manual).await?;
                 Content {
-                    mail: d.render(&self.cfg.digest_templates, links, &cfg.empty_note),
+                    mail: d.render(&templates, links, &cfg.empty_note),
                     incidents: i64::try_from(d.incidents.len()).unwrap_or(i64::MAX),
                     empty: d.is_empty(),
                 }
@@ -749,7 +752,7 @@ impl DigestRunner {
             DigestKind::Weekly => {
                 let w = WeeklySummary::load(&self.store, period, manual).await?;
                 Content {
-                    mail: w.render(&self.cfg.digest_templates, links),
+                    mail: w.render(&templates, links),
                     incidents: w.totals().opened,
                     empty: w.is_empty(),
                 }

@@ -46,17 +46,8 @@ pub const PAGES: [(&str, &str); 8] = [
     ),
 ];
 
-/// Digest defaults (see `digest::render` for their variables).
+pub mod digest;
 pub mod notify;
-
-pub mod digest {
-    pub const DAILY_SUBJECT: &str = include_str!("digest/daily_subject.txt.j2");
-    pub const DAILY_TEXT: &str = include_str!("digest/daily_text.txt.j2");
-    pub const DAILY_HTML: &str = include_str!("digest/daily_html.html.j2");
-    pub const WEEKLY_SUBJECT: &str = include_str!("digest/weekly_subject.txt.j2");
-    pub const WEEKLY_TEXT: &str = include_str!("digest/weekly_text.txt.j2");
-    pub const WEEKLY_HTML: &str = include_str!("digest/weekly_html.html.j2");
-}
 
 /// An environment with the shared settings, filters and formatter, and no templates yet.
 ///

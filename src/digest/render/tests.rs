@@ -147,3 +147,41 @@ fn subjects_are_one_line() {
         "Medium incidents digest Bcc: someone@example.com"
     );
 }
+
+/// The contexts overrides are checked against at load time, as `crate::templates::digest`
+/// stores them (it sits below this module): those of the sample digests.
+fn sample_contexts() -> serde_json::Value {
+    let daily: Vec<(&str, serde_json::Value)> = samples_daily()
+        .iter()
+        .map(|(what, d)| {
+            let view = d.view(LINKS, "No medium incidents.");
+            (*what, serde_json::to_value(view).unwrap())
+        })
+        .collect();
+    let weekly: Vec<(&str, serde_json::Value)> = samples_weekly()
+        .iter()
+        .map(|(what, w)| (*what, serde_json::to_value(w.view(LINKS)).unwrap()))
+        .collect();
+    serde_json::json!({ "daily": daily, "weekly": weekly })
+}
+
+#[test]
+fn load_time_samples_are_the_sample_digests() {
+    let stored: serde_json::Value =
+        serde_json::from_str(crate::templates::digest::SAMPLES_JSON).unwrap();
+    let expected = sample_contexts();
+    if std::env::var_os("PAIID_BLESS_SAMPLES").is_some() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/templates/digest/samples.json"
+        );
+        let text = serde_json::to_string_pretty(&expected).unwrap() + "\n";
+        std::fs::write(path, text).unwrap();
+        return;
+    }
+    assert!(
+        stored == expected,
+        "src/templates/digest/samples.json is out of date with the sample digests: \
+         run `PAIID_BLESS_SAMPLES=1 cargo test --lib load_time_samples` and review the diff"
+    );
+}
