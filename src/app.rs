@@ -26,7 +26,7 @@ use crate::notify::registry::{ChannelEnv, Channels};
 use crate::notify::render::Templates;
 use crate::notify::worker::OutboxWorker;
 use crate::settings::Settings;
-use crate::store::{Store, misc};
+use crate::store::{Store, settings as stored_settings};
 
 /// The workers, for tests that step them by hand (`OutboxWorker::step`, `Scheduler::fire_due`)
 /// instead of waiting for them. The HTTP handlers never need these, so they are not in
@@ -91,7 +91,7 @@ impl Application {
         let channels = Arc::new(Channels::build(&cfg, &channel_env(&settings), templates)?);
         let configured: Vec<&str> = channels.names().collect();
         let buried =
-            crate::store::deliveries::bury_unconfigured(&store.write, &configured, clock.now_ms())
+            crate::store::deliveries::bury_unconfigured(&store, &configured, clock.now_ms())
                 .await?;
         if buried > 0 {
             tracing::warn!(
@@ -282,6 +282,6 @@ async fn load_ack_keys(settings: &Settings, store: &Store) -> anyhow::Result<Ack
         return AckKeys::from_env_value(key.expose()).context("ACK_SIGNING_KEY");
     }
     let fresh = hex::encode(AckKeys::generate_secret()?);
-    let stored = misc::get_or_insert_setting(&store.write, "ack_signing_key", &fresh).await?;
+    let stored = stored_settings::get_or_insert_setting(store, "ack_signing_key", &fresh).await?;
     AckKeys::from_env_value(&stored).context("the ack signing key stored in the database")
 }

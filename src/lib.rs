@@ -16,6 +16,7 @@
 //! - [`templates`]: every template file (notifications, pages, digests) and their shared set-up.
 //! - [`http`]: routes, one error type mapped to `{code, detail}` JSON.
 //! - [`app`]: wiring: `Application::build(settings)` and `run_until_stopped(shutdown)`.
+//! - [`testing`]: what integration tests need beyond the public API (the read pool).
 
 pub mod auth;
 pub mod classification;
@@ -38,4 +39,5 @@ pub mod store;
 pub mod templates;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod testing;
 pub mod text;

@@ -28,13 +28,15 @@ async fn app_with_one_incident() -> TestApp {
 }
 
 async fn corrupt(app: &TestApp, column: &str, value: &str) {
+    let mut tx = app.state.store.begin_write().await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE incidents SET {column} = ? WHERE id = 1"
     )))
     .bind(value)
-    .execute(&app.state.store.write)
+    .execute(&mut *tx)
     .await
     .unwrap();
+    tx.commit().await.unwrap();
 }
 
 async fn get(app: &TestApp, path: &str) -> (u16, String) {
@@ -88,7 +90,7 @@ async fn an_unknown_state_is_an_error() {
         .unwrap();
     assert_eq!(r.status(), 500);
     let state: String = sqlx::query_scalar("SELECT state FROM incidents WHERE id = 1")
-        .fetch_one(&app.state.store.read)
+        .fetch_one(paiid_alerts::testing::read_pool(&app.state.store))
         .await
         .unwrap();
     assert_eq!(state, "snoozed");

@@ -219,6 +219,7 @@ fn tracked(
 
 async fn insert(store: &Store, r: Row) -> i64 {
     let key = format!("test:{}", r.title);
+    let mut tx = store.begin_write().await.unwrap();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO incidents (incident_key, severity, state, title, project, rule, metric_value, \
          event_count, first_seen, last_seen, opened_at, acknowledged_at, resolved_at, \
@@ -243,11 +244,13 @@ async fn insert(store: &Store, r: Row) -> i64 {
         key.len()
     ))
     .bind(r.last_seen)
-    .fetch_one(&store.write)
+    .fetch_one(&mut *tx)
     .await
     .expect("insert incident");
+    tx.commit().await.unwrap();
     // The alerts it received, as the writer records them (what digests count).
     for n in 0..r.events {
+        let mut tx = store.begin_write().await.unwrap();
         sqlx::query(
             "INSERT INTO events (received_at, dedup_key, source, resource, action, status, \
              incident_id, severity, details) VALUES (?, ?, 'sentry', 'metric_alert', 'critical', \
@@ -258,14 +261,16 @@ async fn insert(store: &Store, r: Row) -> i64 {
         .bind(id)
         .bind(r.severity)
         .bind(r.details)
-        .execute(&store.write)
+        .execute(&mut *tx)
         .await
         .expect("insert event");
+        tx.commit().await.unwrap();
     }
     id
 }
 
 async fn insert_escalation(store: &Store, incident_id: i64, fired_at: i64, lateness_ms: i64) {
+    let mut tx = store.begin_write().await.unwrap();
     sqlx::query(
         "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) \
          VALUES (?, 1, 1, ?, ?, ?)",
@@ -274,9 +279,10 @@ async fn insert_escalation(store: &Store, incident_id: i64, fired_at: i64, laten
     .bind(fired_at - lateness_ms)
     .bind(fired_at)
     .bind(lateness_ms)
-    .execute(&store.write)
+    .execute(&mut *tx)
     .await
     .expect("insert escalation");
+    tx.commit().await.unwrap();
 }
 
 fn sent(statuses: &[paiid_alerts::digest::DigestOutcome]) -> usize {
@@ -415,7 +421,9 @@ async fn daily_digest_lists_the_periods_medium_incidents_by_project() {
     )));
     assert!(html.contains("<h3>paiid-web (1)</h3>"));
 
-    let rows = digests::recent(&store.read, 10).await.unwrap();
+    let rows = digests::recent(paiid_alerts::testing::read_pool(&store), 10)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     assert_eq!(
@@ -449,6 +457,7 @@ async fn a_digest_built_late_still_lists_an_incident_that_kept_firing() {
     .await;
     // It kept firing after the period ended: 4 alerts since, and `last_seen` moved on.
     for n in 0..4 {
+        let mut tx = store.begin_write().await.unwrap();
         sqlx::query(
             "INSERT INTO events (received_at, dedup_key, source, resource, action, status, \
              incident_id, severity) VALUES (?, ?, 'sentry', 'metric_alert', 'critical', \
@@ -457,16 +466,19 @@ async fn a_digest_built_late_still_lists_an_incident_that_kept_firing() {
         .bind(t0() + (n + 1) * 4 * MIN)
         .bind(format!("after:{n}"))
         .bind(id)
-        .execute(&store.write)
+        .execute(&mut *tx)
         .await
         .unwrap();
+        tx.commit().await.unwrap();
     }
+    let mut tx = store.begin_write().await.unwrap();
     sqlx::query("UPDATE incidents SET last_seen = ?, event_count = 10 WHERE id = ?")
         .bind(t0() + 16 * MIN)
         .bind(id)
-        .execute(&store.write)
+        .execute(&mut *tx)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
 
     let runner = env.runner_with(store.clone(), env.channels.clone());
     assert_eq!(sent(&runner.run_due().await.unwrap()), 1);
@@ -524,7 +536,9 @@ async fn empty_period_is_settled_silently_when_send_when_empty_is_false() {
     // Both steps have returned: whatever they sent is in the sink.
     assert!(env.sink.received().is_empty());
     let store = env.store().await;
-    let r = &digests::recent(&store.read, 1).await.unwrap()[0];
+    let r = &digests::recent(paiid_alerts::testing::read_pool(&store), 1)
+        .await
+        .unwrap()[0];
     assert!(r.sent_at.is_some());
     assert!(
         r.response
@@ -665,7 +679,9 @@ async fn missed_period_is_sent_once_at_start_and_the_loop_keeps_time() {
     let mails = env.exactly(3).await;
     assert!(mails[2].subject.contains("– Thu 26 Nov 2026 08:00 UTC)"));
 
-    let rows = digests::recent(&store.read, 10).await.unwrap();
+    let rows = digests::recent(paiid_alerts::testing::read_pool(&store), 10)
+        .await
+        .unwrap();
     let ends: Vec<i64> = rows.iter().map(|r| r.period_end).collect();
     assert_eq!(ends, vec![t0() + DAY, t0(), t0() - 2 * DAY]);
 }
@@ -707,7 +723,7 @@ async fn two_instances_racing_the_same_period_send_once() {
     // Both loops have stopped, so the count is final: one mail per period, no duplicate.
     let mails = env.exactly(8).await;
     let store = env.store().await;
-    let mut ends: Vec<i64> = digests::recent(&store.read, 20)
+    let mut ends: Vec<i64> = digests::recent(paiid_alerts::testing::read_pool(&store), 20)
         .await
         .unwrap()
         .iter()
@@ -916,7 +932,7 @@ async fn send_now_does_not_block_the_scheduled_send() {
             .starts_with("Medium incidents digest: 1 medium incident")
     );
 
-    let kinds: Vec<String> = digests::recent(&store.read, 10)
+    let kinds: Vec<String> = digests::recent(paiid_alerts::testing::read_pool(&store), 10)
         .await
         .unwrap()
         .into_iter()
@@ -981,7 +997,7 @@ async fn failed_send_is_retried_and_a_crashed_claim_is_recovered() {
         max_attempts: 5,
     };
     assert!(matches!(
-        digests::claim(&store.write, &key, rules).await.unwrap(),
+        digests::claim(&store, &key, rules).await.unwrap(),
         ClaimResult::Claimed { .. }
     ));
     let held = up.run_due().await.unwrap();
@@ -1039,7 +1055,9 @@ async fn without_smtp_the_digest_goes_to_the_log_stand_in_and_is_recorded() {
     let out = runner.run_due().await.unwrap();
     assert_eq!(out[0].status, DigestStatus::Sent { attempt: 1 });
     let store = env.store().await;
-    let r = &digests::recent(&store.read, 1).await.unwrap()[0];
+    let r = &digests::recent(paiid_alerts::testing::read_pool(&store), 1)
+        .await
+        .unwrap()[0];
     assert!(r.sent_at.is_some());
     assert!(
         r.response.as_deref().unwrap_or("").contains("SMTP_URL"),

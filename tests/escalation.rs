@@ -380,7 +380,7 @@ async fn ack_via_pagerduty_stops_escalation_and_is_not_echoed() {
     let pd_rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT kind, status FROM deliveries WHERE channel = 'pagerduty-oncall' ORDER BY id",
     )
-    .fetch_all(&w.app.state.store.read)
+    .fetch_all(paiid_alerts::testing::read_pool(&w.app.state.store))
     .await
     .unwrap();
     assert_eq!(

@@ -54,7 +54,7 @@ fn event_with_secrets() -> Vec<u8> {
 
 async fn stored_details(app: &TestApp) -> Vec<Option<String>> {
     sqlx::query_scalar("SELECT details FROM events ORDER BY id")
-        .fetch_all(&app.state.store.read)
+        .fetch_all(paiid_alerts::testing::read_pool(&app.state.store))
         .await
         .unwrap()
 }
@@ -87,10 +87,12 @@ async fn deliveries_show_the_details_stored_at_intake_not_the_body() {
     assert_eq!(parsed["pii_included"], false);
 
     // The raw body no longer says anything: what the message shows comes from the stored details.
+    let mut tx = app.state.store.begin_write().await.unwrap();
     sqlx::query("UPDATE events SET body = CAST('{}' AS BLOB)")
-        .execute(&app.state.store.write)
+        .execute(&mut *tx)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
     let text = slack_text(&app, &slack).await;
     assert!(text.contains(TOP_FRAME), "{text}");
     assert!(text.contains("token=[REDACTED]"), "{text}");
@@ -109,8 +111,9 @@ async fn events_stored_before_details_existed_get_them_at_start() {
         .await;
     assert_eq!(r.status(), 200);
     // As a row written before migration 0005 looks; a second one whose body is past retention.
+    let mut tx = app.state.store.begin_write().await.unwrap();
     sqlx::query("UPDATE events SET details = NULL")
-        .execute(&app.state.store.write)
+        .execute(&mut *tx)
         .await
         .unwrap();
     sqlx::query(
@@ -118,9 +121,10 @@ async fn events_stored_before_details_existed_get_them_at_start() {
          VALUES (?, 'expired', 'sentry', 'event_alert', 'triggered', 'processed')",
     )
     .bind(app.clock.now_ms())
-    .execute(&app.state.store.write)
+    .execute(&mut *tx)
     .await
     .unwrap();
+    tx.commit().await.unwrap();
     let (dir, clock) = app.stop().await;
 
     let app = spawn_with(AppOptions {

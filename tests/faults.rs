@@ -46,7 +46,7 @@ async fn metrics(app: &TestApp) -> String {
 async fn stored(app: &TestApp, issue: &str) -> bool {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE dedup_key LIKE ?")
         .bind(format!("%evt-{issue}%"))
-        .fetch_one(&app.state.store.read)
+        .fetch_one(paiid_alerts::testing::read_pool(&app.state.store))
         .await
         .expect("count");
     n == 1
@@ -63,16 +63,18 @@ async fn a_write_sqlite_rolled_back_by_itself_does_not_wedge_intake() {
     // Cap the database at its size on the one write connection: the next write that needs a
     // page fails with SQLITE_FULL, and SQLite rolls the transaction back by itself (as on a
     // full disk). sqlx's ROLLBACK then fails, which used to leave the connection unusable.
+    let mut tx = app.state.store.begin_write().await.unwrap();
     let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(&app.state.store.write)
+        .fetch_one(&mut *tx)
         .await
         .unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "PRAGMA max_page_count = {pages}"
     )))
-    .execute(&app.state.store.write)
+    .execute(&mut *tx)
     .await
     .unwrap();
+    tx.commit().await.unwrap();
     let r = app
         .post_sentry(Some("event_alert"), &critical("910002", 200_000))
         .await;

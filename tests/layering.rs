@@ -25,6 +25,8 @@ const LAYERS: &[&[&str]] = &[
     &["notify", "escalation", "digest"],
     &["http"],
     &["app"],
+    // For integration tests only: nothing in the crate imports it.
+    &["testing"],
     // The binary: `paiid_alerts::` paths.
     &["main"],
 ];

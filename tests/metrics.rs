@@ -271,7 +271,7 @@ async fn scrape_after_a_known_scenario_passes_promtool_and_counts_it() {
         "SELECT d.channel, a.outcome, COUNT(*) FROM delivery_attempts a
          JOIN deliveries d ON d.id = a.delivery_id GROUP BY d.channel, a.outcome",
     )
-    .fetch_all(&app.state.store.read)
+    .fetch_all(paiid_alerts::testing::read_pool(&app.state.store))
     .await
     .unwrap();
     assert!(!attempts.is_empty());

@@ -302,15 +302,17 @@ async fn a_notice_row_whose_detail_cannot_be_read_is_given_up_with_the_reason() 
     ))
     .await;
     for detail in [None, Some("{\"resource\":\"issue\"}")] {
+        let mut tx = app.state.store.begin_write().await.unwrap();
         sqlx::query(
             "INSERT INTO deliveries (incident_id, episode, channel, kind, detail, status, \
              next_attempt_at, created_at) VALUES (NULL, 0, 'slack-alerts', 'unreadable_payload', \
              ?, 'pending', 0, 0)",
         )
         .bind(detail)
-        .execute(&app.state.store.write)
+        .execute(&mut *tx)
         .await
         .unwrap();
+        tx.commit().await.unwrap();
     }
     app.workers.outbox.drain().await.unwrap();
     let rows = announcements(&app).await;

@@ -109,7 +109,7 @@ const NO_PROJECT: &str = "(no project)";
 impl DailyDigest {
     pub async fn load(store: &Store, period: Period, manual: bool) -> Result<Self, StoreError> {
         let incidents = digests::incidents_seen(
-            &store.read,
+            store.reader(),
             Severity::Medium.as_str(),
             period.start_ms(),
             period.end_ms(),
@@ -262,9 +262,9 @@ fn severity_rank(s: &str) -> (std::cmp::Reverse<Option<Severity>>, String) {
 impl WeeklySummary {
     pub async fn load(store: &Store, period: Period, manual: bool) -> Result<Self, StoreError> {
         let (start, end) = (period.start_ms(), period.end_ms());
-        let severities = digests::severity_tallies(&store.read, start, end).await?;
-        let escalations = digests::escalation_tallies(&store.read, start, end).await?;
-        let noisiest = digests::noisiest(&store.read, start, end, NOISIEST_LIMIT).await?;
+        let severities = digests::severity_tallies(store.reader(), start, end).await?;
+        let escalations = digests::escalation_tallies(store.reader(), start, end).await?;
+        let noisiest = digests::noisiest(store.reader(), start, end, NOISIEST_LIMIT).await?;
         Ok(Self::new(period, manual, severities, escalations, noisiest))
     }
 

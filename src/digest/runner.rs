@@ -456,7 +456,8 @@ impl DigestRunner {
         period: Period,
     ) -> Result<Period, StoreError> {
         let Some(settled_end) =
-            digests::last_settled_end(&self.store.read, kind.record_kind(false), recipient).await?
+            digests::last_settled_end(self.store.reader(), kind.record_kind(false), recipient)
+                .await?
         else {
             return Ok(period);
         };
@@ -575,7 +576,7 @@ impl DigestRunner {
             // A send by hand is one attempt; the person can run it again.
             max_attempts: if send.manual { 1 } else { MAX_ATTEMPTS },
         };
-        Ok(match digests::claim(&self.store.write, key, rules).await? {
+        Ok(match digests::claim(&self.store, key, rules).await? {
             ClaimResult::Claimed {
                 claimed_at,
                 attempt,
@@ -603,15 +604,8 @@ impl DigestRunner {
             Err(e) => {
                 let retry_at = self.retry_at(send.manual, claim.attempt);
                 let reason = format!("building the digest: {e}");
-                digests::mark_failed(
-                    &self.store.write,
-                    key,
-                    claim.claimed_at,
-                    &reason,
-                    retry_at,
-                    0,
-                )
-                .await?;
+                digests::mark_failed(&self.store, key, claim.claimed_at, &reason, retry_at, 0)
+                    .await?;
                 Err(e.into())
             }
         }
@@ -624,7 +618,7 @@ impl DigestRunner {
         key: &PeriodKey<'_>,
     ) -> Result<DigestOutcome, DigestError> {
         digests::mark_sent(
-            &self.store.write,
+            &self.store,
             key,
             self.clock.now_ms(),
             0,
@@ -647,7 +641,7 @@ impl DigestRunner {
         let finished = self.clock.now_ms();
         let mut tries = 0;
         let recorded = loop {
-            match digests::mark_sent(&self.store.write, key, finished, incidents, response).await {
+            match digests::mark_sent(&self.store, key, finished, incidents, response).await {
                 Ok(recorded) => break recorded,
                 Err(e) if tries < 4 => {
                     tries += 1;
@@ -690,7 +684,7 @@ impl DigestRunner {
             None
         };
         let recorded = digests::mark_failed(
-            &self.store.write,
+            &self.store,
             key,
             claim.claimed_at,
             &reason,

@@ -40,7 +40,7 @@ impl Scheduler {
         let mut fired = 0;
         let mut fired_ids = Vec::new();
         loop {
-            let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.store.begin_write().await?;
             // After the lock, so that lateness and timeline times follow commit order.
             let now = self.clock.now_ms();
             let due = sql::due(&mut tx, now, BATCH).await?;
@@ -146,7 +146,7 @@ impl Scheduler {
                     }
                 }
                 ready.store(true, Ordering::SeqCst);
-                let next = match sql::next_due(&self.store.read).await {
+                let next = match sql::next_due(self.store.reader()).await {
                     Ok(next) => next,
                     Err(e) => {
                         // Not "nothing scheduled": look again soon rather than in a minute.

@@ -17,7 +17,7 @@ use crate::auth::ack_token::{AckAction, AckClaims, TokenError};
 use crate::domain::{Action, Episode, IncidentId, Via};
 use crate::incidents::model::Incident;
 use crate::incidents::transitions::Actor;
-use crate::store::misc;
+use crate::store::listings;
 
 /// `pages`: the page templates, shared with `pages::router`.
 pub fn router(pages: Pages) -> Router<AppState> {
@@ -53,7 +53,7 @@ async fn load(state: &AppState, pages: &Pages, token: &str) -> Result<(AckClaims
         .ack_keys
         .verify(token, now)
         .map_err(|e| token_error_page(pages, &e))?;
-    match misc::incident(&state.store.read, claims.incident).await {
+    match listings::incident(state.store.reader(), claims.incident).await {
         Ok(Some(inc)) => Ok((claims, inc)),
         Ok(None) => Err(pages.message(
             StatusCode::NOT_FOUND,

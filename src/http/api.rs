@@ -18,7 +18,7 @@ use crate::clock::ms_to_datetime;
 use crate::domain::{Action, Episode, IncidentId, IncidentState, Severity, Via};
 use crate::incidents::model::Incident;
 use crate::incidents::transitions::Actor;
-use crate::store::misc::{self, IncidentFilter};
+use crate::store::listings::{self, IncidentFilter};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -185,7 +185,7 @@ async fn list(
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
         before_id: q.before,
     };
-    let rows = misc::list_incidents(&state.store.read, &filter).await?;
+    let rows = listings::list_incidents(state.store.reader(), &filter).await?;
     // A row that does not decode is listed by id with why, not dropped and not a default.
     let views: Vec<Value> = rows
         .iter()
@@ -203,15 +203,15 @@ async fn show(
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     require_api_reader(&state, &headers)?;
-    let inc = misc::incident(&state.store.read, id)
+    let inc = listings::incident(state.store.reader(), id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("incident {id} not found")))?;
-    let timeline = misc::timeline(&state.store.read, id).await?;
+    let timeline = listings::timeline(state.store.reader(), id).await?;
     let timeline: Vec<Value> = timeline
         .into_iter()
         .map(|t| json!({ "at": rfc3339(t.at), "kind": t.kind, "actor": t.actor, "via": t.via, "detail": t.detail }))
         .collect();
-    let deliveries = crate::store::deliveries::for_incident(&state.store.read, id).await?;
+    let deliveries = crate::store::deliveries::for_incident(state.store.reader(), id).await?;
     let mut body =
         serde_json::to_value(IncidentView::from(&inc)).map_err(|e| ApiError::Internal(e.into()))?;
     body["timeline"] = Value::Array(timeline);

@@ -16,7 +16,7 @@ use crate::classification::Severity;
 use crate::domain::IngestStatus;
 use crate::incidents::writer::{IngestOutcome, IngestRequest, TEST_SOURCE};
 use crate::intake::{AlertFacts, Meaning};
-use crate::store::{deliveries, misc};
+use crate::store::{deliveries, gauges};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     // A scrape must still answer when the database does not: the counters say a lot then.
-    let gauges = misc::gauges(&state.store.read, state.clock.now_ms())
+    let gauges = gauges::gauges(state.store.reader(), state.clock.now_ms())
         .await
         .inspect_err(|e| tracing::warn!(error = %e, "metrics: database gauges unavailable"))
         .ok();
@@ -59,7 +59,7 @@ async fn list_deliveries(
         ));
     }
     let rows = deliveries::list(
-        &state.store.read,
+        state.store.reader(),
         q.status.as_deref(),
         q.limit.unwrap_or(100).clamp(1, 1000),
     )

@@ -23,7 +23,7 @@ use crate::domain::{Action, Episode, IncidentId, Via};
 use crate::incidents::service::ActOutcome;
 use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
 use crate::intake::unparsed;
-use crate::store::misc::{self, IncidentFilter};
+use crate::store::listings::{self, IncidentFilter};
 pub use view::{Page, Pages, when};
 
 pub fn router(pages: Pages) -> Router<AppState> {
@@ -76,7 +76,7 @@ async fn index(
         limit: 200,
         ..IncidentFilter::default()
     };
-    let rows = match misc::list_incidents(&state.store.read, &filter).await {
+    let rows = match listings::list_incidents(state.store.reader(), &filter).await {
         Ok(r) => r,
         Err(e) => {
             return pages
@@ -89,7 +89,7 @@ async fn index(
         }
     };
     // Sentry payloads we kept but could not read, one row per resource and shape.
-    let unparsed = unparsed::recent(&state.store.read, 50)
+    let unparsed = unparsed::recent(state.store.reader(), 50)
         .await
         .map_err(|e| e.to_string());
     pages
@@ -107,7 +107,7 @@ async fn incident_page(
         Ok(user) => user.unwrap_or_default(),
         Err(r) => return *r,
     };
-    let inc = match misc::incident(&state.store.read, id).await {
+    let inc = match listings::incident(state.store.reader(), id).await {
         Ok(Some(i)) => i,
         Ok(None) => {
             return pages
@@ -124,7 +124,7 @@ async fn incident_page(
                 .into_response();
         }
     };
-    let timeline = misc::timeline(&state.store.read, id)
+    let timeline = listings::timeline(state.store.reader(), id)
         .await
         .unwrap_or_default();
     pages.incident(&inc, timeline, &user).into_response()

@@ -10,7 +10,7 @@ use crate::clock::SharedClock;
 use crate::config::RoutingConfig;
 use crate::domain::{Action, Effects, Episode, IncidentId, Via};
 use crate::store::incidents as sql;
-use crate::store::{Store, StoreError, misc};
+use crate::store::{Store, StoreError, inbound};
 
 use super::model::{Incident, parse_dedup_key};
 use super::transitions::{self, AckOutcome, Actor, ResolveOutcome};
@@ -125,7 +125,7 @@ impl IncidentService {
         action: Action,
         actor: &Actor,
     ) -> Result<(ActOutcome, Incident), ServiceError> {
-        let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.store.begin_write().await?;
         // After the lock: times written follow commit order, so the timeline never shows an
         // acknowledgement before the escalation it lost to.
         let now = self.clock.now_ms();
@@ -146,16 +146,16 @@ impl IncidentService {
         &self,
         event: &PagerDutyEvent,
     ) -> Result<PagerDutyOutcome, ServiceError> {
-        let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.store.begin_write().await?;
         let now = self.clock.now_ms();
         if let Some(wid) = &event.webhook_id
-            && misc::webhook_seen(&mut tx, PAGERDUTY, wid).await?
+            && inbound::webhook_seen(&mut tx, PAGERDUTY, wid).await?
         {
             return Ok(PagerDutyOutcome::Duplicate);
         }
         let (outcome, fx) = self.apply_pagerduty(&mut tx, event, now).await?;
         if let Some(wid) = &event.webhook_id {
-            misc::first_sighting(&mut tx, PAGERDUTY, wid, now).await?;
+            inbound::first_sighting(&mut tx, PAGERDUTY, wid, now).await?;
         }
         tx.commit().await?;
         if let Some(fx) = fx {
@@ -274,7 +274,7 @@ async fn find_for_pagerduty(
         return Ok(Some(IncidentId(id)));
     }
     match pagerduty_id {
-        Some(pd) => Ok(misc::incident_for_pagerduty(tx, pd).await?),
+        Some(pd) => Ok(inbound::incident_for_pagerduty(tx, pd).await?),
         None => Ok(None),
     }
 }

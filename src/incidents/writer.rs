@@ -122,17 +122,17 @@ impl Writer {
         clock: SharedClock,
         wakers: Wakers,
     ) -> Result<Self, StoreError> {
-        let mut conn = store.write.acquire().await?;
-        let (events, incidents) = sql::max_ids(&mut conn).await?;
-        let classifier = rebuild_classifier(&mut conn, &cfg, clock.now_ms()).await?;
-        let filled = crate::intake::details::backfill(&mut conn, cfg.delivery.include_pii).await?;
+        let mut tx = store.begin_write().await?;
+        let (events, incidents) = sql::max_ids(&mut tx).await?;
+        let classifier = rebuild_classifier(&mut tx, &cfg, clock.now_ms()).await?;
+        let filled = crate::intake::details::backfill(&mut tx, cfg.delivery.include_pii).await?;
+        tx.commit().await?;
         if filled > 0 {
             tracing::info!(
                 events = filled,
                 "stored the details of events kept from before"
             );
         }
-        drop(conn);
         Ok(Self {
             store,
             cfg,
@@ -185,7 +185,8 @@ impl Writer {
                     // Counters may have advanced inside the failed transaction, and the rate
                     // windows counted alerts that were not stored (Sentry will send them again):
                     // rebuild both from what the database holds.
-                    if let Ok(mut conn) = self.store.write.acquire().await {
+                    // Read-only: the reader sees what the failed batch left committed.
+                    if let Ok(mut conn) = self.store.reader().acquire().await {
                         if let Ok((ev, inc)) = sql::max_ids(&mut conn).await {
                             self.next_event_id = ev + 1;
                             self.next_incident_id = inc + 1;
@@ -215,7 +216,7 @@ impl Writer {
         &mut self,
         reqs: &[IngestRequest],
     ) -> Result<(Vec<IngestOutcome>, Effects), StoreError> {
-        let mut tx = self.store.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.store.begin_write().await?;
         let now = self.clock.now_ms();
         let known = dedup(&mut tx, reqs, now).await?;
         let ids = NextIds {

@@ -82,11 +82,11 @@ impl NotificationBuilder {
         detail: Option<&str>,
         recipient: &str,
     ) -> Result<Option<(Notification, RemoteState)>, StoreError> {
-        let Some(inc) = listings::incident(&self.store.read, incident_id).await? else {
+        let Some(inc) = listings::incident(self.store.reader(), incident_id).await? else {
             return Ok(None);
         };
         let details = match inc.last_event_id {
-            Some(id) => sql::event_details(&self.store.read, id).await?,
+            Some(id) => sql::event_details(self.store.reader(), id).await?,
             None => None,
         };
         // A row that does not decode is reported, and the message goes out without details
@@ -101,7 +101,7 @@ impl NotificationBuilder {
         // Per episode and channel: a late delivery for an earlier episode updates that
         // episode's card and resolves that episode's PagerDuty incident, never the new one's.
         let remote =
-            deliveries::remote_state(&self.store.read, incident_id, episode, recipient).await?;
+            deliveries::remote_state(self.store.reader(), incident_id, episode, recipient).await?;
         Ok(Some((
             self.notification(&inc, episode, kind, detail, details, recipient),
             remote,

@@ -98,14 +98,9 @@ impl OutboxWorker {
         cancel: &CancellationToken,
     ) -> Result<Step, StoreError> {
         let now = self.clock.now_ms();
-        let rows = deliveries::claim_due(
-            &self.store.write,
-            channel,
-            now,
-            now + self.lease_ms,
-            CLAIM_BATCH,
-        )
-        .await?;
+        let rows =
+            deliveries::claim_due(&self.store, channel, now, now + self.lease_ms, CLAIM_BATCH)
+                .await?;
         if rows.is_empty() {
             return Ok(Step::Idle);
         }
@@ -114,7 +109,7 @@ impl OutboxWorker {
             if cancel.is_cancelled() {
                 // Shutting down: give back what was not started.
                 for d in &rows[i..] {
-                    deliveries::release(&self.store.write, d.id, self.clock.now_ms()).await?;
+                    deliveries::release(&self.store, d.id, self.clock.now_ms()).await?;
                 }
                 break;
             }
@@ -199,7 +194,7 @@ impl OutboxWorker {
             && let Err(wait) = self.acquire(&rate_key, limit).await
         {
             let later = self.clock.now_ms().saturating_add(ceil_ms(wait));
-            return deliveries::release(&self.store.write, d.id, later).await;
+            return deliveries::release(&self.store, d.id, later).await;
         }
         let timer = Instant::now();
         let outcome = match &message {
@@ -353,7 +348,7 @@ impl OutboxWorker {
             next_attempt_at,
             remote,
         };
-        deliveries::record_attempt(&self.store.write, d, &result).await?;
+        deliveries::record_attempt(&self.store, d, &result).await?;
         self.metrics.delivery_attempt(&d.channel, label.as_str());
         match new_status {
             DeliveryStatus::Dead => {
@@ -377,7 +372,7 @@ impl OutboxWorker {
             i64::try_from(self.cfg.delivery.slack_update_interval.as_millis()).unwrap_or(30_000);
         let cfg = self.cfg.clone();
         deliveries::enqueue_count_updates(
-            &self.store.write,
+            &self.store,
             self.clock.now_ms(),
             interval,
             move |p: &Policy| {
@@ -419,7 +414,7 @@ impl OutboxWorker {
                         Ok(Step::Executed(_)) => continue,
                         Ok(Step::Idle) => {
                             // On a read error look again soon, not in a minute.
-                            let next = match deliveries::next_due(&me.store.read, &name).await {
+                            let next = match deliveries::next_due(me.store.reader(), &name).await {
                                 Ok(next) => next,
                                 Err(_) => Some(me.clock.now_ms().saturating_add(1000)),
                             };
@@ -463,7 +458,7 @@ impl OutboxWorker {
             if last_purge.is_none_or(|t| now - t > 3_600_000) {
                 let keep = i64::try_from(self.cfg.raw_payload_retention.as_millis())
                     .unwrap_or(i64::MAX / 2);
-                match retention::purge_raw_payloads(&self.store.write, now - keep).await {
+                match retention::purge_raw_payloads(&self.store, now - keep).await {
                     Ok(n) if n > 0 => {
                         tracing::info!(purged = n, "dropped raw payloads past retention")
                     }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use super::{CorruptRow, StoreError};
+use super::{CorruptRow, Store, StoreError};
 use crate::domain::{DeliveryKind, DeliveryStatus, NoticeKind, Policy, RemoteRef, RemoteState};
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,13 +101,14 @@ macro_rules! in_turn {
 /// `trigger` it follows (retried after a 500), find nothing triggered, and leave PagerDuty
 /// paging about an incident that is already acknowledged.
 pub async fn claim_due(
-    pool: &SqlitePool,
+    store: &Store,
     channel: &str,
     now: i64,
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
-    Ok(sqlx::query_as(concat!(
+    let mut tx = store.begin_write().await?;
+    let claimed = sqlx::query_as(concat!(
         "UPDATE deliveries SET status = 'sending', lease_until = ?1 \
          WHERE id IN (SELECT d.id FROM deliveries d WHERE d.channel = ?2 AND ( \
              (d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?3) \
@@ -122,8 +123,10 @@ pub async fn claim_due(
     .bind(channel)
     .bind(now)
     .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(claimed)
 }
 
 /// Queues one row per channel that belongs to no incident (a notice, see
@@ -154,13 +157,14 @@ pub async fn insert_notices(
 }
 
 /// Gives a claimed row back without counting an attempt (rate limited, shutting down).
-pub async fn release(pool: &SqlitePool, id: i64, next_attempt_at: i64) -> Result<(), StoreError> {
+pub async fn release(store: &Store, id: i64, next_attempt_at: i64) -> Result<(), StoreError> {
+    let mut tx = store.begin_write().await?;
     sqlx::query("UPDATE deliveries SET status = 'pending', lease_until = NULL, next_attempt_at = ? WHERE id = ? AND status = 'sending'")
         .bind(next_attempt_at)
         .bind(id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// How one attempt ended (`delivery_attempts.outcome`, and the metrics label).
@@ -202,11 +206,11 @@ pub struct AttemptResult {
 /// Records the attempt, moves the row on, and stores what the channel handed back for the
 /// delivery's incident episode and channel, all in one transaction.
 pub async fn record_attempt(
-    pool: &SqlitePool,
+    store: &Store,
     d: &Delivery,
     r: &AttemptResult,
 ) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store.begin_write().await?;
     let attempt = d.attempts + 1;
     sqlx::query(
         "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, outcome, response) \
@@ -326,12 +330,13 @@ pub async fn remote_state(
 /// serves them, and pending forever would hide them (and hold back later rows of their
 /// incidents). Returns how many were marked dead.
 pub async fn bury_unconfigured(
-    pool: &SqlitePool,
+    store: &Store,
     configured: &[&str],
     now: i64,
 ) -> Result<u64, StoreError> {
     let names =
         serde_json::to_string(configured).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut tx = store.begin_write().await?;
     let r = sqlx::query(
         "UPDATE deliveries SET status = 'dead', lease_until = NULL, next_attempt_at = ?1, \
          last_error = 'channel `' || channel || '` is no longer in the routing file' \
@@ -340,8 +345,9 @@ pub async fn bury_unconfigured(
     )
     .bind(now)
     .bind(names)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(r.rows_affected())
 }
 
@@ -419,12 +425,12 @@ pub async fn next_due(pool: &SqlitePool, channel: &str) -> Result<Option<i64>, S
 /// `interval_ms` ago: `(id, episode, policy)`. Marks them refreshed and enqueues one
 /// `count_update` per channel chosen by `channels_for`, all in one transaction.
 pub async fn enqueue_count_updates(
-    pool: &SqlitePool,
+    store: &Store,
     now: i64,
     interval_ms: i64,
     channels_for: impl Fn(&Policy) -> Vec<String>,
 ) -> Result<usize, StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store.begin_write().await?;
     let due: Vec<(i64, i64, String)> = sqlx::query_as(
         "SELECT i.id, i.episode, i.policy FROM incidents i WHERE i.state IN ('triggered', 'acknowledged') \
          AND i.event_count > i.notified_count AND COALESCE(i.count_updated_at, 0) <= ? \

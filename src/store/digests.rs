@@ -21,7 +21,7 @@
 
 use sqlx::SqlitePool;
 
-use super::StoreError;
+use super::{Store, StoreError};
 
 /// Identifies one digest row: one kind, one period, one recipient channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,10 +71,11 @@ pub enum ClaimResult {
 
 /// Claims a period for sending (see the module docs for when a held claim can be taken over).
 pub async fn claim(
-    pool: &SqlitePool,
+    store: &Store,
     key: &PeriodKey<'_>,
     rules: ClaimRules,
 ) -> Result<ClaimResult, StoreError> {
+    let mut tx = store.begin_write().await?;
     let claimed: Option<(i64, i64)> = sqlx::query_as(
         "INSERT INTO digests (kind, period_start, period_end, recipient, claimed_at, attempts) \
          VALUES (?1, ?2, ?3, ?4, ?5, 1) \
@@ -93,16 +94,19 @@ pub async fn claim(
     .bind(rules.now)
     .bind(rules.lease_ms)
     .bind(rules.max_attempts)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
     if let Some((claimed_at, attempt)) = claimed {
+        tx.commit().await?;
         return Ok(ClaimResult::Claimed {
             claimed_at,
             attempt,
         });
     }
-    // Read back on the same (writer) connection: it sees the row that just refused the claim.
-    match record(pool, key.kind, key.period_end, key.recipient).await? {
+    // Read back in the same transaction: it sees the row that just refused the claim.
+    let held = record(&mut *tx, key.kind, key.period_end, key.recipient).await?;
+    tx.commit().await?;
+    match held {
         Some(row) => Ok(ClaimResult::Held(row)),
         None => Err(StoreError::Corrupt(format!(
             "digest claim for {} ending {} to {} neither inserted nor found",
@@ -117,12 +121,13 @@ pub async fn claim(
 /// claim now. Returns false when the row was already settled, i.e. another holder took over an
 /// expired lease and also sent (a duplicate, which the caller logs).
 pub async fn mark_sent(
-    pool: &SqlitePool,
+    store: &Store,
     key: &PeriodKey<'_>,
     sent_at: i64,
     incidents: i64,
     response: &str,
 ) -> Result<bool, StoreError> {
+    let mut tx = store.begin_write().await?;
     let done = sqlx::query(
         "UPDATE digests SET sent_at = ?1, incidents = ?2, response = ?3, error = NULL, \
          retry_at = NULL \
@@ -134,8 +139,9 @@ pub async fn mark_sent(
     .bind(key.kind)
     .bind(key.period_end)
     .bind(key.recipient)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -144,13 +150,14 @@ pub async fn mark_sent(
 /// Fenced on `claimed_at`: if our lease ran out and another holder re-claimed the period, its
 /// attempt is the live one and our failure must not overwrite it. Returns false in that case.
 pub async fn mark_failed(
-    pool: &SqlitePool,
+    store: &Store,
     key: &PeriodKey<'_>,
     claimed_at: i64,
     error: &str,
     retry_at: Option<i64>,
     incidents: i64,
 ) -> Result<bool, StoreError> {
+    let mut tx = store.begin_write().await?;
     let done = sqlx::query(
         "UPDATE digests SET error = ?1, retry_at = ?2, incidents = ?3 \
          WHERE kind = ?4 AND period_end = ?5 AND recipient = ?6 AND sent_at IS NULL \
@@ -163,13 +170,14 @@ pub async fn mark_failed(
     .bind(key.period_end)
     .bind(key.recipient)
     .bind(claimed_at)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 
 pub async fn record(
-    pool: &SqlitePool,
+    conn: impl sqlx::SqliteExecutor<'_>,
     kind: &str,
     period_end: i64,
     recipient: &str,
@@ -182,7 +190,7 @@ pub async fn record(
     .bind(kind)
     .bind(period_end)
     .bind(recipient)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?)
 }
 

@@ -1,8 +1,9 @@
 //! All SQL lives under this module. SQLite in WAL mode; migrations embedded and run at start.
 //!
-//! Writes go through one connection (`write`, a pool of one): SQLite has a single writer anyway,
-//! and an in-process queue is fairer and faster than `SQLITE_BUSY` retries. Reads use their own
-//! pool and never block on the writer (WAL).
+//! Writes go through one connection (a pool of one), each in a `BEGIN IMMEDIATE` transaction
+//! begun by [`Store::begin_write`]: SQLite has a single writer anyway, and an in-process queue is
+//! fairer and faster than `SQLITE_BUSY` retries. Reads use their own pool ([`Store::reader`]) and
+//! never block on the writer (WAL). The pools stay private so that there is one way to write.
 
 pub mod deliveries;
 pub mod digests;
@@ -12,15 +13,17 @@ pub mod health;
 pub mod inbound;
 pub mod incidents;
 pub mod listings;
-pub mod misc;
 pub mod retention;
 pub mod settings;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
+use std::ops::{Deref, DerefMut};
+
+use sqlx::sqlite::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqliteConnection, SqlitePool, Transaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -85,9 +88,35 @@ pub use crate::settings::Durability;
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    pub read: SqlitePool,
-    pub write: SqlitePool,
+    read: SqlitePool,
+    write: SqlitePool,
     pub health: health::WriteHealth,
+}
+
+/// A `BEGIN IMMEDIATE` transaction on the writer connection, the only way to write (see
+/// [`Store::begin_write`]). Dereferences to the connection the store's query functions take;
+/// dropped without [`WriteTx::commit`], it rolls back.
+pub struct WriteTx(Transaction<'static, Sqlite>);
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.0.commit().await?;
+        Ok(())
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        &self.0
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.0
+    }
 }
 
 /// Closes a connection that sqlx still counts as inside a transaction once it is handed back.
@@ -168,10 +197,22 @@ impl Store {
         })
     }
 
+    /// Begins a write. `IMMEDIATE` takes the write lock at once, so a read-modify-write inside
+    /// the transaction sees no other writer's change (there is none: one writer connection).
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        Ok(WriteTx(self.write.begin_with("BEGIN IMMEDIATE").await?))
+    }
+
+    /// The read pool, for the store's read functions. Crate-private: writes go through
+    /// [`Store::begin_write`]; integration tests read through `crate::testing`.
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
     /// One small committed write, for readiness: proves the file and its directory can be
     /// written (a full disk, a read-only remount) without waiting for a webhook to find out.
     pub async fn probe_write(&self, now_ms: i64) -> Result<(), StoreError> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO settings (key, value) VALUES ('write_probe', ?) \
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",

@@ -174,7 +174,7 @@ impl TestApp {
 
     pub async fn scalar(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&self.state.store.read)
+            .fetch_one(paiid_alerts::testing::read_pool(&self.state.store))
             .await
             .expect("scalar")
     }

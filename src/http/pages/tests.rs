@@ -87,7 +87,7 @@ mod rendering {
     use crate::incidents::transitions::open_new;
     use crate::intake::AlertFacts;
     use crate::intake::unparsed::ShapeRow;
-    use crate::store::misc::TimelineEntry;
+    use crate::store::listings::TimelineEntry;
     use axum::http::StatusCode;
 
     const SCRIPT: &str = "<script>alert(\"pwned\")</script> & 'co'";

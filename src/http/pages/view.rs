@@ -15,7 +15,7 @@ use crate::incidents::model::Incident;
 use crate::incidents::service::ServiceError;
 use crate::intake::unparsed::{self, ShapeRow};
 use crate::store::CorruptRow;
-use crate::store::misc::TimelineEntry;
+use crate::store::listings::TimelineEntry;
 use crate::templates;
 
 pub fn when(ms: i64) -> String {

@@ -8,14 +8,17 @@ async fn store(dir: &tempfile::TempDir) -> Store {
 }
 
 async fn insert(store: &Store, kind: &str) -> i64 {
-    sqlx::query_scalar(
+    let mut tx = store.begin_write().await.unwrap();
+    let id = sqlx::query_scalar(
         "INSERT INTO deliveries (incident_id, episode, channel, kind, status, next_attempt_at, \
          created_at) VALUES (NULL, 0, 'ops', ?, 'pending', 0, 0) RETURNING id",
     )
     .bind(kind)
-    .fetch_one(&store.write)
+    .fetch_one(&mut *tx)
     .await
-    .unwrap()
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
 }
 
 #[tokio::test]
@@ -25,7 +28,7 @@ async fn an_unknown_kind_is_that_rows_error_and_does_not_fail_the_claim() {
     let bogus = insert(&store, "carrier_pigeon").await;
     let good = insert(&store, "opened").await;
 
-    let rows = claim_due(&store.write, "ops", 10, 100, 16).await.unwrap();
+    let rows = claim_due(&store, "ops", 10, 100, 16).await.unwrap();
 
     assert_eq!(rows.len(), 2);
     let by_id = |id| rows.iter().find(|d| d.id == id).unwrap();
@@ -42,7 +45,7 @@ async fn an_unknown_kind_is_that_rows_error_and_does_not_fail_the_claim() {
     );
     assert!(rows.iter().all(|d| d.status == DeliveryStatus::Sending));
     // The API shows the stored word, whether or not it decodes.
-    let listed = serde_json::to_value(list(&store.read, None, 10).await.unwrap()).unwrap();
+    let listed = serde_json::to_value(list(store.reader(), None, 10).await.unwrap()).unwrap();
     let kinds: Vec<&str> = listed
         .as_array()
         .unwrap()
@@ -57,7 +60,7 @@ async fn a_recorded_attempt_moves_the_row_to_its_typed_status() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     let id = insert(&store, "opened").await;
-    let rows = claim_due(&store.write, "ops", 10, 100, 16).await.unwrap();
+    let rows = claim_due(&store, "ops", 10, 100, 16).await.unwrap();
     let result = AttemptResult {
         started_at: 20,
         duration_ms: 5,
@@ -68,11 +71,9 @@ async fn a_recorded_attempt_moves_the_row_to_its_typed_status() {
         next_attempt_at: 1_000,
         remote: None,
     };
-    record_attempt(&store.write, &rows[0], &result)
-        .await
-        .unwrap();
+    record_attempt(&store, &rows[0], &result).await.unwrap();
 
-    let d = &list(&store.read, Some("failed"), 10).await.unwrap()[0];
+    let d = &list(store.reader(), Some("failed"), 10).await.unwrap()[0];
     assert_eq!(
         (d.id, d.status, d.attempts),
         (id, DeliveryStatus::Failed, 1)
@@ -80,7 +81,7 @@ async fn a_recorded_attempt_moves_the_row_to_its_typed_status() {
     assert_eq!(d.last_error.as_deref(), Some("boom"));
     assert_eq!(d.delivered_at, None);
     let outcome: String = sqlx::query_scalar("SELECT outcome FROM delivery_attempts")
-        .fetch_one(&store.read)
+        .fetch_one(store.reader())
         .await
         .unwrap();
     assert_eq!(outcome, "retry");
