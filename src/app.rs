@@ -99,7 +99,10 @@ impl Application {
                 "gave up on deliveries to channels no longer in the routing file (see /api/deliveries?status=dead)"
             );
         }
-        let metrics = Arc::new(Metrics::new(store.health.clone()));
+        let metrics = Arc::new(Metrics::new(
+            store.health.clone(),
+            store.corrupt_rows.clone(),
+        ));
         let builder = NotificationBuilder {
             store: store.clone(),
             public_url: public_url.clone(),

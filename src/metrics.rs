@@ -6,7 +6,8 @@
 //!   escalation) through the typed methods below;
 //! - the database gauges (`store::gauges::gauges`), read at scrape time and written into their
 //!   families by [`Metrics::render`], which first clears label sets that no longer exist;
-//! - the storage write health (`store::health`), read at scrape time by a collector.
+//! - the storage write health (`store::health`) and the count of unreadable rows
+//!   (`store::CorruptRows`), read at scrape time by collectors.
 
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
@@ -19,6 +20,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::store::CorruptRows;
 use crate::store::gauges::Gauges;
 use crate::store::health::WriteHealth;
 
@@ -183,6 +185,38 @@ impl Collector for WriteHealthCollector {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableFieldLabels {
+    table: &'static str,
+    field: &'static str,
+}
+
+/// Stored rows the store's reads found unreadable (`store::CorruptRows`), by table and field.
+#[derive(Debug)]
+struct CorruptRowsCollector(CorruptRows);
+
+impl Collector for CorruptRowsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let totals = self.0.totals();
+        // The label values are not known before a row is found: no series until then.
+        if totals.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "paiid_store_corrupt_rows",
+            "Stored rows found unreadable (a value that does not decode), once per read that \
+             found them, by table and field.",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for ((table, field), n) in totals {
+            let labels = TableFieldLabels { table, field };
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Held from filling the database gauges until they are encoded, so that two concurrent
@@ -200,13 +234,13 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new(WriteHealth::default())
+        Self::new(WriteHealth::default(), CorruptRows::default())
     }
 }
 
 impl Metrics {
-    /// `health` is the store's: its state is read at every scrape.
-    pub fn new(health: WriteHealth) -> Self {
+    /// `health` and `corrupt_rows` are the store's: they are read at every scrape.
+    pub fn new(health: WriteHealth, corrupt_rows: CorruptRows) -> Self {
         let mut m = Metrics {
             registry: Registry::default(),
             scrape: Mutex::new(()),
@@ -259,6 +293,7 @@ impl Metrics {
         );
         m.db.register(r);
         r.register_collector(Box::new(WriteHealthCollector(health)));
+        r.register_collector(Box::new(CorruptRowsCollector(corrupt_rows)));
         m
     }
 

@@ -139,3 +139,29 @@ async fn an_unreadable_incident_does_not_escalate_with_a_default_policy() {
         .await;
     assert!(next > due, "postponed: {next} > {due}");
 }
+
+/// The value of one sample of `/metrics`, 0 when the series is absent.
+async fn sample(app: &TestApp, series: &str) -> f64 {
+    let (status, text) = get(app, "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn unreadable_rows_are_counted_by_table_and_field() {
+    let app = app_with_one_incident().await;
+    let series = r#"paiid_store_corrupt_rows_total{table="incidents",field="state"}"#;
+    assert_eq!(sample(&app, series).await, 0.0);
+    corrupt(&app, "state", "snoozed").await;
+
+    // Each read that finds it counts once: the API's one incident, then its listing.
+    let (status, _) = get(&app, "/api/incidents/1").await;
+    assert_eq!(status, 500);
+    assert_eq!(sample(&app, series).await, 1.0);
+    app.get_json("/api/incidents").await;
+    assert_eq!(sample(&app, series).await, 2.0);
+    let other = r#"paiid_store_corrupt_rows_total{table="incidents",field="policy"}"#;
+    assert_eq!(sample(&app, other).await, 0.0, "only the field that failed");
+}

@@ -10,7 +10,7 @@ use crate::clock::SharedClock;
 use crate::config::RoutingConfig;
 use crate::domain::{Action, Effects, Episode, IncidentId, Via};
 use crate::store::incidents as sql;
-use crate::store::{Store, StoreError, inbound};
+use crate::store::{Store, StoreError, WriteTx, inbound};
 
 use super::model::{Incident, parse_dedup_key};
 use super::transitions::{self, AckOutcome, Actor, ResolveOutcome};
@@ -166,7 +166,7 @@ impl IncidentService {
 
     async fn apply_pagerduty(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut WriteTx,
         event: &PagerDutyEvent,
         now: i64,
     ) -> Result<(PagerDutyOutcome, Option<Effects>), ServiceError> {
@@ -218,7 +218,7 @@ impl IncidentService {
     #[allow(clippy::too_many_arguments)]
     async fn change(
         &self,
-        tx: &mut SqliteConnection,
+        tx: &mut WriteTx,
         id: IncidentId,
         episode: Option<Episode>,
         action: &Action,

@@ -16,7 +16,7 @@ use crate::config::RoutingConfig;
 use crate::domain::{IngestStatus, Via};
 use crate::intake::{AlertFacts, Meaning};
 use crate::store::incidents::{self as sql, NewEvent};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, WriteTx};
 
 use super::model::Incident;
 use super::transitions::{self, Actor, Effects};
@@ -279,11 +279,7 @@ pub(crate) struct Applied<'a> {
 
 /// Step 1: looks up what the store holds about the requests (stored keys, recent copies of the
 /// same body, events already counted, their incidents).
-async fn dedup(
-    conn: &mut sqlx::SqliteConnection,
-    reqs: &[IngestRequest],
-    now: i64,
-) -> Result<Known, StoreError> {
+async fn dedup(conn: &mut WriteTx, reqs: &[IngestRequest], now: i64) -> Result<Known, StoreError> {
     let (body_keys, event_keys): (Vec<&str>, Vec<&str>) = reqs
         .iter()
         .map(|r| r.dedup_key.as_str())

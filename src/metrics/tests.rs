@@ -76,7 +76,7 @@ fn database_gauges_follow_the_latest_scrape() {
 #[test]
 fn storage_health_is_read_at_scrape_time() {
     let health = WriteHealth::default();
-    let m = Metrics::new(health.clone());
+    let m = Metrics::new(health.clone(), Default::default());
     health.failed("test", &"disk full", 1_000);
     let text = m.render(None).unwrap();
     assert!(
@@ -94,4 +94,29 @@ fn storage_health_is_read_at_scrape_time() {
         text.lines().any(|l| l == "paiid_storage_writable 1"),
         "{text}"
     );
+}
+
+#[test]
+fn unreadable_rows_are_read_at_scrape_time_by_table_and_field() {
+    let corrupt = CorruptRows::default();
+    let m = Metrics::new(WriteHealth::default(), corrupt.clone());
+    let text = m.render(None).unwrap();
+    assert!(!text.contains("paiid_store_corrupt_rows"), "{text}");
+    let row = |table, field| crate::store::CorruptRow {
+        table,
+        id: 7,
+        field,
+        reason: "unknown word".into(),
+    };
+    corrupt.found(row("incidents", "state"));
+    corrupt.found(row("incidents", "state"));
+    corrupt.note(&row("deliveries", "kind"));
+    let text = m.render(None).unwrap();
+    for line in [
+        "# TYPE paiid_store_corrupt_rows_total counter",
+        r#"paiid_store_corrupt_rows_total{table="deliveries",field="kind"} 1"#,
+        r#"paiid_store_corrupt_rows_total{table="incidents",field="state"} 2"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
 }

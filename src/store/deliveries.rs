@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use super::{CorruptRow, Store, StoreError};
+use super::{CorruptRow, CorruptRows, Reader, Store, StoreError};
 use crate::domain::{DeliveryKind, DeliveryStatus, NoticeKind, Policy, RemoteRef, RemoteState};
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,14 +38,12 @@ impl<'r> sqlx::FromRow<'r, SqliteRow> for Delivery {
     fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
         let id: i64 = row.try_get("id")?;
         let kind_word: String = row.try_get("kind")?;
-        let kind = kind_word.parse::<DeliveryKind>().map_err(|e| {
-            CorruptRow {
-                table: "deliveries",
-                id,
-                field: "kind",
-                reason: e.to_string(),
-            }
-            .logged()
+        // Logged and counted by the read that asked for the row (see `noted`).
+        let kind = kind_word.parse::<DeliveryKind>().map_err(|e| CorruptRow {
+            table: "deliveries",
+            id,
+            field: "kind",
+            reason: e.to_string(),
         });
         Ok(Self {
             id,
@@ -108,7 +106,7 @@ pub async fn claim_due(
     limit: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
     let mut tx = store.begin_write().await?;
-    let claimed = sqlx::query_as(concat!(
+    let claimed: Vec<Delivery> = sqlx::query_as(concat!(
         "UPDATE deliveries SET status = 'sending', lease_until = ?1 \
          WHERE id IN (SELECT d.id FROM deliveries d WHERE d.channel = ?2 AND ( \
              (d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?3) \
@@ -126,7 +124,7 @@ pub async fn claim_due(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(claimed)
+    Ok(noted(claimed, &store.corrupt_rows))
 }
 
 /// Queues one row per channel that belongs to no incident (a notice, see
@@ -352,22 +350,22 @@ pub async fn bury_unconfigured(
 }
 
 pub async fn for_incident(
-    pool: &SqlitePool,
+    reader: &Reader,
     incident_id: i64,
 ) -> Result<Vec<DeliveryWithAttempts>, StoreError> {
     let deliveries: Vec<Delivery> =
         sqlx::query_as("SELECT * FROM deliveries WHERE incident_id = ? ORDER BY id")
             .bind(incident_id)
-            .fetch_all(pool)
+            .fetch_all(&**reader)
             .await?;
     let attempts: Vec<Attempt> = sqlx::query_as(
         "SELECT a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.outcome, a.response \
          FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.incident_id = ? ORDER BY a.id",
     )
     .bind(incident_id)
-    .fetch_all(pool)
+    .fetch_all(&**reader)
     .await?;
-    Ok(deliveries
+    Ok(noted(deliveries, reader.corrupt())
         .into_iter()
         .map(|d| {
             let attempt_log = attempts
@@ -384,25 +382,34 @@ pub async fn for_incident(
 }
 
 pub async fn list(
-    pool: &SqlitePool,
+    reader: &Reader,
     status: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
-    Ok(match status {
+    let rows = match status {
         Some(s) => {
             sqlx::query_as("SELECT * FROM deliveries WHERE status = ? ORDER BY id DESC LIMIT ?")
                 .bind(s)
                 .bind(limit)
-                .fetch_all(pool)
+                .fetch_all(&**reader)
                 .await?
         }
         None => {
             sqlx::query_as("SELECT * FROM deliveries ORDER BY id DESC LIMIT ?")
                 .bind(limit)
-                .fetch_all(pool)
+                .fetch_all(&**reader)
                 .await?
         }
-    })
+    };
+    Ok(noted(rows, reader.corrupt()))
+}
+
+/// Logs and counts the rows whose `kind` does not decode, once per read that finds them.
+fn noted(rows: Vec<Delivery>, seen: &CorruptRows) -> Vec<Delivery> {
+    for e in rows.iter().filter_map(|d| d.kind.as_ref().err()) {
+        seen.note(e);
+    }
+    rows
 }
 
 /// The earliest moment any row of `channel` becomes due (for the worker's sleep). Rows waiting
@@ -444,13 +451,12 @@ pub async fn enqueue_count_updates(
     for (id, episode, policy) in &due {
         // An unreadable policy tells us no channel: logged, and the row is not refreshed.
         let Ok(policy) = Policy::from_json(policy).map_err(|e| {
-            CorruptRow {
+            tx.corrupt().found(CorruptRow {
                 table: "incidents",
                 id: *id,
                 field: "policy",
                 reason: e.to_string(),
-            }
-            .logged()
+            })
         }) else {
             continue;
         };

@@ -3,13 +3,13 @@
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::incidents::IncidentRow;
-use super::{CorruptRow, StoreError};
+use super::{CorruptRow, StoreError, WriteTx};
 use crate::domain::Incident;
 
 /// Incidents whose escalation is due, oldest deadline first. One that does not decode is its
-/// error (logged, see [`IncidentRow::decode`]), so that it cannot hold up the others.
+/// error (logged and counted, see [`IncidentRow::decode`]), so that it cannot hold up the others.
 pub async fn due(
-    conn: &mut SqliteConnection,
+    tx: &mut WriteTx,
     now: i64,
     limit: i64,
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
@@ -19,9 +19,9 @@ pub async fn due(
     )
     .bind(now)
     .bind(limit)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(rows.into_iter().map(IncidentRow::decode).collect())
+    Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
 }
 
 /// Moves the deadline of an incident that cannot be read to `until`: it cannot be escalated

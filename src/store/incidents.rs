@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::{CorruptRow, StoreError};
+use super::{CorruptRow, CorruptRows, StoreError, WriteTx};
 use crate::domain::{DeliveryStatus, Effects, Incident, NewDelivery, NewTimeline, Policy};
 
 /// SQLite allows 32766 bound parameters per statement; stay well below it.
@@ -197,17 +197,17 @@ pub struct IncidentRow {
 }
 
 impl IncidentRow {
-    /// The typed incident, or which column of which row does not decode (logged).
-    pub fn decode(self) -> Result<Incident, CorruptRow> {
+    /// The typed incident, or which column of which row does not decode (logged and counted in
+    /// `seen`).
+    pub fn decode(self, seen: &CorruptRows) -> Result<Incident, CorruptRow> {
         let id = self.id;
         let bad = |field: &'static str, reason: String| {
-            CorruptRow {
+            seen.found(CorruptRow {
                 table: "incidents",
                 id,
                 field,
                 reason,
-            }
-            .logged()
+            })
         };
         let via = |field: &'static str, v: Option<String>| {
             v.map(|v| v.parse().map_err(|e| bad(field, format!("{e}"))))
@@ -262,17 +262,17 @@ impl IncidentRow {
 }
 
 /// Decodes every row; the first that does not decode fails the whole read.
-pub fn decode_all(rows: Vec<IncidentRow>) -> Result<Vec<Incident>, StoreError> {
+pub fn decode_all(rows: Vec<IncidentRow>, seen: &CorruptRows) -> Result<Vec<Incident>, StoreError> {
     Ok(rows
         .into_iter()
-        .map(IncidentRow::decode)
+        .map(|r| r.decode(seen))
         .collect::<Result<_, _>>()?)
 }
 
 /// The incidents of these keys, each with its key: one that does not decode is its error
 /// (logged), so that the writer can refuse just the webhooks about it.
 pub async fn incidents_by_keys(
-    conn: &mut SqliteConnection,
+    tx: &mut WriteTx,
     keys: &[&str],
 ) -> Result<Vec<(String, Result<Incident, CorruptRow>)>, StoreError> {
     let mut out = Vec::new();
@@ -285,25 +285,22 @@ pub async fn incidents_by_keys(
         q.push(")");
         out.extend(
             q.build_query_as::<IncidentRow>()
-                .fetch_all(&mut *conn)
+                .fetch_all(&mut **tx)
                 .await?,
         );
     }
     Ok(out
         .into_iter()
-        .map(|r| (r.incident_key.clone(), r.decode()))
+        .map(|r| (r.incident_key.clone(), r.decode(tx.corrupt())))
         .collect())
 }
 
-pub async fn incident(
-    conn: &mut SqliteConnection,
-    id: i64,
-) -> Result<Option<Incident>, StoreError> {
+pub async fn incident(tx: &mut WriteTx, id: i64) -> Result<Option<Incident>, StoreError> {
     let row = sqlx::query_as::<_, IncidentRow>("SELECT * FROM incidents WHERE id = ?")
         .bind(id)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut **tx)
         .await?;
-    Ok(row.map(IncidentRow::decode).transpose()?)
+    Ok(row.map(|r| r.decode(tx.corrupt())).transpose()?)
 }
 
 const INCIDENT_COLUMNS: &[&str] = &[

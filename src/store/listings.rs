@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::incidents::{IncidentRow, decode_all};
-use super::{CorruptRow, StoreError};
+use super::{CorruptRow, Reader, StoreError};
 use crate::domain::{Incident, IncidentState, Severity};
 
 #[derive(Debug, Default)]
@@ -19,7 +19,7 @@ pub struct IncidentFilter {
 /// Newest first. A row that does not decode is listed as its error (logged), so that one bad
 /// row shows as unreadable instead of hiding every other incident.
 pub async fn list_incidents(
-    pool: &SqlitePool,
+    reader: &Reader,
     f: &IncidentFilter,
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
     let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE 1 = 1");
@@ -33,16 +33,19 @@ pub async fn list_incidents(
         q.push(" AND id < ").push_bind(b);
     }
     q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
-    let rows: Vec<IncidentRow> = q.build_query_as().fetch_all(pool).await?;
-    Ok(rows.into_iter().map(IncidentRow::decode).collect())
+    let rows: Vec<IncidentRow> = q.build_query_as().fetch_all(&**reader).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| r.decode(reader.corrupt()))
+        .collect())
 }
 
-pub async fn incident(pool: &SqlitePool, id: i64) -> Result<Option<Incident>, StoreError> {
+pub async fn incident(reader: &Reader, id: i64) -> Result<Option<Incident>, StoreError> {
     let row: Option<IncidentRow> = sqlx::query_as("SELECT * FROM incidents WHERE id = ?")
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(&**reader)
         .await?;
-    Ok(decode_all(row.into_iter().collect())?.pop())
+    Ok(decode_all(row.into_iter().collect(), reader.corrupt())?.pop())
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

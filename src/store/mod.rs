@@ -16,7 +16,9 @@ pub mod listings;
 pub mod retention;
 pub mod settings;
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use std::ops::{Deref, DerefMut};
@@ -63,7 +65,7 @@ impl StoreError {
 
 /// A stored row with a value that does not decode (an unknown state, a policy that is not a
 /// policy): an error, never a default, since a default policy notifies nobody and never
-/// escalates. Logged where it is found (see [`CorruptRow::logged`]).
+/// escalates. Logged and counted by the read that finds it (see [`CorruptRows::found`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{table} row {id} is unreadable: `{field}`: {reason}")]
 pub struct CorruptRow {
@@ -73,14 +75,32 @@ pub struct CorruptRow {
     pub reason: String,
 }
 
-impl CorruptRow {
-    /// Logs the row once per read that finds it.
-    // TODO(metrics): count it too (`paiid_store_corrupt_rows_total{table,field}`) once the
-    // prometheus-client migration of `crate::metrics` settles; `store` sits below `metrics`, so
-    // the counter belongs to the readers (`http`, `notify`, `escalation`) or to a hook here.
-    pub fn logged(self) -> Self {
-        tracing::error!(table = self.table, id = self.id, field = self.field, reason = %self.reason, "unreadable row");
-        self
+/// How many unreadable rows the store's reads have found, by table and field. `store` sits
+/// below `metrics`, so the count lives here (shared by every clone of `Store`, like
+/// [`health::WriteHealth`]) and the metrics collector reads it at scrape time
+/// (`paiid_store_corrupt_rows_total{table,field}`).
+#[derive(Clone, Debug, Default)]
+pub struct CorruptRows(Arc<Mutex<BTreeMap<(&'static str, &'static str), u64>>>);
+
+impl CorruptRows {
+    /// Logs and counts `row` (once per read that finds it), and hands it back.
+    pub fn found(&self, row: CorruptRow) -> CorruptRow {
+        self.note(&row);
+        row
+    }
+
+    /// [`CorruptRows::found`] for a row kept where it was decoded (a delivery's `kind`).
+    pub fn note(&self, row: &CorruptRow) {
+        tracing::error!(table = row.table, id = row.id, field = row.field, reason = %row.reason, "unreadable row");
+        // A panic while counting leaves nothing half-done: a poisoned map is used as is.
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *counts.entry((row.table, row.field)).or_default() += 1;
+    }
+
+    /// `((table, field), count)` for every pair found so far, in order.
+    pub fn totals(&self) -> Vec<((&'static str, &'static str), u64)> {
+        let counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.iter().map(|(k, v)| (*k, *v)).collect()
     }
 }
 
@@ -88,20 +108,51 @@ pub use crate::settings::Durability;
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    read: SqlitePool,
+    read: Reader,
     write: SqlitePool,
     pub health: health::WriteHealth,
+    pub corrupt_rows: CorruptRows,
+}
+
+/// The read pool, with where its reads count the unreadable rows they find. Dereferences to
+/// the pool for the store's read functions; the ones that decode rows take the `Reader`.
+#[derive(Clone, Debug)]
+pub struct Reader {
+    pool: SqlitePool,
+    corrupt: CorruptRows,
+}
+
+impl Reader {
+    pub(crate) fn corrupt(&self) -> &CorruptRows {
+        &self.corrupt
+    }
+}
+
+impl Deref for Reader {
+    type Target = SqlitePool;
+
+    fn deref(&self) -> &SqlitePool {
+        &self.pool
+    }
 }
 
 /// A `BEGIN IMMEDIATE` transaction on the writer connection, the only way to write (see
 /// [`Store::begin_write`]). Dereferences to the connection the store's query functions take;
 /// dropped without [`WriteTx::commit`], it rolls back.
-pub struct WriteTx(Transaction<'static, Sqlite>);
+pub struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    corrupt: CorruptRows,
+}
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.0.commit().await?;
+        self.tx.commit().await?;
         Ok(())
+    }
+
+    /// Where reads inside this transaction count the unreadable rows they find.
+    pub(crate) fn corrupt(&self) -> &CorruptRows {
+        &self.corrupt
     }
 }
 
@@ -109,13 +160,13 @@ impl Deref for WriteTx {
     type Target = SqliteConnection;
 
     fn deref(&self) -> &SqliteConnection {
-        &self.0
+        &self.tx
     }
 }
 
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.0
+        &mut self.tx
     }
 }
 
@@ -190,22 +241,30 @@ impl Store {
             })
             .connect_with(options.read_only(false))
             .await?;
+        let corrupt_rows = CorruptRows::default();
         Ok(Self {
-            read,
+            read: Reader {
+                pool: read,
+                corrupt: corrupt_rows.clone(),
+            },
             write,
             health,
+            corrupt_rows,
         })
     }
 
     /// Begins a write. `IMMEDIATE` takes the write lock at once, so a read-modify-write inside
     /// the transaction sees no other writer's change (there is none: one writer connection).
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        Ok(WriteTx(self.write.begin_with("BEGIN IMMEDIATE").await?))
+        Ok(WriteTx {
+            tx: self.write.begin_with("BEGIN IMMEDIATE").await?,
+            corrupt: self.corrupt_rows.clone(),
+        })
     }
 
     /// The read pool, for the store's read functions. Crate-private: writes go through
     /// [`Store::begin_write`]; integration tests read through `crate::testing`.
-    pub(crate) fn reader(&self) -> &SqlitePool {
+    pub(crate) fn reader(&self) -> &Reader {
         &self.read
     }
 
@@ -231,7 +290,7 @@ impl Store {
         }
         let applied: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
-                .fetch_one(&self.read)
+                .fetch_one(&*self.read)
                 .await?;
         let expected = sqlx::migrate!("./migrations").iter().count() as i64;
         if applied < expected {
@@ -243,7 +302,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        self.read.close().await;
+        self.read.pool.close().await;
         self.write.close().await;
     }
 }

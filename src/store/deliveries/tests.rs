@@ -81,7 +81,7 @@ async fn a_recorded_attempt_moves_the_row_to_its_typed_status() {
     assert_eq!(d.last_error.as_deref(), Some("boom"));
     assert_eq!(d.delivered_at, None);
     let outcome: String = sqlx::query_scalar("SELECT outcome FROM delivery_attempts")
-        .fetch_one(store.reader())
+        .fetch_one(&**store.reader())
         .await
         .unwrap();
     assert_eq!(outcome, "retry");
