@@ -79,7 +79,7 @@ impl Clock for ManualClock {
     }
 }
 
-pub fn ms_to_datetime(ms: i64) -> DateTime<Utc> {
+pub(crate) fn ms_to_datetime(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms)
         .single()
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
@@ -88,7 +88,7 @@ pub fn ms_to_datetime(ms: i64) -> DateTime<Utc> {
 /// Sleeps until `deadline_ms` on `clock`, or until `wake` fires, whichever is first. With a
 /// manual clock, a jump re-evaluates the deadline. Real time is capped per sleep so that a
 /// system clock change is noticed within a minute.
-pub async fn sleep_until(
+pub(crate) async fn sleep_until(
     clock: &dyn Clock,
     deadline_ms: Option<i64>,
     wake: &mut crate::signal::Waiter,
@@ -99,7 +99,7 @@ pub async fn sleep_until(
 /// Sleeps until `deadline_ms` on `clock`, or until a manual clock jumps, or for as much real
 /// time as the clock says is left (capped at a minute), whichever is first. Callers re-read
 /// the clock afterwards: with a manual clock that did not move, the deadline has not come.
-pub async fn sleep_on(clock: &dyn Clock, deadline_ms: i64) {
+pub(crate) async fn sleep_on(clock: &dyn Clock, deadline_ms: i64) {
     sleep_or(clock, Some(deadline_ms), std::future::pending::<()>()).await;
 }
 

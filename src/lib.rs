@@ -16,28 +16,48 @@
 //! - [`templates`]: every template file (notifications, pages, digests) and their shared set-up.
 //! - [`http`]: routes, one error type mapped to `{code, detail}` JSON.
 //! - [`app`]: wiring: `Application::build(settings)` and `run_until_stopped(shutdown)`.
-//! - [`testing`]: what integration tests need beyond the public API (the read pool).
+//! - [`testing`]: what integration tests and fuzz targets reach; nothing else is public.
+//!
+//! # Visibility
+//!
+//! Every module is private to the crate. The binary gets the few items it needs from the
+//! re-exports below; integration tests and fuzz targets get theirs from [`testing`].
 
-pub mod auth;
-pub mod classification;
-pub mod config;
-pub mod digest;
-pub mod domain;
-pub mod intake;
-pub mod notify;
+#![warn(unreachable_pub)]
 
-pub mod app;
-pub mod clock;
-pub mod escalation;
-pub mod http;
-pub mod http_client;
-pub mod incidents;
-pub mod metrics;
-pub mod settings;
-pub mod signal;
-pub mod store;
-pub mod templates;
+mod auth;
+mod classification;
+mod config;
+mod digest;
+mod domain;
+mod intake;
+mod notify;
+
+mod app;
+mod clock;
+mod escalation;
+mod http;
+mod http_client;
+mod incidents;
+mod metrics;
+mod settings;
+mod signal;
+mod store;
+mod templates;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod testing;
-pub mod text;
+mod text;
+
+// The binary's surface (`src/main.rs`): serve, check-config, send-test and digest.
+pub use app::{Application, channel_env};
+pub use clock::{SharedClock, SystemClock};
+pub use config::RoutingConfig;
+pub use digest::{DigestKind, DigestRunner, DigestStatus};
+pub use domain::RemoteState;
+pub use notify::message::Notification;
+pub use notify::registry::Channels;
+pub use notify::render::Templates;
+pub use notify::{Outgoing, SendOutcome};
+pub use settings::Settings;
+pub use store::{Durability, Store};

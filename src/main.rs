@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use paiid_alerts::app::Application;
-use paiid_alerts::config::RoutingConfig;
-use paiid_alerts::settings::Settings;
-use paiid_alerts::store::Durability;
+use paiid_alerts::Application;
+use paiid_alerts::Durability;
+use paiid_alerts::RoutingConfig;
+use paiid_alerts::Settings;
 
 #[derive(Parser)]
 #[command(
@@ -234,14 +234,14 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn send_test(channel: &str, config: &std::path::Path) -> anyhow::Result<()> {
-    use paiid_alerts::notify::registry::Channels;
-    use paiid_alerts::notify::render::Templates;
-    use paiid_alerts::notify::{Outgoing, RemoteState, SendOutcome};
+    use paiid_alerts::Channels;
+    use paiid_alerts::Templates;
+    use paiid_alerts::{Outgoing, RemoteState, SendOutcome};
 
     let cfg = RoutingConfig::load(config)?;
     let settings = Settings::new("127.0.0.1:0".parse()?, String::new(), config.to_path_buf());
     let templates = std::sync::Arc::new(Templates::from(cfg.templates.clone()));
-    let channels = Channels::build(&cfg, &paiid_alerts::app::channel_env(&settings), templates)?;
+    let channels = Channels::build(&cfg, &paiid_alerts::channel_env(&settings), templates)?;
     let Some(ch) = channels.get(channel) else {
         anyhow::bail!(
             "no channel `{channel}` in {} (channels: {})",
@@ -249,8 +249,7 @@ async fn send_test(channel: &str, config: &std::path::Path) -> anyhow::Result<()
             channels.names().collect::<Vec<_>>().join(", ")
         );
     };
-    let notification =
-        paiid_alerts::notify::message::Notification::test_message(chrono::Utc::now());
+    let notification = paiid_alerts::Notification::test_message(chrono::Utc::now());
     let outcome = ch
         .send(Outgoing {
             notification: &notification,
@@ -292,9 +291,9 @@ async fn send_test(channel: &str, config: &std::path::Path) -> anyhow::Result<()
 }
 
 async fn digest(common: Common, send_now: bool, weekly: bool) -> anyhow::Result<()> {
-    use paiid_alerts::digest::{DigestKind, DigestRunner, DigestStatus};
-    use paiid_alerts::notify::registry::Channels;
-    use paiid_alerts::notify::render::Templates;
+    use paiid_alerts::Channels;
+    use paiid_alerts::Templates;
+    use paiid_alerts::{DigestKind, DigestRunner, DigestStatus};
     use std::sync::Arc;
 
     if !send_now {
@@ -308,11 +307,11 @@ async fn digest(common: Common, send_now: bool, weekly: bool) -> anyhow::Result<
         common.database_url.clone(),
         common.config.clone(),
     );
-    let store = paiid_alerts::store::Store::open(&common.database_url, Durability::Full).await?;
+    let store = paiid_alerts::Store::open(&common.database_url, Durability::Full).await?;
     let templates = Arc::new(Templates::from(cfg.templates.clone()));
     let channels = Arc::new(Channels::build(
         &cfg,
-        &paiid_alerts::app::channel_env(&settings),
+        &paiid_alerts::channel_env(&settings),
         templates,
     )?);
     let public_url: Arc<str> = settings
@@ -320,7 +319,7 @@ async fn digest(common: Common, send_now: bool, weekly: bool) -> anyhow::Result<
         .clone()
         .unwrap_or_else(|| "http://127.0.0.1:8080".into())
         .into();
-    let clock: paiid_alerts::clock::SharedClock = Arc::new(paiid_alerts::clock::SystemClock);
+    let clock: paiid_alerts::SharedClock = Arc::new(paiid_alerts::SystemClock);
     let runner = DigestRunner::new(store.clone(), cfg, channels.clone(), clock, public_url);
     let kind = if weekly {
         DigestKind::Weekly

@@ -25,7 +25,7 @@ use crate::store::gauges::Gauges;
 use crate::store::health::WriteHealth;
 
 /// The `Content-Type` of what [`Metrics::render`] returns (Prometheus text format 0.0.4).
-pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Escalations fire on a timer that is woken at the due time: lateness is normally well under a
 /// second, and minutes to hours after downtime (fired on start-up).

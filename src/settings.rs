@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use crate::clock::SharedClock;
 
 /// Slack Web API base when `SLACK_API_URL` is unset.
-pub const DEFAULT_SLACK_API_BASE: &str = "https://slack.com/api";
+pub(crate) const DEFAULT_SLACK_API_BASE: &str = "https://slack.com/api";
 /// Events API endpoint when `PAGERDUTY_EVENTS_URL` is unset.
-pub const DEFAULT_PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+pub(crate) const DEFAULT_PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// How long a connection may take to send its request headers.
-pub const DEFAULT_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(65);
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(65);
 
 /// How hard each commit is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

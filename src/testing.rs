@@ -1,12 +1,147 @@
-//! What the integration tests in `tests/` need beyond the public API, in one place. Not for
-//! production code: nothing in the crate imports it (`tests/layering.rs` puts it above `app`).
+//! What the integration tests in `tests/` and the fuzz targets in `fuzz/` reach, in one place:
+//! the rest of the crate is private. For integration tests and fuzzing only: nothing in the
+//! crate imports it (`tests/layering.rs` puts it above `app`). The modules mirror the crate's
+//! own paths, so `paiid_alerts::testing::notify::Channel` is `crate::notify::Channel`.
 
 use sqlx::SqlitePool;
 
-use crate::store::Store;
+use crate::store::Store as StoreHandle;
 
 /// The store's read pool, for a test's own `SELECT`s. A test that writes rows itself (a
-/// corrupt row, a clock moved back) does it in [`Store::begin_write`] like the service does.
-pub fn read_pool(store: &Store) -> &SqlitePool {
+/// corrupt row, a clock moved back) does it in [`Store::begin_write`](crate::store::Store::begin_write)
+/// like the service does.
+pub fn read_pool(store: &StoreHandle) -> &SqlitePool {
     store.reader()
+}
+
+/// Running the real app: build it, step its workers, read its state.
+pub mod app {
+    pub use crate::app::{Application, Workers};
+}
+
+/// Signed ack links and vendor signatures (parsers under property tests and fuzzing).
+pub mod auth {
+    pub mod ack_token {
+        pub use crate::auth::ack_token::{
+            AckAction, AckClaims, AckKeys, MAX_TOKEN_LEN, TokenError,
+        };
+    }
+    pub mod pagerduty_signature {
+        pub use crate::auth::pagerduty_signature::verify_pagerduty_signature;
+    }
+    pub mod slack_signature {
+        pub use crate::auth::slack_signature::{MAX_SKEW_SECS, verify_slack_request};
+    }
+}
+
+/// Injected time.
+pub mod clock {
+    pub use crate::clock::{Clock, ManualClock, SharedClock};
+}
+
+/// `routing.yaml`.
+pub mod config {
+    pub use crate::config::RoutingConfig;
+}
+
+/// Digests, run by hand.
+pub mod digest {
+    pub use crate::digest::{
+        DigestError, DigestKind, DigestOutcome, DigestRunner, DigestStatus, SkipReason,
+    };
+}
+
+/// Ids and kinds.
+pub mod domain {
+    pub use crate::domain::{ChannelKind, Episode, IncidentId};
+}
+
+/// The transports' parsers (property tests and fuzzing) and the state the real app serves.
+pub mod http {
+    pub use crate::http::AppState;
+    pub mod form {
+        pub use crate::http::form::{decode, parse, text};
+    }
+    pub mod inbound {
+        pub use crate::http::inbound::{
+            button_target, parse_pagerduty_webhook, parse_slack_interaction,
+        };
+    }
+}
+
+/// The outbound client the app uses (tests talk to it with the same TLS set-up).
+pub mod http_client {
+    pub use crate::http_client::{builder, client};
+}
+
+/// Dedup keys.
+pub mod incidents {
+    pub mod model {
+        pub use crate::domain::parse_dedup_key;
+    }
+}
+
+/// Sentry payload parsing, event details, scrubbing and webhook signing.
+pub mod intake {
+    pub use crate::intake::dedup_key;
+    pub use crate::intake::sentry::AlertFacts;
+    pub mod details {
+        pub use crate::intake::details::event_details;
+    }
+    pub mod redact {
+        pub use crate::intake::redact::scrub_text;
+    }
+    pub mod sentry {
+        pub use crate::intake::sentry::{issue_id_from_url, parse, value_from_description};
+    }
+    pub mod signature {
+        pub use crate::intake::signature::sign;
+    }
+}
+
+/// Channels driven directly against fake servers and a real SMTP sink.
+pub mod notify {
+    pub use crate::domain::{NotificationKind, RemoteRef, RemoteState};
+    pub use crate::notify::message::Notification;
+    pub use crate::notify::{Channel, Outgoing, SendOutcome};
+    pub mod email {
+        pub use crate::notify::email::EmailChannel;
+    }
+    pub mod log {
+        pub use crate::notify::log::LogChannel;
+    }
+    pub mod message {
+        pub use crate::notify::message::Breadcrumb;
+    }
+    pub mod pagerduty {
+        pub use crate::notify::pagerduty::PagerDutyChannel;
+    }
+    pub mod registry {
+        pub use crate::notify::registry::{ChannelEnv, Channels};
+    }
+    pub mod render {
+        pub use crate::notify::render::Templates;
+    }
+    pub mod slack {
+        pub use crate::notify::slack::SlackChannel;
+    }
+    pub mod worker {
+        pub use crate::notify::worker::Step;
+    }
+}
+
+/// Flags and secrets the tests start the app with.
+pub mod settings {
+    pub use crate::settings::{Secret, Secrets, Settings};
+}
+
+/// The store, and the reads tests check the outbox and digest claims with.
+pub mod store {
+    pub use crate::store::{Durability, Store};
+    pub mod deliveries {
+        pub use crate::store::deliveries::next_due;
+    }
+    pub mod digests {
+        pub use crate::store::digests::{ClaimResult, ClaimRules, PeriodKey, claim, recent};
+    }
 }

@@ -3,7 +3,7 @@
 //! fix reaches every channel. Imports nothing from the crate: every layer may use it.
 
 /// At most `max` characters, cut on a character boundary, an ellipsis (counted) marking the cut.
-pub fn truncate_chars(s: &str, max: usize) -> String {
+pub(crate) fn truncate_chars(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
@@ -14,7 +14,7 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
 
 /// Slack's required escaping of `&`, `<` and `>`: without it `<!channel>` or
 /// `<https://evil|Sentry>` in an error message would become a mention or a disguised link.
-pub fn slack_escape(s: &str) -> String {
+pub(crate) fn slack_escape(s: &str) -> String {
     escape_with(s, |c| match c {
         '&' => Some("&amp;"),
         '<' => Some("&lt;"),
@@ -24,7 +24,7 @@ pub fn slack_escape(s: &str) -> String {
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
-pub fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     escape_with(s, |c| match c {
         '&' => Some("&amp;"),
         '<' => Some("&lt;"),
@@ -38,7 +38,7 @@ pub fn html_escape(s: &str) -> String {
 /// A span of time for people, in one spelling everywhere (messages, post-mortems, digests,
 /// pages, timeline notes): the largest unit and the next one. `350ms`, `45s`, `4m 10s`,
 /// `15m 0s`, `1h 5m`, `2d 3h`. Negative spans read `0s`.
-pub fn duration(ms: i64) -> String {
+pub(crate) fn duration(ms: i64) -> String {
     if ms <= 0 {
         return "0s".to_string();
     }

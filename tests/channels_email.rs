@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use paiid_alerts::domain::ChannelKind;
-use paiid_alerts::intake::details::event_details;
-use paiid_alerts::intake::redact::scrub_text;
-use paiid_alerts::notify::email::EmailChannel;
-use paiid_alerts::notify::log::LogChannel;
-use paiid_alerts::notify::render::Templates;
-use paiid_alerts::notify::{
+use paiid_alerts::testing::domain::ChannelKind;
+use paiid_alerts::testing::intake::details::event_details;
+use paiid_alerts::testing::intake::redact::scrub_text;
+use paiid_alerts::testing::notify::email::EmailChannel;
+use paiid_alerts::testing::notify::log::LogChannel;
+use paiid_alerts::testing::notify::render::Templates;
+use paiid_alerts::testing::notify::{
     Channel, Notification, NotificationKind, Outgoing, RemoteState, SendOutcome,
 };
 use serde_json::json;

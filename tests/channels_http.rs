@@ -14,11 +14,11 @@ use serde_json::Value;
 
 use fake_pagerduty::FakePagerDuty;
 use fake_slack::{Behaviour, FakeSlack};
-use paiid_alerts::notify::message::Breadcrumb;
-use paiid_alerts::notify::pagerduty::PagerDutyChannel;
-use paiid_alerts::notify::render::Templates;
-use paiid_alerts::notify::slack::SlackChannel;
-use paiid_alerts::notify::{
+use paiid_alerts::testing::notify::message::Breadcrumb;
+use paiid_alerts::testing::notify::pagerduty::PagerDutyChannel;
+use paiid_alerts::testing::notify::render::Templates;
+use paiid_alerts::testing::notify::slack::SlackChannel;
+use paiid_alerts::testing::notify::{
     Channel, Notification, NotificationKind, Outgoing, RemoteRef, RemoteState, SendOutcome,
 };
 
@@ -82,7 +82,7 @@ fn resolved(mut n: Notification) -> Notification {
 }
 
 fn http() -> reqwest::Client {
-    paiid_alerts::http_client::builder()
+    paiid_alerts::testing::http_client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

@@ -5,9 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use paiid_alerts::clock::Clock;
-use paiid_alerts::notify::worker::Step;
-use paiid_alerts::settings::Secrets;
+use paiid_alerts::testing::clock::Clock;
+use paiid_alerts::testing::notify::worker::Step;
+use paiid_alerts::testing::settings::Secrets;
 use serde_json::Value;
 use support::fake_pagerduty::{self, FakePagerDuty};
 use support::fake_slack::{self, FakeSlack};
@@ -57,7 +57,7 @@ async fn app_with(
     spawn_with(AppOptions {
         routing: routing(slack, pd, mode),
         secrets: Secrets {
-            smtp_url: smtp.map(|s| paiid_alerts::settings::Secret::new(s.url())),
+            smtp_url: smtp.map(|s| paiid_alerts::testing::settings::Secret::new(s.url())),
             ..Secrets::default()
         },
         run_workers,

@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use paiid_alerts::clock::{ManualClock, SharedClock};
-use paiid_alerts::config::RoutingConfig;
-use paiid_alerts::digest::{DigestError, DigestKind, DigestRunner, DigestStatus, SkipReason};
-use paiid_alerts::notify::registry::{ChannelEnv, Channels};
-use paiid_alerts::notify::render::Templates;
-use paiid_alerts::store::digests::{self, ClaimResult, ClaimRules, PeriodKey};
-use paiid_alerts::store::{Durability, Store};
+use paiid_alerts::testing::clock::{ManualClock, SharedClock};
+use paiid_alerts::testing::config::RoutingConfig;
+use paiid_alerts::testing::digest::{
+    DigestError, DigestKind, DigestRunner, DigestStatus, SkipReason,
+};
+use paiid_alerts::testing::notify::registry::{ChannelEnv, Channels};
+use paiid_alerts::testing::notify::render::Templates;
+use paiid_alerts::testing::store::digests::{self, ClaimResult, ClaimRules, PeriodKey};
+use paiid_alerts::testing::store::{Durability, Store};
 use smtp::{ReceivedMail, SmtpSink};
 use tokio_util::sync::CancellationToken;
 
@@ -285,7 +287,7 @@ async fn insert_escalation(store: &Store, incident_id: i64, fired_at: i64, laten
     tx.commit().await.unwrap();
 }
 
-fn sent(statuses: &[paiid_alerts::digest::DigestOutcome]) -> usize {
+fn sent(statuses: &[paiid_alerts::testing::digest::DigestOutcome]) -> usize {
     statuses
         .iter()
         .filter(|o| matches!(o.status, DigestStatus::Sent { .. }))

@@ -7,9 +7,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use paiid_alerts::clock::Clock;
-use paiid_alerts::intake::signature::sign;
-use paiid_alerts::settings::{Secret, Secrets};
+use paiid_alerts::testing::clock::Clock;
+use paiid_alerts::testing::intake::signature::sign;
+use paiid_alerts::testing::settings::{Secret, Secrets};
 use serde_json::{Value, json};
 use support::fake_pagerduty::FakePagerDuty;
 use support::fake_slack::{self, FakeSlack};

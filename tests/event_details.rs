@@ -4,7 +4,7 @@
 
 mod support;
 
-use paiid_alerts::clock::Clock;
+use paiid_alerts::testing::clock::Clock;
 use serde_json::Value;
 use support::fake_slack::{self, FakeSlack};
 use support::*;

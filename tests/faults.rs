@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use paiid_alerts::settings::{Secret, Secrets};
+use paiid_alerts::testing::settings::{Secret, Secrets};
 use serde_json::Value;
 use support::fake_pagerduty::FakePagerDuty;
 use support::fake_slack::{self, FakeSlack};

@@ -4,8 +4,8 @@ mod support;
 
 use std::sync::Arc;
 
-use paiid_alerts::intake::signature::sign;
-use paiid_alerts::settings::Secrets;
+use paiid_alerts::testing::intake::signature::sign;
+use paiid_alerts::testing::settings::Secrets;
 use serde_json::Value;
 use support::*;
 

@@ -153,6 +153,35 @@ fn group_heads(group: &str) -> Vec<String> {
     heads
 }
 
+/// The names `lib.rs` re-exports at the crate root, each with the module it comes from
+/// (`pub use app::{Application, channel_env};` -> Application: app, channel_env: app).
+fn root_reexports(src: &Path) -> BTreeMap<String, String> {
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    let mut names = BTreeMap::new();
+    for line in strip_comments(&lib).lines() {
+        let Some(path) = line.trim().strip_prefix("pub use ") else {
+            continue;
+        };
+        let path = path.trim_end_matches(';');
+        let Some((module, _)) = path.split_once("::") else {
+            continue;
+        };
+        let items = match path.split_once('{') {
+            Some((_, group)) => group_heads(group.trim_end_matches('}')),
+            None => path
+                .rsplit("::")
+                .next()
+                .map(str::to_string)
+                .into_iter()
+                .collect(),
+        };
+        for item in items {
+            names.insert(item, module.to_string());
+        }
+    }
+    names
+}
+
 fn imports_of(src: &Path, file: &Path) -> Vec<Import> {
     let Some(from) = top_module(src, file) else {
         return Vec::new();
@@ -164,6 +193,11 @@ fn imports_of(src: &Path, file: &Path) -> Vec<Import> {
         &["paiid_alerts::"]
     } else {
         &["crate::"]
+    };
+    let root_names = if from == "main" {
+        root_reexports(src)
+    } else {
+        BTreeMap::new()
     };
     let mut out = Vec::new();
     let bytes = text.as_bytes();
@@ -198,6 +232,12 @@ fn imports_of(src: &Path, file: &Path) -> Vec<Import> {
                     .collect();
                 vec![name]
             };
+            // The binary names the library's root re-exports (`paiid_alerts::Application`):
+            // each counts as an import of the module it comes from.
+            let targets: Vec<String> = targets
+                .into_iter()
+                .map(|t| root_names.get(&t).cloned().unwrap_or(t))
+                .collect();
             let line = text[..at].matches('\n').count() + 1;
             let line_text = raw.lines().nth(line - 1).unwrap_or("").trim().to_string();
             for to in targets {

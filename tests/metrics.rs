@@ -13,9 +13,9 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use paiid_alerts::clock::Clock;
-use paiid_alerts::intake::signature::sign;
-use paiid_alerts::settings::Secrets;
+use paiid_alerts::testing::clock::Clock;
+use paiid_alerts::testing::intake::signature::sign;
+use paiid_alerts::testing::settings::Secrets;
 use serde_json::Value;
 use support::*;
 

@@ -7,8 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use paiid_alerts::clock::Clock;
-use paiid_alerts::settings::Secrets;
+use paiid_alerts::testing::clock::Clock;
+use paiid_alerts::testing::settings::Secrets;
 use serde_json::{Value, json};
 use support::fake_pagerduty::{self, FakePagerDuty};
 use support::fake_slack::{self, FakeSlack};
@@ -126,11 +126,11 @@ async fn a_resolve_waits_for_the_trigger_it_follows() {
     w.app.workers.outbox.drain().await.unwrap();
     assert_eq!(
         w.app.workers.outbox.step("pagerduty-oncall").await.unwrap(),
-        paiid_alerts::notify::worker::Step::Idle,
+        paiid_alerts::testing::notify::worker::Step::Idle,
         "the resolve does not overtake the trigger"
     );
     // Nor does it keep the worker awake: the next wake-up is the trigger's retry.
-    let next = paiid_alerts::store::deliveries::next_due(
+    let next = paiid_alerts::testing::store::deliveries::next_due(
         paiid_alerts::testing::read_pool(&w.app.state.store),
         "pagerduty-oncall",
     )

@@ -11,18 +11,18 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use paiid_alerts::auth::ack_token::{AckAction, AckClaims, AckKeys, TokenError};
-use paiid_alerts::auth::pagerduty_signature::verify_pagerduty_signature;
-use paiid_alerts::auth::slack_signature::{MAX_SKEW_SECS, verify_slack_request};
-use paiid_alerts::domain::{Episode, IncidentId};
-use paiid_alerts::http::form;
-use paiid_alerts::http::inbound::{
+use paiid_alerts::testing::auth::ack_token::{AckAction, AckClaims, AckKeys, TokenError};
+use paiid_alerts::testing::auth::pagerduty_signature::verify_pagerduty_signature;
+use paiid_alerts::testing::auth::slack_signature::{MAX_SKEW_SECS, verify_slack_request};
+use paiid_alerts::testing::domain::{Episode, IncidentId};
+use paiid_alerts::testing::http::form;
+use paiid_alerts::testing::http::inbound::{
     button_target, parse_pagerduty_webhook, parse_slack_interaction,
 };
-use paiid_alerts::incidents::model::parse_dedup_key;
-use paiid_alerts::intake::sentry::{self, issue_id_from_url, value_from_description};
-use paiid_alerts::intake::signature::sign;
-use paiid_alerts::intake::{AlertFacts, dedup_key};
+use paiid_alerts::testing::incidents::model::parse_dedup_key;
+use paiid_alerts::testing::intake::sentry::{self, issue_id_from_url, value_from_description};
+use paiid_alerts::testing::intake::signature::sign;
+use paiid_alerts::testing::intake::{AlertFacts, dedup_key};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed};

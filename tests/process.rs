@@ -56,7 +56,7 @@ impl Service {
         }
         let child = cmd.spawn().expect("spawn service");
         let base = format!("http://127.0.0.1:{port}");
-        let client = paiid_alerts::http_client::client().unwrap();
+        let client = paiid_alerts::testing::http_client::client().unwrap();
         let url = format!("{base}/readyz");
         eventually(Duration::from_secs(20), || {
             let client = client.clone();
@@ -127,7 +127,7 @@ async fn killed_between_claim_and_send_is_delivered_after_restart() {
     slack.fail_next(1, fake_slack::Behaviour::Hang(Duration::from_secs(30)));
     let mut svc = Service::start(dir.path(), &envs, 1).await;
     let body = serde_json::to_vec(&fixture_json("event_alert.triggered.4.json")).unwrap();
-    let client = paiid_alerts::http_client::client().unwrap();
+    let client = paiid_alerts::testing::http_client::client().unwrap();
     let r = client
         .post(format!("{}/webhooks/sentry", svc.base))
         .header("Sentry-Hook-Resource", "event_alert")
@@ -215,8 +215,8 @@ async fn secrets_never_appear_in_logs_or_messages() {
         serde_json::json!([["Authorization", "Bearer sk_live_EVENTSECRET"]]);
     v["data"]["event"]["extra"]["password"] = "EVENT-PASSWORD-xyz".into();
     let body = serde_json::to_vec(&v).unwrap();
-    let sig = paiid_alerts::intake::signature::sign(client_secret.as_bytes(), &body);
-    let client = paiid_alerts::http_client::client().unwrap();
+    let sig = paiid_alerts::testing::intake::signature::sign(client_secret.as_bytes(), &body);
+    let client = paiid_alerts::testing::http_client::client().unwrap();
     let r = client
         .post(format!("{}/webhooks/sentry", svc.base))
         .header("Sentry-Hook-Resource", "event_alert")
@@ -425,7 +425,7 @@ severities:
     let envs = [("SLACK_WEBHOOK_URL", slack.webhook_url())];
     let mut svc = Service::start(dir.path(), &envs, 1).await;
     let body = serde_json::to_vec(&fixture_json("event_alert.triggered.4.json")).unwrap();
-    let client = paiid_alerts::http_client::client().unwrap();
+    let client = paiid_alerts::testing::http_client::client().unwrap();
     let r = client
         .post(format!("{}/webhooks/sentry", svc.base))
         .header("Sentry-Hook-Resource", "event_alert")

@@ -6,8 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use paiid_alerts::intake::signature::sign;
-use paiid_alerts::settings::{Secret, Secrets};
+use paiid_alerts::testing::intake::signature::sign;
+use paiid_alerts::testing::settings::{Secret, Secrets};
 use serde_json::Value;
 use support::fake_pagerduty::FakePagerDuty;
 use support::fake_slack::{self, FakeSlack};

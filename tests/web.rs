@@ -4,7 +4,7 @@
 
 mod support;
 
-use paiid_alerts::settings::Secrets;
+use paiid_alerts::testing::settings::Secrets;
 use serde_json::Value;
 use support::*;
 

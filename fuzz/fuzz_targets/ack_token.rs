@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use paiid_alerts::auth::ack_token::{AckKeys, MAX_TOKEN_LEN};
+use paiid_alerts::testing::auth::ack_token::{AckKeys, MAX_TOKEN_LEN};
 
 /// 2027-01-15T08:00:00Z: before the seeds' `exp`, so valid seeds verify.
 const NOW: i64 = 1_800_000_000;

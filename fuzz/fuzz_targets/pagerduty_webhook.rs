@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use paiid_alerts::auth::pagerduty_signature::verify_pagerduty_signature;
-use paiid_alerts::http::inbound::parse_pagerduty_webhook;
-use paiid_alerts::incidents::model::parse_dedup_key;
+use paiid_alerts::testing::auth::pagerduty_signature::verify_pagerduty_signature;
+use paiid_alerts::testing::http::inbound::parse_pagerduty_webhook;
+use paiid_alerts::testing::incidents::model::parse_dedup_key;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(event) = parse_pagerduty_webhook(data) {

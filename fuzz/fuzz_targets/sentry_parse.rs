@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use paiid_alerts::intake::{self, sentry};
+use paiid_alerts::testing::intake::{self, sentry};
 
 fuzz_target!(|data: &[u8]| {
     let (resource, body) = match data.iter().position(|&b| b == b'\n') {

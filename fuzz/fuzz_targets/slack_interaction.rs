@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use paiid_alerts::auth::slack_signature::verify_slack_request;
-use paiid_alerts::http::form;
-use paiid_alerts::http::inbound::{button_target, parse_slack_interaction};
+use paiid_alerts::testing::auth::slack_signature::verify_slack_request;
+use paiid_alerts::testing::http::form;
+use paiid_alerts::testing::http::inbound::{button_target, parse_slack_interaction};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(payload) = parse_slack_interaction(data) {

@@ -26,10 +26,10 @@ pub const MAX_TOKEN_LEN: usize = 2048;
 
 /// Shortest secret accepted: HMAC-SHA256 gains nothing from more than 32 bytes and loses
 /// strength with fewer.
-pub const MIN_SECRET_LEN: usize = 32;
+pub(crate) const MIN_SECRET_LEN: usize = 32;
 
 /// Longest key id accepted; kids are short labels that travel inside every token.
-pub const MAX_KID_LEN: usize = 64;
+pub(crate) const MAX_KID_LEN: usize = 64;
 
 /// What the link does when the recipient confirms it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

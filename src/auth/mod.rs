@@ -3,6 +3,6 @@
 //! Everything here is pure: callers pass the current time in, so verification is deterministic
 //! and testable, and none of these functions can panic on hostile input.
 
-pub mod ack_token;
-pub mod pagerduty_signature;
-pub mod slack_signature;
+pub(crate) mod ack_token;
+pub(crate) mod pagerduty_signature;
+pub(crate) mod slack_signature;

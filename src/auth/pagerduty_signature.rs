@@ -12,7 +12,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// At most this many entries are looked at. A real header has one or two; the bound keeps a
 /// hostile header from making us compare thousands of candidates.
-pub const MAX_SIGNATURE_ENTRIES: usize = 16;
+pub(crate) const MAX_SIGNATURE_ENTRIES: usize = 16;
 
 /// Why a PagerDuty webhook was refused. All map to HTTP 401; the variant is for logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

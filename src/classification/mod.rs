@@ -6,21 +6,21 @@
 
 mod rate;
 
-pub use crate::domain::Severity;
-pub use rate::RateWindows;
+pub(crate) use crate::domain::Severity;
+pub(crate) use rate::RateWindows;
 
 use crate::config::{Conditions, RateGrouping, Rule};
 use crate::intake::{AlertFacts, Meaning};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Classification {
+pub(crate) struct Classification {
     pub severity: Severity,
     /// The matching rule's name, `None` when unclassified.
     pub rule: Option<String>,
 }
 
 impl Classification {
-    pub fn unclassified() -> Self {
+    pub(crate) fn unclassified() -> Self {
         Self {
             severity: Severity::Unclassified,
             rule: None,
@@ -28,13 +28,13 @@ impl Classification {
     }
 }
 
-pub struct Classifier {
+pub(crate) struct Classifier {
     rules: Vec<Rule>,
     windows: RateWindows,
 }
 
 impl Classifier {
-    pub fn new(rules: Vec<Rule>) -> Self {
+    pub(crate) fn new(rules: Vec<Rule>) -> Self {
         Self {
             rules,
             windows: RateWindows::default(),
@@ -44,7 +44,7 @@ impl Classifier {
     /// Records `facts` (seen at `now_ms`) in every rate window it belongs to, then returns the
     /// first matching rule. Every rate rule counts the event even when an earlier rule matched,
     /// so a window always holds every error it should.
-    pub fn classify(&mut self, facts: &AlertFacts, now_ms: i64) -> Classification {
+    pub(crate) fn classify(&mut self, facts: &AlertFacts, now_ms: i64) -> Classification {
         if facts.meaning() != Meaning::Alert {
             return Classification::unclassified();
         }
@@ -84,12 +84,12 @@ impl Classifier {
     }
 
     /// Rebuilds the windows from stored events after a restart (oldest first).
-    pub fn replay(&mut self, facts: &AlertFacts, at_ms: i64) {
+    pub(crate) fn replay(&mut self, facts: &AlertFacts, at_ms: i64) {
         let _ = self.classify(facts, at_ms);
     }
 
     /// The longest rate window, i.e. how far back a restart must replay.
-    pub fn longest_window_ms(&self) -> i64 {
+    pub(crate) fn longest_window_ms(&self) -> i64 {
         self.rules
             .iter()
             .filter_map(|r| r.when.rate.as_ref().map(|rate| rate.within.as_millis_i64()))
@@ -97,7 +97,7 @@ impl Classifier {
             .unwrap_or(0)
     }
 
-    pub fn prune(&mut self, now_ms: i64) {
+    pub(crate) fn prune(&mut self, now_ms: i64) {
         let longest = self.longest_window_ms();
         self.windows.prune(now_ms, longest);
     }
@@ -122,7 +122,7 @@ fn one_of(list: &Option<Vec<String>>, value: Option<&str>, case_insensitive: boo
 }
 
 /// Every condition except the rate window.
-pub fn matches_static(when: &Conditions, f: &AlertFacts) -> bool {
+pub(crate) fn matches_static(when: &Conditions, f: &AlertFacts) -> bool {
     if !one_of(&when.environments, f.environment.as_deref(), true)
         || !one_of(&when.levels, f.level.as_deref(), true)
         || !one_of(&when.sentry_rules, f.sentry_rule.as_deref(), false)

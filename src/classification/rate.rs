@@ -4,14 +4,14 @@
 use std::collections::{HashMap, VecDeque};
 
 #[derive(Default)]
-pub struct RateWindows {
+pub(crate) struct RateWindows {
     windows: HashMap<(usize, String), VecDeque<i64>>,
 }
 
 impl RateWindows {
     /// Records an event at `now_ms` and answers whether more than `more_than` events of this
     /// (rule, key) fall within the last `within_ms`.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         rule: usize,
         key: &str,
@@ -36,16 +36,18 @@ impl RateWindows {
     }
 
     /// Drops keys whose newest event is older than the longest window.
-    pub fn prune(&mut self, now_ms: i64, longest_ms: i64) {
+    pub(crate) fn prune(&mut self, now_ms: i64, longest_ms: i64) {
         self.windows
             .retain(|_, q| q.back().is_some_and(|t| *t > now_ms - longest_ms));
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.windows.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.windows.is_empty()
     }
 }

@@ -4,7 +4,7 @@
 
 /// The outcome of interpolating one value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Interpolated {
+pub(crate) enum Interpolated {
     Value(String),
     /// These variables were referenced but are unset or empty.
     Missing(Vec<String>),
@@ -12,10 +12,10 @@ pub enum Interpolated {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("unterminated `${{` in `{0}`")]
-pub struct InterpolationError(pub String);
+pub(crate) struct InterpolationError(pub String);
 
 /// Replaces `${NAME}` (and `${NAME:-default}`) using `lookup`.
-pub fn interpolate(
+pub(crate) fn interpolate(
     input: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Interpolated, InterpolationError> {

@@ -5,9 +5,9 @@
 //! policy, ...), whose errors also name the line. `${ENV}` references are resolved last, so that
 //! a missing secret leaves a channel unconfigured instead of failing start-up.
 
-pub mod duration;
-pub mod interpolate;
-pub mod schedule;
+pub(crate) mod duration;
+pub(crate) mod interpolate;
+pub(crate) mod schedule;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-pub use duration::HumanDuration;
+pub(crate) use duration::HumanDuration;
 use interpolate::{Interpolated, interpolate};
-pub use schedule::{DigestSchedule, ScheduleError};
+pub(crate) use schedule::DigestSchedule;
 
 use crate::domain::Severity;
-pub use crate::domain::{ChannelKind, DigestCadence, Policy};
+pub(crate) use crate::domain::{ChannelKind, DigestCadence, Policy};
 use crate::templates::digest::{CompiledDigestTemplates, DigestTemplateOverrides};
 use crate::templates::notify::{NotificationTemplates, TemplateOverrides};
 
@@ -289,7 +289,7 @@ pub struct DigestConfig {
 /// Delay after the 1st, 2nd, ... failed delivery attempt when `delivery.retry_schedule` is not
 /// set (the last entry repeats): with [`DEFAULT_MAX_ATTEMPTS`], the last attempt comes about
 /// 2 h 43 min after the first failure, long enough to ride out a typical provider incident.
-pub const DEFAULT_RETRY_SCHEDULE: [std::time::Duration; 6] = [
+pub(crate) const DEFAULT_RETRY_SCHEDULE: [std::time::Duration; 6] = [
     std::time::Duration::from_secs(5),
     std::time::Duration::from_secs(30),
     std::time::Duration::from_secs(2 * 60),
@@ -298,7 +298,7 @@ pub const DEFAULT_RETRY_SCHEDULE: [std::time::Duration; 6] = [
     std::time::Duration::from_secs(60 * 60),
 ];
 /// Attempts, the first included, when `delivery.max_attempts` is not set.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+pub(crate) const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {

@@ -7,9 +7,9 @@
 //!   `routing.yaml`), compiled once when the configuration loads.
 //! - [`runner`]: claim the period in the database, send, record; the loop and `--send-now`.
 
-pub mod render;
-pub mod report;
-pub mod runner;
-pub mod schedule;
+pub(crate) mod render;
+pub(crate) mod report;
+pub(crate) mod runner;
+pub(crate) mod schedule;
 
 pub use runner::{DigestError, DigestKind, DigestOutcome, DigestRunner, DigestStatus, SkipReason};

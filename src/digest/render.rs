@@ -41,7 +41,8 @@ use super::report::{DailyView, RenderedMail, WeeklyView};
 use crate::store::digests::{DigestIncident, EscalationTally, NoisyIncident, SeverityTally};
 use crate::templates::describe;
 use crate::templates::digest::{CompiledDigestTemplates, Output};
-pub use crate::templates::digest::{DigestTemplateOverrides, TemplateError};
+#[cfg(test)]
+use crate::templates::digest::{DigestTemplateOverrides, TemplateError};
 use crate::text::html_escape;
 
 /// Guards the mail server against a runaway override.
@@ -52,7 +53,7 @@ const SUBJECT_MAX: usize = 250;
 /// [`CompiledDigestTemplates`]) and the rules this module enforces on what they render. Cheap
 /// to clone.
 #[derive(Clone, Default)]
-pub struct DigestTemplates(CompiledDigestTemplates);
+pub(crate) struct DigestTemplates(CompiledDigestTemplates);
 
 impl fmt::Debug for DigestTemplates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,22 +69,25 @@ impl From<CompiledDigestTemplates> for DigestTemplates {
 
 impl DigestTemplates {
     /// The built-in templates only.
-    pub fn defaults() -> Self {
+    #[cfg(test)]
+    pub(crate) fn defaults() -> Self {
         Self(CompiledDigestTemplates::defaults())
     }
 
     /// Compiles the defaults plus the overrides, validating each override against sample
     /// digests (see the module docs).
-    pub fn new(overrides: &DigestTemplateOverrides) -> Result<Self, TemplateError> {
+    #[cfg(test)]
+    pub(crate) fn new(overrides: &DigestTemplateOverrides) -> Result<Self, TemplateError> {
         CompiledDigestTemplates::new(overrides).map(Self)
     }
 
     /// True when `routing.yaml` overrides this output (`daily_digest_html`, ...).
-    pub fn is_overridden(&self, name: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_overridden(&self, name: &str) -> bool {
         self.0.is_overridden(name)
     }
 
-    pub fn daily(&self, view: &DailyView) -> RenderedMail {
+    pub(crate) fn daily(&self, view: &DailyView) -> RenderedMail {
         let ctx = Value::from(Serde(view));
         RenderedMail {
             subject: self.subject(Output::DailySubject, &ctx, &view.heading, &view.period),
@@ -92,7 +96,7 @@ impl DigestTemplates {
         }
     }
 
-    pub fn weekly(&self, view: &WeeklyView) -> RenderedMail {
+    pub(crate) fn weekly(&self, view: &WeeklyView) -> RenderedMail {
         let ctx = Value::from(Serde(view));
         RenderedMail {
             subject: self.subject(Output::WeeklySubject, &ctx, &view.heading, &view.period),

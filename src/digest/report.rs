@@ -18,33 +18,33 @@ use crate::text::duration;
 use super::render::DigestTemplates;
 
 mod view;
-pub use view::{
+pub(crate) use view::{
     DailyIncidentView, DailyView, EscalationRow, GroupView, NoisyRow, SeverityRow, TotalsView,
     WeeklyView,
 };
 
 /// How many incidents the weekly summary lists as the noisiest.
-pub const NOISIEST_LIMIT: i64 = 5;
+pub(crate) const NOISIEST_LIMIT: i64 = 5;
 
 /// A half-open period `[start, end)` and the timezone its times are shown in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Period {
+pub(crate) struct Period {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub tz: Tz,
 }
 
 impl Period {
-    pub fn start_ms(&self) -> i64 {
+    pub(crate) fn start_ms(&self) -> i64 {
         self.start.timestamp_millis()
     }
 
-    pub fn end_ms(&self) -> i64 {
+    pub(crate) fn end_ms(&self) -> i64 {
         self.end.timestamp_millis()
     }
 
     /// `Sat 28 Nov 08:00 – Sun 29 Nov 08:00 EST`: the reader's wall clock, not UTC.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "{} – {}",
             self.local(self.start),
@@ -67,7 +67,7 @@ impl Period {
 
 /// A rendered mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderedMail {
+pub(crate) struct RenderedMail {
     pub subject: String,
     pub text: String,
     pub html: String,
@@ -75,13 +75,13 @@ pub struct RenderedMail {
 
 /// Where the links in a digest point.
 #[derive(Debug, Clone, Copy)]
-pub struct Links<'a> {
+pub(crate) struct Links<'a> {
     /// `PUBLIC_URL`, e.g. `https://alerts.paiid.ai` (a trailing slash is tolerated).
     pub public_url: &'a str,
 }
 
 impl Links<'_> {
-    pub fn incident(&self, id: i64) -> String {
+    pub(crate) fn incident(&self, id: i64) -> String {
         format!("{}/incidents/{id}", self.public_url.trim_end_matches('/'))
     }
 }
@@ -90,7 +90,7 @@ impl Links<'_> {
 
 /// The daily digest: every Medium incident seen in the period.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DailyDigest {
+pub(crate) struct DailyDigest {
     pub period: Period,
     /// Sent by hand for the still-open period: said so in the mail.
     pub manual: bool,
@@ -99,7 +99,7 @@ pub struct DailyDigest {
 
 /// One project's incidents, in the order the digest lists them.
 #[derive(Debug, PartialEq)]
-pub struct ProjectGroup<'a> {
+pub(crate) struct ProjectGroup<'a> {
     pub project: &'a str,
     pub incidents: Vec<&'a DigestIncident>,
 }
@@ -107,7 +107,11 @@ pub struct ProjectGroup<'a> {
 const NO_PROJECT: &str = "(no project)";
 
 impl DailyDigest {
-    pub async fn load(store: &Store, period: Period, manual: bool) -> Result<Self, StoreError> {
+    pub(crate) async fn load(
+        store: &Store,
+        period: Period,
+        manual: bool,
+    ) -> Result<Self, StoreError> {
         let incidents = digests::incidents_seen(
             store.reader(),
             Severity::Medium.as_str(),
@@ -122,13 +126,13 @@ impl DailyDigest {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.incidents.is_empty()
     }
 
     /// Incidents grouped by project: projects by name (incidents without one last), within a
     /// project the noisiest first.
-    pub fn groups(&self) -> Vec<ProjectGroup<'_>> {
+    pub(crate) fn groups(&self) -> Vec<ProjectGroup<'_>> {
         let mut by_project: BTreeMap<(bool, &str), Vec<&DigestIncident>> = BTreeMap::new();
         for inc in &self.incidents {
             let key = match inc.project.as_deref().filter(|p| !p.trim().is_empty()) {
@@ -147,7 +151,7 @@ impl DailyDigest {
     }
 
     /// What the daily digest templates see.
-    pub fn view(&self, links: Links<'_>, empty_note: &str) -> DailyView {
+    pub(crate) fn view(&self, links: Links<'_>, empty_note: &str) -> DailyView {
         let groups = self.groups();
         let summary = match self.incidents.len() {
             0 => "no medium incidents".to_string(),
@@ -199,7 +203,7 @@ impl DailyDigest {
         }
     }
 
-    pub fn render(
+    pub(crate) fn render(
         &self,
         templates: &DigestTemplates,
         links: Links<'_>,
@@ -212,7 +216,7 @@ impl DailyDigest {
 /// `lowest Apdex 0.62`, `worst value 2300 ms`. Same conventions as the incident messages: an
 /// Apdex metric (by its aggregate) or a value within [0, 1] is a score, anything else a duration
 /// in milliseconds.
-pub fn describe_metric(value: Option<f64>, kind: Option<MetricKind>) -> String {
+pub(crate) fn describe_metric(value: Option<f64>, kind: Option<MetricKind>) -> String {
     let Some(v) = value.filter(|v| v.is_finite()) else {
         return "no metric value".to_string();
     };
@@ -229,7 +233,7 @@ pub fn describe_metric(value: Option<f64>, kind: Option<MetricKind>) -> String {
 
 /// The weekly ops summary.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WeeklySummary {
+pub(crate) struct WeeklySummary {
     pub period: Period,
     pub manual: bool,
     /// Most severe first.
@@ -241,7 +245,7 @@ pub struct WeeklySummary {
 
 /// Totals over all severities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Totals {
+pub(crate) struct Totals {
     pub opened: i64,
     pub acknowledged: i64,
     pub resolved: i64,
@@ -260,7 +264,11 @@ fn severity_rank(s: &str) -> (std::cmp::Reverse<Option<Severity>>, String) {
 }
 
 impl WeeklySummary {
-    pub async fn load(store: &Store, period: Period, manual: bool) -> Result<Self, StoreError> {
+    pub(crate) async fn load(
+        store: &Store,
+        period: Period,
+        manual: bool,
+    ) -> Result<Self, StoreError> {
         let (start, end) = (period.start_ms(), period.end_ms());
         let severities = digests::severity_tallies(store.reader(), start, end).await?;
         let escalations = digests::escalation_tallies(store.reader(), start, end).await?;
@@ -268,7 +276,7 @@ impl WeeklySummary {
         Ok(Self::new(period, manual, severities, escalations, noisiest))
     }
 
-    pub fn new(
+    pub(crate) fn new(
         period: Period,
         manual: bool,
         mut severities: Vec<SeverityTally>,
@@ -288,13 +296,13 @@ impl WeeklySummary {
     }
 
     /// Nothing opened, escalated or seen in the period.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.severities.iter().all(|s| s.opened == 0)
             && self.escalations.iter().all(|e| e.fired == 0)
             && self.noisiest.is_empty()
     }
 
-    pub fn totals(&self) -> Totals {
+    pub(crate) fn totals(&self) -> Totals {
         let sum = |f: fn(&SeverityTally) -> i64| self.severities.iter().map(f).sum::<i64>();
         let acknowledged = sum(|s| s.acknowledged);
         let resolved = sum(|s| s.resolved);
@@ -317,7 +325,7 @@ impl WeeklySummary {
 
     /// What the weekly summary templates see, in named steps: headline figures, then the
     /// per-severity table, the escalations and the noisiest incidents.
-    pub fn view(&self, links: Links<'_>) -> WeeklyView {
+    pub(crate) fn view(&self, links: Links<'_>) -> WeeklyView {
         let totals = self.totals();
         let heading = if self.manual {
             "Weekly ops summary so far (sent by hand)"
@@ -336,7 +344,7 @@ impl WeeklySummary {
         }
     }
 
-    pub fn render(&self, templates: &DigestTemplates, links: Links<'_>) -> RenderedMail {
+    pub(crate) fn render(&self, templates: &DigestTemplates, links: Links<'_>) -> RenderedMail {
         templates.weekly(&self.view(links))
     }
 
@@ -434,7 +442,7 @@ impl WeeklySummary {
 }
 
 /// Integer mean in milliseconds; None when there is nothing to average.
-pub fn mean_ms(total_ms: i64, count: i64) -> Option<i64> {
+pub(crate) fn mean_ms(total_ms: i64, count: i64) -> Option<i64> {
     (count > 0).then(|| total_ms / count)
 }
 

@@ -34,19 +34,19 @@ use crate::store::digests::{self, ClaimResult, ClaimRules, DigestRecord, PeriodK
 use crate::store::{Store, StoreError};
 
 /// A claim with no recorded outcome is presumed dead (crashed holder) after this long.
-pub const LEASE: Duration = Duration::from_secs(10 * 60);
+pub(crate) const LEASE: Duration = Duration::from_secs(10 * 60);
 
 /// The longest one send may take. Well under [`LEASE`], so a live holder is never mistaken for
 /// a dead one and its period sent a second time by somebody else.
-pub const SEND_BUDGET: Duration = Duration::from_secs(4 * 60);
+pub(crate) const SEND_BUDGET: Duration = Duration::from_secs(4 * 60);
 
 /// Claims per scheduled period (first attempt, retries, crash recoveries), so that a mail
 /// server that keeps failing, or a digest that keeps crashing the process, is not retried
 /// without end.
-pub const MAX_ATTEMPTS: i64 = 5;
+pub(crate) const MAX_ATTEMPTS: i64 = 5;
 
 /// Wait before retry n (1-based) of a failed send; the last value repeats.
-pub const RETRY_DELAYS: [Duration; 4] = [
+pub(crate) const RETRY_DELAYS: [Duration; 4] = [
     Duration::from_secs(60),
     Duration::from_secs(5 * 60),
     Duration::from_secs(15 * 60),

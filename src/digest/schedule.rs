@@ -1,4 +1,4 @@
 //! When digests fire: the schedule is parsed once, with the routing file, and kept in
 //! [`crate::config::DigestConfig`]; it lives in `config` (see `ARCHITECTURE.md`).
 
-pub use crate::config::schedule::{DigestSchedule, ScheduleError};
+pub(crate) use crate::config::schedule::DigestSchedule;

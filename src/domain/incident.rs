@@ -14,7 +14,7 @@ pub enum IncidentState {
     Muted,
 }
 
-text_enum!(IncidentState, "incident state", {
+text_enum!(pub IncidentState, "incident state", {
     Triggered => "triggered",
     Acknowledged => "acknowledged",
     Resolved => "resolved",
@@ -132,7 +132,7 @@ impl Incident {
 }
 
 /// `paiid-alerts-{id}-{episode}`: the PagerDuty dedup key of one episode of an incident.
-pub fn dedup_key(incident_id: i64, episode: i64) -> String {
+pub(crate) fn dedup_key(incident_id: i64, episode: i64) -> String {
     format!("paiid-alerts-{incident_id}-{episode}")
 }
 
@@ -146,7 +146,7 @@ pub fn parse_dedup_key(key: &str) -> Option<(i64, i64)> {
 /// `detail` of the resolve and post-mortem deliveries, because the incident row may have moved on
 /// (reopened, resolved again) by the time the outbox sends them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResolvedEpisode {
+pub(crate) struct ResolvedEpisode {
     pub opened_at: i64,
     pub acknowledged_at: Option<i64>,
     pub acknowledged_by: Option<String>,
@@ -157,7 +157,7 @@ pub struct ResolvedEpisode {
 }
 
 impl ResolvedEpisode {
-    pub fn of(inc: &Incident) -> Option<Self> {
+    pub(crate) fn of(inc: &Incident) -> Option<Self> {
         Some(Self {
             opened_at: inc.opened_at,
             acknowledged_at: inc.acknowledged_at,
@@ -170,11 +170,11 @@ impl ResolvedEpisode {
     }
 
     /// The `detail` JSON a delivery carries it in.
-    pub fn to_detail(&self) -> String {
+    pub(crate) fn to_detail(&self) -> String {
         serde_json::json!({ "resolved_episode": self }).to_string()
     }
 
-    pub fn from_detail(detail: &str) -> Option<Self> {
+    pub(crate) fn from_detail(detail: &str) -> Option<Self> {
         let mut v: serde_json::Value = serde_json::from_str(detail).ok()?;
         serde_json::from_value(v.get_mut("resolved_episode")?.take()).ok()
     }
@@ -184,14 +184,14 @@ impl ResolvedEpisode {
 /// row may be sent after the incident was resolved or reopened, and the message must still say
 /// who acknowledged it and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Acknowledgement {
+pub(crate) struct Acknowledgement {
     pub by: Option<String>,
     pub at: i64,
 }
 
 impl Acknowledgement {
     /// The incident's current acknowledgement, if it has one.
-    pub fn of(inc: &Incident) -> Option<Self> {
+    pub(crate) fn of(inc: &Incident) -> Option<Self> {
         Some(Self {
             by: inc.acknowledged_by.clone(),
             at: inc.acknowledged_at?,
@@ -199,11 +199,11 @@ impl Acknowledgement {
     }
 
     /// The `detail` JSON a delivery carries it in.
-    pub fn to_detail(&self) -> String {
+    pub(crate) fn to_detail(&self) -> String {
         serde_json::json!({ "acknowledgement": self }).to_string()
     }
 
-    pub fn from_detail(detail: &str) -> Option<Self> {
+    pub(crate) fn from_detail(detail: &str) -> Option<Self> {
         let mut v: serde_json::Value = serde_json::from_str(detail).ok()?;
         serde_json::from_value(v.get_mut("acknowledgement")?.take()).ok()
     }

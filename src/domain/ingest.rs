@@ -22,7 +22,7 @@ pub enum IngestStatus {
     Ignored,
 }
 
-super::text_enum!(IngestStatus, "ingest status", {
+super::text_enum!(pub IngestStatus, "ingest status", {
     Processed => "processed",
     NoIncident => "no_incident",
     Recorded => "recorded",

@@ -26,7 +26,7 @@ pub enum NotificationKind {
     Test,
 }
 
-text_enum!(NotificationKind, "notification kind", {
+text_enum!(pub NotificationKind, "notification kind", {
     Opened => "opened",
     SeverityRaised => "severity_raised",
     Escalation => "escalation",
@@ -53,7 +53,7 @@ pub enum NoticeKind {
     UnreadablePayload,
 }
 
-text_enum!(NoticeKind, "notice kind", {
+text_enum!(pub NoticeKind, "notice kind", {
     UnreadablePayload => "unreadable_payload",
 });
 
@@ -66,13 +66,13 @@ impl NoticeKind {
 
 /// Everything `deliveries.kind` may hold: the two word lists share the column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeliveryKind {
+pub(crate) enum DeliveryKind {
     Notification(NotificationKind),
     Notice(NoticeKind),
 }
 
 impl DeliveryKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Notification(k) => k.as_str(),
             Self::Notice(k) => k.as_str(),
@@ -112,7 +112,7 @@ pub enum ChannelKind {
     Log,
 }
 
-text_enum!(ChannelKind, "channel kind", {
+text_enum!(pub ChannelKind, "channel kind", {
     Slack => "slack",
     Pagerduty => "pagerduty",
     Email => "email",
@@ -123,7 +123,7 @@ text_enum!(ChannelKind, "channel kind", {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(rename_all = "lowercase")]
-pub enum DeliveryStatus {
+pub(crate) enum DeliveryStatus {
     /// Waiting for its first attempt (or given back unattempted).
     Pending,
     /// Claimed by a worker under a lease.
@@ -135,20 +135,13 @@ pub enum DeliveryStatus {
     Dead,
 }
 
-text_enum!(DeliveryStatus, "delivery status", {
+text_enum!(pub(crate) DeliveryStatus, "delivery status", {
     Pending => "pending",
     Sending => "sending",
     Delivered => "delivered",
     Failed => "failed",
     Dead => "dead",
 });
-
-impl DeliveryStatus {
-    /// Not finished: still to be (re)tried or in flight.
-    pub fn is_unfinished(self) -> bool {
-        matches!(self, Self::Pending | Self::Sending | Self::Failed)
-    }
-}
 
 /// Where an action on an incident came from (`timeline.via`, `incidents.*_via`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
@@ -173,7 +166,7 @@ pub enum Via {
     Test,
 }
 
-text_enum!(Via, "via", {
+text_enum!(pub Via, "via", {
     Sentry => "sentry",
     Api => "api",
     Link => "link",

@@ -16,18 +16,19 @@ mod notice;
 mod remote;
 mod severity;
 
-pub use action::Action;
-pub use effects::{Effects, NewDelivery, NewTimeline};
-pub use ids::{DeliveryId, Episode, EventId, IncidentId};
-pub use incident::{
+pub(crate) use action::Action;
+pub(crate) use effects::{Effects, NewDelivery, NewTimeline};
+pub use ids::{Episode, IncidentId};
+pub use incident::parse_dedup_key;
+pub(crate) use incident::{
     Acknowledgement, DigestCadence, Incident, IncidentState, Policy, ResolvedEpisode, dedup_key,
-    parse_dedup_key,
 };
-pub use ingest::IngestStatus;
-pub use kinds::{ChannelKind, DeliveryKind, DeliveryStatus, NoticeKind, NotificationKind, Via};
-pub use notice::{NoticeError, UnreadablePayload};
+pub(crate) use ingest::IngestStatus;
+pub use kinds::{ChannelKind, NotificationKind};
+pub(crate) use kinds::{DeliveryKind, DeliveryStatus, NoticeKind, Via};
+pub(crate) use notice::{NoticeError, UnreadablePayload};
 pub use remote::{RemoteRef, RemoteState};
-pub use severity::Severity;
+pub(crate) use severity::Severity;
 
 /// A stored or received word that is not one of an enum's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,14 +41,17 @@ pub struct ParseError {
 }
 
 /// `as_str`, `Display` and `FromStr` for a fieldless enum from one table of (variant, word).
+/// `$vis` is the reach of `as_str` and `ALL`: `pub` for an enum that `testing` (or a public
+/// signature) reaches, `pub(crate)` otherwise (`unreachable_pub`).
 macro_rules! text_enum {
-    ($ty:ident, $what:literal, { $($variant:ident => $word:literal),+ $(,)? }) => {
+    ($vis:vis $ty:ident, $what:literal, { $($variant:ident => $word:literal),+ $(,)? }) => {
         impl $ty {
             /// Every variant, in declaration order.
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            #[cfg(test)]
+            $vis const ALL: &'static [$ty] = &[$($ty::$variant),+];
 
             /// The stored word.
-            pub fn as_str(self) -> &'static str {
+            $vis fn as_str(self) -> &'static str {
                 match self {
                     $($ty::$variant => $word),+
                 }

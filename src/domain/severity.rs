@@ -16,7 +16,7 @@ pub enum Severity {
     Critical,
 }
 
-text_enum!(Severity, "severity", {
+text_enum!(pub Severity, "severity", {
     Unclassified => "unclassified",
     Low => "low",
     Medium => "medium",

@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::ids::DeliveryId;
 
 #[test]
 fn every_word_reads_back_as_its_variant() {

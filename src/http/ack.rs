@@ -20,7 +20,7 @@ use crate::incidents::transitions::Actor;
 use crate::store::listings;
 
 /// `pages`: the page templates, shared with `pages::router`.
-pub fn router(pages: Pages) -> Router<AppState> {
+pub(crate) fn router(pages: Pages) -> Router<AppState> {
     Router::new()
         .route("/ack/{token}", get(confirm).post(act))
         .layer(Extension(pages))

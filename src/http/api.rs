@@ -20,7 +20,7 @@ use crate::incidents::model::Incident;
 use crate::incidents::transitions::Actor;
 use crate::store::listings::{self, IncidentFilter};
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/incidents", get(list))
         .route("/api/incidents/{id}", get(show))
@@ -32,14 +32,14 @@ pub fn router() -> Router<AppState> {
 /// Reading (`GET`): the API token in constant time, when one is configured, as `Authorization:
 /// Bearer <API_TOKEN>` or as HTTP Basic with the token as password (what a browser signed in to
 /// the web pages sends, so their JSON links work).
-pub fn require_api_reader(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_api_reader(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     check_token(state, presented_token(headers).map(|(token, _)| token))
 }
 
 /// Acting (`POST`): the bearer token only. A browser re-sends Basic credentials on any request
 /// to this host, including one a hostile page makes (cross-site request forgery); it never
 /// invents an `Authorization: Bearer` header.
-pub fn require_api_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_api_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let bearer = presented_token(headers).and_then(|(token, user)| user.is_none().then_some(token));
     check_token(state, bearer)
 }
@@ -56,7 +56,7 @@ fn check_token(state: &AppState, given: Option<String>) -> Result<(), ApiError> 
 }
 
 /// The token a request presents, and the Basic user name if it came that way.
-pub fn presented_token(headers: &HeaderMap) -> Option<(String, Option<String>)> {
+pub(crate) fn presented_token(headers: &HeaderMap) -> Option<(String, Option<String>)> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, credentials) = value.split_once(' ')?;
     let credentials = credentials.trim();
@@ -81,7 +81,7 @@ struct ListQuery {
 
 /// The API view of an incident: times as RFC 3339.
 #[derive(Serialize)]
-pub struct IncidentView {
+pub(crate) struct IncidentView {
     id: i64,
     severity: Severity,
     state: IncidentState,
@@ -221,7 +221,7 @@ async fn show(
 }
 
 #[derive(Debug, Deserialize, Default)]
-pub struct ActionBody {
+pub(crate) struct ActionBody {
     pub by: Option<String>,
     pub note: Option<String>,
     /// Act only if the incident is still at this occurrence (409 otherwise).

@@ -112,7 +112,7 @@ impl From<ServiceError> for ApiError {
 }
 
 /// Turns axum's own rejections (bad JSON, bad path parameters) into the same JSON shape.
-pub fn rejection(status: StatusCode, detail: String) -> ApiError {
+pub(crate) fn rejection(status: StatusCode, detail: String) -> ApiError {
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
             limit: super::BODY_LIMIT,

@@ -18,7 +18,7 @@ pub fn parse(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn field(body: &str, name: &str) -> Option<String> {
+pub(crate) fn field(body: &str, name: &str) -> Option<String> {
     parse(body)
         .into_iter()
         .find(|(k, _)| k == name)

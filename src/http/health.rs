@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/healthz",

@@ -19,7 +19,7 @@ use crate::domain::{Action, Episode, IncidentId, Via};
 use crate::incidents::service::{PagerDutyAction, PagerDutyEvent, PagerDutyOutcome, ServiceError};
 use crate::incidents::transitions::Actor;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/slack/interactions", post(slack_interaction))
         .route("/webhooks/pagerduty", post(pagerduty_webhook))

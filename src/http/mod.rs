@@ -1,16 +1,16 @@
 //! HTTP: every module exposes `router()`; errors go through [`error::ApiError`].
 
-pub mod ack;
-pub mod api;
-pub mod error;
-pub mod extract;
-pub mod form;
-pub mod health;
-pub mod inbound;
-pub mod ops;
-pub mod pages;
-pub mod sentry;
-pub mod serve;
+pub(crate) mod ack;
+pub(crate) mod api;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod form;
+pub(crate) mod health;
+pub(crate) mod inbound;
+pub(crate) mod ops;
+pub(crate) mod pages;
+pub(crate) mod sentry;
+pub(crate) mod serve;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +34,7 @@ use crate::settings::Secrets;
 use crate::store::Store;
 
 /// Largest webhook body accepted (Sentry's are a few KiB; 1 MiB leaves room for big stacks).
-pub const BODY_LIMIT: usize = 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
 
 /// What the handlers use. The workers are not here: `app::Workers` hands them to tests.
 #[derive(Clone)]
@@ -59,7 +59,7 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     // The page templates, compiled once for the incident pages and the ack-link pages.
     let pages = pages::Pages::new();
     Router::new()

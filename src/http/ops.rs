@@ -18,7 +18,7 @@ use crate::incidents::writer::{IngestOutcome, IngestRequest, TEST_SOURCE};
 use crate::intake::{AlertFacts, Meaning};
 use crate::store::{deliveries, gauges};
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/api/deliveries", get(list_deliveries))

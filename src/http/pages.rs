@@ -24,9 +24,9 @@ use crate::incidents::service::ActOutcome;
 use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
 use crate::intake::unparsed;
 use crate::store::listings::{self, IncidentFilter};
-pub use view::{Page, Pages, when};
+pub(crate) use view::{Page, Pages, when};
 
-pub fn router(pages: Pages) -> Router<AppState> {
+pub(crate) fn router(pages: Pages) -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/incidents/{id}", get(incident_page))
@@ -259,7 +259,7 @@ async fn web_act(
 }
 
 /// Acts and shows the result: shared by the incident page's forms and the signed links.
-pub async fn act_page(
+pub(crate) async fn act_page(
     state: &AppState,
     pages: &Pages,
     id: IncidentId,
@@ -279,7 +279,7 @@ pub async fn act_page(
 }
 
 /// What the page says an action did.
-pub fn outcome_words(outcome: &ActOutcome) -> String {
+pub(crate) fn outcome_words(outcome: &ActOutcome) -> String {
     match outcome {
         ActOutcome::Acknowledge(o) => ack_words(o),
         ActOutcome::Resolve(o) => resolve_words(o),

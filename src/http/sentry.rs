@@ -26,7 +26,7 @@ use crate::intake::{self, sentry};
 /// dedup key recognizes) finish the job.
 const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/webhooks/sentry", post(receive))
 }
 
@@ -46,7 +46,7 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// Reads at most `BODY_LIMIT` bytes; a larger body is a 413, not a crash or a partial read.
-pub async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
     axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
         let too_large = std::error::Error::source(&e)
             .is_some_and(|s| s.to_string().contains("length limit"))

@@ -18,13 +18,12 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use crate::settings::DEFAULT_HEADER_READ_TIMEOUT;
-pub const MAX_CONNECTIONS: usize = 4096;
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const MAX_CONNECTIONS: usize = 4096;
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish
 /// (for at most [`SHUTDOWN_GRACE`]).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     header_read_timeout: Duration,

@@ -4,9 +4,7 @@
 //! groups; [`service`] runs the other changes (acknowledge, resolve, note) in their own short
 //! transactions. All of them share the single write connection, so they never interleave.
 
-pub mod model;
-pub mod service;
-pub mod transitions;
-pub mod writer;
-
-pub use model::{Incident, IncidentState};
+pub(crate) mod model;
+pub(crate) mod service;
+pub(crate) mod transitions;
+pub(crate) mod writer;

@@ -6,7 +6,7 @@
 use crate::classification::Classification;
 use crate::config::RoutingConfig;
 use crate::domain::{Acknowledgement, ChannelKind, NotificationKind, Policy, Severity, Via};
-pub use crate::domain::{Effects, NewDelivery, NewTimeline};
+pub(crate) use crate::domain::{Effects, NewDelivery, NewTimeline};
 use crate::intake::AlertFacts;
 
 use super::model::{Incident, IncidentState, ResolvedEpisode};
@@ -72,7 +72,7 @@ fn freeze(cfg: &RoutingConfig, severity: Severity) -> Policy {
 }
 
 /// A brand-new incident for the first alert of its key. The id is assigned by the caller.
-pub fn open_new(
+pub(crate) fn open_new(
     cfg: &RoutingConfig,
     id: i64,
     key: String,
@@ -163,7 +163,7 @@ fn start_episode_notifications(
 }
 
 /// For synthetic test alerts: no escalation timer.
-pub fn disable_escalation(inc: &mut Incident, fx: &mut Effects, now: i64) {
+pub(crate) fn disable_escalation(inc: &mut Incident, fx: &mut Effects, now: i64) {
     inc.next_escalation_at = None;
     fx.note(
         inc,
@@ -177,7 +177,7 @@ pub fn disable_escalation(inc: &mut Incident, fx: &mut Effects, now: i64) {
 
 /// Another alert for an existing incident: count it; reopen a resolved one as a new episode;
 /// raise the severity when the new classification is worse.
-pub fn record_alert(
+pub(crate) fn record_alert(
     cfg: &RoutingConfig,
     inc: &mut Incident,
     facts: &AlertFacts,
@@ -301,7 +301,7 @@ fn reopen(
 }
 
 /// Sentry reopened the issue (`unresolved`), or un-ignored it.
-pub fn unresolve(cfg: &RoutingConfig, inc: &mut Incident, now: i64) -> Effects {
+pub(crate) fn unresolve(cfg: &RoutingConfig, inc: &mut Incident, now: i64) -> Effects {
     let mut fx = Effects::default();
     match inc.state() {
         IncidentState::Resolved | IncidentState::Muted => {
@@ -366,7 +366,7 @@ fn stop_timer(inc: &mut Incident, fx: &mut Effects, now: i64) {
     fx.timers_changed = true;
 }
 
-pub fn acknowledge(
+pub(crate) fn acknowledge(
     cfg: &RoutingConfig,
     inc: &mut Incident,
     actor: &Actor,
@@ -420,7 +420,7 @@ pub enum ResolveOutcome {
     AlreadyResolved { by: Option<String>, at: Option<i64> },
 }
 
-pub fn resolve(
+pub(crate) fn resolve(
     cfg: &RoutingConfig,
     inc: &mut Incident,
     actor: &Actor,
@@ -474,7 +474,7 @@ fn post_mortem_channels(cfg: &RoutingConfig) -> Vec<String> {
     }
 }
 
-pub fn mute(inc: &mut Incident, actor: &Actor, now: i64) -> Effects {
+pub(crate) fn mute(inc: &mut Incident, actor: &Actor, now: i64) -> Effects {
     let mut fx = Effects::default();
     if matches!(inc.state(), IncidentState::Resolved | IncidentState::Muted) {
         return fx;
@@ -492,7 +492,12 @@ pub fn mute(inc: &mut Incident, actor: &Actor, now: i64) -> Effects {
     fx
 }
 
-pub fn assign(inc: &mut Incident, assignee: Option<String>, actor: &Actor, now: i64) -> Effects {
+pub(crate) fn assign(
+    inc: &mut Incident,
+    assignee: Option<String>,
+    actor: &Actor,
+    now: i64,
+) -> Effects {
     let mut fx = Effects::default();
     inc.assignee = assignee.clone();
     inc.updated_at = now;
@@ -507,7 +512,7 @@ pub fn assign(inc: &mut Incident, assignee: Option<String>, actor: &Actor, now: 
     fx
 }
 
-pub fn comment(inc: &Incident, text: Option<String>, actor: &Actor, now: i64) -> Effects {
+pub(crate) fn comment(inc: &Incident, text: Option<String>, actor: &Actor, now: i64) -> Effects {
     let mut fx = Effects::default();
     fx.note(
         inc,
@@ -520,7 +525,7 @@ pub fn comment(inc: &Incident, text: Option<String>, actor: &Actor, now: i64) ->
     fx
 }
 
-pub fn add_note(inc: &mut Incident, note: &str, actor: &Actor, now: i64) -> Effects {
+pub(crate) fn add_note(inc: &mut Incident, note: &str, actor: &Actor, now: i64) -> Effects {
     let mut fx = Effects::default();
     inc.root_cause = Some(note.to_string());
     inc.updated_at = now;
@@ -537,7 +542,7 @@ pub fn add_note(inc: &mut Incident, note: &str, actor: &Actor, now: i64) -> Effe
 
 /// The escalation deadline passed without an acknowledgement: page the secondary channels.
 /// Returns `None` when the incident is no longer due (acknowledged, resolved, muted, moved).
-pub fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Option<Effects> {
+pub(crate) fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Option<Effects> {
     if inc.state() != IncidentState::Triggered || inc.next_escalation_at != Some(due_at) {
         return None;
     }

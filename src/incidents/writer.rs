@@ -30,7 +30,7 @@ const MAX_BATCH: usize = 512;
 const RETRY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// `IngestRequest::source` of synthetic alerts from `POST /api/test-alert`.
-pub const TEST_SOURCE: &str = "test";
+pub(crate) const TEST_SOURCE: &str = "test";
 
 #[derive(Debug)]
 pub struct IngestRequest {
@@ -73,9 +73,9 @@ impl WriterHandle {
     }
 }
 
-pub use crate::signal::Wakers;
+pub(crate) use crate::signal::Wakers;
 
-pub struct Writer {
+pub(crate) struct Writer {
     store: Store,
     cfg: Arc<RoutingConfig>,
     classifier: Classifier,
@@ -116,7 +116,7 @@ async fn rebuild_classifier(
 
 impl Writer {
     /// Prepares the writer: reads id counters and rebuilds rate windows from stored events.
-    pub async fn new(
+    pub(crate) async fn new(
         store: Store,
         cfg: Arc<RoutingConfig>,
         clock: SharedClock,
@@ -145,7 +145,10 @@ impl Writer {
     }
 
     /// Starts the writer task. On `stop` it refuses new work, commits what is queued, and ends.
-    pub fn spawn(self, stop: CancellationToken) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+    pub(crate) fn spawn(
+        self,
+        stop: CancellationToken,
+    ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(4096);
         let task = tokio::spawn(self.run(rx, stop));
         (WriterHandle { tx }, task)

@@ -23,7 +23,7 @@ use crate::store::{StoreError, incidents as sql};
 use crate::text::truncate_chars;
 
 /// How many breadcrumbs a message shows.
-pub const MAX_BREADCRUMBS: usize = 5;
+pub(crate) const MAX_BREADCRUMBS: usize = 5;
 
 const MAX_REQUEST_CHARS: usize = 500;
 const MAX_FRAME_CHARS: usize = 300;
@@ -115,7 +115,7 @@ impl EventDetails {
 /// Everything a message will show about one webhook, extracted once when it arrives: the event
 /// part from the raw body (issue and metric alerts have none), tags and metric from the facts
 /// the intake parser read. Scrubbed of secrets, and of PII unless `include_pii`.
-pub fn extract(facts: &AlertFacts, body: &[u8], include_pii: bool) -> EventDetails {
+pub(crate) fn extract(facts: &AlertFacts, body: &[u8], include_pii: bool) -> EventDetails {
     let mut details = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|payload| find_event(&payload).map(|e| event_details(e, include_pii)))
@@ -133,7 +133,10 @@ pub fn extract(facts: &AlertFacts, body: &[u8], include_pii: bool) -> EventDetai
 /// their kept raw body, a batch per transaction. The writer runs it at start, before it takes
 /// webhooks, so that no delivery meets an old event without details while its body is kept.
 /// Returns how many rows were filled in.
-pub async fn backfill(conn: &mut SqliteConnection, include_pii: bool) -> Result<u64, StoreError> {
+pub(crate) async fn backfill(
+    conn: &mut SqliteConnection,
+    include_pii: bool,
+) -> Result<u64, StoreError> {
     let mut after = 0;
     let mut filled = 0;
     loop {
@@ -175,7 +178,7 @@ fn tags(tags: &[(String, String)], include_pii: bool) -> Vec<(String, String)> {
 
 /// The event object inside a Sentry webhook body: `data.event` (event_alert), `data.error`
 /// (error.created) or `event` (legacy WebHooks plugin). `None` for issue and metric alerts.
-pub fn find_event(payload: &Value) -> Option<&Value> {
+pub(crate) fn find_event(payload: &Value) -> Option<&Value> {
     let data = payload.get("data");
     data.and_then(|d| d.get("event"))
         .or_else(|| data.and_then(|d| d.get("error")))

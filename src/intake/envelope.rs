@@ -14,11 +14,11 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Deepest nesting (objects and arrays) a body may have. Real payloads reach 10; serde_json
 /// stops at 128 in the fields it reads, but skips unknown fields without any limit.
-pub const MAX_DEPTH: usize = 128;
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// True when `body` nests objects or arrays more than `limit` deep. A byte scan that skips
 /// strings, so it needs no stack and reads each byte once; malformed JSON is left to serde.
-pub fn exceeds_depth(body: &[u8], limit: usize) -> bool {
+pub(crate) fn exceeds_depth(body: &[u8], limit: usize) -> bool {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -50,7 +50,7 @@ pub fn exceeds_depth(body: &[u8], limit: usize) -> bool {
 
 /// The JSON type of a value, and for strings whether they are empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Null,
     Bool,
     Number,
@@ -76,7 +76,7 @@ impl Kind {
 
 /// A JSON value reduced to its type and, for objects near the top, its fields.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub(crate) struct Node {
     pub kind: Kind,
     pub fields: Vec<(String, Node)>,
 }
@@ -91,7 +91,7 @@ impl Node {
 
     /// The field's kind; `None` when absent. A repeated key counts as its last value, as serde
     /// reads it.
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
         self.fields
             .iter()
             .rev()
@@ -238,7 +238,7 @@ pub struct Unreadable {
 
 /// What the checks found in a body that is Sentry's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checked {
+pub(crate) struct Checked {
     /// See [`Unreadable::shape`]; known for readable bodies too, in case their typed parse fails.
     pub shape: String,
     /// Why the body cannot be read; `None` when the typed parse should read it.
@@ -246,7 +246,7 @@ pub struct Checked {
 }
 
 impl Checked {
-    pub fn unreadable(self, reason: Option<String>) -> Unreadable {
+    pub(crate) fn unreadable(self, reason: Option<String>) -> Unreadable {
         Unreadable {
             shape: self.shape,
             reason: reason.or(self.problem).unwrap_or_default(),
@@ -258,7 +258,7 @@ impl Checked {
 /// serde skips unknown fields without a depth limit). `resource` is the `Sentry-Hook-Resource` header,
 /// `None` for the legacy plugin. Malformed JSON comes back as [`CheckError::Json`], reported as
 /// it always was.
-pub fn check(resource: Option<&str>, body: &[u8]) -> Result<Checked, CheckError> {
+pub(crate) fn check(resource: Option<&str>, body: &[u8]) -> Result<Checked, CheckError> {
     // Root, `data`, the resource's object, and that object's fields' kinds.
     let mut de = serde_json::Deserializer::from_slice(body);
     let root = Probe { depth: 3 }.deserialize(&mut de)?;

@@ -11,13 +11,13 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 /// A scalar rendered as text: strings as-is, numbers and booleans formatted; null, arrays and
 /// objects become `None`.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Text<'a>(pub Option<Cow<'a, str>>);
+pub(crate) struct Text<'a>(pub Option<Cow<'a, str>>);
 
 impl<'a> Text<'a> {
-    pub fn as_deref(&self) -> Option<&str> {
+    pub(crate) fn as_deref(&self) -> Option<&str> {
         self.0.as_deref().filter(|s| !s.is_empty())
     }
-    pub fn owned(&self) -> Option<String> {
+    pub(crate) fn owned(&self) -> Option<String> {
         self.as_deref().map(str::to_string)
     }
 }
@@ -75,7 +75,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 
 /// A number that may arrive as a JSON number or a numeric string.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Number(pub Option<f64>);
+pub(crate) struct Number(pub Option<f64>);
 
 impl<'de> Deserialize<'de> for Number {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -88,7 +88,7 @@ impl<'de> Deserialize<'de> for Number {
 
 /// Sentry tags: usually `[[key, value], ...]`, sometimes `{key: value}` or `[{key, value}]`.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Tags<'a>(pub Vec<(Cow<'a, str>, Cow<'a, str>)>);
+pub(crate) struct Tags<'a>(pub Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Tags<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -200,7 +200,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for TagPair<'a> {
 
 /// A list of strings that tolerates null and non-string members (`triggering_rules`, `projects`).
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct TextList<'a>(pub Vec<Cow<'a, str>>);
+pub(crate) struct TextList<'a>(pub Vec<Cow<'a, str>>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for TextList<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

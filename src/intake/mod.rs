@@ -1,16 +1,16 @@
 //! Webhook intake: authenticate, parse, and hand over to the incident writer.
 
-pub mod details;
-pub mod envelope;
-pub mod lenient;
-pub mod redact;
-pub mod sentry;
-pub mod signature;
-pub mod unparsed;
+pub(crate) mod details;
+pub(crate) mod envelope;
+pub(crate) mod lenient;
+pub(crate) mod redact;
+pub(crate) mod sentry;
+pub(crate) mod signature;
+pub(crate) mod unparsed;
 
 use sha2::{Digest, Sha256};
 
-pub use sentry::{AlertFacts, Meaning, MetricFacts, MetricKind, Unreadable};
+pub(crate) use sentry::{AlertFacts, Meaning, MetricKind};
 
 /// The content key Sentry's retries collide on. Retries resend the identical body with a new
 /// `Request-ID`, so the body hash catches them; an event id plus the rule that fired also
@@ -29,7 +29,7 @@ pub fn dedup_key(facts: &AlertFacts, body: &[u8]) -> String {
 }
 
 /// What every dedup key of one Sentry event starts with, whichever rule or route it came by.
-pub fn event_key_prefix(event_id: &str) -> String {
+pub(crate) fn event_key_prefix(event_id: &str) -> String {
     format!("event:{event_id}:")
 }
 
@@ -37,6 +37,6 @@ const CONTENT_KEY_PREFIX: &str = "body:";
 
 /// Keys made from the body's hash rather than an event id: they identify a retry only for a
 /// while (see `store::incidents::body_copies`).
-pub fn is_content_key(key: &str) -> bool {
+pub(crate) fn is_content_key(key: &str) -> bool {
     key.starts_with(CONTENT_KEY_PREFIX)
 }

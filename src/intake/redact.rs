@@ -14,11 +14,11 @@
 use serde_json::{Map, Value};
 
 /// Replacement for secret values.
-pub const REDACTED: &str = "[REDACTED]";
+pub(crate) const REDACTED: &str = "[REDACTED]";
 /// Replacement for email addresses found in free text when PII is excluded.
-pub const EMAIL_MASK: &str = "[email]";
+pub(crate) const EMAIL_MASK: &str = "[email]";
 /// Replacement for IP addresses found in free text when PII is excluded.
-pub const IP_MASK: &str = "[ip]";
+pub(crate) const IP_MASK: &str = "[ip]";
 
 /// Key fragments (lower-case, with `-`, `_`, `.` and spaces removed) whose values are secrets.
 /// Substring match: `x-auth-token`, `sessionid`, `stripe_secret_key`, `Proxy-Authorization` all hit.
@@ -79,19 +79,19 @@ fn normalise_key(key: &str) -> String {
 }
 
 /// True when a key's value should be replaced by [`REDACTED`] (passwords, tokens, cookies, ...).
-pub fn is_secret_key(key: &str) -> bool {
+pub(crate) fn is_secret_key(key: &str) -> bool {
     let k = normalise_key(key);
     SECRET_KEY_PARTS.iter().any(|p| k.contains(p))
 }
 
 /// True when a key holds personal data (emails, client IP addresses).
-pub fn is_pii_key(key: &str) -> bool {
+pub(crate) fn is_pii_key(key: &str) -> bool {
     let k = normalise_key(key);
     PII_KEY_EXACT.contains(&k.as_str()) || PII_KEY_PARTS.iter().any(|p| k.contains(p))
 }
 
 /// Returns a scrubbed copy of `value`. See [`scrub_value`].
-pub fn scrubbed(value: &Value, include_pii: bool) -> Value {
+pub(crate) fn scrubbed(value: &Value, include_pii: bool) -> Value {
     let mut v = value.clone();
     scrub_value(&mut v, include_pii);
     v
@@ -105,7 +105,7 @@ pub fn scrubbed(value: &Value, include_pii: bool) -> Value {
 /// - `[[key, value], ...]` pair lists (Sentry's headers, cookies, query strings, tags) are treated
 ///   like objects;
 /// - every string goes through [`scrub_text`].
-pub fn scrub_value(value: &mut Value, include_pii: bool) {
+pub(crate) fn scrub_value(value: &mut Value, include_pii: bool) {
     scrub_value_at(value, include_pii, 0);
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::envelope::{self, MAX_DEPTH, Rejection};
 use super::lenient::{Number, Tags, Text, TextList};
 
-pub use super::envelope::Unreadable;
+pub(crate) use super::envelope::Unreadable;
 
 /// What a payload means for incidents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SignatureError {
+pub(crate) enum SignatureError {
     #[error("missing Sentry-Hook-Signature header")]
     Missing,
     #[error("Sentry-Hook-Signature does not match the request body")]
@@ -18,7 +18,7 @@ pub enum SignatureError {
 }
 
 /// Verifies `signature` (hex) over `body` in constant time.
-pub fn verify_sentry_signature(
+pub(crate) fn verify_sentry_signature(
     secret: &[u8],
     signature: Option<&str>,
     body: &[u8],
@@ -46,7 +46,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 }
 
 /// Constant-time comparison of the legacy plugin's shared token.
-pub fn verify_token(expected: &str, given: Option<&str>) -> Result<(), SignatureError> {
+pub(crate) fn verify_token(expected: &str, given: Option<&str>) -> Result<(), SignatureError> {
     let given = given.ok_or(SignatureError::BadToken)?;
     // Compare MACs of both so that timing does not reveal a common prefix.
     let key = b"paiid-alerts legacy token compare";

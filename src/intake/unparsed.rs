@@ -15,7 +15,7 @@ use crate::store::{StoreError, deliveries};
 
 /// One unparsed event of a batch.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sighting<'a> {
+pub(crate) struct Sighting<'a> {
     pub resource: &'a str,
     pub shape: &'a str,
     pub reason: &'a str,
@@ -24,7 +24,7 @@ pub struct Sighting<'a> {
 
 impl<'a> Sighting<'a> {
     /// `None` unless `facts` are of an unparsed payload.
-    pub fn of(facts: &'a AlertFacts, event_id: i64) -> Option<Self> {
+    pub(crate) fn of(facts: &'a AlertFacts, event_id: i64) -> Option<Self> {
         let u = facts.unreadable.as_ref()?;
         Some(Self {
             resource: &facts.resource,
@@ -37,7 +37,7 @@ impl<'a> Sighting<'a> {
 
 /// A (resource, shape) seen for the first time: what gets announced.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewShape {
+pub(crate) struct NewShape {
     pub resource: String,
     pub shape: String,
     pub reason: String,
@@ -48,7 +48,7 @@ pub struct NewShape {
 /// Counts each sighting against its shape; returns the shapes never seen before. Runs inside
 /// the writer's transaction, after the events are inserted. Unparsed payloads are rare, so one
 /// statement per sighting is fine.
-pub async fn record(
+pub(crate) async fn record(
     conn: &mut SqliteConnection,
     sightings: &[Sighting<'_>],
     now: i64,
@@ -86,7 +86,7 @@ pub async fn record(
 
 /// Queues the announcement of each new shape: one `unreadable_payload` outbox row per channel of
 /// [`notice_channels`], in the caller's (the intake) transaction. Returns those channels.
-pub async fn queue_announcements(
+pub(crate) async fn queue_announcements(
     conn: &mut SqliteConnection,
     cfg: &RoutingConfig,
     new: &[NewShape],
@@ -113,7 +113,7 @@ pub async fn queue_announcements(
 
 /// Logs what was queued, once it is committed. Without a channel to announce it on the log line
 /// is all there is, so it says how to get one.
-pub fn log_announced(new: &[NewShape], channels: &[String]) {
+pub(crate) fn log_announced(new: &[NewShape], channels: &[String]) {
     for n in new {
         if channels.is_empty() {
             tracing::warn!(
@@ -140,7 +140,7 @@ pub fn log_announced(new: &[NewShape], channels: &[String]) {
 }
 
 /// How a shape reads to people: its keys, or a note that `data` was empty.
-pub fn display_shape(shape: &str) -> &str {
+pub(crate) fn display_shape(shape: &str) -> &str {
     if shape.is_empty() {
         "(no fields)"
     } else {
@@ -150,7 +150,7 @@ pub fn display_shape(shape: &str) -> &str {
 
 /// One row of `unparsed_shapes`.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct ShapeRow {
+pub(crate) struct ShapeRow {
     pub resource: String,
     pub shape: String,
     pub reason: String,
@@ -162,7 +162,7 @@ pub struct ShapeRow {
 }
 
 /// The shapes seen most recently first.
-pub async fn recent(pool: &SqlitePool, limit: i64) -> Result<Vec<ShapeRow>, sqlx::Error> {
+pub(crate) async fn recent(pool: &SqlitePool, limit: i64) -> Result<Vec<ShapeRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT resource, shape, reason, first_event_id, last_event_id, seen, first_seen_at, \
          last_seen_at FROM unparsed_shapes ORDER BY last_seen_at DESC, resource, shape LIMIT ?",
@@ -175,7 +175,7 @@ pub async fn recent(pool: &SqlitePool, limit: i64) -> Result<Vec<ShapeRow>, sqlx
 /// The channels a notice goes to: those the `critical` policy notifies first, except PagerDuty.
 /// Critical is where on call looks; a format change is worth their attention but never worth
 /// waking someone up. Channels missing from the routing file are left out.
-pub fn notice_channels(cfg: &RoutingConfig) -> Vec<String> {
+pub(crate) fn notice_channels(cfg: &RoutingConfig) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for name in cfg.policy(Severity::Critical).notify {
         let kind = cfg.channels.get(&name).map(|c| c.kind);

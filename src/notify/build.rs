@@ -21,7 +21,7 @@ use crate::text::duration;
 
 /// Acknowledge links stay valid this long: long enough for a weekend, short enough that an old
 /// mail cannot act on next month's incident.
-pub const ACK_LINK_TTL_SECS: i64 = 7 * 86_400;
+pub(crate) const ACK_LINK_TTL_SECS: i64 = 7 * 86_400;
 
 #[derive(Clone)]
 pub struct NotificationBuilder {

@@ -391,7 +391,7 @@ fn header_safe(s: &str) -> String {
 
 /// `smtps://user:secret@host:465` → `smtps://user:[REDACTED]@host:465`. Works on malformed input
 /// too (that is exactly when the URL ends up in an error message).
-pub fn redact_url_password(url: &str) -> String {
+pub(crate) fn redact_url_password(url: &str) -> String {
     let url = url.trim();
     let (scheme, rest) = match url.find("://") {
         Some(i) => (

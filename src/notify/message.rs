@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use crate::domain::{Acknowledgement, NotificationKind};
+pub(crate) use crate::domain::{Acknowledgement, NotificationKind};
 /// Extracted and scrubbed at intake (`intake::details`).
 pub use crate::intake::details::Breadcrumb;
 

@@ -9,27 +9,27 @@
 //! Rows without an incident are [`notice`]s (a Sentry payload we could not read): the worker
 //! builds a [`Notice`] for them and calls [`Channel::announce`] instead.
 
-pub mod build;
-pub mod email;
-pub mod log;
-pub mod message;
-pub mod notice;
-pub mod pagerduty;
-pub mod ratelimit;
-pub mod registry;
-pub mod render;
-pub mod retry;
-pub mod slack;
-pub mod transport;
-pub mod worker;
+pub(crate) mod build;
+pub(crate) mod email;
+pub(crate) mod log;
+pub(crate) mod message;
+pub(crate) mod notice;
+pub(crate) mod pagerduty;
+pub(crate) mod ratelimit;
+pub(crate) mod registry;
+pub(crate) mod render;
+pub(crate) mod retry;
+pub(crate) mod slack;
+pub(crate) mod transport;
+pub(crate) mod worker;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use crate::domain::{ChannelKind, RemoteRef, RemoteState};
-pub use message::{Notification, NotificationKind};
-pub use notice::{Notice, NoticeKind};
+pub(crate) use crate::domain::{ChannelKind, RemoteRef, RemoteState};
+pub(crate) use message::{Notification, NotificationKind};
+pub(crate) use notice::Notice;
 
 /// One send attempt's input.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub enum SendOutcome {
     Skipped { reason: String },
 }
 
-pub type SendFuture<'a> = Pin<Box<dyn Future<Output = SendOutcome> + Send + 'a>>;
+pub(crate) type SendFuture<'a> = Pin<Box<dyn Future<Output = SendOutcome> + Send + 'a>>;
 
 /// A configured destination. Implementations hold their HTTP/SMTP client and secrets; they never
 /// log secrets and never panic on a bad response.
@@ -88,7 +88,7 @@ pub trait Mailer: Send + Sync {
 }
 
 /// Truncate a response body for storage (bytes, on a char boundary).
-pub fn truncate_body(s: &str, max: usize) -> String {
+pub(crate) fn truncate_body(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }

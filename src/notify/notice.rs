@@ -21,8 +21,7 @@ const MAX_RESOURCE_CHARS: usize = 64;
 const MAX_SHAPE_CHARS: usize = 300;
 const MAX_REASON_CHARS: usize = 300;
 
-pub use crate::domain::{NoticeError, NoticeKind, UnreadablePayload};
-pub use crate::intake::unparsed::notice_channels;
+pub(crate) use crate::domain::{NoticeError, NoticeKind, UnreadablePayload};
 
 /// One notice, ready for a channel.
 #[derive(Debug, Clone, PartialEq)]

@@ -25,9 +25,8 @@ use super::{
 };
 use crate::text::truncate_chars;
 
-pub use crate::settings::DEFAULT_PAGERDUTY_EVENTS_URL as DEFAULT_EVENTS_URL;
 /// Per-request timeout; the outbox retries.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// PagerDuty rejects summaries over 1024 characters.
 const MAX_SUMMARY_CHARS: usize = 1024;
@@ -37,7 +36,7 @@ const MAX_STORED_BODY: usize = 2048;
 const CLIENT: &str = "paiid-alerts";
 /// PagerDuty rejects (HTTP 400) an event over 512 KB, and a rejected trigger is a page never
 /// sent. The budget is under either reading of "KB", with room to spare.
-pub const MAX_EVENT_BYTES: usize = 500_000;
+pub(crate) const MAX_EVENT_BYTES: usize = 500_000;
 /// In an event over the budget, each string in `custom_details` and `payload` is cut to this
 /// many bytes of JSON (escapes counted): a few dozen of them stay far below the budget.
 const MAX_FIELD_JSON_BYTES: usize = 4096;

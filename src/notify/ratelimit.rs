@@ -39,7 +39,7 @@ fn wait_between(now: Nanos, until: Nanos) -> Duration {
 
 /// `capacity` sends per `per`, with bursts of up to `capacity`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Limit {
+pub(crate) struct Limit {
     /// Burst size and sends per period. 0 is treated as 1: a limit that never allows anything
     /// would strand deliveries silently.
     pub capacity: u32,
@@ -49,11 +49,11 @@ pub struct Limit {
 
 impl Limit {
     /// Slack: one message per second per channel (incoming webhooks and chat.postMessage).
-    pub const SLACK_CHANNEL: Limit = Limit::new(1, Duration::from_secs(1));
+    pub(crate) const SLACK_CHANNEL: Limit = Limit::new(1, Duration::from_secs(1));
     /// PagerDuty Events API v2: about 120 events per minute per routing key.
-    pub const PAGERDUTY_ROUTING_KEY: Limit = Limit::new(120, Duration::from_secs(60));
+    pub(crate) const PAGERDUTY_ROUTING_KEY: Limit = Limit::new(120, Duration::from_secs(60));
 
-    pub const fn new(capacity: u32, per: Duration) -> Limit {
+    pub(crate) const fn new(capacity: u32, per: Duration) -> Limit {
         Limit { capacity, per }
     }
 
@@ -96,7 +96,7 @@ impl Bucket {
 
 /// Token buckets for any number of destination keys.
 #[derive(Debug, Default)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     buckets: HashMap<String, Bucket>,
     /// Configured overrides by key prefix (a full key is its own prefix); longest match wins.
     limits: Vec<(String, Limit)>,
@@ -105,7 +105,7 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new() -> RateLimiter {
+    pub(crate) fn new() -> RateLimiter {
         RateLimiter {
             buckets: HashMap::new(),
             limits: Vec::new(),
@@ -118,7 +118,8 @@ impl RateLimiter {
     /// The longest matching prefix wins; configuring the same prefix again replaces it.
     /// Configured limits take precedence over the `limit` passed to [`Self::try_acquire`],
     /// which is the channel's built-in default.
-    pub fn configure(&mut self, key_prefix_or_key: impl Into<String>, limit: Limit) {
+    #[cfg(test)]
+    pub(crate) fn configure(&mut self, key_prefix_or_key: impl Into<String>, limit: Limit) {
         let prefix = key_prefix_or_key.into();
         match self.limits.iter_mut().find(|(p, _)| *p == prefix) {
             Some(entry) => entry.1 = limit,
@@ -127,7 +128,7 @@ impl RateLimiter {
     }
 
     /// The limit that applies to `key`: the longest configured prefix, else `default`.
-    pub fn limit_for(&self, key: &str, default: Limit) -> Limit {
+    pub(crate) fn limit_for(&self, key: &str, default: Limit) -> Limit {
         self.limits
             .iter()
             .filter(|(prefix, _)| key.starts_with(prefix.as_str()))
@@ -139,7 +140,12 @@ impl RateLimiter {
     /// milliseconds); otherwise returns how long until one is (or until a pause ends). A refused
     /// call consumes nothing, so retrying after the returned wait succeeds unless someone else
     /// took the token first.
-    pub fn try_acquire(&mut self, key: &str, limit: Limit, now_ms: i64) -> Result<(), Duration> {
+    pub(crate) fn try_acquire(
+        &mut self,
+        key: &str,
+        limit: Limit,
+        now_ms: i64,
+    ) -> Result<(), Duration> {
         let now = ms_to_nanos(now_ms);
         let limit = self.limit_for(key, limit);
         let existing = self.buckets.get_mut(key).map(|b| {
@@ -182,7 +188,7 @@ impl RateLimiter {
     /// pauses extend, earlier ones never shorten. When the pause ends the bucket starts empty
     /// and refills at the normal rate, so the destination is not hit with a full burst the
     /// moment it allows traffic again.
-    pub fn pause(&mut self, key: &str, now_ms: i64, length: Duration) {
+    pub(crate) fn pause(&mut self, key: &str, now_ms: i64, length: Duration) {
         let now = ms_to_nanos(now_ms);
         let until = now.saturating_add(duration_nanos(length));
         match self.buckets.get_mut(key) {
@@ -206,7 +212,8 @@ impl RateLimiter {
     }
 
     /// Drops buckets that are full again (their state equals a fresh bucket's).
-    pub fn prune(&mut self, now_ms: i64) {
+    #[cfg(test)]
+    pub(crate) fn prune(&mut self, now_ms: i64) {
         self.prune_at(ms_to_nanos(now_ms));
     }
 
@@ -215,12 +222,14 @@ impl RateLimiter {
         self.buckets.retain(|_, bucket| bucket.tat > now);
     }
 
-    /// Number of keys currently tracked (for tests and metrics).
-    pub fn len(&self) -> usize {
+    /// Number of keys currently tracked.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.buckets.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.buckets.is_empty()
     }
 

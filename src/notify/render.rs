@@ -61,11 +61,11 @@ use super::message::{Breadcrumb, PostMortem};
 use super::{Notification, NotificationKind};
 use crate::templates::describe;
 use crate::templates::notify::{NotificationTemplates, Output};
-pub use crate::templates::notify::{TemplateError, TemplateOverrides};
+pub(crate) use crate::templates::notify::{TemplateError, TemplateOverrides};
 use crate::text::{duration, html_escape, slack_escape};
 
 /// PagerDuty Events v2 rejects summaries longer than this.
-pub const PAGERDUTY_SUMMARY_MAX: usize = 1024;
+pub(crate) const PAGERDUTY_SUMMARY_MAX: usize = 1024;
 /// Slack truncates `text` at 40,000 characters; stay clear of it.
 const SLACK_TEXT_MAX: usize = 39_000;
 const EMAIL_SUBJECT_MAX: usize = 250;

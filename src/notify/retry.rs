@@ -5,21 +5,22 @@
 
 use std::time::Duration;
 
+#[cfg(test)]
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-pub use super::transport::MAX_RETRY_AFTER;
+pub(crate) use super::transport::MAX_RETRY_AFTER;
 use crate::config::{DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_SCHEDULE};
 
 /// Longest delay the schedule alone produces. A page an hour late is already a failure; longer
 /// only when the server explicitly asks for it.
-pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(3600);
 
 /// Delay used if the schedule is configured empty: a cautious minute rather than a hot loop.
 const EMPTY_SCHEDULE_DELAY: Duration = Duration::from_secs(60);
 
 /// How failed deliveries are retried.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Delay after the 1st, 2nd, ... failed attempt; the last entry repeats.
     pub schedule: Vec<Duration>,
     /// Total attempts, including the first, before the delivery is dead.
@@ -53,7 +54,7 @@ impl RetryPolicy {
     ///
     /// Without `Retry-After` the result is `schedule[attempt-1]` ± jitter, at most
     /// [`MAX_DELAY`].
-    pub fn next_delay(
+    pub(crate) fn next_delay(
         &self,
         attempt: u32,
         retry_after: Option<Duration>,
@@ -108,7 +109,8 @@ fn scale(d: Duration, factor: f64) -> Duration {
 /// still requires recipients to accept). A date in the past means "now" (zero).
 ///
 /// Returns `None` for anything else, so the caller falls back to its own schedule.
-pub fn parse_retry_after(header: &str, now: DateTime<Utc>) -> Option<Duration> {
+#[cfg(test)]
+pub(crate) fn parse_retry_after(header: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = header.trim();
     if value.is_empty() {
         return None;
@@ -124,6 +126,7 @@ pub fn parse_retry_after(header: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
+#[cfg(test)]
 fn parse_http_date(value: &str) -> Option<DateTime<Utc>> {
     // IMF-fixdate is a subset of RFC 2822, but insist on GMT as RFC 9110 does.
     if value.ends_with(" GMT")

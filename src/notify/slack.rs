@@ -29,9 +29,8 @@ use super::{
 };
 use blocks::*;
 
-pub use crate::settings::DEFAULT_SLACK_API_BASE as DEFAULT_API_BASE;
 /// Per-request timeout. The outbox retries, so a slow Slack must not hold a worker for long.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How much of a response body is kept on the delivery row.
 const MAX_STORED_BODY: usize = 2048;

@@ -12,10 +12,10 @@ use super::SendOutcome;
 /// the delivery (`retry::RetryPolicy::next_delay` adds at most its jitter on top) and the pause
 /// of the destination's rate limit. A bogus or hostile `Retry-After` (days) must not park
 /// deliveries that long; a page an hour late is already a failure.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// `Retry-After` as delay-seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     let delay = match value.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
@@ -32,7 +32,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// A request that got no HTTP response. Builder errors (a malformed URL in config) will not fix
 /// themselves; everything else (connect, reset, timeout) is worth retrying. The URL is stripped:
 /// for a Slack webhook it is the secret.
-pub fn transport_failure(err: reqwest::Error, timeout: Duration) -> SendOutcome {
+pub(crate) fn transport_failure(err: reqwest::Error, timeout: Duration) -> SendOutcome {
     let err = err.without_url();
     if err.is_builder() {
         return SendOutcome::Permanent {

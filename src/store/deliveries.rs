@@ -10,7 +10,7 @@ use super::{CorruptRow, CorruptRows, Reader, Store, StoreError};
 use crate::domain::{DeliveryKind, DeliveryStatus, NoticeKind, Policy, RemoteRef, RemoteState};
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub id: i64,
     pub incident_id: Option<i64>,
     pub episode: i64,
@@ -67,7 +67,7 @@ impl<'r> sqlx::FromRow<'r, SqliteRow> for Delivery {
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     pub delivery_id: i64,
     pub attempt: i64,
     pub started_at: i64,
@@ -78,7 +78,7 @@ pub struct Attempt {
 }
 
 #[derive(Debug, Serialize)]
-pub struct DeliveryWithAttempts {
+pub(crate) struct DeliveryWithAttempts {
     #[serde(flatten)]
     pub delivery: Delivery,
     pub attempt_log: Vec<Attempt>,
@@ -98,7 +98,7 @@ macro_rules! in_turn {
 /// same incident and channel is unfinished. Otherwise an `acknowledge` could overtake the
 /// `trigger` it follows (retried after a 500), find nothing triggered, and leave PagerDuty
 /// paging about an incident that is already acknowledged.
-pub async fn claim_due(
+pub(crate) async fn claim_due(
     store: &Store,
     channel: &str,
     now: i64,
@@ -130,7 +130,7 @@ pub async fn claim_due(
 /// Queues one row per channel that belongs to no incident (a notice, see
 /// `crate::notify::notice`), inside the caller's transaction. `episode` is 0: there is none.
 /// Such rows never wait on each other (see [`claim_due`]: NULL matches no incident).
-pub async fn insert_notices(
+pub(crate) async fn insert_notices(
     conn: &mut SqliteConnection,
     channels: &[String],
     kind: NoticeKind,
@@ -155,7 +155,11 @@ pub async fn insert_notices(
 }
 
 /// Gives a claimed row back without counting an attempt (rate limited, shutting down).
-pub async fn release(store: &Store, id: i64, next_attempt_at: i64) -> Result<(), StoreError> {
+pub(crate) async fn release(
+    store: &Store,
+    id: i64,
+    next_attempt_at: i64,
+) -> Result<(), StoreError> {
     let mut tx = store.begin_write().await?;
     sqlx::query("UPDATE deliveries SET status = 'pending', lease_until = NULL, next_attempt_at = ? WHERE id = ? AND status = 'sending'")
         .bind(next_attempt_at)
@@ -167,7 +171,7 @@ pub async fn release(store: &Store, id: i64, next_attempt_at: i64) -> Result<(),
 
 /// How one attempt ended (`delivery_attempts.outcome`, and the metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptOutcome {
+pub(crate) enum AttemptOutcome {
     Delivered,
     /// Failed in a way worth trying again (the row may still be dead: attempts used up).
     Retry,
@@ -177,7 +181,7 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
             Self::Retry => "retry",
@@ -189,7 +193,7 @@ impl AttemptOutcome {
 
 /// What became of one attempt.
 #[derive(Debug, Clone)]
-pub struct AttemptResult {
+pub(crate) struct AttemptResult {
     pub started_at: i64,
     pub duration_ms: i64,
     pub status_code: Option<i64>,
@@ -203,7 +207,7 @@ pub struct AttemptResult {
 
 /// Records the attempt, moves the row on, and stores what the channel handed back for the
 /// delivery's incident episode and channel, all in one transaction.
-pub async fn record_attempt(
+pub(crate) async fn record_attempt(
     store: &Store,
     d: &Delivery,
     r: &AttemptResult,
@@ -298,7 +302,7 @@ pub async fn record_attempt(
 
 /// What earlier sends of one channel left for an incident episode (its Slack card, whether
 /// PagerDuty was triggered). Empty when nothing was sent yet.
-pub async fn remote_state(
+pub(crate) async fn remote_state(
     pool: &SqlitePool,
     incident_id: i64,
     episode: i64,
@@ -327,7 +331,7 @@ pub async fn remote_state(
 /// Gives up on waiting rows of channels that are no longer in the routing file: no worker
 /// serves them, and pending forever would hide them (and hold back later rows of their
 /// incidents). Returns how many were marked dead.
-pub async fn bury_unconfigured(
+pub(crate) async fn bury_unconfigured(
     store: &Store,
     configured: &[&str],
     now: i64,
@@ -349,7 +353,7 @@ pub async fn bury_unconfigured(
     Ok(r.rows_affected())
 }
 
-pub async fn for_incident(
+pub(crate) async fn for_incident(
     reader: &Reader,
     incident_id: i64,
 ) -> Result<Vec<DeliveryWithAttempts>, StoreError> {
@@ -381,7 +385,7 @@ pub async fn for_incident(
         .collect())
 }
 
-pub async fn list(
+pub(crate) async fn list(
     reader: &Reader,
     status: Option<&str>,
     limit: i64,
@@ -431,7 +435,7 @@ pub async fn next_due(pool: &SqlitePool, channel: &str) -> Result<Option<i64>, S
 /// Open incidents whose Slack message shows a stale event count and was last refreshed at least
 /// `interval_ms` ago: `(id, episode, policy)`. Marks them refreshed and enqueues one
 /// `count_update` per channel chosen by `channels_for`, all in one transaction.
-pub async fn enqueue_count_updates(
+pub(crate) async fn enqueue_count_updates(
     store: &Store,
     now: i64,
     interval_ms: i64,

@@ -120,7 +120,7 @@ pub async fn claim(
 /// Not fenced on `claimed_at`: the mail is out, so the period is settled whoever holds the
 /// claim now. Returns false when the row was already settled, i.e. another holder took over an
 /// expired lease and also sent (a duplicate, which the caller logs).
-pub async fn mark_sent(
+pub(crate) async fn mark_sent(
     store: &Store,
     key: &PeriodKey<'_>,
     sent_at: i64,
@@ -149,7 +149,7 @@ pub async fn mark_sent(
 ///
 /// Fenced on `claimed_at`: if our lease ran out and another holder re-claimed the period, its
 /// attempt is the live one and our failure must not overwrite it. Returns false in that case.
-pub async fn mark_failed(
+pub(crate) async fn mark_failed(
     store: &Store,
     key: &PeriodKey<'_>,
     claimed_at: i64,
@@ -176,7 +176,7 @@ pub async fn mark_failed(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn record(
+pub(crate) async fn record(
     conn: impl sqlx::SqliteExecutor<'_>,
     kind: &str,
     period_end: i64,
@@ -196,7 +196,7 @@ pub async fn record(
 
 /// The end of the latest period of `kind` settled for `recipient` (sent, or deliberately not
 /// sent because it was empty).
-pub async fn last_settled_end(
+pub(crate) async fn last_settled_end(
     pool: &SqlitePool,
     kind: &str,
     recipient: &str,
@@ -226,7 +226,7 @@ pub async fn recent(pool: &SqlitePool, limit: i64) -> Result<Vec<DigestRecord>, 
 
 /// An incident as the daily digest lists it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct DigestIncident {
+pub(crate) struct DigestIncident {
     pub id: i64,
     pub title: String,
     pub project: Option<String>,
@@ -250,7 +250,7 @@ pub struct DigestIncident {
 /// Read from the stored events, not from `incidents.last_seen`: a digest built late (a retry
 /// after the mail server was down, a catch-up at start) must still list an incident that kept
 /// firing after the period ended.
-pub async fn incidents_seen(
+pub(crate) async fn incidents_seen(
     pool: &SqlitePool,
     severity: &str,
     start: i64,
@@ -278,7 +278,7 @@ pub async fn incidents_seen(
 /// acknowledged and resolved. Only acks and resolutions before the period's end count, so the
 /// figures do not depend on when the summary happens to be built (a late catch-up included).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct SeverityTally {
+pub(crate) struct SeverityTally {
     pub severity: String,
     pub opened: i64,
     pub acknowledged: i64,
@@ -289,7 +289,7 @@ pub struct SeverityTally {
     pub resolve_ms_total: i64,
 }
 
-pub async fn severity_tallies(
+pub(crate) async fn severity_tallies(
     pool: &SqlitePool,
     start: i64,
     end: i64,
@@ -316,7 +316,7 @@ pub async fn severity_tallies(
 
 /// Escalations fired in the period, per severity of their incident.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct EscalationTally {
+pub(crate) struct EscalationTally {
     pub severity: String,
     pub fired: i64,
     /// Distinct incidents that escalated.
@@ -324,7 +324,7 @@ pub struct EscalationTally {
     pub max_lateness_ms: i64,
 }
 
-pub async fn escalation_tallies(
+pub(crate) async fn escalation_tallies(
     pool: &SqlitePool,
     start: i64,
     end: i64,
@@ -347,7 +347,7 @@ pub async fn escalation_tallies(
 
 /// An incident in the "noisiest issues" list.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct NoisyIncident {
+pub(crate) struct NoisyIncident {
     pub id: i64,
     pub title: String,
     pub project: Option<String>,
@@ -359,7 +359,7 @@ pub struct NoisyIncident {
 }
 
 /// The `limit` incidents with the most alerts received in the period.
-pub async fn noisiest(
+pub(crate) async fn noisiest(
     pool: &SqlitePool,
     start: i64,
     end: i64,

@@ -8,7 +8,7 @@ use crate::domain::Incident;
 
 /// Incidents whose escalation is due, oldest deadline first. One that does not decode is its
 /// error (logged and counted, see [`IncidentRow::decode`]), so that it cannot hold up the others.
-pub async fn due(
+pub(crate) async fn due(
     tx: &mut WriteTx,
     now: i64,
     limit: i64,
@@ -27,7 +27,7 @@ pub async fn due(
 /// Moves the deadline of an incident that cannot be read to `until`: it cannot be escalated
 /// (its policy is unknown) but must not keep the scheduler busy; once the row is repaired it
 /// fires at `until`.
-pub async fn postpone(
+pub(crate) async fn postpone(
     conn: &mut SqliteConnection,
     incident_id: i64,
     until: i64,
@@ -44,7 +44,7 @@ pub async fn postpone(
 /// that rolls its transaction back, whatever else went wrong.
 /// Records that a step fired; false when that step of that episode is already on record (then
 /// it must not fire again).
-pub async fn record(
+pub(crate) async fn record(
     conn: &mut SqliteConnection,
     incident_id: i64,
     episode: i64,
@@ -67,7 +67,7 @@ pub async fn record(
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn next_due(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
+pub(crate) async fn next_due(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT MIN(next_escalation_at) FROM incidents WHERE next_escalation_at IS NOT NULL",
     )

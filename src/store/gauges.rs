@@ -21,7 +21,7 @@ pub struct Gauges {
     pub escalation_overdue_ms: i64,
 }
 
-pub async fn gauges(pool: &SqlitePool, now: i64) -> Result<Gauges, StoreError> {
+pub(crate) async fn gauges(pool: &SqlitePool, now: i64) -> Result<Gauges, StoreError> {
     let open_incidents = sqlx::query_as(
         "SELECT state, severity, COUNT(*) FROM incidents WHERE state != 'resolved'
          GROUP BY state, severity ORDER BY state, severity",

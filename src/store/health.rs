@@ -128,7 +128,7 @@ impl WriteHealth {
 
 /// Writes one small row every few seconds (every second while writes fail), so readiness
 /// follows the disk even when no webhook arrives, and comes back by itself once space returns.
-pub fn spawn_probe(
+pub(crate) fn spawn_probe(
     store: Store,
     clock: SharedClock,
     cancel: CancellationToken,

@@ -7,7 +7,7 @@ use super::StoreError;
 use crate::domain::IncidentId;
 
 /// Whether an inbound webhook id was recorded (handled) before.
-pub async fn webhook_seen(
+pub(crate) async fn webhook_seen(
     conn: &mut SqliteConnection,
     source: &str,
     webhook_id: &str,
@@ -23,7 +23,7 @@ pub async fn webhook_seen(
 }
 
 /// Records an inbound webhook id; false when it was seen before.
-pub async fn first_sighting(
+pub(crate) async fn first_sighting(
     conn: &mut SqliteConnection,
     source: &str,
     webhook_id: &str,
@@ -39,7 +39,7 @@ pub async fn first_sighting(
 }
 
 /// Our incident for a PagerDuty incident id remembered from an earlier event.
-pub async fn incident_for_pagerduty(
+pub(crate) async fn incident_for_pagerduty(
     conn: &mut SqliteConnection,
     pagerduty_id: &str,
 ) -> Result<Option<IncidentId>, StoreError> {

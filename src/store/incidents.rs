@@ -16,7 +16,7 @@ fn chunk_size(columns: usize) -> usize {
 }
 
 #[derive(Debug, Clone)]
-pub struct NewEvent {
+pub(crate) struct NewEvent {
     pub id: i64,
     pub received_at: i64,
     pub dedup_key: String,
@@ -37,7 +37,7 @@ pub struct NewEvent {
     pub details: Option<String>,
 }
 
-pub async fn max_ids(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreError> {
+pub(crate) async fn max_ids(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreError> {
     let events: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
         .fetch_one(&mut *conn)
         .await?;
@@ -48,7 +48,7 @@ pub async fn max_ids(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreErr
 }
 
 /// Which of `keys` are already stored, with their event ids.
-pub async fn existing_dedup_keys(
+pub(crate) async fn existing_dedup_keys(
     conn: &mut SqliteConnection,
     keys: &[&str],
 ) -> Result<HashMap<String, i64>, StoreError> {
@@ -69,7 +69,7 @@ pub async fn existing_dedup_keys(
 
 /// What the stored copies of a content-hashed payload (`body:{sha256}`) say about a new copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyCopy {
+pub(crate) enum BodyCopy {
     /// Never seen.
     New,
     /// A retry of the latest copy (event id): answered `duplicate`.
@@ -82,7 +82,7 @@ pub enum BodyCopy {
 
 /// Classifies content-hashed keys against their latest stored copy. Repeats are stored under
 /// `{key}:{event id}`, so the range `[key, key;)` holds every copy of one body.
-pub async fn body_copies(
+pub(crate) async fn body_copies(
     conn: &mut SqliteConnection,
     keys: &[&str],
     retry_window_starts: i64,
@@ -127,7 +127,7 @@ pub async fn body_copies(
 /// Which of these key prefixes (one per Sentry event, see `intake::event_key_prefix`) have a
 /// stored event. One statement per chunk: each prefix is a range on the unique index (the
 /// prefix ends with ':', and ';' sorts right after it).
-pub async fn events_seen(
+pub(crate) async fn events_seen(
     conn: &mut SqliteConnection,
     prefixes: &[String],
 ) -> Result<std::collections::HashSet<String>, StoreError> {
@@ -156,7 +156,7 @@ pub async fn events_seen(
 
 /// `incidents` as stored: the typed columns as text, decoded (or refused) by [`Self::decode`].
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct IncidentRow {
+pub(crate) struct IncidentRow {
     pub id: i64,
     pub incident_key: String,
     pub episode: i64,
@@ -199,7 +199,7 @@ pub struct IncidentRow {
 impl IncidentRow {
     /// The typed incident, or which column of which row does not decode (logged and counted in
     /// `seen`).
-    pub fn decode(self, seen: &CorruptRows) -> Result<Incident, CorruptRow> {
+    pub(crate) fn decode(self, seen: &CorruptRows) -> Result<Incident, CorruptRow> {
         let id = self.id;
         let bad = |field: &'static str, reason: String| {
             seen.found(CorruptRow {
@@ -262,7 +262,10 @@ impl IncidentRow {
 }
 
 /// Decodes every row; the first that does not decode fails the whole read.
-pub fn decode_all(rows: Vec<IncidentRow>, seen: &CorruptRows) -> Result<Vec<Incident>, StoreError> {
+pub(crate) fn decode_all(
+    rows: Vec<IncidentRow>,
+    seen: &CorruptRows,
+) -> Result<Vec<Incident>, StoreError> {
     Ok(rows
         .into_iter()
         .map(|r| r.decode(seen))
@@ -271,7 +274,7 @@ pub fn decode_all(rows: Vec<IncidentRow>, seen: &CorruptRows) -> Result<Vec<Inci
 
 /// The incidents of these keys, each with its key: one that does not decode is its error
 /// (logged), so that the writer can refuse just the webhooks about it.
-pub async fn incidents_by_keys(
+pub(crate) async fn incidents_by_keys(
     tx: &mut WriteTx,
     keys: &[&str],
 ) -> Result<Vec<(String, Result<Incident, CorruptRow>)>, StoreError> {
@@ -295,7 +298,7 @@ pub async fn incidents_by_keys(
         .collect())
 }
 
-pub async fn incident(tx: &mut WriteTx, id: i64) -> Result<Option<Incident>, StoreError> {
+pub(crate) async fn incident(tx: &mut WriteTx, id: i64) -> Result<Option<Incident>, StoreError> {
     let row = sqlx::query_as::<_, IncidentRow>("SELECT * FROM incidents WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -346,7 +349,7 @@ const INCIDENT_COLUMNS: &[&str] = &[
 /// Inserts new incidents and updates changed ones in one statement per chunk. Safe to write
 /// every column: all writers share one connection, so nothing can change a row between the
 /// caller's read and this write inside its transaction.
-pub async fn upsert_incidents(
+pub(crate) async fn upsert_incidents(
     conn: &mut SqliteConnection,
     rows: &[&Incident],
 ) -> Result<(), StoreError> {
@@ -404,7 +407,7 @@ pub async fn upsert_incidents(
     Ok(())
 }
 
-pub async fn insert_events(
+pub(crate) async fn insert_events(
     conn: &mut SqliteConnection,
     rows: &[NewEvent],
 ) -> Result<(), StoreError> {
@@ -440,7 +443,7 @@ pub async fn insert_events(
 
 /// The stored details of one event (JSON of `intake::details::EventDetails`); `None` when the
 /// event is gone or has none (its body was past retention before they were extracted).
-pub async fn event_details(
+pub(crate) async fn event_details(
     pool: &sqlx::SqlitePool,
     event_id: i64,
 ) -> Result<Option<String>, StoreError> {
@@ -455,7 +458,7 @@ pub async fn event_details(
 
 /// Events stored without details (before migration 0005) whose body is still kept, by id, the
 /// first `limit` after `after_id`: `(id, resource, body)`.
-pub async fn events_without_details(
+pub(crate) async fn events_without_details(
     conn: &mut SqliteConnection,
     after_id: i64,
     limit: i64,
@@ -471,7 +474,7 @@ pub async fn events_without_details(
 }
 
 /// Stores `(event id, details JSON)` pairs, in one transaction.
-pub async fn set_event_details(
+pub(crate) async fn set_event_details(
     conn: &mut SqliteConnection,
     rows: &[(i64, String)],
 ) -> Result<(), StoreError> {
@@ -487,7 +490,7 @@ pub async fn set_event_details(
     Ok(())
 }
 
-pub async fn insert_timeline(
+pub(crate) async fn insert_timeline(
     conn: &mut SqliteConnection,
     rows: &[NewTimeline],
 ) -> Result<(), StoreError> {
@@ -508,7 +511,7 @@ pub async fn insert_timeline(
     Ok(())
 }
 
-pub async fn insert_deliveries(
+pub(crate) async fn insert_deliveries(
     conn: &mut SqliteConnection,
     rows: &[NewDelivery],
     now: i64,
@@ -533,7 +536,7 @@ pub async fn insert_deliveries(
 }
 
 /// Writes what a transition produced, beside the incident rows it changed.
-pub async fn apply_effects(
+pub(crate) async fn apply_effects(
     conn: &mut SqliteConnection,
     incidents: &[&Incident],
     effects: &Effects,
@@ -552,7 +555,7 @@ pub async fn apply_effects(
 }
 
 /// Stored occurrences newer than `since`, oldest first, to rebuild rate windows after a restart.
-pub async fn recent_occurrences(
+pub(crate) async fn recent_occurrences(
     conn: &mut SqliteConnection,
     since: i64,
 ) -> Result<Vec<(String, i64, Vec<u8>)>, StoreError> {

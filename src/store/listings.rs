@@ -9,7 +9,7 @@ use super::{CorruptRow, Reader, StoreError};
 use crate::domain::{Incident, IncidentState, Severity};
 
 #[derive(Debug, Default)]
-pub struct IncidentFilter {
+pub(crate) struct IncidentFilter {
     pub state: Option<IncidentState>,
     pub severity: Option<Severity>,
     pub limit: i64,
@@ -18,7 +18,7 @@ pub struct IncidentFilter {
 
 /// Newest first. A row that does not decode is listed as its error (logged), so that one bad
 /// row shows as unreadable instead of hiding every other incident.
-pub async fn list_incidents(
+pub(crate) async fn list_incidents(
     reader: &Reader,
     f: &IncidentFilter,
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
@@ -40,7 +40,7 @@ pub async fn list_incidents(
         .collect())
 }
 
-pub async fn incident(reader: &Reader, id: i64) -> Result<Option<Incident>, StoreError> {
+pub(crate) async fn incident(reader: &Reader, id: i64) -> Result<Option<Incident>, StoreError> {
     let row: Option<IncidentRow> = sqlx::query_as("SELECT * FROM incidents WHERE id = ?")
         .bind(id)
         .fetch_optional(&**reader)
@@ -49,7 +49,7 @@ pub async fn incident(reader: &Reader, id: i64) -> Result<Option<Incident>, Stor
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct TimelineEntry {
+pub(crate) struct TimelineEntry {
     pub at: i64,
     pub kind: String,
     pub actor: Option<String>,
@@ -57,7 +57,7 @@ pub struct TimelineEntry {
     pub detail: Option<String>,
 }
 
-pub async fn timeline(
+pub(crate) async fn timeline(
     pool: &SqlitePool,
     incident_id: i64,
 ) -> Result<Vec<TimelineEntry>, StoreError> {
@@ -67,10 +67,4 @@ pub async fn timeline(
     .bind(incident_id)
     .fetch_all(pool)
     .await?)
-}
-
-pub async fn count_events(pool: &SqlitePool) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
-        .fetch_one(pool)
-        .await?)
 }

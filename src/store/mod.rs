@@ -5,16 +5,16 @@
 //! fairer and faster than `SQLITE_BUSY` retries. Reads use their own pool ([`Store::reader`]) and
 //! never block on the writer (WAL). The pools stay private so that there is one way to write.
 
-pub mod deliveries;
-pub mod digests;
-pub mod escalations;
-pub mod gauges;
-pub mod health;
-pub mod inbound;
-pub mod incidents;
-pub mod listings;
-pub mod retention;
-pub mod settings;
+pub(crate) mod deliveries;
+pub(crate) mod digests;
+pub(crate) mod escalations;
+pub(crate) mod gauges;
+pub(crate) mod health;
+pub(crate) mod inbound;
+pub(crate) mod incidents;
+pub(crate) mod listings;
+pub(crate) mod retention;
+pub(crate) mod settings;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -117,7 +117,7 @@ pub struct Store {
 /// The read pool, with where its reads count the unreadable rows they find. Dereferences to
 /// the pool for the store's read functions; the ones that decode rows take the `Reader`.
 #[derive(Clone, Debug)]
-pub struct Reader {
+pub(crate) struct Reader {
     pool: SqlitePool,
     corrupt: CorruptRows,
 }

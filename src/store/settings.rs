@@ -5,7 +5,7 @@ use sqlx::SqliteExecutor;
 
 use super::{Store, StoreError};
 
-pub async fn get_setting(
+pub(crate) async fn get_setting(
     conn: impl SqliteExecutor<'_>,
     key: &str,
 ) -> Result<Option<String>, StoreError> {
@@ -18,7 +18,7 @@ pub async fn get_setting(
 }
 
 /// Stores `value` unless the key exists; returns the stored value (first writer wins).
-pub async fn get_or_insert_setting(
+pub(crate) async fn get_or_insert_setting(
     store: &Store,
     key: &str,
     value: &str,

@@ -15,15 +15,15 @@ use minijinja::{Environment, Error};
 
 use super::describe;
 
-pub const DAILY_SUBJECT: &str = include_str!("digest/daily_subject.txt.j2");
-pub const DAILY_TEXT: &str = include_str!("digest/daily_text.txt.j2");
-pub const DAILY_HTML: &str = include_str!("digest/daily_html.html.j2");
-pub const WEEKLY_SUBJECT: &str = include_str!("digest/weekly_subject.txt.j2");
-pub const WEEKLY_TEXT: &str = include_str!("digest/weekly_text.txt.j2");
-pub const WEEKLY_HTML: &str = include_str!("digest/weekly_html.html.j2");
+pub(crate) const DAILY_SUBJECT: &str = include_str!("digest/daily_subject.txt.j2");
+pub(crate) const DAILY_TEXT: &str = include_str!("digest/daily_text.txt.j2");
+pub(crate) const DAILY_HTML: &str = include_str!("digest/daily_html.html.j2");
+pub(crate) const WEEKLY_SUBJECT: &str = include_str!("digest/weekly_subject.txt.j2");
+pub(crate) const WEEKLY_TEXT: &str = include_str!("digest/weekly_text.txt.j2");
+pub(crate) const WEEKLY_HTML: &str = include_str!("digest/weekly_html.html.j2");
 
 /// The contexts of the sample digests, by kind, in the order they are checked.
-pub const SAMPLES_JSON: &str = include_str!("digest/samples.json");
+pub(crate) const SAMPLES_JSON: &str = include_str!("digest/samples.json");
 
 /// Override sources from `routing.yaml`, by output.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -223,12 +223,12 @@ impl CompiledDigestTemplates {
 }
 
 /// The sample contexts of [`SAMPLES_JSON`]: `(what, context)` pairs of each kind.
-pub struct Samples {
+pub(crate) struct Samples {
     pub daily: Vec<(String, Value)>,
     pub weekly: Vec<(String, Value)>,
 }
 
-pub fn samples() -> Result<Samples, TemplateError> {
+pub(crate) fn samples() -> Result<Samples, TemplateError> {
     #[derive(serde::Deserialize)]
     struct Stored {
         daily: Vec<(String, serde_json::Value)>,

@@ -23,7 +23,7 @@ use crate::text::html_escape;
 
 /// The page templates, by name. Pages `{% extends "pages/base.html" %}` and import their
 /// macros from `pages/macros.html`.
-pub const PAGES: [(&str, &str); 8] = [
+pub(crate) const PAGES: [(&str, &str); 8] = [
     ("pages/base.html", include_str!("pages/base.html.j2")),
     ("pages/macros.html", include_str!("pages/macros.html.j2")),
     ("pages/message.html", include_str!("pages/message.html.j2")),
@@ -46,8 +46,8 @@ pub const PAGES: [(&str, &str); 8] = [
     ),
 ];
 
-pub mod digest;
-pub mod notify;
+pub(crate) mod digest;
+pub(crate) mod notify;
 
 /// An environment with the shared settings, filters and formatter, and no templates yet.
 ///
@@ -58,7 +58,7 @@ pub mod notify;
 /// - `ljust(width)` / `rjust(width)`: pads to `width` characters, for aligned plain-text tables;
 /// - `duration`: milliseconds as people read them (`4m 10s`), the one spelling of
 ///   [`crate::text::duration`].
-pub fn environment() -> Environment<'static> {
+pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     // Block tags on their own lines leave no blank line behind.
     match SyntaxConfig::builder()
@@ -87,7 +87,7 @@ pub fn environment() -> Environment<'static> {
 }
 
 /// The error with its causes, on one line: what an operator needs to fix an override.
-pub fn describe(e: &Error) -> String {
+pub(crate) fn describe(e: &Error) -> String {
     let mut s = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(inner) = source {
@@ -143,7 +143,7 @@ fn link_filter(url: &Value, label: Option<String>) -> Value {
 
 /// Registered for notification templates too (`notify::render`), so that every template spells
 /// a span of time the way messages and digests do.
-pub fn duration_filter(ms: i64) -> String {
+pub(crate) fn duration_filter(ms: i64) -> String {
     crate::text::duration(ms)
 }
 

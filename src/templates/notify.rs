@@ -19,7 +19,7 @@ use super::describe;
 use crate::text::{html_escape, slack_escape, truncate_chars};
 
 /// The context of a sample notification of each kind, in the order they are checked.
-pub const SAMPLES_JSON: &str = include_str!("notify/samples.json");
+pub(crate) const SAMPLES_JSON: &str = include_str!("notify/samples.json");
 
 const SLACK_ESCAPE: &str = "slack";
 
@@ -223,7 +223,7 @@ impl NotificationTemplates {
 }
 
 /// The sample contexts of [`SAMPLES_JSON`]: `(kind, context)` pairs.
-pub fn samples() -> Result<Vec<(String, Value)>, TemplateError> {
+pub(crate) fn samples() -> Result<Vec<(String, Value)>, TemplateError> {
     let pairs: Vec<(String, serde_json::Value)> =
         serde_json::from_str(SAMPLES_JSON).map_err(|e| TemplateError {
             name: "notify/samples.json".to_string(),

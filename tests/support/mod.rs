@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use paiid_alerts::app::{Application, Workers};
-use paiid_alerts::clock::ManualClock;
-use paiid_alerts::settings::{Secret, Secrets, Settings};
+use paiid_alerts::testing::app::{Application, Workers};
+use paiid_alerts::testing::clock::ManualClock;
+use paiid_alerts::testing::settings::{Secret, Secrets, Settings};
 use serde_json::Value;
 
 pub const START_MS: i64 = 1_780_000_000_000;
@@ -25,7 +25,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub db_path: PathBuf,
     pub dir: Arc<tempfile::TempDir>,
-    pub state: paiid_alerts::http::AppState,
+    pub state: paiid_alerts::testing::http::AppState,
     /// The outbox worker and the escalation scheduler, to step by hand.
     pub workers: Workers,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -99,7 +99,7 @@ pub async fn spawn_with(opts: AppOptions) -> TestApp {
     let task = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    let client = paiid_alerts::http_client::builder()
+    let client = paiid_alerts::testing::http_client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();

@@ -8,7 +8,7 @@ use super::{Totals, fmt_lateness, fmt_mean, plural, to_usize};
 
 /// The daily digest as its templates see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DailyView {
+pub(crate) struct DailyView {
     pub heading: String,
     pub manual: bool,
     /// `Sat 28 Nov 08:00 – Sun 29 Nov 2026 08:00 EST`
@@ -20,13 +20,13 @@ pub struct DailyView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GroupView {
+pub(crate) struct GroupView {
     pub project: String,
     pub incidents: Vec<DailyIncidentView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DailyIncidentView {
+pub(crate) struct DailyIncidentView {
     pub id: i64,
     pub title: String,
     /// `lowest Apdex 0.61`
@@ -43,7 +43,7 @@ pub struct DailyIncidentView {
 
 /// The weekly summary as its templates see it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WeeklyView {
+pub(crate) struct WeeklyView {
     pub heading: String,
     pub manual: bool,
     pub period: String,
@@ -56,7 +56,7 @@ pub struct WeeklyView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TotalsView {
+pub(crate) struct TotalsView {
     pub opened: i64,
     /// `8 incidents`
     pub opened_text: String,
@@ -91,7 +91,7 @@ impl TotalsView {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SeverityRow {
+pub(crate) struct SeverityRow {
     pub severity: String,
     pub opened: i64,
     pub acknowledged: i64,
@@ -101,7 +101,7 @@ pub struct SeverityRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EscalationRow {
+pub(crate) struct EscalationRow {
     pub severity: String,
     pub fired: i64,
     pub incidents: i64,
@@ -111,7 +111,7 @@ pub struct EscalationRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NoisyRow {
+pub(crate) struct NoisyRow {
     /// 1 for the noisiest.
     pub rank: usize,
     pub id: i64,

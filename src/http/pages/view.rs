@@ -18,7 +18,7 @@ use crate::store::CorruptRow;
 use crate::store::listings::TimelineEntry;
 use crate::templates;
 
-pub fn when(ms: i64) -> String {
+pub(crate) fn when(ms: i64) -> String {
     ms_to_datetime(ms)
         .format("%Y-%m-%d %H:%M:%S UTC")
         .to_string()
@@ -26,7 +26,7 @@ pub fn when(ms: i64) -> String {
 
 /// A rendered page and its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
+pub(crate) struct Page {
     pub status: StatusCode,
     pub html: String,
 }
@@ -52,7 +52,7 @@ impl IntoResponse for Page {
 
 /// The page templates, compiled once (when the router is built) and shared. Cheap to clone.
 #[derive(Clone)]
-pub struct Pages {
+pub(crate) struct Pages {
     env: Arc<Environment<'static>>,
 }
 
@@ -197,7 +197,7 @@ struct BylineView {
 impl Pages {
     /// Compiles the page templates. They are constants covered by the tests; one that does not
     /// compile is logged, and pages that need it answer 500 instead of taking the service down.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut env = templates::environment();
         for (name, source) in templates::PAGES {
             if let Err(e) = env.add_template(name, source) {
@@ -227,7 +227,7 @@ impl Pages {
     }
 
     /// A page that only says something (`message` is text, escaped).
-    pub fn message(&self, status: StatusCode, title: &str, message: &str) -> Page {
+    pub(crate) fn message(&self, status: StatusCode, title: &str, message: &str) -> Page {
         #[derive(Serialize)]
         struct Ctx<'a> {
             title: &'a str,
@@ -238,7 +238,7 @@ impl Pages {
 
     /// `/`: open incidents, then resolved ones, then the payloads we could not read (`Err`:
     /// why they could not be listed).
-    pub fn index(
+    pub(crate) fn index(
         &self,
         incidents: &[Result<Incident, CorruptRow>],
         unparsed: Result<&[ShapeRow], String>,
@@ -274,7 +274,12 @@ impl Pages {
 
     /// `/incidents/{id}`: the summary, the forms for what is still possible (pre-filled with
     /// `user`), and the timeline.
-    pub fn incident(&self, inc: &Incident, timeline: Vec<TimelineEntry>, user: &str) -> Page {
+    pub(crate) fn incident(
+        &self,
+        inc: &Incident,
+        timeline: Vec<TimelineEntry>,
+        user: &str,
+    ) -> Page {
         #[derive(Serialize)]
         struct Ctx<'a> {
             title: String,
@@ -296,7 +301,7 @@ impl Pages {
     }
 
     /// After an acknowledge or resolve: `words` say what happened, then the incident as it is now.
-    pub fn ack_result(&self, inc: &Incident, words: &str) -> Page {
+    pub(crate) fn ack_result(&self, inc: &Incident, words: &str) -> Page {
         #[derive(Serialize)]
         struct Ctx<'a> {
             title: &'a str,
@@ -310,7 +315,7 @@ impl Pages {
     }
 
     /// A failed acknowledge or resolve, with a status that says why.
-    pub fn service_error(&self, title: &str, e: &ServiceError) -> Page {
+    pub(crate) fn service_error(&self, title: &str, e: &ServiceError) -> Page {
         let status = match e {
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::StaleEpisode { .. } => StatusCode::CONFLICT,
@@ -320,7 +325,13 @@ impl Pages {
     }
 
     /// `GET /ack/{token}`: the incident and, unless already done, a form to confirm `verb`.
-    pub fn ack_confirm(&self, inc: &Incident, verb: &str, label: &str, for_ack: bool) -> Page {
+    pub(crate) fn ack_confirm(
+        &self,
+        inc: &Incident,
+        verb: &str,
+        label: &str,
+        for_ack: bool,
+    ) -> Page {
         #[derive(Serialize)]
         struct Ctx<'a> {
             title: String,
@@ -353,7 +364,7 @@ impl Pages {
     }
 
     /// An ack link from an earlier episode of `inc`.
-    pub fn stale_link(&self, inc: &Incident) -> Page {
+    pub(crate) fn stale_link(&self, inc: &Incident) -> Page {
         #[derive(Serialize)]
         struct Ctx<'a> {
             title: &'a str,

@@ -2,6 +2,7 @@ use std::path::Path;
 
 use super::*;
 use crate::config::RoutingConfig;
+use crate::intake::unparsed::notice_channels;
 
 const REPO_ROUTING: &str = include_str!("../../../routing.yaml");
 /// 2026-05-28 20:26:40 UTC.

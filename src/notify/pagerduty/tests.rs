@@ -1,5 +1,6 @@
 use super::*;
 use crate::notify::message::Breadcrumb;
+use crate::settings::DEFAULT_PAGERDUTY_EVENTS_URL as DEFAULT_EVENTS_URL;
 use chrono::{TimeZone, Utc};
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
