@@ -5,12 +5,11 @@
 
 use sqlx::SqlitePool;
 
-use crate::store::Store as StoreHandle;
+use crate::store::Store;
 
 /// The store's read pool, for a test's own `SELECT`s. A test that writes rows itself (a
-/// corrupt row, a clock moved back) does it in [`Store::begin_write`](crate::store::Store::begin_write)
-/// like the service does.
-pub fn read_pool(store: &StoreHandle) -> &SqlitePool {
+/// corrupt row, a clock moved back) does it in [`Store::begin_write`] like the service does.
+pub fn read_pool(store: &Store) -> &SqlitePool {
     store.reader()
 }
 

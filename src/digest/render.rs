@@ -6,9 +6,10 @@
 //! HTML-autoescaped. An override may `{% include "default/<name>" %}` its default.
 //!
 //! Overrides are checked when the configuration loads: a syntax error, or an error while
-//! rendering sample digests (full and empty, scheduled and sent by hand), is a [`TemplateError`]
-//! naming the template. At run time rendering never fails: an override that errors falls back to
-//! the default (with a warning), and a failing default to a plain note.
+//! rendering sample digests (full and empty, scheduled and sent by hand), is a
+//! [`TemplateError`](crate::templates::digest::TemplateError) naming the template. At run time
+//! rendering never fails: an override that errors falls back to the default (with a warning),
+//! and a failing default to a plain note.
 //!
 //! # Template variables
 //! Daily digest ([`DailyView`]): `heading`, `manual`, `period` (`Sat 28 Nov 08:00 – Sun 29 Nov
