@@ -165,3 +165,20 @@ async fn unreadable_rows_are_counted_by_table_and_field() {
     let other = r#"paiid_store_corrupt_rows_total{table="incidents",field="policy"}"#;
     assert_eq!(sample(&app, other).await, 0.0, "only the field that failed");
 }
+
+#[tokio::test]
+async fn an_unknown_timeline_kind_is_an_error() {
+    let app = app_with_one_incident().await;
+    let mut tx = app.state.store.begin_write().await.unwrap();
+    sqlx::query("UPDATE timeline SET kind = 'snoozed' WHERE incident_id = 1")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // Before: 200 with the word passed through as it was stored.
+    let (status, body) = get(&app, "/api/incidents/1").await;
+    assert_eq!(status, 500, "{body}");
+    let series = r#"paiid_store_corrupt_rows_total{table="timeline",field="kind"}"#;
+    assert_eq!(sample(&app, series).await, 1.0);
+}

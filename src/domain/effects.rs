@@ -7,7 +7,7 @@ use super::NotificationKind;
 pub struct NewTimeline {
     pub incident_id: i64,
     pub at: i64,
-    pub kind: &'static str,
+    pub kind: super::TimelineKind,
     pub actor: Option<String>,
     pub via: Option<super::Via>,
     pub detail: Option<String>,

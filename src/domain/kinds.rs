@@ -176,3 +176,35 @@ text_enum!(pub Via, "via", {
     Scheduler => "scheduler",
     Test => "test",
 });
+
+/// What a timeline entry records (`timeline.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(rename_all = "snake_case")]
+pub enum TimelineKind {
+    Opened,
+    /// Another alert on an open incident, or a note added by hand.
+    Note,
+    SeverityRaised,
+    Reopened,
+    Acknowledged,
+    Resolved,
+    Muted,
+    Assigned,
+    /// A comment on the Sentry issue.
+    Comment,
+    Escalated,
+}
+
+text_enum!(pub TimelineKind, "timeline kind", {
+    Opened => "opened",
+    Note => "note",
+    SeverityRaised => "severity_raised",
+    Reopened => "reopened",
+    Acknowledged => "acknowledged",
+    Resolved => "resolved",
+    Muted => "muted",
+    Assigned => "assigned",
+    Comment => "comment",
+    Escalated => "escalated",
+});

@@ -25,7 +25,7 @@ pub(crate) use incident::{
 };
 pub(crate) use ingest::IngestStatus;
 pub use kinds::{ChannelKind, NotificationKind};
-pub(crate) use kinds::{DeliveryKind, DeliveryStatus, NoticeKind, Via};
+pub(crate) use kinds::{DeliveryKind, DeliveryStatus, NoticeKind, TimelineKind, Via};
 pub(crate) use notice::{NoticeError, UnreadablePayload};
 pub use remote::{RemoteRef, RemoteState};
 pub(crate) use severity::Severity;

@@ -121,3 +121,35 @@ fn ingest_status_words_and_answers() {
     assert_eq!(IngestStatus::UnreadableIncident.http_status().as_u16(), 202);
     assert_eq!(IngestStatus::Ignored.http_status().as_u16(), 202);
 }
+
+#[test]
+fn every_timeline_word_round_trips_and_an_unknown_word_is_an_error() {
+    let words: Vec<&str> = TimelineKind::ALL.iter().map(|k| k.as_str()).collect();
+    // The words `timeline.kind` held before the type existed.
+    assert_eq!(
+        words,
+        [
+            "opened",
+            "note",
+            "severity_raised",
+            "reopened",
+            "acknowledged",
+            "resolved",
+            "muted",
+            "assigned",
+            "comment",
+            "escalated"
+        ]
+    );
+    for k in TimelineKind::ALL {
+        assert_eq!(k.as_str().parse::<TimelineKind>(), Ok(*k));
+        assert_eq!(
+            serde_json::to_string(k).unwrap(),
+            format!("\"{}\"", k.as_str())
+        );
+    }
+    let err = "snoozed".parse::<TimelineKind>().unwrap_err();
+    assert_eq!(err.what, "timeline kind");
+    assert_eq!(err.value, "snoozed");
+    assert!(err.expected.contains(&"escalated"));
+}

@@ -5,7 +5,9 @@
 
 use crate::classification::Classification;
 use crate::config::RoutingConfig;
-use crate::domain::{Acknowledgement, ChannelKind, NotificationKind, Policy, Severity, Via};
+use crate::domain::{
+    Acknowledgement, ChannelKind, NotificationKind, Policy, Severity, TimelineKind, Via,
+};
 pub(crate) use crate::domain::{Effects, NewDelivery, NewTimeline};
 use crate::intake::AlertFacts;
 
@@ -17,7 +19,7 @@ impl Effects {
         &mut self,
         inc: &Incident,
         at: i64,
-        kind: &'static str,
+        kind: TimelineKind,
         actor: Option<&str>,
         via: Option<Via>,
         detail: Option<String>,
@@ -125,7 +127,7 @@ pub(crate) fn open_new(
     fx.note(
         &inc,
         now,
-        "opened",
+        TimelineKind::Opened,
         Some("sentry"),
         Some(Via::Sentry),
         Some(opened_detail(class)),
@@ -168,7 +170,7 @@ pub(crate) fn disable_escalation(inc: &mut Incident, fx: &mut Effects, now: i64)
     fx.note(
         inc,
         now,
-        "note",
+        TimelineKind::Note,
         Some("paiid-alerts"),
         Some(Via::Test),
         Some("test alert: escalation disabled".into()),
@@ -230,7 +232,7 @@ pub(crate) fn record_alert(
         fx.note(
             inc,
             now,
-            "severity_raised",
+            TimelineKind::SeverityRaised,
             Some("sentry"),
             Some(Via::Sentry),
             Some(format!("{old} -> {}", inc.severity)),
@@ -292,7 +294,7 @@ fn reopen(
     fx.note(
         inc,
         now,
-        "reopened",
+        TimelineKind::Reopened,
         Some("sentry"),
         Some(Via::Sentry),
         Some(format!("episode {}: {why}", inc.episode)),
@@ -402,7 +404,7 @@ pub(crate) fn acknowledge(
     fx.note(
         inc,
         now,
-        "acknowledged",
+        TimelineKind::Acknowledged,
         Some(&actor.name),
         Some(actor.via),
         None,
@@ -444,7 +446,7 @@ pub(crate) fn resolve(
     fx.note(
         inc,
         now,
-        "resolved",
+        TimelineKind::Resolved,
         Some(&actor.name),
         Some(actor.via),
         None,
@@ -484,7 +486,7 @@ pub(crate) fn mute(inc: &mut Incident, actor: &Actor, now: i64) -> Effects {
     fx.note(
         inc,
         now,
-        "muted",
+        TimelineKind::Muted,
         Some(&actor.name),
         Some(actor.via),
         Some("ignored in Sentry".into()),
@@ -504,7 +506,7 @@ pub(crate) fn assign(
     fx.note(
         inc,
         now,
-        "assigned",
+        TimelineKind::Assigned,
         Some(&actor.name),
         Some(actor.via),
         assignee,
@@ -517,7 +519,7 @@ pub(crate) fn comment(inc: &Incident, text: Option<String>, actor: &Actor, now: 
     fx.note(
         inc,
         now,
-        "comment",
+        TimelineKind::Comment,
         Some(&actor.name),
         Some(actor.via),
         text,
@@ -532,7 +534,7 @@ pub(crate) fn add_note(inc: &mut Incident, note: &str, actor: &Actor, now: i64) 
     fx.note(
         inc,
         now,
-        "note",
+        TimelineKind::Note,
         Some(&actor.name),
         Some(actor.via),
         Some(note.to_string()),
@@ -558,7 +560,7 @@ pub(crate) fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Opti
     fx.note(
         inc,
         now,
-        "escalated",
+        TimelineKind::Escalated,
         Some("scheduler"),
         Some(Via::Scheduler),
         Some(format!(

@@ -2,11 +2,11 @@
 //! timeline, the event count.
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::incidents::{IncidentRow, decode_all};
-use super::{CorruptRow, Reader, StoreError};
-use crate::domain::{Incident, IncidentState, Severity};
+use super::{CorruptRow, CorruptRows, Reader, StoreError};
+use crate::domain::{Incident, IncidentState, ParseError, Severity, TimelineKind, Via};
 
 #[derive(Debug, Default)]
 pub(crate) struct IncidentFilter {
@@ -48,23 +48,63 @@ pub(crate) async fn incident(reader: &Reader, id: i64) -> Result<Option<Incident
     Ok(decode_all(row.into_iter().collect(), reader.corrupt())?.pop())
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct TimelineEntry {
     pub at: i64,
-    pub kind: String,
+    pub kind: TimelineKind,
     pub actor: Option<String>,
-    pub via: Option<String>,
+    pub via: Option<Via>,
     pub detail: Option<String>,
 }
 
+/// A `timeline` row as stored, before its words are decoded.
+#[derive(sqlx::FromRow)]
+struct TimelineRow {
+    id: i64,
+    at: i64,
+    kind: String,
+    actor: Option<String>,
+    via: Option<String>,
+    detail: Option<String>,
+}
+
+impl TimelineRow {
+    fn decode(self, seen: &CorruptRows) -> Result<TimelineEntry, CorruptRow> {
+        let id = self.id;
+        let bad = |field: &'static str, e: ParseError| {
+            seen.found(CorruptRow {
+                table: "timeline",
+                id,
+                field,
+                reason: e.to_string(),
+            })
+        };
+        Ok(TimelineEntry {
+            at: self.at,
+            kind: self.kind.parse().map_err(|e| bad("kind", e))?,
+            actor: self.actor,
+            via: self
+                .via
+                .map(|v| v.parse().map_err(|e| bad("via", e)))
+                .transpose()?,
+            detail: self.detail,
+        })
+    }
+}
+
+/// Oldest first. A row whose words do not decode fails the read (logged and counted).
 pub(crate) async fn timeline(
-    pool: &SqlitePool,
+    reader: &Reader,
     incident_id: i64,
 ) -> Result<Vec<TimelineEntry>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT at, kind, actor, via, detail FROM timeline WHERE incident_id = ? ORDER BY at, id",
+    let rows: Vec<TimelineRow> = sqlx::query_as(
+        "SELECT id, at, kind, actor, via, detail FROM timeline WHERE incident_id = ? ORDER BY at, id",
     )
     .bind(incident_id)
-    .fetch_all(pool)
-    .await?)
+    .fetch_all(&**reader)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| r.decode(reader.corrupt()))
+        .collect::<Result<_, _>>()?)
 }

@@ -153,9 +153,9 @@ mod rendering {
         let pages = Pages::new();
         let timeline = vec![TimelineEntry {
             at: 1_795_000_000_000,
-            kind: "opened".to_string(),
+            kind: crate::domain::TimelineKind::Opened,
             actor: Some(SCRIPT.to_string()),
-            via: Some("web".to_string()),
+            via: Some(crate::domain::Via::Web),
             detail: Some(SCRIPT.to_string()),
         }];
         let page = pages.incident(&incident(SCRIPT), timeline, SCRIPT);

@@ -142,7 +142,7 @@ impl<'a> IncidentView<'a> {
 #[derive(Debug, Serialize)]
 struct TimelineView {
     at: String,
-    kind: String,
+    kind: &'static str,
     /// The actor and the channel: `ana via web`.
     who: String,
     detail: Option<String>,
@@ -152,7 +152,7 @@ impl TimelineView {
     fn of(t: TimelineEntry) -> Self {
         Self {
             at: when(t.at),
-            kind: t.kind,
+            kind: t.kind.as_str(),
             who: [
                 t.actor.unwrap_or_default(),
                 t.via.map(|v| format!("via {v}")).unwrap_or_default(),

@@ -39,7 +39,7 @@ fn opening_notifies_primary_and_arms_the_timer() {
         inc.frozen_policy().escalate_to,
         vec!["pagerduty-oncall", "eng-manager-email"]
     );
-    assert_eq!(fx.timeline[0].kind, "opened");
+    assert_eq!(fx.timeline[0].kind, TimelineKind::Opened);
 }
 
 #[test]
@@ -193,7 +193,7 @@ fn severity_rise_refreezes_policy_and_notifies() {
         )]
     );
     assert_eq!(inc.next_escalation_at, Some(MIN + 60 * MIN));
-    assert_eq!(fx.timeline[0].kind, "severity_raised");
+    assert_eq!(fx.timeline[0].kind, TimelineKind::SeverityRaised);
 }
 
 #[test]
