@@ -686,3 +686,27 @@ async fn retried_email_keeps_its_message_id() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unknown_delivery_status_filter_is_a_400_naming_the_allowed_words() {
+    let slack = FakeSlack::start().await;
+    let pd = FakePagerDuty::start().await;
+    let app = app_with(&slack, &pd, None, "webhook", false).await;
+    let r = app
+        .client
+        .get(app.url("/api/deliveries?status=bogus"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "bad_query", "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("`bogus`"), "{body}");
+    for word in ["pending", "sending", "delivered", "failed", "dead"] {
+        assert!(detail.contains(word), "{word}: {body}");
+    }
+    // A known word still filters.
+    let dead = app.get_json("/api/deliveries?status=dead").await;
+    assert_eq!(dead["deliveries"], serde_json::json!([]), "{dead}");
+}

@@ -13,7 +13,7 @@ use super::api::{require_api_reader, require_api_token};
 use super::error::ApiError;
 use super::extract::Query;
 use crate::classification::Severity;
-use crate::domain::IngestStatus;
+use crate::domain::{DeliveryStatus, IngestStatus};
 use crate::incidents::writer::{IngestOutcome, IngestRequest, TEST_SOURCE};
 use crate::intake::{AlertFacts, Meaning};
 use crate::store::{deliveries, gauges};
@@ -50,17 +50,16 @@ async fn list_deliveries(
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Json<Value>, ApiError> {
     require_api_reader(&state, &headers)?;
-    if let Some(s) = &q.status
-        && !["pending", "sending", "delivered", "failed", "dead"].contains(&s.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            format!("unknown status `{s}` (pending, sending, delivered, failed, dead)"),
-        ));
-    }
+    // The detail names the word given and every allowed word (`ParseError`'s message).
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<DeliveryStatus>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("bad_query", format!("status: {e}")))?;
     let rows = deliveries::list(
         state.store.reader(),
-        q.status.as_deref(),
+        status,
         q.limit.unwrap_or(100).clamp(1, 1000),
     )
     .await?;

@@ -387,7 +387,7 @@ pub(crate) async fn for_incident(
 
 pub(crate) async fn list(
     reader: &Reader,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     limit: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
     let rows = match status {

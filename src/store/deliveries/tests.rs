@@ -73,7 +73,9 @@ async fn a_recorded_attempt_moves_the_row_to_its_typed_status() {
     };
     record_attempt(&store, &rows[0], &result).await.unwrap();
 
-    let d = &list(store.reader(), Some("failed"), 10).await.unwrap()[0];
+    let d = &list(store.reader(), Some(DeliveryStatus::Failed), 10)
+        .await
+        .unwrap()[0];
     assert_eq!(
         (d.id, d.status, d.attempts),
         (id, DeliveryStatus::Failed, 1)
