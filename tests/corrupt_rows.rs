@@ -181,4 +181,20 @@ async fn an_unknown_timeline_kind_is_an_error() {
     assert_eq!(status, 500, "{body}");
     let series = r#"paiid_store_corrupt_rows_total{table="timeline",field="kind"}"#;
     assert_eq!(sample(&app, series).await, 1.0);
+
+    // The page says so instead of showing an empty timeline.
+    let page = app
+        .client
+        .get(app.url("/incidents/1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Timeline unreadable"), "{page}");
+    assert!(
+        page.contains("snoozed"),
+        "the reason names the word: {page}"
+    );
 }

@@ -124,9 +124,10 @@ async fn incident_page(
                 .into_response();
         }
     };
+    // Logged and counted by the read; the page says so instead of showing an empty timeline.
     let timeline = listings::timeline(state.store.reader(), id)
         .await
-        .unwrap_or_default();
+        .map_err(|e| e.to_string());
     pages.incident(&inc, timeline, &user).into_response()
 }
 

@@ -158,7 +158,7 @@ mod rendering {
             via: Some(crate::domain::Via::Web),
             detail: Some(SCRIPT.to_string()),
         }];
-        let page = pages.incident(&incident(SCRIPT), timeline, SCRIPT);
+        let page = pages.incident(&incident(SCRIPT), Ok(timeline), SCRIPT);
         assert_eq!(page.status, StatusCode::OK);
         assert_escaped(&page.html);
         assert!(

@@ -274,10 +274,12 @@ impl Pages {
 
     /// `/incidents/{id}`: the summary, the forms for what is still possible (pre-filled with
     /// `user`), and the timeline.
+    /// A timeline that could not be read is shown as unreadable with the reason, never as an
+    /// empty one.
     pub(crate) fn incident(
         &self,
         inc: &Incident,
-        timeline: Vec<TimelineEntry>,
+        timeline: Result<Vec<TimelineEntry>, String>,
         user: &str,
     ) -> Page {
         #[derive(Serialize)]
@@ -288,14 +290,20 @@ impl Pages {
             can_acknowledge: bool,
             can_resolve: bool,
             timeline: Vec<TimelineView>,
+            timeline_error: Option<String>,
         }
+        let (timeline, timeline_error) = match timeline {
+            Ok(rows) => (rows.into_iter().map(TimelineView::of).collect(), None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
         let ctx = Ctx {
             title: format!("Incident #{}", inc.id),
             inc: IncidentView::of(inc),
             user,
             can_acknowledge: matches!(inc.state, IncidentState::Triggered | IncidentState::Muted),
             can_resolve: inc.state != IncidentState::Resolved,
-            timeline: timeline.into_iter().map(TimelineView::of).collect(),
+            timeline,
+            timeline_error,
         };
         self.render(StatusCode::OK, "pages/incident.html", &ctx)
     }
