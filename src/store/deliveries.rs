@@ -466,12 +466,14 @@ pub(crate) async fn enqueue_count_updates(
         };
         for channel in channels_for(&policy) {
             // One waiting update per card is enough (it shows the count when it is sent): while
-            // Slack is down they must not pile up ahead of new alerts.
+            // Slack is down they must not pile up ahead of new alerts. One being sent does not
+            // count as waiting: it was built before these events, so without a new row the card
+            // would keep the older count while `notified_count` says it is shown.
             let r = sqlx::query(
                 "INSERT INTO deliveries (incident_id, episode, channel, kind, status, next_attempt_at, created_at) \
                  SELECT ?1, ?2, ?3, 'count_update', 'pending', ?4, ?4 WHERE NOT EXISTS ( \
                      SELECT 1 FROM deliveries WHERE incident_id = ?1 AND channel = ?3 \
-                     AND kind = 'count_update' AND status IN ('pending', 'failed', 'sending')) \
+                     AND kind = 'count_update' AND status IN ('pending', 'failed')) \
                  AND EXISTS (SELECT 1 FROM remote_refs WHERE incident_id = ?1 AND episode = ?2 \
                      AND channel = ?3 AND slack_ts IS NOT NULL)",
             )
