@@ -36,12 +36,7 @@ pub struct DigestTemplateOverrides {
     pub weekly_summary_html: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("template {name}: {message}")]
-pub struct TemplateError {
-    pub name: String,
-    pub message: String,
-}
+pub(crate) use super::TemplateError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {

@@ -46,6 +46,14 @@ pub(crate) const PAGES: [(&str, &str); 8] = [
     ),
 ];
 
+/// A template (a default or a `routing.yaml` override) that does not compile or render, by name.
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {message}")]
+pub struct TemplateError {
+    pub name: String,
+    pub message: String,
+}
+
 pub(crate) mod digest;
 pub(crate) mod notify;
 

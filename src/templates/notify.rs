@@ -32,12 +32,7 @@ pub struct TemplateOverrides {
     pub pagerduty_summary: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("template {name}: {message}")]
-pub struct TemplateError {
-    pub name: String,
-    pub message: String,
-}
+pub(crate) use super::TemplateError;
 
 /// The five rendered outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
