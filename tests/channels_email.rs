@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use paiid_alerts::testing::domain::ChannelKind;
+use paiid_alerts::testing::domain::{ChannelKind, IncidentId};
 use paiid_alerts::testing::intake::details::event_details;
 use paiid_alerts::testing::intake::redact::scrub_text;
 use paiid_alerts::testing::notify::email::EmailChannel;
@@ -25,7 +25,7 @@ fn notification(kind: NotificationKind) -> Notification {
     let opened = Utc.with_ymd_and_hms(2026, 11, 29, 8, 0, 0).unwrap();
     Notification {
         kind,
-        incident_id: 42,
+        incident_id: IncidentId(42),
         dedup_key: "paiid-alerts-42-1".into(),
         severity: "critical".into(),
         state: "triggered".into(),

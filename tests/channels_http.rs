@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use fake_pagerduty::FakePagerDuty;
 use fake_slack::{Behaviour, FakeSlack};
+use paiid_alerts::testing::domain::IncidentId;
 use paiid_alerts::testing::notify::message::Breadcrumb;
 use paiid_alerts::testing::notify::pagerduty::PagerDutyChannel;
 use paiid_alerts::testing::notify::render::Templates;
@@ -26,7 +27,7 @@ fn notification(kind: NotificationKind) -> Notification {
     let first = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
     Notification {
         kind,
-        incident_id: 42,
+        incident_id: IncidentId(42),
         dedup_key: "paiid-alerts-42-1".into(),
         severity: "critical".into(),
         state: "triggered".into(),

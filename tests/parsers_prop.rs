@@ -438,11 +438,11 @@ fn claims() -> impl Strategy<Value = AckClaims> {
     )
         .prop_map(|(incident, action, recipient, ttl, ver)| AckClaims {
             kid: String::new(),
-            incident,
+            incident: IncidentId(incident),
             action,
             recipient,
             exp: NOW + ttl,
-            ver,
+            ver: Episode(ver),
         })
 }
 
@@ -717,7 +717,7 @@ proptest! {
         prop_assert_eq!(event.agent.as_ref().map(|a| a.summary.clone()), agent);
         prop_assert_eq!(event.incident_key(), Some(key.as_str()));
         prop_assert_eq!(event.pagerduty_incident_id(), Some(pd_id.as_str()));
-        prop_assert_eq!(parse_dedup_key(&key), Some((incident, episode)));
+        prop_assert_eq!(parse_dedup_key(&key), Some((IncidentId(incident), Episode(episode))));
     }
 
     /// During a secret rotation PagerDuty sends one `v1=` per secret, among entries of other

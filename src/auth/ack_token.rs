@@ -18,6 +18,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::domain::{Episode, IncidentId};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Longest token accepted. Real tokens are ~250 bytes; the bound keeps hostile input from
@@ -54,15 +56,15 @@ pub struct AckClaims {
     /// Id of the key that signed the token. [`AckKeys::sign`] overwrites it with the current
     /// key's id, so callers may leave it empty.
     pub kid: String,
-    pub incident: i64,
+    pub incident: IncidentId,
     pub action: AckAction,
     /// Who the link was sent to (email address or Slack user); recorded as the acknowledger.
     pub recipient: String,
     /// Unix seconds. The token is valid while `now < exp` (JWT semantics: expired *at* `exp`).
     pub exp: i64,
-    /// The incident's escalation version when the link was issued, so a stale link can be
-    /// recognised when it matters.
-    pub ver: i64,
+    /// The episode the link was issued for, so that a link from before a reopen does not act
+    /// on the new episode. Named `ver` in the token (tokens already sent keep verifying).
+    pub ver: Episode,
 }
 
 /// Why a token was rejected. The HTTP layer should show one generic page for all of them and

@@ -39,6 +39,8 @@ use minijinja::value::{Serde, Value};
 use super::report::{DailyDigest, Links, Period, WeeklySummary};
 use super::report::{DailyView, RenderedMail, WeeklyView};
 #[cfg(test)]
+use crate::domain::IncidentId;
+#[cfg(test)]
 use crate::store::digests::{DigestIncident, EscalationTally, NoisyIncident, SeverityTally};
 use crate::templates::describe;
 use crate::templates::digest::{CompiledDigestTemplates, Output};
@@ -203,7 +205,7 @@ fn sample_period() -> Period {
 
 #[cfg(test)]
 fn samples_daily() -> Vec<(&'static str, DailyDigest)> {
-    let incident = |id: i64, project: Option<&str>, sentry: bool| DigestIncident {
+    let incident = |id: IncidentId, project: Option<&str>, sentry: bool| DigestIncident {
         id,
         title: "Apdex below 0.8 on POST /orders".to_string(),
         project: project.map(str::to_string),
@@ -220,8 +222,8 @@ fn samples_daily() -> Vec<(&'static str, DailyDigest)> {
         period: sample_period(),
         manual: false,
         incidents: vec![
-            incident(1, Some("paiid-backend"), true),
-            incident(2, None, false),
+            incident(IncidentId(1), Some("paiid-backend"), true),
+            incident(IncidentId(2), None, false),
         ],
     };
     let empty = DailyDigest {
@@ -260,7 +262,7 @@ fn samples_weekly() -> Vec<(&'static str, WeeklySummary)> {
         }],
         vec![
             NoisyIncident {
-                id: 3,
+                id: IncidentId(3),
                 title: "Error storm".to_string(),
                 project: Some("paiid-backend".to_string()),
                 severity: "high".to_string(),
@@ -269,7 +271,7 @@ fn samples_weekly() -> Vec<(&'static str, WeeklySummary)> {
                 sentry_url: Some("https://sentry.io/organizations/paiid/issues/3/".to_string()),
             },
             NoisyIncident {
-                id: 4,
+                id: IncidentId(4),
                 title: "Quotes 500s".to_string(),
                 project: None,
                 severity: "medium".to_string(),

@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 
 use crate::classification::Severity;
 use crate::clock::ms_to_datetime;
+use crate::domain::IncidentId;
 use crate::intake::MetricKind;
 use crate::store::digests::{self, DigestIncident, EscalationTally, NoisyIncident, SeverityTally};
 use crate::store::{Store, StoreError};
@@ -81,7 +82,7 @@ pub(crate) struct Links<'a> {
 }
 
 impl Links<'_> {
-    pub(crate) fn incident(&self, id: i64) -> String {
+    pub(crate) fn incident(&self, id: IncidentId) -> String {
         format!("{}/incidents/{id}", self.public_url.trim_end_matches('/'))
     }
 }

@@ -1,11 +1,11 @@
 //! What a state change must write beside the incident row, in the same transaction: timeline
 //! entries and outbox deliveries. Transitions return it; the store writes it.
 
-use super::NotificationKind;
+use super::{Episode, IncidentId, NotificationKind};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTimeline {
-    pub incident_id: i64,
+    pub incident_id: IncidentId,
     pub at: i64,
     pub kind: super::TimelineKind,
     pub actor: Option<String>,
@@ -15,8 +15,8 @@ pub struct NewTimeline {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDelivery {
-    pub incident_id: i64,
-    pub episode: i64,
+    pub incident_id: IncidentId,
+    pub episode: Episode,
     pub channel: String,
     pub kind: NotificationKind,
     pub detail: Option<String>,

@@ -18,6 +18,12 @@ macro_rules! id {
             pub fn get(self) -> i64 {
                 self.0
             }
+
+            /// The id after this one (ids are handed out in order; an episode counts reopens).
+            #[must_use]
+            pub fn next(self) -> Self {
+                Self(self.0 + 1)
+            }
         }
 
         impl std::fmt::Display for $ty {
@@ -58,3 +64,10 @@ id!(
     /// belong to no incident (notices) have episode 0.
     Episode
 );
+
+impl Episode {
+    /// The episode an incident opens with.
+    pub const FIRST: Episode = Episode(1);
+    /// What a delivery about no incident (a notice) stores as its episode.
+    pub const NONE: Episode = Episode(0);
+}

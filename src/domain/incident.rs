@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Severity, Via, text_enum};
+use super::{Episode, EventId, IncidentId, Severity, Via, text_enum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
@@ -70,9 +70,9 @@ impl Policy {
 /// One row of `incidents`. Times are epoch milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Incident {
-    pub id: i64,
+    pub id: IncidentId,
     pub incident_key: String,
-    pub episode: i64,
+    pub episode: Episode,
     pub severity: Severity,
     pub state: IncidentState,
     pub title: String,
@@ -90,7 +90,7 @@ pub struct Incident {
     pub first_seen: i64,
     pub last_seen: i64,
     pub opened_at: i64,
-    pub last_event_id: Option<i64>,
+    pub last_event_id: Option<EventId>,
     pub assignee: Option<String>,
     pub acknowledged_at: Option<i64>,
     pub acknowledged_by: Option<String>,
@@ -132,12 +132,12 @@ impl Incident {
 }
 
 /// `paiid-alerts-{id}-{episode}`: the PagerDuty dedup key of one episode of an incident.
-pub(crate) fn dedup_key(incident_id: i64, episode: i64) -> String {
+pub(crate) fn dedup_key(incident_id: IncidentId, episode: Episode) -> String {
     format!("paiid-alerts-{incident_id}-{episode}")
 }
 
 /// [`dedup_key`] -> (incident id, episode).
-pub fn parse_dedup_key(key: &str) -> Option<(i64, i64)> {
+pub fn parse_dedup_key(key: &str) -> Option<(IncidentId, Episode)> {
     let (id, episode) = key.strip_prefix("paiid-alerts-")?.split_once('-')?;
     Some((id.parse().ok()?, episode.parse().ok()?))
 }

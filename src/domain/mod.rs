@@ -18,6 +18,7 @@ mod severity;
 
 pub(crate) use action::Action;
 pub(crate) use effects::{Effects, NewDelivery, NewTimeline};
+pub(crate) use ids::{DeliveryId, EventId};
 pub use ids::{Episode, IncidentId};
 pub use incident::parse_dedup_key;
 pub(crate) use incident::{

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::NoticeKind;
+use super::{EventId, NoticeKind};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NoticeError {
@@ -22,7 +22,7 @@ pub struct UnreadablePayload {
     /// What we looked for and did not find.
     pub reason: String,
     /// `events.id` of the first payload of this shape.
-    pub event_id: i64,
+    pub event_id: EventId,
     /// When it was received (ms).
     pub received_at: i64,
 }

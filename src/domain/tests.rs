@@ -1,5 +1,4 @@
 use super::*;
-use crate::domain::ids::DeliveryId;
 
 #[test]
 fn every_word_reads_back_as_its_variant() {
@@ -92,6 +91,17 @@ fn ids_are_stored_and_shown_as_their_number() {
     assert_eq!(IncidentId(7).to_string(), "7");
     assert_eq!(serde_json::to_string(&Episode(2)).unwrap(), "2");
     assert_eq!("42".parse::<DeliveryId>(), Ok(DeliveryId(42)));
+    assert_eq!(serde_json::from_str::<EventId>("9").unwrap(), EventId(9));
+    assert_eq!(IncidentId(7).next(), IncidentId(8));
+}
+
+#[test]
+fn dedup_key_round_trips_typed_ids() {
+    let key = dedup_key(IncidentId(42), Episode(3));
+    assert_eq!(key, "paiid-alerts-42-3");
+    assert_eq!(parse_dedup_key(&key), Some((IncidentId(42), Episode(3))));
+    assert_eq!(parse_dedup_key("paiid-alerts-42"), None);
+    assert_eq!(parse_dedup_key("paiid-alerts-x-1"), None);
 }
 
 #[test]

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, sleep_until};
+use crate::domain::IncidentId;
 use crate::incidents::model::Incident;
 use crate::incidents::transitions::{self, Effects};
 use crate::incidents::writer::Wakers;
@@ -53,8 +54,9 @@ impl Scheduler {
                     Ok(inc) => inc,
                     Err(corrupt) => {
                         // Logged when read; looked at again in a minute, not in a busy loop.
-                        sql::postpone(&mut tx, corrupt.id, now.saturating_add(UNREADABLE_RETRY_MS))
-                            .await?;
+                        // Read from `incidents`, so the row id is an incident id.
+                        let id = IncidentId(corrupt.id);
+                        sql::postpone(&mut tx, id, now.saturating_add(UNREADABLE_RETRY_MS)).await?;
                         continue;
                     }
                 };
@@ -80,8 +82,8 @@ impl Scheduler {
                             // Only restored or hand-edited data gets here. Firing again would
                             // page twice; failing the batch would stall every escalation.
                             tracing::warn!(
-                                incident = inc.id,
-                                episode = inc.episode,
+                                incident = inc.id.get(),
+                                episode = inc.episode.get(),
                                 step = inc.escalation_step,
                                 "escalation step already on record: not paging again"
                             );

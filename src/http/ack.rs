@@ -14,7 +14,7 @@ use super::AppState;
 use super::extract::Path;
 use super::pages::{Page, Pages, act_page};
 use crate::auth::ack_token::{AckAction, AckClaims, TokenError};
-use crate::domain::{Action, Episode, IncidentId, Via};
+use crate::domain::{Action, Via};
 use crate::incidents::model::Incident;
 use crate::incidents::transitions::Actor;
 use crate::store::listings;
@@ -122,6 +122,6 @@ async fn act(
         AckAction::Resolve => Action::RESOLVE,
     };
     // The episode is checked again inside the transaction: a reopen may land in between.
-    let (id, episode) = (IncidentId(inc.id), Some(Episode(claims.ver)));
+    let (id, episode) = (inc.id, Some(claims.ver));
     act_page(&state, &pages, id, episode, action, &actor).await
 }

@@ -76,16 +76,16 @@ struct ListQuery {
     state: Option<String>,
     severity: Option<String>,
     limit: Option<i64>,
-    before: Option<i64>,
+    before: Option<IncidentId>,
 }
 
 /// The API view of an incident: times as RFC 3339.
 #[derive(Serialize)]
 pub(crate) struct IncidentView {
-    id: i64,
+    id: IncidentId,
     severity: Severity,
     state: IncidentState,
-    episode: i64,
+    episode: Episode,
     title: String,
     project: Option<String>,
     environment: Option<String>,
@@ -200,7 +200,7 @@ async fn list(
 async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<IncidentId>,
 ) -> Result<Json<Value>, ApiError> {
     require_api_reader(&state, &headers)?;
     let inc = listings::incident(state.store.reader(), id)

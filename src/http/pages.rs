@@ -101,7 +101,7 @@ async fn incident_page(
     State(state): State<AppState>,
     Extension(pages): Extension<Pages>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<IncidentId>,
 ) -> Response {
     let user = match web_login(&state, &pages, &headers) {
         Ok(user) => user.unwrap_or_default(),

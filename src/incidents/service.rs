@@ -181,8 +181,8 @@ impl IncidentService {
         // A late event about an earlier episode's PagerDuty incident must not act on this one.
         let episode = incident_key
             .and_then(parse_dedup_key)
-            .filter(|(key_id, _)| *key_id == id.get())
-            .map(|(_, episode)| Episode(episode));
+            .filter(|(key_id, _)| *key_id == id)
+            .map(|(_, episode)| episode);
         let action = match pd_action {
             PagerDutyAction::Acknowledge => Action::ACKNOWLEDGE,
             PagerDutyAction::Resolve => Action::RESOLVE,
@@ -226,16 +226,16 @@ impl IncidentService {
         now: i64,
         prepare: impl FnOnce(&mut Incident),
     ) -> Result<(ActOutcome, Incident, Effects), ServiceError> {
-        let mut inc = sql::incident(tx, id.get())
+        let mut inc = sql::incident(tx, id)
             .await?
             .ok_or(ServiceError::NotFound(id))?;
         if let Some(expected) = episode
-            && expected.get() != inc.episode
+            && expected != inc.episode
         {
             return Err(ServiceError::StaleEpisode {
                 id,
                 expected,
-                current: Episode(inc.episode),
+                current: inc.episode,
             });
         }
         let before = inc.clone();
@@ -271,7 +271,7 @@ async fn find_for_pagerduty(
     pagerduty_id: Option<&str>,
 ) -> Result<Option<IncidentId>, ServiceError> {
     if let Some((id, _)) = incident_key.and_then(parse_dedup_key) {
-        return Ok(Some(IncidentId(id)));
+        return Ok(Some(id));
     }
     match pagerduty_id {
         Some(pd) => Ok(inbound::incident_for_pagerduty(tx, pd).await?),
@@ -281,11 +281,14 @@ async fn find_for_pagerduty(
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::{Episode, IncidentId};
     use crate::incidents::model::{dedup_key, parse_dedup_key};
 
     #[test]
     fn dedup_key_roundtrip() {
-        assert_eq!(parse_dedup_key(&dedup_key(42, 3)), Some((42, 3)));
+        let key = dedup_key(IncidentId(42), Episode(3));
+        assert_eq!(key, "paiid-alerts-42-3");
+        assert_eq!(parse_dedup_key(&key), Some((IncidentId(42), Episode(3))));
         assert_eq!(parse_dedup_key("paiid-alerts-42"), None);
         assert_eq!(parse_dedup_key("other-42-1"), None);
     }

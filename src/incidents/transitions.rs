@@ -6,7 +6,8 @@
 use crate::classification::Classification;
 use crate::config::RoutingConfig;
 use crate::domain::{
-    Acknowledgement, ChannelKind, NotificationKind, Policy, Severity, TimelineKind, Via,
+    Acknowledgement, ChannelKind, Episode, EventId, IncidentId, NotificationKind, Policy, Severity,
+    TimelineKind, Via,
 };
 pub(crate) use crate::domain::{Effects, NewDelivery, NewTimeline};
 use crate::intake::AlertFacts;
@@ -76,18 +77,18 @@ fn freeze(cfg: &RoutingConfig, severity: Severity) -> Policy {
 /// A brand-new incident for the first alert of its key. The id is assigned by the caller.
 pub(crate) fn open_new(
     cfg: &RoutingConfig,
-    id: i64,
+    id: IncidentId,
     key: String,
     facts: &AlertFacts,
     class: &Classification,
-    event_id: i64,
+    event_id: EventId,
     now: i64,
 ) -> (Incident, Effects) {
     let policy = freeze(cfg, class.severity);
     let mut inc = Incident {
         id,
         incident_key: key,
-        episode: 1,
+        episode: Episode::FIRST,
         severity: class.severity,
         state: IncidentState::Triggered,
         title: facts.title.clone(),
@@ -184,7 +185,7 @@ pub(crate) fn record_alert(
     inc: &mut Incident,
     facts: &AlertFacts,
     class: &Classification,
-    event_id: i64,
+    event_id: EventId,
     now: i64,
 ) -> Effects {
     let mut fx = Effects::default();
@@ -267,7 +268,7 @@ fn reopen(
     fx: &mut Effects,
 ) {
     let policy = freeze(cfg, severity);
-    inc.episode += 1;
+    inc.episode = inc.episode.next();
     inc.severity = severity;
     if rule.is_some() {
         inc.rule = rule;

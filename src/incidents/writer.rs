@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::classification::{Classification, Classifier, Severity};
 use crate::clock::SharedClock;
 use crate::config::RoutingConfig;
-use crate::domain::{IngestStatus, Via};
+use crate::domain::{EventId, IncidentId, IngestStatus, Via};
 use crate::intake::{AlertFacts, Meaning};
 use crate::store::incidents::{self as sql, NewEvent};
 use crate::store::{Store, StoreError, WriteTx};
@@ -46,13 +46,13 @@ pub struct IngestRequest {
 pub enum IngestOutcome {
     /// Stored. `incident_id` is set when the payload opened, updated or changed an incident.
     Accepted {
-        event_id: i64,
-        incident_id: Option<i64>,
+        event_id: EventId,
+        incident_id: Option<IncidentId>,
         severity: Severity,
         status: IngestStatus,
     },
     /// Seen before (a Sentry retry): counted once.
-    Duplicate { event_id: i64 },
+    Duplicate { event_id: EventId },
 }
 
 type Reply = oneshot::Sender<Result<IngestOutcome, Arc<StoreError>>>;
@@ -81,8 +81,8 @@ pub(crate) struct Writer {
     classifier: Classifier,
     clock: SharedClock,
     wakers: Wakers,
-    next_event_id: i64,
-    next_incident_id: i64,
+    next_event_id: EventId,
+    next_incident_id: IncidentId,
 }
 
 /// The details a message will show about this webhook, extracted (and scrubbed) once, as the
@@ -139,8 +139,8 @@ impl Writer {
             classifier,
             clock,
             wakers,
-            next_event_id: events + 1,
-            next_incident_id: incidents + 1,
+            next_event_id: events.next(),
+            next_incident_id: incidents.next(),
         })
     }
 
@@ -191,8 +191,8 @@ impl Writer {
                     // Read-only: the reader sees what the failed batch left committed.
                     if let Ok(mut conn) = self.store.reader().acquire().await {
                         if let Ok((ev, inc)) = sql::max_ids(&mut conn).await {
-                            self.next_event_id = ev + 1;
-                            self.next_incident_id = inc + 1;
+                            self.next_event_id = ev.next();
+                            self.next_incident_id = inc.next();
                         }
                         match rebuild_classifier(&mut conn, &self.cfg, self.clock.now_ms()).await {
                             Ok(c) => self.classifier = c,
@@ -227,7 +227,7 @@ impl Writer {
             incident: self.next_incident_id,
         };
         let applied = apply(known, reqs, &self.cfg, &mut self.classifier, ids, now);
-        let touched: Vec<i64> = applied.incidents.iter().map(|i| i.id).collect();
+        let touched: Vec<i64> = applied.incidents.iter().map(|i| i.id.get()).collect();
         tracing::Span::current().record("incidents", tracing::field::debug(&touched));
         let (new_shapes, announced_on) = write(&mut tx, &self.cfg, &applied, now).await?;
         tx.commit().await?;
@@ -246,7 +246,7 @@ impl Writer {
 #[derive(Debug, Default)]
 pub(crate) struct Known {
     /// Event keys already stored, with their event ids (forever).
-    stored: HashMap<String, i64>,
+    stored: HashMap<String, EventId>,
     /// Content hashes stored within the retry window (see `sql::body_copies`).
     body_copies: HashMap<String, sql::BodyCopy>,
     /// Sentry events already counted (under another rule or route).
@@ -255,14 +255,14 @@ pub(crate) struct Known {
     incidents: HashMap<String, Incident>,
     /// Incident rows that do not decode (logged when read), by key: their webhooks are stored,
     /// not applied.
-    unreadable: HashMap<String, i64>,
+    unreadable: HashMap<String, IncidentId>,
 }
 
 /// The next free event and incident ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NextIds {
-    event: i64,
-    incident: i64,
+    event: EventId,
+    incident: IncidentId,
 }
 
 /// What [`apply`] decided for a batch: everything [`write`] stores, and the answers.
@@ -315,7 +315,8 @@ async fn dedup(conn: &mut WriteTx, reqs: &[IngestRequest], now: i64) -> Result<K
                 known.incidents.insert(key, inc);
             }
             Err(corrupt) => {
-                known.unreadable.insert(key, corrupt.id);
+                // Read from `incidents`, so the row id is an incident id.
+                known.unreadable.insert(key, IncidentId(corrupt.id));
             }
         }
     }
@@ -356,7 +357,7 @@ fn apply<'a>(
             continue;
         }
         let event = batch.out.next.event;
-        batch.out.next.event += 1;
+        batch.out.next.event = event.next();
         batch.first_in_batch.insert(req.dedup_key.as_str(), event);
         let facts = batch.counted_once(req);
         let class = classifier.classify(&facts, now);
@@ -379,7 +380,7 @@ struct Applier<'a, 'c> {
     now: i64,
     known: Known,
     /// Event id of the first request of each dedup key in this batch.
-    first_in_batch: HashMap<&'a str, i64>,
+    first_in_batch: HashMap<&'a str, EventId>,
     /// Keys of the incidents changed so far (repeats are removed at the end).
     changed: Vec<String>,
     out: Applied<'a>,
@@ -389,15 +390,15 @@ struct Applier<'a, 'c> {
 struct Change {
     status: IngestStatus,
     /// The incident it changed, with its severity after the change.
-    touched: Option<(i64, Severity)>,
+    touched: Option<(IncidentId, Severity)>,
     /// Its incident, when that row cannot be read.
-    unreadable: Option<i64>,
+    unreadable: Option<IncidentId>,
 }
 
 impl<'a> Applier<'a, '_> {
     /// The event this request repeats: one stored under its key, one stored with the same
     /// body within the retry window, or one earlier in this batch.
-    fn retry_of(&self, req: &IngestRequest) -> Option<i64> {
+    fn retry_of(&self, req: &IngestRequest) -> Option<EventId> {
         let key = req.dedup_key.as_str();
         if let Some(id) = self.known.stored.get(key) {
             return Some(*id);
@@ -434,7 +435,7 @@ impl<'a> Applier<'a, '_> {
         req: &'a IngestRequest,
         f: &AlertFacts,
         class: &Classification,
-        event: i64,
+        event: EventId,
     ) -> Change {
         let (cfg, now) = (self.cfg, self.now);
         let key = f.incident_key();
@@ -464,7 +465,7 @@ impl<'a> Applier<'a, '_> {
                         let id = self.out.next.incident;
                         let (mut inc, opened) =
                             transitions::open_new(cfg, id, key.clone(), f, class, event, now);
-                        self.out.next.incident += 1;
+                        self.out.next.incident = id.next();
                         change.touched = Some((inc.id, inc.severity()));
                         fx.extend(opened);
                         // A drill of the paging path must never page on-call for real.
@@ -524,7 +525,7 @@ impl<'a> Applier<'a, '_> {
         req: &IngestRequest,
         f: &AlertFacts,
         class: &Classification,
-        event: i64,
+        event: EventId,
         change: &Change,
     ) -> NewEvent {
         // The same body again after its incident changed is a new event: its key gets the id.

@@ -19,6 +19,7 @@ use sqlx::SqliteConnection;
 
 use super::redact::{REDACTED, is_pii_key, is_secret_key, scrub_text, scrubbed};
 use super::sentry::{self, AlertFacts, MetricKind};
+use crate::domain::EventId;
 use crate::store::{StoreError, incidents as sql};
 use crate::text::truncate_chars;
 
@@ -137,7 +138,7 @@ pub(crate) async fn backfill(
     conn: &mut SqliteConnection,
     include_pii: bool,
 ) -> Result<u64, StoreError> {
-    let mut after = 0;
+    let mut after = EventId(0);
     let mut filled = 0;
     loop {
         let rows = sql::events_without_details(conn, after, BACKFILL_BATCH).await?;
@@ -152,7 +153,7 @@ pub(crate) async fn backfill(
             let facts = sentry::parse(resource, body).unwrap_or_default();
             match extract(&facts, body, include_pii).to_json() {
                 Ok(json) => updates.push((*id, json)),
-                Err(e) => tracing::error!(event = id, error = %e, "event details not stored"),
+                Err(e) => tracing::error!(event = id.get(), error = %e, "event details not stored"),
             }
         }
         sql::set_event_details(conn, &updates).await?;

@@ -10,7 +10,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use super::AlertFacts;
 use crate::config::RoutingConfig;
-use crate::domain::{ChannelKind, NoticeKind, Severity, UnreadablePayload};
+use crate::domain::{ChannelKind, EventId, NoticeKind, Severity, UnreadablePayload};
 use crate::store::{StoreError, deliveries};
 
 /// One unparsed event of a batch.
@@ -19,12 +19,12 @@ pub(crate) struct Sighting<'a> {
     pub resource: &'a str,
     pub shape: &'a str,
     pub reason: &'a str,
-    pub event_id: i64,
+    pub event_id: EventId,
 }
 
 impl<'a> Sighting<'a> {
     /// `None` unless `facts` are of an unparsed payload.
-    pub(crate) fn of(facts: &'a AlertFacts, event_id: i64) -> Option<Self> {
+    pub(crate) fn of(facts: &'a AlertFacts, event_id: EventId) -> Option<Self> {
         let u = facts.unreadable.as_ref()?;
         Some(Self {
             resource: &facts.resource,
@@ -41,7 +41,7 @@ pub(crate) struct NewShape {
     pub resource: String,
     pub shape: String,
     pub reason: String,
-    pub event_id: i64,
+    pub event_id: EventId,
     pub received_at: i64,
 }
 
@@ -120,7 +120,7 @@ pub(crate) fn log_announced(new: &[NewShape], channels: &[String]) {
                 resource = %n.resource,
                 shape = %display_shape(&n.shape),
                 reason = %n.reason,
-                event_id = n.event_id,
+                event_id = n.event_id.get(),
                 "Sentry sent an `{}` we could not read; it is stored (status unparsed) and listed on the on-call page, \
                  but no channel announces it: the critical severity notifies no Slack, email or log channel",
                 n.resource
@@ -130,7 +130,7 @@ pub(crate) fn log_announced(new: &[NewShape], channels: &[String]) {
                 resource = %n.resource,
                 shape = %display_shape(&n.shape),
                 reason = %n.reason,
-                event_id = n.event_id,
+                event_id = n.event_id.get(),
                 channels = %channels.join(", "),
                 "Sentry sent an `{}` we could not read; it is stored (status unparsed), listed on the on-call page and announced",
                 n.resource
@@ -154,8 +154,8 @@ pub(crate) struct ShapeRow {
     pub resource: String,
     pub shape: String,
     pub reason: String,
-    pub first_event_id: i64,
-    pub last_event_id: i64,
+    pub first_event_id: EventId,
+    pub last_event_id: EventId,
     pub seen: i64,
     pub first_seen_at: i64,
     pub last_seen_at: i64,

@@ -11,6 +11,7 @@ use super::message::{Acknowledgement, DeliveryRef, Notification, NotificationKin
 use super::notice::{Notice, NoticeError, NoticeKind, UnreadablePayload};
 use crate::auth::ack_token::{AckAction, AckClaims, AckKeys};
 use crate::clock::{SharedClock, ms_to_datetime};
+use crate::domain::{Episode, IncidentId};
 use crate::incidents::model::{Incident, IncidentState, ResolvedEpisode};
 use crate::intake::MetricKind;
 use crate::intake::details::EventDetails;
@@ -33,15 +34,15 @@ pub struct NotificationBuilder {
 }
 
 impl NotificationBuilder {
-    pub fn incident_url(&self, id: i64) -> String {
+    pub fn incident_url(&self, id: IncidentId) -> String {
         format!("{}/incidents/{id}", self.public_url)
     }
 
     /// A signed link for `recipient` (the channel name) to act on `episode` of the incident.
     pub fn action_url(
         &self,
-        incident_id: i64,
-        episode: i64,
+        incident_id: IncidentId,
+        episode: Episode,
         action: AckAction,
         recipient: &str,
     ) -> String {
@@ -76,8 +77,8 @@ impl NotificationBuilder {
     /// Loads what a delivery needs. `None` when the incident no longer exists.
     pub async fn for_delivery(
         &self,
-        incident_id: i64,
-        episode: i64,
+        incident_id: IncidentId,
+        episode: Episode,
         kind: NotificationKind,
         detail: Option<&str>,
         recipient: &str,
@@ -94,7 +95,7 @@ impl NotificationBuilder {
         let details = details.and_then(|json| {
             EventDetails::from_json(&json)
                 .inspect_err(|e| {
-                    tracing::error!(incident = incident_id, error = %e, "stored event details unreadable")
+                    tracing::error!(incident = incident_id.get(), error = %e, "stored event details unreadable")
                 })
                 .ok()
         });
@@ -111,7 +112,7 @@ impl NotificationBuilder {
     pub fn notification(
         &self,
         inc: &Incident,
-        episode: i64,
+        episode: Episode,
         kind: NotificationKind,
         detail: Option<&str>,
         details: Option<EventDetails>,

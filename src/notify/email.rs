@@ -24,6 +24,7 @@ use super::{
     Channel, ChannelKind, Notice, Notification, NotificationKind, Outgoing, SendFuture,
     SendOutcome, truncate_body,
 };
+use crate::domain::IncidentId;
 
 /// Bytes of SMTP replies kept per attempt.
 const MAX_RESPONSE: usize = 2000;
@@ -228,7 +229,7 @@ impl EmailChannel {
 
     /// Sends `raw` to every recipient, one SMTP transaction each, so that one rejected address
     /// does not stop the others from being paged.
-    async fn send_to_all(&self, raw: &[u8], incident_id: Option<i64>) -> SendOutcome {
+    async fn send_to_all(&self, raw: &[u8], incident_id: Option<IncidentId>) -> SendOutcome {
         let mut delivered: Vec<String> = Vec::new();
         let mut rejected: Vec<(Option<u16>, String)> = Vec::new();
         let mut retry: Vec<(Option<u16>, String)> = Vec::new();
@@ -286,7 +287,7 @@ impl EmailChannel {
 
     fn outcome(
         &self,
-        incident_id: Option<i64>,
+        incident_id: Option<IncidentId>,
         delivered: Vec<String>,
         rejected: Vec<(Option<u16>, String)>,
         retry: Vec<(Option<u16>, String)>,
@@ -321,7 +322,7 @@ impl EmailChannel {
         if !rejected.is_empty() {
             tracing::warn!(
                 channel = %self.name,
-                incident_id = ?incident_id,
+                incident_id = ?incident_id.map(IncidentId::get),
                 rejected = %join(&rejected),
                 "some email recipients were rejected permanently"
             );

@@ -141,7 +141,7 @@ impl Channel for LogChannel {
             Ok(text) => {
                 tracing::info!(
                     channel = %self.name,
-                    incident_id = n.incident_id,
+                    incident_id = n.incident_id.get(),
                     kind = n.kind.as_str(),
                     stands_in_for = self.stands_in_for,
                     missing_env = %self.missing_env.join(", "),
@@ -190,6 +190,7 @@ impl super::Mailer for LogChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{EventId, IncidentId};
     use crate::notify::RemoteState;
     use chrono::Utc;
 
@@ -197,7 +198,7 @@ mod tests {
         let now = Utc::now();
         Notification {
             kind,
-            incident_id: 3,
+            incident_id: IncidentId(3),
             dedup_key: "paiid-alerts-3-1".into(),
             severity: "critical".into(),
             state: "triggered".into(),
@@ -292,7 +293,7 @@ mod tests {
                 resource: "event_alert".into(),
                 shape: "a,b".into(),
                 reason: "`data.event` is missing".into(),
-                event_id: 5,
+                event_id: EventId(5),
                 received_at: 1_780_000_000_000,
             },
             "http://localhost:8080",

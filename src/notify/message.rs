@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub(crate) use crate::domain::{Acknowledgement, NotificationKind};
+use crate::domain::{DeliveryId, IncidentId};
 /// Extracted and scrubbed at intake (`intake::details`).
 pub use crate::intake::details::Breadcrumb;
 
@@ -12,7 +13,7 @@ pub use crate::intake::details::Breadcrumb;
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
     pub kind: NotificationKind,
-    pub incident_id: i64,
+    pub incident_id: IncidentId,
     /// Deterministic per incident and episode: `paiid-alerts-{incident_id}-{episode}`.
     pub dedup_key: String,
     /// `critical`, `high`, `medium` or `unclassified`.
@@ -60,7 +61,7 @@ pub struct Notification {
 /// Identifies one outbox row across its attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeliveryRef {
-    pub id: i64,
+    pub id: DeliveryId,
     /// The row's `created_at` (ms). Row ids start again at 1 in a new database; with this a
     /// new row is never taken for an old one that shares its id.
     pub created_at: i64,
@@ -85,7 +86,7 @@ impl Notification {
     pub fn test_message(now: DateTime<Utc>) -> Self {
         Self {
             kind: NotificationKind::Test,
-            incident_id: 0,
+            incident_id: IncidentId(0),
             dedup_key: format!("paiid-alerts-test-{}", now.timestamp()),
             severity: "critical".into(),
             state: "triggered".into(),

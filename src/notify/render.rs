@@ -154,13 +154,13 @@ impl Templates {
                 Ok(s) if !s.trim().is_empty() => return s,
                 Ok(_) => tracing::warn!(
                     template = output.name(),
-                    incident_id = n.incident_id,
+                    incident_id = n.incident_id.get(),
                     kind = n.kind.as_str(),
                     "template override rendered nothing; using the default template"
                 ),
                 Err(e) => tracing::warn!(
                     template = output.name(),
-                    incident_id = n.incident_id,
+                    incident_id = n.incident_id.get(),
                     kind = n.kind.as_str(),
                     error = %describe(&e),
                     "template override failed to render; using the default template"
@@ -174,7 +174,7 @@ impl Templates {
                 let error = result.err().map(|e| describe(&e)).unwrap_or_default();
                 tracing::error!(
                     template = output.default_name(),
-                    incident_id = n.incident_id,
+                    incident_id = n.incident_id.get(),
                     error = %error,
                     "default template failed; sending the bare headline"
                 );
@@ -403,7 +403,7 @@ fn sample_notification(kind: NotificationKind) -> Notification {
     };
     Notification {
         kind,
-        incident_id: 42,
+        incident_id: crate::domain::IncidentId(42),
         dedup_key: "paiid-alerts-42-1".to_string(),
         severity: "critical".to_string(),
         state: "triggered".to_string(),

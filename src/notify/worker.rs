@@ -16,6 +16,7 @@ use super::retry::RetryPolicy;
 use super::{Notice, Notification, Outgoing, RemoteState, SendOutcome, truncate_body};
 use crate::clock::{SharedClock, sleep_on, sleep_until};
 use crate::config::{ChannelKind, Policy, RoutingConfig};
+use crate::domain::IncidentId;
 use crate::domain::{DeliveryKind, DeliveryStatus};
 use crate::metrics::Metrics;
 use crate::signal::Signal;
@@ -168,7 +169,7 @@ impl OutboxWorker {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(delivery = d.id, incident = ?d.incident_id, channel = %d.channel, kind = %d.kind_word))]
+    #[tracing::instrument(skip_all, fields(delivery = d.id.get(), incident = ?d.incident_id.map(IncidentId::get), channel = %d.channel, kind = %d.kind_word))]
     async fn deliver(&self, d: &Delivery) -> Result<(), StoreError> {
         let started_at = self.clock.now_ms();
         let Some(channel) = self.channels.get(&d.channel) else {

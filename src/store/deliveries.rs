@@ -7,13 +7,17 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{CorruptRow, CorruptRows, Reader, Store, StoreError};
-use crate::domain::{DeliveryKind, DeliveryStatus, NoticeKind, Policy, RemoteRef, RemoteState};
+use crate::domain::{
+    DeliveryId, DeliveryKind, DeliveryStatus, Episode, IncidentId, NoticeKind, Policy, RemoteRef,
+    RemoteState,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Delivery {
-    pub id: i64,
-    pub incident_id: Option<i64>,
-    pub episode: i64,
+    pub id: DeliveryId,
+    pub incident_id: Option<IncidentId>,
+    /// 0 for a notice (no incident).
+    pub episode: Episode,
     pub channel: String,
     /// An unknown word is kept as the row's error rather than failing the whole claim or
     /// listing it is in: the worker buries that row with the reason, the API shows the word.
@@ -36,12 +40,12 @@ pub(crate) struct Delivery {
 
 impl<'r> sqlx::FromRow<'r, SqliteRow> for Delivery {
     fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
-        let id: i64 = row.try_get("id")?;
+        let id: DeliveryId = row.try_get("id")?;
         let kind_word: String = row.try_get("kind")?;
         // Logged and counted by the read that asked for the row (see `noted`).
         let kind = kind_word.parse::<DeliveryKind>().map_err(|e| CorruptRow {
             table: "deliveries",
-            id,
+            id: id.get(),
             field: "kind",
             reason: e.to_string(),
         });
@@ -68,7 +72,7 @@ impl<'r> sqlx::FromRow<'r, SqliteRow> for Delivery {
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub(crate) struct Attempt {
-    pub delivery_id: i64,
+    pub delivery_id: DeliveryId,
     pub attempt: i64,
     pub started_at: i64,
     pub duration_ms: i64,
@@ -157,7 +161,7 @@ pub(crate) async fn insert_notices(
 /// Gives a claimed row back without counting an attempt (rate limited, shutting down).
 pub(crate) async fn release(
     store: &Store,
-    id: i64,
+    id: DeliveryId,
     next_attempt_at: i64,
 ) -> Result<(), StoreError> {
     let mut tx = store.begin_write().await?;
@@ -304,8 +308,8 @@ pub(crate) async fn record_attempt(
 /// PagerDuty was triggered). Empty when nothing was sent yet.
 pub(crate) async fn remote_state(
     pool: &SqlitePool,
-    incident_id: i64,
-    episode: i64,
+    incident_id: IncidentId,
+    episode: Episode,
     channel: &str,
 ) -> Result<RemoteState, StoreError> {
     let row: Option<(Option<String>, Option<String>, bool)> = sqlx::query_as(
@@ -355,7 +359,7 @@ pub(crate) async fn bury_unconfigured(
 
 pub(crate) async fn for_incident(
     reader: &Reader,
-    incident_id: i64,
+    incident_id: IncidentId,
 ) -> Result<Vec<DeliveryWithAttempts>, StoreError> {
     let deliveries: Vec<Delivery> =
         sqlx::query_as("SELECT * FROM deliveries WHERE incident_id = ? ORDER BY id")
@@ -442,7 +446,7 @@ pub(crate) async fn enqueue_count_updates(
     channels_for: impl Fn(&Policy) -> Vec<String>,
 ) -> Result<usize, StoreError> {
     let mut tx = store.begin_write().await?;
-    let due: Vec<(i64, i64, String)> = sqlx::query_as(
+    let due: Vec<(IncidentId, Episode, String)> = sqlx::query_as(
         "SELECT i.id, i.episode, i.policy FROM incidents i WHERE i.state IN ('triggered', 'acknowledged') \
          AND i.event_count > i.notified_count AND COALESCE(i.count_updated_at, 0) <= ? \
          AND EXISTS (SELECT 1 FROM remote_refs r WHERE r.incident_id = i.id \
@@ -457,7 +461,7 @@ pub(crate) async fn enqueue_count_updates(
         let Ok(policy) = Policy::from_json(policy).map_err(|e| {
             tx.corrupt().found(CorruptRow {
                 table: "incidents",
-                id: *id,
+                id: id.get(),
                 field: "policy",
                 reason: e.to_string(),
             })

@@ -22,6 +22,7 @@
 use sqlx::SqlitePool;
 
 use super::{Store, StoreError};
+use crate::domain::IncidentId;
 
 /// Identifies one digest row: one kind, one period, one recipient channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +228,7 @@ pub async fn recent(pool: &SqlitePool, limit: i64) -> Result<Vec<DigestRecord>, 
 /// An incident as the daily digest lists it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub(crate) struct DigestIncident {
-    pub id: i64,
+    pub id: IncidentId,
     pub title: String,
     pub project: Option<String>,
     pub state: String,
@@ -348,7 +349,7 @@ pub(crate) async fn escalation_tallies(
 /// An incident in the "noisiest issues" list.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub(crate) struct NoisyIncident {
-    pub id: i64,
+    pub id: IncidentId,
     pub title: String,
     pub project: Option<String>,
     pub severity: String,

@@ -4,7 +4,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use super::incidents::IncidentRow;
 use super::{CorruptRow, StoreError, WriteTx};
-use crate::domain::Incident;
+use crate::domain::{Episode, Incident, IncidentId};
 
 /// Incidents whose escalation is due, oldest deadline first. One that does not decode is its
 /// error (logged and counted, see [`IncidentRow::decode`]), so that it cannot hold up the others.
@@ -29,7 +29,7 @@ pub(crate) async fn due(
 /// fires at `until`.
 pub(crate) async fn postpone(
     conn: &mut SqliteConnection,
-    incident_id: i64,
+    incident_id: IncidentId,
     until: i64,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE incidents SET next_escalation_at = ? WHERE id = ?")
@@ -46,8 +46,8 @@ pub(crate) async fn postpone(
 /// it must not fire again).
 pub(crate) async fn record(
     conn: &mut SqliteConnection,
-    incident_id: i64,
-    episode: i64,
+    incident_id: IncidentId,
+    episode: Episode,
     step: i64,
     due_at: i64,
     fired_at: i64,

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{CorruptRow, CorruptRows, StoreError, WriteTx};
-use crate::domain::{DeliveryStatus, Effects, Incident, NewDelivery, NewTimeline, Policy};
+use crate::domain::{
+    DeliveryStatus, Effects, Episode, EventId, Incident, IncidentId, NewDelivery, NewTimeline,
+    Policy,
+};
 
 /// SQLite allows 32766 bound parameters per statement; stay well below it.
 const MAX_PARAMS: usize = 30_000;
@@ -17,7 +20,7 @@ fn chunk_size(columns: usize) -> usize {
 
 #[derive(Debug, Clone)]
 pub(crate) struct NewEvent {
-    pub id: i64,
+    pub id: EventId,
     pub received_at: i64,
     pub dedup_key: String,
     pub request_id: Option<String>,
@@ -25,7 +28,7 @@ pub(crate) struct NewEvent {
     pub resource: String,
     pub action: String,
     pub status: &'static str,
-    pub incident_id: Option<i64>,
+    pub incident_id: Option<IncidentId>,
     pub severity: Option<&'static str>,
     pub rule: Option<String>,
     pub project: Option<String>,
@@ -37,11 +40,13 @@ pub(crate) struct NewEvent {
     pub details: Option<String>,
 }
 
-pub(crate) async fn max_ids(conn: &mut SqliteConnection) -> Result<(i64, i64), StoreError> {
-    let events: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+pub(crate) async fn max_ids(
+    conn: &mut SqliteConnection,
+) -> Result<(EventId, IncidentId), StoreError> {
+    let events: EventId = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
         .fetch_one(&mut *conn)
         .await?;
-    let incidents: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM incidents")
+    let incidents: IncidentId = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM incidents")
         .fetch_one(&mut *conn)
         .await?;
     Ok((events, incidents))
@@ -51,7 +56,7 @@ pub(crate) async fn max_ids(conn: &mut SqliteConnection) -> Result<(i64, i64), S
 pub(crate) async fn existing_dedup_keys(
     conn: &mut SqliteConnection,
     keys: &[&str],
-) -> Result<HashMap<String, i64>, StoreError> {
+) -> Result<HashMap<String, EventId>, StoreError> {
     let mut out = HashMap::new();
     for chunk in keys.chunks(chunk_size(1)) {
         let mut q =
@@ -61,7 +66,7 @@ pub(crate) async fn existing_dedup_keys(
             sep.push_bind(*k);
         }
         q.push(")");
-        let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<(String, EventId)> = q.build_query_as().fetch_all(&mut *conn).await?;
         out.extend(rows);
     }
     Ok(out)
@@ -73,7 +78,7 @@ pub(crate) enum BodyCopy {
     /// Never seen.
     New,
     /// A retry of the latest copy (event id): answered `duplicate`.
-    Retry(i64),
+    Retry(EventId),
     /// The same bytes again, but meant again: the latest copy is older than the retry window,
     /// or its incident's state has changed since (resolve, unresolve, resolve: Sentry's `issue`
     /// bodies carry no timestamp, so the second resolve is byte-identical to the first).
@@ -89,7 +94,7 @@ pub(crate) async fn body_copies(
 ) -> Result<HashMap<String, BodyCopy>, StoreError> {
     let mut out = HashMap::new();
     for key in keys {
-        let latest: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+        let latest: Option<(EventId, i64, Option<IncidentId>)> = sqlx::query_as(
             "SELECT id, received_at, incident_id FROM events \
              WHERE dedup_key >= ?1 AND dedup_key < ?1 || ';' ORDER BY id DESC LIMIT 1",
         )
@@ -157,9 +162,9 @@ pub(crate) async fn events_seen(
 /// `incidents` as stored: the typed columns as text, decoded (or refused) by [`Self::decode`].
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct IncidentRow {
-    pub id: i64,
+    pub id: IncidentId,
     pub incident_key: String,
-    pub episode: i64,
+    pub episode: Episode,
     pub severity: String,
     pub state: String,
     pub title: String,
@@ -177,7 +182,7 @@ pub(crate) struct IncidentRow {
     pub first_seen: i64,
     pub last_seen: i64,
     pub opened_at: i64,
-    pub last_event_id: Option<i64>,
+    pub last_event_id: Option<EventId>,
     pub assignee: Option<String>,
     pub acknowledged_at: Option<i64>,
     pub acknowledged_by: Option<String>,
@@ -204,7 +209,7 @@ impl IncidentRow {
         let bad = |field: &'static str, reason: String| {
             seen.found(CorruptRow {
                 table: "incidents",
-                id,
+                id: id.get(),
                 field,
                 reason,
             })
@@ -298,7 +303,10 @@ pub(crate) async fn incidents_by_keys(
         .collect())
 }
 
-pub(crate) async fn incident(tx: &mut WriteTx, id: i64) -> Result<Option<Incident>, StoreError> {
+pub(crate) async fn incident(
+    tx: &mut WriteTx,
+    id: IncidentId,
+) -> Result<Option<Incident>, StoreError> {
     let row = sqlx::query_as::<_, IncidentRow>("SELECT * FROM incidents WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -445,7 +453,7 @@ pub(crate) async fn insert_events(
 /// event is gone or has none (its body was past retention before they were extracted).
 pub(crate) async fn event_details(
     pool: &sqlx::SqlitePool,
-    event_id: i64,
+    event_id: EventId,
 ) -> Result<Option<String>, StoreError> {
     Ok(
         sqlx::query_scalar::<_, Option<String>>("SELECT details FROM events WHERE id = ?1")
@@ -460,9 +468,9 @@ pub(crate) async fn event_details(
 /// first `limit` after `after_id`: `(id, resource, body)`.
 pub(crate) async fn events_without_details(
     conn: &mut SqliteConnection,
-    after_id: i64,
+    after_id: EventId,
     limit: i64,
-) -> Result<Vec<(i64, String, Vec<u8>)>, StoreError> {
+) -> Result<Vec<(EventId, String, Vec<u8>)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT id, resource, body FROM events \
          WHERE details IS NULL AND body IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2",
@@ -476,7 +484,7 @@ pub(crate) async fn events_without_details(
 /// Stores `(event id, details JSON)` pairs, in one transaction.
 pub(crate) async fn set_event_details(
     conn: &mut SqliteConnection,
-    rows: &[(i64, String)],
+    rows: &[(EventId, String)],
 ) -> Result<(), StoreError> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     for (id, details) in rows {

@@ -6,14 +6,14 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::incidents::{IncidentRow, decode_all};
 use super::{CorruptRow, CorruptRows, Reader, StoreError};
-use crate::domain::{Incident, IncidentState, ParseError, Severity, TimelineKind, Via};
+use crate::domain::{Incident, IncidentId, IncidentState, ParseError, Severity, TimelineKind, Via};
 
 #[derive(Debug, Default)]
 pub(crate) struct IncidentFilter {
     pub state: Option<IncidentState>,
     pub severity: Option<Severity>,
     pub limit: i64,
-    pub before_id: Option<i64>,
+    pub before_id: Option<IncidentId>,
 }
 
 /// Newest first. A row that does not decode is listed as its error (logged), so that one bad
@@ -40,7 +40,10 @@ pub(crate) async fn list_incidents(
         .collect())
 }
 
-pub(crate) async fn incident(reader: &Reader, id: i64) -> Result<Option<Incident>, StoreError> {
+pub(crate) async fn incident(
+    reader: &Reader,
+    id: IncidentId,
+) -> Result<Option<Incident>, StoreError> {
     let row: Option<IncidentRow> = sqlx::query_as("SELECT * FROM incidents WHERE id = ?")
         .bind(id)
         .fetch_optional(&**reader)
@@ -60,6 +63,7 @@ pub(crate) struct TimelineEntry {
 /// A `timeline` row as stored, before its words are decoded.
 #[derive(sqlx::FromRow)]
 struct TimelineRow {
+    /// `timeline.id`: only named in a [`CorruptRow`], so it has no id type of its own.
     id: i64,
     at: i64,
     kind: String,
@@ -95,7 +99,7 @@ impl TimelineRow {
 /// Oldest first. A row whose words do not decode fails the read (logged and counted).
 pub(crate) async fn timeline(
     reader: &Reader,
-    incident_id: i64,
+    incident_id: IncidentId,
 ) -> Result<Vec<TimelineEntry>, StoreError> {
     let rows: Vec<TimelineRow> = sqlx::query_as(
         "SELECT id, at, kind, actor, via, detail FROM timeline WHERE incident_id = ? ORDER BY at, id",

@@ -70,6 +70,8 @@ impl StoreError {
 #[error("{table} row {id} is unreadable: `{field}`: {reason}")]
 pub struct CorruptRow {
     pub table: &'static str,
+    /// The row's `id` in `table`, whichever table it is: a raw integer, since the typed ids
+    /// (`domain::IncidentId`, ...) each name one table.
     pub id: i64,
     pub field: &'static str,
     pub reason: String,

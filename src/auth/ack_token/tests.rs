@@ -11,11 +11,11 @@ fn keys_a() -> AckKeys {
 fn claims() -> AckClaims {
     AckClaims {
         kid: String::new(),
-        incident: 42,
+        incident: IncidentId(42),
         action: AckAction::Acknowledge,
         recipient: "oncall@paiid.ai".to_string(),
         exp: NOW + 3600,
-        ver: 3,
+        ver: Episode(3),
     }
 }
 
@@ -71,7 +71,7 @@ fn tampered_payload_is_rejected() {
     let (_, mac) = token.split_once('.').unwrap();
     let forged_claims = AckClaims {
         kid: "a".into(),
-        incident: 43,
+        incident: IncidentId(43),
         ..claims()
     };
     let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_claims).unwrap());
@@ -114,7 +114,7 @@ fn swapped_macs_between_tokens_are_rejected() {
     let keys = keys_a();
     let t1 = keys.sign(&claims());
     let t2 = keys.sign(&AckClaims {
-        incident: 7,
+        incident: IncidentId(7),
         action: AckAction::Resolve,
         ..claims()
     });
@@ -393,4 +393,16 @@ fn generate_secret_is_random_and_usable() {
     assert_ne!(a, [0u8; 32]);
     let keys = AckKeys::from_env_value(&hex::encode(a)).unwrap();
     assert!(keys.verify(&keys.sign(&claims()), NOW).is_ok());
+}
+
+#[test]
+fn typed_ids_are_plain_numbers_in_the_token() {
+    // Links already sent were signed when the ids were bare integers: the payload must stay
+    // the same JSON so that they keep verifying.
+    let token = keys_a().sign(&claims());
+    let payload = token.split('.').next().unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(json["incident"], serde_json::json!(42));
+    assert_eq!(json["ver"], serde_json::json!(3));
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::IncidentId;
 use crate::text::html_escape;
 use chrono::TimeZone as _;
 
@@ -16,7 +17,7 @@ fn period(tz: Tz) -> Period {
 
 fn inc(id: i64, title: &str, project: Option<&str>, apdex: f64, events: i64) -> DigestIncident {
     DigestIncident {
-        id,
+        id: IncidentId(id),
         title: title.to_string(),
         project: project.map(str::to_string),
         state: "triggered".to_string(),
@@ -58,7 +59,7 @@ fn groups_by_project_noisiest_first_unnamed_last() {
     let groups = d.groups();
     let shape: Vec<(&str, Vec<i64>)> = groups
         .iter()
-        .map(|g| (g.project, g.incidents.iter().map(|i| i.id).collect()))
+        .map(|g| (g.project, g.incidents.iter().map(|i| i.id.get()).collect()))
         .collect();
     assert_eq!(
         shape,
@@ -235,7 +236,7 @@ fn weekly_totals_and_means() {
             max_lateness_ms: 1_500,
         }],
         vec![NoisyIncident {
-            id: 3,
+            id: IncidentId(3),
             title: "Storm <b>".into(),
             project: Some("api".into()),
             severity: "high".into(),
@@ -327,7 +328,7 @@ fn escaping_and_means() {
         Links {
             public_url: "http://x:8080"
         }
-        .incident(5),
+        .incident(IncidentId(5)),
         "http://x:8080/incidents/5"
     );
 }

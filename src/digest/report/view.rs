@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::domain::IncidentId;
+
 use super::{Totals, fmt_lateness, fmt_mean, plural, to_usize};
 
 /// The daily digest as its templates see it.
@@ -27,7 +29,7 @@ pub(crate) struct GroupView {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct DailyIncidentView {
-    pub id: i64,
+    pub id: IncidentId,
     pub title: String,
     /// `lowest Apdex 0.61`
     pub metric: String,
@@ -114,7 +116,7 @@ pub(crate) struct EscalationRow {
 pub(crate) struct NoisyRow {
     /// 1 for the noisiest.
     pub rank: usize,
-    pub id: i64,
+    pub id: IncidentId,
     pub event_count: i64,
     pub title: String,
     pub project: String,

@@ -82,7 +82,7 @@ fn origin_of_keeps_scheme_host_and_port() {
 mod rendering {
     use super::super::Pages;
     use crate::classification::Classification;
-    use crate::domain::IncidentState;
+    use crate::domain::{EventId, IncidentId, IncidentState};
     use crate::incidents::model::Incident;
     use crate::incidents::transitions::open_new;
     use crate::intake::AlertFacts;
@@ -104,11 +104,11 @@ mod rendering {
         let cfg = crate::test_support::routing();
         let (inc, _) = open_new(
             &cfg,
-            7,
+            IncidentId(7),
             "key".to_string(),
             &facts,
             &Classification::unclassified(),
-            1,
+            EventId(1),
             1_795_000_000_000,
         );
         inc
@@ -130,8 +130,8 @@ mod rendering {
             resource: SCRIPT.to_string(),
             shape: SCRIPT.to_string(),
             reason: SCRIPT.to_string(),
-            first_event_id: 1,
-            last_event_id: 2,
+            first_event_id: EventId(1),
+            last_event_id: EventId(2),
             seen: 2,
             first_seen_at: 1_795_000_000_000,
             last_seen_at: 1_795_000_000_000,

@@ -10,7 +10,7 @@ use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
 use crate::clock::ms_to_datetime;
-use crate::domain::IncidentState;
+use crate::domain::{Episode, EventId, IncidentId, IncidentState};
 use crate::incidents::model::Incident;
 use crate::incidents::service::ServiceError;
 use crate::intake::unparsed::{self, ShapeRow};
@@ -71,8 +71,8 @@ impl Default for Pages {
 /// An incident as the pages show it: times formatted, the summary's optional rows as `none`.
 #[derive(Debug, Serialize)]
 struct IncidentView<'a> {
-    id: i64,
-    episode: i64,
+    id: IncidentId,
+    episode: Episode,
     title: std::borrow::Cow<'a, str>,
     severity: &'a str,
     state: &'a str,
@@ -94,8 +94,9 @@ impl<'a> IncidentView<'a> {
     /// A row that does not decode: listed by id with why, so one bad row hides nothing else.
     fn unreadable(e: &CorruptRow) -> Self {
         Self {
-            id: e.id,
-            episode: 0,
+            // Listed from `incidents`, so the row id is an incident id.
+            id: IncidentId(e.id),
+            episode: Episode::NONE,
             title: std::borrow::Cow::Owned(format!("Unreadable incident: {e}")),
             severity: "unreadable",
             state: "unreadable",
@@ -169,8 +170,8 @@ struct ShapeView<'a> {
     shape: &'a str,
     reason: &'a str,
     seen: i64,
-    first_event_id: i64,
-    last_event_id: i64,
+    first_event_id: EventId,
+    last_event_id: EventId,
     last_seen: String,
 }
 

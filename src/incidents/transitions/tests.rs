@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::{Episode, EventId, IncidentId};
 use crate::intake::sentry::parse;
 use crate::test_support::{fixture, routing};
 
@@ -16,7 +17,7 @@ fn critical() -> (RoutingConfig, Incident, Effects) {
         rule: Some("critical-production-errors".into()),
     };
     let key = facts.incident_key().unwrap();
-    let (inc, fx) = open_new(&cfg, 7, key, &facts, &class, 1, 1_000);
+    let (inc, fx) = open_new(&cfg, IncidentId(7), key, &facts, &class, EventId(1), 1_000);
     (cfg, inc, fx)
 }
 
@@ -55,7 +56,7 @@ fn repeat_events_count_without_paging() {
         rule: None,
     };
     for i in 0..999 {
-        let fx = record_alert(&cfg, &mut inc, &facts, &class, 2 + i, 2_000 + i);
+        let fx = record_alert(&cfg, &mut inc, &facts, &class, EventId(2 + i), 2_000 + i);
         assert!(fx.deliveries.is_empty() && fx.timeline.is_empty());
     }
     assert_eq!(inc.event_count, 1000);
@@ -160,8 +161,8 @@ fn resolve_posts_post_mortem_and_reopen_starts_new_episode() {
         severity: Severity::Critical,
         rule: None,
     };
-    let fx = record_alert(&cfg, &mut inc, &facts, &class, 99, 10 * MIN);
-    assert_eq!(inc.episode, 2);
+    let fx = record_alert(&cfg, &mut inc, &facts, &class, EventId(99), 10 * MIN);
+    assert_eq!(inc.episode, Episode(2));
     assert_eq!(inc.state(), IncidentState::Triggered);
     assert_eq!(inc.next_escalation_at, Some(10 * MIN + 15 * MIN));
     assert_eq!(inc.dedup_key(), "paiid-alerts-7-2");
@@ -176,14 +177,22 @@ fn severity_rise_refreezes_policy_and_notifies() {
     let cfg = routing();
     let facts = parse(Some("error"), &fixture("error.created.1.json")).unwrap();
     let unclassified = Classification::unclassified();
-    let (mut inc, fx) = open_new(&cfg, 1, "k".into(), &facts, &unclassified, 1, 0);
+    let (mut inc, fx) = open_new(
+        &cfg,
+        IncidentId(1),
+        "k".into(),
+        &facts,
+        &unclassified,
+        EventId(1),
+        0,
+    );
     assert!(fx.deliveries.is_empty(), "unclassified pages nobody");
     assert_eq!(inc.next_escalation_at, None);
     let high = Classification {
         severity: Severity::High,
         rule: Some("high-error-rate".into()),
     };
-    let fx = record_alert(&cfg, &mut inc, &facts, &high, 2, MIN);
+    let fx = record_alert(&cfg, &mut inc, &facts, &high, EventId(2), MIN);
     assert_eq!(inc.severity(), Severity::High);
     assert_eq!(
         kinds(&fx),
@@ -204,14 +213,22 @@ fn severity_rise_never_postpones_a_running_escalation() {
         severity: Severity::High,
         rule: Some("high-error-rate".into()),
     };
-    let (mut inc, _) = open_new(&cfg, 1, "k".into(), &facts, &high, 1, 0);
+    let (mut inc, _) = open_new(
+        &cfg,
+        IncidentId(1),
+        "k".into(),
+        &facts,
+        &high,
+        EventId(1),
+        0,
+    );
     assert_eq!(inc.next_escalation_at, Some(60 * MIN));
     let critical = Classification {
         severity: Severity::Critical,
         rule: Some("critical-production-errors".into()),
     };
     // Critical at minute 50: its own 15 minutes would end at 65, after High's 60.
-    let fx = record_alert(&cfg, &mut inc, &facts, &critical, 2, 50 * MIN);
+    let fx = record_alert(&cfg, &mut inc, &facts, &critical, EventId(2), 50 * MIN);
     assert_eq!(inc.severity(), Severity::Critical);
     assert_eq!(inc.next_escalation_at, Some(60 * MIN), "not postponed");
     assert!(fx.timers_changed);
@@ -224,8 +241,16 @@ fn severity_rise_never_postpones_a_running_escalation() {
     );
 
     // Raised early instead (minute 5): Critical's window, 5 + 15, comes first.
-    let (mut inc, _) = open_new(&cfg, 2, "k2".into(), &facts, &high, 3, 0);
-    record_alert(&cfg, &mut inc, &facts, &critical, 4, 5 * MIN);
+    let (mut inc, _) = open_new(
+        &cfg,
+        IncidentId(2),
+        "k2".into(),
+        &facts,
+        &high,
+        EventId(3),
+        0,
+    );
+    record_alert(&cfg, &mut inc, &facts, &critical, EventId(4), 5 * MIN);
     assert_eq!(inc.next_escalation_at, Some(20 * MIN));
 }
 
@@ -244,10 +269,10 @@ fn a_reopen_takes_the_new_alerts_severity() {
         &mut inc,
         &facts,
         &Classification::unclassified(),
-        9,
+        EventId(9),
         3 * MIN,
     );
-    assert_eq!(inc.episode, 2);
+    assert_eq!(inc.episode, Episode(2));
     assert_eq!(inc.severity(), Severity::Unclassified);
     assert_eq!(inc.next_escalation_at, None, "nobody is paged");
     assert!(fx.deliveries.is_empty());

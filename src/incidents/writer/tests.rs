@@ -1,12 +1,13 @@
 use super::*;
+use crate::domain::{EventId, IncidentId};
 use crate::domain::{IncidentState, NotificationKind};
 use crate::intake::sentry::parse;
 use crate::test_support::{fixture, resource_of, routing};
 
 const NOW: i64 = 1_000_000;
 const IDS: NextIds = NextIds {
-    event: 10,
-    incident: 3,
+    event: EventId(10),
+    incident: IncidentId(3),
 };
 
 fn request(name: &str) -> IngestRequest {
@@ -43,13 +44,16 @@ fn a_new_alert_opens_an_incident_with_the_next_ids_and_notifies() {
     else {
         panic!("{:?}", applied.outcomes);
     };
-    assert_eq!((*event_id, *incident_id), (10, Some(3)));
+    assert_eq!(
+        (*event_id, *incident_id),
+        (EventId(10), Some(IncidentId(3)))
+    );
     assert_eq!(*status, IngestStatus::Processed);
     assert_eq!(applied.incidents.len(), 1);
-    assert_eq!(applied.incidents[0].id, 3);
+    assert_eq!(applied.incidents[0].id, IncidentId(3));
     assert_eq!(applied.incidents[0].state, IncidentState::Triggered);
     assert_eq!(applied.events.len(), 1);
-    assert_eq!(applied.events[0].incident_id, Some(3));
+    assert_eq!(applied.events[0].incident_id, Some(IncidentId(3)));
     assert!(
         applied
             .effects
@@ -62,8 +66,8 @@ fn a_new_alert_opens_an_incident_with_the_next_ids_and_notifies() {
     assert_eq!(
         applied.next,
         NextIds {
-            event: 11,
-            incident: 4
+            event: EventId(11),
+            incident: IncidentId(4)
         }
     );
 }
@@ -78,27 +82,37 @@ fn a_retry_in_the_same_batch_is_a_duplicate_of_the_first() {
 
     assert!(matches!(
         applied.outcomes[0],
-        IngestOutcome::Accepted { event_id: 10, .. }
+        IngestOutcome::Accepted {
+            event_id: EventId(10),
+            ..
+        }
     ));
     assert_eq!(
         applied.outcomes[1],
-        IngestOutcome::Duplicate { event_id: 10 }
+        IngestOutcome::Duplicate {
+            event_id: EventId(10)
+        }
     );
     assert_eq!(applied.events.len(), 1, "a retry stores no second event");
     assert_eq!(applied.incidents.len(), 1);
-    assert_eq!(applied.next.event, 11);
+    assert_eq!(applied.next.event, EventId(11));
 }
 
 #[test]
 fn a_key_already_stored_is_a_duplicate_of_the_stored_event() {
     let reqs = [request("event_alert.triggered.4.json")];
     let known = Known {
-        stored: HashMap::from([(reqs[0].dedup_key.clone(), 7)]),
+        stored: HashMap::from([(reqs[0].dedup_key.clone(), EventId(7))]),
         ..Known::default()
     };
     let applied = run(known, &reqs);
 
-    assert_eq!(applied.outcomes, [IngestOutcome::Duplicate { event_id: 7 }]);
+    assert_eq!(
+        applied.outcomes,
+        [IngestOutcome::Duplicate {
+            event_id: EventId(7)
+        }]
+    );
     assert!(applied.events.is_empty() && applied.incidents.is_empty());
     assert_eq!(applied.next, IDS);
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::{DeliveryId, EventId};
 
 fn channel(url: &str) -> Result<EmailChannel, EmailConfigError> {
     EmailChannel::new(
@@ -127,20 +128,20 @@ fn message_id_follows_the_delivery() {
     };
     let mut n = Notification::test_message(chrono::Utc::now());
     n.delivery = Some(DeliveryRef {
-        id: 17,
+        id: DeliveryId(17),
         created_at: 1_780_000_000_000,
     });
     let first = message_id(&n);
     assert_eq!(first, "<delivery-17.1780000000000@paiid.ai>");
     assert_eq!(message_id(&n), first, "every attempt is the same message");
     n.delivery = Some(DeliveryRef {
-        id: 18,
+        id: DeliveryId(18),
         created_at: 1_780_000_000_000,
     });
     assert_ne!(message_id(&n), first);
     // The same row id in a new database is another message.
     n.delivery = Some(DeliveryRef {
-        id: 17,
+        id: DeliveryId(17),
         created_at: 1_790_000_000_000,
     });
     assert_ne!(message_id(&n), first);
@@ -159,13 +160,13 @@ fn a_notice_is_a_short_mail_about_no_incident() {
             resource: "event_alert".into(),
             shape: String::new(),
             reason: "`data.event` is missing".into(),
-            event_id: 7,
+            event_id: EventId(7),
             received_at: 1_780_000_000_000,
         },
         "https://alerts.paiid.ai",
     );
     notice.delivery = Some(DeliveryRef {
-        id: 9,
+        id: DeliveryId(9),
         created_at: 1_780_000_000_000,
     });
     let raw = String::from_utf8(c.build_notice(&notice).unwrap()).unwrap();

@@ -2,6 +2,7 @@ use std::path::Path;
 
 use super::*;
 use crate::config::RoutingConfig;
+use crate::domain::EventId;
 use crate::intake::unparsed::notice_channels;
 
 const REPO_ROUTING: &str = include_str!("../../../routing.yaml");
@@ -13,7 +14,7 @@ fn payload(resource: &str, shape: &str, reason: &str) -> UnreadablePayload {
         resource: resource.into(),
         shape: shape.into(),
         reason: reason.into(),
-        event_id: 42,
+        event_id: EventId(42),
         received_at: AT,
     }
 }

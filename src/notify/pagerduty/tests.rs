@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::{EventId, IncidentId};
 use crate::notify::message::Breadcrumb;
 use crate::settings::DEFAULT_PAGERDUTY_EVENTS_URL as DEFAULT_EVENTS_URL;
 use chrono::{TimeZone, Utc};
@@ -12,7 +13,7 @@ fn notification(kind: NotificationKind, severity: &str) -> Notification {
         .unwrap_or_default();
     Notification {
         kind,
-        incident_id: 7,
+        incident_id: IncidentId(7),
         dedup_key: "paiid-alerts-7-1".into(),
         severity: severity.into(),
         state: "triggered".into(),
@@ -256,7 +257,7 @@ async fn a_notice_never_pages() {
             resource: "issue".into(),
             shape: "issue".into(),
             reason: "`data.issue.id` is missing".into(),
-            event_id: 1,
+            event_id: EventId(1),
             received_at: 0,
         },
         "http://localhost",

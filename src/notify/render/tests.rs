@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::IncidentId;
 use crate::templates::notify::base_environment;
 use chrono::Duration as ChronoDuration;
 
@@ -25,7 +26,7 @@ fn minimal(kind: NotificationKind) -> Notification {
     let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
     Notification {
         kind,
-        incident_id: 7,
+        incident_id: IncidentId(7),
         dedup_key: "paiid-alerts-7-1".into(),
         severity: "high".into(),
         state: "triggered".into(),

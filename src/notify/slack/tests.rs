@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::IncidentId;
 use crate::notify::message::{Breadcrumb, PostMortem};
 use crate::text::{slack_escape as escape, truncate_chars};
 use chrono::{TimeZone, Utc};
@@ -10,7 +11,7 @@ fn notification(kind: NotificationKind) -> Notification {
         .unwrap_or_default();
     Notification {
         kind,
-        incident_id: 42,
+        incident_id: IncidentId(42),
         dedup_key: "paiid-alerts-42-1".into(),
         severity: "critical".into(),
         state: "triggered".into(),

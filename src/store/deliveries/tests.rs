@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::DeliveryId;
 use crate::domain::NotificationKind;
 use crate::store::{Durability, Store};
 
@@ -7,7 +8,7 @@ async fn store(dir: &tempfile::TempDir) -> Store {
     Store::open(&url, Durability::Normal).await.unwrap()
 }
 
-async fn insert(store: &Store, kind: &str) -> i64 {
+async fn insert(store: &Store, kind: &str) -> DeliveryId {
     let mut tx = store.begin_write().await.unwrap();
     let id = sqlx::query_scalar(
         "INSERT INTO deliveries (incident_id, episode, channel, kind, status, next_attempt_at, \
@@ -35,7 +36,7 @@ async fn an_unknown_kind_is_that_rows_error_and_does_not_fail_the_claim() {
     let err = by_id(bogus).kind.clone().unwrap_err();
     assert_eq!(
         (err.table, err.id, err.field),
-        ("deliveries", bogus, "kind")
+        ("deliveries", bogus.get(), "kind")
     );
     assert!(err.reason.contains("`carrier_pigeon`"), "{}", err.reason);
     assert_eq!(by_id(bogus).kind_word, "carrier_pigeon");
