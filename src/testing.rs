@@ -52,7 +52,7 @@ pub mod digest {
 
 /// Ids and kinds.
 pub mod domain {
-    pub use crate::domain::{ChannelKind, Episode, IncidentId};
+    pub use crate::domain::{ChannelKind, Episode, IncidentId, IncidentState, Severity};
 }
 
 /// The transports' parsers (property tests and fuzzing) and the state the real app serves.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use paiid_alerts::testing::domain::{ChannelKind, IncidentId};
+use paiid_alerts::testing::domain::{ChannelKind, IncidentId, IncidentState, Severity};
 use paiid_alerts::testing::intake::details::event_details;
 use paiid_alerts::testing::intake::redact::scrub_text;
 use paiid_alerts::testing::notify::email::EmailChannel;
@@ -27,8 +27,8 @@ fn notification(kind: NotificationKind) -> Notification {
         kind,
         incident_id: IncidentId(42),
         dedup_key: "paiid-alerts-42-1".into(),
-        severity: "critical".into(),
-        state: "triggered".into(),
+        severity: Severity::Critical,
+        state: IncidentState::Triggered,
         title: "ZeroDivisionError: division by zero".into(),
         project: Some("paiid-backend".into()),
         environment: Some("production".into()),
@@ -152,7 +152,7 @@ async fn delivers_multipart_mail_with_headers_and_ack_link() {
 
     // Once acknowledged, the acknowledge link is gone.
     let mut acked = notification(NotificationKind::Acknowledged);
-    acked.state = "acknowledged".into();
+    acked.state = IncidentState::Acknowledged;
     acked.acknowledged_by = Some("alice".into());
     acked.acknowledged_at = Some(acked.last_seen);
     let c = channel(

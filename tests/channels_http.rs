@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use fake_pagerduty::FakePagerDuty;
 use fake_slack::{Behaviour, FakeSlack};
-use paiid_alerts::testing::domain::IncidentId;
+use paiid_alerts::testing::domain::{IncidentId, IncidentState, Severity};
 use paiid_alerts::testing::notify::message::Breadcrumb;
 use paiid_alerts::testing::notify::pagerduty::PagerDutyChannel;
 use paiid_alerts::testing::notify::render::Templates;
@@ -29,8 +29,8 @@ fn notification(kind: NotificationKind) -> Notification {
         kind,
         incident_id: IncidentId(42),
         dedup_key: "paiid-alerts-42-1".into(),
-        severity: "critical".into(),
-        state: "triggered".into(),
+        severity: Severity::Critical,
+        state: IncidentState::Triggered,
         title: "ZeroDivisionError: division by zero <!channel> & co".into(),
         project: Some("paiid-backend".into()),
         environment: Some("production".into()),
@@ -68,7 +68,7 @@ fn notification(kind: NotificationKind) -> Notification {
 
 fn acknowledged(mut n: Notification) -> Notification {
     n.kind = NotificationKind::Acknowledged;
-    n.state = "acknowledged".into();
+    n.state = IncidentState::Acknowledged;
     n.acknowledged_by = Some("alice@paiid.ai".into());
     n.acknowledged_at = Some(n.last_seen + chrono::Duration::minutes(3));
     n
@@ -76,7 +76,7 @@ fn acknowledged(mut n: Notification) -> Notification {
 
 fn resolved(mut n: Notification) -> Notification {
     n.kind = NotificationKind::Resolved;
-    n.state = "resolved".into();
+    n.state = IncidentState::Resolved;
     n.resolved_by = Some("bob@paiid.ai".into());
     n.resolved_at = Some(n.last_seen + chrono::Duration::minutes(30));
     n
@@ -949,13 +949,13 @@ async fn pagerduty_severity_mapping_and_repeat_triggers_share_one_incident() {
     let pd = FakePagerDuty::start().await;
     let ch = pd_channel(&pd);
     for (ours, theirs) in [
-        ("critical", "critical"),
-        ("high", "error"),
-        ("medium", "warning"),
-        ("unclassified", "info"),
+        (Severity::Critical, "critical"),
+        (Severity::High, "error"),
+        (Severity::Medium, "warning"),
+        (Severity::Unclassified, "info"),
     ] {
         let mut n = notification(NotificationKind::Escalation);
-        n.severity = ours.into();
+        n.severity = ours;
         let out = send(&ch, &n, &RemoteState::default()).await;
         assert!(matches!(out, SendOutcome::Delivered { .. }), "{out:?}");
         assert_eq!(pd.events().last().unwrap()["payload"]["severity"], theirs);

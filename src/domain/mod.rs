@@ -20,16 +20,17 @@ pub(crate) use action::Action;
 pub(crate) use effects::{Effects, NewDelivery, NewTimeline};
 pub(crate) use ids::{DeliveryId, EventId};
 pub use ids::{Episode, IncidentId};
+pub use incident::IncidentState;
 pub use incident::parse_dedup_key;
 pub(crate) use incident::{
-    Acknowledgement, DigestCadence, Incident, IncidentState, Policy, ResolvedEpisode, dedup_key,
+    Acknowledgement, DigestCadence, Incident, Policy, ResolvedEpisode, dedup_key,
 };
 pub(crate) use ingest::IngestStatus;
 pub use kinds::{ChannelKind, NotificationKind};
 pub(crate) use kinds::{DeliveryKind, DeliveryStatus, NoticeKind, TimelineKind, Via};
 pub(crate) use notice::{NoticeError, UnreadablePayload};
 pub use remote::{RemoteRef, RemoteState};
-pub(crate) use severity::Severity;
+pub use severity::Severity;
 
 /// A stored or received word that is not one of an enum's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

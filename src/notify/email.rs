@@ -155,7 +155,10 @@ impl EmailChannel {
             .message_id(n.delivery.map(|d| self.message_id(d)))
             .references(thread)
             .raw_header(header("X-PaiiD-Incident", n.incident_id.to_string())?)
-            .raw_header(header("X-PaiiD-Severity", header_safe(&n.severity))?)
+            .raw_header(header(
+                "X-PaiiD-Severity",
+                header_safe(n.severity.as_str()),
+            )?)
             .raw_header(header("X-PaiiD-Kind", n.kind.as_str().to_string())?)
             .raw_header(header("X-PaiiD-Dedup-Key", header_safe(&n.dedup_key))?)
             // Keep vacation responders and Exchange auto-replies off the alert address.

@@ -190,7 +190,7 @@ impl super::Mailer for LogChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EventId, IncidentId};
+    use crate::domain::{EventId, IncidentId, IncidentState, Severity};
     use crate::notify::RemoteState;
     use chrono::Utc;
 
@@ -200,8 +200,8 @@ mod tests {
             kind,
             incident_id: IncidentId(3),
             dedup_key: "paiid-alerts-3-1".into(),
-            severity: "critical".into(),
-            state: "triggered".into(),
+            severity: Severity::Critical,
+            state: IncidentState::Triggered,
             title: "Broker down".into(),
             project: Some("paiid-backend".into()),
             environment: Some("production".into()),

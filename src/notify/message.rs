@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub(crate) use crate::domain::{Acknowledgement, NotificationKind};
-use crate::domain::{DeliveryId, IncidentId};
+use crate::domain::{DeliveryId, IncidentId, IncidentState, Severity};
 /// Extracted and scrubbed at intake (`intake::details`).
 pub use crate::intake::details::Breadcrumb;
 
@@ -16,10 +16,10 @@ pub struct Notification {
     pub incident_id: IncidentId,
     /// Deterministic per incident and episode: `paiid-alerts-{incident_id}-{episode}`.
     pub dedup_key: String,
-    /// `critical`, `high`, `medium` or `unclassified`.
-    pub severity: String,
-    /// `triggered`, `acknowledged`, `resolved`, `muted`.
-    pub state: String,
+    /// Shown to templates as its word (`critical`, ..., `unclassified`).
+    pub severity: Severity,
+    /// Shown to templates as its word (`triggered`, `acknowledged`, `resolved`, `muted`).
+    pub state: IncidentState,
     pub title: String,
     pub project: Option<String>,
     pub environment: Option<String>,
@@ -88,8 +88,8 @@ impl Notification {
             kind: NotificationKind::Test,
             incident_id: IncidentId(0),
             dedup_key: format!("paiid-alerts-test-{}", now.timestamp()),
-            severity: "critical".into(),
-            state: "triggered".into(),
+            severity: Severity::Critical,
+            state: IncidentState::Triggered,
             title: "Test message from paiid-alerts".into(),
             project: Some("paiid-backend".into()),
             environment: Some("production".into()),
@@ -120,7 +120,7 @@ impl Notification {
 
     /// A short one-line summary, e.g. `[CRITICAL] ZeroDivisionError: division by zero (paiid-backend)`.
     pub fn headline(&self) -> String {
-        let mut s = format!("[{}] {}", self.severity.to_uppercase(), self.title);
+        let mut s = format!("[{}] {}", self.severity.as_str().to_uppercase(), self.title);
         if let Some(p) = &self.project {
             s.push_str(&format!(" ({p})"));
         }

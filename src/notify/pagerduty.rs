@@ -23,6 +23,7 @@ use super::{
     Channel, ChannelKind, Notice, Notification, NotificationKind, Outgoing, RemoteRef, SendFuture,
     SendOutcome, truncate_body,
 };
+use crate::domain::Severity;
 use crate::text::truncate_chars;
 
 /// Per-request timeout; the outbox retries.
@@ -226,12 +227,12 @@ fn key_fingerprint(routing_key: &str) -> String {
 }
 
 /// Our severities onto PagerDuty's four.
-fn pd_severity(severity: &str) -> &'static str {
+fn pd_severity(severity: Severity) -> &'static str {
     match severity {
-        "critical" => "critical",
-        "high" => "error",
-        "medium" => "warning",
-        _ => "info",
+        Severity::Critical => "critical",
+        Severity::High => "error",
+        Severity::Medium => "warning",
+        Severity::Low | Severity::Unclassified => "info",
     }
 }
 
@@ -264,7 +265,7 @@ fn trigger_event(routing_key: &str, n: &Notification, summary: &str) -> Value {
                 .unwrap_or(CLIENT)
         ),
     );
-    payload.insert("severity".into(), json!(pd_severity(&n.severity)));
+    payload.insert("severity".into(), json!(pd_severity(n.severity)));
     payload.insert(
         "timestamp".into(),
         json!(n.last_seen.to_rfc3339_opts(SecondsFormat::Secs, true)),

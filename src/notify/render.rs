@@ -59,6 +59,7 @@ use serde::Serialize;
 #[cfg(test)]
 use super::message::{Breadcrumb, PostMortem};
 use super::{Notification, NotificationKind};
+use crate::domain::{IncidentState, Severity};
 use crate::templates::describe;
 use crate::templates::notify::{NotificationTemplates, Output};
 pub(crate) use crate::templates::notify::{TemplateError, TemplateOverrides};
@@ -231,12 +232,7 @@ fn one_line(s: &str) -> String {
 }
 
 fn severity_upper(n: &Notification) -> String {
-    let s = n.severity.trim();
-    if s.is_empty() {
-        "UNCLASSIFIED".to_string()
-    } else {
-        one_line(s).to_uppercase()
-    }
+    n.severity.as_str().to_uppercase()
 }
 
 fn kind_label(kind: NotificationKind) -> &'static str {
@@ -252,12 +248,12 @@ fn kind_label(kind: NotificationKind) -> &'static str {
     }
 }
 
-fn severity_color(severity: &str) -> &'static str {
-    match severity.trim().to_ascii_lowercase().as_str() {
-        "critical" => "#d1242f",
-        "high" => "#e36209",
-        "medium" => "#bf8700",
-        _ => "#6e7781",
+fn severity_color(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "#d1242f",
+        Severity::High => "#e36209",
+        Severity::Medium => "#bf8700",
+        Severity::Low | Severity::Unclassified => "#6e7781",
     }
 }
 
@@ -342,11 +338,12 @@ struct Context<'a> {
 
 impl<'a> Context<'a> {
     fn new(n: &'a Notification) -> Self {
-        let state = n.state.to_ascii_lowercase();
         let is_open = n.acknowledged_at.is_none()
             && n.resolved_at.is_none()
-            && state != "acknowledged"
-            && state != "resolved";
+            && !matches!(
+                n.state,
+                IncidentState::Acknowledged | IncidentState::Resolved
+            );
         let closing_kind = matches!(
             n.kind,
             NotificationKind::Acknowledged
@@ -361,7 +358,7 @@ impl<'a> Context<'a> {
             severity_upper: severity_upper(n),
             headline: n.headline(),
             kind_label: kind_label(n.kind),
-            severity_color: severity_color(&n.severity),
+            severity_color: severity_color(n.severity),
             is_open,
             ack_link,
             event_count_text: event_count_text(n.event_count),
@@ -405,8 +402,8 @@ fn sample_notification(kind: NotificationKind) -> Notification {
         kind,
         incident_id: crate::domain::IncidentId(42),
         dedup_key: "paiid-alerts-42-1".to_string(),
-        severity: "critical".to_string(),
-        state: "triggered".to_string(),
+        severity: Severity::Critical,
+        state: IncidentState::Triggered,
         title: "ZeroDivisionError: division by zero".to_string(),
         project: Some("paiid-backend".to_string()),
         environment: Some("production".to_string()),

@@ -1,12 +1,12 @@
 use super::*;
-use crate::domain::{EventId, IncidentId};
+use crate::domain::{EventId, IncidentId, IncidentState, Severity};
 use crate::notify::message::Breadcrumb;
 use crate::settings::DEFAULT_PAGERDUTY_EVENTS_URL as DEFAULT_EVENTS_URL;
 use chrono::{TimeZone, Utc};
 
 const KEY: &str = "0123456789abcdef0123456789abcdef";
 
-fn notification(kind: NotificationKind, severity: &str) -> Notification {
+fn notification(kind: NotificationKind, severity: Severity) -> Notification {
     let t = Utc
         .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
         .single()
@@ -15,8 +15,8 @@ fn notification(kind: NotificationKind, severity: &str) -> Notification {
         kind,
         incident_id: IncidentId(7),
         dedup_key: "paiid-alerts-7-1".into(),
-        severity: severity.into(),
-        state: "triggered".into(),
+        severity,
+        state: IncidentState::Triggered,
         title: "ZeroDivisionError".into(),
         project: Some("paiid-backend".into()),
         environment: Some("production".into()),
@@ -52,11 +52,11 @@ fn notification(kind: NotificationKind, severity: &str) -> Notification {
 
 #[test]
 fn severity_mapping() {
-    assert_eq!(pd_severity("critical"), "critical");
-    assert_eq!(pd_severity("high"), "error");
-    assert_eq!(pd_severity("medium"), "warning");
-    assert_eq!(pd_severity("unclassified"), "info");
-    assert_eq!(pd_severity("anything"), "info");
+    assert_eq!(pd_severity(Severity::Critical), "critical");
+    assert_eq!(pd_severity(Severity::High), "error");
+    assert_eq!(pd_severity(Severity::Medium), "warning");
+    assert_eq!(pd_severity(Severity::Unclassified), "info");
+    assert_eq!(pd_severity(Severity::Low), "info");
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn actions_per_kind() {
 
 #[test]
 fn trigger_event_shape() {
-    let n = notification(NotificationKind::Opened, "high");
+    let n = notification(NotificationKind::Opened, Severity::High);
     let e = trigger_event(KEY, &n, "summary");
     assert_eq!(e["routing_key"], KEY);
     assert_eq!(e["event_action"], "trigger");
@@ -100,7 +100,7 @@ fn trigger_event_shape() {
 
 #[test]
 fn source_defaults_without_project() {
-    let mut n = notification(NotificationKind::Opened, "critical");
+    let mut n = notification(NotificationKind::Opened, Severity::Critical);
     n.project = None;
     let e = trigger_event(KEY, &n, "s");
     assert_eq!(e["payload"]["source"], "paiid-alerts");
@@ -109,7 +109,7 @@ fn source_defaults_without_project() {
 
 #[test]
 fn summary_is_truncated_on_char_boundary() {
-    let n = notification(NotificationKind::Opened, "critical");
+    let n = notification(NotificationKind::Opened, Severity::Critical);
     let long = "é".repeat(3000);
     let e = trigger_event(KEY, &n, &long);
     let s = e["payload"]["summary"].as_str().unwrap_or_default();
@@ -199,7 +199,7 @@ fn json_strings_are_clipped_by_their_encoded_size() {
 
 #[test]
 fn a_huge_trigger_is_cut_under_the_event_limit_and_says_so() {
-    let mut n = notification(NotificationKind::Opened, "critical");
+    let mut n = notification(NotificationKind::Opened, Severity::Critical);
     n.title = "x".repeat(1_000_000);
     n.culprit = Some("\u{1}".repeat(300_000));
     n.breadcrumbs = (0..5)
@@ -235,7 +235,7 @@ fn a_huge_trigger_is_cut_under_the_event_limit_and_says_so() {
 
 #[test]
 fn an_event_within_the_limit_is_sent_as_built() {
-    let n = notification(NotificationKind::Opened, "critical");
+    let n = notification(NotificationKind::Opened, Severity::Critical);
     let e = trigger_event(KEY, &n, "summary");
     assert_eq!(fit_event(e.clone()), e);
     assert!(e["payload"]["custom_details"].get("truncated").is_none());

@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::IncidentId;
+use crate::domain::{IncidentId, IncidentState, Severity};
 use crate::templates::notify::base_environment;
 use chrono::Duration as ChronoDuration;
 
@@ -7,11 +7,13 @@ fn full(kind: NotificationKind) -> Notification {
     let mut n = sample_notification(kind);
     match kind {
         NotificationKind::Acknowledged => {
-            n.state = "acknowledged".into();
+            n.state = IncidentState::Acknowledged;
             n.resolved_at = None;
             n.resolved_by = None;
         }
-        NotificationKind::Resolved | NotificationKind::PostMortem => n.state = "resolved".into(),
+        NotificationKind::Resolved | NotificationKind::PostMortem => {
+            n.state = IncidentState::Resolved
+        }
         _ => {
             n.acknowledged_at = None;
             n.acknowledged_by = None;
@@ -28,8 +30,8 @@ fn minimal(kind: NotificationKind) -> Notification {
         kind,
         incident_id: IncidentId(7),
         dedup_key: "paiid-alerts-7-1".into(),
-        severity: "high".into(),
-        state: "triggered".into(),
+        severity: Severity::High,
+        state: IncidentState::Triggered,
         title: "Timeout".into(),
         project: None,
         environment: None,
@@ -100,7 +102,7 @@ fn defaults_compile_and_render_every_kind_full_and_minimal() {
             }
             let subject = t.email_subject(&n);
             assert!(
-                subject.starts_with(&format!("[{}]", n.severity.to_uppercase())),
+                subject.starts_with(&format!("[{}]", n.severity.as_str().to_uppercase())),
                 "{subject}"
             );
             assert!(!subject.contains('\n'));
@@ -163,9 +165,9 @@ fn ack_link_only_while_open() {
         }
     }
     let mut n = full(NotificationKind::Escalation);
-    n.state = "acknowledged".into();
+    n.state = IncidentState::Acknowledged;
     assert!(!t.slack_text(&n).contains("/ack/token"));
-    n.state = "triggered".into();
+    n.state = IncidentState::Triggered;
     assert!(t.slack_text(&n).contains("/ack/token"));
 }
 
@@ -224,7 +226,7 @@ fn post_mortem_has_all_figures() {
     // Without a PostMortem record the figures derive from the top-level times.
     let mut n = minimal(NotificationKind::PostMortem);
     n.resolved_at = Some(n.first_seen + ChronoDuration::seconds(3725));
-    n.state = "resolved".into();
+    n.state = IncidentState::Resolved;
     let text = t.email_text(&n);
     assert!(
         text.contains("1h 2m") && text.contains("never") && text.contains("not recorded"),
@@ -294,7 +296,7 @@ fn subject_is_one_line_and_always_starts_with_severity() {
     .unwrap();
     assert_eq!(t.email_subject(&n), "[CRITICAL] custom 42");
     let mut n = minimal(NotificationKind::Opened);
-    n.severity = String::new();
+    n.severity = Severity::Unclassified;
     assert!(
         Templates::defaults()
             .email_subject(&n)

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::domain::{IncidentState, Severity};
 use crate::incidents::model::parse_dedup_key;
 use crate::notify::{Notification, NotificationKind};
 use crate::text::{duration, slack_escape as escape, truncate_chars};
@@ -155,7 +156,7 @@ pub(super) fn link(url: &str, label: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 
 pub(super) fn is_resolved(n: &Notification) -> bool {
-    n.state == "resolved"
+    n.state == IncidentState::Resolved
         || n.resolved_at.is_some()
         || matches!(
             n.kind,
@@ -164,17 +165,17 @@ pub(super) fn is_resolved(n: &Notification) -> bool {
 }
 
 pub(super) fn is_acknowledged(n: &Notification) -> bool {
-    n.state == "acknowledged"
+    n.state == IncidentState::Acknowledged
         || n.acknowledged_at.is_some()
         || n.kind == NotificationKind::Acknowledged
 }
 
-pub(super) fn severity_emoji(severity: &str) -> &'static str {
+pub(super) fn severity_emoji(severity: Severity) -> &'static str {
     match severity {
-        "critical" => ":red_circle:",
-        "high" => ":large_orange_circle:",
-        "medium" => ":large_yellow_circle:",
-        _ => ":white_circle:",
+        Severity::Critical => ":red_circle:",
+        Severity::High => ":large_orange_circle:",
+        Severity::Medium => ":large_yellow_circle:",
+        Severity::Low | Severity::Unclassified => ":white_circle:",
     }
 }
 
@@ -186,7 +187,7 @@ pub(super) fn header_text(n: &Notification) -> String {
     } else if is_acknowledged(n) {
         ":eyes: ACKED"
     } else {
-        severity_emoji(&n.severity)
+        severity_emoji(n.severity)
     };
     let test = if n.kind == NotificationKind::Test {
         "[TEST] "
@@ -258,7 +259,7 @@ pub(super) fn event_line(n: &Notification) -> Option<String> {
         }),
         NotificationKind::SeverityRaised => Some(format!(
             ":arrow_double_up: *Severity raised* to *{}*",
-            escape(&n.severity.to_uppercase())
+            escape(&n.severity.as_str().to_uppercase())
         )),
         NotificationKind::Test => {
             Some(":test_tube: Test alert from paiid-alerts: no action needed.".to_string())
@@ -296,7 +297,7 @@ pub(super) fn facts_block(n: &Notification) -> Value {
         let text = format!("*{label}*\n{value}");
         fields.push(mrkdwn(truncate_mrkdwn(&text, MAX_FIELD_CHARS)));
     };
-    field("Severity", escape(&n.severity.to_uppercase()));
+    field("Severity", escape(&n.severity.as_str().to_uppercase()));
     if let Some(p) = &n.project {
         field("Project", escape(p));
     }

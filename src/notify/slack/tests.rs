@@ -1,5 +1,5 @@
 use super::*;
-use crate::domain::IncidentId;
+use crate::domain::{IncidentId, IncidentState, Severity};
 use crate::notify::message::{Breadcrumb, PostMortem};
 use crate::text::{slack_escape as escape, truncate_chars};
 use chrono::{TimeZone, Utc};
@@ -13,8 +13,8 @@ fn notification(kind: NotificationKind) -> Notification {
         kind,
         incident_id: IncidentId(42),
         dedup_key: "paiid-alerts-42-1".into(),
-        severity: "critical".into(),
-        state: "triggered".into(),
+        severity: Severity::Critical,
+        state: IncidentState::Triggered,
         title: "ZeroDivisionError: <!channel> & friends".into(),
         project: Some("paiid-backend".into()),
         environment: Some("production".into()),
@@ -161,14 +161,14 @@ fn buttons_follow_mode_and_state() {
         ["ack", "resolve", "ack_link", "open_sentry", "open_incident"]
     );
     let mut acked = notification(NotificationKind::Acknowledged);
-    acked.state = "acknowledged".into();
+    acked.state = IncidentState::Acknowledged;
     acked.acknowledged_by = Some("alice".into());
     assert_eq!(
         action_ids(&full_blocks(&acked, true)),
         ["resolve", "open_sentry", "open_incident"]
     );
     let mut resolved = notification(NotificationKind::Resolved);
-    resolved.state = "resolved".into();
+    resolved.state = IncidentState::Resolved;
     assert_eq!(
         action_ids(&full_blocks(&resolved, true)),
         ["open_sentry", "open_incident"]
@@ -382,7 +382,7 @@ fn late_acknowledgement_reply_reports_the_acknowledgement() {
     n.acknowledged_by = Some("ana".into());
     n.acknowledged_at = Some(t);
     // Resolved by the time the acknowledgement goes out.
-    n.state = "resolved".into();
+    n.state = IncidentState::Resolved;
     n.resolved_by = Some("ben".into());
     n.resolved_at = Some(t);
     let reply = reply_text(&n);
