@@ -39,7 +39,7 @@ pub(crate) fn router(pages: Pages) -> Router<AppState> {
 /// user name, which then fills in the actor's name). Browsers ask for it and resend it on
 /// every form post, so the pages need no script and no session, and reading them is exactly as
 /// protected as `GET /api/incidents`. `Ok(None)` when no token is configured.
-fn web_login(
+pub(crate) fn web_login(
     state: &AppState,
     pages: &Pages,
     headers: &HeaderMap,

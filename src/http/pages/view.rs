@@ -207,7 +207,7 @@ impl Pages {
         Self { env: Arc::new(env) }
     }
 
-    fn render<C: Serialize>(&self, status: StatusCode, name: &str, ctx: &C) -> Page {
+    pub(crate) fn render<C: Serialize>(&self, status: StatusCode, name: &str, ctx: &C) -> Page {
         let rendered = self
             .env
             .get_template(name)
