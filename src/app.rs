@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::ack_token::AckKeys;
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::RoutingConfig;
+use crate::config::{Live, RoutingConfig};
 use crate::digest::DigestRunner;
 use crate::escalation::Scheduler;
 use crate::http::{self, AppState};
@@ -23,6 +23,7 @@ use crate::incidents::writer::{Wakers, Writer};
 use crate::metrics::Metrics;
 use crate::notify::build::NotificationBuilder;
 use crate::notify::registry::{ChannelEnv, Channels};
+use crate::notify::reload::Reloader;
 use crate::notify::render::Templates;
 use crate::notify::worker::OutboxWorker;
 use crate::settings::Settings;
@@ -71,7 +72,15 @@ impl Application {
             .with_context(|| format!("opening database {}", settings.database_url))?;
 
         let wakers = Wakers::default();
-        let writer = Writer::new(store.clone(), cfg.clone(), clock.clone(), wakers.clone()).await?;
+        // Every reader of the routing file and channels shares these: a reload swaps them.
+        let live_cfg = Live::new(cfg.clone());
+        let writer = Writer::new(
+            store.clone(),
+            live_cfg.clone(),
+            clock.clone(),
+            wakers.clone(),
+        )
+        .await?;
         let cancel = CancellationToken::new();
         let (writer, writer_task) = writer.spawn(cancel.child_token());
 
@@ -89,6 +98,7 @@ impl Application {
         let ack_keys = Arc::new(load_ack_keys(&settings, &store).await?);
         let templates = Arc::new(Templates::from(cfg.templates.clone()));
         let channels = Arc::new(Channels::build(&cfg, &channel_env(&settings), templates)?);
+        let live_channels = Live::new(channels.clone());
         let configured: Vec<&str> = channels.names().collect();
         let buried =
             crate::store::deliveries::bury_unconfigured(&store, &configured, clock.now_ms())
@@ -110,10 +120,17 @@ impl Application {
             clock: clock.clone(),
             include_pii: cfg.delivery.include_pii,
         };
+        let reloader = Arc::new(Reloader::new(
+            settings.config_path.clone(),
+            channel_env(&settings),
+            live_cfg.clone(),
+            live_channels.clone(),
+            metrics.clone(),
+        ));
         let outbox = Arc::new(OutboxWorker::new(
             store.clone(),
-            cfg.clone(),
-            channels.clone(),
+            live_cfg.clone(),
+            live_channels.clone(),
             builder,
             clock.clone(),
             metrics.clone(),
@@ -121,7 +138,7 @@ impl Application {
 
         let incidents = IncidentService {
             store: store.clone(),
-            cfg: cfg.clone(),
+            cfg: live_cfg.clone(),
             clock: clock.clone(),
             wakers: wakers.clone(),
         };
@@ -132,7 +149,7 @@ impl Application {
             metrics: metrics.clone(),
         };
         let state = AppState {
-            cfg,
+            cfg: live_cfg,
             store,
             writer,
             incidents,
@@ -140,9 +157,10 @@ impl Application {
             secrets: Arc::new(settings.secrets.clone()),
             public_url,
             ready: Arc::new(AtomicBool::new(false)),
-            channels,
+            channels: live_channels,
             metrics,
             ack_keys,
+            reloader,
         };
         let mut workers = vec![crate::store::health::spawn_probe(
             state.store.clone(),
@@ -196,6 +214,27 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Reloads the routing file on every `SIGHUP` (the `serve` command; a process that embeds
+    /// the app decides for itself). Without this, SIGHUP's default action ends the process.
+    #[cfg(unix)]
+    pub fn reload_on_hangup(&self) -> std::io::Result<JoinHandle<()>> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup())?;
+        let reloader = self.state.reloader.clone();
+        let cancel = self.cancel.clone();
+        Ok(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    got = hangups.recv() => if got.is_none() { return },
+                    _ = cancel.cancelled() => return,
+                }
+                tracing::info!("SIGHUP: reloading the routing file");
+                // The outcome is logged and counted by the reloader.
+                let _ = reloader.reload();
+            }
+        }))
     }
 
     /// The workers, to step by hand (with `Settings::run_workers` off they are not running).

@@ -173,7 +173,7 @@ async fn serve(
         );
     }
     let app = Application::build(settings).await?;
-    let cfg = &app.state().cfg;
+    let cfg = app.state().cfg.load();
     tracing::info!(
         address = %app.local_addr(),
         config = %common.config.display(),
@@ -185,6 +185,9 @@ async fn serve(
     for (name, vars) in cfg.unconfigured_channels() {
         tracing::warn!(channel = name, missing = %vars.join(" or "), "channel not configured: its messages go to the log channel");
     }
+    // SIGHUP re-reads the routing file (its default action would end the process).
+    #[cfg(unix)]
+    app.reload_on_hangup()?;
     app.run_until_stopped(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -44,6 +44,11 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResourceLabels {
     resource: String,
 }
@@ -229,6 +234,8 @@ pub struct Metrics {
     delivery_duration: DurationFamily,
     escalations_fired: Counter,
     escalation_lateness: Histogram,
+    config_reloads: Family<ResultLabels, Counter>,
+    config_last_reload_ok: Gauge,
     db: DbGauges,
 }
 
@@ -251,8 +258,12 @@ impl Metrics {
             delivery_duration: Family::new_with_constructor(duration_histogram),
             escalations_fired: Counter::default(),
             escalation_lateness: Histogram::new(LATENESS_BUCKETS),
+            config_reloads: Family::default(),
+            config_last_reload_ok: Gauge::default(),
             db: DbGauges::default(),
         };
+        // The file loaded at start-up is the first successful load.
+        m.config_last_reload_ok.set(1);
         let r = &mut m.registry;
         // Counter names are registered without `_total`: the encoder appends it.
         r.register(
@@ -290,6 +301,17 @@ impl Metrics {
             "paiid_escalation_lateness_seconds",
             "How late escalations fired after their due time",
             m.escalation_lateness.clone(),
+        );
+        r.register(
+            "paiid_config_reload",
+            "Reloads of the routing file (SIGHUP, POST /-/reload), by result",
+            m.config_reloads.clone(),
+        );
+        r.register(
+            "paiid_config_last_reload_successful",
+            "1 when the last reload of the routing file was applied, 0 when it was refused (the \
+             previous file is still in force)",
+            m.config_last_reload_ok.clone(),
         );
         m.db.register(r);
         r.register_collector(Box::new(WriteHealthCollector(health)));
@@ -349,6 +371,15 @@ impl Metrics {
         self.escalation_lateness.observe(lateness_seconds);
     }
 
+    /// A reload of the routing file, applied (`ok`) or refused.
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.config_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        self.config_last_reload_ok.set(i64::from(ok));
+    }
+
     /// The current value of an in-process counter, by its exposed name and labels (0 when it has
     /// not been counted yet, or is not an in-process counter). For tests and diagnostics.
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
@@ -386,6 +417,15 @@ impl Metrics {
                 })
                 .map_or(0, |c| c.get()),
             "paiid_escalations_fired_total" => self.escalations_fired.get(),
+            "paiid_config_reload_total" => {
+                let result = match label("result").as_str() {
+                    "success" => "success",
+                    _ => "failure",
+                };
+                self.config_reloads
+                    .get(&ResultLabels { result })
+                    .map_or(0, |c| c.get())
+            }
             _ => 0,
         }
     }

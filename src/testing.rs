@@ -40,7 +40,7 @@ pub mod clock {
 
 /// `routing.yaml`.
 pub mod config {
-    pub use crate::config::RoutingConfig;
+    pub use crate::config::{Live, RoutingConfig};
 }
 
 /// Digests, run by hand.

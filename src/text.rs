@@ -58,6 +58,19 @@ pub(crate) fn duration(ms: i64) -> String {
     }
 }
 
+/// A countdown as a clock reads it, for a deadline people watch tick (the web page's
+/// "escalates in 12:34"): `M:SS` under an hour, `H:MM:SS` from an hour on. A span already past
+/// reads `0:00`; spans of time in words are [`duration`]'s.
+pub(crate) fn clock(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    let (hours, mins, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if hours > 0 {
+        format!("{hours}:{mins:02}:{s:02}")
+    } else {
+        format!("{mins}:{s:02}")
+    }
+}
+
 fn escape_with(s: &str, entity: impl Fn(char) -> Option<&'static str>) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -101,6 +114,21 @@ mod tests {
             (i64::MAX, "106751991167d 7h"),
         ] {
             assert_eq!(duration(ms), text, "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn clocks_count_minutes_and_seconds() {
+        for (ms, text) in [
+            (-5_000, "0:00"),
+            (999, "0:00"),
+            (5_000, "0:05"),
+            (754_000, "12:34"),
+            (3_599_999, "59:59"),
+            (3_600_000, "1:00:00"),
+            (93_784_000, "26:03:04"),
+        ] {
+            assert_eq!(clock(ms), text, "{ms} ms");
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub(crate) mod duration;
 pub(crate) mod interpolate;
+pub(crate) mod live;
 pub(crate) mod schedule;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use serde_saphyr::Spanned;
 
 pub(crate) use duration::HumanDuration;
 use interpolate::{Interpolated, interpolate};
+pub use live::Live;
 pub(crate) use schedule::DigestSchedule;
 
 use crate::domain::Severity;

@@ -26,7 +26,7 @@ use super::render::DigestTemplates;
 use super::report::{DailyDigest, Links, Period, RenderedMail, WeeklySummary};
 use super::schedule::DigestSchedule;
 use crate::clock::{SharedClock, ms_to_datetime, sleep_until};
-use crate::config::{DigestConfig, RoutingConfig};
+use crate::config::{DigestConfig, Live, RoutingConfig};
 use crate::notify::registry::Channels;
 use crate::notify::{Mailer, SendOutcome, truncate_body};
 use crate::signal::Signal;
@@ -299,8 +299,9 @@ async fn deliver(mailer: &dyn Mailer, mail: &RenderedMail) -> Delivery {
 
 pub struct DigestRunner {
     store: Store,
-    cfg: Arc<RoutingConfig>,
-    channels: Arc<Channels>,
+    /// Read per run: a reload's digest section is used from the next run on.
+    cfg: Live<RoutingConfig>,
+    channels: Live<Channels>,
     clock: SharedClock,
     public_url: Arc<str>,
     /// `sleep_until` wants a wake-up signal besides the clock; nothing else needs to interrupt
@@ -311,15 +312,15 @@ pub struct DigestRunner {
 impl DigestRunner {
     pub fn new(
         store: Store,
-        cfg: Arc<RoutingConfig>,
-        channels: Arc<Channels>,
+        cfg: impl Into<Live<RoutingConfig>>,
+        channels: impl Into<Live<Channels>>,
         clock: SharedClock,
         public_url: Arc<str>,
     ) -> Self {
         Self {
             store,
-            cfg,
-            channels,
+            cfg: cfg.into(),
+            channels: channels.into(),
             clock,
             public_url,
             wake: Signal::default(),
@@ -329,7 +330,8 @@ impl DigestRunner {
     /// Sends the latest due period of each kind if not yet sent (start-up catch-up and each
     /// scheduled tick). Both kinds are attempted even if one fails; the first error is returned.
     pub async fn run_due(&self) -> Result<Vec<DigestOutcome>, DigestError> {
-        let Some(cfg) = self.cfg.digest.as_ref() else {
+        let routing = self.cfg.load();
+        let Some(cfg) = routing.digest.as_ref() else {
             return Ok(Vec::new());
         };
         let now = self.clock.now();
@@ -370,7 +372,8 @@ impl DigestRunner {
     /// (`[latest fire, now)`), by hand. Recorded under its own kind (`daily:manual`), so it
     /// never blocks the scheduled send of that period, and never retried automatically.
     pub async fn send_now(&self, kind: DigestKind) -> Result<Vec<DigestOutcome>, DigestError> {
-        let cfg = self.cfg.digest.as_ref().ok_or(DigestError::NotConfigured)?;
+        let routing = self.cfg.load();
+        let cfg = routing.digest.as_ref().ok_or(DigestError::NotConfigured)?;
         let schedule = schedule_of(cfg, kind).ok_or(DigestError::NoWeeklySchedule)?;
         let now = self.clock.now();
         let start = schedule.latest_fire_at_or_before(now).unwrap_or(now);
@@ -390,9 +393,9 @@ impl DigestRunner {
     }
 
     async fn run(&self, cancel: CancellationToken) {
-        if self.cfg.digest.is_none() {
+        if self.cfg.load().digest.is_none() {
+            // Not the end of the loop: a reload may add one (seen within a minute).
             tracing::info!("no `digest:` section in the routing file: no digests are scheduled");
-            return;
         }
         // None = nothing will ever be due (a schedule that stopped firing): idle until cancel.
         let mut due: Option<i64> = Some(i64::MIN);
@@ -407,7 +410,10 @@ impl DigestRunner {
                     // From the `now` before the run, not after it: if the clock passed a
                     // fire while the run was busy, that fire is then due at once instead of
                     // being skipped over.
-                    Ok(outcomes) => self.next_wake(now, &outcomes),
+                    // Nothing scheduled: look again in a minute, for a reloaded schedule.
+                    Ok(outcomes) => self
+                        .next_wake(now, &outcomes)
+                        .or(Some(now.saturating_add(60_000))),
                     Err(_) => {
                         // Already logged per kind; the claims make a retry safe.
                         Some(now.saturating_add(duration_ms(ERROR_BACKOFF)))
@@ -429,7 +435,8 @@ impl DigestRunner {
 
     /// The earliest of: the next fire of either kind, a pending retry, an expiring lease.
     fn next_wake(&self, now: i64, outcomes: &[DigestOutcome]) -> Option<i64> {
-        let cfg = self.cfg.digest.as_ref()?;
+        let routing = self.cfg.load();
+        let cfg = routing.digest.as_ref()?;
         let now_dt = ms_to_datetime(now);
         let fires = DigestKind::ALL.into_iter().filter_map(|kind| {
             let schedule = schedule_of(cfg, kind)?;
@@ -525,7 +532,7 @@ impl DigestRunner {
             period,
             recipient,
         };
-        let Some(mailer) = self.channels.mailer(recipient) else {
+        let Some(mailer) = self.channels.load().mailer(recipient) else {
             // Config validation only lets email and log channels into `digest.to`, and the
             // registry builds a mailer for both; this means config and channels disagree.
             return Ok(send.outcome(
@@ -733,7 +740,7 @@ impl DigestRunner {
             public_url: &self.public_url,
         };
         // Compiled with the routing file; the wrapper adds the rendering rules.
-        let templates = DigestTemplates::from(self.cfg.digest_templates.clone());
+        let templates = DigestTemplates::from(self.cfg.load().digest_templates.clone());
         Ok(match kind {
             DigestKind::Daily => {
                 let d = DailyDigest::load(&self.store, period, manual).await?;

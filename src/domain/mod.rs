@@ -15,6 +15,7 @@ mod kinds;
 mod notice;
 mod remote;
 mod severity;
+mod silence;
 
 pub(crate) use action::Action;
 pub(crate) use effects::{Effects, NewDelivery, NewTimeline};
@@ -31,6 +32,11 @@ pub(crate) use kinds::{DeliveryKind, DeliveryStatus, NoticeKind, TimelineKind, V
 pub(crate) use notice::{NoticeError, UnreadablePayload};
 pub use remote::{RemoteRef, RemoteState};
 pub use severity::Severity;
+#[allow(unused_imports)] // the explain command and the web page use the rest
+pub(crate) use silence::{
+    Matchers, NewSilence, Silence, SilenceError, SilenceId, SilenceState, SilenceSubject,
+    TitleRegex, holding,
+};
 
 /// A stored or received word that is not one of an enum's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

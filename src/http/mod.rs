@@ -9,6 +9,7 @@ pub(crate) mod health;
 pub(crate) mod inbound;
 pub(crate) mod ops;
 pub(crate) mod pages;
+pub(crate) mod reload;
 pub(crate) mod sentry;
 pub(crate) mod serve;
 
@@ -25,11 +26,12 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::ack_token::AckKeys;
 use crate::clock::SharedClock;
-use crate::config::RoutingConfig;
+use crate::config::{Live, RoutingConfig};
 use crate::incidents::service::IncidentService;
 use crate::incidents::writer::WriterHandle;
 use crate::metrics::Metrics;
 use crate::notify::registry::Channels;
+use crate::notify::reload::Reloader;
 use crate::settings::Secrets;
 use crate::store::Store;
 
@@ -39,7 +41,8 @@ pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
 /// What the handlers use. The workers are not here: `app::Workers` hands them to tests.
 #[derive(Clone)]
 pub struct AppState {
-    pub cfg: Arc<RoutingConfig>,
+    /// The routing file in force: `load()` it once per request (a reload swaps it).
+    pub cfg: Live<RoutingConfig>,
     pub store: Store,
     pub writer: WriterHandle,
     pub incidents: IncidentService,
@@ -48,9 +51,11 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// False until start-up recovery (overdue escalations) has run.
     pub ready: Arc<AtomicBool>,
-    pub channels: Arc<Channels>,
+    pub channels: Live<Channels>,
     pub metrics: Arc<Metrics>,
     pub ack_keys: Arc<AckKeys>,
+    /// `SIGHUP` and `POST /-/reload`.
+    pub reloader: Arc<Reloader>,
 }
 
 impl AppState {
@@ -69,6 +74,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(ack::router(pages.clone()))
         .merge(inbound::router())
+        .merge(reload::router())
         .merge(pages::router(pages))
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {

@@ -73,13 +73,15 @@ async fn test_alert(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_api_token(&state, &headers)?;
-    let policy = state.cfg.policy(Severity::Critical);
-    if !policy.notify.iter().any(|c| state.channels.is_real(c)) {
+    let cfg = state.cfg.load();
+    let channels = state.channels.load();
+    let policy = cfg.policy(Severity::Critical);
+    if !policy.notify.iter().any(|c| channels.is_real(c)) {
         let needs: Vec<String> = policy
             .notify
             .iter()
             .map(|c| {
-                let vars = state.channels.missing_env(c);
+                let vars = channels.missing_env(c);
                 if vars.is_empty() {
                     format!("{c} (not a real channel)")
                 } else {
@@ -101,8 +103,7 @@ async fn test_alert(
         ));
     }
     let now = state.clock.now_ms();
-    let environment = state
-        .cfg
+    let environment = cfg
         .rules
         .iter()
         .find(|r| r.severity == Severity::Critical)
@@ -114,8 +115,7 @@ async fn test_alert(
                 .cloned()
         })
         .unwrap_or_else(|| "production".to_string());
-    let level = state
-        .cfg
+    let level = cfg
         .rules
         .iter()
         .find(|r| r.severity == Severity::Critical)

@@ -1,5 +1,12 @@
-//! Small server-rendered pages: the on-call page at `/`, an incident page, and the pages behind
-//! acknowledge links. No JavaScript: a page must never act by itself.
+//! Server-rendered pages: the on-call page at `/` (open incidents by urgency, filters, resolved
+//! ones by page), an incident page (the whole story), `/deliveries` (dead letters, Retry), and
+//! the pages behind acknowledge links.
+//!
+//! A little script, `/assets/app.js`, only displays: it ticks the escalation countdowns and
+//! reloads `/` every few seconds. It never acts (every change is a form the person submits), it
+//! is the only script the Content-Security-Policy allows (no inline script), and every page
+//! works without it: the countdowns are rendered by the server and `/` falls back to a
+//! `<noscript>` meta refresh.
 //!
 //! The HTML comes from the templates under `src/templates/pages/` (HTML-autoescaped), compiled
 //! once into [`Pages`] when the router is built and shared by every request (and by the
@@ -8,22 +15,30 @@
 
 mod view;
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::WWW_AUTHENTICATE;
+use axum::extract::rejection::QueryRejection;
+use axum::http::header::{CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use serde::{Deserialize, Deserializer};
 
 use super::AppState;
 use super::api::{presented_token, require_api_reader};
 use super::extract::Path;
-use crate::domain::{Action, Episode, IncidentId, Via};
+use crate::config::RoutingConfig;
+use crate::domain::{Action, DeliveryId, Episode, IncidentId, IncidentState, Severity, Via};
 use crate::incidents::service::ActOutcome;
 use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
+use crate::intake::details::EventDetails;
 use crate::intake::unparsed;
-use crate::store::listings::{self, IncidentFilter};
+use crate::store::deliveries::{self, Requeue};
+use crate::store::listings::{self, PageFilter};
+use view::{DeliveriesView, IncidentData, IncidentPageView, IndexData, IndexView};
 pub(crate) use view::{Page, Pages, when};
 
 pub(crate) fn router(pages: Pages) -> Router<AppState> {
@@ -32,14 +47,99 @@ pub(crate) fn router(pages: Pages) -> Router<AppState> {
         .route("/incidents/{id}", get(incident_page))
         .route("/incidents/{id}/ack", post(web_ack))
         .route("/incidents/{id}/resolve", post(web_resolve))
+        .route("/deliveries", get(deliveries_page))
+        .route("/deliveries/{id}/retry", post(web_retry))
+        .route("/assets/app.js", get(app_js))
         .layer(Extension(pages))
+}
+
+/// The pages' only script (see the module doc): it displays, never acts.
+const APP_JS: &str = include_str!("../templates/pages/app.js");
+
+async fn app_js() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+            (
+                axum::http::header::HeaderName::from_static("x-content-type-options"),
+                "nosniff",
+            ),
+        ],
+        APP_JS,
+    )
+        .into_response()
+}
+
+/// The routing file in force, for the parts of a page that explain it.
+fn routing(state: &AppState) -> Arc<RoutingConfig> {
+    state.cfg.load()
+}
+
+/// Resolved incidents per page of `/`.
+const RESOLVED_PER_PAGE: u32 = 25;
+/// Open incidents `/` lists at most (the filter narrows them).
+const OPEN_LIMIT: i64 = 500;
+/// The longest root-cause note a form may carry (as the API's).
+const MAX_ROOT_CAUSE_CHARS: usize = 10_000;
+
+/// `/?state=..&severity=..&project=..&environment=..&q=..&page=N`. An empty value (the form's
+/// "any") is no filter; a word that names no state or severity, an unknown parameter or a page
+/// that is not a positive number is a 400 that says which.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexQuery {
+    #[serde(default, deserialize_with = "word")]
+    state: Option<IncidentState>,
+    #[serde(default, deserialize_with = "word")]
+    severity: Option<Severity>,
+    #[serde(default, deserialize_with = "word")]
+    project: Option<String>,
+    #[serde(default, deserialize_with = "word")]
+    environment: Option<String>,
+    #[serde(default, deserialize_with = "word")]
+    q: Option<String>,
+    #[serde(default, deserialize_with = "word")]
+    page: Option<std::num::NonZeroU32>,
+}
+
+/// A query value read with its type's `FromStr` (whose error names the allowed words); blank
+/// is none.
+fn word<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let raw: Option<String> = Option::deserialize(d)?;
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// A query string the page cannot read, as a page that says why.
+fn bad_query(pages: &Pages, e: &QueryRejection) -> Response {
+    pages
+        .message(StatusCode::BAD_REQUEST, "Bad filter", &e.body_text())
+        .into_response()
+}
+
+fn unavailable(pages: &Pages, e: &impl std::fmt::Display) -> Response {
+    pages
+        .message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            &e.to_string(),
+        )
+        .into_response()
 }
 
 /// The web pages' sign-in: when `API_TOKEN` is set, HTTP Basic with the token as password (any
 /// user name, which then fills in the actor's name). Browsers ask for it and resend it on
 /// every form post, so the pages need no script and no session, and reading them is exactly as
 /// protected as `GET /api/incidents`. `Ok(None)` when no token is configured.
-fn web_login(
+pub(crate) fn web_login(
     state: &AppState,
     pages: &Pages,
     headers: &HeaderMap,
@@ -68,32 +168,54 @@ async fn index(
     State(state): State<AppState>,
     Extension(pages): Extension<Pages>,
     headers: HeaderMap,
+    query: Result<axum::extract::Query<IndexQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(r) = web_login(&state, &pages, &headers) {
-        return *r;
-    }
-    let filter = IncidentFilter {
-        limit: 200,
-        ..IncidentFilter::default()
+    let user = match web_login(&state, &pages, &headers) {
+        Ok(user) => user.unwrap_or_default(),
+        Err(r) => return *r,
     };
-    let rows = match listings::list_incidents(state.store.reader(), &filter).await {
+    let q = match query {
+        Ok(axum::extract::Query(q)) => q,
+        Err(e) => return bad_query(&pages, &e),
+    };
+    let filter = PageFilter {
+        state: q.state,
+        severity: q.severity,
+        project: q.project,
+        environment: q.environment,
+        search: q.q,
+    };
+    let page = q.page.map_or(1, std::num::NonZeroU32::get);
+    let reader = state.store.reader();
+    let open = match listings::open_by_urgency(reader, &filter, OPEN_LIMIT).await {
         Ok(r) => r,
-        Err(e) => {
-            return pages
-                .message(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Unavailable",
-                    &e.to_string(),
-                )
-                .into_response();
-        }
+        Err(e) => return unavailable(&pages, &e),
+    };
+    let (resolved, more_resolved) =
+        match listings::resolved_page(reader, &filter, page - 1, RESOLVED_PER_PAGE).await {
+            Ok(r) => r,
+            Err(e) => return unavailable(&pages, &e),
+        };
+    let choices = match listings::filter_choices(reader).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(&pages, &e),
     };
     // Sentry payloads we kept but could not read, one row per resource and shape.
-    let unparsed = unparsed::recent(state.store.reader(), 50)
+    let unparsed = unparsed::recent(reader, 50)
         .await
         .map_err(|e| e.to_string());
     pages
-        .index(&rows, unparsed.as_deref().map_err(Clone::clone))
+        .index(IndexView::new(IndexData {
+            now: state.clock.now_ms(),
+            user: &user,
+            open: &open,
+            resolved: &resolved,
+            filter: &filter,
+            page,
+            more_resolved,
+            choices,
+            unparsed: unparsed.as_deref().map_err(Clone::clone),
+        }))
         .into_response()
 }
 
@@ -107,28 +229,133 @@ async fn incident_page(
         Ok(user) => user.unwrap_or_default(),
         Err(r) => return *r,
     };
-    let inc = match listings::incident(state.store.reader(), id).await {
+    let reader = state.store.reader();
+    let inc = match listings::incident(reader, id).await {
         Ok(Some(i)) => i,
         Ok(None) => {
             return pages
                 .message(StatusCode::NOT_FOUND, "Not found", "No such incident.")
                 .into_response();
         }
-        Err(e) => {
-            return pages
-                .message(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Unavailable",
-                    &e.to_string(),
-                )
-                .into_response();
-        }
+        Err(e) => return unavailable(&pages, &e),
     };
-    // Logged and counted by the read; the page says so instead of showing an empty timeline.
-    let timeline = listings::timeline(state.store.reader(), id)
+    // Each part that cannot be read (logged and counted by its read) says so on the page
+    // instead of showing as empty.
+    let timeline = listings::timeline(reader, id)
         .await
         .map_err(|e| e.to_string());
-    pages.incident(&inc, timeline, &user).into_response()
+    let details = match inc.last_event_id {
+        Some(event) => match listings::event_details(reader, event).await {
+            Ok(Some(json)) => EventDetails::from_json(&json)
+                .map(Some)
+                .map_err(|e| format!("event #{event}: stored details unreadable: {e}")),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        },
+        None => Ok(None),
+    };
+    let deliveries = deliveries::for_incident(reader, id)
+        .await
+        .map_err(|e| e.to_string());
+    let escalations = listings::escalations(reader, id)
+        .await
+        .map_err(|e| e.to_string());
+    let cfg = routing(&state);
+    pages
+        .incident(IncidentPageView::new(IncidentData {
+            now: state.clock.now_ms(),
+            inc: &inc,
+            user: &user,
+            cfg: &cfg,
+            timeline,
+            details,
+            deliveries,
+            escalations,
+        }))
+        .into_response()
+}
+
+/// `/deliveries?requeued=N`: the page a Retry lands on says what it did.
+#[derive(Debug, Default, Deserialize)]
+struct DeliveriesQuery {
+    requeued: Option<DeliveryId>,
+}
+
+/// Dead and failing deliveries the page lists at most.
+const DELIVERIES_LIMIT: i64 = 200;
+
+async fn deliveries_page(
+    State(state): State<AppState>,
+    Extension(pages): Extension<Pages>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<DeliveriesQuery>, QueryRejection>,
+) -> Response {
+    let user = match web_login(&state, &pages, &headers) {
+        Ok(user) => user.unwrap_or_default(),
+        Err(r) => return *r,
+    };
+    let q = match query {
+        Ok(axum::extract::Query(q)) => q,
+        Err(e) => return bad_query(&pages, &e),
+    };
+    let rows = listings::troubled_deliveries(state.store.reader(), DELIVERIES_LIMIT)
+        .await
+        .map_err(|e| e.to_string());
+    let notice = q
+        .requeued
+        .map(|id| format!("Delivery #{id} is queued again."));
+    pages
+        .deliveries(DeliveriesView::new(
+            rows,
+            &user,
+            notice,
+            state.clock.now_ms(),
+        ))
+        .into_response()
+}
+
+/// Retry: a dead delivery back in the queue (see [`deliveries::requeue_dead`]), then back to
+/// `/deliveries`, which says so.
+async fn web_retry(
+    State(state): State<AppState>,
+    Extension(pages): Extension<Pages>,
+    headers: HeaderMap,
+    Path(id): Path<DeliveryId>,
+    body: Bytes,
+) -> Response {
+    let body = super::form::text(&body);
+    let actor = match web_actor(&state, &pages, &headers, &body) {
+        Ok(a) => a,
+        Err(r) => return *r,
+    };
+    let now = state.clock.now_ms();
+    match deliveries::requeue_dead(&state.store, id, &actor.name, actor.via, now).await {
+        Ok(Requeue::Requeued {
+            incident_id,
+            channel,
+        }) => {
+            tracing::info!(delivery = id.get(), incident = ?incident_id.map(IncidentId::get), %channel, by = %actor.name, "dead delivery queued again by hand");
+            state.incidents.wakers.outbox.notify();
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            if let Ok(to) = HeaderValue::from_str(&format!("/deliveries?requeued={id}")) {
+                r.headers_mut().insert(LOCATION, to);
+            }
+            r
+        }
+        Ok(Requeue::NotDead(status)) => pages
+            .message(
+                StatusCode::CONFLICT,
+                "Not queued again",
+                &format!(
+                    "Delivery #{id} is {status}, not dead: the worker still has it. Only a dead delivery is retried by hand."
+                ),
+            )
+            .into_response(),
+        Ok(Requeue::NotFound) => pages
+            .message(StatusCode::NOT_FOUND, "Not found", "No such delivery.")
+            .into_response(),
+        Err(e) => unavailable(&pages, &e),
+    }
 }
 
 /// Who acts from a web form: signed in (see [`web_login`]), or, for scripts, the token given as
@@ -138,7 +365,7 @@ async fn incident_page(
 /// including one that a hostile page submits (cross-site request forgery), so a post that relies
 /// on the browser must come from one of our own pages. A post carrying the token in the form
 /// needs no such check: a hostile page cannot know the token.
-fn web_actor(
+pub(crate) fn web_actor(
     state: &AppState,
     pages: &Pages,
     headers: &HeaderMap,
@@ -231,9 +458,15 @@ async fn web_ack(
     Path(id): Path<IncidentId>,
     body: Bytes,
 ) -> Response {
-    web_act(&state, &pages, &headers, id, &body, Action::ACKNOWLEDGE).await
+    let (actor, episode) = match web_form(&state, &pages, &headers, &body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    act_page(&state, &pages, id, episode, Action::ACKNOWLEDGE, &actor).await
 }
 
+/// Resolve, with the root cause from the form's `root_cause` (blank: none), written in the
+/// same transaction before the resolution.
 async fn web_resolve(
     State(state): State<AppState>,
     Extension(pages): Extension<Pages>,
@@ -241,22 +474,27 @@ async fn web_resolve(
     Path(id): Path<IncidentId>,
     body: Bytes,
 ) -> Response {
-    web_act(&state, &pages, &headers, id, &body, Action::RESOLVE).await
-}
-
-async fn web_act(
-    state: &AppState,
-    pages: &Pages,
-    headers: &HeaderMap,
-    id: IncidentId,
-    body: &[u8],
-    action: Action,
-) -> Response {
-    let (actor, episode) = match web_form(state, pages, headers, body) {
+    let (actor, episode) = match web_form(&state, &pages, &headers, &body) {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    act_page(state, pages, id, episode, action, &actor).await
+    let root_cause = super::form::field(&super::form::text(&body), "root_cause")
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    if root_cause
+        .as_ref()
+        .is_some_and(|s| s.chars().count() > MAX_ROOT_CAUSE_CHARS)
+    {
+        return pages
+            .message(
+                StatusCode::BAD_REQUEST,
+                "Root cause too long",
+                &format!("Keep the root cause under {MAX_ROOT_CAUSE_CHARS} characters."),
+            )
+            .into_response();
+    }
+    let action = Action::Resolve { root_cause };
+    act_page(&state, &pages, id, episode, action, &actor).await
 }
 
 /// Acts and shows the result: shared by the incident page's forms and the signed links.

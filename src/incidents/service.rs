@@ -2,12 +2,10 @@
 //! short transaction on the shared write connection, so they serialize with intake and the
 //! escalation scheduler: an acknowledgement that races the deadline has exactly one outcome.
 
-use std::sync::Arc;
-
 use sqlx::SqliteConnection;
 
 use crate::clock::SharedClock;
-use crate::config::RoutingConfig;
+use crate::config::{Live, RoutingConfig};
 use crate::domain::{Action, Effects, Episode, IncidentId, Via};
 use crate::store::incidents as sql;
 use crate::store::{Store, StoreError, WriteTx, inbound};
@@ -108,7 +106,7 @@ const PAGERDUTY: &str = "pagerduty";
 #[derive(Clone)]
 pub struct IncidentService {
     pub store: Store,
-    pub cfg: Arc<RoutingConfig>,
+    pub cfg: Live<RoutingConfig>,
     pub clock: SharedClock,
     pub wakers: Wakers,
 }
@@ -246,12 +244,12 @@ impl IncidentService {
         };
         let outcome = match action {
             Action::Acknowledge { .. } => {
-                let (out, more) = transitions::acknowledge(&self.cfg, &mut inc, actor, now);
+                let (out, more) = transitions::acknowledge(&self.cfg.load(), &mut inc, actor, now);
                 fx.extend(more);
                 ActOutcome::Acknowledge(out)
             }
             Action::Resolve { .. } => {
-                let (out, more) = transitions::resolve(&self.cfg, &mut inc, actor, now);
+                let (out, more) = transitions::resolve(&self.cfg.load(), &mut inc, actor, now);
                 fx.extend(more);
                 ActOutcome::Resolve(out)
             }

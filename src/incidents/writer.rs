@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::classification::{Classification, Classifier, Severity};
 use crate::clock::SharedClock;
-use crate::config::RoutingConfig;
+use crate::config::{Live, RoutingConfig};
 use crate::domain::{EventId, IncidentId, IngestStatus, Via};
 use crate::intake::{AlertFacts, Meaning};
 use crate::store::incidents::{self as sql, NewEvent};
@@ -77,6 +77,10 @@ pub(crate) use crate::signal::Wakers;
 
 pub(crate) struct Writer {
     store: Store,
+    /// The routing file in force; read at the start of each batch.
+    live: Live<RoutingConfig>,
+    /// The snapshot the classifier's rules came from: a reload replaces it (and the classifier)
+    /// before the next batch.
     cfg: Arc<RoutingConfig>,
     classifier: Classifier,
     clock: SharedClock,
@@ -118,10 +122,11 @@ impl Writer {
     /// Prepares the writer: reads id counters and rebuilds rate windows from stored events.
     pub(crate) async fn new(
         store: Store,
-        cfg: Arc<RoutingConfig>,
+        live: Live<RoutingConfig>,
         clock: SharedClock,
         wakers: Wakers,
     ) -> Result<Self, StoreError> {
+        let cfg = live.load();
         let mut tx = store.begin_write().await?;
         let (events, incidents) = sql::max_ids(&mut tx).await?;
         let classifier = rebuild_classifier(&mut tx, &cfg, clock.now_ms()).await?;
@@ -135,6 +140,7 @@ impl Writer {
         }
         Ok(Self {
             store,
+            live,
             cfg,
             classifier,
             clock,
@@ -221,6 +227,13 @@ impl Writer {
     ) -> Result<(Vec<IngestOutcome>, Effects), StoreError> {
         let mut tx = self.store.begin_write().await?;
         let now = self.clock.now_ms();
+        let latest = self.live.load();
+        if !Arc::ptr_eq(&latest, &self.cfg) {
+            // Reloaded: new rules need new rate windows, refilled from what is stored. Kept only
+            // once built, so a failed rebuild is tried again with the next batch.
+            self.classifier = rebuild_classifier(&mut tx, &latest, now).await?;
+            self.cfg = latest;
+        }
         let known = dedup(&mut tx, reqs, now).await?;
         let ids = NextIds {
             event: self.next_event_id,

@@ -17,6 +17,7 @@ pub(crate) mod notice;
 pub(crate) mod pagerduty;
 pub(crate) mod ratelimit;
 pub(crate) mod registry;
+pub(crate) mod reload;
 pub(crate) mod render;
 pub(crate) mod retry;
 pub(crate) mod slack;

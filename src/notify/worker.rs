@@ -2,6 +2,7 @@
 //! delays PagerDuty. Each loop runs [`OutboxWorker::step`]: claim due rows with a lease, send,
 //! record the attempt; tests call `step` directly to drive it deterministically.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,11 +16,11 @@ use super::registry::Channels;
 use super::retry::RetryPolicy;
 use super::{Notice, Notification, Outgoing, RemoteState, SendOutcome, truncate_body};
 use crate::clock::{SharedClock, sleep_on, sleep_until};
-use crate::config::{ChannelKind, Policy, RoutingConfig};
+use crate::config::{ChannelKind, Live, Policy, RoutingConfig};
 use crate::domain::IncidentId;
 use crate::domain::{DeliveryKind, DeliveryStatus};
 use crate::metrics::Metrics;
-use crate::signal::Signal;
+use crate::signal::{Signal, Waiter};
 use crate::store::deliveries::{self, AttemptOutcome, AttemptResult, Delivery};
 use crate::store::{Store, StoreError, retention};
 
@@ -47,8 +48,8 @@ enum Message {
 
 pub struct OutboxWorker {
     store: Store,
-    cfg: Arc<RoutingConfig>,
-    channels: Arc<Channels>,
+    cfg: Live<RoutingConfig>,
+    channels: Live<Channels>,
     builder: NotificationBuilder,
     clock: SharedClock,
     retry: RetryPolicy,
@@ -60,12 +61,15 @@ pub struct OutboxWorker {
 impl OutboxWorker {
     pub fn new(
         store: Store,
-        cfg: Arc<RoutingConfig>,
-        channels: Arc<Channels>,
+        live: Live<RoutingConfig>,
+        channels: Live<Channels>,
         builder: NotificationBuilder,
         clock: SharedClock,
         metrics: Arc<Metrics>,
     ) -> Self {
+        // The retry schedule and lease are taken once: a reload changes who is notified and how,
+        // not the pace of deliveries already queued (a restart does).
+        let cfg = live.load();
         let retry = RetryPolicy {
             schedule: cfg.delivery.retry_schedule.clone(),
             max_attempts: cfg.delivery.max_attempts,
@@ -77,7 +81,7 @@ impl OutboxWorker {
             i64::try_from(cfg.delivery.send_timeout.as_millis() * 2).unwrap_or(60_000) + 5_000;
         Self {
             store,
-            cfg,
+            cfg: live,
             channels,
             builder,
             clock,
@@ -126,6 +130,7 @@ impl OutboxWorker {
             let mut any = false;
             for name in self
                 .channels
+                .load()
                 .names()
                 .map(str::to_string)
                 .collect::<Vec<_>>()
@@ -172,7 +177,8 @@ impl OutboxWorker {
     #[tracing::instrument(skip_all, fields(delivery = d.id.get(), incident = ?d.incident_id.map(IncidentId::get), channel = %d.channel, kind = %d.kind_word))]
     async fn deliver(&self, d: &Delivery) -> Result<(), StoreError> {
         let started_at = self.clock.now_ms();
-        let Some(channel) = self.channels.get(&d.channel) else {
+        let channels = self.channels.load();
+        let Some(channel) = channels.get(&d.channel) else {
             return self
                 .finish(
                     d,
@@ -369,9 +375,9 @@ impl OutboxWorker {
     /// Enqueues live event-count refreshes of Slack messages (at most one per incident per
     /// `slack_update_interval`).
     pub async fn enqueue_count_updates(&self) -> Result<usize, StoreError> {
+        let cfg = self.cfg.load();
         let interval =
-            i64::try_from(self.cfg.delivery.slack_update_interval.as_millis()).unwrap_or(30_000);
-        let cfg = self.cfg.clone();
+            i64::try_from(cfg.delivery.slack_update_interval.as_millis()).unwrap_or(30_000);
         deliveries::enqueue_count_updates(
             &self.store,
             self.clock.now_ms(),
@@ -397,58 +403,88 @@ impl OutboxWorker {
     }
 
     /// One loop per channel plus a maintenance loop; all stop on `cancel` after the send in
-    /// flight finishes.
+    /// flight finishes. A channel added by a reload gets its loop from the maintenance loop.
     pub fn spawn(self: Arc<Self>, wake: Signal, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
         let mut handles = Vec::new();
-        for name in self
-            .channels
-            .names()
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-        {
-            let me = self.clone();
-            let mut waiter = wake.subscribe();
-            let cancel = cancel.clone();
-            handles.push(tokio::spawn(async move {
-                while !cancel.is_cancelled() {
-                    match me.step_until(&name, &cancel).await {
-                        Ok(Step::Executed(_)) => continue,
-                        Ok(Step::Idle) => {
-                            // On a read error look again soon, not in a minute.
-                            let next = match deliveries::next_due(me.store.reader(), &name).await {
-                                Ok(next) => next,
-                                Err(_) => Some(me.clock.now_ms().saturating_add(1000)),
-                            };
-                            tokio::select! {
-                                _ = sleep_until(&*me.clock, next, &mut waiter) => {}
-                                _ = cancel.cancelled() => {}
-                            }
-                        }
-                        Err(e) => {
-                            // Logged once per outage by the health tracker; retried every second.
-                            tracing::debug!(channel = %name, error = %e, "outbox step failed; retrying in 1 s");
-                            me.store.health.failed("outbox", &e, me.clock.now_ms());
-                            tokio::select! {
-                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                                _ = cancel.cancelled() => {}
-                            }
-                        }
-                    }
-                }
-            }));
+        let names: HashSet<String> = self.channels.load().names().map(str::to_string).collect();
+        for name in &names {
+            handles.push(tokio::spawn(self.clone().channel_loop(
+                name.clone(),
+                wake.subscribe(),
+                cancel.clone(),
+            )));
         }
         let me = self.clone();
-        handles.push(tokio::spawn(async move { me.maintain(wake, cancel).await }));
+        handles.push(tokio::spawn(async move {
+            me.maintain(wake, cancel, names).await
+        }));
         handles
     }
 
-    async fn maintain(&self, wake: Signal, cancel: CancellationToken) {
+    async fn channel_loop(
+        self: Arc<Self>,
+        name: String,
+        mut waiter: Waiter,
+        cancel: CancellationToken,
+    ) {
+        while !cancel.is_cancelled() {
+            match self.step_until(&name, &cancel).await {
+                Ok(Step::Executed(_)) => continue,
+                Ok(Step::Idle) => {
+                    // On a read error look again soon, not in a minute.
+                    let next = match deliveries::next_due(self.store.reader(), &name).await {
+                        Ok(next) => next,
+                        Err(_) => Some(self.clock.now_ms().saturating_add(1000)),
+                    };
+                    tokio::select! {
+                        _ = sleep_until(&*self.clock, next, &mut waiter) => {}
+                        _ = cancel.cancelled() => {}
+                    }
+                }
+                Err(e) => {
+                    // Logged once per outage by the health tracker; retried every second.
+                    tracing::debug!(channel = %name, error = %e, "outbox step failed; retrying in 1 s");
+                    self.store.health.failed("outbox", &e, self.clock.now_ms());
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = cancel.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn maintain(
+        self: Arc<Self>,
+        wake: Signal,
+        cancel: CancellationToken,
+        mut running: HashSet<String>,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_purge: Option<i64> = None;
+        let mut added = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => {
+                    while added.join_next().await.is_some() {}
+                    return;
+                }
+            }
+            // Channels added by a reload. A removed channel's loop stays: its queued rows are
+            // given up on ("no longer configured") rather than left pending.
+            for name in self.channels.load().names() {
+                if running.insert(name.to_string()) {
+                    tracing::info!(
+                        channel = name,
+                        "channel added by a reload: delivering to it"
+                    );
+                    added.spawn(self.clone().channel_loop(
+                        name.to_string(),
+                        wake.subscribe(),
+                        cancel.clone(),
+                    ));
+                }
             }
             match self.enqueue_count_updates().await {
                 Ok(0) => {}
@@ -457,7 +493,7 @@ impl OutboxWorker {
             }
             let now = self.clock.now_ms();
             if last_purge.is_none_or(|t| now - t > 3_600_000) {
-                let keep = i64::try_from(self.cfg.raw_payload_retention.as_millis())
+                let keep = i64::try_from(self.cfg.load().raw_payload_retention.as_millis())
                     .unwrap_or(i64::MAX / 2);
                 match retention::purge_raw_payloads(&self.store, now - keep).await {
                     Ok(n) if n > 0 => {

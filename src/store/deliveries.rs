@@ -412,6 +412,68 @@ pub(crate) async fn list(
     Ok(noted(rows, reader.corrupt()))
 }
 
+/// What a request to send a dead delivery again did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Requeue {
+    /// Back to `pending`, due now; `incident_id` and `channel` say whom to wake and where the
+    /// timeline note went.
+    Requeued {
+        incident_id: Option<IncidentId>,
+        channel: String,
+    },
+    /// Only a dead row is sent again by hand: any other is still the worker's.
+    NotDead(DeliveryStatus),
+    NotFound,
+}
+
+/// Puts a dead delivery back in the queue, due at `now`, by hand (the Retry button of the web
+/// page). Its attempt history stays: the attempts count on, so with its attempts used up the
+/// row gets one more try and is dead again if that fails. An incident's delivery gets a
+/// timeline note saying who asked, in the same transaction.
+pub(crate) async fn requeue_dead(
+    store: &Store,
+    id: DeliveryId,
+    actor: &str,
+    via: crate::domain::Via,
+    now: i64,
+) -> Result<Requeue, StoreError> {
+    let mut tx = store.begin_write().await?;
+    let row: Option<(Option<IncidentId>, String, String, i64)> = sqlx::query_as(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, lease_until = NULL \
+         WHERE id = ?2 AND status = 'dead' RETURNING incident_id, channel, kind, attempts",
+    )
+    .bind(now)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((incident_id, channel, kind, attempts)) = row else {
+        let status: Option<DeliveryStatus> =
+            sqlx::query_scalar("SELECT status FROM deliveries WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        return Ok(status.map_or(Requeue::NotFound, Requeue::NotDead));
+    };
+    if let Some(incident_id) = incident_id {
+        let note = crate::domain::NewTimeline {
+            incident_id,
+            at: now,
+            kind: crate::domain::TimelineKind::Note,
+            actor: Some(actor.to_string()),
+            via: Some(via),
+            detail: Some(format!(
+                "delivery #{id} ({kind} to {channel}) queued again by hand after {attempts} attempt(s)"
+            )),
+        };
+        super::incidents::insert_timeline(&mut tx, &[note]).await?;
+    }
+    tx.commit().await?;
+    Ok(Requeue::Requeued {
+        incident_id,
+        channel,
+    })
+}
+
 /// Logs and counts the rows whose `kind` does not decode, once per read that finds them.
 fn noted(rows: Vec<Delivery>, seen: &CorruptRows) -> Vec<Delivery> {
     for e in rows.iter().filter_map(|d| d.kind.as_ref().err()) {

@@ -1,12 +1,16 @@
-//! What the API and the web page list: incidents (filtered, newest first), one incident, its
-//! timeline, the event count.
+//! What the API and the web page list: incidents (filtered, newest first), the open ones by
+//! urgency and the resolved ones by page (the web page), one incident, its timeline, its last
+//! event's details and escalations, and the deliveries that need a person (dead or failing).
 
 use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::incidents::{IncidentRow, decode_all};
 use super::{CorruptRow, CorruptRows, Reader, StoreError};
-use crate::domain::{Incident, IncidentId, IncidentState, ParseError, Severity, TimelineKind, Via};
+use crate::domain::{
+    DeliveryId, DeliveryStatus, Episode, EventId, Incident, IncidentId, IncidentState, ParseError,
+    Severity, TimelineKind, Via,
+};
 
 #[derive(Debug, Default)]
 pub(crate) struct IncidentFilter {
@@ -111,4 +115,214 @@ pub(crate) async fn timeline(
         .into_iter()
         .map(|r| r.decode(reader.corrupt()))
         .collect::<Result<_, _>>()?)
+}
+
+/// What the web page narrows its lists to. Every field is optional; `search` matches part of the
+/// title, case-insensitively, with `%` and `_` taken literally.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PageFilter {
+    pub state: Option<IncidentState>,
+    pub severity: Option<Severity>,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+    pub search: Option<String>,
+}
+
+impl PageFilter {
+    fn push(&self, q: &mut QueryBuilder<Sqlite>) {
+        if let Some(s) = self.state {
+            q.push(" AND state = ").push_bind(s);
+        }
+        if let Some(s) = self.severity {
+            q.push(" AND severity = ").push_bind(s);
+        }
+        if let Some(p) = &self.project {
+            q.push(" AND project = ").push_bind(p.clone());
+        }
+        if let Some(e) = &self.environment {
+            q.push(" AND environment = ").push_bind(e.clone());
+        }
+        if let Some(text) = &self.search {
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            q.push(" AND title LIKE ")
+                .push_bind(format!("%{escaped}%"))
+                .push(" ESCAPE '\\'");
+        }
+    }
+}
+
+/// SQL: a severity's rank, most severe highest (the order of [`Severity`]).
+const SEVERITY_RANK: &str = "CASE severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3 \
+     WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END";
+
+/// SQL: the urgency group of an open incident, most urgent lowest: triggered Critical, triggered
+/// High, acknowledged (someone is on it), then everything else (triggered Medium, Low and
+/// unclassified, and muted ones), by severity within.
+const URGENCY_GROUP: &str = "CASE WHEN state = 'triggered' AND severity = 'critical' THEN 0 \
+     WHEN state = 'triggered' AND severity = 'high' THEN 1 \
+     WHEN state = 'acknowledged' THEN 2 ELSE 3 END";
+
+/// An open incident and when its last escalation fired (this episode), if one did.
+#[derive(Debug)]
+pub(crate) struct OpenIncident {
+    pub incident: Result<Incident, CorruptRow>,
+    pub last_escalated_at: Option<i64>,
+}
+
+/// Open incidents (not resolved) by urgency: see [`URGENCY_GROUP`]; within a group the more
+/// severe first, then the soonest escalation, then the newest. At most `limit`.
+pub(crate) async fn open_by_urgency(
+    reader: &Reader,
+    f: &PageFilter,
+    limit: i64,
+) -> Result<Vec<OpenIncident>, StoreError> {
+    if f.state == Some(IncidentState::Resolved) {
+        return Ok(Vec::new());
+    }
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE state != 'resolved'");
+    f.push(&mut q);
+    q.push(format!(
+        " ORDER BY {URGENCY_GROUP}, {SEVERITY_RANK} DESC, next_escalation_at IS NULL, \
+         next_escalation_at, id DESC LIMIT "
+    ))
+    .push_bind(limit);
+    let rows: Vec<IncidentRow> = q.build_query_as().fetch_all(&**reader).await?;
+    let fired: Vec<(IncidentId, i64)> = sqlx::query_as(
+        "SELECT e.incident_id, MAX(e.fired_at) FROM escalations e \
+         JOIN incidents i ON i.id = e.incident_id AND i.episode = e.episode \
+         WHERE i.state != 'resolved' GROUP BY e.incident_id",
+    )
+    .fetch_all(&**reader)
+    .await?;
+    let fired: std::collections::HashMap<IncidentId, i64> = fired.into_iter().collect();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let last_escalated_at = fired.get(&r.id).copied();
+            OpenIncident {
+                incident: r.decode(reader.corrupt()),
+                last_escalated_at,
+            }
+        })
+        .collect())
+}
+
+/// One page of resolved incidents, most recently resolved first: up to `per_page` rows from
+/// `page` (0-based), and whether a later page has any.
+pub(crate) async fn resolved_page(
+    reader: &Reader,
+    f: &PageFilter,
+    page: u32,
+    per_page: u32,
+) -> Result<(Vec<Result<Incident, CorruptRow>>, bool), StoreError> {
+    if f.state.is_some_and(|s| s != IncidentState::Resolved) {
+        return Ok((Vec::new(), false));
+    }
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE state = 'resolved'");
+    f.push(&mut q);
+    q.push(" ORDER BY resolved_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(per_page) + 1)
+        .push(" OFFSET ")
+        .push_bind(i64::from(page) * i64::from(per_page));
+    let mut rows: Vec<IncidentRow> = q.build_query_as().fetch_all(&**reader).await?;
+    let more = rows.len() > per_page as usize;
+    rows.truncate(per_page as usize);
+    Ok((
+        rows.into_iter()
+            .map(|r| r.decode(reader.corrupt()))
+            .collect(),
+        more,
+    ))
+}
+
+/// The distinct projects and environments of stored incidents, for the filter's choices.
+pub(crate) async fn filter_choices(
+    reader: &Reader,
+) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    let projects = sqlx::query_scalar(
+        "SELECT DISTINCT project FROM incidents WHERE project IS NOT NULL ORDER BY project LIMIT 200",
+    )
+    .fetch_all(&**reader)
+    .await?;
+    let environments = sqlx::query_scalar(
+        "SELECT DISTINCT environment FROM incidents WHERE environment IS NOT NULL \
+         ORDER BY environment LIMIT 200",
+    )
+    .fetch_all(&**reader)
+    .await?;
+    Ok((projects, environments))
+}
+
+/// The stored details (JSON of `intake::details::EventDetails`) of an event, `None` when it has
+/// none (past retention before they were extracted) or is gone.
+pub(crate) async fn event_details(
+    reader: &Reader,
+    event_id: EventId,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar::<_, Option<String>>("SELECT details FROM events WHERE id = ?")
+            .bind(event_id)
+            .fetch_optional(&**reader)
+            .await?
+            .flatten(),
+    )
+}
+
+/// An escalation step that fired.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct FiredEscalation {
+    pub episode: Episode,
+    pub step: i64,
+    pub due_at: i64,
+    pub fired_at: i64,
+}
+
+/// Every escalation step that fired for the incident, oldest first.
+pub(crate) async fn escalations(
+    reader: &Reader,
+    incident_id: IncidentId,
+) -> Result<Vec<FiredEscalation>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT episode, step, due_at, fired_at FROM escalations WHERE incident_id = ? \
+         ORDER BY episode, step",
+    )
+    .bind(incident_id)
+    .fetch_all(&**reader)
+    .await?)
+}
+
+/// A delivery that needs a person: dead (never retried again) or failing (retrying), with the
+/// title of its incident when it has one.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct TroubledDelivery {
+    pub id: DeliveryId,
+    pub incident_id: Option<IncidentId>,
+    pub incident_title: Option<String>,
+    pub channel: String,
+    pub kind: String,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+/// Dead and failing deliveries, newest first, at most `limit`.
+pub(crate) async fn troubled_deliveries(
+    reader: &Reader,
+    limit: i64,
+) -> Result<Vec<TroubledDelivery>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT d.id, d.incident_id, i.title AS incident_title, d.channel, d.kind, d.status, \
+         d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at \
+         FROM deliveries d LEFT JOIN incidents i ON i.id = d.incident_id \
+         WHERE d.status IN ('dead', 'failed') ORDER BY d.status = 'dead' DESC, d.id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(&**reader)
+    .await?)
 }

@@ -22,8 +22,8 @@ use minijinja::{AutoEscape, Environment, Error, State, UndefinedBehavior};
 use crate::text::html_escape;
 
 /// The page templates, by name. Pages `{% extends "pages/base.html" %}` and import their
-/// macros from `pages/macros.html`.
-pub(crate) const PAGES: [(&str, &str); 8] = [
+/// macros from `pages/macros.html`. A slice, so that adding a page is one line.
+pub(crate) const PAGES: &[(&str, &str)] = &[
     ("pages/base.html", include_str!("pages/base.html.j2")),
     ("pages/macros.html", include_str!("pages/macros.html.j2")),
     ("pages/message.html", include_str!("pages/message.html.j2")),
@@ -43,6 +43,10 @@ pub(crate) const PAGES: [(&str, &str); 8] = [
     (
         "pages/stale_link.html",
         include_str!("pages/stale_link.html.j2"),
+    ),
+    (
+        "pages/deliveries.html",
+        include_str!("pages/deliveries.html.j2"),
     ),
 ];
 

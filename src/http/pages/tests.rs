@@ -81,14 +81,74 @@ fn origin_of_keeps_scheme_host_and_port() {
 
 mod rendering {
     use super::super::Pages;
+    use super::super::view::{IncidentData, IncidentPageView, IndexData, IndexView};
     use crate::classification::Classification;
     use crate::domain::{EventId, IncidentId, IncidentState};
     use crate::incidents::model::Incident;
     use crate::incidents::transitions::open_new;
     use crate::intake::AlertFacts;
     use crate::intake::unparsed::ShapeRow;
-    use crate::store::listings::TimelineEntry;
+    use crate::store::CorruptRow;
+    use crate::store::listings::{OpenIncident, PageFilter, TimelineEntry};
     use axum::http::StatusCode;
+
+    const NOW: i64 = 1_795_000_000_000;
+
+    /// The one script a page may carry: `/assets/app.js`, never inline.
+    const APP_SCRIPT: &str = "<script src=\"/assets/app.js\" defer></script>";
+
+    fn no_inline_script(html: &str) -> bool {
+        html.matches("<script").count() == html.matches(APP_SCRIPT).count()
+    }
+
+    /// A routing file of its own: the page explains whatever file is in force.
+    fn routing() -> crate::config::RoutingConfig {
+        let text = "channels:\n  ops: { type: log }\n\
+            environments:\n  production: [production, prod]\n\
+            rules:\n  - name: critical-production-errors\n    severity: critical\n\
+            \x20   when: { environment: production, level: [error, fatal] }\n\
+            severities:\n  critical: { notify: [ops], escalate_after: 15m, escalate_to: [ops] }\n";
+        crate::config::RoutingConfig::parse(std::path::Path::new("routing.yaml"), text, &|_| None)
+            .expect("routing")
+    }
+
+    fn index_page(
+        pages: &Pages,
+        open: &[OpenIncident],
+        resolved: &[Result<Incident, CorruptRow>],
+        unparsed: Result<&[ShapeRow], String>,
+    ) -> super::super::Page {
+        pages.index(IndexView::new(IndexData {
+            now: NOW,
+            user: "",
+            open,
+            resolved,
+            filter: &PageFilter::default(),
+            page: 1,
+            more_resolved: false,
+            choices: (Vec::new(), Vec::new()),
+            unparsed,
+        }))
+    }
+
+    fn incident_page(
+        pages: &Pages,
+        inc: &Incident,
+        timeline: Vec<TimelineEntry>,
+        user: &str,
+    ) -> super::super::Page {
+        let cfg = routing();
+        pages.incident(IncidentPageView::new(IncidentData {
+            now: NOW,
+            inc,
+            user,
+            cfg: &cfg,
+            timeline: Ok(timeline),
+            details: Ok(None),
+            deliveries: Ok(Vec::new()),
+            escalations: Ok(Vec::new()),
+        }))
+    }
 
     const SCRIPT: &str = "<script>alert(\"pwned\")</script> & 'co'";
     const ESCAPED: &str =
@@ -101,7 +161,7 @@ mod rendering {
             web_url: Some("javascript:alert(1)".to_string()),
             ..AlertFacts::default()
         };
-        let cfg = crate::test_support::routing();
+        let cfg = routing();
         let (inc, _) = open_new(
             &cfg,
             IncidentId(7),
@@ -116,7 +176,7 @@ mod rendering {
 
     fn assert_escaped(html: &str) {
         assert!(html.contains(ESCAPED), "{html}");
-        assert!(!html.contains("<script"), "{html}");
+        assert!(no_inline_script(html), "{html}");
         assert!(!html.contains("href=\"javascript"), "{html}");
     }
 
@@ -136,14 +196,18 @@ mod rendering {
             first_seen_at: 1_795_000_000_000,
             last_seen_at: 1_795_000_000_000,
         }];
-        let page = pages.index(&[Ok(open), Ok(resolved)], Ok(&shapes));
+        let open = [OpenIncident {
+            incident: Ok(open),
+            last_escalated_at: None,
+        }];
+        let page = index_page(&pages, &open, &[Ok(resolved)], Ok(&shapes));
         assert_eq!(page.status, StatusCode::OK);
         assert_escaped(&page.html);
         // Both lists and the unreadable payloads show it, escaped each time.
         assert_eq!(page.html.matches(ESCAPED).count(), 7, "{}", page.html);
         assert!(page.html.contains("href=\"/incidents/7\""), "{}", page.html);
         assert!(page.html.contains("Payloads we could not read"));
-        let page = pages.index(&[], Err(SCRIPT.to_string()));
+        let page = index_page(&pages, &[], &[], Err(SCRIPT.to_string()));
         assert_escaped(&page.html);
         assert!(page.html.contains("Nothing open."), "{}", page.html);
     }
@@ -158,7 +222,7 @@ mod rendering {
             via: Some(crate::domain::Via::Web),
             detail: Some(SCRIPT.to_string()),
         }];
-        let page = pages.incident(&incident(SCRIPT), Ok(timeline), SCRIPT);
+        let page = incident_page(&pages, &incident(SCRIPT), timeline, SCRIPT);
         assert_eq!(page.status, StatusCode::OK);
         assert_escaped(&page.html);
         assert!(
@@ -211,11 +275,8 @@ mod rendering {
             pages.stale_link(&inc),
         ] {
             assert!(page.html.starts_with("<!doctype html>"), "{}", page.html);
-            assert!(
-                page.html
-                    .contains("<nav><a href=\"/\">paiid-alerts</a></nav>")
-            );
-            assert!(!page.html.contains("<script"), "{}", page.html);
+            assert_nav(&page.html);
+            assert!(no_inline_script(&page.html), "{}", page.html);
         }
         assert_eq!(pages.stale_link(&inc).status, StatusCode::CONFLICT);
         let confirm = pages
@@ -232,6 +293,128 @@ mod rendering {
             done.contains("Already acknowledged by ana at 2026-11-18 11:06:40 UTC.")
                 && !done.contains("<form"),
             "{done}"
+        );
+    }
+
+    fn assert_nav(html: &str) {
+        assert!(html.contains("<nav id=\"nav\">"), "{html}");
+        for (href, label) in [
+            ("/", "Incidents"),
+            ("/overview", "Overview"),
+            ("/deliveries", "Deliveries"),
+            ("/silences", "Silences"),
+        ] {
+            assert!(
+                html.contains(&format!("<a href=\"{href}\">{label}</a>")),
+                "{label}: {html}"
+            );
+        }
+        assert!(
+            html.contains(
+                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            ),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn the_index_rows_carry_the_contract_attributes_and_a_countdown() {
+        let pages = Pages::new();
+        let mut inc = incident("Orders down");
+        inc.severity = crate::domain::Severity::Critical;
+        inc.next_escalation_at = Some(NOW + 12 * 60_000 + 34_000);
+        let open = [OpenIncident {
+            incident: Ok(inc),
+            last_escalated_at: None,
+        }];
+        let html = index_page(&pages, &open, &[], Ok(&[])).html;
+        assert!(html.contains("<table id=\"open-incidents\""), "{html}");
+        assert!(
+            html.contains(
+                "<tr class=\"incident\" data-id=\"7\" data-severity=\"critical\" data-state=\"triggered\">"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!(
+                "<span class=\"countdown\" data-due-ms=\"{}\" data-kind=\"next\">escalates in 12:34</span>",
+                NOW + 754_000
+            )),
+            "{html}"
+        );
+        assert!(
+            html.contains("<form class=\"ack\" method=\"post\" action=\"/incidents/7/ack\">"),
+            "{html}"
+        );
+        assert!(html.contains("<a href=\"/incidents/7\">Orders down</a>"));
+        // Reloads itself, with a fallback when scripts are off; the script gets the server's
+        // clock.
+        assert!(html.contains(&format!("data-now-ms=\"{NOW}\"")), "{html}");
+        assert!(
+            html.contains("<noscript><meta http-equiv=\"refresh\" content=\"15\"></noscript>"),
+            "{html}"
+        );
+        assert_nav(&html);
+    }
+
+    #[test]
+    fn countdowns_say_what_comes_next_or_what_fired() {
+        use super::super::view::countdown;
+        let c = countdown(Some(NOW + 754_000), Some(NOW - 1), NOW).unwrap();
+        assert_eq!((c.kind, c.text.as_str()), ("next", "escalates in 12:34"));
+        let c = countdown(Some(NOW - 5_000), None, NOW).unwrap();
+        assert_eq!(c.text, "escalation due 5s ago");
+        let c = countdown(None, Some(NOW - 180_000), NOW).unwrap();
+        assert_eq!(
+            (c.kind, c.due_ms, c.text.as_str()),
+            ("fired", NOW - 180_000, "escalated 3m 0s ago")
+        );
+        assert_eq!(countdown(None, None, NOW), None);
+    }
+
+    #[test]
+    fn the_incident_page_has_the_contract_ids_and_says_why() {
+        let pages = Pages::new();
+        let mut inc = incident("Orders down");
+        inc.rule = Some("critical-production-errors".to_string());
+        inc.severity = crate::domain::Severity::Critical;
+        inc.environment = Some("prod".to_string());
+        let html = incident_page(&pages, &inc, Vec::new(), "ana").html;
+        for needle in [
+            "<span id=\"state\">triggered</span>",
+            "<form id=\"ack\" method=\"post\" action=\"/incidents/7/ack\">",
+            "<form id=\"resolve\" method=\"post\" action=\"/incidents/7/resolve\">",
+            "<textarea id=\"root_cause\" name=\"root_cause\"",
+            "<table id=\"deliveries\"",
+            "<section id=\"event-details\">",
+            "<section id=\"why\">",
+            "<h2>Why critical</h2>",
+            "environment is one of: prod, production",
+            "level is one of: error, fatal",
+            "href=\"/silences?project=Orders%20down%20project&amp;environment=prod&amp;rule=critical-production-errors\"",
+        ] {
+            assert!(html.contains(needle), "{needle}: {html}");
+        }
+        assert_nav(&html);
+        // A rule that is gone from the routing file is named as such.
+        inc.rule = Some("retired-rule".to_string());
+        let html = incident_page(&pages, &inc, Vec::new(), "ana").html;
+        assert!(
+            html.contains("The routing file no longer has this rule"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn query_urls_are_percent_encoded() {
+        use super::super::view::query_url;
+        assert_eq!(query_url("/silences", &[]), "/silences");
+        assert_eq!(
+            query_url(
+                "/",
+                &[("q", "a&b =é".to_string()), ("page", "2".to_string())]
+            ),
+            "/?q=a%26b%20%3D%C3%A9&page=2"
         );
     }
 }

@@ -1,0 +1,277 @@
+//! Reloading `routing.yaml` while the service runs: `POST /-/reload` and `SIGHUP`. A valid file
+//! changes how the next alert is classified; an invalid one is refused with `check-config`'s
+//! message, the old rules stay, and the metric and the log say so.
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use paiid_alerts::testing::settings::Secrets;
+use serde_json::Value;
+use support::{AppOptions, TestApp, eventually, fixture_json, secret, spawn_with};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_paiid-alerts");
+const TOKEN: &str = "reload-t0ken";
+
+/// A small routing file of the test's own (the shipped one changes with the product): only
+/// production errors are classified, so `error.created.1` (no environment, level error) is
+/// unclassified.
+const BASE: &str = r##"
+channels:
+  slack-alerts: { type: slack, channel: "#alerts", webhook_url: "${SLACK_WEBHOOK_URL}" }
+rules:
+  - name: critical-production-errors
+    severity: critical
+    when: { environment: production, level: [error, fatal] }
+severities:
+  critical: { notify: [slack-alerts], escalate_after: 15m, escalate_to: [slack-alerts] }
+  high: { notify: [slack-alerts], escalate_after: 60m, escalate_to: [slack-alerts] }
+"##;
+
+/// [`BASE`] with one rule in front: every error is High.
+fn every_error_is_high() -> String {
+    BASE.replacen(
+        "rules:\n",
+        "rules:\n  - name: every-error\n    severity: high\n    when: { level: [error, fatal] }\n",
+        1,
+    )
+}
+
+/// A rule naming a channel that does not exist: `check-config` refuses it.
+fn invalid() -> String {
+    every_error_is_high().replacen(
+        "    severity: high\n    when: { level: [error, fatal] }\n",
+        "    severity: high\n    when: { level: [error, fatal] }\n    notify: [no-such-channel]\n",
+        1,
+    )
+}
+
+fn error_event(n: u32) -> Vec<u8> {
+    let mut v = fixture_json("error.created.1.json");
+    v["data"]["error"]["event_id"] = format!("reload{n:028}").into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+async fn severity_of(app: &TestApp, n: u32) -> String {
+    let r = app.post_sentry(Some("error"), &error_event(n)).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let body: Value = r.json().await.unwrap();
+    body["severity"].as_str().unwrap().to_string()
+}
+
+async fn app() -> TestApp {
+    spawn_with(AppOptions {
+        routing: BASE.to_string(),
+        secrets: Secrets {
+            api_token: secret(TOKEN),
+            ..Secrets::default()
+        },
+        ..AppOptions::default()
+    })
+    .await
+}
+
+fn routing_path(app: &TestApp) -> std::path::PathBuf {
+    app.dir.path().join("routing.yaml")
+}
+
+async fn reload(app: &TestApp, token: Option<&str>) -> reqwest::Response {
+    let mut req = app.client.post(app.url("/-/reload"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+async fn metrics(base: &str) -> String {
+    paiid_alerts::testing::http_client::client()
+        .unwrap()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The line of `check-config PATH`'s error, without its `error: ` prefix.
+async fn check_config_error(path: &Path) -> String {
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(path)
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    stderr
+        .trim()
+        .strip_prefix("error: ")
+        .unwrap_or_else(|| panic!("check-config said: {stderr}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_valid_file_is_applied_to_the_next_alert() {
+    let app = app().await;
+    assert_eq!(severity_of(&app, 1).await, "unclassified");
+
+    std::fs::write(routing_path(&app), every_error_is_high()).unwrap();
+    // Written but not reloaded: nothing changes.
+    assert_eq!(severity_of(&app, 2).await, "unclassified");
+
+    let r = reload(&app, Some(TOKEN)).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "reloaded");
+    assert_eq!(body["config"]["rules"], 2);
+
+    assert_eq!(severity_of(&app, 3).await, "high");
+    assert_eq!(
+        app.state
+            .metrics
+            .counter("paiid_config_reload_total", &[("result", "success")]),
+        1
+    );
+    assert!(
+        metrics(&app.base)
+            .await
+            .contains("paiid_config_last_reload_successful 1")
+    );
+}
+
+#[tokio::test]
+async fn reload_needs_the_bearer_token() {
+    let app = app().await;
+    std::fs::write(routing_path(&app), every_error_is_high()).unwrap();
+    assert_eq!(reload(&app, None).await.status(), 401);
+    assert_eq!(reload(&app, Some("wrong")).await.status(), 401);
+    assert_eq!(severity_of(&app, 1).await, "unclassified", "not reloaded");
+}
+
+#[tokio::test]
+async fn an_invalid_file_is_refused_with_check_configs_message_and_the_old_rules_stay() {
+    let app = app().await;
+    std::fs::write(routing_path(&app), every_error_is_high()).unwrap();
+    assert_eq!(reload(&app, Some(TOKEN)).await.status(), 200);
+    assert_eq!(severity_of(&app, 1).await, "high");
+
+    // An invalid rule that would (if applied) leave errors unclassified again.
+    std::fs::write(routing_path(&app), invalid()).unwrap();
+    let expected = check_config_error(&routing_path(&app)).await;
+    let r = reload(&app, Some(TOKEN)).await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_config");
+    assert_eq!(body["detail"], expected.as_str());
+
+    assert_eq!(severity_of(&app, 2).await, "high", "the old rules stay");
+    let m = metrics(&app.base).await;
+    assert!(
+        m.contains("paiid_config_reload_total{result=\"failure\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("paiid_config_reload_total{result=\"success\"} 1"));
+    assert!(m.contains("paiid_config_last_reload_successful 0"));
+}
+
+/// `SIGHUP` against the real binary: reloads, and does not end the process (its default).
+#[tokio::test]
+async fn sighup_reloads_the_real_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let routing = dir.path().join("routing.yaml");
+    std::fs::write(&routing, BASE).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.path().join("service.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("alerts.db").display()),
+        )
+        .env("ROUTING_CONFIG", &routing)
+        .env("RUST_LOG", "info")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = paiid_alerts::testing::http_client::client().unwrap();
+    eventually(Duration::from_secs(20), || {
+        let r = client.get(format!("{base}/readyz")).send();
+        async move { r.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+    })
+    .await;
+    let post = |n: u32| {
+        let r = client
+            .post(format!("{base}/webhooks/sentry"))
+            .header("content-type", "application/json")
+            .header("Sentry-Hook-Resource", "error")
+            .body(error_event(n))
+            .send();
+        async move {
+            let body: Value = r.await.unwrap().json().await.unwrap();
+            body["severity"].as_str().unwrap().to_string()
+        }
+    };
+    let hup = |pid: u32| {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let pid = child.id().unwrap();
+    assert_eq!(post(1).await, "unclassified");
+
+    // A bad file first: refused, the service keeps running on the old rules.
+    std::fs::write(&routing, invalid()).unwrap();
+    hup(pid);
+    eventually(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&log).unwrap();
+        async move { text.contains("routing file reload refused").then_some(()) }
+    })
+    .await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the service"
+    );
+    assert_eq!(post(2).await, "unclassified");
+    assert!(
+        metrics(&base)
+            .await
+            .contains("paiid_config_reload_total{result=\"failure\"} 1")
+    );
+
+    std::fs::write(&routing, every_error_is_high()).unwrap();
+    hup(pid);
+    eventually(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&log).unwrap();
+        async move { text.contains("routing file reloaded").then_some(()) }
+    })
+    .await;
+    assert_eq!(post(3).await, "high");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the service"
+    );
+    let m = metrics(&base).await;
+    assert!(m.contains("paiid_config_last_reload_successful 1"), "{m}");
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
