@@ -19,6 +19,7 @@ use crate::digest::DigestRunner;
 use crate::escalation::Scheduler;
 use crate::http::{self, AppState};
 use crate::incidents::service::IncidentService;
+use crate::incidents::silences::Silences;
 use crate::incidents::writer::{Wakers, Writer};
 use crate::metrics::Metrics;
 use crate::notify::build::NotificationBuilder;
@@ -36,6 +37,8 @@ use crate::store::{Store, settings as stored_settings};
 pub struct Workers {
     pub outbox: Arc<OutboxWorker>,
     pub scheduler: Scheduler,
+    /// Releases the incidents a silence held once it ends (`release_due`).
+    pub silences: Silences,
     pub wakers: Wakers,
 }
 
@@ -162,6 +165,11 @@ impl Application {
             ack_keys,
             reloader,
         };
+        let silences = Silences {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            wakers: wakers.clone(),
+        };
         let mut workers = vec![crate::store::health::spawn_probe(
             state.store.clone(),
             state.clock.clone(),
@@ -187,9 +195,11 @@ impl Application {
                 state.ready.clone(),
                 cancel.child_token(),
             ));
+            workers.push(silences.clone().spawn(cancel.child_token()));
         } else {
             // Tests that step workers by hand run recovery themselves.
             scheduler.fire_due().await?;
+            silences.release_due().await?;
             state.ready.store(true, Ordering::SeqCst);
         }
         Ok(Self {
@@ -199,6 +209,7 @@ impl Application {
             handles: Workers {
                 outbox,
                 scheduler,
+                silences,
                 wakers,
             },
             writer_task,

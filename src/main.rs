@@ -80,6 +80,8 @@ enum Command {
         /// Routing file (default: $ROUTING_CONFIG or ./routing.yaml).
         path: Option<PathBuf>,
     },
+    /// Silences on the running service (add, list, expire), through its API with API_TOKEN.
+    Silence(paiid_alerts::SilenceCli),
 }
 
 fn init_tracing() {
@@ -121,6 +123,7 @@ async fn main() -> ExitCode {
             .await
         }
         Command::CheckConfig { path } => check_config(path),
+        Command::Silence(cli) => paiid_alerts::run_silence_cli(cli).await,
         Command::SendTest { channel, config } => send_test(&channel, &config).await,
         Command::Digest {
             common,

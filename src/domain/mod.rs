@@ -32,8 +32,8 @@ pub use remote::{RemoteRef, RemoteState};
 pub(crate) use severity::Severity;
 #[allow(unused_imports)] // the explain command and the web page use the rest
 pub(crate) use silence::{
-    Matchers, NewSilence, Silence, SilenceError, SilenceId, SilenceState, SilenceSubject, TitleRegex,
-    holding,
+    Matchers, NewSilence, Silence, SilenceError, SilenceId, SilenceState, SilenceSubject,
+    TitleRegex, holding,
 };
 
 /// A stored or received word that is not one of an enum's words.

@@ -12,6 +12,7 @@ pub(crate) mod pages;
 pub(crate) mod reload;
 pub(crate) mod sentry;
 pub(crate) mod serve;
+pub(crate) mod silences;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,6 +76,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(ack::router(pages.clone()))
         .merge(inbound::router())
         .merge(reload::router())
+        .merge(silences::router(pages.clone()))
         .merge(pages::router(pages))
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {

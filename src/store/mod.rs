@@ -15,6 +15,7 @@ pub(crate) mod incidents;
 pub(crate) mod listings;
 pub(crate) mod retention;
 pub(crate) mod settings;
+pub(crate) mod silences;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

@@ -48,6 +48,10 @@ pub(crate) const PAGES: &[(&str, &str)] = &[
         "pages/deliveries.html",
         include_str!("pages/deliveries.html.j2"),
     ),
+    (
+        "pages/silences.html",
+        include_str!("pages/silences.html.j2"),
+    ),
 ];
 
 /// A template (a default or a `routing.yaml` override) that does not compile or render, by name.
