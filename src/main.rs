@@ -164,6 +164,8 @@ async fn serve(
     allow_unsigned_webhooks: bool,
     header_timeout: u64,
 ) -> anyhow::Result<()> {
+    // First, so that a panic during start-up is reported too; held until the process ends.
+    let _telemetry = paiid_alerts::init_telemetry(&paiid_alerts::TelemetryOptions::from_env()?)?;
     let mut settings = Settings::new(listen, common.database_url.clone(), common.config.clone());
     settings.public_url = public_url.or(settings.public_url);
     settings.durability = durability;

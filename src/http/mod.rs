@@ -10,6 +10,7 @@ pub(crate) mod inbound;
 pub(crate) mod ops;
 pub(crate) mod pages;
 pub(crate) mod reload;
+pub(crate) mod self_monitoring;
 pub(crate) mod sentry;
 pub(crate) mod serve;
 pub(crate) mod silences;
@@ -70,6 +71,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let pages = pages::Pages::new();
     Router::new()
         .merge(health::router())
+        .merge(self_monitoring::router())
         .merge(sentry::router())
         .merge(api::router())
         .merge(ops::router())
