@@ -66,6 +66,23 @@ impl Application {
                 settings.listen
             );
         }
+        // Ack links and the page links in every message are built from PUBLIC_URL; on a public
+        // address the fallback `http://{listen}` (e.g. `http://0.0.0.0:8080`) reaches nobody.
+        if !settings.listen.ip().is_loopback()
+            && settings
+                .public_url
+                .as_deref()
+                .is_none_or(|u| u.trim().is_empty())
+        {
+            anyhow::bail!(
+                "refusing to listen on {} without PUBLIC_URL: links in messages (acknowledge, \
+                 incident page) would point at http://{}, which nobody can open; set PUBLIC_URL \
+                 (or --public-url) to the address people reach this service at, e.g. \
+                 https://alerts.example.com",
+                settings.listen,
+                settings.listen
+            );
+        }
         let clock: SharedClock = settings
             .clock
             .clone()
@@ -102,6 +119,9 @@ impl Application {
         let templates = Arc::new(Templates::from(cfg.templates.clone()));
         let channels = Arc::new(Channels::build(&cfg, &channel_env(&settings), templates)?);
         let live_channels = Live::new(channels.clone());
+        for (name, why) in channels.log_only() {
+            tracing::warn!(channel = name, "channel {name} only reaches the log: {why}");
+        }
         let configured: Vec<&str> = channels.names().collect();
         let buried =
             crate::store::deliveries::bury_unconfigured(&store, &configured, clock.now_ms())
