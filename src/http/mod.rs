@@ -3,11 +3,13 @@
 pub(crate) mod ack;
 pub(crate) mod api;
 pub(crate) mod error;
+pub(crate) mod explain;
 pub(crate) mod extract;
 pub(crate) mod form;
 pub(crate) mod health;
 pub(crate) mod inbound;
 pub(crate) mod ops;
+pub(crate) mod overview;
 pub(crate) mod pages;
 pub(crate) mod reload;
 pub(crate) mod self_monitoring;
@@ -76,8 +78,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(api::router())
         .merge(ops::router())
         .merge(ack::router(pages.clone()))
+        .merge(overview::router(pages.clone()))
         .merge(inbound::router())
         .merge(reload::router())
+        .merge(explain::router())
         .merge(silences::router(pages.clone()))
         .merge(pages::router(pages))
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
