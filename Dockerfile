@@ -30,5 +30,9 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
 # Listening on 0.0.0.0 requires SENTRY_CLIENT_SECRET (or SENTRY_WEBHOOK_TOKEN): unsigned
 # webhooks are refused on a public address unless --allow-unsigned-webhooks is passed.
+# It also requires PUBLIC_URL, the address people open ack links at; serve refuses to start
+# without it (links would read http://0.0.0.0:8080/...):
+#   docker run -e PUBLIC_URL=https://alerts.paiid.ai -e SENTRY_CLIENT_SECRET=... paiid-alerts
+# SENTRY_DSN (optional) reports this service's own errors to Sentry.
 ENTRYPOINT ["paiid-alerts"]
 CMD ["serve"]

@@ -19,6 +19,7 @@ use crate::digest::DigestRunner;
 use crate::escalation::Scheduler;
 use crate::http::{self, AppState};
 use crate::incidents::service::IncidentService;
+use crate::incidents::silences::Silences;
 use crate::incidents::writer::{Wakers, Writer};
 use crate::metrics::Metrics;
 use crate::notify::build::NotificationBuilder;
@@ -36,6 +37,8 @@ use crate::store::{Store, settings as stored_settings};
 pub struct Workers {
     pub outbox: Arc<OutboxWorker>,
     pub scheduler: Scheduler,
+    /// Releases the incidents a silence held once it ends (`release_due`).
+    pub silences: Silences,
     pub wakers: Wakers,
 }
 
@@ -60,6 +63,23 @@ impl Application {
             anyhow::bail!(
                 "refusing to listen on {} without a webhook secret: set SENTRY_CLIENT_SECRET (and/or \
                  SENTRY_WEBHOOK_TOKEN for the legacy plugin), or pass --allow-unsigned-webhooks",
+                settings.listen
+            );
+        }
+        // Ack links and the page links in every message are built from PUBLIC_URL; on a public
+        // address the fallback `http://{listen}` (e.g. `http://0.0.0.0:8080`) reaches nobody.
+        if !settings.listen.ip().is_loopback()
+            && settings
+                .public_url
+                .as_deref()
+                .is_none_or(|u| u.trim().is_empty())
+        {
+            anyhow::bail!(
+                "refusing to listen on {} without PUBLIC_URL: links in messages (acknowledge, \
+                 incident page) would point at http://{}, which nobody can open; set PUBLIC_URL \
+                 (or --public-url) to the address people reach this service at, e.g. \
+                 https://alerts.example.com",
+                settings.listen,
                 settings.listen
             );
         }
@@ -99,6 +119,9 @@ impl Application {
         let templates = Arc::new(Templates::from(cfg.templates.clone()));
         let channels = Arc::new(Channels::build(&cfg, &channel_env(&settings), templates)?);
         let live_channels = Live::new(channels.clone());
+        for (name, why) in channels.log_only() {
+            tracing::warn!(channel = name, "channel {name} only reaches the log: {why}");
+        }
         let configured: Vec<&str> = channels.names().collect();
         let buried =
             crate::store::deliveries::bury_unconfigured(&store, &configured, clock.now_ms())
@@ -162,6 +185,11 @@ impl Application {
             ack_keys,
             reloader,
         };
+        let silences = Silences {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+            wakers: wakers.clone(),
+        };
         let mut workers = vec![crate::store::health::spawn_probe(
             state.store.clone(),
             state.clock.clone(),
@@ -187,9 +215,11 @@ impl Application {
                 state.ready.clone(),
                 cancel.child_token(),
             ));
+            workers.push(silences.clone().spawn(cancel.child_token()));
         } else {
             // Tests that step workers by hand run recovery themselves.
             scheduler.fire_due().await?;
+            silences.release_due().await?;
             state.ready.store(true, Ordering::SeqCst);
         }
         Ok(Self {
@@ -199,6 +229,7 @@ impl Application {
             handles: Workers {
                 outbox,
                 scheduler,
+                silences,
                 wakers,
             },
             writer_task,

@@ -13,6 +13,7 @@
 //! - [`auth`]: signed ack links, Slack and PagerDuty signatures.
 //! - [`digest`]: daily / weekly digests, claimed per period before sending.
 //! - [`store`]: all SQL, SQLite set-up and migrations.
+//! - [`telemetry`]: self-monitoring: the service's own errors to Sentry (`SENTRY_DSN`).
 //! - [`templates`]: every template file (notifications, pages, digests) and their shared set-up.
 //! - [`http`]: routes, one error type mapped to `{code, detail}` JSON.
 //! - [`app`]: wiring: `Application::build(settings)` and `run_until_stopped(shutdown)`.
@@ -46,6 +47,7 @@ mod metrics;
 mod settings;
 mod signal;
 mod store;
+mod telemetry;
 mod templates;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -58,9 +60,11 @@ pub use clock::{SharedClock, SystemClock};
 pub use config::RoutingConfig;
 pub use digest::{DigestKind, DigestRunner, DigestStatus};
 pub use domain::RemoteState;
+pub use http::silences::client::{SilenceCli, run as run_silence_cli};
 pub use notify::message::Notification;
 pub use notify::registry::Channels;
 pub use notify::render::Templates;
 pub use notify::{Outgoing, SendOutcome};
 pub use settings::Settings;
 pub use store::{Durability, Store};
+pub use telemetry::{TelemetryOptions, init as init_telemetry};

@@ -79,7 +79,13 @@ enum Command {
     CheckConfig {
         /// Routing file (default: $ROUTING_CONFIG or ./routing.yaml).
         path: Option<PathBuf>,
+        /// Also fail when a severity's `notify` or `escalate_to` names a channel that would
+        /// only reach the log (its secret or SMTP_URL is unset).
+        #[arg(long)]
+        strict: bool,
     },
+    /// Silences on the running service (add, list, expire), through its API with API_TOKEN.
+    Silence(paiid_alerts::SilenceCli),
 }
 
 fn init_tracing() {
@@ -120,7 +126,8 @@ async fn main() -> ExitCode {
             )
             .await
         }
-        Command::CheckConfig { path } => check_config(path),
+        Command::CheckConfig { path, strict } => check_config(path, strict),
+        Command::Silence(cli) => paiid_alerts::run_silence_cli(cli).await,
         Command::SendTest { channel, config } => send_test(&channel, &config).await,
         Command::Digest {
             common,
@@ -161,6 +168,8 @@ async fn serve(
     allow_unsigned_webhooks: bool,
     header_timeout: u64,
 ) -> anyhow::Result<()> {
+    // First, so that a panic during start-up is reported too; held until the process ends.
+    let _telemetry = paiid_alerts::init_telemetry(&paiid_alerts::TelemetryOptions::from_env()?)?;
     let mut settings = Settings::new(listen, common.database_url.clone(), common.config.clone());
     settings.public_url = public_url.or(settings.public_url);
     settings.durability = durability;
@@ -182,9 +191,6 @@ async fn serve(
         database = %common.database_url,
         "paiid-alerts listening"
     );
-    for (name, vars) in cfg.unconfigured_channels() {
-        tracing::warn!(channel = name, missing = %vars.join(" or "), "channel not configured: its messages go to the log channel");
-    }
     // SIGHUP re-reads the routing file (its default action would end the process).
     #[cfg(unix)]
     app.reload_on_hangup()?;
@@ -215,7 +221,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
+fn check_config(path: Option<PathBuf>, strict: bool) -> anyhow::Result<()> {
     let path = path
         .or_else(|| std::env::var_os("ROUTING_CONFIG").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("./routing.yaml"));
@@ -227,11 +233,28 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
         cfg.channels.len(),
         cfg.policies.len()
     );
-    for (name, vars) in cfg.unconfigured_channels() {
-        println!(
-            "  channel {name}: not configured (set {}); messages go to the log channel",
-            vars.join(" or ")
-        );
+    // The channels as `serve` would build them from this environment: a channel whose secret
+    // (or SMTP_URL) is unset only reaches the log.
+    let settings = Settings::new("127.0.0.1:0".parse()?, String::new(), path.clone());
+    let templates = std::sync::Arc::new(paiid_alerts::Templates::from(cfg.templates.clone()));
+    let channels =
+        paiid_alerts::Channels::build(&cfg, &paiid_alerts::channel_env(&settings), templates)?;
+    let log_only: Vec<(&str, &str)> = channels.log_only().collect();
+    if !log_only.is_empty() {
+        println!("channels that only reach the log:");
+        for (name, why) in &log_only {
+            println!("  {name}: {why}");
+        }
+    }
+    if strict {
+        let in_policies = channels.log_only_in_policies(&cfg);
+        if !in_policies.is_empty() {
+            let list: Vec<String> = in_policies.iter().map(ToString::to_string).collect();
+            anyhow::bail!(
+                "--strict: {}; set the variables or change the policies",
+                list.join("; ")
+            );
+        }
     }
     Ok(())
 }

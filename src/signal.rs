@@ -48,6 +48,8 @@ impl Waiter {
 pub struct Wakers {
     pub outbox: Signal,
     pub scheduler: Signal,
+    /// The silence expiry worker: a silence was created (its end may be the next one).
+    pub silences: Signal,
 }
 
 impl Wakers {

@@ -78,6 +78,9 @@ pub mod incidents {
     pub mod model {
         pub use crate::domain::parse_dedup_key;
     }
+    pub mod silences {
+        pub use crate::incidents::silences::Silences;
+    }
 }
 
 /// Sentry payload parsing, event details, scrubbing and webhook signing.

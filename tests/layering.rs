@@ -13,7 +13,14 @@ const LAYERS: &[&[&str]] = &[
     // The vocabulary: imports nothing from the crate.
     &["domain"],
     // Leaf utilities.
-    &["clock", "signal", "text", "http_client", "templates"],
+    &[
+        "clock",
+        "signal",
+        "text",
+        "http_client",
+        "templates",
+        "telemetry",
+    ],
     // Process settings (flags, environment, defaults).
     &["settings"],
     &["config"],

@@ -13,10 +13,19 @@ fn parse(text: &str) -> Result<RoutingConfig, ConfigError> {
 #[test]
 fn repository_routing_file_is_valid_and_reproduces_the_matrix() {
     let cfg = parse(REPO_ROUTING).expect("routing.yaml must be valid");
-    assert_eq!(cfg.rules.len(), 4);
-    assert_eq!(cfg.rules[0].severity, Severity::Critical);
+    assert_eq!(cfg.rules.len(), 5);
+    // First, so that no other rule pages on the service's own errors (the loop guard).
+    assert_eq!(cfg.rules[0].name, "paiid-alerts-self-monitoring");
+    assert_eq!(cfg.rules[0].severity, Severity::Low);
     assert_eq!(
-        cfg.rules[0].when.environments.as_deref(),
+        cfg.rules[0].when.tags.get("service").map(String::as_str),
+        Some("paiid-alerts")
+    );
+    assert!(cfg.policy(Severity::Low).notify.is_empty());
+    assert!(cfg.policy(Severity::Low).escalate_to.is_empty());
+    assert_eq!(cfg.rules[1].severity, Severity::Critical);
+    assert_eq!(
+        cfg.rules[1].when.environments.as_deref(),
         Some(&["prod".to_string(), "production".to_string()][..])
     );
     let critical = cfg.policy(Severity::Critical);

@@ -109,6 +109,8 @@ pub struct Incident {
     pub notified_count: i64,
     pub count_updated_at: Option<i64>,
     pub updated_at: i64,
+    /// The silence holding this episode's notifications and escalation (`silences.id`).
+    pub silenced_by: Option<i64>,
 }
 
 impl Incident {

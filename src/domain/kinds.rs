@@ -164,6 +164,8 @@ pub enum Via {
     Scheduler,
     /// A test alert (`send-test`, `POST /api/test-alert`).
     Test,
+    /// A silence holding or releasing an incident (`/api/silences`).
+    Silence,
 }
 
 text_enum!(pub Via, "via", {
@@ -175,6 +177,7 @@ text_enum!(pub Via, "via", {
     Web => "web",
     Scheduler => "scheduler",
     Test => "test",
+    Silence => "silence",
 });
 
 /// What a timeline entry records (`timeline.kind`).

@@ -112,6 +112,8 @@ pub(crate) struct IncidentView {
     next_escalation_at: Option<String>,
     escalations_fired: i64,
     policy: Value,
+    /// The silence holding its notifications and escalation (`/api/silences/{id}`).
+    silenced_by: Option<i64>,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -151,6 +153,7 @@ impl From<&Incident> for IncidentView {
             next_escalation_at: i.next_escalation_at.map(rfc3339),
             escalations_fired: i.escalation_step,
             policy: serde_json::to_value(&i.policy).unwrap_or(Value::Null),
+            silenced_by: i.silenced_by,
         }
     }
 }

@@ -58,7 +58,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         if let Self::Internal(cause) = &self {
-            tracing::error!(error = format!("{cause:#}"), "request failed");
+            let error = format!("{cause:#}");
+            tracing::error!(error, "request failed");
+            crate::telemetry::report(
+                crate::telemetry::Failure::InternalError,
+                &format!("request failed: {error}"),
+                &[],
+            );
         }
         let mut response = (
             status,

@@ -3,15 +3,19 @@
 pub(crate) mod ack;
 pub(crate) mod api;
 pub(crate) mod error;
+pub(crate) mod explain;
 pub(crate) mod extract;
 pub(crate) mod form;
 pub(crate) mod health;
 pub(crate) mod inbound;
 pub(crate) mod ops;
+pub(crate) mod overview;
 pub(crate) mod pages;
 pub(crate) mod reload;
+pub(crate) mod self_monitoring;
 pub(crate) mod sentry;
 pub(crate) mod serve;
+pub(crate) mod silences;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,12 +73,16 @@ pub(crate) fn router(state: AppState) -> Router {
     let pages = pages::Pages::new();
     Router::new()
         .merge(health::router())
+        .merge(self_monitoring::router())
         .merge(sentry::router())
         .merge(api::router())
         .merge(ops::router())
         .merge(ack::router(pages.clone()))
+        .merge(overview::router(pages.clone()))
         .merge(inbound::router())
         .merge(reload::router())
+        .merge(explain::router())
+        .merge(silences::router(pages.clone()))
         .merge(pages::router(pages))
         .fallback(|| async { error::ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {

@@ -6,5 +6,6 @@
 
 pub(crate) mod model;
 pub(crate) mod service;
+pub(crate) mod silences;
 pub(crate) mod transitions;
 pub(crate) mod writer;

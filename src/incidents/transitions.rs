@@ -123,6 +123,7 @@ pub(crate) fn open_new(
         notified_count: 0,
         count_updated_at: None,
         updated_at: now,
+        silenced_by: None,
     };
     let mut fx = Effects::default();
     fx.note(
@@ -351,6 +352,10 @@ fn channels_told(inc: &Incident) -> Vec<String> {
 /// and PagerDuty. Mail about every state change would bury the mail that matters. A change that
 /// came from PagerDuty is not echoed back to PagerDuty.
 fn follow_up_channels(cfg: &RoutingConfig, inc: &Incident, via: Via) -> Vec<String> {
+    // A silenced incident told nobody: nothing to follow up on.
+    if inc.silenced_by.is_some() {
+        return Vec::new();
+    }
     channels_told(inc)
         .into_iter()
         .filter(|c| match cfg.channels.get(c).map(|c| c.kind) {
@@ -457,7 +462,7 @@ pub(crate) fn resolve(
     fx.deliver(inc, &targets, NotificationKind::Resolved, summary.clone());
     // Only incidents that paged somebody earn a post-mortem in the alerts channel.
     let policy = inc.frozen_policy();
-    if !policy.notify.is_empty() || !policy.escalate_to.is_empty() {
+    if inc.silenced_by.is_none() && (!policy.notify.is_empty() || !policy.escalate_to.is_empty()) {
         let summary_to = post_mortem_channels(cfg);
         fx.deliver(inc, &summary_to, NotificationKind::PostMortem, summary);
     }
@@ -578,6 +583,9 @@ pub(crate) fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Opti
     );
     Some(fx)
 }
+
+mod silence;
+pub(crate) use silence::{hold_if_silenced, release};
 
 #[cfg(test)]
 mod tests;

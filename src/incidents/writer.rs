@@ -269,6 +269,8 @@ pub(crate) struct Known {
     /// Incident rows that do not decode (logged when read), by key: their webhooks are stored,
     /// not applied.
     unreadable: HashMap<String, IncidentId>,
+    /// The silences in force at the batch's time.
+    silences: Vec<crate::domain::Silence>,
 }
 
 /// The next free event and incident ids.
@@ -316,10 +318,13 @@ async fn dedup(conn: &mut WriteTx, reqs: &[IngestRequest], now: i64) -> Result<K
     let events_seen = sql::events_seen(conn, &event_prefixes).await?;
     let incident_keys: Vec<String> = reqs.iter().filter_map(|r| r.facts.incident_key()).collect();
     let key_refs: Vec<&str> = incident_keys.iter().map(String::as_str).collect();
+    let seen = conn.corrupt().clone();
+    let silences = crate::store::silences::active(conn, &seen, now).await?;
     let mut known = Known {
         stored,
         body_copies,
         events_seen,
+        silences,
         ..Known::default()
     };
     for (key, row) in sql::incidents_by_keys(conn, &key_refs).await? {
@@ -471,13 +476,28 @@ impl<'a> Applier<'a, '_> {
             (Meaning::Alert, Some(key)) => {
                 match self.known.incidents.get_mut(&key) {
                     Some(inc) => {
-                        fx.extend(transitions::record_alert(cfg, inc, f, class, event, now));
+                        let mut e = transitions::record_alert(cfg, inc, f, class, event, now);
+                        transitions::hold_if_silenced(
+                            inc,
+                            &mut e,
+                            &self.known.silences,
+                            &f.tags,
+                            now,
+                        );
+                        fx.extend(e);
                         change.touched = Some((inc.id, inc.severity()));
                     }
                     None => {
                         let id = self.out.next.incident;
-                        let (mut inc, opened) =
+                        let (mut inc, mut opened) =
                             transitions::open_new(cfg, id, key.clone(), f, class, event, now);
+                        transitions::hold_if_silenced(
+                            &mut inc,
+                            &mut opened,
+                            &self.known.silences,
+                            &f.tags,
+                            now,
+                        );
                         self.out.next.incident = id.next();
                         change.touched = Some((inc.id, inc.severity()));
                         fx.extend(opened);

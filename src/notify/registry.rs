@@ -12,6 +12,7 @@ use super::render::Templates;
 use super::slack::SlackChannel;
 use super::{Channel, Mailer};
 use crate::config::{ChannelConfig, ChannelKind, RoutingConfig};
+use crate::domain::Severity;
 
 /// Outbound settings that come from the environment rather than `routing.yaml`.
 #[derive(Clone)]
@@ -35,6 +36,28 @@ pub struct Channels {
     mailers: BTreeMap<String, Arc<dyn Mailer>>,
     /// Variables to set for each channel that is only logged.
     missing: BTreeMap<String, Vec<String>>,
+    /// Why each channel that is only logged is so, in words (`SMTP_URL is not set`).
+    log_only: BTreeMap<String, String>,
+}
+
+/// A severity's policy names a channel that only reaches the log (`check-config --strict`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogOnlyInPolicy {
+    pub severity: Severity,
+    /// `notify` or `escalate_to`.
+    pub field: &'static str,
+    pub channel: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for LogOnlyInPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "severity {} {} {}, which only reaches the log ({})",
+            self.severity, self.field, self.channel, self.why
+        )
+    }
 }
 
 impl Channels {
@@ -110,7 +133,7 @@ impl Channels {
                     Some(ch) => {
                         self.channels.insert(name, ch);
                     }
-                    None => self.insert_log(name, log("slack", c.missing_env.clone())),
+                    None => self.insert_log(name, log("slack", c.missing_env.clone()), c.kind),
                 }
             }
             ChannelKind::Pagerduty => match &c.routing_key {
@@ -133,7 +156,7 @@ impl Channels {
                         ),
                     );
                 }
-                None => self.insert_log(name, log("pagerduty", c.missing_env.clone())),
+                None => self.insert_log(name, log("pagerduty", c.missing_env.clone()), c.kind),
             },
             ChannelKind::Email => match &env.smtp_url {
                 Some(url) if c.missing_env.is_empty() => {
@@ -159,16 +182,18 @@ impl Channels {
                     if env.smtp_url.is_none() {
                         missing.push("SMTP_URL".into());
                     }
-                    self.insert_log(name, log("email", missing));
+                    self.insert_log(name, log("email", missing), c.kind);
                 }
             },
-            ChannelKind::Log => self.insert_log(name, log("log", Vec::new())),
+            ChannelKind::Log => self.insert_log(name, log("log", Vec::new()), c.kind),
         }
         Ok(())
     }
 
-    fn insert_log(&mut self, name: String, ch: Arc<LogChannel>) {
+    fn insert_log(&mut self, name: String, ch: Arc<LogChannel>, kind: ChannelKind) {
         self.missing.insert(name.clone(), ch.missing_env().to_vec());
+        self.log_only
+            .insert(name.clone(), why_log_only(kind, ch.missing_env()));
         self.channels.insert(name.clone(), ch.clone());
         self.mailers.insert(name, ch);
     }
@@ -189,8 +214,55 @@ impl Channels {
         self.channels.get(name).is_some_and(|c| c.is_real())
     }
 
+    /// Every channel that only reaches the log, with why, by name.
+    pub fn log_only(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.log_only.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Each place a severity's policy (`notify`, `escalate_to`) names a channel that only
+    /// reaches the log: an alert of that severity would never leave the machine there.
+    pub fn log_only_in_policies(&self, cfg: &RoutingConfig) -> Vec<LogOnlyInPolicy> {
+        let mut out = Vec::new();
+        for (severity, policy) in &cfg.policies {
+            for (field, names) in [
+                ("notify", &policy.notify),
+                ("escalate_to", &policy.escalate_to),
+            ] {
+                for name in names {
+                    if let Some(why) = self.log_only.get(name) {
+                        out.push(LogOnlyInPolicy {
+                            severity: *severity,
+                            field,
+                            channel: name.clone(),
+                            why: why.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Environment variables that would turn the log stand-in for `name` into the real channel.
     pub fn missing_env(&self, name: &str) -> &[String] {
         self.missing.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
 }
+
+/// In words, why a channel of `kind` only reaches the log, given the variables it lacks. A Slack
+/// channel needs either of its secrets; an email channel needs all of what it lacks.
+fn why_log_only(kind: ChannelKind, missing: &[String]) -> String {
+    match (kind, missing) {
+        (ChannelKind::Log, _) => "it is a log channel (type: log)".to_string(),
+        (_, []) => "it is not configured".to_string(),
+        (_, [one]) => format!("{one} is not set"),
+        (ChannelKind::Slack, [first, rest @ ..]) => {
+            let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+            format!("neither {first} nor {} is set", rest.join(" nor "))
+        }
+        (_, many) => format!("{} are not set", many.join(" and ")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -361,6 +361,11 @@ impl OutboxWorker {
             DeliveryStatus::Dead => {
                 self.metrics.delivery_dead(&d.channel);
                 tracing::error!(status = ?status_code, reason = %result.response, attempt, "delivery is dead: it will not be retried");
+                crate::telemetry::report(
+                    crate::telemetry::Failure::DeadDelivery,
+                    &format!("delivery to {} is dead: {}", d.channel, result.response),
+                    &[("channel", d.channel.as_str())],
+                );
             }
             DeliveryStatus::Failed => {
                 tracing::warn!(status = ?status_code, reason = %result.response, attempt, retry_in_ms = next_attempt_at - now, "delivery failed; will retry")

@@ -83,6 +83,11 @@ impl WriteHealth {
                     error = %reason,
                     "database cannot be written: intake answers 503 and /readyz fails until a write succeeds"
                 );
+                crate::telemetry::report(
+                    crate::telemetry::Failure::StorageFailing,
+                    &format!("database cannot be written ({source}): {reason}"),
+                    &[("source", source)],
+                );
                 *failing = Some(WriteFailure {
                     source,
                     reason,

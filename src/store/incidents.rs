@@ -199,6 +199,7 @@ pub(crate) struct IncidentRow {
     pub notified_count: i64,
     pub count_updated_at: Option<i64>,
     pub updated_at: i64,
+    pub silenced_by: Option<i64>,
 }
 
 impl IncidentRow {
@@ -262,6 +263,7 @@ impl IncidentRow {
             notified_count: self.notified_count,
             count_updated_at: self.count_updated_at,
             updated_at: self.updated_at,
+            silenced_by: self.silenced_by,
         })
     }
 }
@@ -352,6 +354,7 @@ const INCIDENT_COLUMNS: &[&str] = &[
     "notified_count",
     "count_updated_at",
     "updated_at",
+    "silenced_by",
 ];
 
 /// Inserts new incidents and updates changed ones in one statement per chunk. Safe to write
@@ -402,7 +405,8 @@ pub(crate) async fn upsert_incidents(
                 .push_bind(&i.pagerduty_incident_id)
                 .push_bind(i.notified_count)
                 .push_bind(i.count_updated_at)
-                .push_bind(i.updated_at);
+                .push_bind(i.updated_at)
+                .push_bind(i.silenced_by);
         });
         q.push(" ON CONFLICT(id) DO UPDATE SET ");
         let updates: Vec<String> = INCIDENT_COLUMNS[1..]

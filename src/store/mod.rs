@@ -15,6 +15,8 @@ pub(crate) mod incidents;
 pub(crate) mod listings;
 pub(crate) mod retention;
 pub(crate) mod settings;
+pub(crate) mod silences;
+pub(crate) mod stats;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

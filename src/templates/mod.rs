@@ -29,6 +29,10 @@ pub(crate) const PAGES: &[(&str, &str)] = &[
     ("pages/message.html", include_str!("pages/message.html.j2")),
     ("pages/index.html", include_str!("pages/index.html.j2")),
     (
+        "pages/overview.html",
+        include_str!("pages/overview.html.j2"),
+    ),
+    (
         "pages/incident.html",
         include_str!("pages/incident.html.j2"),
     ),
@@ -47,6 +51,10 @@ pub(crate) const PAGES: &[(&str, &str)] = &[
     (
         "pages/deliveries.html",
         include_str!("pages/deliveries.html.j2"),
+    ),
+    (
+        "pages/silences.html",
+        include_str!("pages/silences.html.j2"),
     ),
 ];
 

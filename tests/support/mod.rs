@@ -4,6 +4,7 @@
 
 pub mod fake_pagerduty;
 pub mod fake_slack;
+pub mod seed;
 pub mod smtp;
 
 use std::net::SocketAddr;

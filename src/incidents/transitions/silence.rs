@@ -1,0 +1,134 @@
+//! What a silence does to an incident: holds the notifications and the escalation of a new
+//! alert, lets a listed severity through, and releases the incident when the silence ends.
+
+use crate::domain::{
+    NotificationKind, Silence, SilenceId, SilenceSubject, TimelineKind, Via, holding,
+};
+
+use super::{Effects, Incident, IncidentState, start_episode_notifications};
+
+/// `2026-12-05 18:00 UTC`, for timeline notes.
+fn utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// Notifications that tell people of a new alert: what a silence holds back. Follow-ups of
+/// something people did (acknowledged, resolved) are not alerts.
+fn is_alert(kind: NotificationKind) -> bool {
+    matches!(
+        kind,
+        NotificationKind::Opened | NotificationKind::SeverityRaised
+    )
+}
+
+/// After an alert was applied to `inc` (opened, counted, raised, reopened) with effects `fx`:
+/// when the alert notifies someone and an active silence holds it, drop those notifications,
+/// stop the escalation timer and note which silence held it. When it notifies someone and no
+/// silence holds it (a `let_through` severity, or the silence no longer matches), it pages as
+/// usual and the incident is no longer held.
+pub(crate) fn hold_if_silenced(
+    inc: &mut Incident,
+    fx: &mut Effects,
+    silences: &[Silence],
+    tags: &[(String, String)],
+    now: i64,
+) {
+    let id = inc.id;
+    let alerts = fx
+        .deliveries
+        .iter()
+        .any(|d| d.incident_id == id && is_alert(d.kind));
+    // A new episode starts with no hold; one that notifies nobody keeps what it had.
+    let timer_started = fx.timers_changed && inc.next_escalation_at.is_some();
+    if !alerts && !timer_started {
+        return;
+    }
+    let subject = SilenceSubject {
+        project: inc.project.as_deref(),
+        environment: inc.environment.as_deref(),
+        rule: inc.rule.as_deref(),
+        severity: inc.severity,
+        level: inc.level.as_deref(),
+        tags,
+        title: &inc.title,
+    };
+    match holding(silences, &subject, now) {
+        Some(silence) => {
+            fx.deliveries
+                .retain(|d| !(d.incident_id == id && is_alert(d.kind)));
+            if inc.next_escalation_at.is_some() {
+                inc.next_escalation_at = None;
+                inc.escalation_version += 1;
+                fx.timers_changed = true;
+            }
+            let first = inc.silenced_by != Some(silence.id.get());
+            inc.silenced_by = Some(silence.id.get());
+            if first {
+                fx.note(
+                    inc,
+                    now,
+                    TimelineKind::Note,
+                    Some("paiid-alerts"),
+                    Some(Via::Silence),
+                    Some(format!(
+                        "silenced by #{}: {} (until {}, by {})",
+                        silence.id,
+                        silence.matchers.describe(),
+                        utc(silence.effective_end()),
+                        silence.author
+                    )),
+                );
+            }
+        }
+        None => {
+            if let Some(held_by) = inc.silenced_by.take() {
+                let why = match silences
+                    .iter()
+                    .find(|s| s.id.get() == held_by && s.matches(&subject, now))
+                {
+                    Some(_) => format!("silence #{held_by} lets {} through", inc.severity),
+                    None => format!("silence #{held_by} no longer matches"),
+                };
+                fx.note(
+                    inc,
+                    now,
+                    TimelineKind::Note,
+                    Some("paiid-alerts"),
+                    Some(Via::Silence),
+                    Some(format!("{why}: notifying as usual")),
+                );
+            }
+        }
+    }
+}
+
+/// The silence that held `inc` ended (its end passed, or it was expired): an incident still
+/// triggered is notified now and its escalation window starts now; any other is only let go.
+pub(crate) fn release(inc: &mut Incident, silence: SilenceId, now: i64) -> Effects {
+    let mut fx = Effects::default();
+    if inc.silenced_by != Some(silence.get()) {
+        return fx;
+    }
+    inc.silenced_by = None;
+    inc.updated_at = now;
+    if inc.state() != IncidentState::Triggered {
+        return fx;
+    }
+    inc.escalation_version += 1;
+    fx.note(
+        inc,
+        now,
+        TimelineKind::Note,
+        Some("paiid-alerts"),
+        Some(Via::Silence),
+        Some(format!(
+            "silence #{silence} ended while still unacknowledged: notifying now"
+        )),
+    );
+    let policy = inc.frozen_policy();
+    start_episode_notifications(inc, &policy, now, NotificationKind::Opened, &mut fx);
+    fx
+}
