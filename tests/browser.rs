@@ -401,7 +401,9 @@ async fn browse(c: Client, app: TestApp, s: Seeded) {
     screenshot(&c, "index-phone-400px.png").await;
     viewport(&c, 1280, 900).await;
 
-    // Acknowledge through the page's button.
+    // Acknowledge through the page's button, on a fresh load: `/` reloads itself every 15 s
+    // unless someone is typing, which a slow machine could otherwise run into here.
+    c.goto(&app.url("/")).await.expect("open / to acknowledge");
     let form = c
         .find(Locator::Css(&format!("{} form.ack", row(s.critical))))
         .await
@@ -461,6 +463,8 @@ async fn browse(c: Client, app: TestApp, s: Seeded) {
 
     // The incident page, after the outbox has sent what was due.
     drain_outbox(&app).await;
+    // Tall enough for the screenshot to show the deliveries too.
+    viewport(&c, 1280, 2400).await;
     c.goto(&app.url(&format!("/incidents/{}", s.critical)))
         .await
         .expect("open the incident");

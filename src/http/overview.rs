@@ -280,7 +280,9 @@ impl DaysChart {
         const BOTTOM: f64 = 18.0;
         let busiest = o.days.iter().map(|d| d.total()).max().unwrap_or(0);
         let max = nice_ceiling(busiest);
-        let slot = (WIDTH - LEFT) / o.days.len().max(1) as f64;
+        // Room on the right for today's date, centred under the last bar.
+        const RIGHT: f64 = 14.0;
+        let slot = (WIDTH - LEFT - RIGHT) / o.days.len().max(1) as f64;
         let bar_width = px(slot * 0.75);
         let baseline = TOP + PLOT_HEIGHT;
         let per_unit = PLOT_HEIGHT / max as f64;
@@ -355,6 +357,7 @@ impl ResponseChart {
         const LABEL_X: f64 = 0.0;
         const HEADING: f64 = 16.0;
         const LANE: f64 = 30.0;
+        const EMPTY_LANE: f64 = 16.0;
         const GAP: f64 = 10.0;
         const BAR_HEIGHT: f64 = 8.0;
         let max_ms = o
@@ -374,8 +377,11 @@ impl ResponseChart {
             .iter()
             .map(|r| {
                 let heading_y = y + 12.0;
-                let lane = |i: f64, kind: &'static str, p: Option<Percentiles>| {
-                    let top = y + HEADING + LANE * i;
+                y += HEADING;
+                let mut lane = |kind: &'static str, p: Option<Percentiles>| {
+                    let top = y;
+                    // A lane with nothing to draw is only its line of text.
+                    y += if p.is_some() { LANE } else { EMPTY_LANE };
                     Lane {
                         kind,
                         text_y: px(top + 11.0),
@@ -392,18 +398,18 @@ impl ResponseChart {
                         }),
                     }
                 };
-                let block = ResponseBlock {
+                let lanes = [
+                    lane("acknowledge", r.acknowledge),
+                    lane("resolve", r.resolve),
+                ];
+                y += GAP;
+                ResponseBlock {
                     severity: r.severity.as_str(),
                     colour: colour(r.severity),
                     opened: r.opened,
                     y: px(heading_y),
-                    lanes: [
-                        lane(0.0, "acknowledge", r.acknowledge),
-                        lane(1.0, "resolve", r.resolve),
-                    ],
-                };
-                y += HEADING + 2.0 * LANE + GAP;
-                block
+                    lanes,
+                }
             })
             .collect();
         Self {
