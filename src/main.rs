@@ -75,6 +75,21 @@ enum Command {
         #[arg(long)]
         weekly: bool,
     },
+    /// Which rule a Sentry payload would hit, who would be notified, and which silence holds it.
+    Explain {
+        /// The payload as Sentry sends it (JSON).
+        payload: PathBuf,
+        /// Its `Sentry-Hook-Resource` (default: from a Sentry-style file name such as
+        /// `event_alert.triggered.1.json`, else the legacy plugin).
+        #[arg(long)]
+        resource: Option<String>,
+        /// Routing file.
+        #[arg(long, env = "ROUTING_CONFIG", default_value = "./routing.yaml")]
+        config: PathBuf,
+        /// The service's database, read for silences and rate windows if the file exists.
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://paiid-alerts.db")]
+        database_url: String,
+    },
     /// Validate a routing file; exits non-zero naming the file, line and problem.
     CheckConfig {
         /// Routing file (default: $ROUTING_CONFIG or ./routing.yaml).
@@ -128,6 +143,16 @@ async fn main() -> ExitCode {
         }
         Command::CheckConfig { path, strict } => check_config(path, strict),
         Command::Silence(cli) => paiid_alerts::run_silence_cli(cli).await,
+        Command::Explain {
+            payload,
+            resource,
+            config,
+            database_url,
+        } => {
+            paiid_alerts::explain_file(&payload, resource.as_deref(), &config, Some(&database_url))
+                .await
+                .map(|text| print!("{text}"))
+        }
         Command::SendTest { channel, config } => send_test(&channel, &config).await,
         Command::Digest {
             common,
