@@ -395,26 +395,26 @@ async fn the_on_call_page_lists_by_urgency_with_live_countdowns() {
     );
 
     // Critical escalates 15 minutes after it opened: 10 minutes left at minute 5; high after 60.
-    let critical = open_row(&index, m.critical);
+    let critical_row = open_row(&index, m.critical);
     assert!(
-        critical.contains(&format!(
+        critical_row.contains(&format!(
             "<span class=\"countdown\" data-due-ms=\"{}\" data-kind=\"next\">escalates in 10:00</span>",
             at(15)
         )),
-        "{critical}"
+        "{critical_row}"
     );
     assert!(
-        critical.contains("<td data-label=\"Age\">5m 0s</td>"),
-        "{critical}"
+        critical_row.contains("<td data-label=\"Age\">5m 0s</td>"),
+        "{critical_row}"
     );
     assert!(
-        critical.contains(&format!(
+        critical_row.contains(&format!(
             "<form class=\"ack\" method=\"post\" action=\"/incidents/{}/ack\">",
             m.critical
-        )) && critical.contains("<button type=\"submit\">Acknowledge</button></form>"),
-        "{critical}"
+        )) && critical_row.contains("<button type=\"submit\">Acknowledge</button></form>"),
+        "{critical_row}"
     );
-    assert!(critical.contains(&format!(
+    assert!(critical_row.contains(&format!(
         "<a href=\"/incidents/{}\">Order router down</a>",
         m.critical
     )));
@@ -437,6 +437,55 @@ async fn the_on_call_page_lists_by_urgency_with_live_countdowns() {
     );
     assert!(index.contains("data-refresh-s=\"15\""));
     assert!(index.contains("<noscript><meta http-equiv=\"refresh\" content=\"15\"></noscript>"));
+
+    // A critical that a silence holds pages nobody: it waits with the rest, saying why.
+    let r = app
+        .client
+        .post(app.url("/api/silences"))
+        .json(&serde_json::json!({
+            "matchers": { "title_regex": "^Quote feed stale$" },
+            "duration": "1h",
+            "author": "ana",
+            "comment": "feed vendor maintenance",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let silence = r.json::<Value>().await.unwrap()["silence"]["id"]
+        .as_i64()
+        .unwrap();
+    let (held, sev) = opened(
+        &post_signed(
+            &app,
+            "event_alert",
+            &critical("3004", "s-1", "Quote feed stale"),
+        )
+        .await,
+    );
+    assert_eq!(sev, "critical");
+    let index = html(&app, "/").await;
+    assert_eq!(
+        ids(&open_rows(&index)),
+        [
+            m.critical,
+            m.high,
+            m.acknowledged,
+            held,
+            m.medium,
+            m.unclassified
+        ]
+    );
+    let row = open_row(&index, held);
+    assert!(
+        row.contains(&format!("silenced by #{silence}")) && row.contains("no escalation"),
+        "{row}"
+    );
+    assert!(
+        html(&app, &format!("/incidents/{held}"))
+            .await
+            .contains(&format!("<a href=\"/silences\">silenced by #{silence}</a>"))
+    );
 
     // Past the deadline, before the scheduler fired: said as such.
     app.clock.set(at(15) + 5_000);

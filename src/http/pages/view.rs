@@ -95,6 +95,8 @@ struct IncidentView<'a> {
     acknowledged: Option<String>,
     resolved: Option<String>,
     sentry_url: Option<&'a str>,
+    /// The silence holding its notifications, if one does.
+    silenced_by: Option<i64>,
 }
 
 impl<'a> IncidentView<'a> {
@@ -117,6 +119,7 @@ impl<'a> IncidentView<'a> {
             acknowledged: None,
             resolved: None,
             sentry_url: None,
+            silenced_by: None,
         }
     }
 
@@ -142,6 +145,7 @@ impl<'a> IncidentView<'a> {
             acknowledged: by_at(&inc.acknowledged_by, inc.acknowledged_at),
             resolved: by_at(&inc.resolved_by, inc.resolved_at),
             sentry_url: inc.sentry_url.as_deref(),
+            silenced_by: inc.silenced_by,
         }
     }
 }
