@@ -5,7 +5,8 @@
 //! in as signed Sentry webhooks built from the real fixtures. The browser opens `/`, checks the
 //! urgency order and the escalation countdown, acknowledges through the page's button, sees the
 //! state change, opens the incident page with its deliveries, and `/overview`. Screenshots go to
-//! `target/screenshots/` (index.png, index-phone-400px.png, incident.png, overview.png).
+//! `target/screenshots/` (index.png, index-phone-400px.png, incident.png, overview.png,
+//! overview-phone-400px.png).
 //!
 //! Without chromium or chromedriver the test fails under CI (`CI=true`, where `.ci/run` installs
 //! them) and prints SKIPPED elsewhere.
@@ -547,4 +548,6 @@ async fn browse(c: Client, app: TestApp, s: Seeded) {
         width.as_i64().unwrap_or(i64::MAX) <= 400,
         "/overview overflows a 400 px screen: {width}"
     );
+    viewport(&c, 400, 1400).await;
+    screenshot(&c, "overview-phone-400px.png").await;
 }
