@@ -758,3 +758,52 @@ async fn the_cli_adds_lists_and_expires_silences_on_a_running_service() {
     assert!(!ok);
     assert!(err.contains("invalid_matchers"), "{err}");
 }
+
+#[tokio::test]
+async fn a_silence_replaced_by_a_newer_one_keeps_holding_until_the_last_one_ends() {
+    let w = world().await;
+    let old = create_silence(&w.app, prod_silence(json!({ "duration": "1h" }))).await;
+    let held = alert(&w.app, "700701", "evt-700701", "error").await;
+    assert_eq!(w.app.incident(held).await["silenced_by"], old["id"]);
+
+    // Extended the Alertmanager way: a new silence (matching by a tag of the event), then the
+    // old one expired. The incident must not page in between.
+    let new = create_silence(
+        &w.app,
+        json!({
+            "matchers": { "tags": { "server_name": "web01.example.org" } },
+            "duration": "3h",
+            "author": "ana",
+        }),
+    )
+    .await;
+    let new_id = new["id"].as_i64().unwrap();
+    let ends = w.app.clock.now_ms() + 3 * 60 * 60_000;
+    let r: Value = w
+        .app
+        .client
+        .delete(w.app.url(&format!("/api/silences/{}", old["id"])))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["result"], "expired");
+    assert_eq!(r["notified_incidents"], json!([]), "{r}");
+    assert_eq!(deliver_due(&w.app).await, 0);
+    let inc = w.app.incident(held).await;
+    assert_eq!(inc["silenced_by"], new_id);
+    let lines = timeline_details(&inc);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("still silenced by #{new_id}"))),
+        "{lines:?}"
+    );
+
+    w.app.clock.set(ends);
+    assert_eq!(w.app.workers.silences.release_due().await.unwrap(), 1);
+    assert!(deliver_due(&w.app).await >= 1);
+    assert_eq!(w.slack.messages().len(), 1);
+}

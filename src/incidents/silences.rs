@@ -157,6 +157,20 @@ async fn release_ended(tx: &mut WriteTx, now: i64) -> Result<(Effects, Vec<i64>)
     }
 }
 
+/// The tags of an incident's last event, for matching it against the silences still active.
+/// Details that do not read (logged) match no tag matcher: the incident is then notified.
+async fn last_tags(tx: &mut WriteTx, event: i64) -> Result<Vec<(String, String)>, StoreError> {
+    let Some(json) = sql::event_details(tx, event).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(crate::intake::details::EventDetails::from_json(&json)
+        .map(|d| d.tags)
+        .unwrap_or_else(|e| {
+            tracing::warn!(event, error = %e, "event details unreadable: tags not matched");
+            Vec::new()
+        }))
+}
+
 /// Up to [`BATCH`] silences ended by `now` and not yet released: their held incidents are
 /// released ([`transitions::release`]) and written with their effects, and each silence is
 /// marked released, all in `tx`. Returns the effects, the incidents notified, and whether
@@ -166,6 +180,11 @@ async fn release_batch(
     now: i64,
 ) -> Result<(Effects, Vec<i64>, bool), StoreError> {
     let ended = sql::ended_unreleased(tx, now, BATCH).await?;
+    if ended.is_empty() {
+        return Ok((Effects::default(), Vec::new(), false));
+    }
+    let seen = tx.corrupt().clone();
+    let active = sql::active(tx, &seen, now).await?;
     let mut fx = Effects::default();
     let mut notified = Vec::new();
     let mut changed: Vec<Incident> = Vec::new();
@@ -173,7 +192,11 @@ async fn release_batch(
         for row in sql::held_incidents(tx, *id).await? {
             match row {
                 Ok(mut inc) => {
-                    let e = transitions::release(&mut inc, *id, now);
+                    let tags = match (active.is_empty(), inc.last_event_id) {
+                        (false, Some(event)) => last_tags(tx, event).await?,
+                        _ => Vec::new(),
+                    };
+                    let e = transitions::release(&mut inc, *id, &active, &tags, now);
                     if !e.deliveries.is_empty() || e.timers_changed {
                         notified.push(inc.id);
                     }

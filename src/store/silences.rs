@@ -202,6 +202,20 @@ pub(crate) async fn unhold(tx: &mut WriteTx, incident_id: i64) -> Result<(), Sto
     Ok(())
 }
 
+/// The stored details (JSON of `intake::details::EventDetails`) of an event, if any.
+pub(crate) async fn event_details(
+    tx: &mut WriteTx,
+    event_id: i64,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar::<_, Option<String>>("SELECT details FROM events WHERE id = ?")
+            .bind(event_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .flatten(),
+    )
+}
+
 /// How many incidents each silence holds now.
 pub(crate) async fn held_counts(
     conn: &mut SqliteConnection,
