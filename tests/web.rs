@@ -404,7 +404,7 @@ async fn the_on_call_page_lists_by_urgency_with_live_countdowns() {
         "{critical_row}"
     );
     assert!(
-        critical_row.contains("<td data-label=\"Age\">5m 0s</td>"),
+        critical_row.contains("<td class=\"nw\" data-label=\"Age\">5m 0s</td>"),
         "{critical_row}"
     );
     assert!(
@@ -750,7 +750,7 @@ async fn the_incident_page_tells_the_whole_story_and_resolves_with_a_root_cause(
     let rows: Vec<&str> = deliveries.split("<tr class=\"delivery\"").skip(1).collect();
     assert_eq!(rows.len(), 2, "{deliveries}");
     assert!(
-        rows[0].contains("<td data-label=\"Channel\">slack-alerts</td>")
+        rows[0].contains("<td class=\"nw\" data-label=\"Channel\">slack-alerts</td>")
             && rows[0].contains("delivered")
             && rows[0].contains("<td data-label=\"Attempts\">2")
             && rows[0].contains("#1 ")

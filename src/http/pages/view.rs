@@ -694,8 +694,8 @@ pub(crate) struct DeliveryView {
     attempt_log: Vec<AttemptView>,
 }
 
-/// What a page shows of a channel's answer: enough to tell what went wrong, not a whole page.
-const MAX_RESPONSE_CHARS: usize = 300;
+/// What a page shows of a channel's answer: enough to tell what went wrong, not a whole message.
+const MAX_RESPONSE_CHARS: usize = 160;
 
 fn short(s: Option<&str>) -> Option<String> {
     s.map(|s| truncate_chars(s, MAX_RESPONSE_CHARS))
