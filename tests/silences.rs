@@ -807,3 +807,45 @@ async fn a_silence_replaced_by_a_newer_one_keeps_holding_until_the_last_one_ends
     assert!(deliver_due(&w.app).await >= 1);
     assert_eq!(w.slack.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn a_silence_created_while_an_incident_pages_stops_its_escalation_until_it_ends() {
+    let w = world().await;
+    let id = alert(&w.app, "700801", "evt-700801", "error").await;
+    assert!(deliver_due(&w.app).await >= 1);
+    assert_eq!(w.slack.messages().len(), 1, "paged before the silence");
+    assert!(w.app.incident(id).await["next_escalation_at"].is_string());
+
+    w.app.clock.advance(5 * MIN);
+    let s = create_silence(&w.app, prod_silence(json!({ "duration": "1h" }))).await;
+    let sid = s["id"].as_i64().unwrap();
+    let ends = w.app.clock.now_ms() + 60 * 60_000;
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["silenced_by"], sid);
+    assert!(inc["next_escalation_at"].is_null());
+    let lines = timeline_details(&inc);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("silenced by #{sid} while open"))),
+        "{lines:?}"
+    );
+
+    // Its old deadline passes: nothing escalates.
+    w.app.clock.advance(30 * MIN);
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 0);
+    deliver_due(&w.app).await;
+    assert_eq!(triggers(&w.pd), 0);
+
+    // The silence ends: notified again (the card, not a second message) and a new window.
+    w.app.clock.set(ends);
+    assert_eq!(w.app.workers.silences.release_due().await.unwrap(), 1);
+    deliver_due(&w.app).await;
+    assert_eq!(w.slack.messages().len(), 1);
+    w.app.clock.set(ends + 15 * 60_000 - 1);
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 0);
+    w.app.clock.set(ends + 15 * 60_000);
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 1);
+    deliver_due(&w.app).await;
+    assert_eq!(triggers(&w.pd), 1);
+}

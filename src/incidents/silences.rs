@@ -46,12 +46,34 @@ pub struct Silences {
 }
 
 impl Silences {
+    /// Stores a silence and, when it is already in force, holds the triggered incidents it
+    /// matches (their escalation stops until it ends), in one transaction.
     pub(crate) async fn create(&self, new: NewSilence) -> Result<Silence, SilenceServiceError> {
         new.validate()?;
         let mut tx = self.store.begin_write().await?;
         let now = self.clock.now_ms();
         let silence = sql::insert(&mut tx, &new, now).await?;
+        let mut fx = Effects::default();
+        if silence.is_active(now) {
+            let mut changed: Vec<Incident> = Vec::new();
+            for row in sql::unheld_triggered(&mut tx).await? {
+                // Logged and counted when read; left as it is.
+                let Ok(mut inc) = row else { continue };
+                let tags = match (silence.matchers.tags.is_empty(), inc.last_event_id) {
+                    (false, Some(event)) => last_tags(&mut tx, event).await?,
+                    _ => Vec::new(),
+                };
+                let e = transitions::hold_open(&mut inc, &silence, &tags, now);
+                if !e.timeline.is_empty() {
+                    fx.extend(e);
+                    changed.push(inc);
+                }
+            }
+            let rows: Vec<&Incident> = changed.iter().collect();
+            crate::store::incidents::apply_effects(&mut tx, &rows, &fx, now).await?;
+        }
         tx.commit().await?;
+        self.wakers.after_commit(&fx);
         self.wakers.silences.notify();
         tracing::info!(silence = silence.id.get(), author = %silence.author, matchers = %silence.matchers.describe(), "silence created");
         Ok(silence)

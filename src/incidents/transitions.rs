@@ -601,7 +601,7 @@ pub(crate) fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Opti
 }
 
 mod silence;
-pub(crate) use silence::{hold_if_silenced, release};
+pub(crate) use silence::{hold_if_silenced, hold_open, release};
 
 #[cfg(test)]
 mod tests;

@@ -192,6 +192,19 @@ pub(crate) async fn held_incidents(
     Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
 }
 
+/// Triggered incidents no silence holds: what a new silence may hold at once. One that does not
+/// decode is its error (logged and counted), left alone.
+pub(crate) async fn unheld_triggered(
+    tx: &mut WriteTx,
+) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
+    let rows: Vec<IncidentRow> = sqlx::query_as(
+        "SELECT * FROM incidents WHERE state = 'triggered' AND silenced_by IS NULL ORDER BY id",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
+}
+
 /// Clears `silenced_by` of an incident row that cannot be read (it cannot be notified: its
 /// policy is unknown), so that it is not looked at again.
 pub(crate) async fn unhold(tx: &mut WriteTx, incident_id: i64) -> Result<(), StoreError> {

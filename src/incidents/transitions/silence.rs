@@ -165,3 +165,51 @@ pub(crate) fn release(
     start_episode_notifications(inc, &policy, now, NotificationKind::Opened, &mut fx);
     fx
 }
+
+/// A silence was just created while `inc` is open: a triggered incident it holds (and no other
+/// silence holds yet) stops escalating until the silence ends, when it is notified again and
+/// its window starts afresh ([`release`]). An acknowledged one needs nothing: people are on it.
+pub(crate) fn hold_open(
+    inc: &mut Incident,
+    silence: &Silence,
+    tags: &[(String, String)],
+    now: i64,
+) -> Effects {
+    let mut fx = Effects::default();
+    if inc.state() != IncidentState::Triggered || inc.silenced_by.is_some() {
+        return fx;
+    }
+    let subject = SilenceSubject {
+        project: inc.project.as_deref(),
+        environment: inc.environment.as_deref(),
+        rule: inc.rule.as_deref(),
+        severity: inc.severity,
+        level: inc.level.as_deref(),
+        tags,
+        title: &inc.title,
+    };
+    if !silence.holds(&subject, now) {
+        return fx;
+    }
+    inc.silenced_by = Some(silence.id.get());
+    inc.updated_at = now;
+    if inc.next_escalation_at.is_some() {
+        inc.next_escalation_at = None;
+        inc.escalation_version += 1;
+        fx.timers_changed = true;
+    }
+    fx.note(
+        inc,
+        now,
+        TimelineKind::Note,
+        Some("paiid-alerts"),
+        Some(Via::Silence),
+        Some(format!(
+            "silenced by #{} while open: no escalation until {} (by {})",
+            silence.id,
+            utc(silence.effective_end()),
+            silence.author
+        )),
+    );
+    fx
+}
