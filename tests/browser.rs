@@ -450,6 +450,15 @@ async fn browse(c: Client, app: TestApp, s: Seeded) {
     })
     .await;
     assert_eq!(inc["acknowledged_via"], "web", "{inc}");
+    assert_eq!(inc["acknowledged_by"], "carla", "{inc}");
+    // The browser shows the post's answer.
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//*[contains(normalize-space(.), 'Acknowledged. Escalation is stopped.')]",
+        ))
+        .await
+        .expect("the acknowledgement's answer page");
     c.goto(&app.url("/")).await.expect("open / again");
     let rows = open_rows(&c).await;
     let acked = rows.iter().find(|r| r.0 == s.critical).expect("still open");
