@@ -60,7 +60,7 @@ pub use clock::{SharedClock, SystemClock};
 pub use config::RoutingConfig;
 pub use digest::{DigestKind, DigestRunner, DigestStatus};
 pub use domain::RemoteState;
-pub use http::silences::client::{SilenceCli, run as run_silence_cli};
+pub use http::silences::client::{SilenceCli, run_silence_cli};
 pub use incidents::explain::explain_file;
 pub use notify::message::Notification;
 pub use notify::registry::Channels;

@@ -93,7 +93,7 @@ struct AddArgs {
 
 /// Runs one `silence` command and prints its outcome. An answer other than 2xx is an error
 /// carrying the service's `{code, detail}`.
-pub async fn run(cli: SilenceCli) -> anyhow::Result<()> {
+pub async fn run_silence_cli(cli: SilenceCli) -> anyhow::Result<()> {
     let client = crate::http_client::client().context("building the HTTP client")?;
     let base = cli.url.trim_end_matches('/').to_string();
     let auth = |r: reqwest::RequestBuilder| match &cli.token {
