@@ -62,6 +62,7 @@ pub use digest::{DigestKind, DigestRunner, DigestStatus};
 pub use domain::RemoteState;
 pub use http::silences::client::{SilenceCli, run_silence_cli};
 pub use incidents::explain::explain_file;
+pub use app::demo::run as run_demo;
 pub use notify::message::Notification;
 pub use notify::registry::Channels;
 pub use notify::render::Templates;
