@@ -213,3 +213,6 @@ pub(crate) fn hold_open(
     );
     fx
 }
+
+#[cfg(test)]
+mod tests;
