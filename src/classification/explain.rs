@@ -313,6 +313,10 @@ fn in_list(list: &[String], value: Option<&str>, case_insensitive: bool) -> bool
     }
 }
 
+/// A condition that names accepted values: its name, the rule's list (if it sets one), the
+/// payload's value, and whether case is ignored.
+type ListCondition<'a> = (&'static str, &'a Option<Vec<String>>, Option<&'a str>, bool);
+
 /// Every condition the rule sets, in the order `matches_static` checks them, then the rate.
 fn trace(
     when: &Conditions,
@@ -321,7 +325,7 @@ fn trace(
     now_ms: i64,
 ) -> Vec<ConditionTrace> {
     let mut out = Vec::new();
-    let lists: [(&str, &Option<Vec<String>>, Option<&str>, bool); 6] = [
+    let lists: [ListCondition<'_>; 6] = [
         (
             "environment",
             &when.environments,
