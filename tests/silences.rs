@@ -849,3 +849,31 @@ async fn a_silence_created_while_an_incident_pages_stops_its_escalation_until_it
     deliver_due(&w.app).await;
     assert_eq!(triggers(&w.pd), 1);
 }
+
+#[tokio::test]
+async fn the_running_expiry_worker_releases_a_silence_when_the_clock_reaches_its_end() {
+    let slack = FakeSlack::start().await;
+    slack.add_channel("#paiid-alerts", fake_slack::CHANNEL_ID);
+    slack.set_rate_limit(false);
+    let pd = FakePagerDuty::start().await;
+    let api = slack.api_base();
+    let app = spawn_with(AppOptions {
+        routing: routing(&slack, &pd),
+        run_workers: true,
+        tweak: Some(Box::new(move |s| s.slack_api_url = api)),
+        ..AppOptions::default()
+    })
+    .await;
+    let s = create_silence(&app, prod_silence(json!({ "duration": "10m" }))).await;
+    let id = alert(&app, "700901", "evt-700901", "error").await;
+    assert_eq!(app.incident(id).await["silenced_by"], s["id"]);
+    assert!(slack.messages().is_empty());
+
+    // The worker sleeps until the end on the injected clock; moving the clock wakes it.
+    app.clock.advance(10 * MIN);
+    eventually(Duration::from_secs(10), || async {
+        (!slack.messages().is_empty()).then_some(())
+    })
+    .await;
+    assert!(app.incident(id).await["silenced_by"].is_null());
+}
