@@ -89,6 +89,9 @@ pub async fn run(keep: bool) -> anyhow::Result<()> {
     if let Err(e) = &result {
         println!("demo failed: {e:#}");
     }
+    if !keep && result.is_ok() {
+        println!("(`paiid-alerts demo --keep` leaves the service up to look at them.)");
+    }
     if keep && result.is_ok() {
         println!();
         println!("The service keeps running at {base}/ (clock x{SPEED}); Ctrl-C to stop.");
@@ -287,8 +290,7 @@ impl Demo {
         }
         println!();
         println!(
-            "done: {}/ lists the incidents, {}/incidents/{id} tells #{id}'s whole story \
-             (`paiid-alerts demo --keep` leaves the service up to look at them).",
+            "done: {}/ lists the incidents, {}/incidents/{id} tells #{id}'s whole story.",
             self.base, self.base
         );
         Ok(())
