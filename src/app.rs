@@ -2,6 +2,8 @@
 //! binds the listener (port 0 in tests); `run_until_stopped` serves until the shutdown future
 //! resolves, then drains the workers.
 
+pub(crate) mod demo;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -75,6 +75,28 @@ enum Command {
         #[arg(long)]
         weekly: bool,
     },
+    /// The real service on a temporary database with a fast clock (15 minutes in 15 seconds),
+    /// fed by a simulated trading backend; narrates classification to digest, then exits.
+    Demo {
+        /// Stay up after the story (the web page stays reachable) until Ctrl-C.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Which rule a Sentry payload would hit, who would be notified, and which silence holds it.
+    Explain {
+        /// The payload as Sentry sends it (JSON).
+        payload: PathBuf,
+        /// Its `Sentry-Hook-Resource` (default: from a Sentry-style file name such as
+        /// `event_alert.triggered.1.json`, else the legacy plugin).
+        #[arg(long)]
+        resource: Option<String>,
+        /// Routing file.
+        #[arg(long, env = "ROUTING_CONFIG", default_value = "./routing.yaml")]
+        config: PathBuf,
+        /// The service's database, read for silences and rate windows if the file exists.
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://paiid-alerts.db")]
+        database_url: String,
+    },
     /// Validate a routing file; exits non-zero naming the file, line and problem.
     CheckConfig {
         /// Routing file (default: $ROUTING_CONFIG or ./routing.yaml).
@@ -88,7 +110,9 @@ enum Command {
     Silence(paiid_alerts::SilenceCli),
 }
 
-fn init_tracing() {
+/// `to_stderr`: the demo prints its story on stdout and leaves the log (what each channel would
+/// have sent) to stderr.
+fn init_tracing(to_stderr: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
@@ -96,17 +120,18 @@ fn init_tracing() {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match (json, to_stderr) {
+        (true, true) => builder.json().with_writer(std::io::stderr).init(),
+        (true, false) => builder.json().init(),
+        (false, true) => builder.with_writer(std::io::stderr).init(),
+        (false, false) => builder.init(),
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(matches!(cli.command, Command::Demo { .. }));
     let result = match cli.command {
         Command::Serve {
             common,
@@ -128,6 +153,17 @@ async fn main() -> ExitCode {
         }
         Command::CheckConfig { path, strict } => check_config(path, strict),
         Command::Silence(cli) => paiid_alerts::run_silence_cli(cli).await,
+        Command::Demo { keep } => paiid_alerts::run_demo(keep).await,
+        Command::Explain {
+            payload,
+            resource,
+            config,
+            database_url,
+        } => {
+            paiid_alerts::explain_file(&payload, resource.as_deref(), &config, Some(&database_url))
+                .await
+                .map(|text| print!("{text}"))
+        }
         Command::SendTest { channel, config } => send_test(&channel, &config).await,
         Command::Digest {
             common,

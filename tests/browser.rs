@@ -5,7 +5,8 @@
 //! in as signed Sentry webhooks built from the real fixtures. The browser opens `/`, checks the
 //! urgency order and the escalation countdown, acknowledges through the page's button, sees the
 //! state change, opens the incident page with its deliveries, and `/overview`. Screenshots go to
-//! `target/screenshots/` (index.png, index-phone-400px.png, incident.png, overview.png).
+//! `target/screenshots/` (index.png, index-phone-400px.png, incident.png, overview.png,
+//! overview-phone-400px.png).
 //!
 //! Without chromium or chromedriver the test fails under CI (`CI=true`, where `.ci/run` installs
 //! them) and prints SKIPPED elsewhere.
@@ -401,7 +402,9 @@ async fn browse(c: Client, app: TestApp, s: Seeded) {
     screenshot(&c, "index-phone-400px.png").await;
     viewport(&c, 1280, 900).await;
 
-    // Acknowledge through the page's button.
+    // Acknowledge through the page's button, on a fresh load: `/` reloads itself every 15 s
+    // unless someone is typing, which a slow machine could otherwise run into here.
+    c.goto(&app.url("/")).await.expect("open / to acknowledge");
     let form = c
         .find(Locator::Css(&format!("{} form.ack", row(s.critical))))
         .await
@@ -447,6 +450,15 @@ async fn browse(c: Client, app: TestApp, s: Seeded) {
     })
     .await;
     assert_eq!(inc["acknowledged_via"], "web", "{inc}");
+    assert_eq!(inc["acknowledged_by"], "carla", "{inc}");
+    // The browser shows the post's answer.
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//*[contains(normalize-space(.), 'Acknowledged. Escalation is stopped.')]",
+        ))
+        .await
+        .expect("the acknowledgement's answer page");
     c.goto(&app.url("/")).await.expect("open / again");
     let rows = open_rows(&c).await;
     let acked = rows.iter().find(|r| r.0 == s.critical).expect("still open");
@@ -461,6 +473,8 @@ async fn browse(c: Client, app: TestApp, s: Seeded) {
 
     // The incident page, after the outbox has sent what was due.
     drain_outbox(&app).await;
+    // Tall enough for the screenshot to show the deliveries too.
+    viewport(&c, 1280, 2400).await;
     c.goto(&app.url(&format!("/incidents/{}", s.critical)))
         .await
         .expect("open the incident");
@@ -543,4 +557,6 @@ async fn browse(c: Client, app: TestApp, s: Seeded) {
         width.as_i64().unwrap_or(i64::MAX) <= 400,
         "/overview overflows a 400 px screen: {width}"
     );
+    viewport(&c, 400, 1400).await;
+    screenshot(&c, "overview-phone-400px.png").await;
 }

@@ -275,3 +275,124 @@ async fn sighup_reloads_the_real_service() {
     child.start_kill().unwrap();
     let _ = child.wait().await;
 }
+
+/// A production error under [`BASE`]: Critical.
+fn production_error(n: u32, issue: &str) -> Vec<u8> {
+    let mut v = fixture_json("error.created.1.json");
+    v["data"]["error"]["event_id"] = format!("prod{n:028}").into();
+    v["data"]["error"]["environment"] = "production".into();
+    v["data"]["error"]["issue_id"] = issue.into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// The channels an incident's escalation deliveries went to.
+async fn escalated_to(app: &TestApp, id: i64) -> Vec<String> {
+    app.incident(id).await["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "escalation")
+        .map(|d| d["channel"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_running_escalation_keeps_its_policy_and_new_incidents_get_the_new_one() {
+    let app = spawn_with(AppOptions {
+        routing: BASE.to_string(),
+        run_workers: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let post = |n: u32, issue: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .post_sentry(Some("error"), &production_error(n, issue))
+                .await;
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["severity"], "critical", "{body}");
+            body["incident_id"].as_i64().unwrap()
+        }
+    };
+    let before = post(1, "8001").await;
+
+    // Critical now escalates after an hour, to a new channel.
+    let changed = BASE
+        .replace(
+            "  slack-alerts: { type: slack, channel: \"#alerts\", webhook_url: \"${SLACK_WEBHOOK_URL}\" }\n",
+            "  slack-alerts: { type: slack, channel: \"#alerts\", webhook_url: \"${SLACK_WEBHOOK_URL}\" }\n  managers: { type: slack, channel: \"#managers\", webhook_url: \"${SLACK_WEBHOOK_URL}\" }\n",
+        )
+        .replace(
+            "critical: { notify: [slack-alerts], escalate_after: 15m, escalate_to: [slack-alerts] }",
+            "critical: { notify: [slack-alerts], escalate_after: 60m, escalate_to: [managers] }",
+        );
+    assert_ne!(changed, BASE);
+    std::fs::write(routing_path(&app), &changed).unwrap();
+    let r = app.client.post(app.url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let after = post(2, "8002").await;
+
+    app.clock.advance(Duration::from_secs(16 * 60));
+    assert_eq!(app.workers.scheduler.fire_due().await.unwrap(), 1);
+    assert_eq!(
+        escalated_to(&app, before).await,
+        vec!["slack-alerts"],
+        "opened before the reload: its frozen policy (15m, slack-alerts)"
+    );
+    assert!(
+        escalated_to(&app, after).await.is_empty(),
+        "opened after: not yet (60m)"
+    );
+    app.clock.advance(Duration::from_secs(45 * 60));
+    assert_eq!(app.workers.scheduler.fire_due().await.unwrap(), 1);
+    assert_eq!(escalated_to(&app, after).await, vec!["managers"]);
+    // The channel the reload added is built and delivered to.
+    app.workers.outbox.drain().await.unwrap();
+    let statuses: Vec<String> = app.incident(after).await["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["channel"] == "managers")
+        .map(|d| d["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(statuses, vec!["delivered"]);
+}
+
+/// With the workers running, a channel a reload adds gets its delivery loop.
+#[tokio::test]
+async fn a_channel_added_by_a_reload_is_delivered_to_by_the_running_workers() {
+    let app = app().await;
+    let changed = BASE
+        .replace(
+            "  slack-alerts: { type: slack, channel: \"#alerts\", webhook_url: \"${SLACK_WEBHOOK_URL}\" }\n",
+            "  slack-alerts: { type: slack, channel: \"#alerts\", webhook_url: \"${SLACK_WEBHOOK_URL}\" }\n  war-room: { type: slack, channel: \"#war-room\", webhook_url: \"${SLACK_WEBHOOK_URL}\" }\n",
+        )
+        .replace(
+            "critical: { notify: [slack-alerts],",
+            "critical: { notify: [war-room],",
+        );
+    assert_ne!(changed, BASE);
+    std::fs::write(routing_path(&app), &changed).unwrap();
+    assert_eq!(reload(&app, Some(TOKEN)).await.status(), 200);
+    let r = app
+        .post_sentry(Some("error"), &production_error(1, "8101"))
+        .await;
+    let id = r.json::<Value>().await.unwrap()["incident_id"]
+        .as_i64()
+        .unwrap();
+    let client = app.client.clone();
+    let url = app.url(&format!("/api/incidents/{id}"));
+    eventually(Duration::from_secs(10), || {
+        let r = client.get(&url).bearer_auth(TOKEN).send();
+        async move {
+            let inc: Value = r.await.ok()?.json().await.ok()?;
+            inc["deliveries"]
+                .as_array()?
+                .iter()
+                .any(|d| d["channel"] == "war-room" && d["status"] == "delivered")
+                .then_some(())
+        }
+    })
+    .await;
+}

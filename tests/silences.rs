@@ -758,3 +758,122 @@ async fn the_cli_adds_lists_and_expires_silences_on_a_running_service() {
     assert!(!ok);
     assert!(err.contains("invalid_matchers"), "{err}");
 }
+
+#[tokio::test]
+async fn a_silence_replaced_by_a_newer_one_keeps_holding_until_the_last_one_ends() {
+    let w = world().await;
+    let old = create_silence(&w.app, prod_silence(json!({ "duration": "1h" }))).await;
+    let held = alert(&w.app, "700701", "evt-700701", "error").await;
+    assert_eq!(w.app.incident(held).await["silenced_by"], old["id"]);
+
+    // Extended the Alertmanager way: a new silence (matching by a tag of the event), then the
+    // old one expired. The incident must not page in between.
+    let new = create_silence(
+        &w.app,
+        json!({
+            "matchers": { "tags": { "server_name": "web01.example.org" } },
+            "duration": "3h",
+            "author": "ana",
+        }),
+    )
+    .await;
+    let new_id = new["id"].as_i64().unwrap();
+    let ends = w.app.clock.now_ms() + 3 * 60 * 60_000;
+    let r: Value = w
+        .app
+        .client
+        .delete(w.app.url(&format!("/api/silences/{}", old["id"])))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["result"], "expired");
+    assert_eq!(r["notified_incidents"], json!([]), "{r}");
+    assert_eq!(deliver_due(&w.app).await, 0);
+    let inc = w.app.incident(held).await;
+    assert_eq!(inc["silenced_by"], new_id);
+    let lines = timeline_details(&inc);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("still silenced by #{new_id}"))),
+        "{lines:?}"
+    );
+
+    w.app.clock.set(ends);
+    assert_eq!(w.app.workers.silences.release_due().await.unwrap(), 1);
+    assert!(deliver_due(&w.app).await >= 1);
+    assert_eq!(w.slack.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_silence_created_while_an_incident_pages_stops_its_escalation_until_it_ends() {
+    let w = world().await;
+    let id = alert(&w.app, "700801", "evt-700801", "error").await;
+    assert!(deliver_due(&w.app).await >= 1);
+    assert_eq!(w.slack.messages().len(), 1, "paged before the silence");
+    assert!(w.app.incident(id).await["next_escalation_at"].is_string());
+
+    w.app.clock.advance(5 * MIN);
+    let s = create_silence(&w.app, prod_silence(json!({ "duration": "1h" }))).await;
+    let sid = s["id"].as_i64().unwrap();
+    let ends = w.app.clock.now_ms() + 60 * 60_000;
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["silenced_by"], sid);
+    assert!(inc["next_escalation_at"].is_null());
+    let lines = timeline_details(&inc);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("silenced by #{sid} while open"))),
+        "{lines:?}"
+    );
+
+    // Its old deadline passes: nothing escalates.
+    w.app.clock.advance(30 * MIN);
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 0);
+    deliver_due(&w.app).await;
+    assert_eq!(triggers(&w.pd), 0);
+
+    // The silence ends: notified again (the card, not a second message) and a new window.
+    w.app.clock.set(ends);
+    assert_eq!(w.app.workers.silences.release_due().await.unwrap(), 1);
+    deliver_due(&w.app).await;
+    assert_eq!(w.slack.messages().len(), 1);
+    w.app.clock.set(ends + 15 * 60_000 - 1);
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 0);
+    w.app.clock.set(ends + 15 * 60_000);
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 1);
+    deliver_due(&w.app).await;
+    assert_eq!(triggers(&w.pd), 1);
+}
+
+#[tokio::test]
+async fn the_running_expiry_worker_releases_a_silence_when_the_clock_reaches_its_end() {
+    let slack = FakeSlack::start().await;
+    slack.add_channel("#paiid-alerts", fake_slack::CHANNEL_ID);
+    slack.set_rate_limit(false);
+    let pd = FakePagerDuty::start().await;
+    let api = slack.api_base();
+    let app = spawn_with(AppOptions {
+        routing: routing(&slack, &pd),
+        run_workers: true,
+        tweak: Some(Box::new(move |s| s.slack_api_url = api)),
+        ..AppOptions::default()
+    })
+    .await;
+    let s = create_silence(&app, prod_silence(json!({ "duration": "10m" }))).await;
+    let id = alert(&app, "700901", "evt-700901", "error").await;
+    assert_eq!(app.incident(id).await["silenced_by"], s["id"]);
+    assert!(slack.messages().is_empty());
+
+    // The worker sleeps until the end on the injected clock; moving the clock wakes it.
+    app.clock.advance(10 * MIN);
+    eventually(Duration::from_secs(10), || async {
+        (!slack.messages().is_empty()).then_some(())
+    })
+    .await;
+    assert!(app.incident(id).await["silenced_by"].is_null());
+}

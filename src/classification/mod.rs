@@ -4,6 +4,7 @@
 //! Pure apart from the rate windows, which it owns; the incident writer (a single task) is its
 //! only caller, so no locking is needed.
 
+pub(crate) mod explain;
 mod rate;
 
 pub(crate) use crate::domain::Severity;

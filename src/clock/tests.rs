@@ -47,3 +47,32 @@ fn only_the_system_clock_advances_by_itself() {
     assert!(SystemClock.advances_by_itself());
     assert!(!ManualClock::new(0).advances_by_itself());
 }
+
+#[test]
+fn a_scaled_clock_runs_factor_times_faster_and_converts_waits_back() {
+    let c = ScaledClock::new(1_000_000, 60.0);
+    // 1 s of real time is a minute of clock time.
+    assert_eq!(c.at(Duration::from_secs(1)), 1_000_000 + 60_000);
+    assert_eq!(c.at(Duration::from_millis(250)), 1_000_000 + 15_000);
+    // 15 minutes on the clock are 15 s of real waiting; a part of a real ms rounds up.
+    assert_eq!(c.real_wait(15 * 60_000), Duration::from_secs(15));
+    assert_eq!(c.real_wait(1), Duration::from_millis(1));
+    assert_eq!(c.real_wait(-5), Duration::ZERO);
+    assert!(c.advances_by_itself());
+    // The system clock waits what it is asked.
+    assert_eq!(SystemClock.real_wait(1500), Duration::from_millis(1500));
+    // Nonsense factors are 1.
+    assert_eq!(ScaledClock::new(0, 0.5).factor(), 1.0);
+    assert_eq!(ScaledClock::new(0, f64::NAN).factor(), 1.0);
+}
+
+#[tokio::test]
+async fn sleep_on_a_scaled_clock_wakes_in_scaled_time() {
+    let c = ScaledClock::new(0, 600.0);
+    let start = std::time::Instant::now();
+    // A minute of clock time: a tenth of a second of real time (not a minute).
+    sleep_on(&c, c.now_ms() + 60_000).await;
+    let waited = start.elapsed();
+    assert!(c.now_ms() >= 60_000);
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+}

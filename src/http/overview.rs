@@ -49,7 +49,7 @@ async fn overview_page(
 }
 
 /// Every chart is drawn in a 360-unit-wide view box and scaled to the page's width: about one
-/// unit per CSS pixel on a phone, so the 11-unit text stays readable there.
+/// unit per CSS pixel on a phone, so the 11- to 14-unit text stays readable there.
 const WIDTH: f64 = 360.0;
 
 /// Fill colours by severity (the same hues as the severity words on the other pages).
@@ -280,7 +280,9 @@ impl DaysChart {
         const BOTTOM: f64 = 18.0;
         let busiest = o.days.iter().map(|d| d.total()).max().unwrap_or(0);
         let max = nice_ceiling(busiest);
-        let slot = (WIDTH - LEFT) / o.days.len().max(1) as f64;
+        // Room on the right for today's date, centred under the last bar.
+        const RIGHT: f64 = 14.0;
+        let slot = (WIDTH - LEFT - RIGHT) / o.days.len().max(1) as f64;
         let bar_width = px(slot * 0.75);
         let baseline = TOP + PLOT_HEIGHT;
         let per_unit = PLOT_HEIGHT / max as f64;
@@ -353,8 +355,10 @@ impl DaysChart {
 impl ResponseChart {
     fn of(o: &Overview) -> Self {
         const LABEL_X: f64 = 0.0;
-        const HEADING: f64 = 16.0;
-        const LANE: f64 = 30.0;
+        // Text is 13 units (headings 14): about 13 px on a phone.
+        const HEADING: f64 = 20.0;
+        const LANE: f64 = 34.0;
+        const EMPTY_LANE: f64 = 18.0;
         const GAP: f64 = 10.0;
         const BAR_HEIGHT: f64 = 8.0;
         let max_ms = o
@@ -373,37 +377,40 @@ impl ResponseChart {
             .response
             .iter()
             .map(|r| {
-                let heading_y = y + 12.0;
-                let lane = |i: f64, kind: &'static str, p: Option<Percentiles>| {
-                    let top = y + HEADING + LANE * i;
+                let heading_y = y + 15.0;
+                y += HEADING;
+                let mut lane = |kind: &'static str, p: Option<Percentiles>| {
+                    let top = y;
+                    // A lane with nothing to draw is only its line of text.
+                    y += if p.is_some() { LANE } else { EMPTY_LANE };
                     Lane {
                         kind,
-                        text_y: px(top + 11.0),
+                        text_y: px(top + 13.0),
                         times: p.map(|p| LaneTimes {
                             count: p.count,
                             median_ms: p.median_ms,
                             p90_ms: p.p90_ms,
                             bar_x: LABEL_X,
-                            bar_y: px(top + 15.0),
+                            bar_y: px(top + 18.0),
                             median_width: px((p.median_ms as f64 * scale).max(1.0)),
                             p90_x: px(LABEL_X + p.p90_ms as f64 * scale),
-                            mid_y: px(top + 15.0 + BAR_HEIGHT / 2.0),
+                            mid_y: px(top + 18.0 + BAR_HEIGHT / 2.0),
                             bar_height: BAR_HEIGHT,
                         }),
                     }
                 };
-                let block = ResponseBlock {
+                let lanes = [
+                    lane("acknowledge", r.acknowledge),
+                    lane("resolve", r.resolve),
+                ];
+                y += GAP;
+                ResponseBlock {
                     severity: r.severity.as_str(),
                     colour: colour(r.severity),
                     opened: r.opened,
                     y: px(heading_y),
-                    lanes: [
-                        lane(0.0, "acknowledge", r.acknowledge),
-                        lane(1.0, "resolve", r.resolve),
-                    ],
-                };
-                y += HEADING + 2.0 * LANE + GAP;
-                block
+                    lanes,
+                }
             })
             .collect();
         Self {

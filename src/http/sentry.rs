@@ -137,7 +137,7 @@ async fn receive(
 }
 
 /// A body that is not Sentry's says what it lacks; malformed JSON says where it breaks.
-fn parse_error(e: sentry::ParseError) -> ApiError {
+pub(crate) fn parse_error(e: sentry::ParseError) -> ApiError {
     match e {
         sentry::ParseError::NotSentry(r @ Rejection::TooDeep) => {
             ApiError::bad_request("too_deep", r.to_string())

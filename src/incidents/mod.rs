@@ -4,6 +4,7 @@
 //! groups; [`service`] runs the other changes (acknowledge, resolve, note) in their own short
 //! transactions. All of them share the single write connection, so they never interleave.
 
+pub(crate) mod explain;
 pub(crate) mod model;
 pub(crate) mod service;
 pub(crate) mod silences;

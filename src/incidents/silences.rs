@@ -7,7 +7,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, sleep_until};
-use crate::domain::{Effects, IncidentId, NewSilence, Silence, SilenceError, SilenceId};
+use crate::domain::{Effects, EventId, IncidentId, NewSilence, Silence, SilenceError, SilenceId};
 use crate::store::silences as sql;
 use crate::store::{Store, StoreError, WriteTx};
 
@@ -46,12 +46,34 @@ pub struct Silences {
 }
 
 impl Silences {
+    /// Stores a silence and, when it is already in force, holds the triggered incidents it
+    /// matches (their escalation stops until it ends), in one transaction.
     pub(crate) async fn create(&self, new: NewSilence) -> Result<Silence, SilenceServiceError> {
         new.validate()?;
         let mut tx = self.store.begin_write().await?;
         let now = self.clock.now_ms();
         let silence = sql::insert(&mut tx, &new, now).await?;
+        let mut fx = Effects::default();
+        if silence.is_active(now) {
+            let mut changed: Vec<Incident> = Vec::new();
+            for row in sql::unheld_triggered(&mut tx).await? {
+                // Logged and counted when read; left as it is.
+                let Ok(mut inc) = row else { continue };
+                let tags = match (silence.matchers.tags.is_empty(), inc.last_event_id) {
+                    (false, Some(event)) => last_tags(&mut tx, event).await?,
+                    _ => Vec::new(),
+                };
+                let e = transitions::hold_open(&mut inc, &silence, &tags, now);
+                if !e.timeline.is_empty() {
+                    fx.extend(e);
+                    changed.push(inc);
+                }
+            }
+            let rows: Vec<&Incident> = changed.iter().collect();
+            crate::store::incidents::apply_effects(&mut tx, &rows, &fx, now).await?;
+        }
         tx.commit().await?;
+        self.wakers.after_commit(&fx);
         self.wakers.silences.notify();
         tracing::info!(silence = silence.id.get(), author = %silence.author, matchers = %silence.matchers.describe(), "silence created");
         Ok(silence)
@@ -160,6 +182,20 @@ async fn release_ended(
     }
 }
 
+/// The tags of an incident's last event, for matching it against the silences still active.
+/// Details that do not read (logged) match no tag matcher: the incident is then notified.
+async fn last_tags(tx: &mut WriteTx, event: EventId) -> Result<Vec<(String, String)>, StoreError> {
+    let Some(json) = sql::event_details(tx, event).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(crate::intake::details::EventDetails::from_json(&json)
+        .map(|d| d.tags)
+        .unwrap_or_else(|e| {
+            tracing::warn!(event = event.get(), error = %e, "event details unreadable: tags not matched");
+            Vec::new()
+        }))
+}
+
 /// Up to [`BATCH`] silences ended by `now` and not yet released: their held incidents are
 /// released ([`transitions::release`]) and written with their effects, and each silence is
 /// marked released, all in `tx`. Returns the effects, the incidents notified, and whether
@@ -169,6 +205,11 @@ async fn release_batch(
     now: i64,
 ) -> Result<(Effects, Vec<IncidentId>, bool), StoreError> {
     let ended = sql::ended_unreleased(tx, now, BATCH).await?;
+    if ended.is_empty() {
+        return Ok((Effects::default(), Vec::new(), false));
+    }
+    let seen = tx.corrupt().clone();
+    let active = sql::active(tx, &seen, now).await?;
     let mut fx = Effects::default();
     let mut notified = Vec::new();
     let mut changed: Vec<Incident> = Vec::new();
@@ -176,7 +217,11 @@ async fn release_batch(
         for row in sql::held_incidents(tx, *id).await? {
             match row {
                 Ok(mut inc) => {
-                    let e = transitions::release(&mut inc, *id, now);
+                    let tags = match (active.is_empty(), inc.last_event_id) {
+                        (false, Some(event)) => last_tags(tx, event).await?,
+                        _ => Vec::new(),
+                    };
+                    let e = transitions::release(&mut inc, *id, &active, &tags, now);
                     if !e.deliveries.is_empty() || e.timers_changed {
                         notified.push(inc.id);
                     }

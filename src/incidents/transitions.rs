@@ -458,7 +458,8 @@ pub(crate) fn resolve(
         None,
     );
     let summary = ResolvedEpisode::of(inc).map(|e| e.to_detail());
-    let targets = follow_up_channels(cfg, inc, actor.via);
+    let mut targets = follow_up_channels(cfg, inc, actor.via);
+    targets.extend(mail_told(cfg, inc));
     fx.deliver(inc, &targets, NotificationKind::Resolved, summary.clone());
     // Only incidents that paged somebody earn a post-mortem in the alerts channel.
     let policy = inc.frozen_policy();
@@ -467,6 +468,22 @@ pub(crate) fn resolve(
         fx.deliver(inc, &summary_to, NotificationKind::PostMortem, summary);
     }
     (ResolveOutcome::Resolved, fx)
+}
+
+/// Email channels paged for this episode (trigger or a fired escalation): their recipients
+/// hear once that it is over, or they would keep wondering. Acknowledgements are not mailed.
+fn mail_told(cfg: &RoutingConfig, inc: &Incident) -> Vec<String> {
+    if inc.silenced_by.is_some() {
+        return Vec::new();
+    }
+    channels_told(inc)
+        .into_iter()
+        .filter(|c| {
+            cfg.channels
+                .get(c)
+                .is_some_and(|c| c.kind == ChannelKind::Email)
+        })
+        .collect()
 }
 
 /// Post-mortems go to the Slack alerts channel(s).
@@ -585,7 +602,7 @@ pub(crate) fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Opti
 }
 
 mod silence;
-pub(crate) use silence::{hold_if_silenced, release};
+pub(crate) use silence::{hold_if_silenced, hold_open, release};
 
 #[cfg(test)]
 mod tests;

@@ -28,8 +28,8 @@ pub struct Reloaded {
     pub path: String,
     pub rules: usize,
     pub channels: usize,
-    /// Channels whose secrets are unset (they reach the log only), with the variables to set.
-    pub unconfigured: Vec<(String, Vec<String>)>,
+    /// Channels that only reach the log in this environment, and why (`SMTP_URL is not set`).
+    pub log_only: Vec<(String, String)>,
 }
 
 pub struct Reloader {
@@ -75,10 +75,9 @@ impl Reloader {
                     path: self.path.display().to_string(),
                     rules: cfg.rules.len(),
                     channels: cfg.channels.len(),
-                    unconfigured: cfg
-                        .unconfigured_channels()
-                        .into_iter()
-                        .map(|(n, v)| (n.to_string(), v.to_vec()))
+                    log_only: channels
+                        .log_only()
+                        .map(|(n, why)| (n.to_string(), why.to_string()))
                         .collect(),
                 };
                 // Channels first: a delivery queued under the new rules finds its channel.
@@ -91,8 +90,8 @@ impl Reloader {
                     channels = done.channels,
                     "routing file reloaded: new alerts use it (running escalations keep their policy)"
                 );
-                for (name, vars) in &done.unconfigured {
-                    tracing::warn!(channel = %name, missing = %vars.join(" or "), "channel not configured: its messages go to the log channel");
+                for (name, why) in &done.log_only {
+                    tracing::warn!(channel = %name, "channel {name} only reaches the log: {why}");
                 }
                 Ok(done)
             }

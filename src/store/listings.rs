@@ -160,8 +160,10 @@ const SEVERITY_RANK: &str = "CASE severity WHEN 'critical' THEN 4 WHEN 'high' TH
 
 /// SQL: the urgency group of an open incident, most urgent lowest: triggered Critical, triggered
 /// High, acknowledged (someone is on it), then everything else (triggered Medium, Low and
-/// unclassified, and muted ones), by severity within.
-const URGENCY_GROUP: &str = "CASE WHEN state = 'triggered' AND severity = 'critical' THEN 0 \
+/// unclassified, muted ones, and ones a silence holds: nobody is paged for those), by severity
+/// within.
+const URGENCY_GROUP: &str = "CASE WHEN silenced_by IS NOT NULL THEN 3 \
+     WHEN state = 'triggered' AND severity = 'critical' THEN 0 \
      WHEN state = 'triggered' AND severity = 'high' THEN 1 \
      WHEN state = 'acknowledged' THEN 2 ELSE 3 END";
 

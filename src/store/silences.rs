@@ -4,7 +4,9 @@ use sqlx::SqliteConnection;
 
 use super::incidents::IncidentRow;
 use super::{CorruptRow, CorruptRows, StoreError, WriteTx};
-use crate::domain::{Incident, IncidentId, Matchers, NewSilence, Severity, Silence, SilenceId};
+use crate::domain::{
+    EventId, Incident, IncidentId, Matchers, NewSilence, Severity, Silence, SilenceId,
+};
 
 /// `silences` as stored; [`SilenceRow::decode`] reads the JSON columns.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -192,6 +194,19 @@ pub(crate) async fn held_incidents(
     Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
 }
 
+/// Triggered incidents no silence holds: what a new silence may hold at once. One that does not
+/// decode is its error (logged and counted), left alone.
+pub(crate) async fn unheld_triggered(
+    tx: &mut WriteTx,
+) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
+    let rows: Vec<IncidentRow> = sqlx::query_as(
+        "SELECT * FROM incidents WHERE state = 'triggered' AND silenced_by IS NULL ORDER BY id",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
+}
+
 /// Clears `silenced_by` of an incident row that cannot be read (it cannot be notified: its
 /// policy is unknown), so that it is not looked at again.
 pub(crate) async fn unhold(tx: &mut WriteTx, incident_id: IncidentId) -> Result<(), StoreError> {
@@ -200,6 +215,20 @@ pub(crate) async fn unhold(tx: &mut WriteTx, incident_id: IncidentId) -> Result<
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The stored details (JSON of `intake::details::EventDetails`) of an event, if any.
+pub(crate) async fn event_details(
+    tx: &mut WriteTx,
+    event_id: EventId,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar::<_, Option<String>>("SELECT details FROM events WHERE id = ?")
+            .bind(event_id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .flatten(),
+    )
 }
 
 /// How many incidents each silence holds now.

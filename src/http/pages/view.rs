@@ -95,6 +95,8 @@ struct IncidentView<'a> {
     acknowledged: Option<String>,
     resolved: Option<String>,
     sentry_url: Option<&'a str>,
+    /// The silence holding its notifications, if one does.
+    silenced_by: Option<i64>,
 }
 
 impl<'a> IncidentView<'a> {
@@ -118,6 +120,7 @@ impl<'a> IncidentView<'a> {
             acknowledged: None,
             resolved: None,
             sentry_url: None,
+            silenced_by: None,
         }
     }
 
@@ -143,6 +146,7 @@ impl<'a> IncidentView<'a> {
             acknowledged: by_at(&inc.acknowledged_by, inc.acknowledged_at),
             resolved: by_at(&inc.resolved_by, inc.resolved_at),
             sentry_url: inc.sentry_url.as_deref(),
+            silenced_by: inc.silenced_by,
         }
     }
 }
@@ -691,8 +695,8 @@ pub(crate) struct DeliveryView {
     attempt_log: Vec<AttemptView>,
 }
 
-/// What a page shows of a channel's answer: enough to tell what went wrong, not a whole page.
-const MAX_RESPONSE_CHARS: usize = 300;
+/// What a page shows of a channel's answer: enough to tell what went wrong, not a whole message.
+const MAX_RESPONSE_CHARS: usize = 160;
 
 fn short(s: Option<&str>) -> Option<String> {
     s.map(|s| truncate_chars(s, MAX_RESPONSE_CHARS))

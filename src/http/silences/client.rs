@@ -31,44 +31,7 @@ pub struct SilenceCli {
 enum SilenceCommand {
     /// Create a silence: matching alerts are stored and counted but notify nobody and do not
     /// escalate until it ends. At least one matcher is required.
-    Add {
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(long)]
-        environment: Option<String>,
-        /// The routing.yaml rule that classified the alert.
-        #[arg(long)]
-        rule: Option<String>,
-        /// critical, high, medium, low or unclassified.
-        #[arg(long)]
-        severity: Option<String>,
-        /// Sentry's event level (error, warning, fatal, ...).
-        #[arg(long)]
-        level: Option<String>,
-        /// A Sentry tag the alert must carry, as key=value (repeatable).
-        #[arg(long = "tag", value_name = "KEY=VALUE")]
-        tags: Vec<String>,
-        /// A regular expression searched in the incident title.
-        #[arg(long)]
-        title_regex: Option<String>,
-        /// RFC 3339 time or epoch milliseconds (default: now).
-        #[arg(long)]
-        starts_at: Option<String>,
-        /// RFC 3339 time or epoch milliseconds; or give --duration.
-        #[arg(long, conflicts_with = "duration")]
-        ends_at: Option<String>,
-        /// How long from the start: 30m, 2h, 1d (default 2h).
-        #[arg(long)]
-        duration: Option<String>,
-        /// Who to ask about this silence.
-        #[arg(long, env = "USER")]
-        author: String,
-        #[arg(long, default_value = "")]
-        comment: String,
-        /// A severity that pages anyway if an incident rises to it (repeatable).
-        #[arg(long = "let-through", value_name = "SEVERITY")]
-        let_through: Vec<String>,
-    },
+    Add(Box<AddArgs>),
     /// List silences, newest first.
     List {
         /// active, pending, expired or all.
@@ -86,9 +49,53 @@ enum SilenceCommand {
     },
 }
 
+/// `silence add`: the matchers, the window and who.
+#[derive(Debug, clap::Args)]
+struct AddArgs {
+    /// The Sentry project, as the incident shows it.
+    #[arg(long)]
+    project: Option<String>,
+    /// Sentry's environment (e.g. prod).
+    #[arg(long)]
+    environment: Option<String>,
+    /// The routing.yaml rule that classified the alert.
+    #[arg(long)]
+    rule: Option<String>,
+    /// critical, high, medium, low or unclassified.
+    #[arg(long)]
+    severity: Option<String>,
+    /// Sentry's event level (error, warning, fatal, ...).
+    #[arg(long)]
+    level: Option<String>,
+    /// A Sentry tag the alert must carry, as key=value (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    tags: Vec<String>,
+    /// A regular expression searched in the incident title.
+    #[arg(long)]
+    title_regex: Option<String>,
+    /// RFC 3339 time or epoch milliseconds (default: now).
+    #[arg(long)]
+    starts_at: Option<String>,
+    /// RFC 3339 time or epoch milliseconds; or give --duration.
+    #[arg(long, conflicts_with = "duration")]
+    ends_at: Option<String>,
+    /// How long from the start: 30m, 2h, 1d (default 2h).
+    #[arg(long)]
+    duration: Option<String>,
+    /// Who to ask about this silence.
+    #[arg(long, env = "USER")]
+    author: String,
+    /// Why, and until what.
+    #[arg(long, default_value = "")]
+    comment: String,
+    /// A severity that pages anyway if an incident rises to it (repeatable).
+    #[arg(long = "let-through", value_name = "SEVERITY")]
+    let_through: Vec<String>,
+}
+
 /// Runs one `silence` command and prints its outcome. An answer other than 2xx is an error
 /// carrying the service's `{code, detail}`.
-pub async fn run(cli: SilenceCli) -> anyhow::Result<()> {
+pub async fn run_silence_cli(cli: SilenceCli) -> anyhow::Result<()> {
     let client = crate::http_client::client().context("building the HTTP client")?;
     let base = cli.url.trim_end_matches('/').to_string();
     let auth = |r: reqwest::RequestBuilder| match &cli.token {
@@ -96,21 +103,22 @@ pub async fn run(cli: SilenceCli) -> anyhow::Result<()> {
         None => r,
     };
     match cli.command {
-        SilenceCommand::Add {
-            project,
-            environment,
-            rule,
-            severity,
-            level,
-            tags,
-            title_regex,
-            starts_at,
-            ends_at,
-            duration,
-            author,
-            comment,
-            let_through,
-        } => {
+        SilenceCommand::Add(add) => {
+            let AddArgs {
+                project,
+                environment,
+                rule,
+                severity,
+                level,
+                tags,
+                title_regex,
+                starts_at,
+                ends_at,
+                duration,
+                author,
+                comment,
+                let_through,
+            } = *add;
             let mut tag_map = BTreeMap::new();
             for t in &tags {
                 let (k, v) = t

@@ -106,8 +106,16 @@ pub(crate) fn hold_if_silenced(
 }
 
 /// The silence that held `inc` ended (its end passed, or it was expired): an incident still
-/// triggered is notified now and its escalation window starts now; any other is only let go.
-pub(crate) fn release(inc: &mut Incident, silence: SilenceId, now: i64) -> Effects {
+/// triggered is notified now and its escalation window starts now, unless another silence in
+/// `active` holds it (a silence extended by creating a new one and expiring the old must not
+/// page in between); any other is only let go. `tags` are its last event's.
+pub(crate) fn release(
+    inc: &mut Incident,
+    silence: SilenceId,
+    active: &[Silence],
+    tags: &[(String, String)],
+    now: i64,
+) -> Effects {
     let mut fx = Effects::default();
     if inc.silenced_by != Some(silence.get()) {
         return fx;
@@ -115,6 +123,31 @@ pub(crate) fn release(inc: &mut Incident, silence: SilenceId, now: i64) -> Effec
     inc.silenced_by = None;
     inc.updated_at = now;
     if inc.state() != IncidentState::Triggered {
+        return fx;
+    }
+    let subject = SilenceSubject {
+        project: inc.project.as_deref(),
+        environment: inc.environment.as_deref(),
+        rule: inc.rule.as_deref(),
+        severity: inc.severity,
+        level: inc.level.as_deref(),
+        tags,
+        title: &inc.title,
+    };
+    if let Some(next) = holding(active, &subject, now) {
+        inc.silenced_by = Some(next.id.get());
+        fx.note(
+            inc,
+            now,
+            TimelineKind::Note,
+            Some("paiid-alerts"),
+            Some(Via::Silence),
+            Some(format!(
+                "silence #{silence} ended; still silenced by #{} (until {})",
+                next.id,
+                utc(next.effective_end())
+            )),
+        );
         return fx;
     }
     inc.escalation_version += 1;
@@ -132,3 +165,54 @@ pub(crate) fn release(inc: &mut Incident, silence: SilenceId, now: i64) -> Effec
     start_episode_notifications(inc, &policy, now, NotificationKind::Opened, &mut fx);
     fx
 }
+
+/// A silence was just created while `inc` is open: a triggered incident it holds (and no other
+/// silence holds yet) stops escalating until the silence ends, when it is notified again and
+/// its window starts afresh ([`release`]). An acknowledged one needs nothing: people are on it.
+pub(crate) fn hold_open(
+    inc: &mut Incident,
+    silence: &Silence,
+    tags: &[(String, String)],
+    now: i64,
+) -> Effects {
+    let mut fx = Effects::default();
+    if inc.state() != IncidentState::Triggered || inc.silenced_by.is_some() {
+        return fx;
+    }
+    let subject = SilenceSubject {
+        project: inc.project.as_deref(),
+        environment: inc.environment.as_deref(),
+        rule: inc.rule.as_deref(),
+        severity: inc.severity,
+        level: inc.level.as_deref(),
+        tags,
+        title: &inc.title,
+    };
+    if !silence.holds(&subject, now) {
+        return fx;
+    }
+    inc.silenced_by = Some(silence.id.get());
+    inc.updated_at = now;
+    if inc.next_escalation_at.is_some() {
+        inc.next_escalation_at = None;
+        inc.escalation_version += 1;
+        fx.timers_changed = true;
+    }
+    fx.note(
+        inc,
+        now,
+        TimelineKind::Note,
+        Some("paiid-alerts"),
+        Some(Via::Silence),
+        Some(format!(
+            "silenced by #{} while open: no escalation until {} (by {})",
+            silence.id,
+            utc(silence.effective_end()),
+            silence.author
+        )),
+    );
+    fx
+}
+
+#[cfg(test)]
+mod tests;

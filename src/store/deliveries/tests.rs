@@ -89,3 +89,62 @@ async fn a_recorded_attempt_moves_the_row_to_its_typed_status() {
         .unwrap();
     assert_eq!(outcome, "retry");
 }
+
+#[tokio::test]
+async fn only_a_dead_row_is_requeued_by_hand_and_keeps_its_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let id = insert(&store, "opened").await;
+    assert_eq!(
+        requeue_dead(&store, id, "ana", crate::domain::Via::Web, 50)
+            .await
+            .unwrap(),
+        Requeue::NotDead(DeliveryStatus::Pending)
+    );
+    assert_eq!(
+        requeue_dead(
+            &store,
+            DeliveryId(id.get() + 100),
+            "ana",
+            crate::domain::Via::Web,
+            50
+        )
+        .await
+        .unwrap(),
+        Requeue::NotFound
+    );
+    let mut tx = store.begin_write().await.unwrap();
+    sqlx::query(
+        "UPDATE deliveries SET status = 'dead', attempts = 8, lease_until = 7 WHERE id = ?",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // A notice belongs to no incident: nothing to note on a timeline.
+    assert_eq!(
+        requeue_dead(&store, id, "ana", crate::domain::Via::Web, 50)
+            .await
+            .unwrap(),
+        Requeue::Requeued {
+            incident_id: None,
+            channel: "ops".to_string()
+        }
+    );
+    let rows = list(store.reader(), None, 10).await.unwrap();
+    let row = rows.iter().find(|d| d.id == id).unwrap();
+    assert_eq!(
+        (
+            row.status,
+            row.attempts,
+            row.next_attempt_at,
+            row.lease_until
+        ),
+        (DeliveryStatus::Pending, 8, 50, None)
+    );
+    // Due now: the worker claims it.
+    let claimed = claim_due(&store, "ops", 50, 100, 16).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| d.id).collect::<Vec<_>>(), [id]);
+}

@@ -1,0 +1,584 @@
+//! "Which rule would this payload hit, and who would be paged?" (`paiid-alerts explain`,
+//! `POST /api/explain`; Alertmanager's `amtool config routes test`). Pure: the caller parses the
+//! payload and hands over the routing file, the recent occurrences for the rate windows and the
+//! silences in force; nothing is stored or sent.
+//!
+//! The rules are tried exactly as [`super::Classifier::classify`] tries them (a unit test holds
+//! the two to the same answer for every fixture), each condition with its value and result.
+
+use serde::Serialize;
+
+use super::{Severity, group_key, matches_static};
+use crate::config::{Conditions, RoutingConfig, Rule};
+use crate::domain::{DigestCadence, Silence, SilenceId, SilenceSubject};
+use crate::intake::{AlertFacts, Meaning};
+
+/// What the payload says, as classification reads it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Facts {
+    pub resource: String,
+    pub action: String,
+    pub meaning: String,
+    /// One occurrence of an error (counted in rate windows).
+    pub occurrence: bool,
+    pub incident_key: Option<String>,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+    pub level: Option<String>,
+    pub title: String,
+    pub sentry_rule: Option<String>,
+    pub issue_id: Option<String>,
+    pub release: Option<String>,
+    pub tags: Vec<(String, String)>,
+    pub transaction_duration_ms: Option<f64>,
+    pub metric: Option<Metric>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Metric {
+    pub aggregate: Option<String>,
+    /// `transaction_duration`, `apdex` or `other`.
+    pub kind: &'static str,
+    pub value: Option<f64>,
+}
+
+/// One condition of one rule, tried against the payload.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ConditionTrace {
+    pub condition: String,
+    /// What the rule asks for.
+    pub expected: String,
+    /// What the payload has (`-` when it has nothing there).
+    pub actual: String,
+    pub result: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RuleTrace {
+    pub rule: String,
+    pub severity: Severity,
+    pub matched: bool,
+    /// True for the first rule that matched: the one that decides.
+    pub chosen: bool,
+    pub conditions: Vec<ConditionTrace>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Escalation {
+    pub after_ms: i64,
+    pub after: String,
+    pub to: Vec<String>,
+}
+
+/// A silence in force whose matchers hold for this alert.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SilenceMatch {
+    pub id: SilenceId,
+    pub matchers: String,
+    pub ends_at: i64,
+    pub author: String,
+    pub comment: String,
+    /// False when the silence lets this severity through (`let_through`): it pages anyway.
+    pub holds: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "checked", rename_all = "snake_case")]
+pub(crate) enum Silences {
+    /// The silences in force were read; `matching` may be empty.
+    Checked { matching: Vec<SilenceMatch> },
+    /// Why they were not (the CLI without a database).
+    NotChecked { reason: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Explanation {
+    pub facts: Facts,
+    /// Why the rules were not tried (a resolution, an assignment...), when they were not.
+    pub not_classified_because: Option<String>,
+    pub rules: Vec<RuleTrace>,
+    pub rule: Option<String>,
+    pub severity: Severity,
+    /// Channels notified when the incident opens.
+    pub notify: Vec<String>,
+    pub escalation: Option<Escalation>,
+    pub digest: Option<DigestCadence>,
+    pub silences: Silences,
+    /// One line: what would happen.
+    pub summary: String,
+}
+
+/// An occurrence already stored, for the rate windows: its facts and when it arrived.
+pub(crate) type Occurrence = (AlertFacts, i64);
+
+/// Explains `facts` against `cfg` at `now_ms`. `recent`: stored occurrences (any age; those
+/// outside a window are not counted). `silences`: `None` when they could not be read, with why.
+pub(crate) fn explain(
+    cfg: &RoutingConfig,
+    facts: &AlertFacts,
+    recent: &[Occurrence],
+    silences: Result<&[Silence], String>,
+    now_ms: i64,
+) -> Explanation {
+    let is_alert = facts.meaning() == Meaning::Alert;
+    let mut rules = Vec::new();
+    let mut chosen: Option<&Rule> = None;
+    if is_alert {
+        for rule in &cfg.rules {
+            let conditions = trace(&rule.when, facts, recent, now_ms);
+            let matched = conditions.iter().all(|c| c.result);
+            let first = matched && chosen.is_none();
+            if first {
+                chosen = Some(rule);
+            }
+            rules.push(RuleTrace {
+                rule: rule.name.clone(),
+                severity: rule.severity,
+                matched,
+                chosen: first,
+                conditions,
+            });
+        }
+    }
+    let severity = chosen.map_or(Severity::Unclassified, |r| r.severity);
+    let policy = cfg.policy(severity);
+    let escalation = policy.escalate_after_ms.map(|ms| Escalation {
+        after_ms: ms,
+        after: human_ms(ms),
+        to: policy.escalate_to.clone(),
+    });
+    let subject = SilenceSubject {
+        project: facts.project.as_deref(),
+        environment: facts.environment.as_deref(),
+        rule: chosen.map(|r| r.name.as_str()),
+        severity,
+        level: facts.level.as_deref(),
+        tags: &facts.tags,
+        title: &facts.title,
+    };
+    let silences = match silences {
+        Ok(list) => Silences::Checked {
+            matching: list
+                .iter()
+                .filter(|s| s.matches(&subject, now_ms))
+                .map(|s| SilenceMatch {
+                    id: s.id,
+                    matchers: s.matchers.describe(),
+                    ends_at: s.effective_end(),
+                    author: s.author.clone(),
+                    comment: s.comment.clone(),
+                    holds: s.holds(&subject, now_ms),
+                })
+                .collect(),
+        },
+        Err(reason) => Silences::NotChecked { reason },
+    };
+    let not_classified_because = (!is_alert).then(|| {
+        format!(
+            "a `{}` payload ({}) changes an incident that exists; only alerts are classified",
+            facts.resource,
+            meaning_word(facts.meaning())
+        )
+    });
+    let summary = summarize(
+        is_alert,
+        severity,
+        chosen,
+        &policy.notify,
+        escalation.as_ref(),
+        policy.digest,
+        &silences,
+    );
+    Explanation {
+        facts: facts_of(facts),
+        not_classified_because,
+        rules,
+        rule: chosen.map(|r| r.name.clone()),
+        severity,
+        notify: if is_alert { policy.notify } else { Vec::new() },
+        escalation: escalation.filter(|_| is_alert),
+        digest: policy.digest.filter(|_| is_alert),
+        silences,
+        summary,
+    }
+}
+
+fn summarize(
+    is_alert: bool,
+    severity: Severity,
+    rule: Option<&Rule>,
+    notify: &[String],
+    escalation: Option<&Escalation>,
+    digest: Option<DigestCadence>,
+    silences: &Silences,
+) -> String {
+    if !is_alert {
+        return "not an alert: no rule is tried and nobody is paged".into();
+    }
+    let Some(rule) = rule else {
+        return "unclassified: stored and listed, nobody is paged".into();
+    };
+    let mut out = format!("{severity} by rule `{}`", rule.name);
+    if notify.is_empty() {
+        out.push_str("; notifies nobody at once");
+    } else {
+        out.push_str(&format!("; notifies {}", notify.join(", ")));
+    }
+    if let Some(e) = escalation {
+        out.push_str(&format!(
+            "; unacknowledged after {} escalates to {}",
+            e.after,
+            e.to.join(", ")
+        ));
+    }
+    if let Some(d) = digest.filter(|d| *d != DigestCadence::None) {
+        out.push_str(&format!("; in the {} digest", cadence_word(d)));
+    }
+    if let Silences::Checked { matching } = silences {
+        if let Some(s) = matching.iter().find(|s| s.holds) {
+            out.push_str(&format!(
+                "; HELD by silence #{}: nothing is sent and it does not escalate",
+                s.id
+            ));
+        } else if let Some(s) = matching.first() {
+            out.push_str(&format!(
+                "; silence #{} matches but lets {severity} through",
+                s.id
+            ));
+        }
+    }
+    out
+}
+
+fn cadence_word(d: DigestCadence) -> &'static str {
+    match d {
+        DigestCadence::Daily => "daily",
+        DigestCadence::Weekly => "weekly",
+        DigestCadence::None => "no",
+    }
+}
+
+fn meaning_word(m: Meaning) -> String {
+    format!("{m:?}").to_lowercase()
+}
+
+fn facts_of(f: &AlertFacts) -> Facts {
+    Facts {
+        resource: f.resource.clone(),
+        action: f.action.clone(),
+        meaning: meaning_word(f.meaning()),
+        occurrence: f.occurrence,
+        incident_key: f.incident_key(),
+        project: f.project.clone(),
+        environment: f.environment.clone(),
+        level: f.level.clone(),
+        title: f.title.clone(),
+        sentry_rule: f.sentry_rule.clone(),
+        issue_id: f.issue_id.clone(),
+        release: f.release.clone(),
+        tags: f.tags.clone(),
+        transaction_duration_ms: f.transaction_duration_ms,
+        metric: f.metric.as_ref().map(|m| Metric {
+            aggregate: m.aggregate.clone(),
+            kind: if m.is_transaction_duration() {
+                "transaction_duration"
+            } else if m.is_apdex() {
+                "apdex"
+            } else {
+                "other"
+            },
+            value: m.value,
+        }),
+    }
+}
+
+fn shown(v: Option<&str>) -> String {
+    v.map_or_else(|| "-".to_string(), str::to_string)
+}
+
+fn number(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v}"))
+}
+
+/// `list` as the rule writes it: `a | b | c`.
+fn any_of(list: &[String]) -> String {
+    list.join(" | ")
+}
+
+fn in_list(list: &[String], value: Option<&str>, case_insensitive: bool) -> bool {
+    match value {
+        None => false,
+        Some(v) if case_insensitive => list.iter().any(|x| x.eq_ignore_ascii_case(v)),
+        Some(v) => list.iter().any(|x| x == v),
+    }
+}
+
+/// A condition that names accepted values: its name, the rule's list (if it sets one), the
+/// payload's value, and whether case is ignored.
+type ListCondition<'a> = (&'static str, &'a Option<Vec<String>>, Option<&'a str>, bool);
+
+/// Every condition the rule sets, in the order `matches_static` checks them, then the rate.
+fn trace(
+    when: &Conditions,
+    f: &AlertFacts,
+    recent: &[Occurrence],
+    now_ms: i64,
+) -> Vec<ConditionTrace> {
+    let mut out = Vec::new();
+    let lists: [ListCondition<'_>; 6] = [
+        (
+            "environment",
+            &when.environments,
+            f.environment.as_deref(),
+            true,
+        ),
+        ("level", &when.levels, f.level.as_deref(), true),
+        (
+            "sentry_rule",
+            &when.sentry_rules,
+            f.sentry_rule.as_deref(),
+            false,
+        ),
+        ("project", &when.projects, f.project.as_deref(), false),
+        ("resource", &when.resources, Some(f.resource.as_str()), true),
+        ("action", &when.actions, Some(f.action.as_str()), true),
+    ];
+    for (name, list, value, ci) in lists {
+        if let Some(list) = list {
+            out.push(ConditionTrace {
+                condition: name.into(),
+                expected: any_of(list),
+                actual: shown(value),
+                result: in_list(list, value, ci),
+            });
+        }
+    }
+    if let Some(aggs) = &when.aggregates {
+        let agg = f.metric.as_ref().and_then(|m| m.aggregate.as_deref());
+        out.push(ConditionTrace {
+            condition: "aggregate".into(),
+            expected: format!("contains {}", any_of(aggs)),
+            actual: shown(agg),
+            result: agg.is_some_and(|a| aggs.iter().any(|x| a.contains(x.as_str()))),
+        });
+    }
+    for (k, v) in &when.tags {
+        let actual = f.tag(k);
+        out.push(ConditionTrace {
+            condition: format!("tag {k}"),
+            expected: v.clone(),
+            actual: shown(actual),
+            result: actual == Some(v.as_str()),
+        });
+    }
+    if let Some(limit) = when.transaction_duration_over_ms {
+        let metric_duration = f
+            .metric
+            .as_ref()
+            .filter(|m| m.is_transaction_duration())
+            .and_then(|m| m.value);
+        let d = f.transaction_duration_ms.or(metric_duration);
+        out.push(ConditionTrace {
+            condition: "transaction_duration_over".into(),
+            expected: format!("> {limit} ms"),
+            actual: d.map_or_else(|| "-".to_string(), |d| format!("{d} ms")),
+            result: d.is_some_and(|d| d > limit),
+        });
+    }
+    if let Some(limit) = when.apdex_below {
+        let a = f
+            .metric
+            .as_ref()
+            .filter(|m| m.is_apdex())
+            .and_then(|m| m.value);
+        out.push(ConditionTrace {
+            condition: "apdex_below".into(),
+            expected: format!("< {limit}"),
+            actual: number(a),
+            result: a.is_some_and(|a| a < limit),
+        });
+    }
+    if let Some(rate) = &when.rate {
+        let within = rate.within.as_millis_i64();
+        let key = group_key(rate.per, f);
+        // As the classifier counts: this occurrence plus the stored ones of the same group that
+        // meet the rule's other conditions, inside the window.
+        let before = recent
+            .iter()
+            .filter(|(o, at)| {
+                *at > now_ms - within
+                    && o.occurrence
+                    && matches_static(when, o)
+                    && group_key(rate.per, o) == key
+            })
+            .count();
+        let count = before + usize::from(f.occurrence);
+        let per = match rate.per {
+            crate::config::RateGrouping::Project => "project",
+            crate::config::RateGrouping::Issue => "issue",
+        };
+        out.push(ConditionTrace {
+            condition: "rate".into(),
+            expected: format!(
+                "more than {} within {} per {per}",
+                rate.more_than, rate.within
+            ),
+            actual: if f.occurrence {
+                format!("{count} in the window, this one included")
+            } else {
+                "not an occurrence (not counted)".to_string()
+            },
+            result: f.occurrence && count > rate.more_than as usize,
+        });
+    }
+    out
+}
+
+/// `15m`, `1h`, `1h 30m`, `45s`.
+fn human_ms(ms: i64) -> String {
+    let s = ms / 1000;
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h}h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m}m"));
+    }
+    if sec > 0 || parts.is_empty() {
+        parts.push(format!("{sec}s"));
+    }
+    parts.join(" ")
+}
+
+impl Explanation {
+    /// The CLI's text form.
+    pub(crate) fn to_text(&self) -> String {
+        let f = &self.facts;
+        let mut out = String::new();
+        let mut line = |s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        line("Payload".into());
+        line(format!("  resource     {} ({})", f.resource, f.action));
+        line(format!("  meaning      {}", f.meaning));
+        line(format!("  title        {}", f.title));
+        line(format!("  project      {}", shown(f.project.as_deref())));
+        line(format!(
+            "  environment  {}",
+            shown(f.environment.as_deref())
+        ));
+        line(format!("  level        {}", shown(f.level.as_deref())));
+        if let Some(r) = &f.sentry_rule {
+            line(format!("  sentry rule  {r}"));
+        }
+        if let Some(r) = &f.release {
+            line(format!("  release      {r}"));
+        }
+        if let Some(k) = &f.incident_key {
+            line(format!("  incident     {k}"));
+        }
+        if let Some(d) = f.transaction_duration_ms {
+            line(format!("  duration     {d} ms"));
+        }
+        if let Some(m) = &f.metric {
+            line(format!(
+                "  metric       {} = {} ({})",
+                shown(m.aggregate.as_deref()),
+                number(m.value),
+                m.kind
+            ));
+        }
+        if !f.tags.is_empty() {
+            let tags: Vec<String> = f.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            line(format!("  tags         {}", tags.join(", ")));
+        }
+        line(String::new());
+        match &self.not_classified_because {
+            Some(why) => line(format!("Rules: not tried: {why}")),
+            None => {
+                line("Rules (in order; the first match decides)".into());
+                for r in &self.rules {
+                    let mark = if r.chosen {
+                        "MATCH"
+                    } else if r.matched {
+                        "match (later)"
+                    } else {
+                        "no"
+                    };
+                    line(format!("  [{mark}] {} -> {}", r.rule, r.severity));
+                    if r.conditions.is_empty() {
+                        line("      (no conditions: matches every alert)".into());
+                    }
+                    for c in &r.conditions {
+                        line(format!(
+                            "      {} {}: wants {}, payload has {}",
+                            if c.result { "yes" } else { "NO " },
+                            c.condition,
+                            c.expected,
+                            c.actual
+                        ));
+                    }
+                }
+                if self.rules.is_empty() {
+                    line("  (routing.yaml has no rules)".into());
+                }
+            }
+        }
+        line(String::new());
+        line(format!("Severity     {}", self.severity));
+        line(format!(
+            "Notifies     {}",
+            if self.notify.is_empty() {
+                "nobody at once".to_string()
+            } else {
+                self.notify.join(", ")
+            }
+        ));
+        match &self.escalation {
+            Some(e) => line(format!(
+                "Escalates    after {} unacknowledged, to {}",
+                e.after,
+                e.to.join(", ")
+            )),
+            None => line("Escalates    never".into()),
+        }
+        line(format!(
+            "Digest       {}",
+            self.digest.map_or("none", cadence_word)
+        ));
+        match &self.silences {
+            Silences::NotChecked { reason } => line(format!("Silences     {reason}")),
+            Silences::Checked { matching } if matching.is_empty() => {
+                line("Silences     none in force matches".into())
+            }
+            Silences::Checked { matching } => {
+                for s in matching {
+                    line(format!(
+                        "Silence #{}  {} (by {}{}){}",
+                        s.id,
+                        s.matchers,
+                        s.author,
+                        if s.comment.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", s.comment)
+                        },
+                        if s.holds {
+                            ": HOLDS this alert"
+                        } else {
+                            ": lets this severity through"
+                        }
+                    ));
+                }
+            }
+        }
+        line(String::new());
+        line(format!("=> {}", self.summary));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,65 @@
+//! `paiid-alerts demo` as a new user runs it: the real binary, exit 0 within a bounded time,
+//! every step of the story printed.
+
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_paiid-alerts");
+
+#[tokio::test]
+async fn the_demo_tells_the_whole_story_and_exits_0() {
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(BIN)
+            .arg("demo")
+            // Only the log channel: no real Slack, PagerDuty or mail from a test.
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TMPDIR", std::env::temp_dir())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the demo ended within 120 s")
+    .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let expected = [
+        "clock x60",
+        "web page:  http://127.0.0.1:",
+        "[1/8] production error",
+        "classified critical by rule `critical-production-errors` -> incident #1",
+        "notified slack-alerts",
+        "[2/8] error burst",
+        "classified high by rule `high-error-rate`",
+        "notified trading-ops-email",
+        "[3/8] slow endpoint",
+        "classified high by rule `slow-transactions`",
+        "[4/8] Apdex regression",
+        "classified medium by rule `apdex-regression`",
+        "[5/8] nobody acknowledges #1",
+        "escalated at",
+        "escalation notified pagerduty-oncall, eng-manager-email",
+        "[6/8] the on-call engineer acknowledges",
+        "acknowledged #1",
+        "[7/8] fixed: resolved with the root cause",
+        "resolved #1; root cause:",
+        "post-mortem sent to slack-alerts",
+        "[8/8] digest",
+        "digest: daily manual digest",
+        "sent (1 incidents",
+        "done: http://127.0.0.1:",
+    ];
+    let mut from = 0;
+    for line in expected {
+        let at = stdout[from..]
+            .find(line)
+            .unwrap_or_else(|| panic!("`{line}` missing (or out of order) in:\n{stdout}"));
+        from += at + line.len();
+    }
+    // The channels' messages went to the log (stderr), not to anyone.
+    assert!(
+        stderr.contains("this is what would have been sent"),
+        "{stderr}"
+    );
+}
