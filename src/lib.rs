@@ -55,6 +55,7 @@ pub mod testing;
 mod text;
 
 // The binary's surface (`src/main.rs`): serve, check-config, send-test and digest.
+pub use app::demo::run_demo;
 pub use app::{Application, channel_env};
 pub use clock::{SharedClock, SystemClock};
 pub use config::RoutingConfig;
@@ -62,7 +63,6 @@ pub use digest::{DigestKind, DigestRunner, DigestStatus};
 pub use domain::RemoteState;
 pub use http::silences::client::{SilenceCli, run_silence_cli};
 pub use incidents::explain::explain_file;
-pub use app::demo::run as run_demo;
 pub use notify::message::Notification;
 pub use notify::registry::Channels;
 pub use notify::render::Templates;
