@@ -69,4 +69,4 @@ pub use notify::render::Templates;
 pub use notify::{Outgoing, SendOutcome};
 pub use settings::Settings;
 pub use store::{Durability, Store};
-pub use telemetry::{TelemetryOptions, init as init_telemetry};
+pub use telemetry::{TelemetryOptions, init_telemetry};
