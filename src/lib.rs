@@ -55,7 +55,7 @@ pub mod testing;
 mod text;
 
 // The binary's surface (`src/main.rs`): serve, check-config, send-test and digest.
-pub use app::demo::run as run_demo;
+pub use app::demo::run_demo;
 pub use app::{Application, channel_env};
 pub use clock::{SharedClock, SystemClock};
 pub use config::RoutingConfig;
@@ -69,4 +69,4 @@ pub use notify::render::Templates;
 pub use notify::{Outgoing, SendOutcome};
 pub use settings::Settings;
 pub use store::{Durability, Store};
-pub use telemetry::{TelemetryOptions, init as init_telemetry};
+pub use telemetry::{TelemetryOptions, init_telemetry};

@@ -96,7 +96,7 @@ pub struct TelemetryGuard {
 /// Starts the process-wide client when a DSN is set and logs which way it went, in the guide's
 /// words. A DSN that is set but malformed is an error: silently dropping reports would be the
 /// failure this module exists to prevent.
-pub fn init(options: &TelemetryOptions) -> Result<TelemetryGuard, TelemetryError> {
+pub fn init_telemetry(options: &TelemetryOptions) -> Result<TelemetryGuard, TelemetryError> {
     let Some(dsn) = &options.dsn else {
         tracing::warn!("[WARNING] SENTRY_DSN not configured - error tracking disabled");
         return Ok(TelemetryGuard { _client: None });

@@ -1,7 +1,7 @@
 //! Self-monitoring with the `sentry` crate, through the real binary (the Sentry client is
 //! process-wide): the start-up log lines, `GET /api/health/sentry-test` both ways, and what
 //! reaches a loopback Sentry (`POST /api/{project}/envelope/`): the message, the loop-guard tag,
-//! release, environment, credentials redacted; a dead delivery reported too. And the loop guard
+//! release, environment, credentials redacted; a dead delivery and a failed commit reported too. And the loop guard
 //! itself: the shipped `routing.yaml` never pages on an event tagged `service: paiid-alerts`.
 
 mod support;
@@ -354,6 +354,37 @@ async fn with_a_dsn_the_test_error_and_a_dead_delivery_reach_sentry_redacted() {
     assert_eq!(dead["tags"]["service"], "paiid-alerts");
     assert_eq!(dead["tags"]["channel"], "slack-alerts");
     assert_eq!(dead["environment"], "ci-test");
+
+    // A commit that fails: the database stops taking events (an injected trigger standing in
+    // for a full disk); intake answers 503 and Sentry hears that storage is failing.
+    use sqlx::{Connection, SqliteConnection};
+    let mut db = SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("alerts.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER fail_events BEFORE INSERT ON events \
+         BEGIN SELECT RAISE(ABORT, 'injected: disk full'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let mut other = fixture_json("event_alert.triggered.4.json");
+    other["data"]["event"]["issue_id"] = "777".into();
+    other["data"]["event"]["event_id"] = "evt-777".into();
+    let r = client
+        .post(format!("{}/webhooks/sentry", svc.base))
+        .header("Sentry-Hook-Resource", "event_alert")
+        .json(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let (_, failing) = sentry.event("storage_failing").await;
+    assert_eq!(failing["tags"]["service"], "paiid-alerts");
+    assert_eq!(failing["tags"]["source"], "intake");
     svc.stop().await;
 }
 

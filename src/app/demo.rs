@@ -28,7 +28,7 @@ const ROUTING: &str = include_str!("../../routing.yaml");
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs the demo; with `keep`, the service stays up (and the page reachable) until Ctrl-C.
-pub async fn run(keep: bool) -> anyhow::Result<()> {
+pub async fn run_demo(keep: bool) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let routing = dir.join("routing.yaml");
     std::fs::write(&routing, ROUTING).with_context(|| format!("writing {}", routing.display()))?;

@@ -51,7 +51,7 @@ fn a_malformed_dsn_is_an_error_not_a_silent_fallback() {
         environment: None,
         traces_sample_rate: 0.1,
     };
-    let err = init(&o).err().expect("refused").to_string();
+    let err = init_telemetry(&o).err().expect("refused").to_string();
     assert!(err.contains("SENTRY_DSN"), "{err}");
 }
 
