@@ -79,7 +79,6 @@ async fn start(
         dir,
         clock,
         tweak: Some(Box::new(move |s| s.slack_api_url = api)),
-        ..AppOptions::default()
     })
     .await
 }
