@@ -58,33 +58,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let cfg = Arc::new(RoutingConfig::load(&settings.config_path)?);
-        if !settings.secrets.webhooks_signed()
-            && !settings.listen.ip().is_loopback()
-            && !settings.allow_unsigned_webhooks
-        {
-            anyhow::bail!(
-                "refusing to listen on {} without a webhook secret: set SENTRY_CLIENT_SECRET (and/or \
-                 SENTRY_WEBHOOK_TOKEN for the legacy plugin), or pass --allow-unsigned-webhooks",
-                settings.listen
-            );
-        }
-        // Ack links and the page links in every message are built from PUBLIC_URL; on a public
-        // address the fallback `http://{listen}` (e.g. `http://0.0.0.0:8080`) reaches nobody.
-        if !settings.listen.ip().is_loopback()
-            && settings
-                .public_url
-                .as_deref()
-                .is_none_or(|u| u.trim().is_empty())
-        {
-            anyhow::bail!(
-                "refusing to listen on {} without PUBLIC_URL: links in messages (acknowledge, \
-                 incident page) would point at http://{}, which nobody can open; set PUBLIC_URL \
-                 (or --public-url) to the address people reach this service at, e.g. \
-                 https://alerts.example.com",
-                settings.listen,
-                settings.listen
-            );
-        }
+        refuse_unsafe_listen(&settings)?;
         let clock: SharedClock = settings
             .clock
             .clone()
@@ -96,144 +70,71 @@ impl Application {
         let wakers = Wakers::default();
         // Every reader of the routing file and channels shares these: a reload swaps them.
         let live_cfg = Live::new(cfg.clone());
-        let writer = Writer::new(
+        let cancel = CancellationToken::new();
+        let (writer, writer_task) = Writer::new(
             store.clone(),
             live_cfg.clone(),
             clock.clone(),
             wakers.clone(),
         )
-        .await?;
-        let cancel = CancellationToken::new();
-        let (writer, writer_task) = writer.spawn(cancel.child_token());
+        .await?
+        .spawn(cancel.child_token());
 
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("binding {}", settings.listen))?;
-        let addr = listener.local_addr()?;
-        let public_url: Arc<str> = settings
-            .public_url
-            .clone()
-            .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| format!("http://{addr}"))
-            .into();
-
+        let (listener, addr, public_url) = bind_listener(&settings).await?;
         let ack_keys = Arc::new(load_ack_keys(&settings, &store).await?);
-        let templates = Arc::new(Templates::from(cfg.templates.clone()));
-        let channels = Arc::new(Channels::build(&cfg, &channel_env(&settings), templates)?);
-        let live_channels = Live::new(channels.clone());
-        for (name, why) in channels.log_only() {
-            tracing::warn!(channel = name, "channel {name} only reaches the log: {why}");
-        }
-        let configured: Vec<&str> = channels.names().collect();
-        let buried =
-            crate::store::deliveries::bury_unconfigured(&store, &configured, clock.now_ms())
-                .await?;
-        if buried > 0 {
-            tracing::warn!(
-                buried,
-                "gave up on deliveries to channels no longer in the routing file (see /api/deliveries?status=dead)"
-            );
-        }
+        let live_channels = build_channels(&settings, &cfg, &store, &clock).await?;
         let metrics = Arc::new(Metrics::new(
             store.health.clone(),
             store.corrupt_rows.clone(),
         ));
+        let core = Core {
+            store,
+            cfg: live_cfg,
+            channels: live_channels,
+            clock,
+            wakers,
+            metrics,
+        };
         let builder = NotificationBuilder {
-            store: store.clone(),
+            store: core.store.clone(),
             public_url: public_url.clone(),
             ack_keys: ack_keys.clone(),
-            clock: clock.clone(),
+            clock: core.clock.clone(),
             include_pii: cfg.delivery.include_pii,
         };
         let reloader = Arc::new(Reloader::new(
             settings.config_path.clone(),
             channel_env(&settings),
-            live_cfg.clone(),
-            live_channels.clone(),
-            metrics.clone(),
+            core.cfg.clone(),
+            core.channels.clone(),
+            core.metrics.clone(),
         ));
-        let outbox = Arc::new(OutboxWorker::new(
-            store.clone(),
-            live_cfg.clone(),
-            live_channels.clone(),
-            builder,
-            clock.clone(),
-            metrics.clone(),
-        ));
-
-        let incidents = IncidentService {
-            store: store.clone(),
-            cfg: live_cfg.clone(),
-            clock: clock.clone(),
-            wakers: wakers.clone(),
-        };
-        let scheduler = Scheduler {
-            store: store.clone(),
-            clock: clock.clone(),
-            wakers: wakers.clone(),
-            metrics: metrics.clone(),
-        };
+        let handles = build_workers(&core, builder);
         let state = AppState {
-            cfg: live_cfg,
-            store,
+            incidents: IncidentService {
+                store: core.store.clone(),
+                cfg: core.cfg.clone(),
+                clock: core.clock.clone(),
+                wakers: core.wakers.clone(),
+            },
+            cfg: core.cfg,
+            store: core.store,
             writer,
-            incidents,
-            clock,
+            clock: core.clock,
             secrets: Arc::new(settings.secrets.clone()),
             public_url,
             ready: Arc::new(AtomicBool::new(false)),
-            channels: live_channels,
-            metrics,
+            channels: core.channels,
+            metrics: core.metrics,
             ack_keys,
             reloader,
         };
-        let silences = Silences {
-            store: state.store.clone(),
-            clock: state.clock.clone(),
-            wakers: wakers.clone(),
-        };
-        let mut workers = vec![crate::store::health::spawn_probe(
-            state.store.clone(),
-            state.clock.clone(),
-            cancel.child_token(),
-        )];
-        if settings.run_workers {
-            workers.extend(
-                outbox
-                    .clone()
-                    .spawn(wakers.outbox.clone(), cancel.child_token()),
-            );
-            let digest = Arc::new(DigestRunner::new(
-                state.store.clone(),
-                state.cfg.clone(),
-                state.channels.clone(),
-                state.clock.clone(),
-                state.public_url.clone(),
-            ));
-            workers.push(digest.spawn(cancel.child_token()));
-            // Marks the service ready once overdue escalations have fired.
-            workers.push(scheduler.clone().spawn(
-                wakers.scheduler.clone(),
-                state.ready.clone(),
-                cancel.child_token(),
-            ));
-            workers.push(silences.clone().spawn(cancel.child_token()));
-        } else {
-            // Tests that step workers by hand run recovery themselves.
-            scheduler.fire_due().await?;
-            silences.release_due().await?;
-            state.ready.store(true, Ordering::SeqCst);
-        }
+        let workers = start_workers(&settings, &state, &handles, &cancel).await?;
         Ok(Self {
             listener,
             addr,
             state,
-            handles: Workers {
-                outbox,
-                scheduler,
-                silences,
-                wakers,
-            },
+            handles,
             writer_task,
             cancel,
             workers,
@@ -305,6 +206,164 @@ impl Application {
         store.close().await;
         Ok(())
     }
+}
+
+/// What every worker and handler shares, gathered once so the wiring steps below take one
+/// argument instead of six.
+struct Core {
+    store: Store,
+    cfg: Live<RoutingConfig>,
+    channels: Live<Channels>,
+    clock: SharedClock,
+    wakers: Wakers,
+    metrics: Arc<Metrics>,
+}
+
+/// Refuses the two start-ups that work but leave the service unsafe or useless on a public
+/// address: unsigned webhooks anyone can post, and links in messages nobody can open.
+fn refuse_unsafe_listen(settings: &Settings) -> anyhow::Result<()> {
+    if !settings.secrets.webhooks_signed()
+        && !settings.listen.ip().is_loopback()
+        && !settings.allow_unsigned_webhooks
+    {
+        anyhow::bail!(
+            "refusing to listen on {} without a webhook secret: set SENTRY_CLIENT_SECRET (and/or \
+             SENTRY_WEBHOOK_TOKEN for the legacy plugin), or pass --allow-unsigned-webhooks",
+            settings.listen
+        );
+    }
+    // Ack links and the page links in every message are built from PUBLIC_URL; on a public
+    // address the fallback `http://{listen}` (e.g. `http://0.0.0.0:8080`) reaches nobody.
+    if !settings.listen.ip().is_loopback()
+        && settings
+            .public_url
+            .as_deref()
+            .is_none_or(|u| u.trim().is_empty())
+    {
+        anyhow::bail!(
+            "refusing to listen on {} without PUBLIC_URL: links in messages (acknowledge, \
+             incident page) would point at http://{}, which nobody can open; set PUBLIC_URL \
+             (or --public-url) to the address people reach this service at, e.g. \
+             https://alerts.example.com",
+            settings.listen,
+            settings.listen
+        );
+    }
+    Ok(())
+}
+
+/// Binds the listener and derives the public URL, which falls back to the bound address (so a
+/// test on port 0 gets links to the port it actually got).
+async fn bind_listener(settings: &Settings) -> anyhow::Result<(TcpListener, SocketAddr, Arc<str>)> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url: Arc<str> = settings
+        .public_url
+        .clone()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .into();
+    Ok((listener, addr, public_url))
+}
+
+/// Builds the channels from the routing file, warns about the ones that only reach the log,
+/// and gives up on queued deliveries to channels the file no longer names.
+async fn build_channels(
+    settings: &Settings,
+    cfg: &RoutingConfig,
+    store: &Store,
+    clock: &SharedClock,
+) -> anyhow::Result<Live<Channels>> {
+    let templates = Arc::new(Templates::from(cfg.templates.clone()));
+    let channels = Arc::new(Channels::build(cfg, &channel_env(settings), templates)?);
+    for (name, why) in channels.log_only() {
+        tracing::warn!(channel = name, "channel {name} only reaches the log: {why}");
+    }
+    let configured: Vec<&str> = channels.names().collect();
+    let buried =
+        crate::store::deliveries::bury_unconfigured(store, &configured, clock.now_ms()).await?;
+    if buried > 0 {
+        tracing::warn!(
+            buried,
+            "gave up on deliveries to channels no longer in the routing file (see /api/deliveries?status=dead)"
+        );
+    }
+    Ok(Live::new(channels))
+}
+
+/// The outbox worker, the escalation scheduler and the silence releaser, built but not started.
+fn build_workers(core: &Core, builder: NotificationBuilder) -> Workers {
+    let outbox = Arc::new(OutboxWorker::new(
+        core.store.clone(),
+        core.cfg.clone(),
+        core.channels.clone(),
+        builder,
+        core.clock.clone(),
+        core.metrics.clone(),
+    ));
+    let scheduler = Scheduler {
+        store: core.store.clone(),
+        clock: core.clock.clone(),
+        wakers: core.wakers.clone(),
+        metrics: core.metrics.clone(),
+    };
+    let silences = Silences {
+        store: core.store.clone(),
+        clock: core.clock.clone(),
+        wakers: core.wakers.clone(),
+    };
+    Workers {
+        outbox,
+        scheduler,
+        silences,
+        wakers: core.wakers.clone(),
+    }
+}
+
+/// Starts the health probe and, with `run_workers` on, the background workers; with it off
+/// (tests that step workers by hand) runs their start-up recovery once instead.
+async fn start_workers(
+    settings: &Settings,
+    state: &AppState,
+    handles: &Workers,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let mut workers = vec![crate::store::health::spawn_probe(
+        state.store.clone(),
+        state.clock.clone(),
+        cancel.child_token(),
+    )];
+    if settings.run_workers {
+        workers.extend(
+            handles
+                .outbox
+                .clone()
+                .spawn(handles.wakers.outbox.clone(), cancel.child_token()),
+        );
+        let digest = Arc::new(DigestRunner::new(
+            state.store.clone(),
+            state.cfg.clone(),
+            state.channels.clone(),
+            state.clock.clone(),
+            state.public_url.clone(),
+        ));
+        workers.push(digest.spawn(cancel.child_token()));
+        // Marks the service ready once overdue escalations have fired.
+        workers.push(handles.scheduler.clone().spawn(
+            handles.wakers.scheduler.clone(),
+            state.ready.clone(),
+            cancel.child_token(),
+        ));
+        workers.push(handles.silences.clone().spawn(cancel.child_token()));
+    } else {
+        // Tests that step workers by hand run recovery themselves.
+        handles.scheduler.fire_due().await?;
+        handles.silences.release_due().await?;
+        state.ready.store(true, Ordering::SeqCst);
+    }
+    Ok(workers)
 }
 
 /// Opens the database, waiting out a full disk or a read-only file system (SQLite cannot even
