@@ -123,7 +123,24 @@ struct Demo {
 
 impl Demo {
     async fn play(&self, state: &crate::http::AppState) -> anyhow::Result<()> {
-        // 1. A production error in order placement.
+        let id = self.production_error().await?;
+        self.error_burst().await?;
+        self.slow_endpoint().await?;
+        self.apdex_regression().await?;
+        self.escalation(id).await?;
+        self.acknowledge(id).await?;
+        self.resolve(id).await?;
+        self.digest(state).await?;
+        println!();
+        println!(
+            "done: {}/ lists the incidents, {}/incidents/{id} tells #{id}'s whole story.",
+            self.base, self.base
+        );
+        Ok(())
+    }
+
+    /// 1. A production error in order placement.
+    async fn production_error(&self) -> anyhow::Result<IncidentId> {
         step(1, "production error: order placement fails in prod");
         let critical = self
             .send(
@@ -145,8 +162,11 @@ impl Demo {
             critical["severity"].as_str().unwrap_or("?")
         ));
         self.notified(id, &["opened"]).await?;
+        Ok(id)
+    }
 
-        // 2. An error burst from market data in staging: the 11th in 5 minutes is High.
+    /// 2. An error burst from market data in staging: the 11th in 5 minutes is High.
+    async fn error_burst(&self) -> anyhow::Result<()> {
         step(
             2,
             "error burst: market-data quote fetches failing in staging",
@@ -176,8 +196,11 @@ impl Demo {
             last["severity"].as_str().unwrap_or("?")
         ));
         self.notified(burst, &["opened", "severity_raised"]).await?;
+        Ok(())
+    }
 
-        // 3. A slow endpoint: p95 of order placement over 2 s.
+    /// 3. A slow endpoint: p95 of order placement over 2 s.
+    async fn slow_endpoint(&self) -> anyhow::Result<()> {
         step(
             3,
             "slow endpoint: p95(transaction.duration) of POST /api/orders at 2450 ms",
@@ -200,8 +223,11 @@ impl Demo {
             slow["severity"].as_str().unwrap_or("?")
         ));
         self.notified(slow_id, &["opened"]).await?;
+        Ok(())
+    }
 
-        // 4. An Apdex regression: Medium, for the daily digest.
+    /// 4. An Apdex regression: Medium, for the daily digest.
+    async fn apdex_regression(&self) -> anyhow::Result<()> {
         step(4, "Apdex regression: apdex(300) at 0.72");
         let apdex = self
             .send(
@@ -221,8 +247,11 @@ impl Demo {
             apdex["severity"].as_str().unwrap_or("?"),
             incident_id(&apdex)?
         ));
+        Ok(())
+    }
 
-        // 5. Nobody acknowledges the Critical: it escalates after 15 (demo) minutes.
+    /// 5. Nobody acknowledges the Critical: it escalates after 15 (demo) minutes.
+    async fn escalation(&self, id: IncidentId) -> anyhow::Result<()> {
         step(
             5,
             &format!("nobody acknowledges #{id}: waiting out the 15-minute window"),
@@ -249,8 +278,11 @@ impl Demo {
             to.join(", ")
         ));
         self.notified(id, &["escalation"]).await?;
+        Ok(())
+    }
 
-        // 6. The on-call engineer acknowledges.
+    /// 6. The on-call engineer acknowledges.
+    async fn acknowledge(&self, id: IncidentId) -> anyhow::Result<()> {
         step(6, "the on-call engineer acknowledges");
         self.post(
             &format!("/api/incidents/{id}/ack"),
@@ -260,8 +292,11 @@ impl Demo {
         say(&format!(
             "acknowledged #{id} by dana (on call): no further escalation"
         ));
+        Ok(())
+    }
 
-        // 7. Fixed: resolved with the root cause; the post-mortem goes to #paiid-alerts.
+    /// 7. Fixed: resolved with the root cause; the post-mortem goes to #paiid-alerts.
+    async fn resolve(&self, id: IncidentId) -> anyhow::Result<()> {
         step(7, "fixed: resolved with the root cause");
         let root_cause =
             "broker gateway pool exhausted after the 09:30 open; pool size raised from 8 to 32";
@@ -272,8 +307,11 @@ impl Demo {
         .await?;
         say(&format!("resolved #{id}; root cause: {root_cause}"));
         self.notified(id, &["post_mortem"]).await?;
+        Ok(())
+    }
 
-        // 8. The daily digest of Medium incidents, sent now instead of at 08:00.
+    /// 8. The daily digest of Medium incidents, sent now instead of at 08:00.
+    async fn digest(&self, state: &crate::http::AppState) -> anyhow::Result<()> {
         step(8, "digest: the daily digest of Medium incidents, sent now");
         let runner = DigestRunner::new(
             state.store.clone(),
@@ -289,11 +327,6 @@ impl Demo {
         for o in outcomes {
             say(&format!("digest: {o}"));
         }
-        println!();
-        println!(
-            "done: {}/ lists the incidents, {}/incidents/{id} tells #{id}'s whole story.",
-            self.base, self.base
-        );
         Ok(())
     }
 
