@@ -126,25 +126,76 @@ impl ChannelOutcomes {
     }
 }
 
+/// The rows the overview leaves out because a word in them does not decode: each is logged and
+/// counted as it is found, and listed on the page.
+struct Unreadable<'a> {
+    reader: &'a Reader,
+    rows: Vec<CorruptRow>,
+}
+
+impl Unreadable<'_> {
+    fn severity(&mut self, word: &str, id: IncidentId) -> Option<Severity> {
+        match word.parse::<Severity>() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.rows.push(self.reader.corrupt().found(CorruptRow {
+                    table: "incidents",
+                    id: id.get(),
+                    field: "severity",
+                    reason: e.to_string(),
+                }));
+                None
+            }
+        }
+    }
+
+    fn delivery_status(&mut self, word: &str, id: i64) -> Option<DeliveryStatus> {
+        match word.parse::<DeliveryStatus>() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.rows.push(self.reader.corrupt().found(CorruptRow {
+                    table: "deliveries",
+                    id,
+                    field: "status",
+                    reason: e.to_string(),
+                }));
+                None
+            }
+        }
+    }
+}
+
 /// The overview as of `now` (milliseconds since the epoch, from the service's clock).
 pub(crate) async fn overview(reader: &Reader, now: i64) -> Result<Overview, StoreError> {
     let today = now.div_euclid(DAY_MS);
     let since = (today - (WINDOW_DAYS - 1)) * DAY_MS;
-    let mut unreadable = Vec::new();
-    let mut decode_severity = |word: &str, id: IncidentId| match word.parse::<Severity>() {
-        Ok(s) => Some(s),
-        Err(e) => {
-            unreadable.push(reader.corrupt().found(CorruptRow {
-                table: "incidents",
-                id: id.get(),
-                field: "severity",
-                reason: e.to_string(),
-            }));
-            None
-        }
+    let mut unreadable = Unreadable {
+        reader,
+        rows: Vec::new(),
     };
+    let days = pages_per_day(reader, today, now, &mut unreadable).await?;
+    let response = response_times(reader, since, now, &mut unreadable).await?;
+    let noisiest = noisiest(reader, since, &mut unreadable).await?;
+    let deliveries = delivery_outcomes(reader, since, &mut unreadable).await?;
+    Ok(Overview {
+        since,
+        days,
+        response,
+        noisiest,
+        deliveries,
+        unreadable: unreadable.rows,
+    })
+}
 
-    // Openings and reopenings: an incident that comes back is a new page for someone.
+/// Pages per day and severity, for the last [`WINDOW_DAYS`] days (oldest first, every day
+/// present). Openings and reopenings: an incident that comes back is a new page for someone.
+async fn pages_per_day(
+    reader: &Reader,
+    today: i64,
+    now: i64,
+    unreadable: &mut Unreadable<'_>,
+) -> Result<Vec<DayCounts>, StoreError> {
+    let since = (today - (WINDOW_DAYS - 1)) * DAY_MS;
     let opened: Vec<(i64, String, i64, IncidentId)> = sqlx::query_as(
         "SELECT t.at / 86400000 AS day, i.severity, COUNT(*), MIN(i.id)
          FROM timeline t JOIN incidents i ON i.id = t.incident_id
@@ -157,11 +208,11 @@ pub(crate) async fn overview(reader: &Reader, now: i64) -> Result<Overview, Stor
     .await?;
     let mut per_day: BTreeMap<i64, BTreeMap<Severity, i64>> = BTreeMap::new();
     for (day, word, count, id) in opened {
-        if let Some(sev) = decode_severity(&word, id) {
+        if let Some(sev) = unreadable.severity(&word, id) {
             *per_day.entry(day).or_default().entry(sev).or_default() += count;
         }
     }
-    let days = (today - (WINDOW_DAYS - 1)..=today)
+    Ok((today - (WINDOW_DAYS - 1)..=today)
         .map(|day| DayCounts {
             day_start: day * DAY_MS,
             by_severity: per_day
@@ -169,8 +220,16 @@ pub(crate) async fn overview(reader: &Reader, now: i64) -> Result<Overview, Stor
                 .map(|m| m.into_iter().rev().filter(|(_, n)| *n > 0).collect())
                 .unwrap_or_default(),
         })
-        .collect();
+        .collect())
+}
 
+/// Time to acknowledge and to resolve, by severity, for the incidents opened in the window.
+async fn response_times(
+    reader: &Reader,
+    since: i64,
+    now: i64,
+    unreadable: &mut Unreadable<'_>,
+) -> Result<Vec<ResponseTimes>, StoreError> {
     // (id, severity, opened_at, acknowledged_at, resolved_at)
     type EpisodeRow = (IncidentId, String, i64, Option<i64>, Option<i64>);
     let episodes: Vec<EpisodeRow> = sqlx::query_as(
@@ -186,7 +245,7 @@ pub(crate) async fn overview(reader: &Reader, now: i64) -> Result<Overview, Stor
     type Times = (i64, Vec<i64>, Vec<i64>);
     let mut times: BTreeMap<Severity, Times> = BTreeMap::new();
     for (id, word, opened_at, acked_at, resolved_at) in episodes {
-        let Some(sev) = decode_severity(&word, id) else {
+        let Some(sev) = unreadable.severity(&word, id) else {
             continue;
         };
         let entry = times.entry(sev).or_default();
@@ -200,7 +259,7 @@ pub(crate) async fn overview(reader: &Reader, now: i64) -> Result<Overview, Stor
             entry.2.push(d);
         }
     }
-    let response = times
+    Ok(times
         .into_iter()
         .rev()
         .map(|(severity, (opened, ack, resolve))| ResponseTimes {
@@ -209,8 +268,15 @@ pub(crate) async fn overview(reader: &Reader, now: i64) -> Result<Overview, Stor
             acknowledge: Percentiles::of(ack),
             resolve: Percentiles::of(resolve),
         })
-        .collect();
+        .collect())
+}
 
+/// The [`NOISIEST`] incidents seen in the window, by event count.
+async fn noisiest(
+    reader: &Reader,
+    since: i64,
+    unreadable: &mut Unreadable<'_>,
+) -> Result<Vec<NoisyIncident>, StoreError> {
     let noisy: Vec<(IncidentId, String, String, i64)> = sqlx::query_as(
         "SELECT id, title, severity, event_count FROM incidents
          WHERE last_seen >= ? ORDER BY event_count DESC, id ASC LIMIT ?",
@@ -219,18 +285,25 @@ pub(crate) async fn overview(reader: &Reader, now: i64) -> Result<Overview, Stor
     .bind(NOISIEST)
     .fetch_all(&**reader)
     .await?;
-    let noisiest = noisy
+    Ok(noisy
         .into_iter()
         .filter_map(|(id, title, word, event_count)| {
             Some(NoisyIncident {
                 id,
                 title,
-                severity: decode_severity(&word, id)?,
+                severity: unreadable.severity(&word, id)?,
                 event_count,
             })
         })
-        .collect();
+        .collect())
+}
 
+/// Delivery outcomes per channel for the deliveries created in the window.
+async fn delivery_outcomes(
+    reader: &Reader,
+    since: i64,
+    unreadable: &mut Unreadable<'_>,
+) -> Result<Vec<ChannelOutcomes>, StoreError> {
     let outcomes: Vec<(String, String, i64, i64)> = sqlx::query_as(
         "SELECT channel, status, COUNT(*), MIN(id) FROM deliveries
          WHERE created_at >= ? GROUP BY channel, status ORDER BY channel",
@@ -240,17 +313,8 @@ pub(crate) async fn overview(reader: &Reader, now: i64) -> Result<Overview, Stor
     .await?;
     let mut by_channel: BTreeMap<String, ChannelOutcomes> = BTreeMap::new();
     for (channel, word, count, id) in outcomes {
-        let status = match word.parse::<DeliveryStatus>() {
-            Ok(s) => s,
-            Err(e) => {
-                unreadable.push(reader.corrupt().found(CorruptRow {
-                    table: "deliveries",
-                    id,
-                    field: "status",
-                    reason: e.to_string(),
-                }));
-                continue;
-            }
+        let Some(status) = unreadable.delivery_status(&word, id) else {
+            continue;
         };
         let c = by_channel
             .entry(channel.clone())
@@ -265,15 +329,7 @@ pub(crate) async fn overview(reader: &Reader, now: i64) -> Result<Overview, Stor
             DeliveryStatus::Pending | DeliveryStatus::Sending => c.pending += count,
         }
     }
-
-    Ok(Overview {
-        since,
-        days,
-        response,
-        noisiest,
-        deliveries: by_channel.into_values().collect(),
-        unreadable,
-    })
+    Ok(by_channel.into_values().collect())
 }
 
 #[cfg(test)]
