@@ -96,136 +96,170 @@ struct AddArgs {
 /// Runs one `silence` command and prints its outcome. An answer other than 2xx is an error
 /// carrying the service's `{code, detail}`.
 pub async fn run_silence_cli(cli: SilenceCli) -> anyhow::Result<()> {
-    let client = crate::http_client::client().context("building the HTTP client")?;
-    let base = cli.url.trim_end_matches('/').to_string();
-    let auth = |r: reqwest::RequestBuilder| match &cli.token {
-        Some(t) => r.bearer_auth(t),
-        None => r,
+    let api = Api {
+        client: crate::http_client::client().context("building the HTTP client")?,
+        base: cli.url.trim_end_matches('/').to_string(),
+        token: cli.token,
     };
     match cli.command {
-        SilenceCommand::Add(add) => {
-            let AddArgs {
-                project,
-                environment,
-                rule,
-                severity,
-                level,
-                tags,
-                title_regex,
-                starts_at,
-                ends_at,
-                duration,
-                author,
-                comment,
-                let_through,
-            } = *add;
-            let mut tag_map = BTreeMap::new();
-            for t in &tags {
-                let (k, v) = t
-                    .split_once('=')
-                    .with_context(|| format!("--tag `{t}` is not KEY=VALUE"))?;
-                tag_map.insert(k.to_string(), v.to_string());
-            }
-            let mut matchers = serde_json::Map::new();
-            for (k, v) in [
-                ("project", project),
-                ("environment", environment),
-                ("rule", rule),
-                ("severity", severity),
-                ("level", level),
-                ("title_regex", title_regex),
-            ] {
-                if let Some(v) = v {
-                    matchers.insert(k.into(), Value::String(v));
-                }
-            }
-            if !tag_map.is_empty() {
-                matchers.insert("tags".into(), json!(tag_map));
-            }
-            let body = json!({
-                "matchers": matchers,
-                "starts_at": starts_at,
-                "ends_at": ends_at,
-                "duration": duration,
-                "author": author,
-                "comment": comment,
-                "let_through": let_through,
-            });
-            let answer = send(auth(
-                client.post(format!("{base}/api/silences")).json(&body),
-            ))
-            .await?;
-            let s = &answer["silence"];
-            println!(
-                "silence #{} created: {} from {} until {} ({})",
-                s["id"],
-                text(&s["matches"]),
-                text(&s["starts_at"]),
-                text(&s["ends_at"]),
-                text(&s["state"]),
-            );
+        SilenceCommand::Add(add) => add_silence(&api, *add).await,
+        SilenceCommand::List { state, json } => list_silences(&api, &state, json).await,
+        SilenceCommand::Expire { id } => expire_silence(&api, &id).await,
+    }
+}
+
+/// The running service's API, as one caller signs in to it.
+struct Api {
+    client: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.client.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
         }
-        SilenceCommand::List { state, json } => {
-            let answer = send(auth(
-                client.get(format!("{base}/api/silences?state={}", state.trim())),
-            ))
-            .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&answer)?);
-                return Ok(());
-            }
-            let rows = answer["silences"].as_array().cloned().unwrap_or_default();
-            if rows.is_empty() {
-                println!("no silences");
-            }
-            for s in rows {
-                let through = s["let_through"]
-                    .as_array()
-                    .filter(|a| !a.is_empty())
-                    .map(|a| {
-                        let words: Vec<String> = a.iter().map(text).collect();
-                        format!(" let_through={}", words.join(","))
-                    })
-                    .unwrap_or_default();
-                println!(
-                    "#{}\t{}\t{} .. {}\tby {}\tholding {}\t{}{}{}",
-                    s["id"],
-                    text(&s["state"]),
-                    text(&s["starts_at"]),
-                    text(&s["expired_at"]).if_empty(text(&s["ends_at"])),
-                    text(&s["author"]),
-                    s["holding"],
-                    text(&s["matches"]),
-                    through,
-                    match text(&s["comment"]) {
-                        c if c.is_empty() => String::new(),
-                        c => format!("\t# {c}"),
-                    },
-                );
-            }
+    }
+}
+
+/// `silence add`.
+async fn add_silence(api: &Api, add: AddArgs) -> anyhow::Result<()> {
+    let body = add_body(add)?;
+    let answer = send(
+        api.request(reqwest::Method::POST, "/api/silences")
+            .json(&body),
+    )
+    .await?;
+    let s = &answer["silence"];
+    println!(
+        "silence #{} created: {} from {} until {} ({})",
+        s["id"],
+        text(&s["matches"]),
+        text(&s["starts_at"]),
+        text(&s["ends_at"]),
+        text(&s["state"]),
+    );
+    Ok(())
+}
+
+/// The `POST /api/silences` body for `silence add`'s arguments.
+fn add_body(add: AddArgs) -> anyhow::Result<Value> {
+    let AddArgs {
+        project,
+        environment,
+        rule,
+        severity,
+        level,
+        tags,
+        title_regex,
+        starts_at,
+        ends_at,
+        duration,
+        author,
+        comment,
+        let_through,
+    } = add;
+    let mut tag_map = BTreeMap::new();
+    for t in &tags {
+        let (k, v) = t
+            .split_once('=')
+            .with_context(|| format!("--tag `{t}` is not KEY=VALUE"))?;
+        tag_map.insert(k.to_string(), v.to_string());
+    }
+    let mut matchers = serde_json::Map::new();
+    for (k, v) in [
+        ("project", project),
+        ("environment", environment),
+        ("rule", rule),
+        ("severity", severity),
+        ("level", level),
+        ("title_regex", title_regex),
+    ] {
+        if let Some(v) = v {
+            matchers.insert(k.into(), Value::String(v));
         }
-        SilenceCommand::Expire { id } => {
-            let id = id.trim().trim_start_matches('#');
-            let id: SilenceId = id
-                .parse()
-                .with_context(|| format!("`{id}` is not a silence id"))?;
-            let answer = send(auth(client.delete(format!("{base}/api/silences/{id}")))).await?;
-            let notified: Vec<String> = answer["notified_incidents"]
-                .as_array()
-                .map(|a| a.iter().map(|v| format!("#{v}")).collect())
-                .unwrap_or_default();
-            match text(&answer["result"]).as_str() {
-                "expired" => println!(
-                    "silence #{id} expired; notified now: {}",
-                    if notified.is_empty() {
-                        "none".to_string()
-                    } else {
-                        notified.join(", ")
-                    }
-                ),
-                _ => println!("silence #{id} had already ended"),
+    }
+    if !tag_map.is_empty() {
+        matchers.insert("tags".into(), json!(tag_map));
+    }
+    Ok(json!({
+        "matchers": matchers,
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "duration": duration,
+        "author": author,
+        "comment": comment,
+        "let_through": let_through,
+    }))
+}
+
+/// `silence list`.
+async fn list_silences(api: &Api, state: &str, json: bool) -> anyhow::Result<()> {
+    let answer = send(api.request(
+        reqwest::Method::GET,
+        &format!("/api/silences?state={}", state.trim()),
+    ))
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    let rows = answer["silences"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("no silences");
+    }
+    for s in rows {
+        let through = s["let_through"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                let words: Vec<String> = a.iter().map(text).collect();
+                format!(" let_through={}", words.join(","))
+            })
+            .unwrap_or_default();
+        println!(
+            "#{}\t{}\t{} .. {}\tby {}\tholding {}\t{}{}{}",
+            s["id"],
+            text(&s["state"]),
+            text(&s["starts_at"]),
+            text(&s["expired_at"]).if_empty(text(&s["ends_at"])),
+            text(&s["author"]),
+            s["holding"],
+            text(&s["matches"]),
+            through,
+            match text(&s["comment"]) {
+                c if c.is_empty() => String::new(),
+                c => format!("\t# {c}"),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// `silence expire`.
+async fn expire_silence(api: &Api, id: &str) -> anyhow::Result<()> {
+    let id = id.trim().trim_start_matches('#');
+    let id: SilenceId = id
+        .parse()
+        .with_context(|| format!("`{id}` is not a silence id"))?;
+    let answer = send(api.request(reqwest::Method::DELETE, &format!("/api/silences/{id}"))).await?;
+    let notified: Vec<String> = answer["notified_incidents"]
+        .as_array()
+        .map(|a| a.iter().map(|v| format!("#{v}")).collect())
+        .unwrap_or_default();
+    match text(&answer["result"]).as_str() {
+        "expired" => println!(
+            "silence #{id} expired; notified now: {}",
+            if notified.is_empty() {
+                "none".to_string()
+            } else {
+                notified.join(", ")
             }
-        }
+        ),
+        _ => println!("silence #{id} had already ended"),
     }
     Ok(())
 }
