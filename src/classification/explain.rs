@@ -324,7 +324,17 @@ fn trace(
     recent: &[Occurrence],
     now_ms: i64,
 ) -> Vec<ConditionTrace> {
-    let mut out = Vec::new();
+    let mut out = list_conditions(when, f);
+    out.extend(aggregate_condition(when, f));
+    out.extend(tag_conditions(when, f));
+    out.extend(duration_condition(when, f));
+    out.extend(apdex_condition(when, f));
+    out.extend(rate_condition(when, f, recent, now_ms));
+    out
+}
+
+/// The conditions that name accepted values (environment, level, ...), those the rule sets.
+fn list_conditions(when: &Conditions, f: &AlertFacts) -> Vec<ConditionTrace> {
     let lists: [ListCondition<'_>; 6] = [
         (
             "environment",
@@ -343,95 +353,120 @@ fn trace(
         ("resource", &when.resources, Some(f.resource.as_str()), true),
         ("action", &when.actions, Some(f.action.as_str()), true),
     ];
-    for (name, list, value, ci) in lists {
-        if let Some(list) = list {
-            out.push(ConditionTrace {
+    lists
+        .into_iter()
+        .filter_map(|(name, list, value, ci)| {
+            let list = list.as_ref()?;
+            Some(ConditionTrace {
                 condition: name.into(),
                 expected: any_of(list),
                 actual: shown(value),
                 result: in_list(list, value, ci),
-            });
-        }
-    }
-    if let Some(aggs) = &when.aggregates {
-        let agg = f.metric.as_ref().and_then(|m| m.aggregate.as_deref());
-        out.push(ConditionTrace {
-            condition: "aggregate".into(),
-            expected: format!("contains {}", any_of(aggs)),
-            actual: shown(agg),
-            result: agg.is_some_and(|a| aggs.iter().any(|x| a.contains(x.as_str()))),
-        });
-    }
-    for (k, v) in &when.tags {
-        let actual = f.tag(k);
-        out.push(ConditionTrace {
-            condition: format!("tag {k}"),
-            expected: v.clone(),
-            actual: shown(actual),
-            result: actual == Some(v.as_str()),
-        });
-    }
-    if let Some(limit) = when.transaction_duration_over_ms {
-        let metric_duration = f
-            .metric
-            .as_ref()
-            .filter(|m| m.is_transaction_duration())
-            .and_then(|m| m.value);
-        let d = f.transaction_duration_ms.or(metric_duration);
-        out.push(ConditionTrace {
-            condition: "transaction_duration_over".into(),
-            expected: format!("> {limit} ms"),
-            actual: d.map_or_else(|| "-".to_string(), |d| format!("{d} ms")),
-            result: d.is_some_and(|d| d > limit),
-        });
-    }
-    if let Some(limit) = when.apdex_below {
-        let a = f
-            .metric
-            .as_ref()
-            .filter(|m| m.is_apdex())
-            .and_then(|m| m.value);
-        out.push(ConditionTrace {
-            condition: "apdex_below".into(),
-            expected: format!("< {limit}"),
-            actual: number(a),
-            result: a.is_some_and(|a| a < limit),
-        });
-    }
-    if let Some(rate) = &when.rate {
-        let within = rate.within.as_millis_i64();
-        let key = group_key(rate.per, f);
-        // As the classifier counts: this occurrence plus the stored ones of the same group that
-        // meet the rule's other conditions, inside the window.
-        let before = recent
-            .iter()
-            .filter(|(o, at)| {
-                *at > now_ms - within
-                    && o.occurrence
-                    && matches_static(when, o)
-                    && group_key(rate.per, o) == key
             })
-            .count();
-        let count = before + usize::from(f.occurrence);
-        let per = match rate.per {
-            crate::config::RateGrouping::Project => "project",
-            crate::config::RateGrouping::Issue => "issue",
-        };
-        out.push(ConditionTrace {
-            condition: "rate".into(),
-            expected: format!(
-                "more than {} within {} per {per}",
-                rate.more_than, rate.within
-            ),
-            actual: if f.occurrence {
-                format!("{count} in the window, this one included")
-            } else {
-                "not an occurrence (not counted)".to_string()
-            },
-            result: f.occurrence && count > rate.more_than as usize,
-        });
-    }
-    out
+        })
+        .collect()
+}
+
+/// `aggregates`: the metric alert's aggregate contains one of the listed words.
+fn aggregate_condition(when: &Conditions, f: &AlertFacts) -> Option<ConditionTrace> {
+    let aggs = when.aggregates.as_ref()?;
+    let agg = f.metric.as_ref().and_then(|m| m.aggregate.as_deref());
+    Some(ConditionTrace {
+        condition: "aggregate".into(),
+        expected: format!("contains {}", any_of(aggs)),
+        actual: shown(agg),
+        result: agg.is_some_and(|a| aggs.iter().any(|x| a.contains(x.as_str()))),
+    })
+}
+
+/// `tags`: one condition per tag the rule requires.
+fn tag_conditions(when: &Conditions, f: &AlertFacts) -> Vec<ConditionTrace> {
+    when.tags
+        .iter()
+        .map(|(k, v)| {
+            let actual = f.tag(k);
+            ConditionTrace {
+                condition: format!("tag {k}"),
+                expected: v.clone(),
+                actual: shown(actual),
+                result: actual == Some(v.as_str()),
+            }
+        })
+        .collect()
+}
+
+/// `transaction_duration_over`: the event's duration, or a duration metric's value.
+fn duration_condition(when: &Conditions, f: &AlertFacts) -> Option<ConditionTrace> {
+    let limit = when.transaction_duration_over_ms?;
+    let metric_duration = f
+        .metric
+        .as_ref()
+        .filter(|m| m.is_transaction_duration())
+        .and_then(|m| m.value);
+    let d = f.transaction_duration_ms.or(metric_duration);
+    Some(ConditionTrace {
+        condition: "transaction_duration_over".into(),
+        expected: format!("> {limit} ms"),
+        actual: d.map_or_else(|| "-".to_string(), |d| format!("{d} ms")),
+        result: d.is_some_and(|d| d > limit),
+    })
+}
+
+/// `apdex_below`: an Apdex metric's value.
+fn apdex_condition(when: &Conditions, f: &AlertFacts) -> Option<ConditionTrace> {
+    let limit = when.apdex_below?;
+    let a = f
+        .metric
+        .as_ref()
+        .filter(|m| m.is_apdex())
+        .and_then(|m| m.value);
+    Some(ConditionTrace {
+        condition: "apdex_below".into(),
+        expected: format!("< {limit}"),
+        actual: number(a),
+        result: a.is_some_and(|a| a < limit),
+    })
+}
+
+/// `rate`: counted as the classifier counts.
+fn rate_condition(
+    when: &Conditions,
+    f: &AlertFacts,
+    recent: &[Occurrence],
+    now_ms: i64,
+) -> Option<ConditionTrace> {
+    let rate = when.rate.as_ref()?;
+    let within = rate.within.as_millis_i64();
+    let key = group_key(rate.per, f);
+    // As the classifier counts: this occurrence plus the stored ones of the same group that
+    // meet the rule's other conditions, inside the window.
+    let before = recent
+        .iter()
+        .filter(|(o, at)| {
+            *at > now_ms - within
+                && o.occurrence
+                && matches_static(when, o)
+                && group_key(rate.per, o) == key
+        })
+        .count();
+    let count = before + usize::from(f.occurrence);
+    let per = match rate.per {
+        crate::config::RateGrouping::Project => "project",
+        crate::config::RateGrouping::Issue => "issue",
+    };
+    Some(ConditionTrace {
+        condition: "rate".into(),
+        expected: format!(
+            "more than {} within {} per {per}",
+            rate.more_than, rate.within
+        ),
+        actual: if f.occurrence {
+            format!("{count} in the window, this one included")
+        } else {
+            "not an occurrence (not counted)".to_string()
+        },
+        result: f.occurrence && count > rate.more_than as usize,
+    })
 }
 
 /// `15m`, `1h`, `1h 30m`, `45s`.
@@ -454,12 +489,25 @@ fn human_ms(ms: i64) -> String {
 impl Explanation {
     /// The CLI's text form.
     pub(crate) fn to_text(&self) -> String {
-        let f = &self.facts;
         let mut out = String::new();
         let mut line = |s: String| {
             out.push_str(&s);
             out.push('\n');
         };
+        self.payload_text(&mut line);
+        line(String::new());
+        self.rules_text(&mut line);
+        line(String::new());
+        self.routing_text(&mut line);
+        self.silences_text(&mut line);
+        line(String::new());
+        line(format!("=> {}", self.summary));
+        out
+    }
+
+    /// What the payload says, as the rules see it.
+    fn payload_text(&self, line: &mut impl FnMut(String)) {
+        let f = &self.facts;
         line("Payload".into());
         line(format!("  resource     {} ({})", f.resource, f.action));
         line(format!("  meaning      {}", f.meaning));
@@ -494,7 +542,10 @@ impl Explanation {
             let tags: Vec<String> = f.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
             line(format!("  tags         {}", tags.join(", ")));
         }
-        line(String::new());
+    }
+
+    /// Each rule tried, with each of its conditions.
+    fn rules_text(&self, line: &mut impl FnMut(String)) {
         match &self.not_classified_because {
             Some(why) => line(format!("Rules: not tried: {why}")),
             None => {
@@ -526,7 +577,10 @@ impl Explanation {
                 }
             }
         }
-        line(String::new());
+    }
+
+    /// Severity, who is notified, escalation and digest.
+    fn routing_text(&self, line: &mut impl FnMut(String)) {
         line(format!("Severity     {}", self.severity));
         line(format!(
             "Notifies     {}",
@@ -548,6 +602,10 @@ impl Explanation {
             "Digest       {}",
             self.digest.map_or("none", cadence_word)
         ));
+    }
+
+    /// The silences in force that match, or why none were checked.
+    fn silences_text(&self, line: &mut impl FnMut(String)) {
         match &self.silences {
             Silences::NotChecked { reason } => line(format!("Silences     {reason}")),
             Silences::Checked { matching } if matching.is_empty() => {
@@ -574,9 +632,6 @@ impl Explanation {
                 }
             }
         }
-        line(String::new());
-        line(format!("=> {}", self.summary));
-        out
     }
 }
 
