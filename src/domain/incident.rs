@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Episode, EventId, IncidentId, Severity, Via, text_enum};
+use super::{Episode, EventId, IncidentId, Severity, SilenceId, Via, text_enum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
@@ -110,7 +110,7 @@ pub struct Incident {
     pub count_updated_at: Option<i64>,
     pub updated_at: i64,
     /// The silence holding this episode's notifications and escalation (`silences.id`).
-    pub silenced_by: Option<i64>,
+    pub silenced_by: Option<SilenceId>,
 }
 
 impl Incident {

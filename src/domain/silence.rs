@@ -15,7 +15,7 @@ use super::Severity;
 )]
 #[serde(transparent)]
 #[sqlx(transparent)]
-pub(crate) struct SilenceId(pub i64);
+pub struct SilenceId(pub i64);
 
 impl SilenceId {
     pub(crate) fn get(self) -> i64 {

@@ -15,7 +15,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json as JsonBody, Path, Query};
 use crate::clock::ms_to_datetime;
-use crate::domain::{Action, Episode, IncidentId, IncidentState, Severity, Via};
+use crate::domain::{Action, Episode, IncidentId, IncidentState, Severity, SilenceId, Via};
 use crate::incidents::model::Incident;
 use crate::incidents::transitions::Actor;
 use crate::store::listings::{self, IncidentFilter};
@@ -113,7 +113,7 @@ pub(crate) struct IncidentView {
     escalations_fired: i64,
     policy: Value,
     /// The silence holding its notifications and escalation (`/api/silences/{id}`).
-    silenced_by: Option<i64>,
+    silenced_by: Option<SilenceId>,
 }
 
 fn rfc3339(ms: i64) -> String {

@@ -8,7 +8,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use super::{CorruptRow, CorruptRows, StoreError, WriteTx};
 use crate::domain::{
     DeliveryStatus, Effects, Episode, EventId, Incident, IncidentId, NewDelivery, NewTimeline,
-    Policy,
+    Policy, SilenceId,
 };
 
 /// SQLite allows 32766 bound parameters per statement; stay well below it.
@@ -199,7 +199,7 @@ pub(crate) struct IncidentRow {
     pub notified_count: i64,
     pub count_updated_at: Option<i64>,
     pub updated_at: i64,
-    pub silenced_by: Option<i64>,
+    pub silenced_by: Option<SilenceId>,
 }
 
 impl IncidentRow {

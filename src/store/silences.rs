@@ -11,7 +11,7 @@ use crate::domain::{
 /// `silences` as stored; [`SilenceRow::decode`] reads the JSON columns.
 #[derive(Debug, Clone, sqlx::FromRow)]
 struct SilenceRow {
-    id: i64,
+    id: SilenceId,
     matchers: String,
     starts_at: i64,
     ends_at: i64,
@@ -27,7 +27,7 @@ impl SilenceRow {
         let bad = |field: &'static str, reason: String| {
             seen.found(CorruptRow {
                 table: "silences",
-                id: self.id,
+                id: self.id.get(),
                 field,
                 reason,
             })
@@ -37,7 +37,7 @@ impl SilenceRow {
         let let_through: Vec<Severity> = serde_json::from_str(&self.let_through)
             .map_err(|e| bad("let_through", e.to_string()))?;
         Ok(Silence {
-            id: SilenceId(self.id),
+            id: self.id,
             matchers,
             starts_at: self.starts_at,
             ends_at: self.ends_at,
@@ -69,7 +69,7 @@ pub(crate) async fn insert(
         .map_err(|e| StoreError::Corrupt(format!("matchers not serializable: {e}")))?;
     let let_through = serde_json::to_string(&new.let_through)
         .map_err(|e| StoreError::Corrupt(format!("let_through not serializable: {e}")))?;
-    let id: i64 = sqlx::query_scalar(
+    let id: SilenceId = sqlx::query_scalar(
         "INSERT INTO silences (matchers, starts_at, ends_at, author, comment, let_through, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
@@ -83,7 +83,7 @@ pub(crate) async fn insert(
     .fetch_one(&mut **tx)
     .await?;
     Ok(Silence {
-        id: SilenceId(id),
+        id,
         matchers: new.matchers.clone(),
         starts_at: new.starts_at,
         ends_at: new.ends_at,
@@ -114,7 +114,7 @@ pub(crate) async fn get(
     id: SilenceId,
 ) -> Result<Option<Silence>, StoreError> {
     let row: Option<SilenceRow> = sqlx::query_as("SELECT * FROM silences WHERE id = ?")
-        .bind(id.get())
+        .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
     Ok(row.map(|r| r.decode(seen)).transpose()?)
@@ -142,7 +142,7 @@ pub(crate) async fn expire(tx: &mut WriteTx, id: SilenceId, now: i64) -> Result<
         "UPDATE silences SET expired_at = ?1 WHERE id = ?2 AND expired_at IS NULL AND ends_at > ?1",
     )
     .bind(now)
-    .bind(id.get())
+    .bind(id)
     .execute(&mut **tx)
     .await?;
     Ok(r.rows_affected() == 1)
@@ -154,7 +154,7 @@ pub(crate) async fn ended_unreleased(
     now: i64,
     limit: i64,
 ) -> Result<Vec<SilenceId>, StoreError> {
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids: Vec<SilenceId> = sqlx::query_scalar(
         "SELECT id FROM silences WHERE released_at IS NULL \
          AND MIN(ends_at, COALESCE(expired_at, ends_at)) <= ? ORDER BY id LIMIT ?",
     )
@@ -162,7 +162,7 @@ pub(crate) async fn ended_unreleased(
     .bind(limit)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(ids.into_iter().map(SilenceId).collect())
+    Ok(ids)
 }
 
 /// Records that the incidents a silence held were released (in the transaction that released
@@ -174,7 +174,7 @@ pub(crate) async fn mark_released(
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE silences SET released_at = ? WHERE id = ? AND released_at IS NULL")
         .bind(now)
-        .bind(id.get())
+        .bind(id)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -188,7 +188,7 @@ pub(crate) async fn held_incidents(
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
     let rows: Vec<IncidentRow> =
         sqlx::query_as("SELECT * FROM incidents WHERE silenced_by = ? ORDER BY id")
-            .bind(id.get())
+            .bind(id)
             .fetch_all(&mut **tx)
             .await?;
     Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
@@ -235,12 +235,12 @@ pub(crate) async fn event_details(
 pub(crate) async fn held_counts(
     conn: &mut SqliteConnection,
 ) -> Result<Vec<(SilenceId, i64)>, StoreError> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
+    let rows: Vec<(SilenceId, i64)> = sqlx::query_as(
         "SELECT silenced_by, COUNT(*) FROM incidents WHERE silenced_by IS NOT NULL GROUP BY silenced_by",
     )
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(|(id, n)| (SilenceId(id), n)).collect())
+    Ok(rows)
 }
 
 /// The earliest end of a silence still to release: when the expiry worker must look next.

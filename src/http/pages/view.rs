@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::clock::ms_to_datetime;
 use crate::config::{Conditions, RoutingConfig};
-use crate::domain::{DeliveryId, DeliveryStatus, Episode, EventId, IncidentId, IncidentState};
+use crate::domain::{
+    DeliveryId, DeliveryStatus, Episode, EventId, IncidentId, IncidentState, SilenceId,
+};
 use crate::incidents::model::Incident;
 use crate::incidents::service::ServiceError;
 use crate::intake::details::EventDetails;
@@ -96,7 +98,7 @@ struct IncidentView<'a> {
     resolved: Option<String>,
     sentry_url: Option<&'a str>,
     /// The silence holding its notifications, if one does.
-    silenced_by: Option<i64>,
+    silenced_by: Option<SilenceId>,
 }
 
 impl<'a> IncidentView<'a> {

@@ -64,8 +64,8 @@ pub(crate) fn hold_if_silenced(
                 inc.escalation_version += 1;
                 fx.timers_changed = true;
             }
-            let first = inc.silenced_by != Some(silence.id.get());
-            inc.silenced_by = Some(silence.id.get());
+            let first = inc.silenced_by != Some(silence.id);
+            inc.silenced_by = Some(silence.id);
             if first {
                 fx.note(
                     inc,
@@ -87,7 +87,7 @@ pub(crate) fn hold_if_silenced(
             if let Some(held_by) = inc.silenced_by.take() {
                 let why = match silences
                     .iter()
-                    .find(|s| s.id.get() == held_by && s.matches(&subject, now))
+                    .find(|s| s.id == held_by && s.matches(&subject, now))
                 {
                     Some(_) => format!("silence #{held_by} lets {} through", inc.severity),
                     None => format!("silence #{held_by} no longer matches"),
@@ -117,7 +117,7 @@ pub(crate) fn release(
     now: i64,
 ) -> Effects {
     let mut fx = Effects::default();
-    if inc.silenced_by != Some(silence.get()) {
+    if inc.silenced_by != Some(silence) {
         return fx;
     }
     inc.silenced_by = None;
@@ -135,7 +135,7 @@ pub(crate) fn release(
         title: &inc.title,
     };
     if let Some(next) = holding(active, &subject, now) {
-        inc.silenced_by = Some(next.id.get());
+        inc.silenced_by = Some(next.id);
         fx.note(
             inc,
             now,
@@ -191,7 +191,7 @@ pub(crate) fn hold_open(
     if !silence.holds(&subject, now) {
         return fx;
     }
-    inc.silenced_by = Some(silence.id.get());
+    inc.silenced_by = Some(silence.id);
     inc.updated_at = now;
     if inc.next_escalation_at.is_some() {
         inc.next_escalation_at = None;

@@ -53,7 +53,7 @@ fn a_held_alert_queues_nothing_and_has_no_timer() {
     let (inc, fx) = open(Severity::Critical, &[silence(3, by_title(), vec![])], MIN);
     assert!(fx.deliveries.is_empty());
     assert_eq!(inc.next_escalation_at, None);
-    assert_eq!(inc.silenced_by, Some(3));
+    assert_eq!(inc.silenced_by, Some(SilenceId(3)));
     let note = fx.timeline.last().unwrap();
     assert_eq!(note.via, Some(Via::Silence));
     assert!(
@@ -75,7 +75,7 @@ fn tags_of_the_alert_are_matched() {
         &[silence(1, tag("web01.example.org"), vec![])],
         MIN,
     );
-    assert_eq!(held.silenced_by, Some(1));
+    assert_eq!(held.silenced_by, Some(SilenceId(1)));
     let (free, fx) = open(Severity::Critical, &[silence(1, tag("web02"), vec![])], MIN);
     assert_eq!(free.silenced_by, None);
     assert_eq!(fx.deliveries.len(), 1);
@@ -97,7 +97,7 @@ fn outside_its_window_a_silence_holds_nothing() {
 fn a_raise_to_a_let_through_severity_pages_and_arms_the_timer() {
     let silences = [silence(3, by_title(), vec![Severity::Critical])];
     let (mut inc, _) = open(Severity::High, &silences, MIN);
-    assert_eq!(inc.silenced_by, Some(3));
+    assert_eq!(inc.silenced_by, Some(SilenceId(3)));
     let cfg = routing();
     let facts = parse(
         Some("event_alert"),
@@ -120,7 +120,7 @@ fn release_notifies_a_triggered_incident_and_starts_its_window_then() {
     let (mut inc, _) = open(Severity::Critical, &[silence(3, by_title(), vec![])], MIN);
     let other = release(&mut inc, SilenceId(4), &[], &[], 60 * MIN);
     assert!(other.deliveries.is_empty(), "not held by that one");
-    assert_eq!(inc.silenced_by, Some(3));
+    assert_eq!(inc.silenced_by, Some(SilenceId(3)));
     let fx = release(&mut inc, SilenceId(3), &[], &[], 60 * MIN);
     assert_eq!(fx.deliveries.len(), 1);
     assert_eq!(fx.deliveries[0].kind, NotificationKind::Opened);
@@ -150,7 +150,7 @@ fn a_new_silence_holds_an_open_triggered_incident_and_stops_its_timer() {
     let mut s = silence(5, by_title(), vec![]);
     s.ends_at = 120 * MIN;
     let fx = hold_open(&mut inc, &s, &[], 2 * MIN);
-    assert_eq!(inc.silenced_by, Some(5));
+    assert_eq!(inc.silenced_by, Some(SilenceId(5)));
     assert_eq!(inc.next_escalation_at, None);
     assert!(fx.timers_changed);
     let unmatched = silence(
