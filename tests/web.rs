@@ -228,6 +228,92 @@ async fn web_page_lists_and_acknowledges_with_the_api_token() {
     assert_eq!(r.status(), 404);
 }
 
+/// Signed in to the pages, the name signed in with is who acts: a `by` field (hidden on the
+/// one-button forms, read-only on the others) cannot make ana's post record someone else.
+#[tokio::test]
+async fn the_signed_in_name_wins_over_a_by_field() {
+    let app = spawn_with(AppOptions {
+        secrets: Secrets {
+            api_token: secret("t0ken"),
+            ..signed_secrets()
+        },
+        run_workers: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let mut ids = Vec::new();
+    for (issue, title) in [("9100", "Order router down"), ("9101", "Ledger stuck")] {
+        let answer = post_signed(&app, "event_alert", &critical(issue, issue, title)).await;
+        ids.push(opened(&answer).0);
+    }
+    let incident = |id: i64| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url(&format!("/api/incidents/{id}")))
+                .bearer_auth("t0ken")
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+
+    let page = app
+        .client
+        .get(app.url(&format!("/incidents/{}", ids[0])))
+        .basic_auth("ana", Some("t0ken"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("value=\"ana\" required maxlength=\"200\" readonly"),
+        "the name field says who is signed in and is not edited: {page}"
+    );
+
+    let r = app
+        .client
+        .post(app.url(&format!("/incidents/{}/ack", ids[0])))
+        .basic_auth("ana", Some("t0ken"))
+        .header("Sec-Fetch-Site", "same-origin")
+        .form(&[("by", "mallory")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(incident(ids[0]).await["acknowledged_by"], "ana");
+
+    // Also when the form carries the token as a script would, the browser's sign-in names the
+    // actor.
+    let r = app
+        .client
+        .post(app.url(&format!("/incidents/{}/resolve", ids[1])))
+        .basic_auth("ana", Some("t0ken"))
+        .header("Sec-Fetch-Site", "same-origin")
+        .form(&[("by", "mallory"), ("api_token", "t0ken")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(incident(ids[1]).await["resolved_by"], "ana");
+
+    // A script with the token in the form and no sign-in still names itself.
+    let r = app
+        .client
+        .post(app.url(&format!("/incidents/{}/resolve", ids[0])))
+        .form(&[("by", "deploy-bot"), ("api_token", "t0ken")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(incident(ids[0]).await["resolved_by"], "deploy-bot");
+}
+
 const MINUTE: i64 = 60_000;
 
 fn at(minutes: i64) -> i64 {

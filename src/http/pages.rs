@@ -375,8 +375,12 @@ pub(crate) fn web_actor(
         let given = super::form::field(form, "api_token");
         crate::intake::signature::verify_token(expected.expose(), given.as_deref()).is_ok()
     });
-    if !token_in_form {
-        web_login(state, pages, headers)?;
+    // The name signed in with is who acts: a form field (a hidden input the page fills in, or
+    // one a user edits) must not let ana record "mallory".
+    let login = if token_in_form {
+        signed_in_name(state, headers)
+    } else {
+        let login = web_login(state, pages, headers)?;
         if !same_origin(headers, &state.public_url) {
             return Err(Box::new(
                 pages
@@ -388,8 +392,11 @@ pub(crate) fn web_actor(
                     .into_response(),
             ));
         }
-    }
-    let by = super::form::field(form, "by")
+        login
+    };
+    let by = login
+        .filter(|name| !name.is_empty())
+        .or_else(|| super::form::field(form, "by"))
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     if by.is_empty() || by.len() > 200 {
@@ -404,6 +411,13 @@ pub(crate) fn web_actor(
         ));
     }
     Ok(Actor::new(by, Via::Web))
+}
+
+/// The user name of valid Basic credentials, if the request carries them.
+fn signed_in_name(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    state.secrets.api_token.as_ref()?;
+    require_api_reader(state, headers).ok()?;
+    presented_token(headers).and_then(|(_, user)| user)
 }
 
 /// Whether a form post comes from a page of this service, by the headers browsers add to posts
