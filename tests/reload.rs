@@ -396,3 +396,111 @@ async fn a_channel_added_by_a_reload_is_delivered_to_by_the_running_workers() {
     })
     .await;
 }
+
+/// A routing file whose only channel is `slack`'s webhook, with the given `delivery:` section.
+fn failing_slack_routing(slack: &support::fake_slack::FakeSlack, delivery: &str) -> String {
+    format!(
+        r##"
+channels:
+  slack-alerts: {{ type: slack, channel: "#alerts", webhook_url: "{url}" }}
+rules:
+  - name: critical-production-errors
+    severity: critical
+    when: {{ environment: production, level: [error, fatal] }}
+severities:
+  critical: {{ notify: [slack-alerts] }}
+delivery:
+{delivery}
+"##,
+        url = slack.webhook_url(),
+    )
+}
+
+/// The one Slack row: (status, attempts, next_attempt_at).
+async fn slack_row(app: &TestApp) -> (String, i64, i64) {
+    let status: String = sqlx::query_scalar(
+        "SELECT status FROM deliveries WHERE channel = 'slack-alerts' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(paiid_alerts::testing::read_pool(&app.state.store))
+    .await
+    .unwrap();
+    let attempts = app
+        .scalar(
+            "SELECT attempts FROM deliveries WHERE channel = 'slack-alerts' ORDER BY id LIMIT 1",
+        )
+        .await;
+    let next = app
+        .scalar(
+            "SELECT next_attempt_at FROM deliveries WHERE channel = 'slack-alerts' ORDER BY id LIMIT 1",
+        )
+        .await;
+    (status, attempts, next)
+}
+
+/// The `delivery:` section is read per attempt: after a reload, a delivery already failing is
+/// retried on the new schedule and given up on after the new number of attempts.
+#[tokio::test]
+async fn a_reloaded_retry_schedule_and_max_attempts_apply_to_the_next_attempt() {
+    use paiid_alerts::testing::clock::Clock;
+    use paiid_alerts::testing::notify::worker::Step;
+    use support::fake_slack::{Behaviour, FakeSlack};
+
+    let slack = FakeSlack::start().await;
+    slack.fail_next(100, Behaviour::Status(500));
+    let app = spawn_with(AppOptions {
+        routing: failing_slack_routing(&slack, "  retry_schedule: [25s]\n  max_attempts: 8\n"),
+        run_workers: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let r = app
+        .post_sentry(Some("error"), &production_error(1, "8201"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(1)
+    );
+    let (status, attempts, next) = slack_row(&app).await;
+    let now = app.clock.now_ms();
+    assert_eq!((status.as_str(), attempts), ("failed", 1));
+    assert!(
+        (20_000..=30_000).contains(&(next - now)),
+        "first retry on the old schedule (25 s ± 20 %): in {} ms",
+        next - now
+    );
+
+    std::fs::write(
+        routing_path(&app),
+        failing_slack_routing(&slack, "  retry_schedule: [1s]\n  max_attempts: 3\n"),
+    )
+    .unwrap();
+    let r = app.client.post(app.url("/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    app.clock.advance(Duration::from_secs(31));
+    assert_eq!(
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(1)
+    );
+    let (status, attempts, next) = slack_row(&app).await;
+    let now = app.clock.now_ms();
+    assert_eq!((status.as_str(), attempts), ("failed", 2));
+    assert!(
+        (800..=1_200).contains(&(next - now)),
+        "second retry on the reloaded schedule (1 s ± 20 %): in {} ms",
+        next - now
+    );
+
+    app.clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        app.workers.outbox.step("slack-alerts").await.unwrap(),
+        Step::Executed(1)
+    );
+    let (status, attempts, _) = slack_row(&app).await;
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("dead", 3),
+        "given up after the reloaded max_attempts (3)"
+    );
+}

@@ -88,7 +88,12 @@ impl Reloader {
                     config = %done.path,
                     rules = done.rules,
                     channels = done.channels,
-                    "routing file reloaded: new alerts use it (running escalations keep their policy)"
+                    "routing file reloaded: new alerts use it, the next delivery attempt its delivery settings (running escalations keep their policy)"
+                );
+                // The process environment is not re-read: say so, since a reload after editing
+                // it would otherwise look like it applied the change.
+                tracing::info!(
+                    "not reloaded (restart to change): environment variables, i.e. SMTP_URL and the other secrets, ${{VARS}} in the routing file, PUBLIC_URL, LISTEN_ADDR, DATABASE_URL"
                 );
                 for (name, why) in &done.log_only {
                     tracing::warn!(channel = %name, "channel {name} only reaches the log: {why}");

@@ -52,9 +52,7 @@ pub struct OutboxWorker {
     channels: Live<Channels>,
     builder: NotificationBuilder,
     clock: SharedClock,
-    retry: RetryPolicy,
     limiter: Mutex<RateLimiter>,
-    lease_ms: i64,
     metrics: Arc<Metrics>,
 }
 
@@ -67,27 +65,13 @@ impl OutboxWorker {
         clock: SharedClock,
         metrics: Arc<Metrics>,
     ) -> Self {
-        // The retry schedule and lease are taken once: a reload changes who is notified and how,
-        // not the pace of deliveries already queued (a restart does).
-        let cfg = live.load();
-        let retry = RetryPolicy {
-            schedule: cfg.delivery.retry_schedule.clone(),
-            max_attempts: cfg.delivery.max_attempts,
-            jitter: 0.2,
-        };
-        // A claimed row is safe from other workers for twice the send timeout: a crash leaves
-        // it to be claimed again after that.
-        let lease_ms =
-            i64::try_from(cfg.delivery.send_timeout.as_millis() * 2).unwrap_or(60_000) + 5_000;
         Self {
             store,
             cfg: live,
             channels,
             builder,
             clock,
-            retry,
             limiter: Mutex::new(RateLimiter::new()),
-            lease_ms,
             metrics,
         }
     }
@@ -103,9 +87,9 @@ impl OutboxWorker {
         cancel: &CancellationToken,
     ) -> Result<Step, StoreError> {
         let now = self.clock.now_ms();
+        let lease_ms = lease_ms(&self.cfg.load());
         let rows =
-            deliveries::claim_due(&self.store, channel, now, now + self.lease_ms, CLAIM_BATCH)
-                .await?;
+            deliveries::claim_due(&self.store, channel, now, now + lease_ms, CLAIM_BATCH).await?;
         if rows.is_empty() {
             return Ok(Step::Idle);
         }
@@ -228,6 +212,15 @@ impl OutboxWorker {
         .await
     }
 
+    /// The notification builder with `delivery.include_pii` as the configuration in force says,
+    /// so that a reload changes what the next message shows.
+    fn builder_now(&self) -> NotificationBuilder {
+        NotificationBuilder {
+            include_pii: self.cfg.load().delivery.include_pii,
+            ..self.builder.clone()
+        }
+    }
+
     /// What row `d` sends, or the outcome of a row that cannot be sent (unknown kind, incident
     /// gone, unreadable notice detail).
     async fn message_for(&self, d: &Delivery) -> Result<Result<Message, SendOutcome>, StoreError> {
@@ -235,18 +228,17 @@ impl OutboxWorker {
             id: d.id,
             created_at: d.created_at,
         };
+        let builder = self.builder_now();
         let kind = match &d.kind {
             Ok(DeliveryKind::Notification(kind)) => *kind,
             Ok(DeliveryKind::Notice(kind)) => {
-                return Ok(
-                    match self.builder.notice(*kind, d.detail.as_deref(), delivery) {
-                        Ok(notice) => Ok(Message::Notice(notice)),
-                        Err(e) => Err(SendOutcome::Permanent {
-                            status: None,
-                            reason: e.to_string(),
-                        }),
-                    },
-                );
+                return Ok(match builder.notice(*kind, d.detail.as_deref(), delivery) {
+                    Ok(notice) => Ok(Message::Notice(notice)),
+                    Err(e) => Err(SendOutcome::Permanent {
+                        status: None,
+                        reason: e.to_string(),
+                    }),
+                });
             }
             // Logged when read; no later version's row is sent by guessing what it meant.
             Err(e) => {
@@ -258,7 +250,7 @@ impl OutboxWorker {
         };
         let built = match d.incident_id {
             Some(id) => {
-                self.builder
+                builder
                     .for_delivery(id, d.episode, kind, d.detail.as_deref(), &d.channel)
                     .await?
             }
@@ -322,7 +314,10 @@ impl OutboxWorker {
                 {
                     l.pause(key, now, after);
                 }
-                match self.retry.next_delay(attempt, retry_after, fastrand::f64()) {
+                // Read now rather than at start-up, so a reloaded schedule applies to the next
+                // attempt of a delivery that is already failing.
+                let retry = retry_policy(&self.cfg.load());
+                match retry.next_delay(attempt, retry_after, fastrand::f64()) {
                     Some(delay) => {
                         let delay = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
                         (
@@ -511,6 +506,22 @@ impl OutboxWorker {
             }
         }
     }
+}
+
+/// The retry schedule and attempt limit of the `delivery:` section in force.
+fn retry_policy(cfg: &RoutingConfig) -> RetryPolicy {
+    RetryPolicy {
+        schedule: cfg.delivery.retry_schedule.clone(),
+        max_attempts: cfg.delivery.max_attempts,
+        jitter: 0.2,
+    }
+}
+
+/// How long a claimed row is safe from other workers: twice the send timeout (plus a margin),
+/// so a crash leaves it to be claimed again after that. From the configuration in force when
+/// the row is claimed; a row already claimed keeps the lease it was given.
+fn lease_ms(cfg: &RoutingConfig) -> i64 {
+    i64::try_from(cfg.delivery.send_timeout.as_millis() * 2).unwrap_or(60_000) + 5_000
 }
 
 /// `d` in whole milliseconds, rounded up so that waiting that long on the clock is enough.
