@@ -632,17 +632,47 @@ async fn filters_search_and_pages_narrow_the_lists_and_a_bad_filter_is_a_400() {
     let index = html(&app, "/?state=triggered").await;
     assert!(!table(&index, "resolved-incidents").contains("Cache node lost"));
 
-    // A word that names nothing is refused, saying which words there are.
+    // A word that names nothing is refused, saying which parameter and which words there are,
+    // in the page's words rather than the query parser's.
     for (path, says) in [
-        ("/?state=open", "`open`"),
-        ("/?severity=urgent", "critical"),
-        ("/?page=0", "page"),
-        ("/?colour=red", "colour"),
+        (
+            "/?state=open",
+            [
+                "state",
+                "`open`",
+                "triggered, acknowledged, resolved, muted",
+            ],
+        ),
+        (
+            "/?severity=urgent",
+            [
+                "severity",
+                "`urgent`",
+                "unclassified, low, medium, high, critical",
+            ],
+        ),
+        ("/?page=0", ["page", "`0`", "a positive whole number"]),
+        (
+            "/?colour=red",
+            [
+                "colour",
+                "state, severity, project, environment, q, page",
+                "parameter",
+            ],
+        ),
+        (
+            "/deliveries?requeued=x",
+            ["requeued", "`x`", "a delivery number"],
+        ),
     ] {
         let (status, body) = page(&app, path).await;
         assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains("Bad filter"), "{path}: {body}");
+        for s in says {
+            assert!(body.contains(s), "{path}: {s}: {body}");
+        }
         assert!(
-            body.contains("Bad filter") && body.contains(says),
+            !body.contains("Failed to deserialize") && !body.contains("query string"),
             "{path}: {body}"
         );
         assert!(body.contains("<nav id=\"nav\">"), "{body}");

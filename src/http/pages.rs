@@ -99,7 +99,7 @@ struct IndexQuery {
     environment: Option<String>,
     #[serde(default, deserialize_with = "word")]
     q: Option<String>,
-    #[serde(default, deserialize_with = "word")]
+    #[serde(default, deserialize_with = "page_number")]
     page: Option<std::num::NonZeroU32>,
 }
 
@@ -118,11 +118,74 @@ where
     }
 }
 
+/// A page number: a positive whole number; blank is the first page.
+fn page_number<'de, D>(d: D) -> Result<Option<std::num::NonZeroU32>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    whole_number(d, "a positive whole number")
+}
+
+/// A delivery's number, as `/deliveries?requeued=N` carries it.
+fn delivery_number<'de, D>(d: D) -> Result<Option<DeliveryId>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    whole_number(d, "a delivery number")
+}
+
+/// A number read with its type's `FromStr`, whose own error ("number would be zero for
+/// non-zero type") would not tell a reader what to type instead.
+fn whole_number<'de, D, T>(d: D, what: &str) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+{
+    let raw: Option<String> = Option::deserialize(d)?;
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not {what}"))),
+    }
+}
+
 /// A query string the page cannot read, as a page that says why.
 fn bad_query(pages: &Pages, e: &QueryRejection) -> Response {
     pages
-        .message(StatusCode::BAD_REQUEST, "Bad filter", &e.body_text())
+        .message(
+            StatusCode::BAD_REQUEST,
+            "Bad filter",
+            &query_problem(&e.body_text()),
+        )
         .into_response()
+}
+
+/// The query extractor's message in the page's words: which parameter, and what it may be,
+/// without the parser's "Failed to deserialize query string" preamble.
+fn query_problem(text: &str) -> String {
+    let inner = text
+        .strip_prefix("Failed to deserialize query string:")
+        .unwrap_or(text)
+        .trim();
+    let unknown = inner
+        .split_once("unknown field `")
+        .and_then(|(_, rest)| rest.split_once('`'));
+    if let Some((name, tail)) = unknown {
+        let known = tail
+            .split_once("expected one of ")
+            .or_else(|| tail.split_once("expected "))
+            .map(|(_, list)| list.replace('`', ""))
+            .unwrap_or_default();
+        return format!("There is no filter parameter `{name}`. The parameters are: {known}.");
+    }
+    match inner.split_once(": ") {
+        Some((field, why)) if !field.contains(' ') => {
+            format!("Parameter `{field}`: {why}.")
+        }
+        _ => inner.to_string(),
+    }
 }
 
 fn unavailable(pages: &Pages, e: &impl std::fmt::Display) -> Response {
@@ -277,7 +340,9 @@ async fn incident_page(
 
 /// `/deliveries?requeued=N`: the page a Retry lands on says what it did.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DeliveriesQuery {
+    #[serde(default, deserialize_with = "delivery_number")]
     requeued: Option<DeliveryId>,
 }
 
