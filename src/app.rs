@@ -95,28 +95,11 @@ impl Application {
             wakers,
             metrics,
         };
-        let builder = NotificationBuilder {
-            store: core.store.clone(),
-            public_url: public_url.clone(),
-            ack_keys: ack_keys.clone(),
-            clock: core.clock.clone(),
-            include_pii: cfg.delivery.include_pii,
-        };
-        let reloader = Arc::new(Reloader::new(
-            settings.config_path.clone(),
-            channel_env(&settings),
-            core.cfg.clone(),
-            core.channels.clone(),
-            core.metrics.clone(),
-        ));
+        let builder = core.notification_builder(&public_url, &ack_keys, cfg.delivery.include_pii);
+        let reloader = core.reloader(&settings);
         let handles = build_workers(&core, builder);
         let state = AppState {
-            incidents: IncidentService {
-                store: core.store.clone(),
-                cfg: core.cfg.clone(),
-                clock: core.clock.clone(),
-                wakers: core.wakers.clone(),
-            },
+            incidents: core.incident_service(),
             cfg: core.cfg,
             store: core.store,
             writer,
@@ -217,6 +200,42 @@ struct Core {
     clock: SharedClock,
     wakers: Wakers,
     metrics: Arc<Metrics>,
+}
+
+impl Core {
+    fn notification_builder(
+        &self,
+        public_url: &Arc<str>,
+        ack_keys: &Arc<AckKeys>,
+        include_pii: bool,
+    ) -> NotificationBuilder {
+        NotificationBuilder {
+            store: self.store.clone(),
+            public_url: public_url.clone(),
+            ack_keys: ack_keys.clone(),
+            clock: self.clock.clone(),
+            include_pii,
+        }
+    }
+
+    fn reloader(&self, settings: &Settings) -> Arc<Reloader> {
+        Arc::new(Reloader::new(
+            settings.config_path.clone(),
+            channel_env(settings),
+            self.cfg.clone(),
+            self.channels.clone(),
+            self.metrics.clone(),
+        ))
+    }
+
+    fn incident_service(&self) -> IncidentService {
+        IncidentService {
+            store: self.store.clone(),
+            cfg: self.cfg.clone(),
+            clock: self.clock.clone(),
+            wakers: self.wakers.clone(),
+        }
+    }
 }
 
 /// Refuses the two start-ups that work but leave the service unsafe or useless on a public
