@@ -308,3 +308,145 @@ async fn the_api_refuses_a_bad_payload_and_a_missing_token() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// Size, contents and modification time of `path`, and which of its `-wal` / `-shm` companions
+/// exist.
+fn file_state(path: &std::path::Path) -> (Vec<u8>, std::time::SystemTime, bool, bool) {
+    let companion = |suffix: &str| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p).exists()
+    };
+    (
+        std::fs::read(path).unwrap(),
+        std::fs::metadata(path).unwrap().modified().unwrap(),
+        companion("-wal"),
+        companion("-shm"),
+    )
+}
+
+/// `explain` reads the service's database (it names the silence there) and leaves the file as
+/// it found it: same bytes, same modification time, no `-wal` / `-shm` file left behind.
+#[tokio::test]
+async fn the_cli_reads_the_database_without_changing_it() {
+    let now = chrono::Utc::now().timestamp_millis();
+    let app = spawn_with(AppOptions {
+        routing: ROUTING.to_string(),
+        secrets: Secrets {
+            api_token: secret(TOKEN),
+            ..Secrets::default()
+        },
+        clock: Some(std::sync::Arc::new(
+            paiid_alerts::testing::clock::ManualClock::new(now),
+        )),
+        ..AppOptions::default()
+    })
+    .await;
+    let r = app
+        .client
+        .post(app.url("/api/silences"))
+        .bearer_auth(TOKEN)
+        .json(&json!({
+            "matchers": { "rule": "critical-production-errors" },
+            "duration": "2h",
+            "author": "ana",
+            "comment": "database failover"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let db = app.db_path.clone();
+    let routing = app.dir.path().join("routing.yaml");
+    let payload = fixtures_dir().join("event_alert.triggered.4.json");
+    let url = format!("sqlite://{}", db.display());
+    let args = [
+        payload.to_str().unwrap(),
+        "--config",
+        routing.to_str().unwrap(),
+        "--database-url",
+        &url,
+    ];
+    // While the service runs (its WAL open), explain reads what it committed.
+    assert!(file_state(&db).2, "the running service has a -wal file");
+    let (ok, out, err) = explain_cli(&args).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("HELD by silence #1"), "{out}");
+
+    let (dir, _) = app.stop().await;
+    let before = file_state(&db);
+    assert!(!before.2 && !before.3, "the stopped service left -wal/-shm");
+    // A coarse file system clock would hide a write within the same tick.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let (ok, out, err) = explain_cli(&args).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("HELD by silence #1"), "{out}");
+    let after = file_state(&db);
+    assert!(before.0 == after.0, "explain changed the database's bytes");
+    assert_eq!(before.1, after.1, "explain changed the database's mtime");
+    assert!(!after.2, "explain left a -wal file");
+    assert!(!after.3, "explain left a -shm file");
+    drop(dir);
+}
+
+/// A database an older version left (fewer migrations applied) is neither migrated nor
+/// misread: explain says what it is and what to do, and the file stays as it was.
+#[tokio::test]
+async fn the_cli_refuses_an_older_schema_with_a_clear_message_and_does_not_migrate_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir(&old).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(support::repo_path("migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let latest = names.len();
+    assert!(latest >= 2, "{names:?}");
+    for p in &names[..latest - 1] {
+        std::fs::copy(p, old.join(p.file_name().unwrap())).unwrap();
+    }
+    let db = dir.path().join("old.db");
+    let url = format!("sqlite://{}", db.display());
+    {
+        use sqlx::ConnectOptions;
+        let mut conn = url
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .unwrap()
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&mut conn)
+            .await
+            .unwrap();
+        sqlx::Connection::close(conn).await.unwrap();
+    }
+    let before = file_state(&db);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let routing = dir.path().join("routing.yaml");
+    std::fs::write(&routing, ROUTING).unwrap();
+    let payload = fixtures_dir().join("event_alert.triggered.4.json");
+    let (ok, out, err) = explain_cli(&[
+        payload.to_str().unwrap(),
+        "--config",
+        routing.to_str().unwrap(),
+        "--database-url",
+        &url,
+    ])
+    .await;
+    assert!(!ok, "explain accepted an older database: {out}");
+    let expected = format!("{} of the {latest} migrations", latest - 1);
+    assert!(
+        err.contains(&expected) && err.contains("older") && err.contains("serve"),
+        "{err}"
+    );
+    let after = file_state(&db);
+    assert!(before.0 == after.0, "explain migrated the database");
+    assert_eq!(before.1, after.1, "explain changed the database's mtime");
+    assert!(!after.2 && !after.3, "explain left -wal/-shm files");
+}

@@ -40,7 +40,15 @@ async fn explain(
     let resource = q.resource.or(header).filter(|r| !r.trim().is_empty());
     let cfg = state.cfg.load();
     let now = state.clock.now_ms();
-    match explain_payload(&cfg, Some(&state.store), resource.as_deref(), &body, now).await {
+    match explain_payload(
+        &cfg,
+        Some(state.store.reader()),
+        resource.as_deref(),
+        &body,
+        now,
+    )
+    .await
+    {
         Ok(e) => Ok(Json(e)),
         Err(ExplainError::Payload(e)) => Err(super::sentry::parse_error(e)),
         Err(ExplainError::Store(e)) => Err(e.into()),

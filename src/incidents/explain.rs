@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::classification::explain::{Explanation, Occurrence, explain};
 use crate::config::RoutingConfig;
 use crate::intake::sentry::{self, ParseError};
-use crate::store::{Durability, Store, StoreError};
+use crate::store::{Reader, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ExplainError {
@@ -18,11 +18,12 @@ pub(crate) enum ExplainError {
 }
 
 /// Explains `body` (sent with `Sentry-Hook-Resource: resource`) as the running service would
-/// classify it at `now_ms`, counting `store`'s recent occurrences and matching its silences.
+/// classify it at `now_ms`, counting the database's recent occurrences and matching its
+/// silences (read through `store`, the service's reader or a read-only one).
 /// Without a store, rates count this payload alone and silences are reported as not checked.
 pub(crate) async fn explain_payload(
     cfg: &RoutingConfig,
-    store: Option<&Store>,
+    store: Option<&Reader>,
     resource: Option<&str>,
     body: &[u8],
     now_ms: i64,
@@ -43,7 +44,7 @@ pub(crate) async fn explain_payload(
         .filter_map(|r| r.when.rate.as_ref().map(|rate| rate.within.as_millis_i64()))
         .max()
         .unwrap_or(0);
-    let mut conn = store.reader().acquire().await.map_err(StoreError::from)?;
+    let mut conn = store.acquire().await.map_err(StoreError::from)?;
     let mut recent: Vec<Occurrence> = Vec::new();
     if longest > 0 {
         for (resource, at, body) in
@@ -56,12 +57,13 @@ pub(crate) async fn explain_payload(
             }
         }
     }
-    let silences = crate::store::silences::active(&mut conn, &store.corrupt_rows, now_ms).await?;
+    let silences = crate::store::silences::active(&mut conn, store.corrupt(), now_ms).await?;
     Ok(explain(cfg, &facts, &recent, Ok(&silences), now_ms))
 }
 
 /// `paiid-alerts explain`: the text form. `database_url` is used only when its file exists
-/// (explaining must not create an empty database).
+/// (explaining must not create an empty database), and only read: it may be the live
+/// service's, so it is never migrated or written (see [`Reader::open_read_only`]).
 pub async fn explain_file(
     payload: &Path,
     resource: Option<&str>,
@@ -75,7 +77,7 @@ pub async fn explain_file(
         .map(str::to_string)
         .or_else(|| resource_from_file_name(payload));
     let store = match database_url.filter(|u| sqlite_file_exists(u)) {
-        Some(url) => Some(Store::open(url, Durability::Full).await?),
+        Some(url) => Some(Reader::open_read_only(url).await?),
         None => None,
     };
     let now = chrono::Utc::now().timestamp_millis();

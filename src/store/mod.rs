@@ -47,6 +47,10 @@ pub enum StoreError {
         "only SQLite is supported: the database URL must start with `sqlite:` (e.g. sqlite://paiid-alerts.db)"
     )]
     UnsupportedUrl,
+    #[error(
+        "the database has {applied} of the {expected} migrations this version knows: an older paiid-alerts made it (or it is not this service's database). `paiid-alerts serve` upgrades it; this command only reads and will not"
+    )]
+    SchemaBehind { applied: i64, expected: i64 },
 }
 
 impl StoreError {
@@ -129,6 +133,62 @@ pub(crate) struct Reader {
 impl Reader {
     pub(crate) fn corrupt(&self) -> &CorruptRows {
         &self.corrupt
+    }
+
+    /// The database at `database_url`, for a command run beside the service (`paiid-alerts
+    /// explain`) that must not change it: opened read-only, never migrated, journal mode left
+    /// alone, no file created. A schema older than this version's is refused
+    /// ([`StoreError::SchemaBehind`]) rather than misread.
+    pub(crate) async fn open_read_only(database_url: &str) -> Result<Self, StoreError> {
+        if !database_url.starts_with("sqlite:") {
+            return Err(StoreError::UnsupportedUrl);
+        }
+        let options = SqliteConnectOptions::from_str(database_url)?
+            .create_if_missing(false)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let mut wal = options.get_filename().as_os_str().to_owned();
+        wal.push("-wal");
+        // A read-only connection to a WAL database creates `-wal` and `-shm` files and, unable
+        // to checkpoint, leaves them behind. With no `-wal` file no service has the database
+        // open, so the file alone is the whole database: read it as immutable, which creates
+        // nothing. With one, the service is running: share its WAL as any reader does.
+        let options = if std::path::Path::new(&wal).exists() {
+            options
+        } else {
+            options.immutable(true)
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        let expected = i64::try_from(sqlx::migrate!("./migrations").iter().count()).unwrap_or(0);
+        // No migrations table: not this service's database, or one from before any migration.
+        let has_table: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_one(&pool)
+        .await?;
+        let applied: i64 = if has_table == 0 {
+            0
+        } else {
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&pool)
+                .await?
+        };
+        if applied < expected {
+            pool.close().await;
+            return Err(StoreError::SchemaBehind { applied, expected });
+        }
+        Ok(Self {
+            pool,
+            corrupt: CorruptRows::default(),
+        })
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
     }
 }
 
