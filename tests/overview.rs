@@ -210,6 +210,20 @@ async fn the_overview_counts_what_was_seeded_over_the_last_30_days() {
         first.contains(&format!("<a href=\"/incidents/{b}\">Price feed stale</a>")),
         "{first}"
     );
+    assert!(
+        first.contains(&format!("<title>#{b}: 3 events</title>")),
+        "{first}"
+    );
+    // One event is "1 event", in the text and in the tooltip.
+    let single = noisy
+        .split("<li class=\"noisy\"")
+        .find(|li| li.contains("data-events=\"1\""))
+        .expect("an issue with a single event");
+    assert!(
+        single.contains("1 event</span>") && single.contains(": 1 event</title>"),
+        "{single}"
+    );
+    assert!(!html.contains(" 1 events"), "{html}");
     assert_eq!(noisy.matches("<li class=\"noisy\"").count(), 6, "{noisy}");
     assert!(!noisy.contains("Old outage"), "{noisy}");
 

@@ -418,3 +418,22 @@ mod rendering {
         );
     }
 }
+
+#[test]
+fn a_rate_of_one_alert_is_said_in_the_singular() {
+    let rate = |more_than| crate::config::Conditions {
+        rate: Some(crate::config::RateCondition {
+            more_than,
+            within: crate::config::HumanDuration(std::time::Duration::from_secs(300)),
+            per: crate::config::RateGrouping::Issue,
+        }),
+        ..Default::default()
+    };
+    let one = view::describe_conditions(&rate(1));
+    assert!(one[0].starts_with("more than 1 alert within "), "{one:?}");
+    let five = view::describe_conditions(&rate(5));
+    assert!(
+        five[0].starts_with("more than 5 alerts within "),
+        "{five:?}"
+    );
+}

@@ -651,8 +651,13 @@ pub(crate) fn describe_conditions(c: &Conditions) -> Vec<String> {
             crate::config::RateGrouping::Project => "project",
             crate::config::RateGrouping::Issue => "issue",
         };
+        let alerts = if rate.more_than == 1 {
+            "alert"
+        } else {
+            "alerts"
+        };
         out.push(format!(
-            "more than {} alerts within {} per {per}",
+            "more than {} {alerts} within {} per {per}",
             rate.more_than, rate.within
         ));
     }
