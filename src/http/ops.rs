@@ -13,9 +13,11 @@ use super::api::{require_api_reader, require_api_token};
 use super::error::ApiError;
 use super::extract::Query;
 use crate::classification::Severity;
+use crate::config::{Conditions, RoutingConfig};
 use crate::domain::{DeliveryStatus, IngestStatus};
 use crate::incidents::writer::{IngestOutcome, IngestRequest, TEST_SOURCE};
 use crate::intake::{AlertFacts, Meaning};
+use crate::notify::registry::Channels;
 use crate::store::{deliveries, gauges};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -77,68 +79,14 @@ async fn test_alert(
     let channels = state.channels.load();
     let policy = cfg.policy(Severity::Critical);
     if !policy.notify.iter().any(|c| channels.is_real(c)) {
-        let needs: Vec<String> = policy
-            .notify
-            .iter()
-            .map(|c| {
-                let vars = channels.missing_env(c);
-                if vars.is_empty() {
-                    format!("{c} (not a real channel)")
-                } else {
-                    format!("{c} needs {}", vars.join(" or "))
-                }
-            })
-            .collect();
-        let detail = if needs.is_empty() {
-            "No notification channel is configured to receive a Critical alert: the `critical` severity notifies no channel in routing.yaml.".to_string()
-        } else {
-            format!(
-                "No notification channel is configured to receive a Critical alert: {}. Set the environment variable(s) and restart.",
-                needs.join("; ")
-            )
-        };
+        let detail = no_channel_for_critical(&policy.notify, &channels);
         return Ok((
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "code": "unavailable", "detail": detail })),
         ));
     }
     let now = state.clock.now_ms();
-    let environment = cfg
-        .rules
-        .iter()
-        .find(|r| r.severity == Severity::Critical)
-        .and_then(|r| r.when.environments.as_ref())
-        .and_then(|e| {
-            e.iter()
-                .find(|n| n.as_str() == "production")
-                .or(e.first())
-                .cloned()
-        })
-        .unwrap_or_else(|| "production".to_string());
-    let level = cfg
-        .rules
-        .iter()
-        .find(|r| r.severity == Severity::Critical)
-        .and_then(|r| r.when.levels.as_ref())
-        .and_then(|l| {
-            l.iter()
-                .find(|x| x.as_str() == "fatal")
-                .or(l.first())
-                .cloned()
-        })
-        .unwrap_or_else(|| "fatal".to_string());
-    let facts = AlertFacts {
-        resource: "test".into(),
-        action: "triggered".into(),
-        meaning: Some(Meaning::Alert),
-        level: Some(level),
-        environment: Some(environment),
-        project: Some("paiid-alerts".into()),
-        title: "Test alert from paiid-alerts: the paging path works".into(),
-        culprit: Some("POST /api/test-alert".into()),
-        issue_id: Some(format!("test-{now}")),
-        ..AlertFacts::default()
-    };
+    let facts = test_facts(&cfg, now);
     let body =
         serde_json::to_vec(&json!({ "test_alert": true, "at": now, "nonce": fastrand::u64(..) }))
             .map_err(|e| ApiError::Internal(e.into()))?;
@@ -153,6 +101,75 @@ async fn test_alert(
             source: TEST_SOURCE,
         })
         .await?;
+    test_alert_answer(outcome, &policy.notify)
+}
+
+/// Why no Critical alert can reach anyone: each channel `critical` notifies and what it lacks.
+fn no_channel_for_critical(notify: &[String], channels: &Channels) -> String {
+    let needs: Vec<String> = notify
+        .iter()
+        .map(|c| {
+            let vars = channels.missing_env(c);
+            if vars.is_empty() {
+                format!("{c} (not a real channel)")
+            } else {
+                format!("{c} needs {}", vars.join(" or "))
+            }
+        })
+        .collect();
+    if needs.is_empty() {
+        "No notification channel is configured to receive a Critical alert: the `critical` severity notifies no channel in routing.yaml.".to_string()
+    } else {
+        format!(
+            "No notification channel is configured to receive a Critical alert: {}. Set the environment variable(s) and restart.",
+            needs.join("; ")
+        )
+    }
+}
+
+/// The first value a Critical rule accepts for a list condition, `preferred` if it is one of
+/// them; `preferred` when no Critical rule sets the condition.
+fn critical_rule_value(
+    cfg: &RoutingConfig,
+    list: impl Fn(&Conditions) -> Option<&Vec<String>>,
+    preferred: &str,
+) -> String {
+    cfg.rules
+        .iter()
+        .find(|r| r.severity == Severity::Critical)
+        .and_then(|r| list(&r.when))
+        .and_then(|e| {
+            e.iter()
+                .find(|n| n.as_str() == preferred)
+                .or(e.first())
+                .cloned()
+        })
+        .unwrap_or_else(|| preferred.to_string())
+}
+
+/// The synthetic alert: in an environment and at a level the Critical rule accepts.
+fn test_facts(cfg: &RoutingConfig, now: i64) -> AlertFacts {
+    let environment = critical_rule_value(cfg, |w| w.environments.as_ref(), "production");
+    let level = critical_rule_value(cfg, |w| w.levels.as_ref(), "fatal");
+    AlertFacts {
+        resource: "test".into(),
+        action: "triggered".into(),
+        meaning: Some(Meaning::Alert),
+        level: Some(level),
+        environment: Some(environment),
+        project: Some("paiid-alerts".into()),
+        title: "Test alert from paiid-alerts: the paging path works".into(),
+        culprit: Some("POST /api/test-alert".into()),
+        issue_id: Some(format!("test-{now}")),
+        ..AlertFacts::default()
+    }
+}
+
+/// The answer to `POST /api/test-alert` once the writer has taken the alert.
+fn test_alert_answer(
+    outcome: IngestOutcome,
+    notify: &[String],
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     match outcome {
         IngestOutcome::Accepted {
             incident_id,
@@ -166,7 +183,7 @@ async fn test_alert(
                 "event_id": event_id,
                 "incident_id": incident_id,
                 "severity": severity.as_str(),
-                "channels": policy.notify,
+                "channels": notify,
                 "detail": "a synthetic Critical alert is on its way; it will not escalate",
             })),
         )),
