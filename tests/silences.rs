@@ -876,3 +876,30 @@ async fn the_running_expiry_worker_releases_a_silence_when_the_clock_reaches_its
     .await;
     assert!(app.incident(id).await["silenced_by"].is_null());
 }
+
+/// Review item 7: `silence list | head -3` ends quietly when the reader goes away.
+#[tokio::test]
+async fn the_cli_list_exits_quietly_when_its_reader_closes_the_pipe() {
+    let w = world().await;
+    for i in 0..3 {
+        create_silence(
+            &w.app,
+            json!({ "matchers": { "project": format!("p{i}") }, "author": "ana" }),
+        )
+        .await;
+    }
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["silence", "list", "--url", &w.app.base])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before the answer can arrive: every write meets a broken pipe.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?} {err}", out.status);
+}

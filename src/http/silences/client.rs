@@ -101,11 +101,32 @@ pub async fn run_silence_cli(cli: SilenceCli) -> anyhow::Result<()> {
         base: cli.url.trim_end_matches('/').to_string(),
         token: cli.token,
     };
-    match cli.command {
-        SilenceCommand::Add(add) => add_silence(&api, *add).await,
-        SilenceCommand::List { state, json } => list_silences(&api, &state, json).await,
-        SilenceCommand::Expire { id } => expire_silence(&api, &id).await,
+    let text = match cli.command {
+        SilenceCommand::Add(add) => add_silence(&api, *add).await?,
+        SilenceCommand::List { state, json } => list_silences(&api, &state, json).await?,
+        SilenceCommand::Expire { id } => expire_silence(&api, &id).await?,
+    };
+    print_out(&text)
+}
+
+/// Writes the command's output to stdout. A reader that went away (`silence list | head -3`)
+/// is a normal end, as for other Unix tools, not a panic or a failure.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match write!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
     }
+}
+
+/// Appends one line to a command's output.
+fn line(out: &mut String, text: std::fmt::Arguments<'_>) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = out.write_fmt(text);
+    out.push('\n');
 }
 
 /// The running service's API, as one caller signs in to it.
@@ -125,8 +146,8 @@ impl Api {
     }
 }
 
-/// `silence add`.
-async fn add_silence(api: &Api, add: AddArgs) -> anyhow::Result<()> {
+/// `silence add`: the silence created; its warnings (why it may hold nothing) go to stderr.
+async fn add_silence(api: &Api, add: AddArgs) -> anyhow::Result<String> {
     let body = add_body(add)?;
     let answer = send(
         api.request(reqwest::Method::POST, "/api/silences")
@@ -134,15 +155,24 @@ async fn add_silence(api: &Api, add: AddArgs) -> anyhow::Result<()> {
     )
     .await?;
     let s = &answer["silence"];
-    println!(
-        "silence #{} created: {} from {} until {} ({})",
-        s["id"],
-        text(&s["matches"]),
-        text(&s["starts_at"]),
-        text(&s["ends_at"]),
-        text(&s["state"]),
+    let mut out = String::new();
+    line(
+        &mut out,
+        format_args!(
+            "silence #{} created: {} from {} until {} ({})",
+            s["id"],
+            text(&s["matches"]),
+            text(&s["starts_at"]),
+            text(&s["ends_at"]),
+            text(&s["state"]),
+        ),
     );
-    Ok(())
+    for w in answer["warnings"].as_array().into_iter().flatten() {
+        use std::io::Write;
+        // A closed stderr leaves nothing to tell.
+        let _ = writeln!(std::io::stderr().lock(), "warning: {}", text(w));
+    }
+    Ok(out)
 }
 
 /// The `POST /api/silences` body for `silence add`'s arguments.
@@ -197,19 +227,23 @@ fn add_body(add: AddArgs) -> anyhow::Result<Value> {
 }
 
 /// `silence list`.
-async fn list_silences(api: &Api, state: &str, json: bool) -> anyhow::Result<()> {
+async fn list_silences(api: &Api, state: &str, json: bool) -> anyhow::Result<String> {
     let answer = send(api.request(
         reqwest::Method::GET,
         &format!("/api/silences?state={}", state.trim()),
     ))
     .await?;
+    let mut out = String::new();
     if json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
-        return Ok(());
+        line(
+            &mut out,
+            format_args!("{}", serde_json::to_string_pretty(&answer)?),
+        );
+        return Ok(out);
     }
     let rows = answer["silences"].as_array().cloned().unwrap_or_default();
     if rows.is_empty() {
-        println!("no silences");
+        line(&mut out, format_args!("no silences"));
     }
     for s in rows {
         let through = s["let_through"]
@@ -220,27 +254,30 @@ async fn list_silences(api: &Api, state: &str, json: bool) -> anyhow::Result<()>
                 format!(" let_through={}", words.join(","))
             })
             .unwrap_or_default();
-        println!(
-            "#{}\t{}\t{} .. {}\tby {}\tholding {}\t{}{}{}",
-            s["id"],
-            text(&s["state"]),
-            text(&s["starts_at"]),
-            text(&s["expired_at"]).if_empty(text(&s["ends_at"])),
-            text(&s["author"]),
-            s["holding"],
-            text(&s["matches"]),
-            through,
-            match text(&s["comment"]) {
-                c if c.is_empty() => String::new(),
-                c => format!("\t# {c}"),
-            },
+        line(
+            &mut out,
+            format_args!(
+                "#{}\t{}\t{} .. {}\tby {}\tholding {}\t{}{}{}",
+                s["id"],
+                text(&s["state"]),
+                text(&s["starts_at"]),
+                text(&s["expired_at"]).if_empty(text(&s["ends_at"])),
+                text(&s["author"]),
+                s["holding"],
+                text(&s["matches"]),
+                through,
+                match text(&s["comment"]) {
+                    c if c.is_empty() => String::new(),
+                    c => format!("\t# {c}"),
+                },
+            ),
         );
     }
-    Ok(())
+    Ok(out)
 }
 
 /// `silence expire`.
-async fn expire_silence(api: &Api, id: &str) -> anyhow::Result<()> {
+async fn expire_silence(api: &Api, id: &str) -> anyhow::Result<String> {
     let id = id.trim().trim_start_matches('#');
     let id: SilenceId = id
         .parse()
@@ -250,18 +287,22 @@ async fn expire_silence(api: &Api, id: &str) -> anyhow::Result<()> {
         .as_array()
         .map(|a| a.iter().map(|v| format!("#{v}")).collect())
         .unwrap_or_default();
+    let mut out = String::new();
     match text(&answer["result"]).as_str() {
-        "expired" => println!(
-            "silence #{id} expired; notified now: {}",
-            if notified.is_empty() {
-                "none".to_string()
-            } else {
-                notified.join(", ")
-            }
+        "expired" => line(
+            &mut out,
+            format_args!(
+                "silence #{id} expired; notified now: {}",
+                if notified.is_empty() {
+                    "none".to_string()
+                } else {
+                    notified.join(", ")
+                }
+            ),
         ),
-        _ => println!("silence #{id} had already ended"),
+        _ => line(&mut out, format_args!("silence #{id} had already ended")),
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The JSON answer of a 2xx; otherwise an error with the status and the service's detail.
