@@ -332,6 +332,7 @@ fn build_workers(core: &Core, builder: NotificationBuilder) -> Workers {
         store: core.store.clone(),
         clock: core.clock.clone(),
         wakers: core.wakers.clone(),
+        cfg: core.cfg.clone(),
     };
     Workers {
         outbox,

@@ -877,6 +877,119 @@ async fn the_running_expiry_worker_releases_a_silence_when_the_clock_reaches_its
     assert!(app.incident(id).await["silenced_by"].is_null());
 }
 
+/// Review of issue 9, item 2: a silence reads `environment` as the rules do (routing.yaml's
+/// aliases, case ignored): `production` holds the fixture's `prod` alert, as the rule
+/// `environment: production` matches it.
+#[tokio::test]
+async fn a_silence_environment_means_what_it_means_in_the_rules() {
+    let w = world().await;
+    let s = create_silence(
+        &w.app,
+        prod_silence(
+            json!({ "matchers": { "environment": "production", "title_regex": "example Python" } }),
+        ),
+    )
+    .await;
+    let id = alert(&w.app, "701001", "evt-701001", "error").await;
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["environment"], "prod");
+    assert_eq!(
+        inc["silenced_by"], s["id"],
+        "production covers its alias prod"
+    );
+    assert_eq!(deliver_due(&w.app).await, 0);
+
+    // An environment no rule would read as `prod` holds nothing (the control).
+    let w = world().await;
+    create_silence(
+        &w.app,
+        prod_silence(
+            json!({ "matchers": { "environment": "staging", "title_regex": "example Python" } }),
+        ),
+    )
+    .await;
+    let id = alert(&w.app, "701002", "evt-701002", "error").await;
+    assert!(w.app.incident(id).await["silenced_by"].is_null());
+}
+
+/// Review item 2: a silence that can never hold anything is refused (its own severity let
+/// through; a window already over); one naming a rule the routing file lacks is stored with a
+/// warning (a reload may add the rule), said by the API, the page and the CLI.
+#[tokio::test]
+async fn silences_that_can_never_hold_anything_are_refused_or_warned_about() {
+    let w = world().await;
+    let now = w.app.clock.now_ms();
+    let (status, v) = post_raw(
+        &w.app,
+        json!({ "matchers": { "severity": "critical" }, "let_through": ["critical"], "author": "ana" }),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["code"], "invalid_silence");
+    assert!(v["detail"].as_str().unwrap().contains("let_through"), "{v}");
+
+    let (status, v) = post_raw(
+        &w.app,
+        json!({ "matchers": { "project": "api" }, "starts_at": now - 2 * 3_600_000,
+                "ends_at": now - 3_600_000, "author": "ana" }),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("already past"),
+        "{v}"
+    );
+
+    let (status, v) = post_raw(
+        &w.app,
+        json!({ "matchers": { "rule": "no-such-rule" }, "author": "ana" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let warning = v["warnings"][0].as_str().unwrap_or_default().to_string();
+    assert!(warning.contains("rule `no-such-rule` is not in"), "{v}");
+    assert!(warning.contains("critical-production-errors"), "{v}");
+    let (status, v) = post_raw(
+        &w.app,
+        json!({ "matchers": { "rule": "critical-production-errors" }, "author": "ana" }),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(v["warnings"], json!([]), "a rule that exists: no warning");
+
+    let html = w
+        .app
+        .client
+        .get(w.app.url("/silences"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Warning: rule `no-such-rule` is not in"),
+        "the page says it too"
+    );
+
+    let base = w.app.base.clone();
+    let (ok, out, err) = cli(&[
+        "add",
+        "--url",
+        &base,
+        "--rule",
+        "another-missing-rule",
+        "--author",
+        "ana",
+    ])
+    .await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains("warning: rule `another-missing-rule` is not in"),
+        "{out}{err}"
+    );
+}
+
 /// Review item 7: `silence list | head -3` ends quietly when the reader goes away.
 #[tokio::test]
 async fn the_cli_list_exits_quietly_when_its_reader_closes_the_pipe() {

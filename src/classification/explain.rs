@@ -150,6 +150,7 @@ pub(crate) fn explain(
     let subject = SilenceSubject {
         project: facts.project.as_deref(),
         environment: facts.environment.as_deref(),
+        environments: cfg,
         rule: chosen.map(|r| r.name.as_str()),
         severity,
         level: facts.level.as_deref(),

@@ -10,7 +10,8 @@ mod rate;
 pub(crate) use crate::domain::Severity;
 pub(crate) use rate::RateWindows;
 
-use crate::config::{Conditions, RateGrouping, Rule};
+use crate::config::{Conditions, RateGrouping, RoutingConfig, Rule};
+use crate::domain::EnvironmentNames;
 use crate::intake::{AlertFacts, Meaning};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,9 +123,25 @@ fn one_of(list: &Option<Vec<String>>, value: Option<&str>, case_insensitive: boo
     }
 }
 
+/// True when an alert's `environment` is one of `accepted` (already alias-expanded), ignoring
+/// case: how rules compare environments, and so how silences do ([`EnvironmentNames`]).
+pub(crate) fn environment_matches(
+    accepted: &Option<Vec<String>>,
+    environment: Option<&str>,
+) -> bool {
+    one_of(accepted, environment, true)
+}
+
+/// A silence's `environment` matcher reads like a rule's `environment:` condition in this file.
+impl EnvironmentNames for RoutingConfig {
+    fn environment_is(&self, wanted: &str, environment: Option<&str>) -> bool {
+        environment_matches(&Some(self.environment_names(wanted)), environment)
+    }
+}
+
 /// Every condition except the rate window.
 pub(crate) fn matches_static(when: &Conditions, f: &AlertFacts) -> bool {
-    if !one_of(&when.environments, f.environment.as_deref(), true)
+    if !environment_matches(&when.environments, f.environment.as_deref())
         || !one_of(&when.levels, f.level.as_deref(), true)
         || !one_of(&when.sentry_rules, f.sentry_rule.as_deref(), false)
         || !one_of(&when.projects, f.project.as_deref(), false)

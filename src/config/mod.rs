@@ -325,9 +325,17 @@ pub struct RoutingConfig {
     pub delivery: DeliverySettings,
     pub raw_payload_retention: std::time::Duration,
     pub post_mortem_to: Option<Vec<String>>,
+    /// `environments:` as written (name -> aliases), for [`RoutingConfig::environment_names`].
+    pub environment_aliases: BTreeMap<String, Vec<String>>,
 }
 
 impl RoutingConfig {
+    /// The environment names a rule with `environment: name` accepts (aliases expanded,
+    /// lowercase): what a silence's `environment` matcher means too.
+    pub fn environment_names(&self, name: &str) -> Vec<String> {
+        expand_environments(vec![name.to_string()], &self.environment_aliases)
+    }
+
     /// Reads and validates `path`, resolving `${ENV}` from the process environment.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -389,6 +397,7 @@ impl RoutingConfig {
                 .map(|d| d.0)
                 .unwrap_or(std::time::Duration::from_secs(30 * 86_400)),
             post_mortem_to,
+            environment_aliases: raw.environments,
         })
     }
 
@@ -802,25 +811,32 @@ fn lower(v: Option<OneOrMany>) -> Option<Vec<String>> {
     v.map(|v| v.into_vec().into_iter().map(|s| s.to_lowercase()).collect())
 }
 
+/// The environment names a condition `environment: [names]` accepts: each name, plus its
+/// aliases from `environments:`, lowercase (compared ignoring case). Rules and silences both
+/// read an environment through this, so they agree on what `production` means.
+fn expand_environments(names: Vec<String>, aliases: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in names {
+        match aliases.get(&e) {
+            Some(more) => {
+                out.push(e.to_lowercase());
+                out.extend(more.iter().map(|a| a.to_lowercase()));
+            }
+            None => out.push(e.to_lowercase()),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn resolve_when(
     w: RawWhen,
     environments: &BTreeMap<String, Vec<String>>,
 ) -> Result<Conditions, (Option<u64>, String)> {
-    let environments = w.environment.map(|spanned| {
-        let mut names = Vec::new();
-        for e in spanned.value.into_vec() {
-            match environments.get(&e) {
-                Some(aliases) => {
-                    names.push(e.to_lowercase());
-                    names.extend(aliases.iter().map(|a| a.to_lowercase()));
-                }
-                None => names.push(e.to_lowercase()),
-            }
-        }
-        names.sort();
-        names.dedup();
-        names
-    });
+    let environments = w
+        .environment
+        .map(|spanned| expand_environments(spanned.value.into_vec(), environments));
     if let Some(rate) = &w.rate
         && rate.within.0.is_zero()
     {

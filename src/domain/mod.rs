@@ -34,8 +34,8 @@ pub use remote::{RemoteRef, RemoteState};
 pub use severity::Severity;
 #[allow(unused_imports)] // the explain command and the web page use the rest
 pub(crate) use silence::{
-    Matchers, NewSilence, Silence, SilenceError, SilenceId, SilenceState, SilenceSubject,
-    TitleRegex, holding,
+    EnvironmentNames, Matchers, NewSilence, Silence, SilenceError, SilenceId, SilenceState,
+    SilenceSubject, TitleRegex, holding,
 };
 
 /// A stored or received word that is not one of an enum's words.

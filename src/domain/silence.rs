@@ -57,6 +57,14 @@ pub(crate) enum SilenceError {
     EndsBeforeStart { starts_at: i64, ends_at: i64 },
     #[error("author is required (who to ask about this silence)")]
     NoAuthor,
+    #[error(
+        "ends_at ({ends_at}) is already past (now {now}): a silence wholly in the past can never hold anything"
+    )]
+    AlreadyOver { ends_at: i64, now: i64 },
+    #[error(
+        "severity `{0}` is both matched and in let_through: this silence would let through everything it matches"
+    )]
+    LetsThroughItsOwnSeverity(Severity),
 }
 
 /// A compiled `title_regex`; serialised as its pattern. Searched, not anchored: `timeout` matches
@@ -132,7 +140,8 @@ impl<'de> Deserialize<'de> for TitleRegex {
 }
 
 /// What a silence matches. Every matcher that is set must hold (AND); an unset one matches
-/// anything. Values compare exactly; `tags` must all be present with these values.
+/// anything. Values compare exactly, except `environment`, which reads like a rule's
+/// (`routing.yaml` aliases, case ignored); `tags` must all be present with these values.
 /// Unknown fields are refused so that a typo (`projet`) is an error, not a silence of everything
 /// else's matchers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,7 +205,10 @@ impl Matchers {
             want.as_deref().is_none_or(|w| got == Some(w))
         }
         eq(&self.project, subject.project)
-            && eq(&self.environment, subject.environment)
+            && self
+                .environment
+                .as_deref()
+                .is_none_or(|w| subject.environments.environment_is(w, subject.environment))
             && eq(&self.rule, subject.rule)
             && eq(&self.level, subject.level)
             && self.severity.is_none_or(|s| s == subject.severity)
@@ -235,12 +247,23 @@ impl Matchers {
     }
 }
 
+/// How a silence's `environment` matcher reads an alert's environment. The routing file decides
+/// (its `environments:` aliases, case ignored), so that a silence for `production` holds exactly
+/// the alerts a rule with `environment: production` matches; the domain cannot read the routing
+/// file, so whoever matches passes it in (`impl EnvironmentNames for RoutingConfig`).
+pub(crate) trait EnvironmentNames: fmt::Debug {
+    /// True when an alert in `environment` is in `wanted` as a rule would read it.
+    fn environment_is(&self, wanted: &str, environment: Option<&str>) -> bool;
+}
+
 /// What a silence is matched against: one alert as classified. Borrowed, so the writer and
 /// `explain` build it from what they already hold.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SilenceSubject<'a> {
     pub project: Option<&'a str>,
     pub environment: Option<&'a str>,
+    /// What `environment` names mean: the routing file in force.
+    pub environments: &'a dyn EnvironmentNames,
     /// The `routing.yaml` rule that matched, `None` when unclassified.
     pub rule: Option<&'a str>,
     /// The incident's severity after this alert (the worse of before and now).
@@ -291,13 +314,26 @@ pub(crate) struct NewSilence {
 }
 
 impl NewSilence {
-    pub(crate) fn validate(&self) -> Result<(), SilenceError> {
+    /// Refused rather than stored with a warning: a window already over or a severity it lets
+    /// through itself can never hold an alert, whatever the routing file says.
+    pub(crate) fn validate(&self, now_ms: i64) -> Result<(), SilenceError> {
         self.matchers.validate()?;
         if self.ends_at <= self.starts_at {
             return Err(SilenceError::EndsBeforeStart {
                 starts_at: self.starts_at,
                 ends_at: self.ends_at,
             });
+        }
+        if self.ends_at <= now_ms {
+            return Err(SilenceError::AlreadyOver {
+                ends_at: self.ends_at,
+                now: now_ms,
+            });
+        }
+        if let Some(s) = self.matchers.severity
+            && self.let_through.contains(&s)
+        {
+            return Err(SilenceError::LetsThroughItsOwnSeverity(s));
         }
         if self.author.trim().is_empty() {
             return Err(SilenceError::NoAuthor);

@@ -27,7 +27,7 @@ use super::pages::{Pages, web_actor, web_login, when};
 use crate::clock::ms_to_datetime;
 use crate::config::HumanDuration;
 use crate::domain::{Matchers, NewSilence, Severity, Silence, SilenceId, SilenceState};
-use crate::incidents::silences::{Expired, SilenceServiceError, Silences};
+use crate::incidents::silences::{Expired, SilenceServiceError, Silences, never_matches};
 use crate::store::silences as sql;
 
 /// How long a silence lasts when neither `ends_at` nor `duration` is given.
@@ -52,6 +52,7 @@ fn service(state: &AppState) -> Silences {
         store: state.store.clone(),
         clock: state.clock.clone(),
         wakers: state.incidents.wakers.clone(),
+        cfg: state.cfg.clone(),
     }
 }
 
@@ -193,7 +194,7 @@ impl SilenceInput {
             comment: self.comment.trim().to_string(),
             let_through,
         };
-        new.validate()
+        new.validate(now)
             .map_err(|e| ApiError::bad_request("invalid_silence", e.to_string()))?;
         Ok(new)
     }
@@ -261,9 +262,14 @@ async fn create(
         comment: body.comment,
         let_through: body.let_through,
     };
-    let silence = service(&state).create(input.into_new(now)?).await?;
-    let view = SilenceView::of(&silence, state.clock.now_ms(), 0);
-    Ok((StatusCode::CREATED, Json(json!({ "silence": view }))).into_response())
+    let created = service(&state).create(input.into_new(now)?).await?;
+    let view = SilenceView::of(&created.silence, state.clock.now_ms(), 0);
+    // `warnings`: why it may hold nothing under the routing file in force (stored all the same).
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "silence": view, "warnings": created.warnings })),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -383,6 +389,8 @@ struct PageRow {
     let_through: String,
     holding: i64,
     can_expire: bool,
+    /// Why it may hold nothing under the routing file in force (ended ones: none).
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -422,6 +430,7 @@ async fn silences_page(
         (None, None) => None,
     };
     let now = state.clock.now_ms();
+    let cfg = state.cfg.load();
     let rows = async {
         let reader = state.store.reader();
         let mut conn = reader.acquire().await?;
@@ -452,6 +461,11 @@ async fn silences_page(
                             .join(", "),
                         holding: held.get(&s.id).copied().unwrap_or(0),
                         can_expire: state != SilenceState::Expired,
+                        warnings: if state == SilenceState::Expired {
+                            Vec::new()
+                        } else {
+                            never_matches(&s.matchers, &cfg)
+                        },
                     }
                 })
                 .collect(),
@@ -574,7 +588,7 @@ async fn web_create(
         Err(e) => return bad(&e.to_string()),
     };
     match service(&state).create(new).await {
-        Ok(s) => see_other(&format!("/silences?created={}", s.id)),
+        Ok(c) => see_other(&format!("/silences?created={}", c.silence.id)),
         Err(SilenceServiceError::Invalid(e)) => bad(&e.to_string()),
         Err(e) => pages
             .message(

@@ -7,7 +7,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, sleep_until};
-use crate::domain::{Effects, EventId, IncidentId, NewSilence, Silence, SilenceError, SilenceId};
+use crate::config::{Live, RoutingConfig};
+use crate::domain::{
+    Effects, EventId, IncidentId, Matchers, NewSilence, Silence, SilenceError, SilenceId,
+};
 use crate::store::silences as sql;
 use crate::store::{Store, StoreError, WriteTx};
 
@@ -38,20 +41,51 @@ pub(crate) struct Expired {
     pub notified: Vec<IncidentId>,
 }
 
+/// A silence just stored, and why it may never hold anything (see [`never_matches`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Created {
+    pub silence: Silence,
+    pub warnings: Vec<String>,
+}
+
+/// What may make a valid silence hold nothing in the routing file in force: said back to its
+/// author (API, page, CLI) rather than refused, because the file can change (a reload may add
+/// the rule it names). A silence that can never hold anything whatever the file says (its own
+/// severity let through, a window already over) is refused by [`NewSilence::validate`].
+pub(crate) fn never_matches(matchers: &Matchers, cfg: &RoutingConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(rule) = &matchers.rule
+        && !cfg.rules.iter().any(|r| &r.name == rule)
+    {
+        let known: Vec<&str> = cfg.rules.iter().map(|r| r.name.as_str()).collect();
+        out.push(format!(
+            "rule `{rule}` is not in {} (rules: {}): this silence holds nothing until a rule of that name is added",
+            cfg.path.display(),
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        ));
+    }
+    out
+}
+
 #[derive(Clone)]
 pub struct Silences {
     pub(crate) store: Store,
     pub(crate) clock: SharedClock,
     pub(crate) wakers: Wakers,
+    /// The routing file in force: what a silence's `environment` means (its aliases), and the
+    /// rules a silence may name.
+    pub(crate) cfg: Live<RoutingConfig>,
 }
 
 impl Silences {
     /// Stores a silence and, when it is already in force, holds the triggered incidents it
     /// matches (their escalation stops until it ends), in one transaction.
-    pub(crate) async fn create(&self, new: NewSilence) -> Result<Silence, SilenceServiceError> {
-        new.validate()?;
+    pub(crate) async fn create(&self, new: NewSilence) -> Result<Created, SilenceServiceError> {
+        let cfg = self.cfg.load();
         let mut tx = self.store.begin_write().await?;
         let now = self.clock.now_ms();
+        new.validate(now)?;
+        let warnings = never_matches(&new.matchers, &cfg);
         let silence = sql::insert(&mut tx, &new, now).await?;
         let mut fx = Effects::default();
         if silence.is_active(now) {
@@ -63,7 +97,7 @@ impl Silences {
                     (false, Some(event)) => last_tags(&mut tx, event).await?,
                     _ => Vec::new(),
                 };
-                let e = transitions::hold_open(&mut inc, &silence, &tags, now);
+                let e = transitions::hold_open(&mut inc, &silence, &tags, &*cfg, now);
                 if !e.timeline.is_empty() {
                     fx.extend(e);
                     changed.push(inc);
@@ -75,8 +109,8 @@ impl Silences {
         tx.commit().await?;
         self.wakers.after_commit(&fx);
         self.wakers.silences.notify();
-        tracing::info!(silence = silence.id.get(), author = %silence.author, matchers = %silence.matchers.describe(), "silence created");
-        Ok(silence)
+        tracing::info!(silence = silence.id.get(), author = %silence.author, matchers = %silence.matchers.describe(), warnings = ?warnings, "silence created");
+        Ok(Created { silence, warnings })
     }
 
     /// Ends a silence now (kept in the history) and, in the same transaction, notifies the
@@ -89,7 +123,7 @@ impl Silences {
             return Err(SilenceServiceError::NotFound(id));
         }
         let changed = sql::expire(&mut tx, id, now).await?;
-        let (fx, notified) = release_ended(&mut tx, now).await?;
+        let (fx, notified) = release_ended(&mut tx, &self.cfg.load(), now).await?;
         let silence = sql::get(&mut tx, &seen, id)
             .await?
             .ok_or(SilenceServiceError::NotFound(id))?;
@@ -116,7 +150,7 @@ impl Silences {
         loop {
             let mut tx = self.store.begin_write().await?;
             let now = self.clock.now_ms();
-            let (fx, notified, more) = release_batch(&mut tx, now).await?;
+            let (fx, notified, more) = release_batch(&mut tx, &self.cfg.load(), now).await?;
             tx.commit().await?;
             self.wakers.after_commit(&fx);
             if !notified.is_empty() {
@@ -168,12 +202,13 @@ impl Silences {
 /// one silence and must release it in the same transaction.
 async fn release_ended(
     tx: &mut WriteTx,
+    cfg: &RoutingConfig,
     now: i64,
 ) -> Result<(Effects, Vec<IncidentId>), StoreError> {
     let mut fx = Effects::default();
     let mut notified = Vec::new();
     loop {
-        let (f, n, more) = release_batch(tx, now).await?;
+        let (f, n, more) = release_batch(tx, cfg, now).await?;
         fx.extend(f);
         notified.extend(n);
         if !more {
@@ -202,6 +237,7 @@ async fn last_tags(tx: &mut WriteTx, event: EventId) -> Result<Vec<(String, Stri
 /// more may be waiting.
 async fn release_batch(
     tx: &mut WriteTx,
+    cfg: &RoutingConfig,
     now: i64,
 ) -> Result<(Effects, Vec<IncidentId>, bool), StoreError> {
     let ended = sql::ended_unreleased(tx, now, BATCH).await?;
@@ -221,7 +257,7 @@ async fn release_batch(
                         (false, Some(event)) => last_tags(tx, event).await?,
                         _ => Vec::new(),
                     };
-                    let e = transitions::release(&mut inc, *id, &active, &tags, now);
+                    let e = transitions::release(&mut inc, *id, &active, &tags, cfg, now);
                     if !e.deliveries.is_empty() || e.timers_changed {
                         notified.push(inc.id);
                     }

@@ -482,6 +482,7 @@ impl<'a> Applier<'a, '_> {
                             &mut e,
                             &self.known.silences,
                             &f.tags,
+                            cfg,
                             now,
                         );
                         fx.extend(e);
@@ -496,6 +497,7 @@ impl<'a> Applier<'a, '_> {
                             &mut opened,
                             &self.known.silences,
                             &f.tags,
+                            cfg,
                             now,
                         );
                         self.out.next.incident = id.next();

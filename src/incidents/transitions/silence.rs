@@ -2,7 +2,8 @@
 //! alert, lets a listed severity through, and releases the incident when the silence ends.
 
 use crate::domain::{
-    NotificationKind, Silence, SilenceId, SilenceSubject, TimelineKind, Via, holding,
+    EnvironmentNames, NotificationKind, Silence, SilenceId, SilenceSubject, TimelineKind, Via,
+    holding,
 };
 
 use super::{Effects, Incident, IncidentState, start_episode_notifications};
@@ -34,6 +35,7 @@ pub(crate) fn hold_if_silenced(
     fx: &mut Effects,
     silences: &[Silence],
     tags: &[(String, String)],
+    environments: &dyn EnvironmentNames,
     now: i64,
 ) {
     let id = inc.id;
@@ -49,6 +51,7 @@ pub(crate) fn hold_if_silenced(
     let subject = SilenceSubject {
         project: inc.project.as_deref(),
         environment: inc.environment.as_deref(),
+        environments,
         rule: inc.rule.as_deref(),
         severity: inc.severity,
         level: inc.level.as_deref(),
@@ -114,6 +117,7 @@ pub(crate) fn release(
     silence: SilenceId,
     active: &[Silence],
     tags: &[(String, String)],
+    environments: &dyn EnvironmentNames,
     now: i64,
 ) -> Effects {
     let mut fx = Effects::default();
@@ -128,6 +132,7 @@ pub(crate) fn release(
     let subject = SilenceSubject {
         project: inc.project.as_deref(),
         environment: inc.environment.as_deref(),
+        environments,
         rule: inc.rule.as_deref(),
         severity: inc.severity,
         level: inc.level.as_deref(),
@@ -173,6 +178,7 @@ pub(crate) fn hold_open(
     inc: &mut Incident,
     silence: &Silence,
     tags: &[(String, String)],
+    environments: &dyn EnvironmentNames,
     now: i64,
 ) -> Effects {
     let mut fx = Effects::default();
@@ -182,6 +188,7 @@ pub(crate) fn hold_open(
     let subject = SilenceSubject {
         project: inc.project.as_deref(),
         environment: inc.environment.as_deref(),
+        environments,
         rule: inc.rule.as_deref(),
         severity: inc.severity,
         level: inc.level.as_deref(),

@@ -44,7 +44,7 @@ fn open(severity: Severity, silences: &[Silence], now: i64) -> (Incident, Effect
     };
     let key = facts.incident_key().unwrap();
     let (mut inc, mut fx) = open_new(&cfg, IncidentId(7), key, &facts, &class, EventId(1), now);
-    hold_if_silenced(&mut inc, &mut fx, silences, &facts.tags, now);
+    hold_if_silenced(&mut inc, &mut fx, silences, &facts.tags, &cfg, now);
     (inc, fx)
 }
 
@@ -109,7 +109,14 @@ fn a_raise_to_a_let_through_severity_pages_and_arms_the_timer() {
         rule: Some("critical-production-errors".into()),
     };
     let mut fx = record_alert(&cfg, &mut inc, &facts, &class, EventId(2), 2 * MIN);
-    hold_if_silenced(&mut inc, &mut fx, &silences, &facts.tags, 2 * MIN);
+    hold_if_silenced(
+        &mut inc,
+        &mut fx,
+        &silences,
+        &facts.tags,
+        &routing(),
+        2 * MIN,
+    );
     assert_eq!(inc.silenced_by, None);
     assert_eq!(fx.deliveries.len(), 1, "{fx:?}");
     assert_eq!(inc.next_escalation_at, Some(2 * MIN + 15 * MIN));
@@ -118,15 +125,15 @@ fn a_raise_to_a_let_through_severity_pages_and_arms_the_timer() {
 #[test]
 fn release_notifies_a_triggered_incident_and_starts_its_window_then() {
     let (mut inc, _) = open(Severity::Critical, &[silence(3, by_title(), vec![])], MIN);
-    let other = release(&mut inc, SilenceId(4), &[], &[], 60 * MIN);
+    let other = release(&mut inc, SilenceId(4), &[], &[], &routing(), 60 * MIN);
     assert!(other.deliveries.is_empty(), "not held by that one");
     assert_eq!(inc.silenced_by, Some(SilenceId(3)));
-    let fx = release(&mut inc, SilenceId(3), &[], &[], 60 * MIN);
+    let fx = release(&mut inc, SilenceId(3), &[], &[], &routing(), 60 * MIN);
     assert_eq!(fx.deliveries.len(), 1);
     assert_eq!(fx.deliveries[0].kind, NotificationKind::Opened);
     assert_eq!(inc.next_escalation_at, Some(60 * MIN + 15 * MIN));
     assert_eq!(inc.silenced_by, None);
-    let again = release(&mut inc, SilenceId(3), &[], &[], 61 * MIN);
+    let again = release(&mut inc, SilenceId(3), &[], &[], &routing(), 61 * MIN);
     assert!(
         again.deliveries.is_empty() && again.timeline.is_empty(),
         "once"
@@ -137,7 +144,7 @@ fn release_notifies_a_triggered_incident_and_starts_its_window_then() {
 fn release_of_an_acknowledged_incident_only_lets_it_go() {
     let (mut inc, _) = open(Severity::Critical, &[silence(3, by_title(), vec![])], MIN);
     inc.state = IncidentState::Acknowledged;
-    let fx = release(&mut inc, SilenceId(3), &[], &[], 60 * MIN);
+    let fx = release(&mut inc, SilenceId(3), &[], &[], &routing(), 60 * MIN);
     assert!(fx.deliveries.is_empty());
     assert_eq!(inc.silenced_by, None);
     assert_eq!(inc.next_escalation_at, None);
@@ -149,7 +156,7 @@ fn a_new_silence_holds_an_open_triggered_incident_and_stops_its_timer() {
     assert!(inc.next_escalation_at.is_some());
     let mut s = silence(5, by_title(), vec![]);
     s.ends_at = 120 * MIN;
-    let fx = hold_open(&mut inc, &s, &[], 2 * MIN);
+    let fx = hold_open(&mut inc, &s, &[], &routing(), 2 * MIN);
     assert_eq!(inc.silenced_by, Some(SilenceId(5)));
     assert_eq!(inc.next_escalation_at, None);
     assert!(fx.timers_changed);
@@ -163,7 +170,7 @@ fn a_new_silence_holds_an_open_triggered_incident_and_stops_its_timer() {
     );
     let (mut free, _) = open(Severity::Critical, &[], MIN);
     assert!(
-        hold_open(&mut free, &unmatched, &[], 2 * MIN)
+        hold_open(&mut free, &unmatched, &[], &routing(), 2 * MIN)
             .timeline
             .is_empty()
     );
