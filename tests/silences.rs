@@ -1016,3 +1016,49 @@ async fn the_cli_list_exits_quietly_when_its_reader_closes_the_pipe() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.status.success(), "{:?} {err}", out.status);
 }
+
+/// Review item 10: an incident let through by a silence without having been held first (it
+/// rose from a level nobody is told about) says so in its timeline.
+#[tokio::test]
+async fn let_through_leaves_a_note_even_when_the_incident_was_not_held_before() {
+    let w = world().await;
+    let s = create_silence(&w.app, prod_silence(json!({ "let_through": ["critical"] }))).await;
+    let sid = s["id"].as_i64().unwrap();
+    let id = alert(&w.app, "701201", "evt-701201", "info").await;
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["severity"], "unclassified");
+    assert!(inc["silenced_by"].is_null(), "nothing to hold");
+    assert_eq!(alert(&w.app, "701201", "evt-701201-b", "error").await, id);
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["severity"], "critical");
+    let lines = timeline_details(&inc);
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+            "let through by silence #{sid}: severity rose to critical"
+        ))),
+        "{lines:?}"
+    );
+    assert!(deliver_due(&w.app).await >= 1);
+    assert_eq!(w.slack.messages().len(), 1, "paged");
+
+    // Opened straight at a let-through severity: noted as well.
+    let id = {
+        let mut v = fixture_json("event_alert.triggered.4.json");
+        v["data"]["event"]["issue_id"] = "701202".into();
+        v["data"]["event"]["event_id"] = "evt-701202".into();
+        let r = w
+            .app
+            .post_sentry(Some("event_alert"), &serde_json::to_vec(&v).unwrap())
+            .await;
+        r.json::<Value>().await.unwrap()["incident_id"]
+            .as_i64()
+            .unwrap()
+    };
+    let lines = timeline_details(&w.app.incident(id).await);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("let through by silence #{sid}: severity critical"))),
+        "{lines:?}"
+    );
+}

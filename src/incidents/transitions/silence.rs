@@ -87,6 +87,36 @@ pub(crate) fn hold_if_silenced(
             }
         }
         None => {
+            if inc.silenced_by.is_none() && alerts {
+                // Not held before: the silence still explains why this pages (or people would
+                // wonder why a silenced alert reached them).
+                if let Some(by) = silences
+                    .iter()
+                    .filter(|s| s.matches(&subject, now) && s.lets_through(inc.severity))
+                    .min_by_key(|s| s.id)
+                {
+                    let raised = fx
+                        .deliveries
+                        .iter()
+                        .any(|d| d.incident_id == id && d.kind == NotificationKind::SeverityRaised);
+                    let what = if raised {
+                        format!("severity rose to {}", inc.severity)
+                    } else {
+                        format!("severity {}", inc.severity)
+                    };
+                    fx.note(
+                        inc,
+                        now,
+                        TimelineKind::Note,
+                        Some("paiid-alerts"),
+                        Some(Via::Silence),
+                        Some(format!(
+                            "let through by silence #{}: {what}: notifying as usual",
+                            by.id
+                        )),
+                    );
+                }
+            }
             if let Some(held_by) = inc.silenced_by.take() {
                 let why = match silences
                     .iter()
