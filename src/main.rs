@@ -262,19 +262,31 @@ fn check_config(path: Option<PathBuf>, strict: bool) -> anyhow::Result<()> {
         .or_else(|| std::env::var_os("ROUTING_CONFIG").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("./routing.yaml"));
     let cfg = RoutingConfig::load(&path)?;
-    println!(
-        "{}: ok ({} rules, {} channels, {} severities)",
-        path.display(),
-        cfg.rules.len(),
-        cfg.channels.len(),
-        cfg.policies.len()
-    );
     // The channels as `serve` would build them from this environment: a channel whose secret
-    // (or SMTP_URL) is unset only reaches the log.
+    // (or SMTP_URL) is unset only reaches the log. Built before the verdict, since a channel
+    // that does not build (a malformed SMTP_URL) fails the check.
     let settings = Settings::new("127.0.0.1:0".parse()?, String::new(), path.clone());
     let templates = std::sync::Arc::new(paiid_alerts::Templates::from(cfg.templates.clone()));
     let channels =
         paiid_alerts::Channels::build(&cfg, &paiid_alerts::channel_env(&settings), templates)?;
+    let refused: Vec<String> = if strict {
+        channels
+            .log_only_in_policies(&cfg)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if refused.is_empty() {
+        println!(
+            "{}: ok ({} rules, {} channels, {} severities)",
+            path.display(),
+            cfg.rules.len(),
+            cfg.channels.len(),
+            cfg.policies.len()
+        );
+    }
     let log_only: Vec<(&str, &str)> = channels.log_only().collect();
     if !log_only.is_empty() {
         println!("channels that only reach the log:");
@@ -282,15 +294,11 @@ fn check_config(path: Option<PathBuf>, strict: bool) -> anyhow::Result<()> {
             println!("  {name}: {why}");
         }
     }
-    if strict {
-        let in_policies = channels.log_only_in_policies(&cfg);
-        if !in_policies.is_empty() {
-            let list: Vec<String> = in_policies.iter().map(ToString::to_string).collect();
-            anyhow::bail!(
-                "--strict: {}; set the variables or change the policies",
-                list.join("; ")
-            );
-        }
+    if !refused.is_empty() {
+        anyhow::bail!(
+            "--strict: {}; set the variables or change the policies",
+            refused.join("; ")
+        );
     }
     Ok(())
 }

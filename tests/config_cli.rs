@@ -102,6 +102,33 @@ fn strict_fails_when_a_policy_names_a_log_only_channel() {
     assert!(!stdout.contains("only reach the log"), "{stdout}");
 }
 
+/// `ok` is the verdict, printed only once nothing is left to fail: not before a channel that
+/// does not build (a malformed `SMTP_URL`) or a `--strict` refusal.
+#[test]
+fn check_config_never_says_ok_before_failing() {
+    let routing = repo_path("routing.yaml");
+    let path = routing.to_str().unwrap();
+    let mut env = ALL_SET.to_vec();
+    env[0] = ("SMTP_URL", "not a url");
+    let out = run(&["check-config", path], &env);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("invalid SMTP URL not a url"), "{stderr}");
+    assert!(!stdout.contains("ok"), "said ok, then failed:\n{stdout}{stderr}");
+
+    let out = run(&["check-config", "--strict", path], &ALL_SET[1..]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(!stdout.contains(": ok"), "said ok, then failed:\n{stdout}{stderr}");
+    // What the refusal is about is still listed.
+    assert!(stdout.contains("trading-ops-email: SMTP_URL is not set"), "{stdout}");
+
+    let out = run(&["check-config", path], ALL_SET);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("{path}: ok (")), "{stdout}");
+}
+
 #[test]
 fn serve_on_a_public_address_without_public_url_refuses_naming_it() {
     let dir = tempfile::tempdir().unwrap();
