@@ -93,99 +93,72 @@ impl Channels {
         templates: &Arc<Templates>,
         send_timeout: Duration,
     ) -> Result<(), ChannelBuildError> {
-        let log = |kind: &'static str, missing: Vec<String>| {
-            Arc::new(LogChannel::new(
-                c.name.clone(),
-                kind,
-                missing,
-                templates.clone(),
-            ))
-        };
         let name = c.name.clone();
         match c.kind {
-            ChannelKind::Slack => {
-                let channel = c.slack_channel.clone().unwrap_or_default();
-                let real: Option<Arc<dyn Channel>> = match (&c.bot_token, &c.webhook_url) {
-                    (Some(token), _) => Some(Arc::new(
-                        SlackChannel::bot(
-                            name.clone(),
-                            channel,
-                            token.clone(),
-                            env.slack_api_url.clone(),
-                            http.clone(),
-                            templates.clone(),
-                        )
-                        .with_timeout(send_timeout),
-                    )),
-                    (None, Some(url)) => Some(Arc::new(
-                        SlackChannel::webhook(
-                            name.clone(),
-                            channel,
-                            url.clone(),
-                            http.clone(),
-                            templates.clone(),
-                        )
-                        .with_timeout(send_timeout),
-                    )),
-                    (None, None) => None,
-                };
-                match real {
-                    Some(ch) => {
-                        self.channels.insert(name, ch);
-                    }
-                    None => self.insert_log(name, log("slack", c.missing_env.clone()), c.kind),
+            ChannelKind::Slack => match slack_channel(c, env, http, templates, send_timeout) {
+                Some(ch) => {
+                    self.channels.insert(name, ch);
                 }
-            }
+                None => self.insert_log(
+                    name,
+                    log_channel(c, "slack", c.missing_env.clone(), templates),
+                    c.kind,
+                ),
+            },
             ChannelKind::Pagerduty => match &c.routing_key {
                 Some(key) => {
-                    let events_url = c
-                        .events_url
-                        .clone()
-                        .unwrap_or_else(|| env.pagerduty_events_url.clone());
-                    self.channels.insert(
+                    let ch = pagerduty_channel(c, key, env, http, templates, send_timeout);
+                    self.channels.insert(name, ch);
+                }
+                None => self.insert_log(
+                    name,
+                    log_channel(c, "pagerduty", c.missing_env.clone(), templates),
+                    c.kind,
+                ),
+            },
+            ChannelKind::Email => self.add_email(c, env, templates, send_timeout)?,
+            ChannelKind::Log => {
+                self.insert_log(name, log_channel(c, "log", Vec::new(), templates), c.kind)
+            }
+        }
+        Ok(())
+    }
+
+    /// An email channel with SMTP_URL set and nothing missing; otherwise one that only logs.
+    fn add_email(
+        &mut self,
+        c: &ChannelConfig,
+        env: &ChannelEnv,
+        templates: &Arc<Templates>,
+        send_timeout: Duration,
+    ) -> Result<(), ChannelBuildError> {
+        let name = c.name.clone();
+        match &env.smtp_url {
+            Some(url) if c.missing_env.is_empty() => {
+                let ch = Arc::new(
+                    EmailChannel::new(
                         name.clone(),
-                        Arc::new(
-                            PagerDutyChannel::new(
-                                name,
-                                key.clone(),
-                                events_url,
-                                http.clone(),
-                                templates.clone(),
-                            )
-                            .with_timeout(send_timeout),
-                        ),
-                    );
+                        c.to.clone(),
+                        url,
+                        env.email_from.clone(),
+                        send_timeout,
+                        templates.clone(),
+                    )
+                    .map_err(|e| ChannelBuildError {
+                        channel: name.clone(),
+                        message: e.to_string(),
+                    })?,
+                );
+                self.channels.insert(name.clone(), ch.clone());
+                self.mailers.insert(name, ch);
+            }
+            _ => {
+                let mut missing = c.missing_env.clone();
+                if env.smtp_url.is_none() {
+                    missing.push("SMTP_URL".into());
                 }
-                None => self.insert_log(name, log("pagerduty", c.missing_env.clone()), c.kind),
-            },
-            ChannelKind::Email => match &env.smtp_url {
-                Some(url) if c.missing_env.is_empty() => {
-                    let ch = Arc::new(
-                        EmailChannel::new(
-                            name.clone(),
-                            c.to.clone(),
-                            url,
-                            env.email_from.clone(),
-                            send_timeout,
-                            templates.clone(),
-                        )
-                        .map_err(|e| ChannelBuildError {
-                            channel: name.clone(),
-                            message: e.to_string(),
-                        })?,
-                    );
-                    self.channels.insert(name.clone(), ch.clone());
-                    self.mailers.insert(name, ch);
-                }
-                _ => {
-                    let mut missing = c.missing_env.clone();
-                    if env.smtp_url.is_none() {
-                        missing.push("SMTP_URL".into());
-                    }
-                    self.insert_log(name, log("email", missing), c.kind);
-                }
-            },
-            ChannelKind::Log => self.insert_log(name, log("log", Vec::new()), c.kind),
+                self.insert_log(name, log_channel(c, "email", missing, templates), c.kind);
+            }
         }
         Ok(())
     }
@@ -247,6 +220,76 @@ impl Channels {
     pub fn missing_env(&self, name: &str) -> &[String] {
         self.missing.get(name).map(Vec::as_slice).unwrap_or(&[])
     }
+}
+/// A channel that only writes what it would have sent to the log, saying what it lacks.
+fn log_channel(
+    c: &ChannelConfig,
+    kind: &'static str,
+    missing: Vec<String>,
+    templates: &Arc<Templates>,
+) -> Arc<LogChannel> {
+    Arc::new(LogChannel::new(
+        c.name.clone(),
+        kind,
+        missing,
+        templates.clone(),
+    ))
+}
+
+/// A Slack channel through the bot token if one is set, else the incoming webhook; `None`
+/// when neither is.
+fn slack_channel(
+    c: &ChannelConfig,
+    env: &ChannelEnv,
+    http: &reqwest::Client,
+    templates: &Arc<Templates>,
+    send_timeout: Duration,
+) -> Option<Arc<dyn Channel>> {
+    let name = c.name.clone();
+    let channel = c.slack_channel.clone().unwrap_or_default();
+    match (&c.bot_token, &c.webhook_url) {
+        (Some(token), _) => Some(Arc::new(
+            SlackChannel::bot(
+                name,
+                channel,
+                token.clone(),
+                env.slack_api_url.clone(),
+                http.clone(),
+                templates.clone(),
+            )
+            .with_timeout(send_timeout),
+        )),
+        (None, Some(url)) => Some(Arc::new(
+            SlackChannel::webhook(name, channel, url.clone(), http.clone(), templates.clone())
+                .with_timeout(send_timeout),
+        )),
+        (None, None) => None,
+    }
+}
+
+/// A PagerDuty channel; the events URL is the channel's own or the environment's.
+fn pagerduty_channel(
+    c: &ChannelConfig,
+    key: &str,
+    env: &ChannelEnv,
+    http: &reqwest::Client,
+    templates: &Arc<Templates>,
+    send_timeout: Duration,
+) -> Arc<dyn Channel> {
+    let events_url = c
+        .events_url
+        .clone()
+        .unwrap_or_else(|| env.pagerduty_events_url.clone());
+    Arc::new(
+        PagerDutyChannel::new(
+            c.name.clone(),
+            key.to_string(),
+            events_url,
+            http.clone(),
+            templates.clone(),
+        )
+        .with_timeout(send_timeout),
+    )
 }
 
 /// In words, why a channel of `kind` only reaches the log, given the variables it lacks. A Slack
