@@ -836,16 +836,13 @@ async fn a_silence_created_while_an_incident_pages_stops_its_escalation_until_it
     deliver_due(&w.app).await;
     assert_eq!(triggers(&w.pd), 0);
 
-    // The silence ends: notified again (the card, not a second message) and a new window.
+    // The silence ends: it paged before the silence, so it is not paged again; its deadline
+    // passed while held, so it escalates now (not a fresh window).
     w.app.clock.set(ends);
-    assert_eq!(w.app.workers.silences.release_due().await.unwrap(), 1);
-    deliver_due(&w.app).await;
-    assert_eq!(w.slack.messages().len(), 1);
-    w.app.clock.set(ends + 15 * 60_000 - 1);
-    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 0);
-    w.app.clock.set(ends + 15 * 60_000);
+    assert_eq!(w.app.workers.silences.release_due().await.unwrap(), 0);
     assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 1);
     deliver_due(&w.app).await;
+    assert_eq!(w.slack.messages().len(), 1);
     assert_eq!(triggers(&w.pd), 1);
 }
 
@@ -990,6 +987,71 @@ async fn silences_that_can_never_hold_anything_are_refused_or_warned_about() {
     );
 }
 
+/// Review item 3: an incident that was already paging when a silence held it keeps its
+/// escalation deadline: no second "opened" page when the silence ends, and the escalation
+/// fires when it was due (or at once if that passed while it was held).
+#[tokio::test]
+async fn a_paging_incident_held_for_a_while_keeps_its_deadline_and_is_not_paged_again() {
+    let w = world().await;
+    let t0 = w.app.clock.now_ms();
+    let id = alert(&w.app, "701101", "evt-701101", "error").await;
+    assert!(deliver_due(&w.app).await >= 1);
+    let opened = "SELECT COUNT(*) FROM deliveries WHERE kind = 'opened'";
+    assert_eq!(w.app.scalar(opened).await, 1);
+
+    // Held from 2 to 7 minutes: its deadline (15 minutes) is still ahead at the end.
+    w.app.clock.set(t0 + 2 * 60_000);
+    let s = create_silence(&w.app, prod_silence(json!({ "duration": "5m" }))).await;
+    assert_eq!(w.app.incident(id).await["silenced_by"], s["id"]);
+    w.app.clock.set(t0 + 7 * 60_000);
+    assert_eq!(
+        w.app.workers.silences.release_due().await.unwrap(),
+        0,
+        "no page"
+    );
+    deliver_due(&w.app).await;
+    assert_eq!(w.app.scalar(opened).await, 1, "not opened a second time");
+    let inc = w.app.incident(id).await;
+    assert!(inc["silenced_by"].is_null());
+    let lines = timeline_details(&inc);
+    assert!(
+        lines.iter().any(|l| l.contains("escalation still due at")),
+        "{lines:?}"
+    );
+    w.app.clock.set(t0 + 15 * 60_000 - 1);
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 0);
+    w.app.clock.set(t0 + 15 * 60_000);
+    assert_eq!(
+        w.app.workers.scheduler.fire_due().await.unwrap(),
+        1,
+        "when it was due"
+    );
+    deliver_due(&w.app).await;
+    assert_eq!(triggers(&w.pd), 1);
+
+    // Another, held past its deadline: it escalates as soon as the silence ends.
+    let w = world().await;
+    let t0 = w.app.clock.now_ms();
+    let id = alert(&w.app, "701102", "evt-701102", "error").await;
+    deliver_due(&w.app).await;
+    w.app.clock.set(t0 + 2 * 60_000);
+    create_silence(&w.app, prod_silence(json!({ "duration": "1h" }))).await;
+    w.app.clock.set(t0 + 62 * 60_000);
+    w.app.workers.silences.release_due().await.unwrap();
+    let inc = w.app.incident(id).await;
+    let lines = timeline_details(&inc);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("passed while silenced: escalating now")),
+        "{lines:?}"
+    );
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 1);
+    deliver_due(&w.app).await;
+    assert_eq!(triggers(&w.pd), 1);
+    assert_eq!(w.app.scalar(opened).await, 1, "not opened a second time");
+}
+
 /// Review item 7: `silence list | head -3` ends quietly when the reader goes away.
 #[tokio::test]
 async fn the_cli_list_exits_quietly_when_its_reader_closes_the_pipe() {
@@ -1059,6 +1121,52 @@ async fn let_through_leaves_a_note_even_when_the_incident_was_not_held_before() 
         lines
             .iter()
             .any(|l| l.contains(&format!("let through by silence #{sid}: severity critical"))),
+        "{lines:?}"
+    );
+}
+
+/// Review item 11: incidents that notify nobody (unclassified) are held and released without
+/// claiming a notification or an escalation that never happens.
+#[tokio::test]
+async fn releasing_incidents_that_notify_nobody_does_not_claim_to_notify_them() {
+    let w = world().await;
+    let quiet = alert(&w.app, "701301", "evt-701301", "info").await;
+    let paging = alert(&w.app, "701302", "evt-701302", "error").await;
+    deliver_due(&w.app).await;
+    let s = create_silence(&w.app, prod_silence(json!({}))).await;
+    let sid = s["id"].as_i64().unwrap();
+    let inc = w.app.incident(quiet).await;
+    assert_eq!(inc["severity"], "unclassified");
+    assert_eq!(inc["silenced_by"], sid);
+    let lines = timeline_details(&inc);
+    assert!(
+        !lines.iter().any(|l| l.contains("no escalation until")),
+        "{lines:?}"
+    );
+
+    let r: Value = w
+        .app
+        .client
+        .delete(w.app.url(&format!("/api/silences/{sid}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["result"], "expired");
+    let notified = r["notified_incidents"].as_array().unwrap();
+    assert!(!notified.contains(&json!(quiet)), "{r}");
+    let _ = paging;
+    let lines = timeline_details(&w.app.incident(quiet).await);
+    assert!(
+        !lines.iter().any(|l| l.contains("notifying now")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("silence #{sid} ended")) && l.contains("notifies nobody")),
         "{lines:?}"
     );
 }

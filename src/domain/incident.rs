@@ -111,6 +111,10 @@ pub struct Incident {
     pub updated_at: i64,
     /// The silence holding this episode's notifications and escalation (`silences.id`).
     pub silenced_by: Option<SilenceId>,
+    /// The escalation deadline that was running when a silence held this incident while it
+    /// paged: restored when the silence ends instead of paging again.
+    #[serde(skip)]
+    pub held_escalation_at: Option<i64>,
 }
 
 impl Incident {

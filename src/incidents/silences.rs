@@ -258,7 +258,9 @@ async fn release_batch(
                         _ => Vec::new(),
                     };
                     let e = transitions::release(&mut inc, *id, &active, &tags, cfg, now);
-                    if !e.deliveries.is_empty() || e.timers_changed {
+                    // Only what was sent counts: a kept deadline resumed, or a policy that
+                    // notifies nobody, is not "notified now".
+                    if !e.deliveries.is_empty() {
                         notified.push(inc.id);
                     }
                     fx.extend(e);

@@ -124,6 +124,7 @@ pub(crate) fn open_new(
         count_updated_at: None,
         updated_at: now,
         silenced_by: None,
+        held_escalation_at: None,
     };
     let mut fx = Effects::default();
     fx.note(
@@ -292,6 +293,8 @@ fn reopen(
     inc.pagerduty_incident_id = None;
     inc.notified_count = 0;
     inc.count_updated_at = None;
+    // A deadline kept by a silence belonged to the earlier episode.
+    inc.held_escalation_at = None;
     inc.updated_at = now;
     fx.note(
         inc,

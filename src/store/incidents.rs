@@ -200,6 +200,7 @@ pub(crate) struct IncidentRow {
     pub count_updated_at: Option<i64>,
     pub updated_at: i64,
     pub silenced_by: Option<SilenceId>,
+    pub held_escalation_at: Option<i64>,
 }
 
 impl IncidentRow {
@@ -264,6 +265,7 @@ impl IncidentRow {
             count_updated_at: self.count_updated_at,
             updated_at: self.updated_at,
             silenced_by: self.silenced_by,
+            held_escalation_at: self.held_escalation_at,
         })
     }
 }
@@ -355,6 +357,7 @@ const INCIDENT_COLUMNS: &[&str] = &[
     "count_updated_at",
     "updated_at",
     "silenced_by",
+    "held_escalation_at",
 ];
 
 /// Inserts new incidents and updates changed ones in one statement per chunk. Safe to write
@@ -406,7 +409,8 @@ pub(crate) async fn upsert_incidents(
                 .push_bind(i.notified_count)
                 .push_bind(i.count_updated_at)
                 .push_bind(i.updated_at)
-                .push_bind(i.silenced_by);
+                .push_bind(i.silenced_by)
+                .push_bind(i.held_escalation_at);
         });
         q.push(" ON CONFLICT(id) DO UPDATE SET ");
         let updates: Vec<String> = INCIDENT_COLUMNS[1..]

@@ -118,6 +118,8 @@ pub(crate) fn hold_if_silenced(
                 }
             }
             if let Some(held_by) = inc.silenced_by.take() {
+                // It pages anew now: a deadline kept from before the hold is superseded.
+                inc.held_escalation_at = None;
                 let why = match silences
                     .iter()
                     .find(|s| s.id == held_by && s.matches(&subject, now))
@@ -139,7 +141,9 @@ pub(crate) fn hold_if_silenced(
 }
 
 /// The silence that held `inc` ended (its end passed, or it was expired): an incident still
-/// triggered is notified now and its escalation window starts now, unless another silence in
+/// triggered that paged before the silence held it gets its kept escalation deadline back (or
+/// escalates now if it passed); one held from its first alert is notified now and its
+/// escalation window starts now. Either way not while another silence in
 /// `active` holds it (a silence extended by creating a new one and expiring the old must not
 /// page in between); any other is only let go. `tags` are its last event's.
 pub(crate) fn release(
@@ -157,6 +161,7 @@ pub(crate) fn release(
     inc.silenced_by = None;
     inc.updated_at = now;
     if inc.state() != IncidentState::Triggered {
+        inc.held_escalation_at = None;
         return fx;
     }
     let subject = SilenceSubject {
@@ -186,24 +191,67 @@ pub(crate) fn release(
         return fx;
     }
     inc.escalation_version += 1;
+    if let Some(due) = inc.held_escalation_at.take() {
+        // It paged before the silence held it: people know of it, so no second "opened"; its
+        // escalation keeps the deadline it had, or fires now if that passed while held.
+        inc.next_escalation_at = Some(due.max(now));
+        fx.timers_changed = true;
+        let detail = if due > now {
+            format!(
+                "silence #{silence} ended; still unacknowledged (paged before the silence): escalation still due at {}",
+                utc(due)
+            )
+        } else {
+            format!(
+                "silence #{silence} ended; still unacknowledged: its escalation was due at {}, which passed while silenced: escalating now",
+                utc(due)
+            )
+        };
+        fx.note(
+            inc,
+            now,
+            TimelineKind::Note,
+            Some("paiid-alerts"),
+            Some(Via::Silence),
+            Some(detail),
+        );
+        return fx;
+    }
+    let policy = inc.frozen_policy();
+    start_episode_notifications(inc, &policy, now, NotificationKind::Opened, &mut fx);
+    let told = fx.deliveries.iter().any(|d| d.incident_id == inc.id);
+    let detail = match (told, inc.next_escalation_at) {
+        (false, None) => format!(
+            "silence #{silence} ended; its {} policy notifies nobody: nothing sent",
+            inc.severity
+        ),
+        (true, None) => format!(
+            "silence #{silence} ended while still unacknowledged: notifying now (its policy does not escalate)"
+        ),
+        (true, Some(due)) => format!(
+            "silence #{silence} ended while still unacknowledged: notifying now; escalation at {}",
+            utc(due)
+        ),
+        (false, Some(due)) => format!(
+            "silence #{silence} ended while still unacknowledged: its policy notifies nobody first; escalation at {}",
+            utc(due)
+        ),
+    };
     fx.note(
         inc,
         now,
         TimelineKind::Note,
         Some("paiid-alerts"),
         Some(Via::Silence),
-        Some(format!(
-            "silence #{silence} ended while still unacknowledged: notifying now"
-        )),
+        Some(detail),
     );
-    let policy = inc.frozen_policy();
-    start_episode_notifications(inc, &policy, now, NotificationKind::Opened, &mut fx);
     fx
 }
 
 /// A silence was just created while `inc` is open: a triggered incident it holds (and no other
-/// silence holds yet) stops escalating until the silence ends, when it is notified again and
-/// its window starts afresh ([`release`]). An acknowledged one needs nothing: people are on it.
+/// silence holds yet) stops escalating until the silence ends; its running deadline is kept
+/// (`held_escalation_at`) for [`release`], which resumes it rather than paging again. An
+/// acknowledged one needs nothing: people are on it.
 pub(crate) fn hold_open(
     inc: &mut Incident,
     silence: &Silence,
@@ -230,23 +278,36 @@ pub(crate) fn hold_open(
     }
     inc.silenced_by = Some(silence.id);
     inc.updated_at = now;
-    if inc.next_escalation_at.is_some() {
-        inc.next_escalation_at = None;
-        inc.escalation_version += 1;
-        fx.timers_changed = true;
-    }
+    let paused = inc.next_escalation_at.take();
+    let detail = match paused {
+        Some(due) => {
+            // It is paging: the deadline is kept for when the silence ends ([`release`]).
+            inc.held_escalation_at = Some(due);
+            inc.escalation_version += 1;
+            fx.timers_changed = true;
+            format!(
+                "silenced by #{} while open: its escalation (due {}) waits until {} (by {})",
+                silence.id,
+                utc(due),
+                utc(silence.effective_end()),
+                silence.author
+            )
+        }
+        // Nothing was going to escalate: say only what the silence does.
+        None => format!(
+            "silenced by #{} while open, until {} (by {})",
+            silence.id,
+            utc(silence.effective_end()),
+            silence.author
+        ),
+    };
     fx.note(
         inc,
         now,
         TimelineKind::Note,
         Some("paiid-alerts"),
         Some(Via::Silence),
-        Some(format!(
-            "silenced by #{} while open: no escalation until {} (by {})",
-            silence.id,
-            utc(silence.effective_end()),
-            silence.author
-        )),
+        Some(detail),
     );
     fx
 }

@@ -176,3 +176,40 @@ fn a_new_silence_holds_an_open_triggered_incident_and_stops_its_timer() {
     );
     assert_eq!(free.silenced_by, None);
 }
+
+#[test]
+fn an_incident_held_while_paging_gets_its_deadline_back_not_a_second_page() {
+    // Opened at 1 min: due at 16 min. Held from 2 min.
+    let (mut inc, _) = open(Severity::Critical, &[], MIN);
+    let s = silence(5, by_title(), vec![]);
+    hold_open(&mut inc, &s, &[], &routing(), 2 * MIN);
+    assert_eq!(inc.held_escalation_at, Some(16 * MIN));
+
+    // Released at 10 min: the deadline is still ahead.
+    let mut early = inc.clone();
+    let fx = release(&mut early, SilenceId(5), &[], &[], &routing(), 10 * MIN);
+    assert!(fx.deliveries.is_empty(), "not paged again");
+    assert_eq!(early.next_escalation_at, Some(16 * MIN));
+    assert_eq!(early.held_escalation_at, None);
+
+    // Released at 60 min: it passed while held, so it is due now.
+    let fx = release(&mut inc, SilenceId(5), &[], &[], &routing(), 60 * MIN);
+    assert!(fx.deliveries.is_empty());
+    assert_eq!(inc.next_escalation_at, Some(60 * MIN));
+    assert!(fx.timers_changed);
+}
+
+#[test]
+fn an_incident_that_notifies_nobody_is_released_without_claiming_a_page() {
+    let (mut inc, _) = open(Severity::Unclassified, &[], MIN);
+    assert_eq!(inc.next_escalation_at, None);
+    let s = silence(5, by_title(), vec![]);
+    let held = hold_open(&mut inc, &s, &[], &routing(), 2 * MIN);
+    let note = held.timeline[0].detail.clone().unwrap_or_default();
+    assert!(!note.contains("escalation"), "{note}");
+    let fx = release(&mut inc, SilenceId(5), &[], &[], &routing(), 60 * MIN);
+    assert!(fx.deliveries.is_empty());
+    let note = fx.timeline[0].detail.clone().unwrap_or_default();
+    assert!(note.contains("notifies nobody: nothing sent"), "{note}");
+    assert!(!note.contains("notifying now"), "{note}");
+}
