@@ -248,11 +248,23 @@ async fn the_overview_counts_what_was_seeded_over_the_last_30_days() {
         slack.contains(&format!("data-total=\"{delivered}\" data-delivered=\"{delivered}\" data-failed=\"0\" data-dead=\"0\"")),
         "{slack}"
     );
+    // No Slack is configured here: the channel only reaches the log, and the page says so
+    // instead of passing its rows off as delivered messages.
     assert!(
-        slack.contains(&format!(
-            "<title>slack-alerts: {delivered} delivered</title>"
-        )),
+        slack.contains("data-log-only=\"true\"")
+            && slack.contains(
+                "<span class=\"log-only\">(log only: neither SLACK_WEBHOOK_URL nor SLACK_BOT_TOKEN is set)</span>"
+            )
+            && slack.contains(&format!("{delivered} logged · 0 failed"))
+            && slack.contains(&format!("<title>slack-alerts: {delivered} logged</title>"))
+            && slack.contains("data-outcome=\"logged\""),
         "{slack}"
+    );
+    assert!(!slack.contains("delivered</"), "{slack}");
+    let legend = element(&html, "<section id=\"deliveries-by-channel\"", "</p>");
+    assert!(
+        legend.contains("logged (the channel only reaches the log)"),
+        "{legend}"
     );
 
     // The window follows the service's clock: 28 days on, the day of incident A has left it.

@@ -314,6 +314,49 @@ async fn the_signed_in_name_wins_over_a_by_field() {
     assert_eq!(incident(ids[0]).await["resolved_by"], "deploy-bot");
 }
 
+/// A channel with nothing configured only reaches the log: the incident page says so and calls
+/// its deliveries "logged", never "delivered".
+#[tokio::test]
+async fn a_log_only_channel_is_shown_as_logged_not_delivered() {
+    let app = spawn_with(AppOptions {
+        secrets: signed_secrets(),
+        run_workers: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let (id, _) = opened(
+        &post_signed(
+            &app,
+            "event_alert",
+            &critical("9200", "l-1", "Order router down"),
+        )
+        .await,
+    );
+    app.workers.outbox.drain().await.unwrap();
+    assert!(
+        app.scalar("SELECT COUNT(*) FROM deliveries WHERE channel = 'slack-alerts' AND status = 'delivered'")
+            .await
+            >= 1
+    );
+    let story = html(&app, &format!("/incidents/{id}")).await;
+    let deliveries = table(&story, "deliveries");
+    let slack = deliveries
+        .split("<tr class=\"delivery\"")
+        .find(|row| row.contains(">slack-alerts<"))
+        .unwrap_or_else(|| panic!("{deliveries}"));
+    assert!(
+        slack.contains(
+            "<span class=\"log-only small\">(log only: neither SLACK_WEBHOOK_URL nor SLACK_BOT_TOKEN is set)</span>"
+        ) && slack.contains("<td data-label=\"Status\">logged")
+            && slack.contains("· logged"),
+        "{slack}"
+    );
+    assert!(
+        !slack.contains(">delivered") && !slack.contains("· delivered"),
+        "{slack}"
+    );
+}
+
 const MINUTE: i64 = 60_000;
 
 fn at(minutes: i64) -> i64 {
@@ -866,7 +909,7 @@ async fn the_incident_page_tells_the_whole_story_and_resolves_with_a_root_cause(
     let rows: Vec<&str> = deliveries.split("<tr class=\"delivery\"").skip(1).collect();
     assert_eq!(rows.len(), 2, "{deliveries}");
     assert!(
-        rows[0].contains("<td class=\"nw\" data-label=\"Channel\">slack-alerts</td>")
+        rows[0].contains("<td data-label=\"Channel\"><span class=\"nw\">slack-alerts</span></td>")
             && rows[0].contains("delivered")
             && rows[0].contains("<td data-label=\"Attempts\">2")
             && rows[0].contains("#1 ")
@@ -880,6 +923,17 @@ async fn the_incident_page_tells_the_whole_story_and_resolves_with_a_root_cause(
         rows[1].contains("pagerduty-oncall") && rows[1].contains("HTTP 202"),
         "{}",
         rows[1]
+    );
+    // Real channels are not marked as log-only, here or on the overview.
+    assert!(!deliveries.contains("log only"), "{deliveries}");
+    let overview = html(&app, "/overview").await;
+    let slack_row = &overview[overview
+        .find("<li class=\"channel\" data-channel=\"slack-alerts\"")
+        .unwrap()..];
+    let slack_row = &slack_row[..slack_row.find("</li>").unwrap()];
+    assert!(
+        slack_row.contains("1 delivered") && !slack_row.contains("log only"),
+        "{slack_row}"
     );
 
     // Resolve with a root cause, through the page's form.

@@ -6,6 +6,8 @@
 //! carries its numbers as `data-*` attributes and a `<title>` (a tooltip), so that people can
 //! read exact counts and tests can check them without parsing geometry.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,9 +37,12 @@ async fn overview_page(
     }
     let now = state.clock.now_ms();
     match stats::overview(state.store.reader(), now).await {
-        Ok(o) => pages
-            .render(StatusCode::OK, "pages/overview.html", &OverviewView::of(&o))
-            .into_response(),
+        Ok(o) => {
+            let view = OverviewView::of(&o).with_log_only(&super::pages::log_only(&state));
+            pages
+                .render(StatusCode::OK, "pages/overview.html", &view)
+                .into_response()
+        }
         Err(e) => pages
             .message(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -111,6 +116,8 @@ pub(crate) struct OverviewView {
     response: ResponseChart,
     noisiest: Vec<NoisyRow>,
     deliveries: Vec<ChannelRow>,
+    /// Some channel in `deliveries` only reaches the log: the legend explains "logged".
+    any_log_only: bool,
     /// Groups left out because a stored word did not decode, with why.
     unreadable: Vec<String>,
 }
@@ -233,6 +240,10 @@ struct ChannelRow {
     dead: i64,
     pending: i64,
     segments: Vec<OutcomeSegment>,
+    /// Why the channel only reaches the log, if it does.
+    log_only: Option<String>,
+    /// "delivered", or "logged" for a channel that only reaches the log.
+    delivered_word: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -266,10 +277,37 @@ impl OverviewView {
             response: ResponseChart::of(o),
             noisiest: noisy_rows(o),
             deliveries: channel_rows(o),
+            any_log_only: false,
             unreadable: o.unreadable.iter().map(ToString::to_string).collect(),
         }
     }
 }
+
+impl OverviewView {
+    /// Marks the channels that only reach the log (name -> why): what they "delivered" was
+    /// written to the log, so the page says "logged" in grey, never "delivered" in green.
+    pub(crate) fn with_log_only(mut self, log_only: &BTreeMap<String, String>) -> Self {
+        for c in &mut self.deliveries {
+            let Some(why) = log_only.get(&c.channel) else {
+                continue;
+            };
+            c.log_only = Some(why.clone());
+            c.delivered_word = "logged";
+            for s in &mut c.segments {
+                if s.outcome == "delivered" {
+                    s.outcome = "logged";
+                    s.colour = LOGGED_COLOUR;
+                }
+            }
+            self.any_log_only = true;
+        }
+        self
+    }
+}
+
+/// A delivery that only reached the log: neither the green of a message sent nor the grey of
+/// one still pending.
+const LOGGED_COLOUR: &str = "#b9c0cc";
 
 impl DaysChart {
     fn of(o: &Overview) -> Self {
@@ -486,6 +524,8 @@ fn channel_rows(o: &Overview) -> Vec<ChannelRow> {
                 dead: c.dead,
                 pending: c.pending,
                 segments,
+                log_only: None,
+                delivered_word: "delivered",
             }
         })
         .collect()

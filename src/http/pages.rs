@@ -15,6 +15,7 @@
 
 mod view;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -149,6 +150,17 @@ where
             .map(Some)
             .map_err(|_| serde::de::Error::custom(format!("`{s}` is not {what}"))),
     }
+}
+
+/// The channels that only reach the log now, with why: their deliveries are shown as logged,
+/// never as sent.
+pub(crate) fn log_only(state: &AppState) -> BTreeMap<String, String> {
+    state
+        .channels
+        .load()
+        .log_only()
+        .map(|(name, why)| (name.to_string(), why.to_string()))
+        .collect()
 }
 
 /// A query string the page cannot read, as a page that says why.
@@ -334,6 +346,7 @@ async fn incident_page(
             details,
             deliveries,
             escalations,
+            log_only: &log_only(&state),
         }))
         .into_response()
 }
@@ -375,6 +388,7 @@ async fn deliveries_page(
             &user,
             notice,
             state.clock.now_ms(),
+            &log_only(&state),
         ))
         .into_response()
 }

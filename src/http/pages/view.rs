@@ -1,6 +1,7 @@
 //! Rendering the pages: [`Pages`] holds the compiled templates (`src/templates/pages/`) and
 //! turns what a handler gathered into a [`Page`]; the views below are what the templates see.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -700,6 +701,9 @@ pub(crate) struct DeliveryView {
     /// For a row still waiting: when it is (re)tried, and in how long.
     next_retry: Option<String>,
     attempt_log: Vec<AttemptView>,
+    /// Why the channel only reaches the log (`SLACK_WEBHOOK_URL is not set`): its "delivered"
+    /// means written to the log, and the page must not let it pass for a message sent.
+    log_only: Option<String>,
 }
 
 /// What a page shows of a channel's answer: enough to tell what went wrong, not a whole message.
@@ -710,6 +714,13 @@ fn short(s: Option<&str>) -> Option<String> {
 }
 
 impl DeliveryView {
+    /// Marks a row of a channel that only reaches the log (the page says "logged" for its
+    /// "delivered").
+    fn log_only(mut self, log_only: &BTreeMap<String, String>) -> Self {
+        self.log_only = log_only.get(&self.channel).cloned();
+        self
+    }
+
     pub(crate) fn of(d: &DeliveryWithAttempts, now: i64) -> Self {
         let row = &d.delivery;
         let waiting = matches!(row.status, DeliveryStatus::Pending | DeliveryStatus::Failed);
@@ -744,6 +755,7 @@ impl DeliveryView {
                     response: short(a.response.as_deref()),
                 })
                 .collect(),
+            log_only: None,
         }
     }
 }
@@ -799,6 +811,8 @@ pub(crate) struct IncidentData<'a> {
     /// `Ok(None)`: the event has no stored details.
     pub details: Result<Option<EventDetails>, String>,
     pub deliveries: Result<Vec<DeliveryWithAttempts>, String>,
+    /// Channels that only reach the log, with why (`Channels::log_only`).
+    pub log_only: &'a BTreeMap<String, String>,
     pub escalations: Result<Vec<FiredEscalation>, String>,
 }
 
@@ -814,7 +828,9 @@ impl<'a> IncidentPageView<'a> {
         let inc = d.inc;
         let now = d.now;
         let (timeline, timeline_error) = split(d.timeline, TimelineView::of);
-        let (deliveries, deliveries_error) = split(d.deliveries, |x| DeliveryView::of(&x, now));
+        let (deliveries, deliveries_error) = split(d.deliveries, |x| {
+            DeliveryView::of(&x, now).log_only(d.log_only)
+        });
         let last_fired = d.escalations.as_ref().ok().and_then(|rows| {
             rows.iter()
                 .filter(|e| e.episode == inc.episode)
@@ -889,6 +905,8 @@ struct TroubledView {
     last_error: Option<String>,
     created: String,
     next_retry: Option<String>,
+    /// Why the channel only reaches the log, if it does.
+    log_only: Option<String>,
 }
 
 /// What `/deliveries` shows.
@@ -908,8 +926,10 @@ impl<'a> DeliveriesView<'a> {
         user: &'a str,
         notice: Option<String>,
         now: i64,
+        log_only: &BTreeMap<String, String>,
     ) -> Self {
         let (rows, error) = split(rows, |d| TroubledView {
+            log_only: log_only.get(&d.channel).cloned(),
             id: d.id,
             incident_id: d.incident_id,
             incident_title: d.incident_title,
