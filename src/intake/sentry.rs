@@ -489,77 +489,9 @@ fn parse_integration(resource: &str, body: &[u8]) -> Result<AlertFacts, ParseErr
         ..AlertFacts::default()
     };
     match resource {
-        "event_alert" | "error" => {
-            let event = if resource == "error" {
-                data.error
-            } else {
-                data.event
-            }
-            .unwrap_or_default();
-            fill_from_event(&mut facts, &event);
-            facts.sentry_rule = data
-                .triggered_rule
-                .owned()
-                .or_else(|| data.issue_alert.and_then(|a| a.title.owned()));
-            facts.occurrence = true;
-            facts.meaning = Some(Meaning::Alert);
-        }
-        "metric_alert" => {
-            let ma = data.metric_alert.unwrap_or_default();
-            let rule = ma.alert_rule.unwrap_or_default();
-            let description = data.description_text.as_deref().unwrap_or("");
-            let aggregate = rule
-                .aggregate
-                .owned()
-                .or_else(|| aggregate_from_description(description));
-            facts.metric = Some(MetricFacts {
-                alert_rule_id: rule.id.owned().or_else(|| ma.id.owned()),
-                aggregate,
-                value: value_from_description(description),
-                threshold_type: rule.threshold_type.0.map(|v| v as i64),
-            });
-            facts.sentry_rule = rule.name.owned();
-            facts.title = data
-                .description_title
-                .owned()
-                .or_else(|| rule.name.owned())
-                .or_else(|| ma.title.owned())
-                .unwrap_or_else(|| "Sentry metric alert".to_string());
-            facts.environment = rule.environment.owned();
-            facts.project = rule
-                .projects
-                .0
-                .first()
-                .or(ma.projects.0.first())
-                .map(|p| p.to_string());
-            facts.web_url = data.web_url.owned();
-            facts.culprit = data.description_text.owned();
-            facts.meaning = Some(match action.as_str() {
-                "critical" | "warning" | "open" => Meaning::Alert,
-                "resolved" => Meaning::Resolved,
-                _ => Meaning::Unknown,
-            });
-        }
-        "issue" => {
-            let issue = data.issue.unwrap_or_default();
-            facts.issue_id = issue.id.owned();
-            facts.title = issue.title.owned().unwrap_or_default();
-            facts.culprit = issue.culprit.owned();
-            facts.level = issue.level.owned().map(|l| l.to_lowercase());
-            facts.web_url = issue.permalink.owned();
-            facts.project = issue.project.and_then(|p| p.slug.owned());
-            facts.assignee = data
-                .assignee
-                .and_then(|a| a.name.owned().or_else(|| a.email.owned()));
-            facts.meaning = Some(match action.as_str() {
-                "created" => Meaning::Alert,
-                "resolved" => Meaning::Resolved,
-                "unresolved" => Meaning::Unresolved,
-                "assigned" => Meaning::Assigned,
-                "ignored" | "archived" => Meaning::Muted,
-                _ => Meaning::Unknown,
-            });
-        }
+        "event_alert" | "error" => fill_event_alert(&mut facts, resource, data),
+        "metric_alert" => fill_metric_alert(&mut facts, &action, data),
+        "issue" => fill_issue(&mut facts, &action, data),
         "comment" => {
             facts.issue_id = data.issue_id.owned();
             facts.comment = data.comment.owned();
@@ -579,6 +511,83 @@ fn parse_integration(resource: &str, body: &[u8]) -> Result<AlertFacts, ParseErr
         facts.title = format!("Sentry {resource} {action}").trim_end().to_string();
     }
     Ok(facts)
+}
+
+/// `event_alert` (an issue alert rule fired) and `error`: one occurrence of an event.
+fn fill_event_alert(facts: &mut AlertFacts, resource: &str, data: Data<'_>) {
+    let event = if resource == "error" {
+        data.error
+    } else {
+        data.event
+    }
+    .unwrap_or_default();
+    fill_from_event(facts, &event);
+    facts.sentry_rule = data
+        .triggered_rule
+        .owned()
+        .or_else(|| data.issue_alert.and_then(|a| a.title.owned()));
+    facts.occurrence = true;
+    facts.meaning = Some(Meaning::Alert);
+}
+
+/// `metric_alert`: the rule, its aggregate and the value read from the description.
+fn fill_metric_alert(facts: &mut AlertFacts, action: &str, data: Data<'_>) {
+    let ma = data.metric_alert.unwrap_or_default();
+    let rule = ma.alert_rule.unwrap_or_default();
+    let description = data.description_text.as_deref().unwrap_or("");
+    let aggregate = rule
+        .aggregate
+        .owned()
+        .or_else(|| aggregate_from_description(description));
+    facts.metric = Some(MetricFacts {
+        alert_rule_id: rule.id.owned().or_else(|| ma.id.owned()),
+        aggregate,
+        value: value_from_description(description),
+        threshold_type: rule.threshold_type.0.map(|v| v as i64),
+    });
+    facts.sentry_rule = rule.name.owned();
+    facts.title = data
+        .description_title
+        .owned()
+        .or_else(|| rule.name.owned())
+        .or_else(|| ma.title.owned())
+        .unwrap_or_else(|| "Sentry metric alert".to_string());
+    facts.environment = rule.environment.owned();
+    facts.project = rule
+        .projects
+        .0
+        .first()
+        .or(ma.projects.0.first())
+        .map(|p| p.to_string());
+    facts.web_url = data.web_url.owned();
+    facts.culprit = data.description_text.owned();
+    facts.meaning = Some(match action {
+        "critical" | "warning" | "open" => Meaning::Alert,
+        "resolved" => Meaning::Resolved,
+        _ => Meaning::Unknown,
+    });
+}
+
+/// `issue`: a change of an issue's state (created, resolved, assigned, ...).
+fn fill_issue(facts: &mut AlertFacts, action: &str, data: Data<'_>) {
+    let issue = data.issue.unwrap_or_default();
+    facts.issue_id = issue.id.owned();
+    facts.title = issue.title.owned().unwrap_or_default();
+    facts.culprit = issue.culprit.owned();
+    facts.level = issue.level.owned().map(|l| l.to_lowercase());
+    facts.web_url = issue.permalink.owned();
+    facts.project = issue.project.and_then(|p| p.slug.owned());
+    facts.assignee = data
+        .assignee
+        .and_then(|a| a.name.owned().or_else(|| a.email.owned()));
+    facts.meaning = Some(match action {
+        "created" => Meaning::Alert,
+        "resolved" => Meaning::Resolved,
+        "unresolved" => Meaning::Unresolved,
+        "assigned" => Meaning::Assigned,
+        "ignored" | "archived" => Meaning::Muted,
+        _ => Meaning::Unknown,
+    });
 }
 
 fn parse_legacy(body: &[u8]) -> Result<AlertFacts, ParseError> {
