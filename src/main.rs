@@ -78,7 +78,7 @@ enum Command {
     /// The real service on a temporary database with a fast clock (15 minutes in 15 seconds),
     /// fed by a simulated trading backend; narrates classification to digest, then exits.
     Demo {
-        /// Stay up after the story (the web page stays reachable) until Ctrl-C.
+        /// Stay up after the story (the web page stays reachable) until Ctrl-C or SIGTERM.
         #[arg(long)]
         keep: bool,
     },

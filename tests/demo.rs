@@ -63,3 +63,63 @@ async fn the_demo_tells_the_whole_story_and_exits_0() {
         "{stderr}"
     );
 }
+
+/// `demo --keep` stays up after the story; `SIGTERM` (a `docker stop`, a service manager) stops
+/// it like Ctrl-C does, and either way its temporary directory is removed.
+#[tokio::test]
+async fn demo_keep_stops_on_sigterm_and_removes_its_directory() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["demo", "--keep"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("The service keeps running at") {
+                return;
+            }
+        }
+        panic!("the demo ended without staying up:\n{seen}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no `keeps running` line within 120 s:\n{seen}"));
+    let dirs: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("paiid-alerts-demo-"))
+        .collect();
+    assert_eq!(dirs.len(), 1, "its temporary directory while up: {dirs:?}");
+
+    let pid = child.id().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the demo did not stop within 20 s of SIGTERM")
+        .unwrap();
+    while let Ok(Some(line)) = lines.next_line().await {
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    assert!(exit.success(), "{exit:?}\n{seen}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

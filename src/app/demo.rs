@@ -86,7 +86,14 @@ pub async fn run_demo(keep: bool) -> anyhow::Result<()> {
     }
     println!();
 
-    let result = demo.play(&state).await;
+    // Ctrl-C or SIGTERM, during the story or after it, ends the demo through the same clean-up
+    // as its end: the service stops and the temporary directory goes.
+    let stop_signal = stop_signal();
+    tokio::pin!(stop_signal);
+    let result = tokio::select! {
+        r = demo.play(&state) => r,
+        () = &mut stop_signal => Err(anyhow::anyhow!("interrupted")),
+    };
     if let Err(e) = &result {
         println!("demo failed: {e:#}");
     }
@@ -95,13 +102,39 @@ pub async fn run_demo(keep: bool) -> anyhow::Result<()> {
     }
     if keep && result.is_ok() {
         println!();
-        println!("The service keeps running at {base}/ (clock x{SPEED}); Ctrl-C to stop.");
-        let _ = tokio::signal::ctrl_c().await;
+        println!(
+            "The service keeps running at {base}/ (clock x{SPEED}); Ctrl-C or SIGTERM to stop."
+        );
+        stop_signal.await;
     }
     let _ = stop.send(());
-    server.await.context("service task")??;
-    let _ = std::fs::remove_dir_all(&dir);
+    let served = server.await;
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        eprintln!("could not remove {}: {e}", dir.display());
+    }
+    served.context("service task")??;
     result
+}
+
+/// Ctrl-C, or SIGTERM where there is one (`kill`, `docker stop`, a service manager).
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => ctrl_c.await,
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
 }
 
 /// A fresh directory under the system's temporary directory (removed at the end).
