@@ -130,24 +130,89 @@ impl NotificationBuilder {
         let open = matches!(state, IncidentState::Triggered | IncidentState::Muted);
         let ack_url = (open && inc.episode == episode)
             .then(|| self.action_url(inc.id, episode, AckAction::Acknowledge, recipient));
-        let waited_minutes = detail
-            .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-            .and_then(|v| v["waited_ms"].as_i64())
-            .map(|ms| ms / 60_000);
-        // As the episode stood when it was resolved (deliveries written before the snapshot
-        // existed fall back to the row as it is now).
-        let resolved = matches!(
-            kind,
-            NotificationKind::PostMortem | NotificationKind::Resolved
-        )
-        .then(|| {
-            detail
-                .and_then(ResolvedEpisode::from_detail)
-                .or_else(|| ResolvedEpisode::of(inc))
-        })
-        .flatten();
+        let waited_minutes = waited_minutes(detail);
+        let resolved = resolved_episode(inc, kind, detail);
         let post_mortem = resolved.as_ref().map(post_mortem);
-        let (mut acknowledged_by, mut acknowledged_at, resolved_by, resolved_at) = match &resolved {
+        let who = Who::of(inc, episode, kind, detail, resolved.as_ref());
+        Notification {
+            kind,
+            incident_id: inc.id,
+            dedup_key: crate::incidents::model::dedup_key(inc.id, episode),
+            severity: inc.severity,
+            state: inc.state,
+            title: redact::scrub_text(&inc.title, self.include_pii),
+            project: inc.project.clone(),
+            environment: inc.environment.clone(),
+            level: inc.level.clone(),
+            culprit: scrub(&inc.culprit),
+            event_count: inc.event_count,
+            first_seen: ms_to_datetime(inc.first_seen),
+            last_seen: ms_to_datetime(inc.last_seen),
+            rule: inc.rule.clone(),
+            sentry_rule: inc.sentry_rule.clone(),
+            release: inc.release.clone().or(details.release),
+            request: details.request,
+            top_frame: details.top_frame,
+            breadcrumbs: details.breadcrumbs,
+            metric: inc.metric_value.map(|v| format_metric(v, metric_kind)),
+            sentry_url: inc.sentry_url.clone(),
+            incident_url: self.incident_url(inc.id),
+            ack_url,
+            acknowledged_by: who.acknowledged_by,
+            acknowledged_at: who.acknowledged_at.map(ms_to_datetime),
+            resolved_by: who.resolved_by,
+            resolved_at: who.resolved_at.map(ms_to_datetime),
+            waited_minutes,
+            post_mortem,
+            delivery: None,
+        }
+    }
+}
+
+/// Minutes an escalation waited, from the delivery's detail.
+fn waited_minutes(detail: Option<&str>) -> Option<i64> {
+    detail
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .and_then(|v| v["waited_ms"].as_i64())
+        .map(|ms| ms / 60_000)
+}
+
+/// For a resolution or post-mortem: the episode as it stood when it was resolved (deliveries
+/// written before the snapshot existed fall back to the row as it is now).
+fn resolved_episode(
+    inc: &Incident,
+    kind: NotificationKind,
+    detail: Option<&str>,
+) -> Option<ResolvedEpisode> {
+    matches!(
+        kind,
+        NotificationKind::PostMortem | NotificationKind::Resolved
+    )
+    .then(|| {
+        detail
+            .and_then(ResolvedEpisode::from_detail)
+            .or_else(|| ResolvedEpisode::of(inc))
+    })
+    .flatten()
+}
+
+/// Who acknowledged and resolved, and when, as the notification reports them.
+struct Who {
+    acknowledged_by: Option<String>,
+    acknowledged_at: Option<i64>,
+    resolved_by: Option<String>,
+    resolved_at: Option<i64>,
+}
+
+impl Who {
+    fn of(
+        inc: &Incident,
+        episode: Episode,
+        kind: NotificationKind,
+        detail: Option<&str>,
+        resolved: Option<&ResolvedEpisode>,
+    ) -> Self {
+        let (mut acknowledged_by, mut acknowledged_at, resolved_by, resolved_at) = match resolved {
             Some(e) => (
                 e.acknowledged_by.clone(),
                 e.acknowledged_at,
@@ -173,37 +238,11 @@ impl NotificationBuilder {
             acknowledged_by = ack.as_ref().and_then(|a| a.by.clone());
             acknowledged_at = ack.map(|a| a.at);
         }
-        Notification {
-            kind,
-            incident_id: inc.id,
-            dedup_key: crate::incidents::model::dedup_key(inc.id, episode),
-            severity: inc.severity,
-            state: inc.state,
-            title: redact::scrub_text(&inc.title, self.include_pii),
-            project: inc.project.clone(),
-            environment: inc.environment.clone(),
-            level: inc.level.clone(),
-            culprit: scrub(&inc.culprit),
-            event_count: inc.event_count,
-            first_seen: ms_to_datetime(inc.first_seen),
-            last_seen: ms_to_datetime(inc.last_seen),
-            rule: inc.rule.clone(),
-            sentry_rule: inc.sentry_rule.clone(),
-            release: inc.release.clone().or(details.release),
-            request: details.request,
-            top_frame: details.top_frame,
-            breadcrumbs: details.breadcrumbs,
-            metric: inc.metric_value.map(|v| format_metric(v, metric_kind)),
-            sentry_url: inc.sentry_url.clone(),
-            incident_url: self.incident_url(inc.id),
-            ack_url,
+        Self {
             acknowledged_by,
-            acknowledged_at: acknowledged_at.map(ms_to_datetime),
+            acknowledged_at,
             resolved_by,
-            resolved_at: resolved_at.map(ms_to_datetime),
-            waited_minutes,
-            post_mortem,
-            delivery: None,
+            resolved_at,
         }
     }
 }
