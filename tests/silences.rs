@@ -498,6 +498,12 @@ async fn bad_silences_are_refused_with_a_code_and_a_detail() {
             "invalid_silence",
             "urgent",
         ),
+        // A typo, not a silence (273 years): refused (review of issue 9, item 18).
+        (
+            json!({ "matchers": { "project": "api" }, "author": "ana", "duration": "100000d" }),
+            "invalid_silence",
+            "longer than 365 days",
+        ),
     ];
     for (body, code, detail) in cases {
         let (status, v) = post_raw(&w.app, body.clone()).await;

@@ -42,6 +42,11 @@ const MAX_REGEX_LEN: usize = 1_000;
 /// Compiled-size bound for `title_regex` (the `regex` crate's own default is 10 MiB).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// Longest silence accepted: a year covers a noisy staging until its rules are fixed; anything
+/// longer is a typo (`100000d`) or a job for `routing.yaml`, not a silence.
+pub(crate) const MAX_SILENCE_DAYS: i64 = 365;
+const MAX_SILENCE_MS: i64 = MAX_SILENCE_DAYS * 86_400_000;
+
 /// Why a silence cannot be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum SilenceError {
@@ -65,6 +70,10 @@ pub(crate) enum SilenceError {
         "severity `{0}` is both matched and in let_through: this silence would let through everything it matches"
     )]
     LetsThroughItsOwnSeverity(Severity),
+    #[error(
+        "a silence longer than {MAX_SILENCE_DAYS} days is refused (this one lasts {days} days): to stop paging for good, change routing.yaml"
+    )]
+    TooLong { days: i64 },
 }
 
 /// A compiled `title_regex`; serialised as its pattern. Searched, not anchored: `timeout` matches
@@ -322,6 +331,11 @@ impl NewSilence {
             return Err(SilenceError::EndsBeforeStart {
                 starts_at: self.starts_at,
                 ends_at: self.ends_at,
+            });
+        }
+        if self.ends_at.saturating_sub(self.starts_at) > MAX_SILENCE_MS {
+            return Err(SilenceError::TooLong {
+                days: self.ends_at.saturating_sub(self.starts_at) / 86_400_000,
             });
         }
         if self.ends_at <= now_ms {
