@@ -218,6 +218,29 @@ pub(crate) async fn record_attempt(
 ) -> Result<(), StoreError> {
     let mut tx = store.begin_write().await?;
     let attempt = d.attempts + 1;
+    insert_attempt(&mut tx, d, attempt, r).await?;
+    move_row_on(&mut tx, d, attempt, r).await?;
+    if let (Some(incident_id), Some(remote)) = (d.incident_id, &r.remote) {
+        match remote {
+            RemoteRef::SlackMessage { channel, ts } => {
+                store_slack_card(&mut tx, d, incident_id, channel, ts, r.started_at).await?
+            }
+            RemoteRef::PagerDutyTriggered { .. } => {
+                store_pagerduty_triggered(&mut tx, d, incident_id).await?
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One row of `delivery_attempts`.
+async fn insert_attempt(
+    conn: &mut SqliteConnection,
+    d: &Delivery,
+    attempt: i64,
+    r: &AttemptResult,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, outcome, response) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -229,8 +252,18 @@ pub(crate) async fn record_attempt(
     .bind(r.status_code)
     .bind(r.outcome.as_str())
     .bind(&r.response)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// The delivery row after the attempt: its status, count, next attempt and last answer.
+async fn move_row_on(
+    conn: &mut SqliteConnection,
+    d: &Delivery,
+    attempt: i64,
+    r: &AttemptResult,
+) -> Result<(), StoreError> {
     let delivered = r.new_status == DeliveryStatus::Delivered;
     let delivered_at = delivered.then_some(r.started_at + r.duration_ms);
     sqlx::query(
@@ -245,62 +278,74 @@ pub(crate) async fn record_attempt(
     .bind(&r.response)
     .bind(delivered_at)
     .bind(d.id)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    if let (Some(incident_id), Some(remote)) = (d.incident_id, &r.remote) {
-        match remote {
-            RemoteRef::SlackMessage { channel, ts } => {
-                // The newest card wins: it replaces one that someone deleted in Slack. Claims
-                // are in order per incident and channel, so no older post can land after it.
-                let previous: Option<Option<String>> = sqlx::query_scalar(
-                    "SELECT slack_ts FROM remote_refs WHERE incident_id = ? AND episode = ? AND channel = ?",
-                )
-                .bind(incident_id)
-                .bind(d.episode)
-                .bind(&d.channel)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if previous.flatten().as_deref() != Some(ts.as_str()) {
-                    sqlx::query(
-                        "INSERT INTO remote_refs (incident_id, episode, channel, slack_channel, slack_ts) \
-                         VALUES (?, ?, ?, ?, ?) ON CONFLICT (incident_id, episode, channel) \
-                         DO UPDATE SET slack_channel = excluded.slack_channel, slack_ts = excluded.slack_ts",
-                    )
-                    .bind(incident_id)
-                    .bind(d.episode)
-                    .bind(&d.channel)
-                    .bind(channel)
-                    .bind(ts)
-                    .execute(&mut *tx)
-                    .await?;
-                    // A new card shows the count as of now: the next live update is due an
-                    // interval later.
-                    sqlx::query(
-                        "UPDATE incidents SET notified_count = event_count, count_updated_at = ? \
-                         WHERE id = ? AND episode = ?",
-                    )
-                    .bind(r.started_at)
-                    .bind(incident_id)
-                    .bind(d.episode)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-            RemoteRef::PagerDutyTriggered { .. } => {
-                sqlx::query(
-                    "INSERT INTO remote_refs (incident_id, episode, channel, pagerduty_triggered) \
-                     VALUES (?, ?, ?, 1) ON CONFLICT (incident_id, episode, channel) \
-                     DO UPDATE SET pagerduty_triggered = 1",
-                )
-                .bind(incident_id)
-                .bind(d.episode)
-                .bind(&d.channel)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+    Ok(())
+}
+
+/// The Slack card a send posted, for later updates of the same episode's card.
+async fn store_slack_card(
+    conn: &mut SqliteConnection,
+    d: &Delivery,
+    incident_id: IncidentId,
+    channel: &str,
+    ts: &str,
+    started_at: i64,
+) -> Result<(), StoreError> {
+    // The newest card wins: it replaces one that someone deleted in Slack. Claims
+    // are in order per incident and channel, so no older post can land after it.
+    let previous: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT slack_ts FROM remote_refs WHERE incident_id = ? AND episode = ? AND channel = ?",
+    )
+    .bind(incident_id)
+    .bind(d.episode)
+    .bind(&d.channel)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if previous.flatten().as_deref() != Some(ts) {
+        sqlx::query(
+            "INSERT INTO remote_refs (incident_id, episode, channel, slack_channel, slack_ts) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (incident_id, episode, channel) \
+             DO UPDATE SET slack_channel = excluded.slack_channel, slack_ts = excluded.slack_ts",
+        )
+        .bind(incident_id)
+        .bind(d.episode)
+        .bind(&d.channel)
+        .bind(channel)
+        .bind(ts)
+        .execute(&mut *conn)
+        .await?;
+        // A new card shows the count as of now: the next live update is due an
+        // interval later.
+        sqlx::query(
+            "UPDATE incidents SET notified_count = event_count, count_updated_at = ? \
+             WHERE id = ? AND episode = ?",
+        )
+        .bind(started_at)
+        .bind(incident_id)
+        .bind(d.episode)
+        .execute(&mut *conn)
+        .await?;
     }
-    tx.commit().await?;
+    Ok(())
+}
+
+/// That PagerDuty was triggered for the episode, so that a resolve is sent there too.
+async fn store_pagerduty_triggered(
+    conn: &mut SqliteConnection,
+    d: &Delivery,
+    incident_id: IncidentId,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO remote_refs (incident_id, episode, channel, pagerduty_triggered) \
+         VALUES (?, ?, ?, 1) ON CONFLICT (incident_id, episode, channel) \
+         DO UPDATE SET pagerduty_triggered = 1",
+    )
+    .bind(incident_id)
+    .bind(d.episode)
+    .bind(&d.channel)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
