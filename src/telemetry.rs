@@ -27,6 +27,8 @@ pub(crate) const TEST_ERROR_MESSAGE: &str =
     "This is a test error to verify Sentry integration is working";
 
 const REDACTED: &str = "[REDACTED]";
+/// The `kind` tag of a panic's event.
+const PANIC_KIND: &str = "panic";
 
 /// Request headers that carry credentials or signatures: never sent to Sentry.
 const SECRET_HEADERS: &[&str] = &[
@@ -110,16 +112,8 @@ pub fn init_telemetry(options: &TelemetryOptions) -> Result<TelemetryGuard, Tele
         .timeout(std::time::Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    // `ClientOptions` is non-exhaustive: set field by field.
-    let mut opts = sentry::ClientOptions::default();
-    opts.dsn = Some(dsn);
-    opts.release = Some(Cow::Borrowed(RELEASE));
-    opts.environment = options.environment.clone().map(Cow::Owned);
-    opts.send_default_pii = false;
-    opts.before_send = Some(Arc::new(|event| Some(scrub(event))));
+    let mut opts = client_options(dsn, options);
     opts.transport = Some(Arc::new(Transport { client }));
-    opts.traces_sampling_strategy =
-        sentry::TracesSamplingStrategy::FixedRate(options.traces_sample_rate);
     let guard = sentry::init(opts);
     if guard.is_enabled() {
         tracing::info!("[OK] Sentry error tracking initialized");
@@ -130,6 +124,24 @@ pub fn init_telemetry(options: &TelemetryOptions) -> Result<TelemetryGuard, Tele
         tracing::warn!("[WARNING] SENTRY_DSN not configured - error tracking disabled");
         Ok(TelemetryGuard { _client: None })
     }
+}
+
+/// The client's options but its transport: what `serve` runs with, and what the tests capture
+/// events with (`sentry::init` then adds the default integrations, the panic one among them).
+pub(crate) fn client_options(
+    dsn: sentry::types::Dsn,
+    options: &TelemetryOptions,
+) -> sentry::ClientOptions {
+    // `ClientOptions` is non-exhaustive: set field by field.
+    let mut opts = sentry::ClientOptions::default();
+    opts.dsn = Some(dsn);
+    opts.release = Some(Cow::Borrowed(RELEASE));
+    opts.environment = options.environment.clone().map(Cow::Owned);
+    opts.send_default_pii = false;
+    opts.before_send = Some(Arc::new(|event| Some(scrub(event))));
+    opts.traces_sampling_strategy =
+        sentry::TracesSamplingStrategy::FixedRate(options.traces_sample_rate);
+    opts
 }
 
 /// Whether events go anywhere (a DSN was set at start).
@@ -206,6 +218,19 @@ pub(crate) fn scrub(mut event: Event<'static>) -> Event<'static> {
     event
         .tags
         .insert(SERVICE_TAG.0.to_string(), SERVICE_TAG.1.to_string());
+    // The panic integration builds its own event: give it a `kind` like every other report, so
+    // that one tag tells apart every failure this service sends.
+    let is_panic = event
+        .exception
+        .values
+        .iter()
+        .any(|e| e.mechanism.as_ref().is_some_and(|m| m.ty == "panic"));
+    if is_panic {
+        event
+            .tags
+            .entry("kind".to_string())
+            .or_insert_with(|| PANIC_KIND.to_string());
+    }
     if let Some(request) = event.request.as_mut() {
         for (name, value) in request.headers.iter_mut() {
             if SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
@@ -256,4 +281,4 @@ impl sentry::TransportFactory for Transport {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,7 +1,8 @@
 //! Self-monitoring with the `sentry` crate, through the real binary (the Sentry client is
 //! process-wide): the start-up log lines, `GET /api/health/sentry-test` both ways, and what
 //! reaches a loopback Sentry (`POST /api/{project}/envelope/`): the message, the loop-guard tag,
-//! release, environment, credentials redacted; a dead delivery and a failed commit reported too. And the loop guard
+//! release, environment, credentials redacted; a dead delivery, a failed commit and an internal
+//! error of the API reported too (panics: src/telemetry/tests.rs). And the loop guard
 //! itself: the shipped `routing.yaml` never pages on an event tagged `service: paiid-alerts`.
 
 mod support;
@@ -385,6 +386,43 @@ async fn with_a_dsn_the_test_error_and_a_dead_delivery_reach_sentry_redacted() {
     let (_, failing) = sentry.event("storage_failing").await;
     assert_eq!(failing["tags"]["service"], "paiid-alerts");
     assert_eq!(failing["tags"]["source"], "intake");
+
+    // An internal error of the API (a read the database cannot answer: the table moved away
+    // under the running service): a 500 that keeps its cause to itself, and Sentry gets it as
+    // an internal error, without the credentials of the request.
+    sqlx::query("ALTER TABLE incidents RENAME TO incidents_moved_away")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let r = client
+        .get(format!("{}/api/incidents", svc.base))
+        .bearer_auth(API_TOKEN)
+        .header("Cookie", COOKIE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "internal");
+    assert_eq!(body["detail"], "internal error");
+    let (envelope, internal) = sentry.event("internal_error").await;
+    assert_eq!(internal["tags"]["service"], "paiid-alerts");
+    assert_eq!(internal["environment"], "ci-test");
+    let message = internal["message"]["formatted"]
+        .as_str()
+        .or(internal["message"].as_str())
+        .or(internal["logentry"]["message"].as_str())
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("request failed: ") && message.contains("incidents"),
+        "{internal}"
+    );
+    assert!(!envelope.raw.contains(API_TOKEN), "{}", envelope.raw);
+    assert!(
+        !envelope.raw.contains("cookie-never-in-sentry"),
+        "{}",
+        envelope.raw
+    );
     svc.stop().await;
 }
 

@@ -129,3 +129,6 @@ pub(crate) fn rejection(status: StatusCode, detail: String) -> ApiError {
         _ => ApiError::bad_request("bad_request", detail),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -113,3 +113,76 @@ fn reporting_without_a_client_does_nothing() {
         &[("channel", "x")],
     );
 }
+
+/// The options `serve` runs with, with sentry's defaults (the panic integration among them) as
+/// `sentry::init` adds them; the test transport replaces the HTTP one.
+pub(crate) fn serve_options() -> sentry::ClientOptions {
+    let o = TelemetryOptions {
+        dsn: None,
+        environment: Some("unit-test".into()),
+        traces_sample_rate: 0.1,
+    };
+    let dsn = "https://publickey@sentry.invalid/42".parse().unwrap();
+    sentry::apply_defaults(client_options(dsn, &o))
+}
+
+#[test]
+fn a_panic_reaches_sentry_tagged_and_without_the_user() {
+    let events = sentry::test::with_captured_events_options(
+        || {
+            sentry::configure_scope(|scope| {
+                scope.set_user(Some(User {
+                    email: Some("someone@paiid.ai".into()),
+                    ..Default::default()
+                }));
+            });
+            let caught = std::panic::catch_unwind(|| {
+                panic!("delivery loop fell over");
+            });
+            assert!(caught.is_err());
+        },
+        serve_options(),
+    );
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    let exception = &event.exception.values[0];
+    assert_eq!(exception.value.as_deref(), Some("delivery loop fell over"));
+    assert_eq!(
+        exception.mechanism.as_ref().map(|m| m.ty.as_str()),
+        Some("panic")
+    );
+    assert_eq!(event.level, sentry::Level::Fatal);
+    assert_eq!(
+        event.tags.get("service").map(String::as_str),
+        Some("paiid-alerts")
+    );
+    assert_eq!(event.tags.get("kind").map(String::as_str), Some("panic"));
+    assert_eq!(event.release.as_deref(), Some(RELEASE));
+    assert_eq!(event.environment.as_deref(), Some("unit-test"));
+    assert!(event.user.is_none(), "{:?}", event.user);
+}
+
+#[test]
+fn a_report_keeps_its_kind_and_gets_the_service_tag() {
+    let events = sentry::test::with_captured_events_options(
+        || {
+            report(
+                Failure::DeadDelivery,
+                "gave up",
+                &[("channel", "slack-alerts")],
+            )
+        },
+        serve_options(),
+    );
+    assert_eq!(events.len(), 1, "{events:?}");
+    let tags = &events[0].tags;
+    assert_eq!(tags.get("kind").map(String::as_str), Some("dead_delivery"));
+    assert_eq!(
+        tags.get("service").map(String::as_str),
+        Some("paiid-alerts")
+    );
+    assert_eq!(
+        tags.get("channel").map(String::as_str),
+        Some("slack-alerts")
+    );
+}
