@@ -24,6 +24,8 @@ async fn the_demo_tells_the_whole_story_and_exits_0() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // The narration reports what the service answered and stored (the incident's rule,
+    // severity, event count, policy, acknowledgement, root cause), so these are its findings.
     let expected = [
         "clock x60",
         "web page:  http://127.0.0.1:",
@@ -31,19 +33,19 @@ async fn the_demo_tells_the_whole_story_and_exits_0() {
         "classified critical by rule `critical-production-errors` -> incident #1",
         "notified slack-alerts",
         "[2/8] error burst",
-        "classified high by rule `high-error-rate`",
+        "12 events: classified high by rule `high-error-rate`",
         "notified trading-ops-email",
         "[3/8] slow endpoint",
         "classified high by rule `slow-transactions`",
         "[4/8] Apdex regression",
-        "classified medium by rule `apdex-regression`",
+        "classified medium by rule `apdex-regression` -> incident #4: no page, it goes in the daily digest",
         "[5/8] nobody acknowledges #1",
         "escalated at",
         "escalation notified pagerduty-oncall, eng-manager-email",
         "[6/8] the on-call engineer acknowledges",
-        "acknowledged #1",
+        "acknowledged #1 by dana (on call): no further escalation",
         "[7/8] fixed: resolved with the root cause",
-        "resolved #1; root cause:",
+        "resolved #1; root cause: broker gateway pool exhausted",
         "post-mortem sent to slack-alerts",
         "[8/8] digest",
         "digest: daily manual digest",

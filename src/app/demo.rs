@@ -190,10 +190,8 @@ impl Demo {
             )
             .await?;
         let id = incident_id(&critical)?;
-        say(&format!(
-            "classified {} by rule `critical-production-errors` -> incident #{id}",
-            critical["severity"].as_str().unwrap_or("?")
-        ));
+        let inc = self.incident(id).await?;
+        say(&classification(&inc));
         self.notified(id, &["opened"]).await?;
         Ok(id)
     }
@@ -223,10 +221,11 @@ impl Demo {
                 .await?;
         }
         let burst = incident_id(&last)?;
+        let inc = self.incident(burst).await?;
         say(&format!(
-            "12 errors in a minute: classified {} by rule `high-error-rate` (more than 10 in 5 m) \
-             -> incident #{burst}",
-            last["severity"].as_str().unwrap_or("?")
+            "{} events: {}",
+            inc["event_count"].as_i64().unwrap_or(0),
+            classification(&inc)
         ));
         self.notified(burst, &["opened", "severity_raised"]).await?;
         Ok(())
@@ -251,10 +250,7 @@ impl Demo {
             )
             .await?;
         let slow_id = incident_id(&slow)?;
-        say(&format!(
-            "classified {} by rule `slow-transactions` -> incident #{slow_id}",
-            slow["severity"].as_str().unwrap_or("?")
-        ));
+        say(&classification(&self.incident(slow_id).await?));
         self.notified(slow_id, &["opened"]).await?;
         Ok(())
     }
@@ -274,11 +270,11 @@ impl Demo {
                 ),
             )
             .await?;
+        let inc = self.incident(incident_id(&apdex)?).await?;
         say(&format!(
-            "classified {} by rule `apdex-regression` -> incident #{}: no page, it goes in the \
-             daily digest",
-            apdex["severity"].as_str().unwrap_or("?"),
-            incident_id(&apdex)?
+            "{}: {}",
+            classification(&inc),
+            what_the_policy_does(&inc["policy"])
         ));
         Ok(())
     }
@@ -305,9 +301,14 @@ impl Demo {
                     .collect()
             })
             .unwrap_or_default();
+        let at = fired["timeline"]
+            .as_array()
+            .and_then(|t| t.iter().find(|e| e["kind"] == "escalated"))
+            .and_then(|e| e["at"].as_str())
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map_or_else(|| "?".to_string(), |at| at.format("%H:%M").to_string());
         say(&format!(
-            "escalated at {} (demo time) to {}",
-            self.clock.now().format("%H:%M"),
+            "escalated at {at} (demo time) to {}",
             to.join(", ")
         ));
         self.notified(id, &["escalation"]).await?;
@@ -322,8 +323,17 @@ impl Demo {
             &json!({ "by": "dana (on call)" }),
         )
         .await?;
+        let inc = self.incident(id).await?;
+        if inc["state"] != "acknowledged" {
+            bail!("#{id} is {} after the acknowledgement", inc["state"]);
+        }
+        let next = match inc["next_escalation_at"].as_str() {
+            None => "no further escalation".to_string(),
+            Some(at) => format!("next escalation at {at}"),
+        };
         say(&format!(
-            "acknowledged #{id} by dana (on call): no further escalation"
+            "acknowledged #{id} by {}: {next}",
+            inc["acknowledged_by"].as_str().unwrap_or("?")
         ));
         Ok(())
     }
@@ -338,7 +348,14 @@ impl Demo {
             &json!({ "by": "dana (on call)", "note": root_cause }),
         )
         .await?;
-        say(&format!("resolved #{id}; root cause: {root_cause}"));
+        let inc = self.incident(id).await?;
+        if inc["state"] != "resolved" {
+            bail!("#{id} is {} after the resolution", inc["state"]);
+        }
+        say(&format!(
+            "resolved #{id}; root cause: {}",
+            inc["root_cause"].as_str().unwrap_or("(none stored)")
+        ));
         self.notified(id, &["post_mortem"]).await?;
         Ok(())
     }
@@ -386,6 +403,12 @@ impl Demo {
             bail!("webhook answered {status}: {answer}");
         }
         Ok(answer)
+    }
+
+    /// The incident as the service stored it (`GET /api/incidents/{id}`): what the narration
+    /// reports, rather than what the demo expects.
+    async fn incident(&self, id: IncidentId) -> anyhow::Result<Value> {
+        self.get(&format!("/api/incidents/{id}")).await
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
@@ -470,6 +493,30 @@ fn step(n: u32, title: &str) {
 
 fn say(line: &str) {
     println!("      -> {line}");
+}
+
+/// "classified high by rule `high-error-rate` -> incident #2", from a stored incident.
+fn classification(inc: &Value) -> String {
+    let id = inc["id"].as_i64().unwrap_or(0);
+    let severity = inc["severity"].as_str().unwrap_or("?");
+    match inc["rule"].as_str() {
+        Some(rule) => format!("classified {severity} by rule `{rule}` -> incident #{id}"),
+        None => format!("{severity}: no rule matched -> incident #{id}"),
+    }
+}
+
+/// What an incident's frozen policy does with it, for one that pages nobody.
+fn what_the_policy_does(policy: &Value) -> String {
+    let notify: Vec<&str> = policy["notify"]
+        .as_array()
+        .map(|n| n.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let digest = policy["digest"].as_str().filter(|d| *d != "none");
+    match (notify.is_empty(), digest) {
+        (true, Some(d)) => format!("no page, it goes in the {d} digest"),
+        (true, None) => "no page and no digest".to_string(),
+        (false, _) => format!("pages {}", notify.join(", ")),
+    }
 }
 
 fn incident_id(answer: &Value) -> anyhow::Result<IncidentId> {
@@ -584,6 +631,27 @@ fn metric_alert(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_narration_reports_the_stored_rule_severity_and_policy() {
+        let inc = json!({ "id": 4, "severity": "medium", "rule": "apdex-regression",
+                          "policy": { "notify": [], "escalate_to": [], "digest": "daily" } });
+        assert_eq!(
+            classification(&inc),
+            "classified medium by rule `apdex-regression` -> incident #4"
+        );
+        assert_eq!(
+            what_the_policy_does(&inc["policy"]),
+            "no page, it goes in the daily digest"
+        );
+        let other = json!({ "id": 9, "severity": "low", "rule": null,
+                            "policy": { "notify": ["slack-alerts"], "digest": null } });
+        assert_eq!(
+            classification(&other),
+            "low: no rule matched -> incident #9"
+        );
+        assert_eq!(what_the_policy_does(&other["policy"]), "pages slack-alerts");
+    }
 
     #[test]
     fn the_simulated_payloads_are_read_as_sentry_payloads_with_their_breadcrumbs() {
