@@ -4,9 +4,12 @@
 //! The real application runs on loopback with a manual clock; a realistic mix of incidents comes
 //! in as signed Sentry webhooks built from the real fixtures. The browser opens `/`, checks the
 //! urgency order and the escalation countdown, acknowledges through the page's button, sees the
-//! state change, opens the incident page with its deliveries, and `/overview`. Screenshots go to
-//! `target/screenshots/` (index.png, index-phone-400px.png, incident.png, overview.png,
-//! overview-phone-400px.png).
+//! state change, opens the incident page with its deliveries, `/overview`, `/deliveries` and
+//! `/silences`. The countdown is read twice, 2.5 s apart, to see `app.js` tick it; every page is
+//! measured on a 400 px screen for sideways overflow. Screenshots go to `target/screenshots/`
+//! (index.png, index-phone-400px.png, incident.png, incident-phone-400px.png, overview.png,
+//! overview-phone-400px.png, deliveries.png, deliveries-phone-400px.png, silences.png,
+//! silences-phone-400px.png).
 //!
 //! Without chromium or chromedriver the test fails under CI (`CI=true`, where `.ci/run` installs
 //! them) and prints SKIPPED elsewhere.
@@ -381,25 +384,34 @@ async fn browse(c: Client, app: TestApp, s: Seeded) {
         (55 * 60..=56 * 60).contains(&left),
         "countdown reads {high_text:?}"
     );
+    // app.js ticks it: on a fresh load (`/` reloads itself every 15 s, which would start it over),
+    // read it, and again 2.5 s later (the service's clock stands still, the browser's runs): it
+    // went down by the time that passed, to within the one-second tick.
+    c.goto(&app.url("/")).await.expect("reload /");
+    let countdown_now = || async {
+        let text = c
+            .find(Locator::Css(&format!("{} span.countdown", row(s.critical))))
+            .await
+            .expect("the countdown")
+            .text()
+            .await
+            .expect("countdown text");
+        countdown_secs(&text).unwrap_or_else(|| panic!("countdown reads {text:?}"))
+    };
+    let before = countdown_now().await;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = countdown_now().await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ticked = (before - after) as f64;
+    assert!(
+        ticked >= 1.0 && (ticked - elapsed).abs() <= 1.5,
+        "the countdown went from {before} s to {after} s in {elapsed:.1} s"
+    );
     screenshot(&c, "index.png").await;
 
     // A phone: nothing wider than the screen.
-    viewport(&c, 400, 860).await;
-    c.goto(&app.url("/")).await.expect("reload /");
-    let widths = c
-        .execute(
-            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
-            vec![],
-        )
-        .await
-        .expect("widths");
-    assert_eq!(widths[1], 400, "viewport {widths}");
-    assert!(
-        widths[0].as_i64().unwrap_or(i64::MAX) <= 400,
-        "/ overflows a 400 px screen: scrollWidth {}",
-        widths[0]
-    );
-    screenshot(&c, "index-phone-400px.png").await;
+    fits_a_phone(&c, &app.url("/"), "index-phone-400px.png").await;
     viewport(&c, 1280, 900).await;
 
     // Acknowledge through the page's button, on a fresh load: `/` reloads itself every 15 s
@@ -513,6 +525,12 @@ async fn browse(c: Client, app: TestApp, s: Seeded) {
             .unwrap_or_else(|e| panic!("{css} on the incident page: {e}"));
     }
     screenshot(&c, "incident.png").await;
+    fits_a_phone(
+        &c,
+        &app.url(&format!("/incidents/{}", s.critical)),
+        "incident-phone-400px.png",
+    )
+    .await;
 
     // The overview: drawn, with the seeded counts (5 opened today, 6 with the resolved one).
     viewport(&c, 1280, 1800).await;
@@ -545,18 +563,71 @@ async fn browse(c: Client, app: TestApp, s: Seeded) {
         .expect("the navigation header on /overview");
     screenshot(&c, "overview.png").await;
 
-    viewport(&c, 400, 860).await;
-    c.goto(&app.url("/overview"))
+    fits_a_phone(&c, &app.url("/overview"), "overview-phone-400px.png").await;
+
+    // /deliveries and /silences, with a silence listed (a long comment, as people write them).
+    let r = app
+        .client
+        .post(app.url("/api/silences"))
+        .json(&json!({
+            "matchers": { "project": "python", "environment": "prod" },
+            "duration": "2h",
+            "author": "carla",
+            "comment": "Maintenance of the order router: https://status.paiid.example/incidents/2026-05-28-order-router-maintenance-window",
+        }))
+        .send()
         .await
-        .expect("reload /overview");
-    let width = c
-        .execute("return document.documentElement.scrollWidth;", vec![])
+        .expect("post a silence");
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    viewport(&c, 1280, 900).await;
+    c.goto(&app.url("/deliveries"))
         .await
-        .expect("width");
-    assert!(
-        width.as_i64().unwrap_or(i64::MAX) <= 400,
-        "/overview overflows a 400 px screen: {width}"
-    );
-    viewport(&c, 400, 1400).await;
-    screenshot(&c, "overview-phone-400px.png").await;
+        .expect("open /deliveries");
+    c.find(Locator::Css("nav#nav"))
+        .await
+        .expect("the navigation header on /deliveries");
+    screenshot(&c, "deliveries.png").await;
+    fits_a_phone(&c, &app.url("/deliveries"), "deliveries-phone-400px.png").await;
+    viewport(&c, 1280, 900).await;
+    c.goto(&app.url("/silences")).await.expect("open /silences");
+    let listed = c
+        .find(Locator::Css("main"))
+        .await
+        .expect("main")
+        .text()
+        .await
+        .expect("text");
+    assert!(listed.contains("order-router-maintenance"), "{listed}");
+    screenshot(&c, "silences.png").await;
+    fits_a_phone(&c, &app.url("/silences"), "silences-phone-400px.png").await;
+}
+
+/// Opens `url` on a 400 px wide screen and checks that nothing is wider than the screen (no
+/// sideways scrolling), then keeps a screenshot of the whole page's height.
+async fn fits_a_phone(c: &Client, url: &str, shot: &str) {
+    viewport(c, 400, 860).await;
+    c.goto(url).await.expect("open on a phone");
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("nav#nav"))
+        .await
+        .expect("the page's navigation");
+    let widths = c
+        .execute(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth, \
+             document.body.scrollWidth, document.documentElement.scrollHeight];",
+            vec![],
+        )
+        .await
+        .expect("widths");
+    assert_eq!(widths[1], 400, "{url}: viewport {widths}");
+    for (what, w) in [("document", &widths[0]), ("body", &widths[2])] {
+        assert!(
+            w.as_i64().unwrap_or(i64::MAX) <= 400,
+            "{url} overflows a 400 px screen: {what} scrollWidth {w}"
+        );
+    }
+    let height = widths[3].as_i64().unwrap_or(860).clamp(860, 4000);
+    viewport(c, 400, height).await;
+    screenshot(c, shot).await;
 }
