@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{Severity, group_key, matches_static};
 use crate::config::{Conditions, RoutingConfig, Rule};
 use crate::domain::{DigestCadence, Silence, SilenceId, SilenceSubject};
+use crate::intake::redact::{REDACTED, is_pii_key, is_secret_key, scrub_text};
 use crate::intake::{AlertFacts, Meaning};
 
 /// What the payload says, as classification reads it.
@@ -125,7 +126,7 @@ pub(crate) fn explain(
     let mut chosen: Option<&Rule> = None;
     if is_alert {
         for rule in &cfg.rules {
-            let conditions = trace(&rule.when, facts, recent, now_ms);
+            let conditions = trace(&rule.when, facts, recent, now_ms, cfg.delivery.include_pii);
             let matched = conditions.iter().all(|c| c.result);
             let first = matched && chosen.is_none();
             if first {
@@ -191,7 +192,7 @@ pub(crate) fn explain(
         &silences,
     );
     Explanation {
-        facts: facts_of(facts),
+        facts: facts_of(facts, cfg.delivery.include_pii),
         not_classified_because,
         rules,
         rule: chosen.map(|r| r.name.clone()),
@@ -263,7 +264,9 @@ fn meaning_word(m: Meaning) -> String {
     format!("{m:?}").to_lowercase()
 }
 
-fn facts_of(f: &AlertFacts) -> Facts {
+/// The facts as shown: scrubbed as messages and pages scrub them (`delivery.include_pii`), while
+/// the rules and silences were tried on the real values.
+fn facts_of(f: &AlertFacts, include_pii: bool) -> Facts {
     Facts {
         resource: f.resource.clone(),
         action: f.action.clone(),
@@ -273,11 +276,16 @@ fn facts_of(f: &AlertFacts) -> Facts {
         project: f.project.clone(),
         environment: f.environment.clone(),
         level: f.level.clone(),
-        title: f.title.clone(),
+        title: scrub_text(&f.title, include_pii),
         sentry_rule: f.sentry_rule.clone(),
         issue_id: f.issue_id.clone(),
-        release: f.release.clone(),
-        tags: f.tags.clone(),
+        release: f.release.as_deref().map(|r| scrub_text(r, include_pii)),
+        tags: f
+            .tags
+            .iter()
+            .filter(|(k, _)| include_pii || !is_pii_key(k))
+            .map(|(k, v)| (k.clone(), shown_tag(k, Some(v), include_pii)))
+            .collect(),
         transaction_duration_ms: f.transaction_duration_ms,
         metric: f.metric.as_ref().map(|m| Metric {
             aggregate: m.aggregate.clone(),
@@ -290,6 +298,18 @@ fn facts_of(f: &AlertFacts) -> Facts {
             },
             value: m.value,
         }),
+    }
+}
+
+/// A tag's value as `intake::details` stores it for messages: a secret key's value redacted, a
+/// PII key's value withheld unless `include_pii`, any other text scrubbed (emails and IP
+/// addresses masked unless `include_pii`).
+fn shown_tag(key: &str, value: Option<&str>, include_pii: bool) -> String {
+    match value {
+        None => "-".to_string(),
+        Some(_) if is_secret_key(key) => REDACTED.to_string(),
+        Some(_) if !include_pii && is_pii_key(key) => "[PII]".to_string(),
+        Some(v) => scrub_text(v, include_pii),
     }
 }
 
@@ -324,10 +344,11 @@ fn trace(
     f: &AlertFacts,
     recent: &[Occurrence],
     now_ms: i64,
+    include_pii: bool,
 ) -> Vec<ConditionTrace> {
     let mut out = list_conditions(when, f);
     out.extend(aggregate_condition(when, f));
-    out.extend(tag_conditions(when, f));
+    out.extend(tag_conditions(when, f, include_pii));
     out.extend(duration_condition(when, f));
     out.extend(apdex_condition(when, f));
     out.extend(rate_condition(when, f, recent, now_ms));
@@ -380,8 +401,9 @@ fn aggregate_condition(when: &Conditions, f: &AlertFacts) -> Option<ConditionTra
     })
 }
 
-/// `tags`: one condition per tag the rule requires.
-fn tag_conditions(when: &Conditions, f: &AlertFacts) -> Vec<ConditionTrace> {
+/// `tags`: one condition per tag the rule requires, tried on the real value and showing it
+/// scrubbed.
+fn tag_conditions(when: &Conditions, f: &AlertFacts, include_pii: bool) -> Vec<ConditionTrace> {
     when.tags
         .iter()
         .map(|(k, v)| {
@@ -389,7 +411,7 @@ fn tag_conditions(when: &Conditions, f: &AlertFacts) -> Vec<ConditionTrace> {
             ConditionTrace {
                 condition: format!("tag {k}"),
                 expected: v.clone(),
-                actual: shown(actual),
+                actual: shown_tag(k, actual, include_pii),
                 result: actual == Some(v.as_str()),
             }
         })

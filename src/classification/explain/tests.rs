@@ -217,3 +217,71 @@ fn durations_read_as_people_write_them() {
     assert_eq!(human_ms(45_000), "45s");
     assert_eq!(human_ms(0), "0s");
 }
+
+/// Explain shows the payload as messages and pages do: with `delivery.include_pii: false` (the
+/// default) IP addresses and emails are masked, PII tags dropped and secret tags redacted, in
+/// the facts and in each condition's value; with `include_pii: true` the PII stays.
+#[test]
+fn pii_is_scrubbed_as_everywhere_else_unless_include_pii() {
+    let with_rule = |when: &str| {
+        ROUTING.replace(
+            "rules:\n",
+            &format!("rules:\n  - name: by-user\n    severity: high\n    when: {when}\n"),
+        )
+    };
+    let routing = with_rule("{ tags: { user: \"id:42\", client_ip: \"10.9.9.9\" } }");
+    let mut facts =
+        crate::intake::sentry::parse(Some("error"), &fixture("error.created.1.json")).unwrap();
+    facts.title = "ReferenceError for ana@example.com".into();
+    facts.tags.push(("client_ip".into(), "10.1.2.3".into()));
+    facts.tags.push(("api_token".into(), "tok-123".into()));
+
+    let cfg = RoutingConfig::parse(Path::new("routing.yaml"), &routing, &|_| None).unwrap();
+    assert!(!cfg.delivery.include_pii);
+    let e = explain(&cfg, &facts, &[], Ok(&[]), NOW);
+    let text = e.to_text();
+    let json = serde_json::to_string(&e).unwrap();
+    for shown in [&text, &json] {
+        for raw in ["162.217.75.90", "10.1.2.3", "ana@example.com", "tok-123"] {
+            assert!(!shown.contains(raw), "{raw} shown:\n{shown}");
+        }
+    }
+    assert!(text.contains("user=ip:[ip]"), "{text}");
+    assert!(text.contains("api_token=[REDACTED]"), "{text}");
+    assert!(
+        !text.contains("client_ip="),
+        "a PII tag is dropped:\n{text}"
+    );
+    assert!(text.contains("ReferenceError for [email]"), "{text}");
+    let actual = |name: &str| {
+        e.rules[0]
+            .conditions
+            .iter()
+            .find(|c| c.condition == name)
+            .map(|c| c.actual.clone())
+    };
+    assert_eq!(actual("tag user").as_deref(), Some("ip:[ip]"));
+    assert_eq!(actual("tag client_ip").as_deref(), Some("[PII]"));
+
+    // Rules are still tried on the real values.
+    let routing = with_rule("{ tags: { user: \"ip:162.217.75.90\" } }");
+    let cfg = RoutingConfig::parse(Path::new("routing.yaml"), &routing, &|_| None).unwrap();
+    let e = explain(&cfg, &facts, &[], Ok(&[]), NOW);
+    assert_eq!(e.rule.as_deref(), Some("by-user"));
+    let user = &e.rules[0].conditions[0];
+    assert_eq!((user.actual.as_str(), user.result), ("ip:[ip]", true));
+
+    let with_pii = routing.replace(
+        "severities:",
+        "delivery: { include_pii: true }\nseverities:",
+    );
+    let cfg = RoutingConfig::parse(Path::new("routing.yaml"), &with_pii, &|_| None).unwrap();
+    let text = explain(&cfg, &facts, &[], Ok(&[]), NOW).to_text();
+    assert!(text.contains("user=ip:162.217.75.90"), "{text}");
+    assert!(text.contains("client_ip=10.1.2.3"), "{text}");
+    assert!(
+        text.contains("ReferenceError for ana@example.com"),
+        "{text}"
+    );
+    assert!(text.contains("api_token=[REDACTED]"), "{text}");
+}
