@@ -268,7 +268,31 @@ fn refuse_unsafe_listen(settings: &Settings) -> anyhow::Result<()> {
             settings.listen
         );
     }
+    if let Some(url) = settings.public_url.as_deref()
+        && names_no_host(url)
+    {
+        tracing::warn!(
+            public_url = url,
+            "PUBLIC_URL names 0.0.0.0 / [::], an address to listen on, not one to open: links in \
+             messages (acknowledge, incident page) will not work; set it to the address people \
+             reach this service at, e.g. https://alerts.example.com"
+        );
+    }
     Ok(())
+}
+
+/// True when `url`'s host is the unspecified address (`http://0.0.0.0:8080`, `http://[::]/`).
+fn names_no_host(url: &str) -> bool {
+    let rest = url.trim().split_once("://").map_or(url.trim(), |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
 }
 
 /// Binds the listener and derives the public URL, which falls back to the bound address (so a

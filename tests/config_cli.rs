@@ -114,14 +114,23 @@ fn check_config_never_says_ok_before_failing() {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "{stdout}{stderr}");
     assert!(stderr.contains("invalid SMTP URL not a url"), "{stderr}");
-    assert!(!stdout.contains("ok"), "said ok, then failed:\n{stdout}{stderr}");
+    assert!(
+        !stdout.contains("ok"),
+        "said ok, then failed:\n{stdout}{stderr}"
+    );
 
     let out = run(&["check-config", "--strict", path], &ALL_SET[1..]);
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "{stdout}{stderr}");
-    assert!(!stdout.contains(": ok"), "said ok, then failed:\n{stdout}{stderr}");
+    assert!(
+        !stdout.contains(": ok"),
+        "said ok, then failed:\n{stdout}{stderr}"
+    );
     // What the refusal is about is still listed.
-    assert!(stdout.contains("trading-ops-email: SMTP_URL is not set"), "{stdout}");
+    assert!(
+        stdout.contains("trading-ops-email: SMTP_URL is not set"),
+        "{stdout}"
+    );
 
     let out = run(&["check-config", path], ALL_SET);
     let (stdout, stderr) = text(&out);
@@ -196,4 +205,56 @@ async fn serve_on_a_public_address_with_public_url_starts() {
     })
     .await;
     child.kill().await.unwrap();
+}
+
+/// An explicit `PUBLIC_URL` naming 0.0.0.0 (copied from the listen address) is accepted, but
+/// the log says that links built from it open nowhere.
+#[tokio::test]
+async fn serve_warns_when_public_url_names_0_0_0_0() {
+    use tokio::io::AsyncReadExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
+        .arg("--config")
+        .arg(repo_path("routing.yaml"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PUBLIC_URL", "http://0.0.0.0:8080")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let client = paiid_alerts::testing::http_client::client().unwrap();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    support::eventually(Duration::from_secs(20), || {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let r = client.get(&url).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        }
+    })
+    .await;
+    child.kill().await.unwrap();
+    let mut log = String::new();
+    for pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let mut pipe = pipe;
+        pipe.read_to_string(&mut log).await.unwrap();
+    }
+    assert!(
+        log.contains("PUBLIC_URL names 0.0.0.0"),
+        "no warning in:\n{log}"
+    );
 }
