@@ -88,13 +88,41 @@ pub(crate) struct DeliveryWithAttempts {
     pub attempt_log: Vec<Attempt>,
 }
 
+/// SQL: the statuses of rows still waiting. Word for word the `WHERE` of the partial indexes
+/// `deliveries_live_due` and `deliveries_live_turn` (migration 0008): SQLite uses a partial
+/// index only when the query repeats its condition as one of its own `AND` terms.
+macro_rules! live {
+    () => {
+        "status IN ('pending', 'failed', 'sending')"
+    };
+}
+
 /// SQL: row `d` is in its turn, i.e. no earlier row of its incident waits on its channel.
 macro_rules! in_turn {
     () => {
-        "NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.incident_id = d.incident_id \
-         AND e.channel = d.channel AND e.id < d.id AND e.status IN ('pending', 'failed', 'sending'))"
+        concat!(
+            "NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.incident_id = d.incident_id \
+             AND e.channel = d.channel AND e.id < d.id AND e.",
+            live!(),
+            ")"
+        )
     };
 }
+
+/// The claim (see [`claim_due`]): ?1 lease_until, ?2 channel, ?3 now, ?4 limit.
+///
+/// `d.next_attempt_at <= ?3` holds for every claimable row, leased ones too (a lease starts
+/// after the row fell due and `lease_until <= now` is checked besides), and bounds the walk of
+/// `deliveries_live_due`: the channel's rows are read in claim order and only up to now, so the
+/// cost does not grow with other channels' rows nor with rows not yet due.
+const CLAIM_SQL: &str = concat!(
+    "UPDATE deliveries SET status = 'sending', lease_until = ?1 \
+     WHERE id IN (SELECT d.id FROM deliveries d WHERE d.channel = ?2 AND d.",
+    live!(),
+    " AND d.next_attempt_at <= ?3 AND (d.status <> 'sending' OR d.lease_until <= ?3) AND ",
+    in_turn!(),
+    " ORDER BY d.next_attempt_at, d.id LIMIT ?4) RETURNING *"
+);
 
 /// Claims up to `limit` due rows of one channel, oldest first, leasing them until `lease_until`.
 ///
@@ -110,23 +138,13 @@ pub(crate) async fn claim_due(
     limit: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
     let mut tx = store.begin_write().await?;
-    let claimed: Vec<Delivery> = sqlx::query_as(concat!(
-        "UPDATE deliveries SET status = 'sending', lease_until = ?1 \
-         WHERE id IN (SELECT d.id FROM deliveries d WHERE d.channel = ?2 AND ( \
-             (d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?3) \
-             OR (d.status = 'sending' AND d.lease_until <= ?3)) \
-           AND ",
-        in_turn!(),
-        " \
-           ORDER BY d.next_attempt_at, d.id LIMIT ?4) \
-         RETURNING *"
-    ))
-    .bind(lease_until)
-    .bind(channel)
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
+    let claimed: Vec<Delivery> = sqlx::query_as(CLAIM_SQL)
+        .bind(lease_until)
+        .bind(channel)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(noted(claimed, &store.corrupt_rows))
 }
@@ -527,20 +545,34 @@ fn noted(rows: Vec<Delivery>, seen: &CorruptRows) -> Vec<Delivery> {
     rows
 }
 
+/// The earliest moment (see [`next_due`]): ?1 channel.
+///
+/// The minimum of two index walks rather than one `MIN(CASE ...)` over every waiting row of the
+/// channel: waiting rows in due order from `deliveries_live_due`, stopped at the first one in its
+/// turn; and the rows being sent (a handful: a batch per channel) from `deliveries_due`
+/// (`+d.channel` keeps SQLite from walking the channel's whole backlog for them instead).
+const NEXT_DUE_SQL: &str = concat!(
+    "SELECT MIN(t) FROM ( \
+     SELECT t FROM (SELECT d.next_attempt_at AS t FROM deliveries d WHERE d.channel = ?1 AND d.",
+    live!(),
+    " AND d.status <> 'sending' AND ",
+    in_turn!(),
+    " ORDER BY d.next_attempt_at, d.id LIMIT 1) \
+     UNION ALL SELECT d.lease_until FROM deliveries d WHERE d.status = 'sending' \
+     AND +d.channel = ?1 AND ",
+    in_turn!(),
+    ")"
+);
+
 /// The earliest moment any row of `channel` becomes due (for the worker's sleep). Rows waiting
 /// behind an earlier row of their incident (see [`claim_due`]) do not count: they become due
 /// when that row is done, which the same worker sees as it finishes it. Counting them would
 /// wake the worker in a loop until then.
 pub async fn next_due(pool: &SqlitePool, channel: &str) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(concat!(
-        "SELECT MIN(CASE WHEN d.status = 'sending' THEN d.lease_until ELSE d.next_attempt_at END) \
-         FROM deliveries d WHERE d.channel = ? AND d.status IN ('pending', 'failed', 'sending') \
-         AND ",
-        in_turn!()
-    ))
-    .bind(channel)
-    .fetch_one(pool)
-    .await?)
+    Ok(sqlx::query_scalar(NEXT_DUE_SQL)
+        .bind(channel)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// Open incidents whose Slack message shows a stale event count and was last refreshed at least
