@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Restart benchmark (issue 10, target 4): time from spawning `paiid-alerts serve` to `/readyz`
+answering 200, and the process's peak RSS (VmHWM) at that moment, against a database holding N
+Sentry events received within the last few minutes (all inside the committed routing.yaml's
+5-minute `high-error-rate` window, so the writer must rebuild that rate window at start).
+
+    python3 scripts/bench-restart.py --bin target/release/paiid-alerts --events 300000
+    python3 scripts/bench-restart.py --bin before=/work/target-before/release/paiid-alerts \\
+        --bin after=target/release/paiid-alerts --events 50000 --events 300000
+    python3 scripts/bench-restart.py --quick --bin target/debug/paiid-alerts   # CI smoke size
+
+For each binary and each N: a fresh database is migrated by the binary itself (started once,
+stopped with SIGTERM), N rows are written straight into `events` with Python's sqlite3 (columns
+as intake stores them: real fixture bodies from ../shared/fixtures/sentry/, `occurrence = 1`,
+details already extracted), then the service is started `--starts` times (default 2) on that
+file, each start timed to ready and stopped with SIGTERM. Start 1 after the rows were written is
+the first start of this binary on them (for a binary with stored rate facts: the one-off
+derivation of the facts of rows stored without them); start 2 is an ordinary restart.
+
+Nothing is asserted about time (CI runs `--quick` so the script does not rot); the exit status is
+1 only when a service does not become ready or exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO.parent / "shared" / "fixtures" / "sentry"
+# Level error with a project: both count toward `high-error-rate` (per project).
+FIXTURE_FILES = [
+    ("event_alert.triggered.1.json", "event_alert", "triggered"),
+    ("error.created.1.json", "error", "created"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+            return r.status == 200
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return False
+
+
+def vm_hwm_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Failure(Exception):
+    pass
+
+
+def start_and_time(binary: Path, workdir: Path, env: dict, timeout: float) -> tuple[float, int]:
+    """Seconds from spawn to /readyz 200, and VmHWM (KB) then; stops the service (SIGTERM)."""
+    port = free_port()
+    log = open(workdir / "service.log", "ab")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [str(binary), "serve"],
+        env=dict(env, LISTEN_ADDR=f"127.0.0.1:{port}"),
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        while not ready(port):
+            if proc.poll() is not None:
+                raise Failure(f"{binary} exited with {proc.returncode}; see {workdir / 'service.log'}")
+            if time.monotonic() - t0 > timeout:
+                raise Failure(f"{binary} not ready within {timeout} s")
+            time.sleep(0.005)
+        elapsed = time.monotonic() - t0
+        hwm = vm_hwm_kb(proc.pid)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+    return elapsed, hwm
+
+
+def fill(db: Path, n: int, spread_s: float) -> float:
+    """Writes n events received within the last `spread_s` seconds; returns seconds taken."""
+    t0 = time.monotonic()
+    bodies = [((FIXTURES / f).read_bytes(), res, act) for f, res, act in FIXTURE_FILES]
+    now_ms = int(time.time() * 1000)
+    con = sqlite3.connect(db)
+    (max_id,) = con.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+    rows = []
+    for i in range(n):
+        body, resource, action = bodies[i % len(bodies)]
+        at = now_ms - int(spread_s * 1000) + (i * int(spread_s * 1000)) // max(n, 1)
+        rows.append(
+            (
+                max_id + 1 + i,
+                at,
+                f"bench-{uuid.uuid4().hex}",
+                None,
+                "sentry",
+                resource,
+                action,
+                "processed",
+                "high",
+                "high-error-rate",
+                "bench-project",
+                "production",
+                "error",
+                1,
+                body,
+                "{}",
+            )
+        )
+        if len(rows) == 10_000:
+            insert(con, rows)
+            rows = []
+    insert(con, rows)
+    con.close()
+    return time.monotonic() - t0
+
+
+def insert(con: sqlite3.Connection, rows: list) -> None:
+    con.executemany(
+        "INSERT INTO events (id, received_at, dedup_key, request_id, source, resource, action, "
+        "status, severity, rule, project, environment, level, occurrence, body, details) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    con.commit()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bin", action="append", required=True, help="[label=]path to paiid-alerts (repeatable)")
+    p.add_argument("--events", action="append", type=int, help="events in the window (repeatable; default 50000)")
+    p.add_argument("--spread-seconds", type=float, default=200.0, help="events received within this many seconds")
+    p.add_argument("--starts", type=int, default=2, help="timed starts per database")
+    p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--quick", action="store_true", help="CI smoke size: 2,000 events")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args()
+    sizes = [2_000] if args.quick else (args.events or [50_000])
+    bins = []
+    for b in args.bin:
+        label, _, path = b.rpartition("=")
+        path = Path(path)
+        if not path.is_file():
+            raise Failure(f"no binary at {path}")
+        bins.append((label or path.parent.parent.name, path))
+
+    results = []
+    print(f"{'binary':<10} {'events':>8} {'start':>5} {'ready s':>8} {'VmHWM MB':>9}", flush=True)
+    for n in sizes:
+        for label, binary in bins:
+            workdir = Path(tempfile.mkdtemp(prefix="bench-restart-"))
+            try:
+                # A private copy: others may rebuild target/ meanwhile.
+                own = workdir / "paiid-alerts"
+                shutil.copy2(binary, own)
+                shutil.copy2(REPO / "routing.yaml", workdir / "routing.yaml")
+                env = {
+                    "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                    "HOME": os.environ.get("HOME", "/tmp"),
+                    "DATABASE_URL": f"sqlite://{workdir / 'alerts.db'}",
+                    "ROUTING_CONFIG": str(workdir / "routing.yaml"),
+                    "SENTRY_CLIENT_SECRET": "bench-secret",
+                    "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/services/T/B/X",
+                    "PAGERDUTY_ROUTING_KEY": "BenchRestartRoutingKey0000000032",
+                    "PAGERDUTY_EVENTS_URL": "http://127.0.0.1:9/v2/enqueue",
+                    "SMTP_URL": "smtp://127.0.0.1:9",
+                    "RUST_LOG": "info",
+                }
+                start_and_time(own, workdir, env, args.timeout)  # creates and migrates the file
+                filled = fill(workdir / "alerts.db", n, args.spread_seconds)
+                for s in range(1, args.starts + 1):
+                    secs, hwm = start_and_time(own, workdir, env, args.timeout)
+                    print(f"{label:<10} {n:>8} {s:>5} {secs:>8.2f} {hwm / 1024:>9.0f}", flush=True)
+                    results.append(
+                        {"binary": label, "events": n, "start": s, "ready_s": secs, "vm_hwm_kb": hwm, "fill_s": filled}
+                    )
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Failure as e:
+        print(f"bench-restart: {e}", file=sys.stderr)
+        sys.exit(1)
