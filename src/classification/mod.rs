@@ -33,13 +33,90 @@ impl Classification {
 pub(crate) struct Classifier {
     rules: Vec<Rule>,
     windows: RateWindows,
+    fingerprint: i64,
+}
+
+/// The rate windows one event counted toward: `(rule index, group key)`. Stored with the event
+/// (`events.rate_keys`) so a restart refills the windows without parsing bodies; the indexes are
+/// only meaningful under rules with the same [`Classifier::fingerprint`].
+pub(crate) type RateKeys = Vec<(usize, String)>;
+
+/// The column form of [`RateKeys`]: JSON, `None` when the event counted toward no window.
+pub(crate) fn encode_rate_keys(keys: &RateKeys) -> Option<String> {
+    if keys.is_empty() {
+        return None;
+    }
+    serde_json::to_string(keys)
+        .inspect_err(|e| tracing::error!(error = %e, "rate keys not stored"))
+        .ok()
+}
+
+/// Reads [`encode_rate_keys`]'s form back; anything else counts toward nothing.
+pub(crate) fn decode_rate_keys(column: Option<&str>) -> RateKeys {
+    column
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default()
+}
+
+/// FNV-1a over the rules' debug form: equal rules, equal fingerprint, across restarts of the same
+/// build. A different build may print them differently; that only costs one re-derivation.
+fn fingerprint(rules: &[Rule]) -> i64 {
+    let text = format!("{rules:?}");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
 }
 
 impl Classifier {
     pub(crate) fn new(rules: Vec<Rule>) -> Self {
         Self {
+            fingerprint: fingerprint(&rules),
             rules,
             windows: RateWindows::default(),
+        }
+    }
+
+    /// Identifies these rules in stored [`RateKeys`].
+    pub(crate) fn fingerprint(&self) -> i64 {
+        self.fingerprint
+    }
+
+    /// [`Self::classify`], also answering which rate windows the event counted toward.
+    pub(crate) fn classify_counted(
+        &mut self,
+        facts: &AlertFacts,
+        now_ms: i64,
+    ) -> (Classification, RateKeys) {
+        let keys = self.rate_keys(facts);
+        (self.classify(facts, now_ms), keys)
+    }
+
+    /// The rate windows `facts` count toward under these rules, without counting them.
+    pub(crate) fn rate_keys(&self, facts: &AlertFacts) -> RateKeys {
+        if facts.meaning() != Meaning::Alert || !facts.occurrence {
+            return Vec::new();
+        }
+        self.rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rule)| {
+                let rate = rule.when.rate.as_ref()?;
+                matches_static(&rule.when, facts).then(|| (i, group_key(rate.per, facts)))
+            })
+            .collect()
+    }
+
+    /// Counts a stored occurrence at `at_ms` toward the windows in `keys` (oldest first), as
+    /// [`Self::classify`] counted it when it arrived. Keys naming no rate rule are skipped.
+    pub(crate) fn restore(&mut self, keys: &RateKeys, at_ms: i64) {
+        for (i, key) in keys {
+            if let Some(rate) = self.rules.get(*i).and_then(|r| r.when.rate.as_ref()) {
+                self.windows
+                    .record(*i, key, at_ms, rate.within.as_millis_i64(), rate.more_than);
+            }
         }
     }
 
@@ -85,7 +162,8 @@ impl Classifier {
         }
     }
 
-    /// Rebuilds the windows from stored events after a restart (oldest first).
+    /// Counts an event as if classified at `at_ms` (tests rebuild windows this way).
+    #[cfg(test)]
     pub(crate) fn replay(&mut self, facts: &AlertFacts, at_ms: i64) {
         let _ = self.classify(facts, at_ms);
     }

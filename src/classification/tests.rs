@@ -114,6 +114,51 @@ fn rate_window_expires_and_survives_replay() {
 }
 
 #[test]
+fn stored_rate_keys_rebuild_the_window_as_classify_counted_it() {
+    let f = parse(Some("error"), &fixture("error.created.1.json")).unwrap();
+    let mut live = classifier();
+    let mut stored = Vec::new();
+    for i in 0..10 {
+        let (class, keys) = live.classify_counted(&f, i * 1000);
+        assert_eq!(class.severity, Severity::Unclassified, "event {}", i + 1);
+        // The column round trip, as a restart reads it.
+        stored.push(decode_rate_keys(encode_rate_keys(&keys).as_deref()));
+    }
+    assert_eq!(stored[0], live.rate_keys(&f));
+    assert!(
+        !stored[0].is_empty(),
+        "an error counts toward high-error-rate"
+    );
+
+    let mut restarted = classifier();
+    assert_eq!(restarted.fingerprint(), live.fingerprint());
+    for (i, keys) in stored.iter().enumerate() {
+        restarted.restore(keys, i as i64 * 1000);
+    }
+    assert_eq!(restarted.classify(&f, 10_000).severity, Severity::High);
+    assert_eq!(live.classify(&f, 10_000).severity, Severity::High);
+}
+
+#[test]
+fn rate_keys_count_only_occurrences_of_alerts_and_name_their_rules() {
+    let f = parse(Some("error"), &fixture("error.created.1.json")).unwrap();
+    let c = classifier();
+    let mut repeat = f.clone();
+    repeat.occurrence = false;
+    assert!(c.rate_keys(&repeat).is_empty());
+    for (i, key) in c.rate_keys(&f) {
+        assert!(c.rules[i].when.rate.is_some(), "rule {i} has no rate");
+        assert_eq!(key, f.project.clone().unwrap_or_default());
+    }
+    // Other rules, another fingerprint: stored indexes are not trusted across a change.
+    let mut rules = routing().rules;
+    rules.reverse();
+    assert_ne!(Classifier::new(rules).fingerprint(), c.fingerprint());
+    assert_eq!(decode_rate_keys(Some("not json")), Vec::new());
+    assert_eq!(encode_rate_keys(&Vec::new()), None);
+}
+
+#[test]
 fn rate_is_per_project() {
     let f = parse(Some("error"), &fixture("error.created.1.json")).unwrap();
     let mut other = f.clone();

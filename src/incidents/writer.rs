@@ -10,7 +10,9 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::classification::{Classification, Classifier, Severity};
+use crate::classification::{
+    Classification, Classifier, RateKeys, Severity, decode_rate_keys, encode_rate_keys,
+};
 use crate::clock::SharedClock;
 use crate::config::{Live, RoutingConfig};
 use crate::domain::{EventId, IncidentId, IngestStatus, Via};
@@ -99,20 +101,68 @@ fn event_details(facts: &AlertFacts, body: &[u8], include_pii: bool) -> Option<S
         .ok()
 }
 
+/// Stale rows whose bodies are read at once while deriving their rate facts.
+const DERIVE_BATCH: usize = 500;
+
 /// A classifier whose rate windows hold the occurrences stored within the longest window.
+///
+/// Read from the rate facts stored with each event (migration 0009), a page at a time, in the
+/// order they arrived. Rows whose facts were derived under other rules (stored before that
+/// migration, or before a reload) get theirs from their bodies first, once: with `persist`
+/// (a write connection) they are stored, so the next rebuild reads only columns.
 async fn rebuild_classifier(
     conn: &mut sqlx::SqliteConnection,
     cfg: &RoutingConfig,
     now: i64,
+    persist: bool,
 ) -> Result<Classifier, StoreError> {
     let mut classifier = Classifier::new(cfg.rules.clone());
     let longest = classifier.longest_window_ms();
-    if longest > 0 {
-        for (resource, at, body) in sql::recent_occurrences(conn, now - longest).await? {
+    if longest <= 0 {
+        return Ok(classifier);
+    }
+    let since = now - longest;
+    let fp = classifier.fingerprint();
+    let mut derived: HashMap<EventId, RateKeys> = HashMap::new();
+    for ids in sql::stale_rate_facts(conn, since, fp)
+        .await?
+        .chunks(DERIVE_BATCH)
+    {
+        let mut rows = Vec::with_capacity(ids.len());
+        let bodies = sql::bodies_of(conn, ids).await?;
+        for (id, resource, body) in bodies {
             let resource = (resource != "legacy").then_some(resource);
-            if let Ok(facts) = crate::intake::sentry::parse(resource.as_deref(), &body) {
-                classifier.replay(&facts, at);
+            // Unreadable: it counted toward nothing when it arrived either.
+            let keys = crate::intake::sentry::parse(resource.as_deref(), &body)
+                .map(|facts| classifier.rate_keys(&facts))
+                .unwrap_or_default();
+            rows.push((id, encode_rate_keys(&keys)));
+            derived.insert(id, keys);
+        }
+        // A body past retention: nothing to derive, as the old replay skipped it.
+        for id in ids {
+            if !derived.contains_key(id) {
+                rows.push((*id, None));
             }
+        }
+        if persist {
+            sql::set_rate_facts(conn, fp, &rows).await?;
+        }
+    }
+    let mut after = None;
+    loop {
+        let page = sql::rate_facts_page(conn, since, after, sql::RATE_FACTS_PAGE).await?;
+        let full = page.len() as i64 == sql::RATE_FACTS_PAGE;
+        for (id, at, stored_fp, keys) in &page {
+            if *stored_fp == Some(fp) {
+                classifier.restore(&decode_rate_keys(keys.as_deref()), *at);
+            } else if let Some(keys) = derived.get(id) {
+                classifier.restore(keys, *at);
+            }
+            after = Some((*at, *id));
+        }
+        if !full {
+            break;
         }
     }
     Ok(classifier)
@@ -129,7 +179,7 @@ impl Writer {
         let cfg = live.load();
         let mut tx = store.begin_write().await?;
         let (events, incidents) = sql::max_ids(&mut tx).await?;
-        let classifier = rebuild_classifier(&mut tx, &cfg, clock.now_ms()).await?;
+        let classifier = rebuild_classifier(&mut tx, &cfg, clock.now_ms(), true).await?;
         let filled = crate::intake::details::backfill(&mut tx, cfg.delivery.include_pii).await?;
         tx.commit().await?;
         if filled > 0 {
@@ -200,7 +250,9 @@ impl Writer {
                             self.next_event_id = ev.next();
                             self.next_incident_id = inc.next();
                         }
-                        match rebuild_classifier(&mut conn, &self.cfg, self.clock.now_ms()).await {
+                        match rebuild_classifier(&mut conn, &self.cfg, self.clock.now_ms(), false)
+                            .await
+                        {
                             Ok(c) => self.classifier = c,
                             Err(e) => tracing::error!(error = %e, "rebuilding rate windows failed"),
                         }
@@ -231,7 +283,7 @@ impl Writer {
         if !Arc::ptr_eq(&latest, &self.cfg) {
             // Reloaded: new rules need new rate windows, refilled from what is stored. Kept only
             // once built, so a failed rebuild is tried again with the next batch.
-            self.classifier = rebuild_classifier(&mut tx, &latest, now).await?;
+            self.classifier = rebuild_classifier(&mut tx, &latest, now, true).await?;
             self.cfg = latest;
         }
         let known = dedup(&mut tx, reqs, now).await?;
@@ -378,9 +430,11 @@ fn apply<'a>(
         batch.out.next.event = event.next();
         batch.first_in_batch.insert(req.dedup_key.as_str(), event);
         let facts = batch.counted_once(req);
-        let class = classifier.classify(&facts, now);
+        let (class, counted) = classifier.classify_counted(&facts, now);
         let change = batch.change(req, &facts, &class, event);
-        let row = batch.event_row(req, &facts, &class, event, &change);
+        let mut row = batch.event_row(req, &facts, &class, event, &change);
+        row.rate_fp = classifier.fingerprint();
+        row.rate_keys = encode_rate_keys(&counted);
         batch.out.events.push(row);
         batch.out.outcomes.push(IngestOutcome::Accepted {
             event_id: event,
@@ -586,6 +640,9 @@ impl<'a> Applier<'a, '_> {
             occurrence: f.occurrence,
             body: req.body.clone(),
             details: event_details(f, &req.body, self.cfg.delivery.include_pii),
+            // Filled in by `apply`, which holds the classifier.
+            rate_fp: 0,
+            rate_keys: None,
         }
     }
 

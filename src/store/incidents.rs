@@ -38,6 +38,10 @@ pub(crate) struct NewEvent {
     pub body: bytes::Bytes,
     /// JSON of `intake::details::EventDetails`, extracted and scrubbed at intake.
     pub details: Option<String>,
+    /// Fingerprint of the rules `rate_keys` was derived under (`Classifier::fingerprint`).
+    pub rate_fp: i64,
+    /// The rate windows this event counted toward (`classification::encode_rate_keys`).
+    pub rate_keys: Option<String>,
 }
 
 pub(crate) async fn max_ids(
@@ -427,11 +431,11 @@ pub(crate) async fn insert_events(
     conn: &mut SqliteConnection,
     rows: &[NewEvent],
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(chunk_size(17)) {
+    for chunk in rows.chunks(chunk_size(19)) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (id, received_at, dedup_key, request_id, source, resource, action, \
              status, incident_id, severity, rule, project, environment, level, occurrence, body, \
-             details) ",
+             details, rate_fp, rate_keys) ",
         );
         q.push_values(chunk.iter(), |mut b, e| {
             b.push_bind(e.id)
@@ -450,7 +454,9 @@ pub(crate) async fn insert_events(
                 .push_bind(&e.level)
                 .push_bind(e.occurrence)
                 .push_bind(e.body.as_ref())
-                .push_bind(&e.details);
+                .push_bind(&e.details)
+                .push_bind(e.rate_fp)
+                .push_bind(&e.rate_keys);
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -582,4 +588,91 @@ pub(crate) async fn recent_occurrences(
     .bind(since)
     .fetch_all(&mut *conn)
     .await?)
+}
+
+/// One occurrence as a rate window needs it: `(id, received_at, rate_fp, rate_keys)`.
+pub(crate) type RateFact = (EventId, i64, Option<i64>, Option<String>);
+
+/// Rows per page of [`rate_facts_page`]: memory stays bounded however many events the window holds.
+pub(crate) const RATE_FACTS_PAGE: i64 = 10_000;
+
+/// Occurrences received after `since`, in `(received_at, id)` order, the first `limit` after
+/// `after` (`(received_at, id)` of the last row of the previous page). Read from the covering
+/// index `events_rate_facts` alone (migration 0009): no row's body is touched.
+pub(crate) async fn rate_facts_page(
+    conn: &mut SqliteConnection,
+    since: i64,
+    after: Option<(i64, EventId)>,
+    limit: i64,
+) -> Result<Vec<RateFact>, StoreError> {
+    // Separate texts, so that each is a plain range on the index.
+    let q = match after {
+        None => sqlx::query_as(
+            "SELECT id, received_at, rate_fp, rate_keys FROM events INDEXED BY events_rate_facts \
+             WHERE occurrence = 1 AND received_at > ?1 ORDER BY received_at, id LIMIT ?2",
+        )
+        .bind(since),
+        Some((at, id)) => sqlx::query_as(
+            "SELECT id, received_at, rate_fp, rate_keys FROM events INDEXED BY events_rate_facts \
+             WHERE occurrence = 1 AND (received_at, id) > (?1, ?2) \
+             ORDER BY received_at, id LIMIT ?3",
+        )
+        .bind(at)
+        .bind(id),
+    };
+    Ok(q.bind(limit).fetch_all(&mut *conn).await?)
+}
+
+/// Occurrences received after `since` whose rate facts were derived under rules other than
+/// `fingerprint` (stored before migration 0009, or before a reload): their ids, oldest first.
+pub(crate) async fn stale_rate_facts(
+    conn: &mut SqliteConnection,
+    since: i64,
+    fingerprint: i64,
+) -> Result<Vec<EventId>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM events INDEXED BY events_rate_facts \
+         WHERE occurrence = 1 AND received_at > ?1 AND rate_fp IS NOT ?2 ORDER BY received_at, id",
+    )
+    .bind(since)
+    .bind(fingerprint)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// `(id, resource, body)` of those of `ids` whose body is still kept.
+pub(crate) async fn bodies_of(
+    conn: &mut SqliteConnection,
+    ids: &[EventId],
+) -> Result<Vec<(EventId, String, Vec<u8>)>, StoreError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_PARAMS) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, resource, body FROM events WHERE body IS NOT NULL AND id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        out.extend(q.build_query_as().fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
+
+/// Stores rate facts derived later (see [`stale_rate_facts`]) under `fingerprint`.
+pub(crate) async fn set_rate_facts(
+    conn: &mut SqliteConnection,
+    fingerprint: i64,
+    rows: &[(EventId, Option<String>)],
+) -> Result<(), StoreError> {
+    for (id, keys) in rows {
+        sqlx::query("UPDATE events SET rate_fp = ?1, rate_keys = ?2 WHERE id = ?3")
+            .bind(fingerprint)
+            .bind(keys)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
