@@ -129,6 +129,7 @@ async fn rebuild_classifier(
         .chunks(DERIVE_BATCH)
     {
         let mut rows = Vec::with_capacity(ids.len());
+        let mut seen = HashSet::with_capacity(ids.len());
         let bodies = sql::bodies_of(conn, ids).await?;
         for (id, resource, body) in bodies {
             let resource = (resource != "legacy").then_some(resource);
@@ -137,11 +138,15 @@ async fn rebuild_classifier(
                 .map(|facts| classifier.rate_keys(&facts))
                 .unwrap_or_default();
             rows.push((id, encode_rate_keys(&keys)));
-            derived.insert(id, keys);
+            seen.insert(id);
+            // Stored, they are read back with the others; kept only when they cannot be.
+            if !persist {
+                derived.insert(id, keys);
+            }
         }
         // A body past retention: nothing to derive, as the old replay skipped it.
         for id in ids {
-            if !derived.contains_key(id) {
+            if !seen.contains(id) {
                 rows.push((*id, None));
             }
         }

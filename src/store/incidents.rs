@@ -666,13 +666,16 @@ pub(crate) async fn set_rate_facts(
     fingerprint: i64,
     rows: &[(EventId, Option<String>)],
 ) -> Result<(), StoreError> {
-    for (id, keys) in rows {
-        sqlx::query("UPDATE events SET rate_fp = ?1, rate_keys = ?2 WHERE id = ?3")
-            .bind(fingerprint)
-            .bind(keys)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+    // One statement per chunk: a restart after the upgrade may derive a whole window's rows.
+    for chunk in rows.chunks(chunk_size(2)) {
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE events SET rate_fp = ");
+        q.push_bind(fingerprint)
+            .push(", rate_keys = v.column2 FROM (");
+        q.push_values(chunk.iter(), |mut b, (id, keys)| {
+            b.push_bind(*id).push_bind(keys);
+        });
+        q.push(") AS v WHERE events.id = v.column1");
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
