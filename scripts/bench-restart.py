@@ -17,13 +17,17 @@ file, each start timed to ready and stopped with SIGTERM. Start 1 after the rows
 the first start of this binary on them (for a binary with stored rate facts: the one-off
 derivation of the facts of rows stored without them); start 2 is an ordinary restart.
 
-Nothing is asserted about time (CI runs `--quick` so the script does not rot); the exit status is
-1 only when a service does not become ready or exits.
+After each timed start (after its VmHWM is read) one more error is posted, signed as Sentry
+signs it: it must come back `high`, i.e. the rebuilt window holds the stored events. Nothing is
+asserted about time (CI runs `--quick` so the script does not rot); the exit status is 1 when a
+service does not become ready, exits, or that error is not High.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -73,7 +77,7 @@ class Failure(Exception):
     pass
 
 
-def start_and_time(binary: Path, workdir: Path, env: dict, timeout: float) -> tuple[float, int]:
+def start_and_time(binary: Path, workdir: Path, env: dict, timeout: float, check: bool = True) -> tuple[float, int]:
     """Seconds from spawn to /readyz 200, and VmHWM (KB) then; stops the service (SIGTERM)."""
     port = free_port()
     log = open(workdir / "service.log", "ab")
@@ -96,6 +100,8 @@ def start_and_time(binary: Path, workdir: Path, env: dict, timeout: float) -> tu
             time.sleep(0.005)
         elapsed = time.monotonic() - t0
         hwm = vm_hwm_kb(proc.pid)
+        if check:
+            check_window(port, env["SENTRY_CLIENT_SECRET"])
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -106,6 +112,28 @@ def start_and_time(binary: Path, workdir: Path, env: dict, timeout: float) -> tu
                 proc.wait()
         log.close()
     return elapsed, hwm
+
+
+def check_window(port: int, secret: str) -> None:
+    """One more error, signed as Sentry signs it: the rebuilt window must make it High."""
+    body = json.loads((FIXTURES / "error.created.1.json").read_bytes())
+    body["data"]["error"]["event_id"] = uuid.uuid4().hex
+    raw = json.dumps(body).encode()
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/webhooks/sentry",
+        data=raw,
+        headers={
+            "Content-Type": "application/json",
+            "Sentry-Hook-Resource": "error",
+            "Sentry-Hook-Signature": hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest(),
+            "Sentry-Hook-Timestamp": str(int(time.time())),
+            "Request-ID": str(uuid.uuid4()),
+        },
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        answer = json.loads(r.read())
+    if answer.get("severity") != "high":
+        raise Failure(f"an error after the restart was not High (rate window not rebuilt?): {answer}")
 
 
 def fill(db: Path, n: int, spread_s: float) -> float:
@@ -198,7 +226,7 @@ def main() -> int:
                     "SMTP_URL": "smtp://127.0.0.1:9",
                     "RUST_LOG": "info",
                 }
-                start_and_time(own, workdir, env, args.timeout)  # creates and migrates the file
+                start_and_time(own, workdir, env, args.timeout, check=False)  # creates and migrates the file
                 filled = fill(workdir / "alerts.db", n, args.spread_seconds)
                 for s in range(1, args.starts + 1):
                     secs, hwm = start_and_time(own, workdir, env, args.timeout)
