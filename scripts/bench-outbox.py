@@ -24,7 +24,8 @@ idle one, and the worker's next-due query for both:
   `concat!`s and `macro_rules!` strings are expanded here), on the migrated schema;
 - before: the same file's queries as of commit a29b118 (kept verbatim below) with migration 0008's
   indexes dropped.
-Figures are the median of `--repeat` calls after one warm-up, in ms, with the `EXPLAIN QUERY
+Last, what the two indexes cost when rows are queued (`insert_cost`). Figures are the median of
+`--repeat` calls after one warm-up, in ms, with the `EXPLAIN QUERY
 PLAN` of each claim for the largest backlog. It uses Python's sqlite3 module (its SQLite version
 is printed; the service bundles its own, whose plans the unit test
 `store::deliveries::tests::claim_and_next_due_are_index_walks_without_a_sort` checks).
@@ -152,6 +153,33 @@ def timed(db: sqlite3.Connection, sql: str, params: tuple, repeat: int, write: b
     return statistics.median(times), [r[0] for r in rows]
 
 
+def insert_cost(path: Path, rows: int, with_indexes: bool) -> float:
+    """Microseconds per queued delivery on the write path: commits of 16 rows (4 new incidents
+    on 3 channels, roughly what a burst of openings queues), WAL with synchronous=NORMAL as the
+    service's default durability, with or without migration 0008's indexes."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    for f in sorted((ROOT / "migrations").glob("*.sql")):
+        db.executescript(f.read_text())
+    if not with_indexes:
+        for ix in NEW_INDEXES:
+            db.execute(f"DROP INDEX {ix}")
+    rnd = random.Random(1)
+    t = time.perf_counter()
+    for b in range(rows // 16):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO deliveries (incident_id, episode, channel, kind, status, "
+            "next_attempt_at, created_at) VALUES (?, 1, ?, 'opened', 'pending', ?, ?)",
+            [(b * 4 + rnd.randrange(4), rnd.choice(BUSY), NOW + b, NOW + b) for _ in range(16)],
+        )
+        db.execute("COMMIT")
+    dt = time.perf_counter() - t
+    db.close()
+    return dt / (rows // 16 * 16) * 1e6
+
+
 def plan(db: sqlite3.Connection, sql: str, params: tuple) -> list[str]:
     return [r[3] for r in db.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
@@ -210,6 +238,16 @@ def main() -> int:
                 return 1
             db.close()
             os.remove(path)
+        # Alternating, three rounds each, the best kept: the machine is shared.
+        ins = {True: [], False: []}
+        rows = 1_600 if args.quick else 32_000
+        for r in range(1 if args.quick else 3):
+            for with_indexes in (False, True):
+                path = Path(tmp) / f"insert-{r}-{with_indexes}.db"
+                ins[with_indexes].append(insert_cost(path, rows, with_indexes))
+        print(f"\nqueueing {rows} deliveries in commits of 16: "
+              f"{min(ins[False]):.1f} us/row without 0008's indexes, "
+              f"{min(ins[True]):.1f} us/row with them")
     for name, (claim_plan, next_plan) in plans.items():
         print(f"\nplan {name}, {sizes[-1]} pending: claim")
         print("\n".join("  " + s for s in claim_plan))
