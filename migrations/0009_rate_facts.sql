@@ -3,7 +3,7 @@
 -- (issue 10, target 4). `rate_keys` is JSON `[[rule index, group key], ...]` (NULL: counted
 -- toward no rate rule); the indexes refer to the rules whose fingerprint is `rate_fp`. Rows
 -- stored before this migration, or under other rules (a reload), have another `rate_fp`: the
--- writer derives their facts from the body once, when it first rebuilds over them.
+-- writer reads those few (at most one window's worth) from their bodies, as before.
 ALTER TABLE events ADD COLUMN rate_fp INTEGER;
 ALTER TABLE events ADD COLUMN rate_keys TEXT;
 -- Covering (`occurrence` too: SQLite counts a column the query names), in replay order: the

@@ -101,20 +101,20 @@ fn event_details(facts: &AlertFacts, body: &[u8], include_pii: bool) -> Option<S
         .ok()
 }
 
-/// Stale rows whose bodies are read at once while deriving their rate facts.
+/// Rows read at once for their bodies when their rate facts must be derived from them.
 const DERIVE_BATCH: usize = 500;
 
 /// A classifier whose rate windows hold the occurrences stored within the longest window.
 ///
 /// Read from the rate facts stored with each event (migration 0009), a page at a time, in the
 /// order they arrived. Rows whose facts were derived under other rules (stored before that
-/// migration, or before a reload) get theirs from their bodies first, once: with `persist`
-/// (a write connection) they are stored, so the next rebuild reads only columns.
+/// migration, or before a reload: at most one window's worth, and fewer at each restart) are
+/// read the old way, from their bodies, a batch at a time. Their facts are not written back:
+/// rewriting a row rewrites its body too, which measured slower than re-parsing it.
 async fn rebuild_classifier(
     conn: &mut sqlx::SqliteConnection,
     cfg: &RoutingConfig,
     now: i64,
-    persist: bool,
 ) -> Result<Classifier, StoreError> {
     let mut classifier = Classifier::new(cfg.rules.clone());
     let longest = classifier.longest_window_ms();
@@ -128,30 +128,13 @@ async fn rebuild_classifier(
         .await?
         .chunks(DERIVE_BATCH)
     {
-        let mut rows = Vec::with_capacity(ids.len());
-        let mut seen = HashSet::with_capacity(ids.len());
-        let bodies = sql::bodies_of(conn, ids).await?;
-        for (id, resource, body) in bodies {
+        // A body past retention is skipped, as the old replay skipped it.
+        for (id, resource, body) in sql::bodies_of(conn, ids).await? {
             let resource = (resource != "legacy").then_some(resource);
             // Unreadable: it counted toward nothing when it arrived either.
-            let keys = crate::intake::sentry::parse(resource.as_deref(), &body)
-                .map(|facts| classifier.rate_keys(&facts))
-                .unwrap_or_default();
-            rows.push((id, encode_rate_keys(&keys)));
-            seen.insert(id);
-            // Stored, they are read back with the others; kept only when they cannot be.
-            if !persist {
-                derived.insert(id, keys);
+            if let Ok(facts) = crate::intake::sentry::parse(resource.as_deref(), &body) {
+                derived.insert(id, classifier.rate_keys(&facts));
             }
-        }
-        // A body past retention: nothing to derive, as the old replay skipped it.
-        for id in ids {
-            if !seen.contains(id) {
-                rows.push((*id, None));
-            }
-        }
-        if persist {
-            sql::set_rate_facts(conn, fp, &rows).await?;
         }
     }
     let mut after = None;
@@ -184,7 +167,7 @@ impl Writer {
         let cfg = live.load();
         let mut tx = store.begin_write().await?;
         let (events, incidents) = sql::max_ids(&mut tx).await?;
-        let classifier = rebuild_classifier(&mut tx, &cfg, clock.now_ms(), true).await?;
+        let classifier = rebuild_classifier(&mut tx, &cfg, clock.now_ms()).await?;
         let filled = crate::intake::details::backfill(&mut tx, cfg.delivery.include_pii).await?;
         tx.commit().await?;
         if filled > 0 {
@@ -255,9 +238,7 @@ impl Writer {
                             self.next_event_id = ev.next();
                             self.next_incident_id = inc.next();
                         }
-                        match rebuild_classifier(&mut conn, &self.cfg, self.clock.now_ms(), false)
-                            .await
-                        {
+                        match rebuild_classifier(&mut conn, &self.cfg, self.clock.now_ms()).await {
                             Ok(c) => self.classifier = c,
                             Err(e) => tracing::error!(error = %e, "rebuilding rate windows failed"),
                         }
@@ -288,7 +269,7 @@ impl Writer {
         if !Arc::ptr_eq(&latest, &self.cfg) {
             // Reloaded: new rules need new rate windows, refilled from what is stored. Kept only
             // once built, so a failed rebuild is tried again with the next batch.
-            self.classifier = rebuild_classifier(&mut tx, &latest, now, true).await?;
+            self.classifier = rebuild_classifier(&mut tx, &latest, now).await?;
             self.cfg = latest;
         }
         let known = dedup(&mut tx, reqs, now).await?;

@@ -659,23 +659,3 @@ pub(crate) async fn bodies_of(
     }
     Ok(out)
 }
-
-/// Stores rate facts derived later (see [`stale_rate_facts`]) under `fingerprint`.
-pub(crate) async fn set_rate_facts(
-    conn: &mut SqliteConnection,
-    fingerprint: i64,
-    rows: &[(EventId, Option<String>)],
-) -> Result<(), StoreError> {
-    // One statement per chunk: a restart after the upgrade may derive a whole window's rows.
-    for chunk in rows.chunks(chunk_size(2)) {
-        let mut q = QueryBuilder::<Sqlite>::new("UPDATE events SET rate_fp = ");
-        q.push_bind(fingerprint)
-            .push(", rate_keys = v.column2 FROM (");
-        q.push_values(chunk.iter(), |mut b, (id, keys)| {
-            b.push_bind(*id).push_bind(keys);
-        });
-        q.push(") AS v WHERE events.id = v.column1");
-        q.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
