@@ -16,6 +16,18 @@ fn utc(ms: i64) -> String {
     )
 }
 
+/// A timeline note written by the silence machinery (who: the service, via: a silence).
+fn silence_note(fx: &mut Effects, inc: &Incident, now: i64, detail: String) {
+    fx.note(
+        inc,
+        now,
+        TimelineKind::Note,
+        Some("paiid-alerts"),
+        Some(Via::Silence),
+        Some(detail),
+    );
+}
+
 /// Notifications that tell people of a new alert: what a silence holds back. Follow-ups of
 /// something people did (acknowledged, resolved) are not alerts.
 fn is_alert(kind: NotificationKind) -> bool {
@@ -70,19 +82,17 @@ pub(crate) fn hold_if_silenced(
             let first = inc.silenced_by != Some(silence.id);
             inc.silenced_by = Some(silence.id);
             if first {
-                fx.note(
+                silence_note(
+                    fx,
                     inc,
                     now,
-                    TimelineKind::Note,
-                    Some("paiid-alerts"),
-                    Some(Via::Silence),
-                    Some(format!(
+                    format!(
                         "silenced by #{}: {} (until {}, by {})",
                         silence.id,
                         silence.matchers.describe(),
                         utc(silence.effective_end()),
                         silence.author
-                    )),
+                    ),
                 );
             }
         }
@@ -104,16 +114,14 @@ pub(crate) fn hold_if_silenced(
                     } else {
                         format!("severity {}", inc.severity)
                     };
-                    fx.note(
+                    silence_note(
+                        fx,
                         inc,
                         now,
-                        TimelineKind::Note,
-                        Some("paiid-alerts"),
-                        Some(Via::Silence),
-                        Some(format!(
+                        format!(
                             "let through by silence #{}: {what}: notifying as usual",
                             by.id
-                        )),
+                        ),
                     );
                 }
             }
@@ -127,14 +135,7 @@ pub(crate) fn hold_if_silenced(
                     Some(_) => format!("silence #{held_by} lets {} through", inc.severity),
                     None => format!("silence #{held_by} no longer matches"),
                 };
-                fx.note(
-                    inc,
-                    now,
-                    TimelineKind::Note,
-                    Some("paiid-alerts"),
-                    Some(Via::Silence),
-                    Some(format!("{why}: notifying as usual")),
-                );
+                silence_note(fx, inc, now, format!("{why}: notifying as usual"));
             }
         }
     }
@@ -176,17 +177,15 @@ pub(crate) fn release(
     };
     if let Some(next) = holding(active, &subject, now) {
         inc.silenced_by = Some(next.id);
-        fx.note(
+        silence_note(
+            &mut fx,
             inc,
             now,
-            TimelineKind::Note,
-            Some("paiid-alerts"),
-            Some(Via::Silence),
-            Some(format!(
+            format!(
                 "silence #{silence} ended; still silenced by #{} (until {})",
                 next.id,
                 utc(next.effective_end())
-            )),
+            ),
         );
         return fx;
     }
@@ -207,14 +206,7 @@ pub(crate) fn release(
                 utc(due)
             )
         };
-        fx.note(
-            inc,
-            now,
-            TimelineKind::Note,
-            Some("paiid-alerts"),
-            Some(Via::Silence),
-            Some(detail),
-        );
+        silence_note(&mut fx, inc, now, detail);
         return fx;
     }
     let policy = inc.frozen_policy();
@@ -237,14 +229,7 @@ pub(crate) fn release(
             utc(due)
         ),
     };
-    fx.note(
-        inc,
-        now,
-        TimelineKind::Note,
-        Some("paiid-alerts"),
-        Some(Via::Silence),
-        Some(detail),
-    );
+    silence_note(&mut fx, inc, now, detail);
     fx
 }
 
@@ -301,14 +286,7 @@ pub(crate) fn hold_open(
             silence.author
         ),
     };
-    fx.note(
-        inc,
-        now,
-        TimelineKind::Note,
-        Some("paiid-alerts"),
-        Some(Via::Silence),
-        Some(detail),
-    );
+    silence_note(&mut fx, inc, now, detail);
     fx
 }
 
