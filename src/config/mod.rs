@@ -65,6 +65,16 @@ struct RawConfig {
     retention: RawRetention,
     /// Where resolution post-mortems go; default: every Slack channel.
     post_mortem_to: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    storm: RawStorm,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorm {
+    enabled: Option<bool>,
+    threshold: Option<u32>,
+    window: Option<HumanDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -311,6 +321,41 @@ pub struct DeliverySettings {
     pub include_pii: bool,
 }
 
+/// `storm:`: when more than `threshold` incidents open on one severity within `window`, the
+/// rest join one storm group that pages once for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StormSettings {
+    pub enabled: bool,
+    pub threshold: u32,
+    pub window: std::time::Duration,
+}
+
+impl Default for StormSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: 5,
+            window: std::time::Duration::from_secs(120),
+        }
+    }
+}
+
+fn storm_settings(raw: RawStorm) -> Result<StormSettings, Invalid> {
+    let default = StormSettings::default();
+    let settings = StormSettings {
+        enabled: raw.enabled.unwrap_or(default.enabled),
+        threshold: raw.threshold.unwrap_or(default.threshold),
+        window: raw.window.map_or(default.window, |d| d.0),
+    };
+    if settings.enabled && settings.window.is_zero() {
+        return Err(Invalid {
+            line: None,
+            message: "storm.window must be longer than zero (or set storm.enabled: false)".into(),
+        });
+    }
+    Ok(settings)
+}
+
 #[derive(Debug, Clone)]
 pub struct RoutingConfig {
     pub path: PathBuf,
@@ -327,6 +372,7 @@ pub struct RoutingConfig {
     pub post_mortem_to: Option<Vec<String>>,
     /// `environments:` as written (name -> aliases), for [`RoutingConfig::environment_names`].
     pub environment_aliases: BTreeMap<String, Vec<String>>,
+    pub storm: StormSettings,
 }
 
 impl RoutingConfig {
@@ -382,6 +428,7 @@ impl RoutingConfig {
             .transpose()?;
         let (templates, digest_templates) = compile_templates(raw.templates)?;
         let delivery = delivery_settings(raw.delivery)?;
+        let storm = storm_settings(raw.storm)?;
         Ok(Self {
             path: path.to_path_buf(),
             channels,
@@ -398,6 +445,7 @@ impl RoutingConfig {
                 .unwrap_or(std::time::Duration::from_secs(30 * 86_400)),
             post_mortem_to,
             environment_aliases: raw.environments,
+            storm,
         })
     }
 

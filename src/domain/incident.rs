@@ -33,6 +33,21 @@ impl IncidentState {
     }
 }
 
+/// What an incident row stands for: one Sentry issue (or metric alert), or a storm group that
+/// pages once for many of them (its members point at it with `storm_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum IncidentKind {
+    Issue,
+    Storm,
+}
+
+text_enum!(pub IncidentKind, "incident kind", {
+    Issue => "issue",
+    Storm => "storm",
+});
+
 /// How often incidents of a severity are reported in a digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,6 +130,11 @@ pub struct Incident {
     /// paged: restored when the silence ends instead of paging again.
     #[serde(skip)]
     pub held_escalation_at: Option<i64>,
+    /// An issue, or a storm group standing for many.
+    pub kind: IncidentKind,
+    /// The storm group this incident belongs to: while set, the storm pages for it (its own
+    /// notifications and escalation are held by the storm).
+    pub storm_id: Option<IncidentId>,
 }
 
 impl Incident {

@@ -21,6 +21,7 @@ pub(crate) use action::Action;
 pub(crate) use effects::{Effects, NewDelivery, NewTimeline};
 pub(crate) use ids::{DeliveryId, EventId};
 pub use ids::{Episode, IncidentId};
+pub(crate) use incident::IncidentKind;
 pub use incident::IncidentState;
 pub use incident::parse_dedup_key;
 pub(crate) use incident::{

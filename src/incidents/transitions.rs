@@ -125,6 +125,8 @@ pub(crate) fn open_new(
         updated_at: now,
         silenced_by: None,
         held_escalation_at: None,
+        kind: crate::domain::IncidentKind::Issue,
+        storm_id: None,
     };
     let mut fx = Effects::default();
     fx.note(

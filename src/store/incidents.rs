@@ -205,6 +205,8 @@ pub(crate) struct IncidentRow {
     pub updated_at: i64,
     pub silenced_by: Option<SilenceId>,
     pub held_escalation_at: Option<i64>,
+    pub kind: String,
+    pub storm_id: Option<IncidentId>,
 }
 
 impl IncidentRow {
@@ -270,6 +272,8 @@ impl IncidentRow {
             updated_at: self.updated_at,
             silenced_by: self.silenced_by,
             held_escalation_at: self.held_escalation_at,
+            kind: self.kind.parse().map_err(|e| bad("kind", format!("{e}")))?,
+            storm_id: self.storm_id,
         })
     }
 }
@@ -362,6 +366,8 @@ const INCIDENT_COLUMNS: &[&str] = &[
     "updated_at",
     "silenced_by",
     "held_escalation_at",
+    "kind",
+    "storm_id",
 ];
 
 /// Inserts new incidents and updates changed ones in one statement per chunk. Safe to write
@@ -414,7 +420,9 @@ pub(crate) async fn upsert_incidents(
                 .push_bind(i.count_updated_at)
                 .push_bind(i.updated_at)
                 .push_bind(i.silenced_by)
-                .push_bind(i.held_escalation_at);
+                .push_bind(i.held_escalation_at)
+                .push_bind(i.kind)
+                .push_bind(i.storm_id);
         });
         q.push(" ON CONFLICT(id) DO UPDATE SET ");
         let updates: Vec<String> = INCIDENT_COLUMNS[1..]
