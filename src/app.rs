@@ -374,11 +374,14 @@ async fn start_workers(
     handles: &Workers,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let mut workers = vec![crate::store::health::spawn_probe(
-        state.store.clone(),
-        state.clock.clone(),
-        cancel.child_token(),
-    )];
+    let mut workers = vec![
+        crate::store::health::spawn_probe(
+            state.store.clone(),
+            state.clock.clone(),
+            cancel.child_token(),
+        ),
+        crate::store::checkpoint::spawn_checkpointer(state.store.clone(), cancel.child_token()),
+    ];
     if settings.run_workers {
         workers.extend(
             handles

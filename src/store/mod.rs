@@ -5,6 +5,7 @@
 //! fairer and faster than `SQLITE_BUSY` retries. Reads use their own pool ([`Store::reader`]) and
 //! never block on the writer (WAL). The pools stay private so that there is one way to write.
 
+pub(crate) mod checkpoint;
 pub(crate) mod deliveries;
 pub(crate) mod digests;
 pub(crate) mod escalations;
@@ -292,7 +293,8 @@ impl Store {
                 Box::pin(async move { Ok(reuse) })
             })
             .after_release(close_if_stuck_in_transaction)
-            .connect_with(options.clone())
+            // Checkpoints run beside the writer, not inside its commits (`checkpoint`).
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         sqlx::migrate!("./migrations").run(&write).await?;
         let reader_health = health.clone();
