@@ -7,11 +7,14 @@
 use std::sync::Arc;
 
 use super::RemoteState;
-use super::message::{Acknowledgement, DeliveryRef, Notification, NotificationKind, PostMortem};
+use super::message::{
+    Acknowledgement, DeliveryRef, Notification, NotificationKind, PostMortem, StormMember,
+    StormSummary,
+};
 use super::notice::{Notice, NoticeError, NoticeKind, UnreadablePayload};
 use crate::auth::ack_token::{AckAction, AckClaims, AckKeys};
 use crate::clock::{SharedClock, ms_to_datetime};
-use crate::domain::{Episode, IncidentId};
+use crate::domain::{Episode, IncidentId, IncidentKind};
 use crate::incidents::model::{Incident, IncidentState, ResolvedEpisode};
 use crate::intake::MetricKind;
 use crate::intake::details::EventDetails;
@@ -103,10 +106,46 @@ impl NotificationBuilder {
         // episode's card and resolves that episode's PagerDuty incident, never the new one's.
         let remote =
             deliveries::remote_state(self.store.reader(), incident_id, episode, recipient).await?;
-        Ok(Some((
-            self.notification(&inc, episode, kind, detail, details, recipient),
-            remote,
-        )))
+        let mut n = self.notification(&inc, episode, kind, detail, details, recipient);
+        if inc.kind == IncidentKind::Storm {
+            let members = listings::storm_members_summary(
+                self.store.reader(),
+                inc.id,
+                StormSummary::TOP,
+                StormSummary::MAX_PROJECTS,
+            )
+            .await?;
+            self.attach_storm(&mut n, members);
+        }
+        Ok(Some((n, remote)))
+    }
+
+    /// A storm's message speaks of its members as they are now: its title and count follow
+    /// them (a count update of a growing storm shows the new count), and it names the noisiest.
+    pub(crate) fn attach_storm(&self, n: &mut Notification, members: listings::StormMembers) {
+        let top: Vec<StormMember> = members
+            .top
+            .into_iter()
+            .map(|m| StormMember {
+                incident_id: m.id,
+                title: redact::scrub_text(&m.title, self.include_pii),
+                project: m.project,
+                event_count: m.event_count,
+                url: self.incident_url(m.id),
+            })
+            .collect();
+        let more = members
+            .members
+            .saturating_sub(i64::try_from(top.len()).unwrap_or(i64::MAX))
+            .max(0);
+        n.set_storm(StormSummary {
+            members: members.members,
+            events: members.events,
+            projects: members.projects,
+            project_count: members.project_count,
+            top,
+            more,
+        });
     }
 
     pub fn notification(
@@ -164,6 +203,7 @@ impl NotificationBuilder {
             resolved_at: who.resolved_at.map(ms_to_datetime),
             waited_minutes,
             post_mortem,
+            storm: None,
             delivery: None,
         }
     }

@@ -226,6 +226,7 @@ mod tests {
             resolved_at: None,
             waited_minutes: None,
             post_mortem: None,
+            storm: None,
             delivery: None,
         }
     }

@@ -52,6 +52,9 @@ pub struct Notification {
     /// For escalations: minutes waited without acknowledgement.
     pub waited_minutes: Option<i64>,
     pub post_mortem: Option<PostMortem>,
+    /// For a storm (an incident standing for many, see `domain::IncidentKind::Storm`): its
+    /// members as they are when the message is built. `None` for an ordinary incident.
+    pub storm: Option<StormSummary>,
     /// The outbox row this is sent for; `None` for `send-test` and previews. Not a template
     /// variable: it only lets a channel make every attempt of one delivery the same message.
     #[serde(skip)]
@@ -78,6 +81,66 @@ pub struct PostMortem {
     pub acknowledged_by: Option<String>,
     pub escalations_fired: i64,
     pub root_cause: Option<String>,
+}
+
+/// A storm's members, summarised for its messages: how many, where, and the noisiest few.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StormSummary {
+    /// Incidents in the storm now.
+    pub members: i64,
+    /// Events received by all of them together.
+    pub events: i64,
+    /// Their projects in name order, at most [`StormSummary::MAX_PROJECTS`].
+    pub projects: Vec<String>,
+    /// How many distinct projects they come from (may exceed `projects.len()`).
+    pub project_count: i64,
+    /// The members with the most events, most first, at most [`StormSummary::TOP`].
+    pub top: Vec<StormMember>,
+    /// Members not in `top`: the "and N more".
+    pub more: i64,
+}
+
+impl StormSummary {
+    /// How many members a message names.
+    pub const TOP: usize = 5;
+    /// How many project names a message lists.
+    pub const MAX_PROJECTS: usize = 10;
+
+    /// `37 critical incidents` / `1 high incident`.
+    pub fn count_text(&self, severity: Severity) -> String {
+        let noun = if self.members == 1 {
+            "incident"
+        } else {
+            "incidents"
+        };
+        format!("{} {} {noun}", self.members, severity.as_str())
+    }
+
+    /// Where the members are: ` in paiid-backend`, ` across 3 projects`, or nothing.
+    pub fn where_text(&self) -> String {
+        match (self.project_count, self.projects.first()) {
+            (1, Some(p)) => format!(" in {p}"),
+            (0 | 1, _) => String::new(),
+            (n, _) => format!(" across {n} projects"),
+        }
+    }
+
+    /// The storm's title, from its members now: `Storm: 37 critical incidents in paiid-backend`.
+    pub fn title(&self, severity: Severity) -> String {
+        format!("Storm: {}{}", self.count_text(severity), self.where_text())
+    }
+}
+
+/// One member a storm's message names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StormMember {
+    pub incident_id: IncidentId,
+    /// Scrubbed like every title.
+    pub title: String,
+    pub project: Option<String>,
+    pub event_count: i64,
+    /// Its own page.
+    pub url: String,
 }
 
 impl Notification {
@@ -114,16 +177,49 @@ impl Notification {
             resolved_at: None,
             waited_minutes: None,
             post_mortem: None,
+            storm: None,
             delivery: None,
         }
     }
 
+    /// Makes this the message of a storm with these members: its title and count follow them.
+    pub(crate) fn set_storm(&mut self, storm: StormSummary) {
+        self.title = storm.title(self.severity);
+        self.event_count = storm.members;
+        self.storm = Some(storm);
+    }
+
     /// A short one-line summary, e.g. `[CRITICAL] ZeroDivisionError: division by zero (paiid-backend)`.
+    /// A storm's title already says where its members are.
     pub fn headline(&self) -> String {
         let mut s = format!("[{}] {}", self.severity.as_str().to_uppercase(), self.title);
-        if let Some(p) = &self.project {
+        if let Some(p) = self.project.as_ref().filter(|_| self.storm.is_none()) {
             s.push_str(&format!(" ({p})"));
         }
         s
+    }
+}
+
+/// A storm of `members` incidents for tests: the noisiest named with long titles full of
+/// characters that need escaping, from `projects` projects.
+#[cfg(test)]
+pub(crate) fn sample_storm(members: i64, projects: i64) -> StormSummary {
+    let top: Vec<StormMember> = (0..members.min(StormSummary::TOP as i64))
+        .map(|i| StormMember {
+            incident_id: IncidentId(100 + i),
+            title: format!("OperationalError #{i}: <!channel> & {}", "é".repeat(400)),
+            project: Some(format!("project-{}", i % projects.max(1))),
+            event_count: 1000 - i,
+            url: format!("https://alerts.paiid.ai/incidents/{}", 100 + i),
+        })
+        .collect();
+    let listed = projects.min(StormSummary::MAX_PROJECTS as i64);
+    StormSummary {
+        members,
+        events: members * 10,
+        projects: (0..listed).map(|i| format!("project-{i}")).collect(),
+        project_count: projects,
+        more: members - top.len() as i64,
+        top,
     }
 }

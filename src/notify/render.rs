@@ -25,7 +25,10 @@
 //! `sentry_url`, `incident_url`, `ack_url`, `acknowledged_by`, `acknowledged_at`, `resolved_by`,
 //! `resolved_at`, `waited_minutes`, `post_mortem` (`opened_at`, `acknowledged_at`, `resolved_at`,
 //! `time_to_acknowledge`, `time_to_resolve`, `acknowledged_by`, `escalations_fired`,
-//! `root_cause`, or none). Absent values are `none` and print as nothing.
+//! `root_cause`, or none), `storm` (for a storm, an incident standing for many: `members`,
+//! `events`, `projects`, `project_count`, `top` (list of `incident_id`, `title`, `project`,
+//! `event_count`, `url`; the noisiest five), `more` (members not in `top`); none for an ordinary
+//! incident). Absent values are `none` and print as nothing.
 //!
 //! Computed for convenience:
 //! - `severity_upper` (`CRITICAL`), `headline` (`[CRITICAL] title (project)`),
@@ -33,9 +36,12 @@
 //! - `is_open`: not yet acknowledged or resolved;
 //! - `ack_link`: `ack_url` while the incident is open and the message is not itself an
 //!   acknowledgement / resolution / post-mortem, otherwise none: use it for Acknowledge buttons;
-//! - `event_count_text` (`1 event`, `12,345 events`), `waited_text` (`15m 0s`, `1h 5m`);
+//! - `event_count_text` (`1 event`, `12,345 events`; for a storm its members, `37 incidents`),
+//!   `waited_text` (`15m 0s`, `1h 5m`);
 //! - `show_details`: true for the kinds that describe the failure (opened, severity_raised,
 //!   escalation, count_update, test);
+//! - `storm_noisiest`: for a storm, its noisiest members on one line with their event counts
+//!   and `and N more`, short enough for the PagerDuty summary (whole members only);
 //! - `pm`: post-mortem figures, always present: `post_mortem` when given, otherwise derived
 //!   from the top-level times (`opened_at`, `acknowledged_at`, `acknowledged_by`,
 //!   `resolved_at`, `time_to_acknowledge`, `time_to_resolve`, `escalations_fired`,
@@ -56,6 +62,7 @@ use minijinja::Error;
 use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
+use super::message::StormSummary;
 #[cfg(test)]
 use super::message::{Breadcrumb, PostMortem};
 use super::{Notification, NotificationKind};
@@ -63,13 +70,18 @@ use crate::domain::{IncidentState, Severity};
 use crate::templates::describe;
 use crate::templates::notify::{NotificationTemplates, Output};
 pub(crate) use crate::templates::notify::{TemplateError, TemplateOverrides};
-use crate::text::{duration, html_escape, slack_escape};
+use crate::text::{duration, html_escape, slack_escape, truncate_chars};
 
 /// PagerDuty Events v2 rejects summaries longer than this.
 pub(crate) const PAGERDUTY_SUMMARY_MAX: usize = 1024;
 /// Slack truncates `text` at 40,000 characters; stay clear of it.
 const SLACK_TEXT_MAX: usize = 39_000;
 const EMAIL_SUBJECT_MAX: usize = 250;
+/// A storm's noisiest members in the PagerDuty summary: what is left of its 1,024 bytes after
+/// the longest prefix and title the default template writes.
+const STORM_NOISIEST_MAX: usize = 800;
+/// A member's title in that line.
+const STORM_TITLE_CHARS: usize = 120;
 /// Guards mail servers and the outbox against a runaway override.
 const BODY_MAX: usize = 1_000_000;
 
@@ -267,6 +279,16 @@ fn span_text(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
 
 /// `12,345 events`.
 fn event_count_text(count: i64) -> String {
+    counted(count, "event", "events")
+}
+
+/// `37 incidents`.
+fn incident_count_text(count: i64) -> String {
+    counted(count, "incident", "incidents")
+}
+
+/// The count with thousands separators and the noun that agrees with it.
+fn counted(count: i64, one: &str, many: &str) -> String {
     let digits = count.unsigned_abs().to_string();
     let mut grouped = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -276,8 +298,39 @@ fn event_count_text(count: i64) -> String {
         grouped.push(c);
     }
     let sign = if count < 0 { "-" } else { "" };
-    let noun = if count == 1 { "event" } else { "events" };
+    let noun = if count == 1 { one } else { many };
     format!("{sign}{grouped} {noun}")
+}
+
+/// `OperationalError (410 events); KeyError (3 events) · and 35 more`, at most `max` bytes:
+/// whole members only (the rest are counted in "and N more"); none when not one fits.
+fn noisiest_line(storm: &StormSummary, max: usize) -> Option<String> {
+    // Room kept for the " · and N more" that the cut members need.
+    const MORE_MAX: usize = 32;
+    let mut parts: Vec<String> = Vec::new();
+    let mut used = 0;
+    for m in &storm.top {
+        let part = format!(
+            "{} ({})",
+            truncate_chars(&m.title, STORM_TITLE_CHARS),
+            event_count_text(m.event_count)
+        );
+        let sep = if parts.is_empty() { 0 } else { 2 };
+        if used + sep + part.len() + MORE_MAX > max {
+            break;
+        }
+        used += sep + part.len();
+        parts.push(part);
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let more = storm.members - i64::try_from(parts.len()).unwrap_or(i64::MAX);
+    let mut line = parts.join("; ");
+    if more > 0 {
+        line.push_str(&format!(" · and {more} more"));
+    }
+    Some(line)
 }
 
 #[derive(Serialize)]
@@ -334,6 +387,7 @@ struct Context<'a> {
     waited_text: Option<String>,
     show_details: bool,
     pm: PmView,
+    storm_noisiest: Option<String>,
 }
 
 impl<'a> Context<'a> {
@@ -361,7 +415,11 @@ impl<'a> Context<'a> {
             severity_color: severity_color(n.severity),
             is_open,
             ack_link,
-            event_count_text: event_count_text(n.event_count),
+            event_count_text: match &n.storm {
+                // A storm's count is of its incidents; their events are `storm.events`.
+                Some(storm) => incident_count_text(storm.members),
+                None => event_count_text(n.event_count),
+            },
             waited_text: n.waited_minutes.map(waited_text),
             show_details: matches!(
                 n.kind,
@@ -372,6 +430,10 @@ impl<'a> Context<'a> {
                     | NotificationKind::Test
             ),
             pm: PmView::new(n),
+            storm_noisiest: n
+                .storm
+                .as_ref()
+                .and_then(|s| noisiest_line(s, STORM_NOISIEST_MAX)),
             n,
         }
     }
@@ -442,8 +504,36 @@ fn sample_notification(kind: NotificationKind) -> Notification {
             escalations_fired: 1,
             root_cause: Some("Broker API returned zero quantity".to_string()),
         }),
+        storm: None,
         delivery: None,
     }
+}
+
+/// The sample of a storm's message of each kind: the full sample standing for 37 incidents, so
+/// that an override printing `storm.top[0].title` is checked at load time too.
+#[cfg(test)]
+fn sample_storm_notification(kind: NotificationKind) -> Notification {
+    use super::message::{StormMember, StormSummary};
+    let mut n = sample_notification(kind);
+    let member = |id: i64, title: &str, events: i64| StormMember {
+        incident_id: crate::domain::IncidentId(id),
+        title: title.to_string(),
+        project: Some("paiid-backend".to_string()),
+        event_count: events,
+        url: format!("https://alerts.paiid.ai/incidents/{id}"),
+    };
+    n.set_storm(StormSummary {
+        members: 37,
+        events: 2480,
+        projects: vec!["paiid-backend".to_string()],
+        project_count: 1,
+        top: vec![
+            member(43, "OperationalError: could not connect to server", 410),
+            member(44, "InterfaceError: connection already closed", 220),
+        ],
+        more: 35,
+    });
+    n
 }
 
 #[cfg(test)]

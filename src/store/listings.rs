@@ -328,3 +328,114 @@ pub(crate) async fn troubled_deliveries(
     .fetch_all(&**reader)
     .await?)
 }
+
+/// One of a storm's noisiest members, as its messages name them.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct StormTopRow {
+    pub id: IncidentId,
+    pub title: String,
+    pub project: Option<String>,
+    pub event_count: i64,
+}
+
+/// A storm's members summarised: how many, their events, their projects, the noisiest few.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StormMembers {
+    pub members: i64,
+    pub events: i64,
+    /// Distinct projects in name order, at most the `max_projects` asked for.
+    pub projects: Vec<String>,
+    pub project_count: i64,
+    /// Most events first (then oldest id), at most the `top` asked for.
+    pub top: Vec<StormTopRow>,
+}
+
+/// The summary of the storm's members in one statement: every part is a walk of the
+/// `incidents_storm_members` index, so its cost follows the storm's size, not the table's.
+pub(crate) async fn storm_members_summary(
+    reader: &Reader,
+    storm_id: IncidentId,
+    top: usize,
+    max_projects: usize,
+) -> Result<StormMembers, StoreError> {
+    // (id, title, project, event_count, members, events, projects JSON, project count)
+    type Row = (
+        IncidentId,
+        String,
+        Option<String>,
+        i64,
+        i64,
+        i64,
+        String,
+        i64,
+    );
+    // The window totals are taken before LIMIT; the project subqueries run once (they do not
+    // depend on the outer row).
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, title, project, event_count, \
+           COUNT(*) OVER () AS members, SUM(event_count) OVER () AS events, \
+           (SELECT json_group_array(p) FROM (SELECT DISTINCT project AS p FROM incidents \
+              WHERE storm_id = ?1 AND project IS NOT NULL ORDER BY p LIMIT ?3)) AS projects, \
+           (SELECT COUNT(DISTINCT project) FROM incidents WHERE storm_id = ?1) AS project_count \
+         FROM incidents WHERE storm_id = ?1 \
+         ORDER BY event_count DESC, id LIMIT ?2",
+    )
+    .bind(storm_id)
+    .bind(i64::try_from(top).unwrap_or(i64::MAX))
+    .bind(i64::try_from(max_projects).unwrap_or(i64::MAX))
+    .fetch_all(&**reader)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(StormMembers::default());
+    };
+    let (members, events, project_count) = (first.4, first.5, first.7);
+    // Written by SQLite's json_group_array just above: a list of strings.
+    let projects = serde_json::from_str(&first.6).unwrap_or_default();
+    Ok(StormMembers {
+        members,
+        events,
+        projects,
+        project_count,
+        top: rows
+            .into_iter()
+            .map(|(id, title, project, event_count, ..)| StormTopRow {
+                id,
+                title,
+                project,
+                event_count,
+            })
+            .collect(),
+    })
+}
+
+/// A storm's members for its page, oldest first, at most `limit` (a row that does not decode
+/// is listed as its error).
+pub(crate) async fn storm_members(
+    reader: &Reader,
+    storm_id: IncidentId,
+    limit: i64,
+) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
+    let rows: Vec<IncidentRow> =
+        sqlx::query_as("SELECT * FROM incidents WHERE storm_id = ? ORDER BY opened_at, id LIMIT ?")
+            .bind(storm_id)
+            .bind(limit)
+            .fetch_all(&**reader)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| r.decode(reader.corrupt()))
+        .collect())
+}
+
+/// The ids of a storm's members, in id order (the API's `members`).
+pub(crate) async fn storm_member_ids(
+    reader: &Reader,
+    storm_id: IncidentId,
+) -> Result<Vec<IncidentId>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM incidents WHERE storm_id = ? ORDER BY id")
+            .bind(storm_id)
+            .fetch_all(&**reader)
+            .await?,
+    )
+}

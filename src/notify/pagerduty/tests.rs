@@ -46,6 +46,7 @@ fn notification(kind: NotificationKind, severity: Severity) -> Notification {
         resolved_at: None,
         waited_minutes: None,
         post_mortem: None,
+        storm: None,
         delivery: None,
     }
 }

@@ -56,6 +56,7 @@ fn minimal(kind: NotificationKind) -> Notification {
         resolved_at: None,
         waited_minutes: None,
         post_mortem: None,
+        storm: None,
         delivery: None,
     }
 }
@@ -428,15 +429,19 @@ fn duration_filter_in_overrides() {
 }
 
 /// The contexts overrides are checked against at load time, as `crate::templates::notify`
-/// stores them (it sits below this module): those of `sample_notification` for every kind.
+/// stores them (it sits below this module): those of `sample_notification` for every kind, then
+/// those of `sample_storm_notification`.
 fn sample_contexts() -> serde_json::Value {
-    let pairs: Vec<(&str, serde_json::Value)> = ALL_KINDS
+    let issues = ALL_KINDS
         .iter()
-        .map(|kind| {
-            let n = sample_notification(*kind);
-            let ctx = serde_json::to_value(Context::new(&n)).unwrap();
-            (kind.as_str(), ctx)
-        })
+        .map(|kind| (kind.as_str().to_string(), sample_notification(*kind)));
+    let storms = ALL_KINDS.iter().map(|kind| {
+        let label = format!("storm {}", kind.as_str());
+        (label, sample_storm_notification(*kind))
+    });
+    let pairs: Vec<(String, serde_json::Value)> = issues
+        .chain(storms)
+        .map(|(label, n)| (label, serde_json::to_value(Context::new(&n)).unwrap()))
         .collect();
     serde_json::to_value(pairs).unwrap()
 }
@@ -459,5 +464,124 @@ fn load_time_samples_are_the_sample_notifications() {
         stored == expected,
         "src/templates/notify/samples.json is out of date with sample_notification: \
          run `PAIID_BLESS_SAMPLES=1 cargo test --lib load_time_samples` and review the diff"
+    );
+}
+
+fn storm(kind: NotificationKind, members: i64, projects: i64) -> Notification {
+    let mut n = full(kind);
+    n.culprit = None;
+    n.request = None;
+    n.top_frame = None;
+    n.breadcrumbs.clear();
+    n.metric = None;
+    n.sentry_url = None;
+    n.set_storm(crate::notify::message::sample_storm(members, projects));
+    n
+}
+
+#[test]
+fn a_storm_message_says_how_many_where_and_the_noisiest_in_every_output() {
+    let t = Templates::defaults();
+    for (members, projects, title, more) in [
+        (1, 1, "Storm: 1 critical incident in project-0", None),
+        (5, 1, "Storm: 5 critical incidents in project-0", None),
+        (
+            300,
+            3,
+            "Storm: 300 critical incidents across 3 projects",
+            Some("and 295 more"),
+        ),
+    ] {
+        for kind in ALL_KINDS {
+            let n = storm(kind, members, projects);
+            for (i, out) in all(&t, &n).iter().enumerate() {
+                let direct = t.try_render(Output::ALL[i].default_name(), &n);
+                assert!(direct.is_ok(), "{kind:?} {:?}: {direct:?}", Output::ALL[i]);
+                let words = out.replace("decoration:none", "");
+                assert!(
+                    !words.contains("none"),
+                    "{kind:?} {:?}:\n{out}",
+                    Output::ALL[i]
+                );
+                assert!(
+                    !out.contains("\n\n\n"),
+                    "{kind:?} {:?}:\n{out}",
+                    Output::ALL[i]
+                );
+                assert!(out.contains(title), "{kind:?} {:?}:\n{out}", Output::ALL[i]);
+            }
+        }
+        let n = storm(NotificationKind::Opened, members, projects);
+        assert_eq!(t.email_subject(&n), format!("[CRITICAL] {title} #42"));
+        let pd = t.pagerduty_summary(&n);
+        assert!(
+            pd.len() <= PAGERDUTY_SUMMARY_MAX && !pd.contains('\n'),
+            "{pd}"
+        );
+        assert!(
+            pd.starts_with(&format!(
+                "[CRITICAL] {title} · noisiest: OperationalError #0"
+            )),
+            "{pd}"
+        );
+        for out in [t.slack_text(&n), t.email_text(&n), t.email_html(&n)] {
+            // Every named member with its page; never more than five.
+            for i in 0..members.min(5) {
+                let url = format!("https://alerts.paiid.ai/incidents/{}", 100 + i);
+                assert!(out.contains(&url), "{members}: {url} missing:\n{out}");
+            }
+            assert!(!out.contains("/incidents/105"), "{out}");
+            assert!(
+                out.contains(&format!("{} events in all", members * 10))
+                    || out.contains(&format!("*Events:* {}", members * 10)),
+                "{out}"
+            );
+            match more {
+                Some(m) => assert!(out.contains(m), "{out}"),
+                None => assert!(!out.contains("more"), "{out}"),
+            }
+        }
+        // Member titles are user data: escaped for Slack and in HTML.
+        assert!(!t.slack_text(&n).contains("<!channel>"));
+        assert!(!t.email_html(&n).contains("<!channel>"));
+        // Whole members while they fit in PagerDuty's line; the rest counted.
+        let named = pd.matches("OperationalError #").count() as i64;
+        assert!(named >= 1 && !pd.ends_with('…'), "{pd}");
+        if named < members {
+            assert!(
+                pd.ends_with(&format!(" · and {} more", members - named)),
+                "{pd}"
+            );
+        } else {
+            assert!(!pd.contains("more"), "{pd}");
+        }
+    }
+}
+
+#[test]
+fn a_storm_summary_for_pagerduty_fits_with_five_long_titles() {
+    let t = Templates::defaults();
+    let mut n = storm(NotificationKind::Escalation, 300, 1);
+    n.waited_minutes = Some(15);
+    let pd = t.pagerduty_summary(&n);
+    assert!(pd.len() <= PAGERDUTY_SUMMARY_MAX, "{}", pd.len());
+    assert!(pd.starts_with("[CRITICAL] ESCALATION, unacknowledged for 15m 0s: Storm: 300 critical incidents in project-0 · noisiest: "), "{pd}");
+    // Whole members while they fit (these titles are 2-byte characters), the rest counted:
+    // nothing is cut off the end.
+    let named = pd.matches("OperationalError #").count() as i64;
+    assert!(named >= 2, "{pd}");
+    assert!(pd.ends_with(&format!("· and {} more", 300 - named)), "{pd}");
+    assert!(!pd.ends_with('…'), "{pd}");
+    // Plain titles: all five.
+    let mut storm5 = n.storm.clone().unwrap();
+    for m in &mut storm5.top {
+        m.title = "x".repeat(500);
+    }
+    n.set_storm(storm5);
+    let pd = t.pagerduty_summary(&n);
+    assert_eq!(pd.matches(&"x".repeat(119)).count(), 5, "{pd}");
+    assert!(
+        pd.ends_with("· and 295 more") && pd.len() <= PAGERDUTY_SUMMARY_MAX,
+        "{pd}"
     );
 }

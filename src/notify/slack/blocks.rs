@@ -13,6 +13,8 @@ use crate::incidents::model::parse_dedup_key;
 use crate::notify::{Notification, NotificationKind};
 use crate::text::{duration, slack_escape as escape, truncate_chars};
 
+mod storm;
+
 // Block Kit limits (https://api.slack.com/reference/block-kit). Counted in characters.
 pub(super) const MAX_BLOCKS: usize = 50;
 pub(super) const MAX_HEADER_CHARS: usize = 150;
@@ -276,8 +278,8 @@ pub(super) fn reply_text(n: &Notification) -> String {
     };
     let mut text = line.unwrap_or_else(|| escape(&n.headline()));
     text.push_str(&format!(
-        " · {} events · {}",
-        n.event_count,
+        " · {} · {}",
+        storm::count_text(n),
         link(&n.incident_url, &format!("Incident #{}", n.incident_id))
     ));
     truncate_mrkdwn(&text, MAX_SECTION_CHARS)
@@ -376,7 +378,10 @@ pub(super) fn post_mortem_block(n: &Notification) -> Option<Value> {
         (None, _) => parts.push("*Time to acknowledge:* never acknowledged".to_string()),
     }
     parts.push(format!("*Escalations:* {}", pm.escalations_fired));
-    parts.push(format!("*Events:* {}", n.event_count));
+    parts.push(match &n.storm {
+        Some(s) => format!("*Incidents:* {}", s.members),
+        None => format!("*Events:* {}", n.event_count),
+    });
     let mut text = format!(
         "*Post-mortem*\n{}\n*Opened:* {} · *Resolved:* {}",
         parts.join(" · "),
@@ -415,16 +420,17 @@ pub(super) fn actions_block(n: &Notification, interactive: bool) -> Option<Value
         Some((_, episode)) => format!("{}:{episode}", n.incident_id),
         None => n.incident_id.to_string(),
     };
+    let (ack_label, resolve_label) = storm::button_labels(n);
     if interactive && !acked && !resolved {
         elements.push(json!({
             "type": "button", "action_id": "ack", "value": id, "style": "primary",
-            "text": { "type": "plain_text", "text": "Acknowledge" },
+            "text": { "type": "plain_text", "text": ack_label },
         }));
     }
     if interactive && !resolved {
         elements.push(json!({
             "type": "button", "action_id": "resolve", "value": id,
-            "text": { "type": "plain_text", "text": "Resolve" },
+            "text": { "type": "plain_text", "text": resolve_label },
         }));
     }
     if !acked && !resolved {
@@ -472,9 +478,18 @@ pub(super) fn full_blocks(n: &Notification, interactive: bool) -> Vec<Value> {
     if !context.is_empty() {
         blocks.push(json!({ "type": "context", "elements": context }));
     }
-    blocks.push(facts_block(n));
-    blocks.extend(details_block(n));
-    blocks.extend(breadcrumbs_block(n));
+    match &n.storm {
+        // A storm has no event of its own: its members are its details.
+        Some(s) => {
+            blocks.push(storm::facts_block(n, s));
+            blocks.extend(storm::members_block(s));
+        }
+        None => {
+            blocks.push(facts_block(n));
+            blocks.extend(details_block(n));
+            blocks.extend(breadcrumbs_block(n));
+        }
+    }
     blocks.extend(post_mortem_block(n));
     blocks.extend(actions_block(n, interactive));
     blocks.truncate(MAX_BLOCKS);

@@ -46,6 +46,7 @@ fn notification(kind: NotificationKind) -> Notification {
         resolved_at: None,
         waited_minutes: None,
         post_mortem: None,
+        storm: None,
         delivery: None,
     }
 }
