@@ -13,7 +13,18 @@
 #   ROUNDS=2         measured rounds of each           ISSUES=1000   distinct Sentry issues cycled
 #   DURABILITY=normal  paiid-alerts DATABASE_DURABILITY (normal | full)
 #   KEEP_TMP=1       keep the temp dir (bodies, logs, database) for inspection
-#   SKIP_BUILD=1     use the existing target/release/paiid-alerts
+#   SKIP_BUILD=1     use the existing target/release/paiid-alerts (and examples/bare_server)
+#   PA_BIN=path      the paiid-alerts binary to measure (default target/release/paiid-alerts)
+#   SEED_EVENTS=1000000 SEED_DELIVERIES=100000   also run PAB: a second paiid-alerts on a database
+#                    with that backlog (issue 10, target 3), reported against PA's empty one
+#   FULL_FIXTURES=a,b  real event_alert fixtures sent unaltered (but for their event and issue
+#                    ids) in the PAF rounds; FULL_FIXTURES= (empty) skips those rounds
+#
+# Besides AM and PA, each round also runs BARE (examples/bare_server: the same axum/hyper stack
+# reading the body and answering 200, nothing else: the ceiling of this machine) and PAF
+# (paiid-alerts with the full-size real fixtures). Before the rounds, fdatasync is timed on the
+# database's file system: with `full` every 2xx waits for one, so C connections can get at most
+# C / fsync-time requests a second whatever the code does.
 # Exit status: 0 when every round had no non-2xx/socket errors and nothing answered 2xx was lost.
 set -euo pipefail
 
@@ -51,9 +62,12 @@ command -v python3 >/dev/null || die "python3 is needed to sign the bodies"
 # ---------- 2. build ----------
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     log "cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet)
+    (cd "$ROOT" && cargo build --release --quiet && cargo build --release --quiet --example bare_server)
 fi
-PA_BIN=$ROOT/target/release/paiid-alerts
+PA_BIN=${PA_BIN:-$ROOT/target/release/paiid-alerts}
+BARE_BIN=${BARE_BIN:-$ROOT/target/release/examples/bare_server}
+FS=/work/shared/fixtures/sentry
+FULL_FIXTURES=${FULL_FIXTURES-$FS/event_alert.triggered.1.json,$FS/event_alert.triggered.2.json,$FS/event_alert.triggered.4.json}
 [[ -x $PA_BIN ]] || die "$PA_BIN is missing"
 
 # ---------- temp dir, process bookkeeping, cleanup ----------
@@ -97,32 +111,40 @@ wait_ready() { # url pid name
 
 # Helpers in Python: body generation and signing, CPU accounting from /proc.
 cat >"$TMP/gen.py" <<'EOF'
-"""gen.py FIXTURE OUT ROUND COUNT ISSUES SECRET: COUNT lines of `hex(hmac_sha256(body))<TAB>body`.
-Each body is the compact fixture with a unique data.event.event_id (ROUND in the first hex
-digits) and data.event.issue_id cycling over ISSUES issues. Large fields are dropped so that a
-body is about 1.7 KB, like the design's measurement."""
+"""gen.py FIXTURES OUT ROUND COUNT ISSUES SECRET [full]: COUNT lines of
+`hex(hmac_sha256(body))<TAB>body`. FIXTURES is one event_alert fixture or several, comma-separated
+(cycled). Each body is the compact fixture with a unique data.event.event_id (ROUND in the first
+hex digits) and data.event.issue_id cycling over ISSUES issues. Without `full`, large fields are
+dropped so that a body is about 1.7 KB, like the design's measurement; with `full` nothing else
+changes (the real payloads, several KB each)."""
 import hashlib, hmac, json, sys
-fixture, out, rnd, count, issues, secret = sys.argv[1:7]
+fixtures, out, rnd, count, issues, secret = sys.argv[1:7]
+full = len(sys.argv) > 7 and sys.argv[7] == "full"
 rnd, count, issues, secret = int(rnd), int(count), int(issues), secret.encode()
-doc = json.load(open(fixture))
-ev = doc["data"]["event"]
-for k in ("stacktrace", "modules", "extra", "_metrics", "nodestore_insert", "hashes", "contexts"):
-    ev.pop(k, None)
-for k in ("headers", "cookies", "query_string"):
-    ev.get("request", {}).pop(k, None)
-ev.get("user", {}).pop("geo", None)
-old_event, old_issue = ev["event_id"], str(ev["issue_id"])
-ev["event_id"] = "__BENCH_EVENT__"; ev["issue_id"] = "__BENCH_ISSUE__"
-for k in ("url", "web_url", "issue_url"):
-    if k in ev:
-        ev[k] = ev[k].replace(old_event, "__BENCH_EVENT__").replace(old_issue, "__BENCH_ISSUE__")
-template = json.dumps(doc, separators=(",", ":"))
+templates = []
+for fixture in fixtures.split(","):
+    doc = json.load(open(fixture))
+    ev = doc["data"]["event"]
+    if not full:
+        for k in ("stacktrace", "modules", "extra", "_metrics", "nodestore_insert", "hashes", "contexts"):
+            ev.pop(k, None)
+        for k in ("headers", "cookies", "query_string"):
+            ev.get("request", {}).pop(k, None)
+        ev.get("user", {}).pop("geo", None)
+    old_event, old_issue = ev["event_id"], str(ev.get("issue_id", ""))
+    ev["event_id"] = "__BENCH_EVENT__"; ev["issue_id"] = "__BENCH_ISSUE__"
+    for k in ("url", "web_url", "issue_url"):
+        if isinstance(ev.get(k), str):
+            ev[k] = ev[k].replace(old_event, "__BENCH_EVENT__")
+            if old_issue:
+                ev[k] = ev[k].replace(old_issue, "__BENCH_ISSUE__")
+    templates.append(json.dumps(doc, separators=(",", ":")))
 total = 0
 with open(out, "w") as f:
     for i in range(count):
         eid = "%04x%028x" % (rnd, i)
         iid = str(4300000000 + i % issues)
-        body = template.replace("__BENCH_EVENT__", eid).replace("__BENCH_ISSUE__", iid)
+        body = templates[i % len(templates)].replace("__BENCH_EVENT__", eid).replace("__BENCH_ISSUE__", iid)
         sig = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
         f.write(sig + "\t" + body + "\n")
         total += len(body)
@@ -189,22 +211,27 @@ wait_ready "http://127.0.0.1:$AM_PORT/-/ready" "$AM_PID" alertmanager
 AM_VERSION=$(prometheus-alertmanager --version 2>&1 | head -1 | awk '{print $3}')
 
 # ---------- 4. paiid-alerts ----------
+# start_pa DB PORT LOGNAME: starts paiid-alerts on DB; sets STARTED_PID.
+start_pa() {
+    (cd "$ROOT" && exec env -u SLACK_WEBHOOK_URL -u SLACK_BOT_TOKEN -u PAGERDUTY_ROUTING_KEY -u SMTP_URL \
+        -u SENTRY_WEBHOOK_TOKEN -u PUBLIC_URL \
+        DATABASE_URL="sqlite://$1" ROUTING_CONFIG="${ROUTING:-$ROOT/routing.yaml}" SENTRY_CLIENT_SECRET=$SECRET \
+        LISTEN_ADDR="127.0.0.1:$2" DATABASE_DURABILITY="$DURABILITY" RUST_LOG=warn \
+        "$PA_BIN" serve) >>"$TMP/$3.log" 2>&1 &
+    STARTED_PID=$!; PIDS+=("$STARTED_PID")
+    wait_ready "http://127.0.0.1:$2/readyz" "$STARTED_PID" "$3"
+}
 PA_PORT=$(free_port)
 DB=$TMP/bench.db
-(cd "$ROOT" && exec env -u SLACK_WEBHOOK_URL -u SLACK_BOT_TOKEN -u PAGERDUTY_ROUTING_KEY -u SMTP_URL \
-    -u SENTRY_WEBHOOK_TOKEN -u PUBLIC_URL \
-    DATABASE_URL="sqlite://$DB" ROUTING_CONFIG="$ROOT/routing.yaml" SENTRY_CLIENT_SECRET=$SECRET \
-    LISTEN_ADDR="127.0.0.1:$PA_PORT" DATABASE_DURABILITY="$DURABILITY" RUST_LOG=warn \
-    "$PA_BIN" serve) >"$TMP/paiid-alerts.log" 2>&1 &
-PA_PID=$!; PIDS+=("$PA_PID")
-wait_ready "http://127.0.0.1:$PA_PORT/readyz" "$PA_PID" paiid-alerts
+start_pa "$DB" "$PA_PORT" paiid-alerts
+PA_PID=$STARTED_PID
 
 # Sanity: one signed webhook must be accepted, one with a bad signature refused.
 python3 "$TMP/gen.py" "$FIXTURE" "$TMP/bodies.probe" 65535 1 1 "$SECRET" >/dev/null
 IFS=$'\t' read -r probe_sig probe_body <"$TMP/bodies.probe"
-probe() {
+probe() { # SIGNATURE [PORT]
     curl -sS -o "$TMP/probe.out" -w '%{http_code}' --max-time 10 -X POST \
-        "http://127.0.0.1:$PA_PORT/webhooks/sentry" -H 'Content-Type: application/json' \
+        "http://127.0.0.1:${2:-$PA_PORT}/webhooks/sentry" -H 'Content-Type: application/json' \
         -H 'Sentry-Hook-Resource: event_alert' -H "Sentry-Hook-Signature: $1" --data-binary "$probe_body"
 }
 if [[ ${probe_sig:0:1} == 0 ]]; then bad_sig=1${probe_sig:1}; else bad_sig=0${probe_sig:1}; fi
@@ -214,7 +241,79 @@ code=$(probe "$probe_sig")
 [[ $code == 200 ]] || die "a signed webhook got $code: $(cat "$TMP/probe.out")"
 log "probe ok: $(cat "$TMP/probe.out")"
 
-stored_events() { sqlite3 -cmd '.timeout 5000' "$DB" 'SELECT count(*) FROM events'; }
+stored_events() { sqlite3 -cmd '.timeout 5000' "${1:-$DB}" 'SELECT count(*) FROM events'; }
+
+# The backlog side (PAB): a second paiid-alerts whose database holds SEED_EVENTS older events
+# (1-30 days old: outside every rate window) and SEED_DELIVERIES deliveries waiting for a Slack
+# that is down (failed, next retry in an hour), each for its own open incident. Rows are SQL
+# copies of the ones this binary wrote for the probe webhook, so they match its schema.
+SEED_EVENTS=${SEED_EVENTS:-0}; SEED_DELIVERIES=${SEED_DELIVERIES:-0}
+PAB_PID=
+if ((SEED_EVENTS + SEED_DELIVERIES > 0)); then
+    DBB=$TMP/backlog.db; PAB_PORT=$(free_port)
+    start_pa "$DBB" "$PAB_PORT" paiid-alerts-backlog
+    code=$(probe "$probe_sig" "$PAB_PORT"); [[ $code == 200 ]] || die "backlog probe got $code"
+    sleep 1  # its delivery to the log channel
+    kill -TERM "$STARTED_PID"; wait "$STARTED_PID" 2>/dev/null || true
+    log "seeding $SEED_EVENTS events and $SEED_DELIVERIES waiting deliveries"
+    python3 - "$DBB" "$SEED_EVENTS" "$SEED_DELIVERIES" <<'EOF'
+import sqlite3, sys, time
+db, events, deliveries = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+now = int(time.time() * 1000); day = 86_400_000
+con = sqlite3.connect(db, isolation_level=None)
+con.execute("PRAGMA synchronous = OFF"); con.execute("BEGIN")
+def copy(table, where, n, overrides):
+    cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+    exprs = [overrides.get(c, f"t.{c}") for c in cols]
+    con.execute(f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) "
+                f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM c, "
+                f"(SELECT * FROM {table} WHERE {where} LIMIT 1) t")
+(inc,) = con.execute("SELECT max(id) FROM incidents").fetchone()
+(ev,) = con.execute("SELECT max(id) FROM events").fetchone()
+(dl,) = con.execute("SELECT max(id) FROM deliveries").fetchone()
+if deliveries:
+    copy("incidents", f"id = {inc}", deliveries, {"id": f"{inc} + x", "incident_key": "'seed-' || x",
+         "sentry_issue_id": "'seed-' || x", "next_escalation_at": "NULL"})
+    copy("deliveries", f"incident_id = {inc}", deliveries, {"id": f"{dl} + x", "incident_id": f"{inc} + x",
+         "channel": "'slack-alerts'", "status": "'failed'", "attempts": "1", "lease_until": "NULL",
+         "next_attempt_at": f"{now} + 3600000", "delivered_at": "NULL"})
+if events:
+    copy("events", f"id = {ev}", events, {"id": f"{ev} + x", "dedup_key": "'seed-' || x",
+         "received_at": f"{now} - 30 * {day} + x * (29 * {day} / {events})", "incident_id": "NULL"})
+con.execute("COMMIT")
+print(con.execute("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM deliveries WHERE status = 'failed')").fetchone())
+EOF
+    start_pa "$DBB" "$PAB_PORT" paiid-alerts-backlog
+    PAB_PID=$STARTED_PID
+fi
+
+# The ceiling: the same HTTP stack reading the body and nothing else.
+BARE_PID=
+if [[ -x $BARE_BIN ]]; then
+    BARE_PORT=$(free_port)
+    "$BARE_BIN" "127.0.0.1:$BARE_PORT" >"$TMP/bare.log" 2>&1 &
+    BARE_PID=$!; PIDS+=("$BARE_PID")
+    wait_ready "http://127.0.0.1:$BARE_PORT/readyz" "$BARE_PID" bare
+else
+    log "no $BARE_BIN (cargo build --release --example bare_server): no BARE rounds"
+fi
+
+# What one fsync costs on the database's file system: 16 KB rewritten in place, as a WAL commit.
+FSYNC=$(python3 - "$TMP" <<'EOF'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync.probe")
+fd = os.open(path, os.O_RDWR | os.O_CREAT)
+os.ftruncate(fd, 16 << 20); os.fsync(fd)
+ts = []
+for i in range(200):
+    os.pwrite(fd, b"x" * 16384, (i % 512) * 16384)
+    t = time.perf_counter(); os.fdatasync(fd); ts.append(time.perf_counter() - t)
+os.close(fd); os.unlink(path)
+ts.sort()
+print("%.3f %.3f" % (ts[100] * 1e3, ts[180] * 1e3))
+EOF
+)
+log "fdatasync on the database's file system: p50 ${FSYNC% *} ms, p90 ${FSYNC#* } ms"
 
 proc_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
@@ -222,10 +321,12 @@ proc_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev
 # starts without the previous round's leftovers (Alertmanager notifications, our outbox).
 settle() {
     local a b
+    local busy_ticks
+    busy_ticks() { local t=0 p; for p in "$AM_PID" "$PA_PID" $BARE_PID $PAB_PID; do t=$((t + $(proc_ticks "$p"))); done; echo "$t"; }
     for _ in $(seq 15); do
-        a=$(($(proc_ticks "$AM_PID") + $(proc_ticks "$PA_PID")))
+        a=$(busy_ticks)
         sleep 1
-        b=$(($(proc_ticks "$AM_PID") + $(proc_ticks "$PA_PID")))
+        b=$(busy_ticks)
         (((b - a) * 100 < 5 * HZ)) && return 0
     done
     log "servers still busy after 15 s; going on"
@@ -252,18 +353,27 @@ FAILED=0
 
 # run NAME ROUND SECONDS: one wrk run; appends a row to $RESULTS.
 run() {
-    local name=$1 round=$2 secs=$3 url script pid before=0 before_max=0 after stored lower
+    local name=$1 round=$2 secs=$3 url script pid before=0 before_max=0 after stored lower db=$DB
     settle
     if [[ $name == AM ]]; then
         url="http://127.0.0.1:$AM_PORT"; script=$TMP/am.lua; pid=$AM_PID
     else
         url="http://127.0.0.1:$PA_PORT"; script=$ROOT/scripts/bench-intake.lua; pid=$PA_PID
-        local n=$((PA_RPS_GUESS * secs + 10 * CONNECTIONS)) size
-        size=$(python3 "$TMP/gen.py" "$FIXTURE" "$TMP/bodies.$round" "${round/warmup/0}" "$n" "$ISSUES" "$SECRET")
+        [[ $name == BARE ]] && { url="http://127.0.0.1:$BARE_PORT"; pid=$BARE_PID; }
+        [[ $name == PAB ]] && { url="http://127.0.0.1:$PAB_PORT"; pid=$PAB_PID; db=$DBB; }
+        local n=$((PA_RPS_GUESS * secs + 10 * CONNECTIONS)) size fixtures=$FIXTURE mode=trimmed
+        [[ $name == PAF ]] && { fixtures=$FULL_FIXTURES; mode=full; }
+        # Each round and side its own event ids (the round number's high digit says which).
+        local seed=${round/warmup/0}
+        [[ $name == PAF ]] && seed=$((seed + 1000))
+        [[ $name == BARE ]] && seed=$((seed + 2000))
+        [[ $name == PAB ]] && seed=$((seed + 3000))
+        size=$(python3 "$TMP/gen.py" "$fixtures" "$TMP/bodies.$round" "$seed" "$n" "$ISSUES" "$SECRET" "$mode")
         export BODIES=$TMP/bodies.$round
-        log "PA round $round: $n distinct signed bodies, mean $size bytes"
-        before=$(stored_events)
-        before_max=$(sqlite3 -cmd '.timeout 5000' "$DB" 'SELECT coalesce(max(id), 0) FROM events')
+        [[ $name == PAF ]] && PAF_SIZE=$size
+        log "$name round $round: $n distinct signed bodies ($mode), mean $size bytes"
+        before=$(stored_events "$db")
+        before_max=$(sqlite3 -cmd '.timeout 5000' "$db" 'SELECT coalesce(max(id), 0) FROM events')
     fi
     # CPU is sampled over the steady part of the run only: from when the server starts working
     # (wrk first loads its requests) plus 0.5 s, to 1 s before wrk's end.
@@ -297,11 +407,11 @@ run() {
     wrk_cpu=$(awk -v a="$w0" -v b="$w1" -v hz="$HZ" -v s="$window" 'BEGIN {printf "%.0f", (b - a) / hz / s * 100}')
     machine_cpu=$(echo "$m0 $m1" | awk -v n="$(nproc)" '{b=$3-$1; i=$4-$2; printf "%.0f", b/(b+i)*n*100}')
     local check="-"
-    if [[ $name == PA ]]; then
+    if [[ $name == PA || $name == PAF || $name == PAB ]]; then
         # Committed before 2xx: every request answered 2xx is stored once the run ends. Requests
         # in flight when wrk stops may be stored without being counted, so stored <= sent.
         local prev=-1
-        for _ in $(seq 50); do after=$(stored_events); [[ $after == "$prev" ]] && break; prev=$after; sleep 0.2; done
+        for _ in $(seq 50); do after=$(stored_events "$db"); [[ $after == "$prev" ]] && break; prev=$after; sleep 0.2; done
         stored=$((after - before))
         lower=$((requests - non2xx - repeats))
         if ((stored < lower)); then
@@ -313,15 +423,16 @@ run() {
         fi
         # Events of one group commit share received_at (ms): about how many webhooks per commit.
         local per_commit
-        per_commit=$(sqlite3 -cmd '.timeout 5000' "$DB" \
+        per_commit=$(sqlite3 -cmd '.timeout 5000' "$db" \
             "SELECT printf('%.1f', count(*) * 1.0 / max(count(DISTINCT received_at), 1)) FROM events WHERE id > $before_max")
         check="$check,~$per_commit/commit"
         ((repeats == 0)) || log "PA round $round: up to $repeats requests resent a body (duplicates)"
         rm -f "$TMP/bodies.$round"
-        if [[ $round == warmup ]]; then
+        if [[ $round == warmup && $name == PA ]]; then
             PA_RPS_GUESS=$(awk -v r="$rps" 'BEGIN {printf "%d", r * 2 + 1000}')
         fi
     fi
+    [[ $name == BARE ]] && rm -f "$TMP/bodies.$round"
     if ((non2xx + connect + read + write + timeout > 0)) && [[ $round != warmup ]]; then FAILED=1; fi
     # CPU time the server spent per request (us): less sensitive to other load than req/s.
     local cost others
@@ -336,11 +447,18 @@ run() {
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 log "machine: $(nproc) cores, load $LOAD0"
 START=$(date +%s)
+PAF_SIZE=0
 run AM warmup "$WARMUP"
 run PA warmup "$WARMUP"
+[[ -n $BARE_PID ]] && run BARE warmup "$WARMUP"
+[[ -n $FULL_FIXTURES ]] && run PAF warmup "$WARMUP"
+[[ -n $PAB_PID ]] && run PAB warmup "$WARMUP"
 for r in $(seq "$ROUNDS"); do
     run AM "$r" "$DURATION"
     run PA "$r" "$DURATION"
+    [[ -n $BARE_PID ]] && run BARE "$r" "$DURATION"
+    [[ -n $FULL_FIXTURES ]] && run PAF "$r" "$DURATION"
+    [[ -n $PAB_PID ]] && run PAB "$r" "$DURATION"
 done
 ELAPSED=$(($(date +%s) - START))
 
@@ -364,10 +482,10 @@ echo
         $1, $2, $3, $4, $5/1000, $6/1000, $7/1000, $8, $9, $10, $11, $12, $13, $14, $15}' "$RESULTS"
 } | column -t -s $'\t'
 echo
-awk -F'\t' '$2 != "warmup" {n[$1]++; r[$1]+=$3; p50[$1]+=$5; p99[$1]+=$6; bad[$1]+=$8+$9; cost[$1]+=$11}
+awk -F'\t' -v conns="$CONNECTIONS" -v fsync="$FSYNC" -v pafsize="$PAF_SIZE" -v seedev="$SEED_EVENTS" -v seeddl="$SEED_DELIVERIES" '$2 != "warmup" {n[$1]++; r[$1]+=$3; p50[$1]+=$5; p99[$1]+=$6; bad[$1]+=$8+$9; cost[$1]+=$11}
     END {
-        split("AM PA", order, " ")
-        for (k = 1; k <= 2; k++) {
+        split("AM PA BARE PAF PAB", order, " ")
+        for (k = 1; k <= 5; k++) {
             w = order[k]
             if (n[w]) printf "%s mean: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %.0f us server CPU per request (means of %d rounds), non-2xx + socket errors %d\n",
                 w, r[w]/n[w], p50[w]/n[w]/1000, p99[w]/n[w]/1000, cost[w]/n[w], n[w], bad[w]
@@ -376,6 +494,15 @@ awk -F'\t' '$2 != "warmup" {n[$1]++; r[$1]+=$3; p50[$1]+=$5; p99[$1]+=$6; bad[$1
             printf "RATIO paiid-alerts / Alertmanager = %.2f in req/s  (target >= 2.00, with p99 < 10 ms)\n", (r["PA"]/n["PA"]) / (r["AM"]/n["AM"])
             printf "      in server CPU per request (AM us/req / PA us/req) = %.2f\n", (cost["AM"]/n["AM"]) / (cost["PA"]/n["PA"])
         }
+        if (n["BARE"] && r["BARE"] > 0)
+            printf "PA / bare-server ceiling = %.2f in req/s (BARE %.0f req/s: same HTTP stack, reads the body, nothing else)\n", (r["PA"]/n["PA"]) / (r["BARE"]/n["BARE"]), r["BARE"]/n["BARE"]
+        if (n["PAF"])
+            printf "PAF (full-size real fixtures, mean %d bytes): %.0f req/s, %.1f MB/s of bodies, p99 %.2f ms\n", pafsize, r["PAF"]/n["PAF"], r["PAF"]/n["PAF"]*pafsize/1e6, p99["PAF"]/n["PAF"]/1000
+        if (n["PAB"] && r["PA"] > 0)
+            printf "PAB (backlog: %d older events, %d deliveries waiting) / PA (empty database) = %.2f in req/s (target >= 0.90)\n", seedev, seeddl, (r["PAB"]/n["PAB"]) / (r["PA"]/n["PA"])
+        split(fsync, f, " ")
+        if (f[1] > 0)
+            printf "fdatasync p50 %.2f ms, p90 %.2f ms: at %d connections, one fsync before each 2xx caps intake near %.0f req/s (durability full)\n", f[1], f[2], conns, conns / (f[1] / 1000)
     }' "$RESULTS"
 echo "stored events: $total_events ($statuses), incidents: $incidents, deliveries: ${deliveries:-none}"
 echo "alertmanager sink: $sink"
