@@ -95,6 +95,7 @@ async fn test_alert(
         .writer
         .ingest(IngestRequest {
             facts,
+            stored_body: crate::store::body::StoredBody::compress(&body.clone().into()),
             body: body.into(),
             dedup_key,
             request_id: None,

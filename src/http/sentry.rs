@@ -17,6 +17,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::{AppState, BODY_LIMIT};
 use crate::domain::IngestStatus;
+use crate::store::body::StoredBody;
 use crate::incidents::writer::{IngestOutcome, IngestRequest};
 use crate::intake::envelope::Rejection;
 use crate::intake::signature::{verify_sentry_signature, verify_token};
@@ -84,6 +85,7 @@ async fn receive(
     let dedup_key = intake::dedup_key(&facts, &body);
     let request = IngestRequest {
         facts,
+        stored_body: StoredBody::compress(&body),
         body,
         dedup_key,
         request_id: header(&headers, "request-id").map(str::to_string),

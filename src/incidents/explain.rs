@@ -47,9 +47,12 @@ pub(crate) async fn explain_payload(
     let mut conn = store.acquire().await.map_err(StoreError::from)?;
     let mut recent: Vec<Occurrence> = Vec::new();
     if longest > 0 {
-        for (resource, at, body) in
-            crate::store::incidents::recent_occurrences(&mut conn, now_ms - longest).await?
+        let since = now_ms - longest;
+        for ((_, resource, body), at) in
+            crate::store::incidents::recent_occurrences(&mut conn, store.corrupt(), since).await?
         {
+            // Logged and counted as a corrupt row by the read; the writer skips it too.
+            let Ok(body) = body else { continue };
             // Stored as the writer stores them: `legacy` for the plugin's payloads.
             let resource = (resource != "legacy").then_some(resource);
             if let Ok(f) = sentry::parse(resource.as_deref(), &body) {

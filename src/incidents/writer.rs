@@ -17,8 +17,9 @@ use crate::clock::SharedClock;
 use crate::config::{Live, RoutingConfig};
 use crate::domain::{EventId, IncidentId, IngestStatus, Via};
 use crate::intake::{AlertFacts, Meaning};
+use crate::store::body::StoredBody;
 use crate::store::incidents::{self as sql, NewEvent};
-use crate::store::{Store, StoreError, WriteTx};
+use crate::store::{CorruptRows, Store, StoreError, WriteTx};
 
 use super::model::Incident;
 use super::transitions::{self, Actor, Effects};
@@ -38,6 +39,9 @@ pub(crate) const TEST_SOURCE: &str = "test";
 pub struct IngestRequest {
     pub facts: AlertFacts,
     pub body: Bytes,
+    /// `body` as `events.body` keeps it: compressed where the request is built, so that the
+    /// single writer does not spend its time on it.
+    pub(crate) stored_body: StoredBody,
     pub dedup_key: String,
     pub request_id: Option<String>,
     /// `sentry`, `sentry-legacy` or `test`.
@@ -113,6 +117,7 @@ const DERIVE_BATCH: usize = 500;
 /// rewriting a row rewrites its body too, which measured slower than re-parsing it.
 async fn rebuild_classifier(
     conn: &mut sqlx::SqliteConnection,
+    corrupt: &CorruptRows,
     cfg: &RoutingConfig,
     now: i64,
 ) -> Result<Classifier, StoreError> {
@@ -129,7 +134,9 @@ async fn rebuild_classifier(
         .chunks(DERIVE_BATCH)
     {
         // A body past retention is skipped, as the old replay skipped it.
-        for (id, resource, body) in sql::bodies_of(conn, ids).await? {
+        for (id, resource, body) in sql::bodies_of(conn, corrupt, ids).await? {
+            // Logged and counted as a corrupt row by the read; it counts toward nothing.
+            let Ok(body) = body else { continue };
             let resource = (resource != "legacy").then_some(resource);
             // Unreadable: it counted toward nothing when it arrived either.
             if let Ok(facts) = crate::intake::sentry::parse(resource.as_deref(), &body) {
@@ -167,8 +174,14 @@ impl Writer {
         let cfg = live.load();
         let mut tx = store.begin_write().await?;
         let (events, incidents) = sql::max_ids(&mut tx).await?;
-        let classifier = rebuild_classifier(&mut tx, &cfg, clock.now_ms()).await?;
-        let filled = crate::intake::details::backfill(&mut tx, cfg.delivery.include_pii).await?;
+        let classifier =
+            rebuild_classifier(&mut tx, &store.corrupt_rows, &cfg, clock.now_ms()).await?;
+        let filled = crate::intake::details::backfill(
+            &mut tx,
+            &store.corrupt_rows,
+            cfg.delivery.include_pii,
+        )
+        .await?;
         tx.commit().await?;
         if filled > 0 {
             tracing::info!(
@@ -238,7 +251,9 @@ impl Writer {
                             self.next_event_id = ev.next();
                             self.next_incident_id = inc.next();
                         }
-                        match rebuild_classifier(&mut conn, &self.cfg, self.clock.now_ms()).await {
+                        let corrupt = &self.store.corrupt_rows;
+                        let now = self.clock.now_ms();
+                        match rebuild_classifier(&mut conn, corrupt, &self.cfg, now).await {
                             Ok(c) => self.classifier = c,
                             Err(e) => tracing::error!(error = %e, "rebuilding rate windows failed"),
                         }
@@ -269,7 +284,8 @@ impl Writer {
         if !Arc::ptr_eq(&latest, &self.cfg) {
             // Reloaded: new rules need new rate windows, refilled from what is stored. Kept only
             // once built, so a failed rebuild is tried again with the next batch.
-            self.classifier = rebuild_classifier(&mut tx, &latest, now).await?;
+            self.classifier =
+                rebuild_classifier(&mut tx, &self.store.corrupt_rows, &latest, now).await?;
             self.cfg = latest;
         }
         let known = dedup(&mut tx, reqs, now).await?;
@@ -624,7 +640,7 @@ impl<'a> Applier<'a, '_> {
             environment: f.environment.clone(),
             level: f.level.clone(),
             occurrence: f.occurrence,
-            body: req.body.clone(),
+            body: req.stored_body.clone(),
             details: event_details(f, &req.body, self.cfg.delivery.include_pii),
             // Filled in by `apply`, which holds the classifier.
             rate_fp: 0,

@@ -20,7 +20,7 @@ use sqlx::SqliteConnection;
 use super::redact::{REDACTED, is_pii_key, is_secret_key, scrub_text, scrubbed};
 use super::sentry::{self, AlertFacts, MetricKind};
 use crate::domain::EventId;
-use crate::store::{StoreError, incidents as sql};
+use crate::store::{CorruptRows, StoreError, incidents as sql};
 use crate::text::truncate_chars;
 
 /// How many breadcrumbs a message shows.
@@ -136,18 +136,21 @@ pub(crate) fn extract(facts: &AlertFacts, body: &[u8], include_pii: bool) -> Eve
 /// Returns how many rows were filled in.
 pub(crate) async fn backfill(
     conn: &mut SqliteConnection,
+    corrupt: &CorruptRows,
     include_pii: bool,
 ) -> Result<u64, StoreError> {
     let mut after = EventId(0);
     let mut filled = 0;
     loop {
-        let rows = sql::events_without_details(conn, after, BACKFILL_BATCH).await?;
+        let rows = sql::events_without_details(conn, corrupt, after, BACKFILL_BATCH).await?;
         let Some(last) = rows.last() else {
             return Ok(filled);
         };
         after = last.0;
         let mut updates = Vec::with_capacity(rows.len());
         for (id, resource, body) in &rows {
+            // Logged and counted as a corrupt row by the read; left without details.
+            let Ok(body) = body else { continue };
             let resource = (resource != "legacy").then_some(resource.as_str());
             // A body the parser refuses still gets its event part, like it would have at send.
             let facts = sentry::parse(resource, body).unwrap_or_default();

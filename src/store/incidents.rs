@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use super::body::{self, StoredBody};
 use super::{CorruptRow, CorruptRows, StoreError, WriteTx};
 use crate::domain::{
     DeliveryStatus, Effects, Episode, EventId, Incident, IncidentId, NewDelivery, NewTimeline,
@@ -35,7 +36,8 @@ pub(crate) struct NewEvent {
     pub environment: Option<String>,
     pub level: Option<String>,
     pub occurrence: bool,
-    pub body: bytes::Bytes,
+    /// Compressed on the request task (`StoredBody::compress`), not by the writer.
+    pub body: StoredBody,
     /// JSON of `intake::details::EventDetails`, extracted and scrubbed at intake.
     pub details: Option<String>,
     /// Fingerprint of the rules `rate_keys` was derived under (`Classifier::fingerprint`).
@@ -439,11 +441,11 @@ pub(crate) async fn insert_events(
     conn: &mut SqliteConnection,
     rows: &[NewEvent],
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(chunk_size(19)) {
+    for chunk in rows.chunks(chunk_size(20)) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (id, received_at, dedup_key, request_id, source, resource, action, \
              status, incident_id, severity, rule, project, environment, level, occurrence, body, \
-             details, rate_fp, rate_keys) ",
+             body_encoding, details, rate_fp, rate_keys) ",
         );
         q.push_values(chunk.iter(), |mut b, e| {
             b.push_bind(e.id)
@@ -461,7 +463,8 @@ pub(crate) async fn insert_events(
                 .push_bind(&e.environment)
                 .push_bind(&e.level)
                 .push_bind(e.occurrence)
-                .push_bind(e.body.as_ref())
+                .push_bind(e.body.bytes.as_ref())
+                .push_bind(e.body.encoding.as_i64())
                 .push_bind(&e.details)
                 .push_bind(e.rate_fp)
                 .push_bind(&e.rate_keys);
@@ -486,21 +489,39 @@ pub(crate) async fn event_details(
     )
 }
 
+/// `(id, resource, body as received)`. A body that does not decode is its row's [`CorruptRow`]
+/// (logged and counted by the read), never an empty body: readers leave that row out.
+pub(crate) type BodyRow = (EventId, String, Result<Vec<u8>, CorruptRow>);
+
+/// `(id, resource, body_encoding, body)` as stored.
+type StoredBodyRow = (EventId, String, i64, Vec<u8>);
+
+fn decode_bodies(rows: Vec<StoredBodyRow>, corrupt: &CorruptRows) -> Vec<BodyRow> {
+    rows.into_iter()
+        .map(|(id, resource, encoding, stored)| {
+            let raw = body::decode_row(id.get(), encoding, stored).map_err(|e| corrupt.found(e));
+            (id, resource, raw)
+        })
+        .collect()
+}
+
 /// Events stored without details (before migration 0005) whose body is still kept, by id, the
 /// first `limit` after `after_id`: `(id, resource, body)`.
 pub(crate) async fn events_without_details(
     conn: &mut SqliteConnection,
+    corrupt: &CorruptRows,
     after_id: EventId,
     limit: i64,
-) -> Result<Vec<(EventId, String, Vec<u8>)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT id, resource, body FROM events \
+) -> Result<Vec<BodyRow>, StoreError> {
+    let rows = sqlx::query_as(
+        "SELECT id, resource, body_encoding, body FROM events \
          WHERE details IS NULL AND body IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2",
     )
     .bind(after_id)
     .bind(limit)
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    Ok(decode_bodies(rows, corrupt))
 }
 
 /// Stores `(event id, details JSON)` pairs, in one transaction.
@@ -584,18 +605,25 @@ pub(crate) async fn apply_effects(
     Ok(())
 }
 
-/// Stored occurrences newer than `since`, oldest first, to rebuild rate windows after a restart.
+/// Stored occurrences newer than `since`, oldest first, with their bodies:
+/// `((id, resource, body), received_at)`.
 pub(crate) async fn recent_occurrences(
     conn: &mut SqliteConnection,
+    corrupt: &CorruptRows,
     since: i64,
-) -> Result<Vec<(String, i64, Vec<u8>)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT resource, received_at, body FROM events \
+) -> Result<Vec<(BodyRow, i64)>, StoreError> {
+    let rows: Vec<(EventId, String, i64, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT id, resource, body_encoding, body, received_at FROM events \
          WHERE occurrence = 1 AND received_at > ? AND body IS NOT NULL ORDER BY id",
     )
     .bind(since)
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    let (stored, at): (Vec<StoredBodyRow>, Vec<i64>) = rows
+        .into_iter()
+        .map(|(id, resource, enc, body, at)| ((id, resource, enc, body), at))
+        .unzip();
+    Ok(decode_bodies(stored, corrupt).into_iter().zip(at).collect())
 }
 
 /// One occurrence as a rate window needs it: `(id, received_at, rate_fp, rate_keys)`.
@@ -651,19 +679,22 @@ pub(crate) async fn stale_rate_facts(
 /// `(id, resource, body)` of those of `ids` whose body is still kept.
 pub(crate) async fn bodies_of(
     conn: &mut SqliteConnection,
+    corrupt: &CorruptRows,
     ids: &[EventId],
-) -> Result<Vec<(EventId, String, Vec<u8>)>, StoreError> {
+) -> Result<Vec<BodyRow>, StoreError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(MAX_PARAMS) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, resource, body FROM events WHERE body IS NOT NULL AND id IN (",
+            "SELECT id, resource, body_encoding, body FROM events \
+             WHERE body IS NOT NULL AND id IN (",
         );
         let mut list = q.separated(", ");
         for id in chunk {
             list.push_bind(*id);
         }
         q.push(")");
-        out.extend(q.build_query_as().fetch_all(&mut *conn).await?);
+        let rows: Vec<StoredBodyRow> = q.build_query_as().fetch_all(&mut *conn).await?;
+        out.extend(decode_bodies(rows, corrupt));
     }
     Ok(out)
 }

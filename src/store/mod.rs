@@ -6,6 +6,7 @@
 //! never block on the writer (WAL). The pools stay private so that there is one way to write.
 
 pub(crate) mod checkpoint;
+pub(crate) mod body;
 pub(crate) mod deliveries;
 pub(crate) mod digests;
 pub(crate) mod escalations;

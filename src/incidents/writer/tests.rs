@@ -16,6 +16,7 @@ fn request(name: &str) -> IngestRequest {
     IngestRequest {
         dedup_key: crate::intake::dedup_key(&facts, &body),
         facts,
+        stored_body: crate::store::body::StoredBody::compress(&Bytes::from(body.clone())),
         body: Bytes::from(body),
         request_id: None,
         source: "sentry",
