@@ -26,7 +26,7 @@ pub(crate) fn train(dir: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// The webhook payloads (`reference.*` are REST API objects, not webhooks), in name order so
 /// that the same files always train the same dictionary.
-fn payload_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn payload_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
