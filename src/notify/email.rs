@@ -26,6 +26,8 @@ use super::{
 };
 use crate::domain::IncidentId;
 
+mod bundle;
+
 /// Bytes of SMTP replies kept per attempt.
 const MAX_RESPONSE: usize = 2000;
 
@@ -468,6 +470,10 @@ impl Channel for EmailChannel {
 
     fn rate_key(&self) -> String {
         format!("email:{}", self.name)
+    }
+
+    fn bundler(&self) -> Option<&dyn super::bundle::Bundler> {
+        Some(self)
     }
 
     fn send<'a>(&'a self, out: Outgoing<'a>) -> SendFuture<'a> {

@@ -10,6 +10,7 @@
 //! builds a [`Notice`] for them and calls [`Channel::announce`] instead.
 
 pub(crate) mod build;
+pub(crate) mod bundle;
 pub(crate) mod email;
 pub(crate) mod log;
 pub(crate) mod message;
@@ -78,6 +79,10 @@ pub trait Channel: Send + Sync {
     fn send<'a>(&'a self, out: Outgoing<'a>) -> SendFuture<'a>;
     /// Sends a [`Notice`]: a short plain message about no incident. PagerDuty skips it.
     fn announce<'a>(&'a self, notice: &'a Notice) -> SendFuture<'a>;
+    /// The channel's way of sending several incidents as one message, if it has one.
+    fn bundler(&self) -> Option<&dyn bundle::Bundler> {
+        None
+    }
 }
 
 /// A channel that can send a whole mail of our own making (digests, weekly summaries):

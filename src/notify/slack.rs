@@ -20,6 +20,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
 mod blocks;
+mod bundle;
 
 use super::render::Templates;
 use super::transport::{retry_after, transport_failure};
@@ -188,6 +189,10 @@ impl Channel for SlackChannel {
 
     fn rate_key(&self) -> String {
         format!("slack:{}", self.channel)
+    }
+
+    fn bundler(&self) -> Option<&dyn super::bundle::Bundler> {
+        Some(self)
     }
 
     fn announce<'a>(&'a self, notice: &'a Notice) -> SendFuture<'a> {

@@ -10,11 +10,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::build::NotificationBuilder;
+use super::bundle::MAX_MEMBERS;
 use super::message::DeliveryRef;
 use super::ratelimit::{Limit, RateLimiter};
 use super::registry::Channels;
 use super::retry::RetryPolicy;
-use super::{Notice, Notification, Outgoing, RemoteState, SendOutcome, truncate_body};
+use super::{Channel, Notice, Notification, Outgoing, RemoteState, SendOutcome, truncate_body};
 use crate::clock::{SharedClock, sleep_on, sleep_until};
 use crate::config::{ChannelKind, Live, Policy, RoutingConfig};
 use crate::domain::IncidentId;
@@ -23,6 +24,8 @@ use crate::metrics::Metrics;
 use crate::signal::{Signal, Waiter};
 use crate::store::deliveries::{self, AttemptOutcome, AttemptResult, Delivery};
 use crate::store::{Store, StoreError, retention};
+
+mod bundling;
 
 /// Rows claimed per step: small, so that a shutdown or a newly due row is not kept waiting.
 const CLAIM_BATCH: i64 = 16;
@@ -37,6 +40,25 @@ pub enum Step {
     Executed(usize),
     /// Nothing due for this channel.
     Idle,
+}
+
+/// A claimed row on its way to [`OutboxWorker::deliver`]: its message when it was already built
+/// (while looking for rows to bundle), and whether the channel's rate-limit token is already
+/// taken for it.
+struct Claimed {
+    d: Delivery,
+    built: Option<Result<Message, SendOutcome>>,
+    token: bool,
+}
+
+impl Claimed {
+    fn plain(d: Delivery) -> Self {
+        Self {
+            d,
+            built: None,
+            token: false,
+        }
+    }
 }
 
 /// What one row sends.
@@ -88,21 +110,38 @@ impl OutboxWorker {
     ) -> Result<Step, StoreError> {
         let now = self.clock.now_ms();
         let lease_ms = lease_ms(&self.cfg.load());
-        let rows =
-            deliveries::claim_due(&self.store, channel, now, now + lease_ms, CLAIM_BATCH).await?;
+        // A channel that bundles claims as many rows as one bundle lists.
+        let bundles = self
+            .channels
+            .load()
+            .get(channel)
+            .is_some_and(|c| c.bundler().is_some());
+        let limit = if bundles {
+            i64::try_from(MAX_MEMBERS).unwrap_or(CLAIM_BATCH)
+        } else {
+            CLAIM_BATCH
+        };
+        let rows = deliveries::claim_due(&self.store, channel, now, now + lease_ms, limit).await?;
         if rows.is_empty() {
             return Ok(Step::Idle);
         }
         let n = rows.len();
-        for (i, d) in rows.iter().enumerate() {
+        let full = i64::try_from(n).unwrap_or(i64::MAX) >= limit;
+        let rows = if bundles && !cancel.is_cancelled() {
+            self.bundle_due(channel, rows, full).await?
+        } else {
+            rows.into_iter().map(Claimed::plain).collect()
+        };
+        let mut queue = rows.into_iter();
+        while let Some(c) = queue.next() {
             if cancel.is_cancelled() {
                 // Shutting down: give back what was not started.
-                for d in &rows[i..] {
+                for d in std::iter::once(c.d).chain(queue.map(|c| c.d)) {
                     deliveries::release(&self.store, d.id, self.clock.now_ms()).await?;
                 }
                 break;
             }
-            self.deliver(d).await?;
+            self.deliver(c).await?;
         }
         Ok(Step::Executed(n))
     }
@@ -144,12 +183,8 @@ impl OutboxWorker {
     async fn acquire(&self, key: &str, limit: Limit) -> Result<(), Duration> {
         loop {
             let now = self.clock.now_ms();
-            let wait = match self.limiter.lock() {
-                Ok(mut l) => match l.try_acquire(key, limit, now) {
-                    Ok(()) => return Ok(()),
-                    Err(wait) => wait,
-                },
-                Err(_) => return Ok(()),
+            let Err(wait) = self.take_token(key, limit, now) else {
+                return Ok(());
             };
             if wait > MAX_INLINE_WAIT || !self.clock.advances_by_itself() {
                 return Err(wait);
@@ -158,8 +193,18 @@ impl OutboxWorker {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(delivery = d.id.get(), incident = ?d.incident_id.map(IncidentId::get), channel = %d.channel, kind = %d.kind_word))]
-    async fn deliver(&self, d: &Delivery) -> Result<(), StoreError> {
+    /// A token of the destination's bucket if there is one now, else how long until there is.
+    fn take_token(&self, key: &str, limit: Limit, now: i64) -> Result<(), Duration> {
+        match self.limiter.lock() {
+            Ok(mut l) => l.try_acquire(key, limit, now),
+            Err(_) => Ok(()),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(delivery = c.d.id.get(), incident = ?c.d.incident_id.map(IncidentId::get), channel = %c.d.channel, kind = %c.d.kind_word))]
+    async fn deliver(&self, c: Claimed) -> Result<(), StoreError> {
+        let Claimed { d, built, token } = c;
+        let d = &d;
         let started_at = self.clock.now_ms();
         let channels = self.channels.load();
         let Some(channel) = channels.get(&d.channel) else {
@@ -176,29 +221,24 @@ impl OutboxWorker {
                 )
                 .await;
         };
-        let message = match self.message_for(d).await? {
+        let built = match built {
+            Some(built) => built,
+            None => self.message_for(d).await?,
+        };
+        let message = match built {
             Ok(message) => message,
             Err(outcome) => return self.finish(d, started_at, 0, outcome, None).await,
         };
         let rate_key = channel.rate_key();
-        if let Some(limit) = Self::limit_for(channel.kind())
+        if !token
+            && let Some(limit) = Self::limit_for(channel.kind())
             && let Err(wait) = self.acquire(&rate_key, limit).await
         {
             let later = self.clock.now_ms().saturating_add(ceil_ms(wait));
             return deliveries::release(&self.store, d.id, later).await;
         }
         let timer = Instant::now();
-        let outcome = match &message {
-            Message::Incident(notification, remote) => {
-                channel
-                    .send(Outgoing {
-                        notification,
-                        remote,
-                    })
-                    .await
-            }
-            Message::Notice(notice) => channel.announce(notice).await,
-        };
+        let outcome = self.send(&*channel, d, &message).await?;
         let took = timer.elapsed();
         self.metrics
             .delivery_duration(&d.channel, took.as_secs_f64());
@@ -210,6 +250,39 @@ impl OutboxWorker {
             Some(&rate_key),
         )
         .await
+    }
+
+    /// Sends one row's message. A change reported of a member of a bundle card goes to that
+    /// card (see [`super::bundle`]).
+    async fn send(
+        &self,
+        channel: &dyn Channel,
+        d: &Delivery,
+        message: &Message,
+    ) -> Result<SendOutcome, StoreError> {
+        Ok(match message {
+            Message::Incident(notification, remote) => {
+                match self.member_card(channel, d, notification, remote).await? {
+                    Some((bundler, card, members)) => {
+                        let bundle = super::bundle::Bundle {
+                            members: &members,
+                            more: 0,
+                            card: Some(&card),
+                        };
+                        bundler.report_member(bundle, notification).await
+                    }
+                    None => {
+                        channel
+                            .send(Outgoing {
+                                notification,
+                                remote,
+                            })
+                            .await
+                    }
+                }
+            }
+            Message::Notice(notice) => channel.announce(notice).await,
+        })
     }
 
     /// The notification builder with `delivery.include_pii` as the configuration in force says,
@@ -273,6 +346,30 @@ impl OutboxWorker {
         outcome: SendOutcome,
         rate_key: Option<&str>,
     ) -> Result<(), StoreError> {
+        let result = self.attempt_result(
+            d,
+            started_at,
+            duration_ms,
+            outcome,
+            rate_key,
+            fastrand::f64(),
+        );
+        deliveries::record_attempt(&self.store, d, &result).await?;
+        self.log_attempt(d, &result);
+        Ok(())
+    }
+
+    /// What becomes of row `d` after an attempt that ended in `outcome`; a `Retry-After`
+    /// pauses the destination. `jitter` (0..1) spreads the retry (see [`RetryPolicy`]).
+    fn attempt_result(
+        &self,
+        d: &Delivery,
+        started_at: i64,
+        duration_ms: i64,
+        outcome: SendOutcome,
+        rate_key: Option<&str>,
+        jitter: f64,
+    ) -> AttemptResult {
         let attempt = u32::try_from(d.attempts + 1).unwrap_or(u32::MAX);
         let now = self.clock.now_ms();
         let (status_code, label, response, new_status, next_attempt_at, remote) = match outcome {
@@ -317,7 +414,7 @@ impl OutboxWorker {
                 // Read now rather than at start-up, so a reloaded schedule applies to the next
                 // attempt of a delivery that is already failing.
                 let retry = retry_policy(&self.cfg.load());
-                match retry.next_delay(attempt, retry_after, fastrand::f64()) {
+                match retry.next_delay(attempt, retry_after, jitter) {
                     Some(delay) => {
                         let delay = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
                         (
@@ -340,7 +437,7 @@ impl OutboxWorker {
                 }
             }
         };
-        let result = AttemptResult {
+        AttemptResult {
             started_at,
             duration_ms,
             status_code: status_code.map(i64::from),
@@ -349,13 +446,19 @@ impl OutboxWorker {
             new_status,
             next_attempt_at,
             remote,
-        };
-        deliveries::record_attempt(&self.store, d, &result).await?;
+        }
+    }
+
+    /// Metrics and the log line of a recorded attempt.
+    fn log_attempt(&self, d: &Delivery, result: &AttemptResult) {
+        let label = result.outcome;
+        let status = result.status_code;
+        let attempt = d.attempts + 1;
         self.metrics.delivery_attempt(&d.channel, label.as_str());
-        match new_status {
+        match result.new_status {
             DeliveryStatus::Dead => {
                 self.metrics.delivery_dead(&d.channel);
-                tracing::error!(status = ?status_code, reason = %result.response, attempt, "delivery is dead: it will not be retried");
+                tracing::error!(status = ?status, reason = %result.response, attempt, "delivery is dead: it will not be retried");
                 crate::telemetry::report(
                     crate::telemetry::Failure::DeadDelivery,
                     &format!("delivery to {} is dead: {}", d.channel, result.response),
@@ -363,13 +466,13 @@ impl OutboxWorker {
                 );
             }
             DeliveryStatus::Failed => {
-                tracing::warn!(status = ?status_code, reason = %result.response, attempt, retry_in_ms = next_attempt_at - now, "delivery failed; will retry")
+                let retry_in_ms = result.next_attempt_at - self.clock.now_ms();
+                tracing::warn!(status = ?status, reason = %result.response, attempt, retry_in_ms, "delivery failed; will retry")
             }
             DeliveryStatus::Delivered | DeliveryStatus::Pending | DeliveryStatus::Sending => {
                 tracing::info!(outcome = label.as_str(), attempt, "delivered")
             }
         }
-        Ok(())
     }
 
     /// Enqueues live event-count refreshes of Slack messages (at most one per incident per

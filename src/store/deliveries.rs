@@ -6,6 +6,8 @@ use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
+pub(crate) mod bundles;
+
 use super::{CorruptRow, CorruptRows, Reader, Store, StoreError};
 use crate::domain::{
     DeliveryId, DeliveryKind, DeliveryStatus, Episode, IncidentId, NoticeKind, Policy, RemoteRef,
@@ -250,6 +252,49 @@ pub(crate) async fn record_attempt(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Records one attempt of every row a bundled message was sent for, and the card it posted or
+/// grew (bot mode), in one transaction. The rows' own `remote_refs` are not written: the card
+/// lists them, it is not theirs (see [`bundles`]).
+pub(crate) async fn record_bundle(
+    store: &Store,
+    rows: &[(&Delivery, AttemptResult)],
+    card: Option<&bundles::CardWrite<'_>>,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin_write().await?;
+    for (d, r) in rows {
+        let attempt = d.attempts + 1;
+        insert_attempt(&mut tx, d, attempt, r).await?;
+        move_row_on(&mut tx, d, attempt, r).await?;
+    }
+    if let Some(card) = card {
+        bundles::store_card(&mut tx, card).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// SQL: rows of ?1 due at ?2 and in their turn, not being sent: what a bundle that could not
+/// list everything says is still waiting ("and K more").
+const WAITING_SQL: &str = concat!(
+    "SELECT COUNT(*) FROM deliveries d WHERE d.channel = ?1 AND d.",
+    live!(),
+    " AND d.next_attempt_at <= ?2 AND d.status <> 'sending' AND ",
+    in_turn!()
+);
+
+/// How many rows of `channel` are due at `now` and not claimed (see [`WAITING_SQL`]).
+pub(crate) async fn count_waiting(
+    pool: &SqlitePool,
+    channel: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(WAITING_SQL)
+        .bind(channel)
+        .bind(now)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// One row of `delivery_attempts`.
