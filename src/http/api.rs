@@ -15,7 +15,9 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Json as JsonBody, Path, Query};
 use crate::clock::ms_to_datetime;
-use crate::domain::{Action, Episode, IncidentId, IncidentState, Severity, SilenceId, Via};
+use crate::domain::{
+    Action, Episode, IncidentId, IncidentKind, IncidentState, Severity, SilenceId, Via,
+};
 use crate::incidents::model::Incident;
 use crate::incidents::transitions::Actor;
 use crate::store::listings::{self, IncidentFilter};
@@ -114,6 +116,10 @@ pub(crate) struct IncidentView {
     policy: Value,
     /// The silence holding its notifications and escalation (`/api/silences/{id}`).
     silenced_by: Option<SilenceId>,
+    /// `issue`, or `storm`: a group standing for many incidents (its `members`).
+    kind: IncidentKind,
+    /// The storm this incident belongs to, which pages for it.
+    storm_id: Option<IncidentId>,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -154,6 +160,8 @@ impl From<&Incident> for IncidentView {
             escalations_fired: i.escalation_step,
             policy: serde_json::to_value(&i.policy).unwrap_or(Value::Null),
             silenced_by: i.silenced_by,
+            kind: i.kind,
+            storm_id: i.storm_id,
         }
     }
 }
@@ -220,6 +228,10 @@ async fn show(
     body["timeline"] = Value::Array(timeline);
     body["deliveries"] =
         serde_json::to_value(deliveries).map_err(|e| ApiError::Internal(e.into()))?;
+    if inc.kind == IncidentKind::Storm {
+        let members = listings::storm_member_ids(state.store.reader(), id).await?;
+        body["members"] = json!(members);
+    }
     Ok(Json(body))
 }
 

@@ -32,7 +32,9 @@ use super::AppState;
 use super::api::{presented_token, require_api_reader};
 use super::extract::Path;
 use crate::config::RoutingConfig;
-use crate::domain::{Action, DeliveryId, Episode, IncidentId, IncidentState, Severity, Via};
+use crate::domain::{
+    Action, DeliveryId, Episode, IncidentId, IncidentKind, IncidentState, Severity, Via,
+};
 use crate::incidents::service::ActOutcome;
 use crate::incidents::transitions::{AckOutcome, Actor, ResolveOutcome};
 use crate::intake::details::EventDetails;
@@ -81,6 +83,8 @@ fn routing(state: &AppState) -> Arc<RoutingConfig> {
 const RESOLVED_PER_PAGE: u32 = 25;
 /// Open incidents `/` lists at most (the filter narrows them).
 const OPEN_LIMIT: i64 = 500;
+/// Members a storm's page lists at most (the page says how many it leaves out).
+const STORM_MEMBERS_LIMIT: i64 = 1000;
 /// The longest root-cause note a form may carry (as the API's).
 const MAX_ROOT_CAUSE_CHARS: usize = 10_000;
 
@@ -335,6 +339,12 @@ async fn incident_page(
     let escalations = listings::escalations(reader, id)
         .await
         .map_err(|e| e.to_string());
+    let members = match inc.kind {
+        IncidentKind::Storm => listings::storm_members(reader, id, STORM_MEMBERS_LIMIT)
+            .await
+            .map_err(|e| e.to_string()),
+        IncidentKind::Issue => Ok(Vec::new()),
+    };
     let cfg = routing(&state);
     pages
         .incident(IncidentPageView::new(IncidentData {
@@ -347,6 +357,7 @@ async fn incident_page(
             deliveries,
             escalations,
             log_only: &log_only(&state),
+            members: members.as_deref().map_err(Clone::clone),
         }))
         .into_response()
 }

@@ -306,7 +306,7 @@ pub(crate) async fn severity_tallies(
              AS resolved, \
            COALESCE(SUM(CASE WHEN resolved_at >= opened_at AND resolved_at < ?2 \
              THEN resolved_at - opened_at END), 0) AS resolve_ms_total \
-         FROM incidents WHERE opened_at >= ?1 AND opened_at < ?2 \
+         FROM incidents WHERE opened_at >= ?1 AND opened_at < ?2 AND kind = 'issue' \
          GROUP BY severity",
     )
     .bind(start)

@@ -2,6 +2,10 @@
 //! and to resolve, the noisiest incidents, deliveries by channel and outcome, all over the last
 //! [`WINDOW_DAYS`] UTC days.
 //!
+//! A storm (`incidents.kind = 'storm'`) is a group of incidents, not one more: the incident
+//! figures count issues only (its members are counted, each once), while its deliveries are
+//! deliveries like any other.
+//!
 //! Counting is done in SQL; percentiles are not (SQLite has none), so the durations are read
 //! and ranked here. A group whose stored word does not decode (an unknown severity or delivery
 //! status) is left out of the pictures, logged and counted like any unreadable row, and listed
@@ -200,6 +204,7 @@ async fn pages_per_day(
         "SELECT t.at / 86400000 AS day, i.severity, COUNT(*), MIN(i.id)
          FROM timeline t JOIN incidents i ON i.id = t.incident_id
          WHERE t.kind IN ('opened', 'reopened') AND t.at >= ? AND t.at <= ?
+           AND i.kind = 'issue'
          GROUP BY day, i.severity",
     )
     .bind(since)
@@ -235,7 +240,7 @@ async fn response_times(
     let episodes: Vec<EpisodeRow> = sqlx::query_as(
         "SELECT id, severity, opened_at, acknowledged_at,
                 CASE WHEN state = 'resolved' THEN resolved_at END
-         FROM incidents WHERE opened_at >= ? AND opened_at <= ?",
+         FROM incidents WHERE opened_at >= ? AND opened_at <= ? AND kind = 'issue'",
     )
     .bind(since)
     .bind(now)
@@ -279,7 +284,7 @@ async fn noisiest(
 ) -> Result<Vec<NoisyIncident>, StoreError> {
     let noisy: Vec<(IncidentId, String, String, i64)> = sqlx::query_as(
         "SELECT id, title, severity, event_count FROM incidents
-         WHERE last_seen >= ? ORDER BY event_count DESC, id ASC LIMIT ?",
+         WHERE last_seen >= ? AND kind = 'issue' ORDER BY event_count DESC, id ASC LIMIT ?",
     )
     .bind(since)
     .bind(NOISIEST)

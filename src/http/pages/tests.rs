@@ -147,6 +147,7 @@ mod rendering {
             details: Ok(None),
             deliveries: Ok(Vec::new()),
             escalations: Ok(Vec::new()),
+            members: Ok(&[]),
             log_only: &std::collections::BTreeMap::new(),
         }))
     }

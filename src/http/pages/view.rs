@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::clock::ms_to_datetime;
 use crate::config::{Conditions, RoutingConfig};
 use crate::domain::{
-    DeliveryId, DeliveryStatus, Episode, EventId, IncidentId, IncidentState, SilenceId,
+    DeliveryId, DeliveryStatus, Episode, EventId, IncidentId, IncidentKind, IncidentState,
+    SilenceId,
 };
 use crate::incidents::model::Incident;
 use crate::incidents::service::ServiceError;
@@ -100,6 +101,10 @@ struct IncidentView<'a> {
     sentry_url: Option<&'a str>,
     /// The silence holding its notifications, if one does.
     silenced_by: Option<SilenceId>,
+    /// `issue`, or `storm` (a group: its `event_count` is how many incidents it holds).
+    kind: &'static str,
+    /// The storm it belongs to, if it does.
+    storm_id: Option<IncidentId>,
 }
 
 impl<'a> IncidentView<'a> {
@@ -124,6 +129,16 @@ impl<'a> IncidentView<'a> {
             resolved: None,
             sentry_url: None,
             silenced_by: None,
+            kind: IncidentKind::Issue.as_str(),
+            storm_id: None,
+        }
+    }
+
+    /// A listed row, or why it could not be read.
+    fn of_row(row: &'a Result<Incident, CorruptRow>) -> Self {
+        match row {
+            Ok(inc) => Self::of(inc),
+            Err(e) => Self::unreadable(e),
         }
     }
 
@@ -150,6 +165,8 @@ impl<'a> IncidentView<'a> {
             resolved: by_at(&inc.resolved_by, inc.resolved_at),
             sentry_url: inc.sentry_url.as_deref(),
             silenced_by: inc.silenced_by,
+            kind: inc.kind.as_str(),
+            storm_id: inc.storm_id,
         }
     }
 }
@@ -799,6 +816,11 @@ pub(crate) struct IncidentPageView<'a> {
     timeline: Vec<TimelineView>,
     timeline_error: Option<String>,
     silence_url: String,
+    /// A storm's members (oldest first); empty for an issue.
+    members: Vec<IncidentView<'a>>,
+    members_error: Option<String>,
+    /// Members the page leaves out (a storm larger than the page lists).
+    members_unlisted: i64,
 }
 
 /// What the handler of `/incidents/{id}` gathered; each `Err` is why that part is unreadable.
@@ -814,6 +836,8 @@ pub(crate) struct IncidentData<'a> {
     /// Channels that only reach the log, with why (`Channels::log_only`).
     pub log_only: &'a BTreeMap<String, String>,
     pub escalations: Result<Vec<FiredEscalation>, String>,
+    /// A storm's members as listed (`Ok(&[])` for an issue).
+    pub members: Result<&'a [Result<Incident, CorruptRow>], String>,
 }
 
 fn split<T, V>(r: Result<Vec<T>, String>, f: impl Fn(T) -> V) -> (Vec<V>, Option<String>) {
@@ -886,6 +910,19 @@ impl<'a> IncidentPageView<'a> {
             timeline,
             timeline_error,
             silence_url: query_url("/silences", &silence),
+            members_unlisted: match &d.members {
+                // A storm's event count is how many incidents it holds.
+                Ok(rows) if inc.kind == IncidentKind::Storm => {
+                    (inc.event_count - i64::try_from(rows.len()).unwrap_or(i64::MAX)).max(0)
+                }
+                _ => 0,
+            },
+            members: d
+                .members
+                .as_ref()
+                .map(|rows| rows.iter().map(IncidentView::of_row).collect())
+                .unwrap_or_default(),
+            members_error: d.members.err(),
         }
     }
 }
