@@ -397,7 +397,7 @@ async fn start_workers(
             state.public_url.clone(),
         ));
         workers.push(digest.spawn(cancel.child_token()));
-        // Marks the service ready once overdue escalations have fired.
+        // Marks the service ready as it starts; overdue escalations fire after, in batches.
         workers.push(handles.scheduler.clone().spawn(
             handles.wakers.scheduler.clone(),
             state.ready.clone(),

@@ -857,3 +857,144 @@ async fn api_note_given_with_a_resolve_commits_with_it() {
         "the note comes before the resolution: {kinds:?}"
     );
 }
+
+/// Storm groups off: these tests open many criticals at once and count one page per incident.
+async fn world_without_storms(
+    dir: Option<Arc<tempfile::TempDir>>,
+    clock: Option<Arc<paiid_alerts::testing::clock::ManualClock>>,
+) -> World {
+    let slack = FakeSlack::start().await;
+    slack.add_channel("#paiid-alerts", fake_slack::CHANNEL_ID);
+    slack.set_rate_limit(false);
+    let pd = FakePagerDuty::start().await;
+    let smtp = SmtpSink::start().await;
+    let api = slack.api_base();
+    let app = spawn_with(AppOptions {
+        routing: format!("{}storm:\n  enabled: false\n", routing(&slack, &pd)),
+        secrets: Secrets {
+            smtp_url: Some(Secret::new(smtp.url())),
+            ..Secrets::default()
+        },
+        run_workers: false,
+        dir,
+        clock,
+        tweak: Some(Box::new(move |s| s.slack_api_url = api)),
+    })
+    .await;
+    World {
+        app,
+        slack,
+        pd,
+        smtp,
+    }
+}
+
+async fn open_many(app: &TestApp, n: usize, prefix: &str) {
+    for i in 0..n {
+        open_critical(app, &format!("{prefix}{i:04}")).await;
+    }
+}
+
+/// Each incident escalated exactly once: one `escalations` row, one `escalated` timeline entry,
+/// one escalation delivery to each of its two channels, no deadline left.
+async fn assert_each_escalated_once(app: &TestApp, n: i64) {
+    let counts = [
+        ("SELECT COUNT(*) FROM escalations", n),
+        ("SELECT COUNT(DISTINCT incident_id) FROM escalations", n),
+        ("SELECT COUNT(*) FROM timeline WHERE kind = 'escalated'", n),
+        (
+            "SELECT COUNT(*) FROM deliveries WHERE kind = 'escalation'",
+            2 * n,
+        ),
+        (
+            "SELECT COUNT(*) FROM (SELECT DISTINCT incident_id, channel FROM deliveries \
+             WHERE kind = 'escalation')",
+            2 * n,
+        ),
+        (
+            "SELECT COUNT(*) FROM incidents WHERE next_escalation_at IS NOT NULL",
+            0,
+        ),
+    ];
+    for (sql, want) in counts {
+        assert_eq!(app.scalar(sql).await, want, "{sql}");
+    }
+}
+
+#[tokio::test]
+async fn a_crash_between_batches_neither_loses_nor_repeats_an_escalation() {
+    let w = world_without_storms(None, None).await;
+    open_many(&w.app, 30, "61").await;
+    w.app.clock.advance(16 * MIN);
+    let first = w.app.workers.scheduler.fire_batch(10).await.unwrap();
+    assert_eq!((first.read, first.fired.len()), (10, 10));
+    // The process ends after that commit (nothing of the next batch was written): a new one on
+    // the same file recovers the other 20 at start-up, and nothing fires twice.
+    let (dir, clock) = w.app.stop().await;
+    let w = world_without_storms(Some(dir), Some(clock)).await;
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 0);
+    assert_each_escalated_once(&w.app, 30).await;
+    deliver_due(&w.app).await;
+    assert_eq!(triggers(&w.pd), 30, "every escalation still pages");
+}
+
+#[tokio::test]
+async fn racing_batches_fire_each_incident_once() {
+    let w = world_without_storms(None, None).await;
+    open_many(&w.app, 40, "62").await;
+    w.app.clock.advance(16 * MIN);
+    let s = &w.app.workers.scheduler;
+    let (a, b, c) = tokio::join!(s.fire_batch(7), s.fire_batch(7), s.fire_due());
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    // Whichever takes the write lock first, the three fire the 40 between them, none twice.
+    assert_eq!(a.fired.len() + b.fired.len() + c, 40);
+    let mut ids: Vec<i64> = a.fired.iter().chain(&b.fired).map(|id| id.get()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), a.fired.len() + b.fired.len());
+    assert_eq!(s.fire_due().await.unwrap(), 0);
+    assert_each_escalated_once(&w.app, 40).await;
+    deliver_due(&w.app).await;
+    assert_eq!(triggers(&w.pd), 40);
+}
+
+#[tokio::test]
+async fn a_step_already_on_record_is_not_paged_again_and_the_rest_of_its_batch_fires() {
+    let w = world_without_storms(None, None).await;
+    open_many(&w.app, 5, "63").await;
+    let restored = w.app.scalar("SELECT MIN(id) FROM incidents").await;
+    // Restored data: step 1 of this episode is on record, yet the incident still has a deadline.
+    let mut tx = w.app.state.store.begin_write().await.unwrap();
+    sqlx::query(
+        "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) \
+         VALUES (?, 1, 1, 0, 0, 0)",
+    )
+    .bind(restored)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    w.app.clock.advance(16 * MIN);
+
+    let batch = w.app.workers.scheduler.fire_batch(100).await.unwrap();
+
+    assert_eq!((batch.read, batch.fired.len()), (5, 4));
+    assert!(batch.fired.iter().all(|id| id.get() != restored));
+    let restored_pages = format!(
+        "SELECT COUNT(*) FROM deliveries WHERE kind = 'escalation' AND incident_id = {restored}"
+    );
+    assert_eq!(w.app.scalar(&restored_pages).await, 0, "not paged twice");
+    assert_eq!(
+        w.app
+            .scalar("SELECT COUNT(*) FROM deliveries WHERE kind = 'escalation'")
+            .await,
+        8
+    );
+    assert_eq!(
+        w.app
+            .scalar("SELECT COUNT(*) FROM incidents WHERE next_escalation_at IS NOT NULL")
+            .await,
+        0,
+        "its deadline is cleared, so it does not keep the scheduler busy"
+    );
+}

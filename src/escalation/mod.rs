@@ -19,10 +19,13 @@ use crate::metrics::Metrics;
 use crate::signal::Signal;
 use crate::store::escalations as sql;
 use crate::store::incidents::apply_effects;
-use crate::store::{Store, StoreError};
+use crate::store::{CorruptRow, Store, StoreError, WriteTx};
 
-/// Incidents fired per transaction: bounded so that intake never waits long on the writer.
-const BATCH: i64 = 500;
+/// Incidents fired per transaction: bounded so that intake never waits long on the writer. A
+/// batch costs about 50 us an incident before its commit, so 64 hold the one write connection for
+/// a few ms; 500 held it for tens while 100,000 overdue escalations were caught up after a
+/// restart. Past the first batch, what is due fires as it falls due, a few at a time.
+const BATCH: usize = 64;
 /// How soon the deadline of an incident that cannot be read is looked at again.
 const UNREADABLE_RETRY_MS: i64 = 60_000;
 
@@ -35,90 +38,73 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Fires every escalation due now. Returns how many fired.
+    /// Fires every escalation due now, a bounded batch per transaction. Returns how many fired.
     #[tracing::instrument(skip_all, fields(fired = tracing::field::Empty, incidents = tracing::field::Empty))]
     pub async fn fire_due(&self) -> Result<usize, StoreError> {
-        let mut fired = 0;
         let mut fired_ids = Vec::new();
         loop {
-            let mut tx = self.store.begin_write().await?;
-            // After the lock, so that lateness and timeline times follow commit order.
-            let now = self.clock.now_ms();
-            let due = sql::due(&mut tx, now, BATCH).await?;
-            let n = due.len();
-            let mut changed = Vec::with_capacity(n);
-            let mut fx = Effects::default();
-            let mut lateness = Vec::with_capacity(n);
-            for row in due {
-                let mut inc = match row {
-                    Ok(inc) => inc,
-                    Err(corrupt) => {
-                        // Logged when read; looked at again in a minute, not in a busy loop.
-                        // Read from `incidents`, so the row id is an incident id.
-                        let id = IncidentId(corrupt.id);
-                        sql::postpone(&mut tx, id, now.saturating_add(UNREADABLE_RETRY_MS)).await?;
-                        continue;
-                    }
-                };
-                let Some(due_at) = inc.next_escalation_at else {
-                    continue;
-                };
-                match transitions::fire_escalation(&mut inc, due_at, now) {
-                    Some(e) => {
-                        let first = sql::record(
-                            &mut tx,
-                            inc.id,
-                            inc.episode,
-                            inc.escalation_step,
-                            due_at,
-                            now,
-                        )
-                        .await?;
-                        if first {
-                            fired_ids.push(inc.id);
-                            lateness.push((now - due_at) as f64 / 1000.0);
-                            fx.extend(e);
-                        } else {
-                            // Only restored or hand-edited data gets here. Firing again would
-                            // page twice; failing the batch would stall every escalation.
-                            tracing::warn!(
-                                incident = inc.id.get(),
-                                episode = inc.episode.get(),
-                                step = inc.escalation_step,
-                                "escalation step already on record: not paging again"
-                            );
-                        }
-                    }
-                    // Not ours to fire (state changed): clear the stale deadline.
-                    None => inc.next_escalation_at = None,
-                }
-                changed.push(inc);
-            }
-            let rows: Vec<&Incident> = changed.iter().collect();
-            apply_effects(&mut tx, &rows, &fx, now).await?;
-            tx.commit().await?;
-            self.wakers.after_commit(&fx);
-            for l in &lateness {
-                self.metrics.escalation_fired(*l);
-            }
-            if !lateness.is_empty() {
-                tracing::warn!(
-                    count = lateness.len(),
-                    "escalated incidents nobody acknowledged in time"
-                );
-            }
-            fired += lateness.len();
-            if (n as i64) < BATCH {
+            let batch = self.fire_batch(BATCH).await?;
+            fired_ids.extend(batch.fired);
+            if batch.read < BATCH {
                 let span = tracing::Span::current();
-                span.record("fired", fired);
+                span.record("fired", fired_ids.len());
                 span.record("incidents", tracing::field::debug(&fired_ids));
-                return Ok(fired);
+                return Ok(fired_ids.len());
             }
         }
     }
 
-    /// Recovery (escalations that fell due while the service was down fire once), then mark the
-    /// service ready, then sleep until the earliest deadline or a wake-up, until `cancel`.
+    /// One transaction: fires at most `limit` of the escalations due now, oldest deadline first.
+    /// Each incident is re-read and re-checked under the write lock, and its step recorded under
+    /// the unique key in the same commit, so racing schedulers or a crash between two batches
+    /// cannot fire a step twice or lose one.
+    pub async fn fire_batch(&self, limit: usize) -> Result<Batch, StoreError> {
+        let mut tx = self.store.begin_write().await?;
+        // After the lock, so that lateness and timeline times follow commit order.
+        let now = self.clock.now_ms();
+        let due = sql::due(&mut tx, now, i64::try_from(limit).unwrap_or(i64::MAX)).await?;
+        let read = due.len();
+        let mut changed = Vec::with_capacity(read);
+        let mut firing = Vec::with_capacity(read);
+        for row in due {
+            let Some(mut inc) = readable(&mut tx, row, now).await? else {
+                continue;
+            };
+            let Some(due_at) = inc.next_escalation_at else {
+                continue;
+            };
+            match transitions::fire_escalation(&mut inc, due_at, now) {
+                Some(e) => firing.push(((inc.id, inc.episode, inc.escalation_step, due_at), e)),
+                // Not ours to fire (state changed): clear the stale deadline.
+                None => inc.next_escalation_at = None,
+            }
+            changed.push(inc);
+        }
+        let (fx, fired, lateness) = keep_first(&mut tx, firing, now).await?;
+        let rows: Vec<&Incident> = changed.iter().collect();
+        apply_effects(&mut tx, &rows, &fx, now).await?;
+        tx.commit().await?;
+        self.after_commit(&fx, &lateness);
+        Ok(Batch { read, fired })
+    }
+
+    fn after_commit(&self, fx: &Effects, lateness: &[f64]) {
+        self.wakers.after_commit(fx);
+        for l in lateness {
+            self.metrics.escalation_fired(*l);
+        }
+        if !lateness.is_empty() {
+            tracing::warn!(
+                count = lateness.len(),
+                "escalated incidents nobody acknowledged in time"
+            );
+        }
+    }
+
+    /// Marks the service ready, then fires the escalations that fell due while it was down (once
+    /// each, in bounded batches that intake's commits interleave with), then sleeps until the
+    /// earliest deadline or a wake-up, until `cancel`. Ready does not wait for that recovery:
+    /// with 100,000 overdue it took seconds, and nothing served meanwhile needs it done.
     pub fn spawn(
         self,
         wake: Signal,
@@ -126,16 +112,20 @@ impl Scheduler {
         cancel: CancellationToken,
     ) -> JoinHandle<()> {
         let mut waiter = wake.subscribe();
+        ready.store(true, Ordering::SeqCst);
         tokio::spawn(async move {
+            let mut recovering = true;
             loop {
                 match self.fire_due().await {
-                    Ok(n) if n > 0 && !ready.load(Ordering::SeqCst) => {
-                        tracing::info!(
-                            fired = n,
-                            "fired escalations that fell due while the service was down"
-                        );
+                    Ok(n) => {
+                        if n > 0 && recovering {
+                            tracing::info!(
+                                fired = n,
+                                "fired escalations that fell due while the service was down"
+                            );
+                        }
+                        recovering = false;
                     }
-                    Ok(_) => {}
                     Err(e) => {
                         // Logged once per outage by the health tracker; retried every second.
                         self.store
@@ -147,7 +137,6 @@ impl Scheduler {
                         }
                     }
                 }
-                ready.store(true, Ordering::SeqCst);
                 let next = match sql::next_due(self.store.reader()).await {
                     Ok(next) => next,
                     Err(e) => {
@@ -164,3 +153,64 @@ impl Scheduler {
         })
     }
 }
+
+/// What one [`Scheduler::fire_batch`] did.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Due rows read (a full batch means more may be due).
+    pub read: usize,
+    /// Incidents whose escalation fired.
+    pub fired: Vec<IncidentId>,
+}
+
+/// The incident, or `None` for a row that cannot be read: logged when read, its deadline moved
+/// a minute on so that it is looked at again then, not in a busy loop.
+async fn readable(
+    tx: &mut WriteTx,
+    row: Result<Incident, CorruptRow>,
+    now: i64,
+) -> Result<Option<Incident>, StoreError> {
+    match row {
+        Ok(inc) => Ok(Some(inc)),
+        Err(corrupt) => {
+            // Read from `incidents`, so the row id is an incident id.
+            let id = IncidentId(corrupt.id);
+            sql::postpone(tx, id, now.saturating_add(UNREADABLE_RETRY_MS)).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Records every step about to fire in one statement and keeps the effects of those that were
+/// not on record yet: `(effects, fired incidents, lateness in seconds)`.
+async fn keep_first(
+    tx: &mut WriteTx,
+    firing: Vec<(sql::Step, Effects)>,
+    now: i64,
+) -> Result<(Effects, Vec<IncidentId>, Vec<f64>), StoreError> {
+    let steps: Vec<sql::Step> = firing.iter().map(|(step, _)| *step).collect();
+    let first = sql::record_all(tx, &steps, now).await?;
+    let mut fx = Effects::default();
+    let mut fired = Vec::with_capacity(first.len());
+    let mut lateness = Vec::with_capacity(first.len());
+    for ((id, episode, step, due_at), e) in firing {
+        if first.contains(&id) {
+            fired.push(id);
+            lateness.push((now - due_at) as f64 / 1000.0);
+            fx.extend(e);
+        } else {
+            // Only restored or hand-edited data gets here. Firing again would page twice;
+            // failing the batch would stall every escalation.
+            tracing::warn!(
+                incident = id.get(),
+                episode = episode.get(),
+                step,
+                "escalation step already on record: not paging again"
+            );
+        }
+    }
+    Ok((fx, fired, lateness))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,5 @@
 //! `/healthz`: the process answers. `/readyz`: the database is reachable, migrations are applied
-//! and start-up recovery has run.
+//! and the workers run (overdue escalations fire after ready).
 
 use axum::extract::State;
 use axum::routing::get;

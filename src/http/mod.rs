@@ -53,7 +53,8 @@ pub struct AppState {
     pub clock: SharedClock,
     pub secrets: Arc<Secrets>,
     pub public_url: Arc<str>,
-    /// False until start-up recovery (overdue escalations) has run.
+    /// False until the workers run (with `run_workers` off: until start-up recovery has run);
+    /// overdue escalations fire after ready, not before.
     pub ready: Arc<AtomicBool>,
     pub channels: Live<Channels>,
     pub metrics: Arc<Metrics>,

@@ -1,6 +1,8 @@
 //! Escalation deadlines and the record of escalations fired.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use std::collections::HashSet;
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use super::incidents::IncidentRow;
 use super::{CorruptRow, StoreError, WriteTx};
@@ -40,32 +42,39 @@ pub(crate) async fn postpone(
     Ok(())
 }
 
-/// The unique (incident, episode, step) key makes a second firing of the same step an error
-/// that rolls its transaction back, whatever else went wrong.
-/// Records that a step fired; false when that step of that episode is already on record (then
-/// it must not fire again).
-pub(crate) async fn record(
+/// A step about to fire: `(incident, episode, step, due_at)`.
+pub(crate) type Step = (IncidentId, Episode, i64, i64);
+
+/// Records that these steps fired, in one statement (a firing batch used to pay one statement
+/// per incident). Returns the incidents whose step was not on record yet: only those may page.
+/// The unique `(incident_id, episode, step)` key turns a second firing of a step into nothing.
+pub(crate) async fn record_all(
     conn: &mut SqliteConnection,
-    incident_id: IncidentId,
-    episode: Episode,
-    step: i64,
-    due_at: i64,
+    steps: &[Step],
     fired_at: i64,
-) -> Result<bool, StoreError> {
-    let r = sqlx::query(
-        "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) VALUES (?, ?, ?, ?, ?, ?) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(incident_id)
-    .bind(episode)
-    .bind(step)
-    .bind(due_at)
-    .bind(fired_at)
-    .bind(fired_at - due_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(r.rows_affected() == 1)
+) -> Result<HashSet<IncidentId>, StoreError> {
+    let mut first = HashSet::with_capacity(steps.len());
+    for chunk in steps.chunks(RECORD_CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) ",
+        );
+        q.push_values(chunk, |mut b, (id, episode, step, due_at)| {
+            b.push_bind(*id)
+                .push_bind(*episode)
+                .push_bind(*step)
+                .push_bind(*due_at)
+                .push_bind(fired_at)
+                .push_bind(fired_at - due_at);
+        });
+        q.push(" ON CONFLICT DO NOTHING RETURNING incident_id");
+        let ids: Vec<IncidentId> = q.build_query_scalar().fetch_all(&mut *conn).await?;
+        first.extend(ids);
+    }
+    Ok(first)
 }
+
+/// Six parameters a row, under SQLite's default limit of 32,766 parameters a statement.
+const RECORD_CHUNK: usize = 1_000;
 
 pub(crate) async fn next_due(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
     Ok(sqlx::query_scalar(
