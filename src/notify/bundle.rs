@@ -36,13 +36,15 @@ pub struct Bundle<'a> {
     pub card: Option<&'a Card>,
 }
 
-/// Kinds that announce an incident to the channel (rather than change what it was told): these
-/// may share a message. Acknowledgements and resolutions go on their own, after them.
-pub(crate) fn announces(kind: NotificationKind) -> bool {
-    matches!(
-        kind,
+/// Whether `n` may share a message: it announces an incident to the channel (rather than
+/// change what the channel was told; acknowledgements and resolutions go on their own, after
+/// it), and is not a storm's, whose card stands for many and keeps its count current.
+pub(crate) fn may_join(n: &Notification) -> bool {
+    let announces = matches!(
+        n.kind,
         NotificationKind::Opened | NotificationKind::Escalation | NotificationKind::SeverityRaised
-    )
+    );
+    announces && n.storm.is_none()
 }
 
 /// A channel that can send several incidents as one message.

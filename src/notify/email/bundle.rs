@@ -6,7 +6,7 @@ use lettre::message::MultiPart;
 use lettre::message::header::{HeaderName, HeaderValue};
 
 use super::{EmailChannel, header_safe};
-use crate::notify::bundle::{Bundle, Bundler, announces};
+use crate::notify::bundle::{Bundle, Bundler, may_join};
 use crate::notify::{Notification, RemoteState, SendFuture, SendOutcome};
 use crate::text::{html_escape, truncate_chars};
 
@@ -15,7 +15,7 @@ const MAX_HEADLINE_CHARS: usize = 300;
 
 impl Bundler for EmailChannel {
     fn joins(&self, n: &Notification, _remote: &RemoteState) -> bool {
-        announces(n.kind)
+        may_join(n)
     }
 
     fn send_bundle<'a>(&'a self, bundle: Bundle<'a>) -> SendFuture<'a> {

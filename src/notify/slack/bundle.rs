@@ -10,7 +10,7 @@ use super::blocks::{
 };
 use super::{Bot, Mode, SlackChannel, message_body, message_ref};
 use crate::incidents::model::parse_dedup_key;
-use crate::notify::bundle::{Bundle, Bundler, announces};
+use crate::notify::bundle::{Bundle, Bundler, may_join};
 use crate::notify::{Notification, RemoteRef, RemoteState, SendFuture, SendOutcome};
 use crate::store::deliveries::bundles::Card;
 use crate::text::{slack_escape as escape, truncate_chars};
@@ -26,7 +26,7 @@ impl Bundler for SlackChannel {
     /// An announcement of an incident that has no card of its own on this channel yet (one
     /// that has a card updates that card, as today).
     fn joins(&self, n: &Notification, remote: &RemoteState) -> bool {
-        announces(n.kind) && remote.slack_ts.is_none()
+        may_join(n) && remote.slack_ts.is_none()
     }
 
     fn send_bundle<'a>(&'a self, bundle: Bundle<'a>) -> SendFuture<'a> {
