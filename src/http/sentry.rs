@@ -17,11 +17,11 @@ use serde_json::json;
 use super::error::ApiError;
 use super::{AppState, BODY_LIMIT};
 use crate::domain::IngestStatus;
-use crate::store::body::StoredBody;
 use crate::incidents::writer::{IngestOutcome, IngestRequest};
 use crate::intake::envelope::Rejection;
 use crate::intake::signature::{verify_sentry_signature, verify_token};
 use crate::intake::{self, sentry};
+use crate::store::body::StoredBody;
 
 /// Sentry gives a webhook about a second; past this we answer 503 and let its retry (which our
 /// dedup key recognizes) finish the job.
