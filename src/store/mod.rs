@@ -5,8 +5,8 @@
 //! fairer and faster than `SQLITE_BUSY` retries. Reads use their own pool ([`Store::reader`]) and
 //! never block on the writer (WAL). The pools stay private so that there is one way to write.
 
-pub(crate) mod checkpoint;
 pub(crate) mod body;
+pub(crate) mod checkpoint;
 pub(crate) mod deliveries;
 pub(crate) mod digests;
 pub(crate) mod escalations;
