@@ -506,3 +506,57 @@ async fn a_storm_of_300_pages_once_with_its_count_and_noisiest_within_every_limi
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn the_weekly_summary_counts_issues_and_says_how_many_storms_grouped() {
+    use paiid_alerts::testing::clock::SharedClock;
+    use paiid_alerts::testing::config::RoutingConfig;
+    use paiid_alerts::testing::digest::{DigestKind, DigestRunner};
+    use paiid_alerts::testing::notify::registry::{ChannelEnv, Channels};
+    use paiid_alerts::testing::notify::render::Templates;
+    use std::sync::Arc;
+
+    let app = app().await;
+    let [a, b, c, _] = seed(&app).await;
+    make_storm(&app, &[a, b, c]).await;
+
+    let sink = SmtpSink::start().await;
+    let cfg = Arc::new(
+        RoutingConfig::parse(
+            std::path::Path::new("t.yaml"),
+            "channels:\n  ops-email: { type: email, to: [\"trading-ops@paiid.ai\"] }\n\
+             digest:\n  schedule: \"0 0 8 * * *\"\n  timezone: \"UTC\"\n  to: [ops-email]\n\
+             \x20 weekly_schedule: \"0 0 9 * * MON\"\n",
+            &|_| None,
+        )
+        .unwrap(),
+    );
+    let env = ChannelEnv {
+        smtp_url: Some(sink.url()),
+        email_from: "alerts@paiid.ai".into(),
+        slack_api_url: String::new(),
+        pagerduty_events_url: String::new(),
+    };
+    let channels = Arc::new(Channels::build(&cfg, &env, Arc::new(Templates::defaults())).unwrap());
+    let clock: SharedClock = app.clock.clone();
+    let runner = DigestRunner::new(
+        app.state.store.clone(),
+        cfg,
+        channels,
+        clock,
+        Arc::from("https://alerts.test"),
+    );
+    app.clock.advance(Duration::from_secs(60));
+    runner.send_now(DigestKind::Weekly).await.unwrap();
+    let mails = sink.wait_for(1, Duration::from_secs(10)).await;
+    let text = mails[0].text();
+    // Four incidents opened, not five: the storm is a group of three of them.
+    assert!(
+        text.contains("Incidents opened: 4 (critical 3, high 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Storms: 1 grouping 3 incidents (each paged once for its members)"),
+        "{text}"
+    );
+}

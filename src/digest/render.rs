@@ -41,7 +41,9 @@ use super::report::{DailyView, RenderedMail, WeeklyView};
 #[cfg(test)]
 use crate::domain::IncidentId;
 #[cfg(test)]
-use crate::store::digests::{DigestIncident, EscalationTally, NoisyIncident, SeverityTally};
+use crate::store::digests::{
+    DigestIncident, EscalationTally, NoisyIncident, SeverityTally, StormTally,
+};
 use crate::templates::describe;
 use crate::templates::digest::{CompiledDigestTemplates, Output};
 #[cfg(test)]
@@ -281,6 +283,13 @@ fn samples_weekly() -> Vec<(&'static str, WeeklySummary)> {
             },
         ],
     );
+    let full = WeeklySummary {
+        storms: StormTally {
+            storms: 1,
+            members: 37,
+        },
+        ..full
+    };
     let empty = WeeklySummary::new(sample_period(), false, vec![], vec![], vec![]);
     let manual = WeeklySummary {
         manual: true,

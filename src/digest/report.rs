@@ -12,7 +12,9 @@ use crate::classification::Severity;
 use crate::clock::ms_to_datetime;
 use crate::domain::IncidentId;
 use crate::intake::MetricKind;
-use crate::store::digests::{self, DigestIncident, EscalationTally, NoisyIncident, SeverityTally};
+use crate::store::digests::{
+    self, DigestIncident, EscalationTally, NoisyIncident, SeverityTally, StormTally,
+};
 use crate::store::{Store, StoreError};
 use crate::text::duration;
 
@@ -242,6 +244,8 @@ pub(crate) struct WeeklySummary {
     /// Most severe first.
     pub escalations: Vec<EscalationTally>,
     pub noisiest: Vec<NoisyIncident>,
+    /// Storms opened in the period (their members are counted among the incidents).
+    pub storms: StormTally,
 }
 
 /// Totals over all severities.
@@ -274,7 +278,11 @@ impl WeeklySummary {
         let severities = digests::severity_tallies(store.reader(), start, end).await?;
         let escalations = digests::escalation_tallies(store.reader(), start, end).await?;
         let noisiest = digests::noisiest(store.reader(), start, end, NOISIEST_LIMIT).await?;
-        Ok(Self::new(period, manual, severities, escalations, noisiest))
+        let storms = digests::storm_tally(store.reader(), start, end).await?;
+        Ok(Self {
+            storms,
+            ..Self::new(period, manual, severities, escalations, noisiest)
+        })
     }
 
     pub(crate) fn new(
@@ -293,6 +301,7 @@ impl WeeklySummary {
             severities,
             escalations,
             noisiest,
+            storms: StormTally::default(),
         }
     }
 
@@ -372,7 +381,7 @@ impl WeeklySummary {
                 fmt_lateness(t.max_lateness_ms)
             )
         };
-        vec![
+        let mut lines = vec![
             opened,
             format!(
                 "Mean time to acknowledge: {} ({} acknowledged)",
@@ -385,7 +394,21 @@ impl WeeklySummary {
                 t.resolved
             ),
             escalations,
-        ]
+        ];
+        lines.extend(self.storm_line());
+        lines
+    }
+
+    /// How many incidents were paged as storms, when some were.
+    fn storm_line(&self) -> Option<String> {
+        let s = self.storms;
+        (s.storms > 0).then(|| {
+            format!(
+                "Storms: {} grouping {} (each paged once for its members)",
+                s.storms,
+                plural(to_usize(s.members), "incident")
+            )
+        })
     }
 
     fn severity_rows(&self) -> Vec<SeverityRow> {

@@ -379,3 +379,28 @@ pub(crate) async fn noisiest(
     .fetch_all(pool)
     .await?)
 }
+
+/// Storms opened in the period and the incidents they grouped: a digest counts incidents (a
+/// storm is a group, not one more), and says in a line how many were paged as storms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct StormTally {
+    pub storms: i64,
+    /// Their members now.
+    pub members: i64,
+}
+
+pub(crate) async fn storm_tally(
+    pool: &SqlitePool,
+    start: i64,
+    end: i64,
+) -> Result<StormTally, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT COUNT(DISTINCT s.id) AS storms, COUNT(m.id) AS members \
+         FROM incidents s LEFT JOIN incidents m ON m.storm_id = s.id \
+         WHERE s.kind = 'storm' AND s.opened_at >= ? AND s.opened_at < ?",
+    )
+    .bind(start)
+    .bind(end)
+    .fetch_one(pool)
+    .await?)
+}

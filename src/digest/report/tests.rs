@@ -302,6 +302,44 @@ fn weekly_totals_and_means() {
 }
 
 #[test]
+fn a_week_with_storms_says_how_many_incidents_they_grouped_in_a_line() {
+    let quiet = WeeklySummary::new(
+        period(chrono_tz::UTC),
+        false,
+        vec![tally("critical", 40, 1, 60_000, 0, 0)],
+        vec![],
+        vec![],
+    );
+    let m = quiet.render(&templates(), LINKS);
+    assert!(!m.text.contains("Storms:"), "{}", m.text);
+    let stormy = WeeklySummary {
+        storms: crate::store::digests::StormTally {
+            storms: 2,
+            members: 37,
+        },
+        ..quiet
+    };
+    let m = stormy.render(&templates(), LINKS);
+    // The storms' members are among the 40 opened, not added to them.
+    assert!(
+        m.text.contains("Incidents opened: 40 (critical 40)"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text
+            .contains("Storms: 2 grouping 37 incidents (each paged once for its members)"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.html.contains("Storms: 2 grouping 37 incidents"),
+        "{}",
+        m.html
+    );
+}
+
+#[test]
 fn empty_week() {
     let w = WeeklySummary::new(period(chrono_tz::UTC), false, vec![], vec![], vec![]);
     assert!(w.is_empty());
