@@ -48,6 +48,22 @@ text_enum!(pub IncidentKind, "incident kind", {
     Storm => "storm",
 });
 
+/// How a member joined its storm, which says whether it was ever told about on its own: one that
+/// joined as it opened had its own notifications dropped (the storm's card tells of it), so it
+/// gets no follow-ups of its own either; one that joined later already had its own message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(rename_all = "snake_case")]
+pub enum StormJoin {
+    AtOpen,
+    Later,
+}
+
+text_enum!(pub StormJoin, "storm join", {
+    AtOpen => "at_open",
+    Later => "later",
+});
+
 /// How often incidents of a severity are reported in a digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -135,6 +151,9 @@ pub struct Incident {
     /// The storm group this incident belongs to: while set, the storm pages for it (its own
     /// notifications and escalation are held by the storm).
     pub storm_id: Option<IncidentId>,
+    /// How it joined `storm_id` (set with it).
+    #[serde(skip)]
+    pub storm_join: Option<StormJoin>,
 }
 
 impl Incident {

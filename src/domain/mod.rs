@@ -21,12 +21,12 @@ pub(crate) use action::Action;
 pub(crate) use effects::{Effects, NewDelivery, NewTimeline};
 pub(crate) use ids::{DeliveryId, EventId};
 pub use ids::{Episode, IncidentId};
-pub(crate) use incident::IncidentKind;
 pub use incident::IncidentState;
 pub use incident::parse_dedup_key;
 pub(crate) use incident::{
     Acknowledgement, DigestCadence, Incident, Policy, ResolvedEpisode, dedup_key,
 };
+pub(crate) use incident::{IncidentKind, StormJoin};
 pub(crate) use ingest::IngestStatus;
 pub use kinds::{ChannelKind, NotificationKind};
 pub(crate) use kinds::{DeliveryKind, DeliveryStatus, NoticeKind, TimelineKind, Via};

@@ -8,5 +8,6 @@ pub(crate) mod explain;
 pub(crate) mod model;
 pub(crate) mod service;
 pub(crate) mod silences;
+pub(crate) mod storms;
 pub(crate) mod transitions;
 pub(crate) mod writer;

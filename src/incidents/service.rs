@@ -11,6 +11,7 @@ use crate::store::incidents as sql;
 use crate::store::{Store, StoreError, WriteTx, inbound};
 
 use super::model::{Incident, parse_dedup_key};
+use super::storms;
 use super::transitions::{self, AckOutcome, Actor, ResolveOutcome};
 use super::writer::Wakers;
 
@@ -242,20 +243,25 @@ impl IncidentService {
             Some(note) => transitions::add_note(&mut inc, note, actor, now),
             None => Effects::default(),
         };
+        let cfg = self.cfg.load();
         let outcome = match action {
             Action::Acknowledge { .. } => {
-                let (out, more) = transitions::acknowledge(&self.cfg.load(), &mut inc, actor, now);
+                let (out, more) = transitions::acknowledge(&cfg, &mut inc, actor, now);
                 fx.extend(more);
                 ActOutcome::Acknowledge(out)
             }
             Action::Resolve { .. } => {
-                let (out, more) = transitions::resolve(&self.cfg.load(), &mut inc, actor, now);
+                let (out, more) = transitions::resolve(&cfg, &mut inc, actor, now);
                 fx.extend(more);
                 ActOutcome::Resolve(out)
             }
             Action::Note { .. } => ActOutcome::Noted,
         };
-        let rows: Vec<&Incident> = if inc != before { vec![&inc] } else { vec![] };
+        // A storm's members follow it; a member's storm may close with its last member.
+        let (others, more) = storms::cascade(tx, &cfg, &before, &inc, actor, now).await?;
+        fx.extend(more);
+        let mut rows: Vec<&Incident> = if inc != before { vec![&inc] } else { vec![] };
+        rows.extend(others.iter());
         sql::apply_effects(tx, &rows, &fx, now).await?;
         Ok((outcome, inc, fx))
     }

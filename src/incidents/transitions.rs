@@ -127,6 +127,7 @@ pub(crate) fn open_new(
         held_escalation_at: None,
         kind: crate::domain::IncidentKind::Issue,
         storm_id: None,
+        storm_join: None,
     };
     let mut fx = Effects::default();
     fx.note(
@@ -242,6 +243,8 @@ pub(crate) fn record_alert(
             Some(Via::Sentry),
             Some(format!("{old} -> {}", inc.severity)),
         );
+        // Above its storm's severity: it pages alone (below), not as one of the crowd.
+        storm::detach(inc, &format!("raised to {}", inc.severity), now, &mut fx);
         match inc.state() {
             IncidentState::Triggered => {
                 start_episode_notifications(
@@ -297,6 +300,8 @@ fn reopen(
     inc.count_updated_at = None;
     // A deadline kept by a silence belonged to the earlier episode.
     inc.held_escalation_at = None;
+    // So did its storm: the new episode pages alone, or joins a storm of its own time.
+    storm::detach(inc, "opened again", now, fx);
     inc.updated_at = now;
     fx.note(
         inc,
@@ -357,8 +362,9 @@ fn channels_told(inc: &Incident) -> Vec<String> {
 /// and PagerDuty. Mail about every state change would bury the mail that matters. A change that
 /// came from PagerDuty is not echoed back to PagerDuty.
 fn follow_up_channels(cfg: &RoutingConfig, inc: &Incident, via: Via) -> Vec<String> {
-    // A silenced incident told nobody: nothing to follow up on.
-    if inc.silenced_by.is_some() {
+    // A silenced incident told nobody, nor did a storm member that joined as it opened: nothing
+    // to follow up on.
+    if inc.silenced_by.is_some() || storm::told_nothing(inc) {
         return Vec::new();
     }
     channels_told(inc)
@@ -468,7 +474,8 @@ pub(crate) fn resolve(
     fx.deliver(inc, &targets, NotificationKind::Resolved, summary.clone());
     // Only incidents that paged somebody earn a post-mortem in the alerts channel.
     let policy = inc.frozen_policy();
-    if inc.silenced_by.is_none() && (!policy.notify.is_empty() || !policy.escalate_to.is_empty()) {
+    let paged = !policy.notify.is_empty() || !policy.escalate_to.is_empty();
+    if inc.silenced_by.is_none() && !storm::told_nothing(inc) && paged {
         let summary_to = post_mortem_channels(cfg);
         fx.deliver(inc, &summary_to, NotificationKind::PostMortem, summary);
     }
@@ -478,7 +485,7 @@ pub(crate) fn resolve(
 /// Email channels paged for this episode (trigger or a fired escalation): their recipients
 /// hear once that it is over, or they would keep wondering. Acknowledgements are not mailed.
 fn mail_told(cfg: &RoutingConfig, inc: &Incident) -> Vec<String> {
-    if inc.silenced_by.is_some() {
+    if inc.silenced_by.is_some() || storm::told_nothing(inc) {
         return Vec::new();
     }
     channels_told(inc)
@@ -608,6 +615,7 @@ pub(crate) fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Opti
 
 mod silence;
 pub(crate) use silence::{hold_if_silenced, hold_open, release};
+pub(crate) mod storm;
 
 #[cfg(test)]
 mod tests;

@@ -21,7 +21,8 @@ use crate::store::body::StoredBody;
 use crate::store::incidents::{self as sql, NewEvent};
 use crate::store::{CorruptRows, Store, StoreError, WriteTx};
 
-use super::model::Incident;
+use super::model::{Incident, IncidentState};
+use super::storms::{self, StormBook};
 use super::transitions::{self, Actor, Effects};
 
 /// Most webhooks committed together. Larger batches amortize the commit further but hold the
@@ -288,7 +289,7 @@ impl Writer {
                 rebuild_classifier(&mut tx, &self.store.corrupt_rows, &latest, now).await?;
             self.cfg = latest;
         }
-        let known = dedup(&mut tx, reqs, now).await?;
+        let known = dedup(&mut tx, reqs, &self.cfg, now).await?;
         let ids = NextIds {
             event: self.next_event_id,
             incident: self.next_incident_id,
@@ -325,6 +326,8 @@ pub(crate) struct Known {
     unreadable: HashMap<String, IncidentId>,
     /// The silences in force at the batch's time.
     silences: Vec<crate::domain::Silence>,
+    /// The open storms, and the recent openings a storm may form from.
+    storms: StormBook,
 }
 
 /// The next free event and incident ids.
@@ -351,7 +354,12 @@ pub(crate) struct Applied<'a> {
 
 /// Step 1: looks up what the store holds about the requests (stored keys, recent copies of the
 /// same body, events already counted, their incidents).
-async fn dedup(conn: &mut WriteTx, reqs: &[IngestRequest], now: i64) -> Result<Known, StoreError> {
+async fn dedup(
+    conn: &mut WriteTx,
+    reqs: &[IngestRequest],
+    cfg: &RoutingConfig,
+    now: i64,
+) -> Result<Known, StoreError> {
     let (body_keys, event_keys): (Vec<&str>, Vec<&str>) = reqs
         .iter()
         .map(|r| r.dedup_key.as_str())
@@ -392,6 +400,14 @@ async fn dedup(conn: &mut WriteTx, reqs: &[IngestRequest], now: i64) -> Result<K
             }
         }
     }
+    // A batch of known, open incidents opens nothing: no storm can form.
+    let may_open = incident_keys.iter().any(|k| {
+        known
+            .incidents
+            .get(k)
+            .is_none_or(|i| matches!(i.state(), IncidentState::Resolved | IncidentState::Muted))
+    });
+    known.storms = StormBook::read(conn, cfg, now, may_open, reqs, &mut known.incidents).await?;
     Ok(known)
 }
 
@@ -530,8 +546,10 @@ impl<'a> Applier<'a, '_> {
                 change.status = IngestStatus::UnreadableIncident
             }
             (Meaning::Alert, Some(key)) => {
+                let mut before = None;
                 match self.known.incidents.get_mut(&key) {
                     Some(inc) => {
+                        before = Some(storms::Before::of(inc));
                         let mut e = transitions::record_alert(cfg, inc, f, class, event, now);
                         transitions::hold_if_silenced(
                             inc,
@@ -566,6 +584,7 @@ impl<'a> Applier<'a, '_> {
                         self.known.incidents.insert(key.clone(), inc);
                     }
                 }
+                self.storm_step(&key, before, req.source == TEST_SOURCE);
                 self.changed.push(key);
             }
             (
@@ -577,6 +596,7 @@ impl<'a> Applier<'a, '_> {
                 Some(key),
             ) => match self.known.incidents.get_mut(&key) {
                 Some(inc) => {
+                    let before = Some(storms::Before::of(inc));
                     let actor = Actor::new(
                         f.actor.clone().unwrap_or_else(|| "sentry".into()),
                         Via::Sentry,
@@ -592,6 +612,7 @@ impl<'a> Applier<'a, '_> {
                     };
                     change.touched = Some((inc.id, inc.severity()));
                     fx.extend(e);
+                    self.storm_step(&key, before, false);
                     self.changed.push(key);
                 }
                 // A state change for an issue we never paged about: kept, nothing to do.
@@ -648,15 +669,31 @@ impl<'a> Applier<'a, '_> {
         }
     }
 
-    /// The changed incident rows, each once, in key order.
+    /// Storm groups after the change to `key` (see `StormBook::after_change`).
+    fn storm_step(&mut self, key: &str, before: Option<storms::Before>, drill: bool) {
+        let mut batch = storms::Batch {
+            incidents: &mut self.known.incidents,
+            fx: &mut self.out.effects,
+            changed: &mut self.changed,
+            next_id: &mut self.out.next.incident,
+            now: self.now,
+        };
+        self.known
+            .storms
+            .after_change(self.cfg, &mut batch, key, before, drill);
+    }
+
+    /// The changed incident rows, each once: storms first (members refer to them), then the
+    /// rest in key order.
     fn finish(mut self) -> Applied<'a> {
         self.changed.sort();
         self.changed.dedup();
-        self.out.incidents = self
+        self.out.incidents = self.known.storms.take_changed();
+        let changed = self
             .changed
             .iter()
-            .filter_map(|k| self.known.incidents.remove(k))
-            .collect();
+            .filter_map(|k| self.known.incidents.remove(k));
+        self.out.incidents.extend(changed);
         self.out
     }
 }

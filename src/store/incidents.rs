@@ -209,6 +209,7 @@ pub(crate) struct IncidentRow {
     pub held_escalation_at: Option<i64>,
     pub kind: String,
     pub storm_id: Option<IncidentId>,
+    pub storm_join: Option<String>,
 }
 
 impl IncidentRow {
@@ -276,6 +277,11 @@ impl IncidentRow {
             held_escalation_at: self.held_escalation_at,
             kind: self.kind.parse().map_err(|e| bad("kind", format!("{e}")))?,
             storm_id: self.storm_id,
+            storm_join: self
+                .storm_join
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(|e| bad("storm_join", format!("{e}")))?,
         })
     }
 }
@@ -370,6 +376,7 @@ const INCIDENT_COLUMNS: &[&str] = &[
     "held_escalation_at",
     "kind",
     "storm_id",
+    "storm_join",
 ];
 
 /// Inserts new incidents and updates changed ones in one statement per chunk. Safe to write
@@ -424,7 +431,8 @@ pub(crate) async fn upsert_incidents(
                 .push_bind(i.silenced_by)
                 .push_bind(i.held_escalation_at)
                 .push_bind(i.kind)
-                .push_bind(i.storm_id);
+                .push_bind(i.storm_id)
+                .push_bind(i.storm_join);
         });
         q.push(" ON CONFLICT(id) DO UPDATE SET ");
         let updates: Vec<String> = INCIDENT_COLUMNS[1..]

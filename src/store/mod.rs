@@ -19,6 +19,7 @@ pub(crate) mod retention;
 pub(crate) mod settings;
 pub(crate) mod silences;
 pub(crate) mod stats;
+pub(crate) mod storms;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
