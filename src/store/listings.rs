@@ -350,6 +350,16 @@ pub(crate) struct StormMembers {
     pub top: Vec<StormTopRow>,
 }
 
+/// `?1` the storm, `?2` how many of the noisiest, `?3` how many projects. The window totals
+/// are taken before LIMIT; the project subqueries run once (they do not depend on the outer row).
+const STORM_SUMMARY_SQL: &str = "SELECT id, title, project, event_count, \
+       COUNT(*) OVER () AS members, SUM(event_count) OVER () AS events, \
+       (SELECT json_group_array(p) FROM (SELECT DISTINCT project AS p FROM incidents \
+          WHERE storm_id = ?1 AND project IS NOT NULL ORDER BY p LIMIT ?3)) AS projects, \
+       (SELECT COUNT(DISTINCT project) FROM incidents WHERE storm_id = ?1) AS project_count \
+     FROM incidents WHERE storm_id = ?1 \
+     ORDER BY event_count DESC, id LIMIT ?2";
+
 /// The summary of the storm's members in one statement: every part is a walk of the
 /// `incidents_storm_members` index, so its cost follows the storm's size, not the table's.
 pub(crate) async fn storm_members_summary(
@@ -369,22 +379,12 @@ pub(crate) async fn storm_members_summary(
         String,
         i64,
     );
-    // The window totals are taken before LIMIT; the project subqueries run once (they do not
-    // depend on the outer row).
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, title, project, event_count, \
-           COUNT(*) OVER () AS members, SUM(event_count) OVER () AS events, \
-           (SELECT json_group_array(p) FROM (SELECT DISTINCT project AS p FROM incidents \
-              WHERE storm_id = ?1 AND project IS NOT NULL ORDER BY p LIMIT ?3)) AS projects, \
-           (SELECT COUNT(DISTINCT project) FROM incidents WHERE storm_id = ?1) AS project_count \
-         FROM incidents WHERE storm_id = ?1 \
-         ORDER BY event_count DESC, id LIMIT ?2",
-    )
-    .bind(storm_id)
-    .bind(i64::try_from(top).unwrap_or(i64::MAX))
-    .bind(i64::try_from(max_projects).unwrap_or(i64::MAX))
-    .fetch_all(&**reader)
-    .await?;
+    let rows: Vec<Row> = sqlx::query_as(STORM_SUMMARY_SQL)
+        .bind(storm_id)
+        .bind(i64::try_from(top).unwrap_or(i64::MAX))
+        .bind(i64::try_from(max_projects).unwrap_or(i64::MAX))
+        .fetch_all(&**reader)
+        .await?;
     let Some(first) = rows.first() else {
         return Ok(StormMembers::default());
     };
@@ -439,3 +439,6 @@ pub(crate) async fn storm_member_ids(
             .await?,
     )
 }
+
+#[cfg(test)]
+mod tests;
