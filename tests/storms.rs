@@ -85,6 +85,7 @@ async fn world_with(mode: SlackMode, storm: &str) -> World {
         secrets: Secrets {
             smtp_url: Some(Secret::new(smtp.url())),
             slack_signing_secret: secret("slack-signing-secret"),
+            pagerduty_webhook_secret: secret("pd-webhook-secret"),
             ..Secrets::default()
         },
         run_workers: false,
@@ -579,4 +580,52 @@ async fn members_resolved_in_sentry_close_the_storm_with_the_last() {
     assert_eq!(s["state"], "resolved", "{s}");
     assert_eq!(s["resolved_by"], "paiid-alerts");
     assert_eq!(s["resolved_via"], "sentry");
+}
+
+#[tokio::test]
+async fn acknowledging_the_storm_in_pagerduty_acknowledges_every_member() {
+    let w = world().await;
+    let start = w.app.clock.now_ms();
+    let ids = open_criticals(&w, "pd", 7).await;
+    let storm = storm_ids(&w.app).await[0];
+    w.app.clock.set(start + 15 * MIN_MS);
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 1);
+    deliver_due(&w.app).await;
+    let key = format!("paiid-alerts-{storm}-1");
+    assert_eq!(triggers(&w.pd)[0]["dedup_key"], key);
+
+    let body = serde_json::to_vec(&json!({
+        "event": {
+            "id": "01STORMACK",
+            "event_type": "incident.acknowledged",
+            "resource_type": "incident",
+            "occurred_at": "2026-11-29T10:00:00Z",
+            "agent": { "id": "PAGENT1", "summary": "Olu On-Call", "type": "user_reference" },
+            "data": { "id": "Q1STORM", "type": "incident", "status": "acknowledged",
+                      "incident_key": key }
+        }
+    }))
+    .unwrap();
+    let r = w
+        .app
+        .client
+        .post(w.app.url("/webhooks/pagerduty"))
+        .header(
+            "X-PagerDuty-Signature",
+            format!("v1={}", sign(b"pd-webhook-secret", &body)),
+        )
+        .header("X-Webhook-Id", "wh-storm")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(state_of(&w.app, storm).await, "acknowledged");
+    for id in &ids {
+        let m = w.app.incident(*id).await;
+        assert_eq!(m["state"], "acknowledged", "{m}");
+        assert_eq!(m["acknowledged_by"], "Olu On-Call");
+        assert_eq!(m["acknowledged_via"], "pagerduty");
+    }
 }
