@@ -209,7 +209,8 @@ pub(crate) fn sample_storm(members: i64, projects: i64) -> StormSummary {
             incident_id: IncidentId(100 + i),
             title: format!("OperationalError #{i}: <!channel> & {}", "é".repeat(400)),
             project: Some(format!("project-{}", i % projects.max(1))),
-            event_count: 1000 - i,
+            // The last named member has one event: "1 event", not "1 events".
+            event_count: if i == 4 { 1 } else { 1000 - i },
             url: format!("https://alerts.paiid.ai/incidents/{}", 100 + i),
         })
         .collect();

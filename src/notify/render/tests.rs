@@ -513,6 +513,9 @@ fn a_storm_message_says_how_many_where_and_the_noisiest_in_every_output() {
         }
         let n = storm(NotificationKind::Opened, members, projects);
         assert_eq!(t.email_subject(&n), format!("[CRITICAL] {title} #42"));
+        for out in [t.slack_text(&n), t.email_text(&n), t.email_html(&n)] {
+            assert!(!out.contains(" 1 events"), "{out}");
+        }
         let pd = t.pagerduty_summary(&n);
         assert!(
             pd.len() <= PAGERDUTY_SUMMARY_MAX && !pd.contains('\n'),
