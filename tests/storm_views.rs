@@ -560,3 +560,53 @@ async fn the_weekly_summary_counts_issues_and_says_how_many_storms_grouped() {
         "{text}"
     );
 }
+
+/// With the engine on (the default routing): a storm it forms shows the same way.
+#[tokio::test]
+async fn a_storm_the_engine_forms_is_shown_with_its_members() {
+    let app = spawn_with(AppOptions {
+        secrets: signed_secrets(),
+        run_workers: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let body = critical(&format!("e{i}"), &format!("e{i}-1"), &format!("Error {i}"));
+        ids.push(opened(&post_signed(&app, "event_alert", &body).await).0);
+        app.clock.advance(Duration::from_secs(1));
+    }
+    let storms: Vec<i64> = app
+        .incidents()
+        .await
+        .iter()
+        .filter(|i| i["kind"] == "storm")
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        storms.len(),
+        1,
+        "more than 5 criticals within 2 minutes form one storm"
+    );
+    let s = storms[0];
+    let storm = app.incident(s).await;
+    let members: Vec<i64> = storm["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_i64().unwrap())
+        .collect();
+    assert_eq!(members, ids, "{storm}");
+    assert_eq!(storm["event_count"], 7, "{storm}");
+
+    let page = html(&app, "/").await;
+    let r = row(&page, "open-incidents", s);
+    assert!(
+        r.contains("badge storm") && r.contains(">7 incidents</td>"),
+        "{r}"
+    );
+    let r = row(&page, "open-incidents", ids[0]);
+    assert!(r.contains(&format!("storm #{s}</a>")), "{r}");
+    let page = html(&app, &format!("/incidents/{s}")).await;
+    assert_eq!(page.matches("<tr class=\"member\"").count(), 7, "{page}");
+}
