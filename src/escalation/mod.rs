@@ -21,11 +21,11 @@ use crate::store::escalations as sql;
 use crate::store::incidents::apply_effects;
 use crate::store::{CorruptRow, Store, StoreError, WriteTx};
 
-/// Incidents fired per transaction: bounded so that intake never waits long on the writer. A
-/// batch costs about 50 us an incident before its commit, so 64 hold the one write connection for
-/// a few ms; 500 held it for tens while 100,000 overdue escalations were caught up after a
-/// restart. Past the first batch, what is due fires as it falls due, a few at a time.
-const BATCH: usize = 64;
+/// Incidents fired per transaction: bounded so that intake never waits long on the writer (each
+/// costs some 50-60 us before the commit, so a full batch holds it near 15 ms). Not smaller:
+/// under intake load every batch waits its turn behind an intake commit, so a backlog larger
+/// than a batch (after a stall) takes several turns to clear.
+const BATCH: usize = 256;
 /// How soon the deadline of an incident that cannot be read is looked at again.
 const UNREADABLE_RETRY_MS: i64 = 60_000;
 
