@@ -454,9 +454,9 @@ severities:
     .await;
     let log = svc.stop().await;
     assert!(log.contains("fell due while the service was down"), "{log}");
-    // Another restart finds nothing left to fire. The service is ready only once start-up
-    // recovery has fired what was due, in the same transaction as its deliveries: so what the
-    // incident shows now is the restart's whole answer.
+    // Another restart finds nothing left to fire: the deadline was cleared in the transaction
+    // that fired it, with its deliveries. (Ready no longer waits for start-up recovery, so this
+    // reads no later than the scheduler's first pass; the escalation was on record before it.)
     let svc = Service::start(dir.path(), &envs, 3).await;
     let inc: Value = client
         .get(format!("{}/api/incidents/{id}", svc.base))
