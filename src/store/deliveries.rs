@@ -620,6 +620,20 @@ pub async fn next_due(pool: &SqlitePool, channel: &str) -> Result<Option<i64>, S
         .await?)
 }
 
+/// Incidents whose Slack card shows an older event count than they have. Read every second
+/// inside a write transaction, so it walks the partial index `incidents_count_due` (migration
+/// 0013): only cards already posted, still open, with newer events. `notified_count > 0` is
+/// what makes that index small: it is set together with the card's `slack_ts`
+/// ([`store_slack_card`]), so an incident never told in Slack (a backlog while Slack is down)
+/// has 0 and is not read at all. `INDEXED BY`: without statistics SQLite would rather walk
+/// every open incident by `incidents_state_severity`.
+pub(crate) const COUNT_UPDATES_DUE: &str = "SELECT i.id, i.episode, i.policy FROM incidents i \
+     INDEXED BY incidents_count_due WHERE i.notified_count > 0 \
+     AND i.event_count > i.notified_count AND i.state IN ('triggered', 'acknowledged') \
+     AND COALESCE(i.count_updated_at, 0) <= ? \
+     AND EXISTS (SELECT 1 FROM remote_refs r WHERE r.incident_id = i.id \
+         AND r.episode = i.episode AND r.slack_ts IS NOT NULL)";
+
 /// Open incidents whose Slack message shows a stale event count and was last refreshed at least
 /// `interval_ms` ago: `(id, episode, policy)`. Marks them refreshed and enqueues one
 /// `count_update` per channel chosen by `channels_for`, all in one transaction.
@@ -630,15 +644,10 @@ pub(crate) async fn enqueue_count_updates(
     channels_for: impl Fn(&Policy) -> Vec<String>,
 ) -> Result<usize, StoreError> {
     let mut tx = store.begin_write().await?;
-    let due: Vec<(IncidentId, Episode, String)> = sqlx::query_as(
-        "SELECT i.id, i.episode, i.policy FROM incidents i WHERE i.state IN ('triggered', 'acknowledged') \
-         AND i.event_count > i.notified_count AND COALESCE(i.count_updated_at, 0) <= ? \
-         AND EXISTS (SELECT 1 FROM remote_refs r WHERE r.incident_id = i.id \
-             AND r.episode = i.episode AND r.slack_ts IS NOT NULL)",
-    )
-    .bind(now - interval_ms)
-    .fetch_all(&mut *tx)
-    .await?;
+    let due: Vec<(IncidentId, Episode, String)> = sqlx::query_as(COUNT_UPDATES_DUE)
+        .bind(now - interval_ms)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut enqueued = 0;
     for (id, episode, policy) in &due {
         // An unreadable policy tells us no channel: logged, and the row is not refreshed.

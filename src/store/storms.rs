@@ -13,13 +13,14 @@ fn decoded(tx: &WriteTx, rows: Vec<IncidentRow>) -> Vec<Incident> {
         .collect()
 }
 
-/// Every storm not resolved yet (index `incidents_open_storms`).
+/// Every storm not resolved yet: read by each intake batch that may open an incident, so a walk
+/// of the partial index `incidents_open_storms` (migration 0013), never of `incidents`.
+pub(crate) const OPEN_STORMS: &str =
+    "SELECT * FROM incidents WHERE kind = 'storm' AND state <> 'resolved' ORDER BY id";
+
+/// Every storm not resolved yet.
 pub(crate) async fn open_storms(tx: &mut WriteTx) -> Result<Vec<Incident>, StoreError> {
-    let rows: Vec<IncidentRow> = sqlx::query_as(
-        "SELECT * FROM incidents WHERE kind = 'storm' AND state <> 'resolved' ORDER BY id",
-    )
-    .fetch_all(&mut **tx)
-    .await?;
+    let rows: Vec<IncidentRow> = sqlx::query_as(OPEN_STORMS).fetch_all(&mut **tx).await?;
     Ok(decoded(tx, rows))
 }
 
@@ -79,3 +80,6 @@ pub(crate) async fn members(
             .await?;
     Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
 }
+
+#[cfg(test)]
+mod tests;

@@ -313,3 +313,26 @@ async fn claims_and_next_due_keep_the_per_incident_order() {
     );
     let _ = a2;
 }
+
+/// Issue 10, target 3: with 100,000 open incidents never told in Slack (a backlog while Slack is
+/// down) the count-update read walked all of them every second inside a write transaction
+/// (38 ms each, measured with `scripts/bench-intake.sh` `SEED_DELIVERIES=100000`). It must walk
+/// only the partial index of posted cards that are behind.
+#[tokio::test]
+async fn count_updates_read_only_cards_that_are_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+
+    let steps = plan(&store, COUNT_UPDATES_DUE, &["0"]).await;
+    let text = steps.join("\n");
+    assert!(
+        steps[0].starts_with("SCAN i USING INDEX incidents_count_due"),
+        "{text}"
+    );
+    assert!(
+        steps
+            .iter()
+            .all(|s| !s.starts_with("SCAN") || s.contains("USING INDEX incidents_count_due")),
+        "{text}"
+    );
+}
