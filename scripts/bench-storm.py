@@ -304,7 +304,8 @@ def run(label: str, binary: Path, mode: str, storms: bool, args) -> dict:
         svc = Service(binary, Path(d), slack, mode, storms)
         try:
             result = {"bin": label, "mode": mode, "storms": storms}
-            result["storm"] = storm(svc, slack, args.incidents, args.interval, args.drain)
+            if args.incidents > 0:
+                result["storm"] = storm(svc, slack, args.incidents, args.interval, args.drain)
             result["lone"] = lone(svc, slack, args.lone, args.incidents)
         finally:
             svc.stop()
@@ -316,7 +317,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", action="append", required=True, help="[label=]path of a paiid-alerts binary")
     p.add_argument("--mode", action="append", choices=["webhook", "bot"], help="Slack mode (default webhook)")
-    p.add_argument("--incidents", type=int, default=150)
+    p.add_argument("--incidents", type=int, default=150, help="storm size (0: lone alerts only)")
     p.add_argument("--interval", type=float, default=0.2, help="seconds between storm webhooks")
     p.add_argument("--lone", type=int, default=50, help="isolated alerts timed after the storm")
     p.add_argument("--drain", type=float, default=240, help="max seconds to wait for the storm to appear")
@@ -336,7 +337,7 @@ def main() -> int:
             for storms in [False, True] if args.storms else [False]:
                 r = run(label or binary.name, binary, mode, storms, args)
                 print(json.dumps(r), flush=True)
-                if not storms and r["storm"]["appeared"] < args.incidents:
+                if not storms and r.get("storm", {}).get("appeared", 0) < args.incidents:
                     failed = True
     return 1 if failed else 0
 
