@@ -431,14 +431,17 @@ async fn survive(
         (told >= expected_cards as i64).then_some(())
     })
     .await;
-    assert_eq!(triggers(&w.pd), escalating, "each escalation paged exactly once");
-    let keys: std::collections::HashSet<String> = w
-        .pd
-        .events()
-        .iter()
-        .filter(|e| e["event_action"] == "trigger")
-        .map(|e| e["dedup_key"].to_string())
-        .collect();
+    assert_eq!(
+        triggers(&w.pd),
+        escalating,
+        "each escalation paged exactly once"
+    );
+    let keys: std::collections::HashSet<String> =
+        w.pd.events()
+            .iter()
+            .filter(|e| e["event_action"] == "trigger")
+            .map(|e| e["dedup_key"].to_string())
+            .collect();
     assert_eq!(keys.len(), escalating, "one trigger per incident");
     for issue in &tally.accepted {
         assert!(

@@ -629,3 +629,117 @@ async fn acknowledging_the_storm_in_pagerduty_acknowledges_every_member() {
         assert_eq!(m["acknowledged_via"], "pagerduty");
     }
 }
+
+#[tokio::test]
+async fn a_storm_that_paged_takes_no_latecomers_and_pages_once() {
+    let w = world().await;
+    let start = w.app.clock.now_ms();
+    open_criticals(&w, "early", 7).await;
+    let storm = storm_ids(&w.app).await[0];
+    // Its deadline comes while the storm is still gathering: one a minute keeps it in window.
+    for i in 0..15 {
+        w.app.clock.set(start + (i + 1) * MIN_MS);
+        alert(
+            &w.app,
+            &format!("steady-{i}"),
+            &format!("evt-steady-{i}"),
+            "error",
+        )
+        .await;
+    }
+    w.app.clock.set(start + 15 * MIN_MS);
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 1);
+    // One more a minute later: the storm paged, so it opens alone (or in a new storm).
+    w.app.clock.set(start + 16 * MIN_MS);
+    let late = alert(&w.app, "late", "evt-late", "error").await;
+    let joined = w
+        .app
+        .scalar(&format!(
+            "SELECT COALESCE(storm_id, 0) FROM incidents WHERE id = {late}"
+        ))
+        .await;
+    assert_ne!(joined, storm, "a storm that paged takes no more members");
+    // An hour on, every deadline has passed: the storm paged once, and nobody went unpaged.
+    w.app.clock.set(start + 60 * MIN_MS);
+    while w.app.workers.scheduler.fire_due().await.unwrap() > 0 {}
+    deliver_due(&w.app).await;
+    let keys: Vec<String> = triggers(&w.pd)
+        .iter()
+        .map(|e| e["dedup_key"].as_str().unwrap().to_string())
+        .collect();
+    let storm_pages = keys
+        .iter()
+        .filter(|k| k.starts_with(&format!("paiid-alerts-{storm}-")))
+        .count();
+    assert_eq!(storm_pages, 1, "{keys:?}");
+    let unpaged = w
+        .app
+        .scalar(
+            "SELECT COUNT(*) FROM incidents i WHERE kind = 'issue' AND state = 'triggered' \
+             AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.incident_id = \
+             COALESCE(i.storm_id, i.id))",
+        )
+        .await;
+    assert_eq!(unpaged, 0, "every incident paged, alone or through a storm");
+    let mails = w.smtp.wait_for(keys.len(), Duration::from_secs(10)).await;
+    assert!(mails.len() >= keys.len());
+}
+
+#[tokio::test]
+async fn a_storm_whose_members_all_left_closes_and_never_pages() {
+    let w = world().await;
+    let start = w.app.clock.now_ms();
+    // Six warnings: high, a storm of six.
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            alert(
+                &w.app,
+                &format!("up-{i}"),
+                &format!("evt-up-{i}"),
+                "warning",
+            )
+            .await,
+        );
+        one_second(&w.app).await;
+    }
+    let storm = storm_ids(&w.app).await[0];
+    assert_eq!(w.app.incident(storm).await["event_count"], 6);
+    // Each turns into errors (critical, above the storm): each leaves and pages alone.
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            alert(
+                &w.app,
+                &format!("up-{i}"),
+                &format!("evt-up-{i}-err"),
+                "error"
+            )
+            .await,
+            *id
+        );
+        one_second(&w.app).await;
+    }
+    let s = w.app.incident(storm).await;
+    assert_eq!(s["state"], "resolved", "no member left open: {s}");
+    assert_eq!(
+        w.app
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM incidents WHERE storm_id = {storm}"
+            ))
+            .await,
+        0
+    );
+    // Past the storm's hour: the six page alone, the storm not at all.
+    w.app.clock.set(start + 61 * MIN_MS);
+    while w.app.workers.scheduler.fire_due().await.unwrap() > 0 {}
+    deliver_due(&w.app).await;
+    let keys: Vec<String> = triggers(&w.pd)
+        .iter()
+        .map(|e| e["dedup_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    assert!(
+        !keys.iter().any(|k| k == &format!("paiid-alerts-{storm}-1")),
+        "{keys:?}"
+    );
+}

@@ -6,13 +6,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::config::{RoutingConfig, StormSettings};
 use crate::domain::{Effects, Episode, IncidentId, IncidentKind, IncidentState, Severity, Via};
-use crate::intake::Meaning;
 use crate::store::storms as sql;
 use crate::store::{StoreError, WriteTx};
 
 use super::model::Incident;
 use super::transitions::{self, AckOutcome, Actor, ResolveOutcome, storm};
-use super::writer::IngestRequest;
 
 /// The severities a storm can form on, most urgent first.
 const SEVERITIES: [Severity; 5] = [
@@ -77,8 +75,8 @@ impl Before {
 
 impl StormBook {
     /// Reads what the batch may need: nothing when it neither opens an incident (`may_open`)
-    /// nor touches a member. Else the open storms, the open members of the storms a resolve in
-    /// `reqs` may close, and, when it may open, the recent openings of each paging severity no
+    /// nor touches a member. Else the open storms, the open members of the storms of the
+    /// members it touches (one leaving may close its storm), and, when it may open, the recent openings of each paging severity no
     /// storm is gathering; their candidates are added to `incidents` (keyed as the batch keys
     /// them) unless the batch holds them already.
     pub(crate) async fn read(
@@ -86,7 +84,6 @@ impl StormBook {
         cfg: &RoutingConfig,
         now: i64,
         may_open: bool,
-        reqs: &[IngestRequest],
         incidents: &mut HashMap<String, Incident>,
     ) -> Result<Self, StoreError> {
         let mut book = Self {
@@ -99,7 +96,7 @@ impl StormBook {
         }
         let storms = sql::open_storms(tx).await?;
         book.storms = storms.into_iter().map(|s| (s.id, s)).collect();
-        for sid in storms_resolved_in(reqs, incidents) {
+        for sid in storms_touched(incidents) {
             if book.storms.contains_key(&sid) {
                 let open = sql::open_members(tx, sid).await?;
                 book.open_members.insert(sid, open);
@@ -177,7 +174,7 @@ impl StormBook {
     }
 
     /// A member of `sid` was resolved (in Sentry) or left: the storm resolves itself once none
-    /// is open. Counted only for the storms [`StormBook::read`] counted the members of.
+    /// is open (every storm of a member in the batch was counted by [`StormBook::read`]).
     fn one_fewer_open(&mut self, cfg: &RoutingConfig, b: &mut Batch<'_>, sid: IncidentId) {
         let (Some(open), Some(s)) = (self.open_members.get_mut(&sid), self.storms.get_mut(&sid))
         else {
@@ -233,7 +230,8 @@ impl StormBook {
         let (Some(s), Some(member)) = (self.storms.get_mut(&sid), b.incidents.get_mut(key)) else {
             return;
         };
-        if !storm::may_join(member) {
+        // The candidates were read before the batch: one raised since pages on its own.
+        if !storm::may_join(member) || member.severity != s.severity {
             return;
         }
         let at_open = self.opened_here.contains(key);
@@ -257,15 +255,10 @@ impl StormBook {
     }
 }
 
-/// The storms that a resolve from Sentry in `reqs` may leave with no open member.
-fn storms_resolved_in(
-    reqs: &[IngestRequest],
-    incidents: &HashMap<String, Incident>,
-) -> BTreeSet<IncidentId> {
-    reqs.iter()
-        .filter(|r| r.facts.meaning() == Meaning::Resolved)
-        .filter_map(|r| incidents.get(&r.facts.incident_key()?)?.storm_id)
-        .collect()
+/// The storms of the members this batch touches: any of them may leave its storm (resolved in
+/// Sentry, raised above the storm's severity, opened again), which then may have none open.
+fn storms_touched(incidents: &HashMap<String, Incident>) -> BTreeSet<IncidentId> {
+    incidents.values().filter_map(|i| i.storm_id).collect()
 }
 
 /// The rest of a person's action, in its transaction: acting on a storm acts on each of its open

@@ -407,7 +407,7 @@ async fn dedup(
             .get(k)
             .is_none_or(|i| matches!(i.state(), IncidentState::Resolved | IncidentState::Muted))
     });
-    known.storms = StormBook::read(conn, cfg, now, may_open, reqs, &mut known.incidents).await?;
+    known.storms = StormBook::read(conn, cfg, now, may_open, &mut known.incidents).await?;
     Ok(known)
 }
 

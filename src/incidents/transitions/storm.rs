@@ -38,14 +38,18 @@ pub(crate) fn may_join(inc: &Incident) -> bool {
         && inc.escalation_step == 0
 }
 
-/// Whether a new member of `severity` joins this storm: it is still waiting for someone and its
-/// last member joined within the window. An acknowledged storm takes no more members: people
-/// are on what it held, and what opens after still pages (a new storm may form).
+/// Whether a new member of `severity` joins this storm: it is still waiting for someone, has not
+/// paged yet, is not held by a silence, and its last member joined within the window. What opens
+/// after a storm was acknowledged or paged still pages (a new storm may form): a storm that
+/// already paged would otherwise page again for the latecomers, and people on it already know.
+/// A silenced storm would hide a newcomer the silence does not cover.
 pub(crate) fn joinable(storm: &Incident, severity: Severity, s: &StormSettings, now: i64) -> bool {
     let window = i64::try_from(s.window.as_millis()).unwrap_or(i64::MAX);
     storm.kind == IncidentKind::Storm
         && storm.severity == severity
         && storm.state() == IncidentState::Triggered
+        && storm.escalation_step == 0
+        && storm.silenced_by.is_none()
         && storm.last_seen >= now.saturating_sub(window)
 }
 

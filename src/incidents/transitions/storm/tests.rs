@@ -237,6 +237,19 @@ fn who_may_join_and_which_storm_takes_members() {
         "window over"
     );
     assert!(!joinable(&storm, Severity::High, &s, 1_000));
+    let mut paged = storm.clone();
+    paged.escalation_step = 1;
+    paged.next_escalation_at = None;
+    assert!(
+        !joinable(&paged, Severity::Critical, &s, 2_000),
+        "it paged already: a latecomer would page it again"
+    );
+    let mut held = storm.clone();
+    held.silenced_by = Some(crate::domain::SilenceId(7));
+    assert!(
+        !joinable(&held, Severity::Critical, &s, 2_000),
+        "a silence holds it: it would hide a newcomer the silence does not cover"
+    );
     acknowledge(&cfg, &mut storm, &actor(), 2_000);
     assert!(
         !joinable(&storm, Severity::Critical, &s, 2_000),
