@@ -9,8 +9,11 @@
 //! keeps committing while it runs.
 //!
 //! Should passive checkpoints keep falling behind (a reader holding an old snapshot for long),
-//! a WAL past [`RESTART_AFTER_PAGES`] gets a `RESTART` checkpoint, which waits for readers and
-//! briefly holds writers, so the file cannot grow without bound.
+//! a WAL past [`RESTART_AFTER_PAGES`] gets a `RESTART` checkpoint so the file cannot grow without
+//! bound. `RESTART` holds the write lock while it waits for readers (SQLite: "blocks concurrent
+//! writers while it is running"), so it waits at most [`RESTART_WAIT`] for them, not the
+//! connection's busy timeout, and is not tried again for [`RESTART_BACKOFF`]: a slow reader
+//! then costs intake at most a few tens of milliseconds now and then, never seconds.
 
 use std::time::Duration;
 
@@ -23,6 +26,10 @@ use super::{Store, StoreError};
 const EVERY: Duration = Duration::from_millis(250);
 /// About 64 MB of 4 KiB pages.
 const RESTART_AFTER_PAGES: i64 = 16_384;
+/// How long a `RESTART` checkpoint waits for readers (and so holds intake's commits).
+const RESTART_WAIT: Duration = Duration::from_millis(25);
+/// The pause after a `RESTART` before another is tried.
+const RESTART_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What one `PRAGMA wal_checkpoint` reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +62,27 @@ impl Store {
             Mode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
             Mode::Restart => "PRAGMA wal_checkpoint(RESTART)",
         };
-        let (busy, wal_pages, checkpointed): (i64, i64, i64) =
-            sqlx::query_as(sql).fetch_one(&*self.read).await?;
+        let mut conn = self.read.acquire().await?;
+        let (busy, wal_pages, checkpointed): (i64, i64, i64) = match mode {
+            Mode::Passive => sqlx::query_as(sql).fetch_one(&mut *conn).await?,
+            Mode::Restart => {
+                let usual: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let wait = RESTART_WAIT.as_millis();
+                sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {wait}")))
+                    .execute(&mut *conn)
+                    .await?;
+                let done = sqlx::query_as(sql).fetch_one(&mut *conn).await;
+                // The connection goes back to the pool: give it its usual patience back first.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA busy_timeout = {usual}"
+                )))
+                .execute(&mut *conn)
+                .await?;
+                done?
+            }
+        };
         Ok(Checkpoint {
             busy: busy != 0,
             wal_pages,
@@ -75,20 +101,32 @@ pub(crate) fn spawn_checkpointer(
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_restart: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = cancel.cancelled() => return,
             }
             match store.checkpoint(Mode::Passive).await {
-                Ok(c) if c.behind() > RESTART_AFTER_PAGES => {
+                Ok(c)
+                    if c.behind() > RESTART_AFTER_PAGES
+                        && last_restart.is_none_or(|t| t.elapsed() >= RESTART_BACKOFF) =>
+                {
+                    last_restart = Some(tokio::time::Instant::now());
                     tracing::warn!(
                         wal_pages = c.wal_pages,
                         behind = c.behind(),
                         "WAL checkpoints fall behind; restarting the WAL"
                     );
-                    if let Err(e) = store.checkpoint(Mode::Restart).await {
-                        tracing::debug!(error = %e, "WAL restart checkpoint failed; retrying");
+                    match store.checkpoint(Mode::Restart).await {
+                        Ok(r) if r.busy => tracing::warn!(
+                            behind = r.behind(),
+                            "a reader holds an old snapshot: the WAL keeps growing until it ends"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "WAL restart checkpoint failed; retrying")
+                        }
                     }
                 }
                 Ok(_) => {}
@@ -142,5 +180,46 @@ mod tests {
             .expect("insert");
         tx.commit().await.expect("commit");
         assert!(wal_pages(&store).await < 10, "the WAL was reused");
+    }
+
+    #[tokio::test]
+    async fn a_restart_held_up_by_a_reader_gives_up_soon_and_leaves_writers_free() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url, Durability::Full).await.expect("open");
+        let write = |i: usize| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin_write().await.expect("begin");
+                sqlx::query("INSERT INTO settings (key, value) VALUES (?, 'x')")
+                    .bind(format!("k{i}"))
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert");
+                tx.commit().await.expect("commit");
+            }
+        };
+        write(0).await;
+        // A reader on an old snapshot: a RESTART must wait for it to end.
+        let mut reader = store.read.begin().await.expect("read tx");
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settings")
+            .fetch_one(&mut *reader)
+            .await
+            .expect("read");
+        write(1).await;
+        let started = std::time::Instant::now();
+        let c = store.checkpoint(Mode::Restart).await.expect("checkpoint");
+        assert!(c.busy, "the reader held it up: {c:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "gave up after its short wait, not the 10 s busy timeout: {:?}",
+            started.elapsed()
+        );
+        let started = std::time::Instant::now();
+        write(2).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "writers go on");
+        reader.rollback().await.expect("end read");
+        let c = store.checkpoint(Mode::Restart).await.expect("checkpoint");
+        assert!(!c.busy, "{c:?}");
     }
 }
