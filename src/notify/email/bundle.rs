@@ -4,6 +4,7 @@
 use lettre::Message;
 use lettre::message::MultiPart;
 use lettre::message::header::{HeaderName, HeaderValue};
+use sha2::{Digest, Sha256};
 
 use super::{EmailChannel, header_safe};
 use crate::notify::bundle::{Bundle, Bundler, may_join};
@@ -53,12 +54,19 @@ impl EmailChannel {
             .iter()
             .map(|n| n.incident_id.to_string())
             .collect();
-        // Every attempt of the same first row is the same mail (see `message_id`).
-        let message_id = b
-            .members
-            .first()
-            .and_then(|n| n.delivery)
-            .map(|d| self.message_id(d).replacen("<delivery-", "<bundle-", 1));
+        // Every attempt with the same rows is the same mail (see `message_id`); a retry that
+        // lists more rows is a new mail, or a recipient that has the first Message-ID (Gmail,
+        // archivers) would drop it and the rows added with it.
+        let message_id = b.members.first().and_then(|n| n.delivery).map(|d| {
+            let mut rows = Sha256::new();
+            for n in b.members.iter().filter_map(|n| n.delivery) {
+                rows.update(n.id.to_string().as_bytes());
+                rows.update(b",");
+            }
+            let set = hex::encode(&rows.finalize()[..6]);
+            self.message_id(d)
+                .replacen("<delivery-", &format!("<bundle-{set}-"), 1)
+        });
         let mut builder = Message::builder()
             .from(self.from.clone())
             .subject(header_safe(&subject(b)))

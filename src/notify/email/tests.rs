@@ -152,6 +152,38 @@ fn message_id_follows_the_delivery() {
 }
 
 #[test]
+fn a_bundle_retried_with_more_rows_is_a_new_mail() {
+    use crate::notify::bundle::Bundle;
+    let c = channel("smtp://127.0.0.1:2525").unwrap();
+    let row = |id: i64| {
+        let mut n = Notification::test_message(chrono::Utc::now());
+        n.delivery = Some(DeliveryRef {
+            id: DeliveryId(id),
+            created_at: 1_780_000_000_000,
+        });
+        n
+    };
+    let message_id = |members: &[Notification]| {
+        let b = Bundle {
+            members,
+            more: 0,
+            card: None,
+        };
+        let raw = String::from_utf8(c.build_bundle(&b).unwrap()).unwrap();
+        raw.lines()
+            .find_map(|l| l.strip_prefix("Message-ID: "))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let two = [row(17), row(18)];
+    let first = message_id(&two);
+    assert!(first.starts_with("<bundle-"), "{first}");
+    assert_eq!(message_id(&two), first, "the same rows: the same mail");
+    let three = [row(17), row(18), row(19)];
+    assert_ne!(message_id(&three), first, "more rows: a new mail");
+}
+
+#[test]
 fn a_notice_is_a_short_mail_about_no_incident() {
     use crate::notify::notice::{Notice, UnreadablePayload};
     let c = channel("smtp://127.0.0.1:2525").unwrap();
