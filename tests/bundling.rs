@@ -411,3 +411,82 @@ async fn a_lone_mail_is_sent_on_its_own_at_once() {
     assert_eq!(mails[0].header("X-PaiiD-Incident"), Some(&*id.to_string()));
     assert_eq!(mails[0].header("X-PaiiD-Kind"), Some("opened"));
 }
+
+#[tokio::test]
+async fn an_incident_raised_while_its_card_grows_keeps_one_line_on_it() {
+    let slack = FakeSlack::start().await;
+    slack.set_rate_limit(false);
+    slack.add_channel("#paiid-alerts", fake_slack::CHANNEL_ID);
+    // Warnings are high and tell the same channel: a warning turning into errors is raised.
+    let routing = routing(&slack, "bot")
+        .replace(
+            "severities:\n",
+            "  - name: warnings\n    severity: high\n    when: { environment: production, level: [warning] }\nseverities:\n  high: { notify: [slack-alerts] }\n",
+        );
+    let app = spawn_with(AppOptions {
+        routing,
+        secrets: Secrets::default(),
+        run_workers: false,
+        tweak: Some(Box::new({
+            let api = slack.api_base();
+            move |s| s.slack_api_url = api
+        })),
+        ..AppOptions::default()
+    })
+    .await;
+    let post = |n: usize, event: &str, level: &str| {
+        let mut v = seed::critical(&format!("9{n:04}"), event, &title(n));
+        v["data"]["event"]["level"] = level.into();
+        serde_json::to_vec(&v).unwrap()
+    };
+    for n in 0..3 {
+        let r = app
+            .post_sentry(
+                Some("event_alert"),
+                &post(n, &format!("evt-w-{n}"), "warning"),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    app.workers.outbox.drain().await.unwrap();
+    assert_eq!(
+        accepted(&slack, "chat.postMessage"),
+        1,
+        "one card for three"
+    );
+    let card = cards(&slack).remove(0);
+    let lines = |m: &fake_slack::Message| {
+        m.blocks
+            .clone()
+            .unwrap_or(Value::Null)
+            .to_string()
+            .matches(&marker(1))
+            .count()
+    };
+    let before = lines(&card);
+    assert!(before >= 1);
+
+    // A second later incident 1 turns into errors: raised to critical, told on the same card.
+    app.clock.advance(Duration::from_secs(1));
+    let r = app
+        .post_sentry(Some("event_alert"), &post(1, "evt-w-1-error", "error"))
+        .await;
+    assert_eq!(r.status(), 200);
+    app.workers.outbox.drain().await.unwrap();
+    assert_eq!(accepted(&slack, "chat.postMessage"), 1, "no new post");
+    let grown = slack.message(&card.ts).unwrap();
+    assert_eq!(grown.updates, 1, "the card was updated");
+    assert_eq!(
+        lines(&grown),
+        before,
+        "one line for incident 1: {:?}",
+        grown.blocks
+    );
+    let sections = grown
+        .blocks
+        .clone()
+        .unwrap_or(Value::Null)
+        .as_array()
+        .map_or(0, |b| b.iter().filter(|b| b["type"] == "section").count());
+    assert_eq!(sections, 3, "three incidents, three lines");
+}

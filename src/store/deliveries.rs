@@ -280,7 +280,10 @@ pub(crate) async fn record_bundle(
 const WAITING_SQL: &str = concat!(
     "SELECT COUNT(*) FROM deliveries d WHERE d.channel = ?1 AND d.",
     live!(),
-    " AND d.next_attempt_at <= ?2 AND d.status <> 'sending' AND ",
+    " AND d.next_attempt_at <= ?2 AND d.status <> 'sending' ",
+    // Only what a bundle would list (`notify::bundle::may_join`): "and K more" promises
+    // incidents, not the acknowledgements and count updates that go on their own.
+    "AND d.kind IN ('opened', 'escalation', 'severity_raised') AND ",
     in_turn!()
 );
 

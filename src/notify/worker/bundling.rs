@@ -134,11 +134,19 @@ impl OutboxWorker {
         };
         let mut rows = Vec::with_capacity(joining.len());
         for j in joining {
-            listed.push(Member {
+            let member = Member {
                 incident_id: j.n.incident_id,
                 episode: j.d.episode,
-            });
-            members.push(j.n);
+            };
+            // An incident the card lists already (raised or escalated since it was posted) is
+            // told of again on its own line, not listed twice.
+            match listed.iter().position(|m| *m == member) {
+                Some(i) => members[i] = j.n,
+                None => {
+                    listed.push(member);
+                    members.push(j.n);
+                }
+            }
             rows.push(j.d);
         }
         let started_at = self.clock.now_ms();
