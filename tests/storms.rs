@@ -743,3 +743,16 @@ async fn a_storm_whose_members_all_left_closes_and_never_pages() {
         "{keys:?}"
     );
 }
+
+#[tokio::test]
+async fn after_a_storm_is_acknowledged_the_next_incident_pages_alone() {
+    let w = world().await;
+    open_criticals(&w, "ackd", 8).await;
+    let storm = storm_ids(&w.app).await[0];
+    api(&w, storm, "ack").await;
+    // Within the window, but the storm's members are in hand: not a storm of one.
+    let next = alert(&w.app, "after-ack", "evt-after-ack", "error").await;
+    let m = w.app.incident(next).await;
+    assert_eq!(m["storm_id"], Value::Null, "{m}");
+    assert_eq!(storm_ids(&w.app).await, vec![storm], "no new storm");
+}

@@ -24,14 +24,17 @@ pub(crate) async fn open_storms(tx: &mut WriteTx) -> Result<Vec<Incident>, Store
     Ok(decoded(tx, rows))
 }
 
-/// How many issues of `severity` opened (or opened again) at or after `since`.
+/// How many issues of `severity` opened (or opened again) at or after `since` and are in no
+/// storm. The members of a storm that stopped gathering (acknowledged, paged) are in hand: they
+/// must not make the next incident a storm of one.
 pub(crate) async fn opened_since(
     tx: &mut WriteTx,
     severity: Severity,
     since: i64,
 ) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM incidents WHERE severity = ? AND opened_at >= ? AND kind = 'issue'",
+        "SELECT COUNT(*) FROM incidents WHERE severity = ? AND opened_at >= ? AND kind = 'issue' \
+         AND storm_id IS NULL",
     )
     .bind(severity)
     .bind(since)
