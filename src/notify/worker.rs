@@ -33,13 +33,6 @@ const CLAIM_BATCH: i64 = 16;
 const MAX_RESPONSE: usize = 2_000;
 /// A rate-limit wait longer than this gives the row back instead of holding its lease.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
-/// How long after its claim a step may hold sent rows' attempts to record them in one
-/// transaction. Far inside the lease (twice the send timeout plus 5 s): a row held this long
-/// plus one more send is still leased, so no other worker can take and send it again.
-const HOLD_RECORDS_FOR: Duration = Duration::from_millis(250);
-
-/// Attempts sent but not yet recorded (see [`OutboxWorker::record_held`]).
-type Held = Vec<(Delivery, AttemptResult)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -139,36 +132,17 @@ impl OutboxWorker {
         } else {
             rows.into_iter().map(Claimed::plain).collect()
         };
-        // A channel with no rate limit (email, log) can send a whole claim in a few milliseconds;
-        // recording each attempt in its own transaction then costs one commit and fsync per
-        // row on the write connection intake shares (100,000 escalations fired in a minute made
-        // 3,300 of them a second and held intake to a seventh of its rate). Its attempts are
-        // recorded together instead, at most HOLD_RECORDS_FOR after the claim. A crash before
-        // that sends them again after their lease, as a crash between a send and its record
-        // always could (at-least-once; PagerDuty's dedup_key, Slack's updates are paced apart).
-        let hold = self
-            .channels
-            .load()
-            .get(channel)
-            .is_some_and(|c| Self::limit_for(c.kind()).is_none());
-        let claimed = Instant::now();
-        let mut held = Held::new();
         let mut queue = rows.into_iter();
         while let Some(c) = queue.next() {
-            if !held.is_empty() && claimed.elapsed() >= HOLD_RECORDS_FOR {
-                self.record_held(&mut held).await?;
-            }
             if cancel.is_cancelled() {
-                self.record_held(&mut held).await?;
                 // Shutting down: give back what was not started.
                 for d in std::iter::once(c.d).chain(queue.map(|c| c.d)) {
                     deliveries::release(&self.store, d.id, self.clock.now_ms()).await?;
                 }
                 break;
             }
-            self.deliver(c, hold.then_some(&mut held)).await?;
+            self.deliver(c).await?;
         }
-        self.record_held(&mut held).await?;
         Ok(Step::Executed(n))
     }
 
@@ -228,7 +202,7 @@ impl OutboxWorker {
     }
 
     #[tracing::instrument(skip_all, fields(delivery = c.d.id.get(), incident = ?c.d.incident_id.map(IncidentId::get), channel = %c.d.channel, kind = %c.d.kind_word))]
-    async fn deliver(&self, c: Claimed, held: Option<&mut Held>) -> Result<(), StoreError> {
+    async fn deliver(&self, c: Claimed) -> Result<(), StoreError> {
         let Claimed { d, built, token } = c;
         let d = &d;
         let started_at = self.clock.now_ms();
@@ -244,7 +218,6 @@ impl OutboxWorker {
                         reason: format!("channel `{}` is no longer configured", d.channel),
                     },
                     None,
-                    held,
                 )
                 .await;
         };
@@ -254,7 +227,7 @@ impl OutboxWorker {
         };
         let message = match built {
             Ok(message) => message,
-            Err(outcome) => return self.finish(d, started_at, 0, outcome, None, held).await,
+            Err(outcome) => return self.finish(d, started_at, 0, outcome, None).await,
         };
         let rate_key = channel.rate_key();
         if !token
@@ -275,7 +248,6 @@ impl OutboxWorker {
             i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
             outcome,
             Some(&rate_key),
-            held,
         )
         .await
     }
@@ -373,7 +345,6 @@ impl OutboxWorker {
         duration_ms: i64,
         outcome: SendOutcome,
         rate_key: Option<&str>,
-        held: Option<&mut Held>,
     ) -> Result<(), StoreError> {
         let result = self.attempt_result(
             d,
@@ -383,25 +354,8 @@ impl OutboxWorker {
             rate_key,
             fastrand::f64(),
         );
-        match held {
-            Some(held) => held.push((d.clone(), result)),
-            None => {
-                deliveries::record_attempt(&self.store, d, &result).await?;
-                self.log_attempt(d, &result);
-            }
-        }
-        Ok(())
-    }
-
-    /// Records the attempts held back by this step, in one transaction.
-    async fn record_held(&self, held: &mut Held) -> Result<(), StoreError> {
-        if held.is_empty() {
-            return Ok(());
-        }
-        deliveries::record_attempts(&self.store, held).await?;
-        for (d, r) in held.drain(..) {
-            self.log_attempt(&d, &r);
-        }
+        deliveries::record_attempt(&self.store, d, &result).await?;
+        self.log_attempt(d, &result);
         Ok(())
     }
 

@@ -237,43 +237,20 @@ pub(crate) async fn record_attempt(
     r: &AttemptResult,
 ) -> Result<(), StoreError> {
     let mut tx = store.begin_write().await?;
-    record_in(&mut tx, d, r).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// [`record_attempt`] for several rows sent one after another, in one transaction: one commit
-/// (and one `fsync`) for all instead of one each, on the write connection intake shares.
-pub(crate) async fn record_attempts(
-    store: &Store,
-    rows: &[(Delivery, AttemptResult)],
-) -> Result<(), StoreError> {
-    let mut tx = store.begin_write().await?;
-    for (d, r) in rows {
-        record_in(&mut tx, d, r).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn record_in(
-    conn: &mut SqliteConnection,
-    d: &Delivery,
-    r: &AttemptResult,
-) -> Result<(), StoreError> {
     let attempt = d.attempts + 1;
-    insert_attempt(conn, d, attempt, r).await?;
-    move_row_on(conn, d, attempt, r).await?;
+    insert_attempt(&mut tx, d, attempt, r).await?;
+    move_row_on(&mut tx, d, attempt, r).await?;
     if let (Some(incident_id), Some(remote)) = (d.incident_id, &r.remote) {
         match remote {
             RemoteRef::SlackMessage { channel, ts } => {
-                store_slack_card(conn, d, incident_id, channel, ts, r.started_at).await?
+                store_slack_card(&mut tx, d, incident_id, channel, ts, r.started_at).await?
             }
             RemoteRef::PagerDutyTriggered { .. } => {
-                store_pagerduty_triggered(conn, d, incident_id).await?
+                store_pagerduty_triggered(&mut tx, d, incident_id).await?
             }
         }
     }
+    tx.commit().await?;
     Ok(())
 }
 
