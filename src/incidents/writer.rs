@@ -294,10 +294,12 @@ impl Writer {
             event: self.next_event_id,
             incident: self.next_incident_id,
         };
-        let applied = apply(known, reqs, &self.cfg, &mut self.classifier, ids, now);
+        let mut applied = apply(known, reqs, &self.cfg, &mut self.classifier, ids, now);
         let touched: Vec<i64> = applied.incidents.iter().map(|i| i.id.get()).collect();
         tracing::Span::current().record("incidents", tracing::field::debug(&touched));
         let (new_shapes, announced_on) = write(&mut tx, &self.cfg, &applied, now).await?;
+        let closed = storms::close_emptied(&mut tx, &self.cfg, &applied.lost_open, now).await?;
+        applied.effects.extend(closed);
         tx.commit().await?;
         crate::intake::unparsed::log_announced(&new_shapes, &announced_on);
         // The announcements are outbox rows outside the effects: wake the outbox for them here.
@@ -350,6 +352,8 @@ pub(crate) struct Applied<'a> {
     unparsed: Vec<crate::intake::unparsed::Sighting<'a>>,
     /// The counters after this batch, kept only once it commits.
     next: NextIds,
+    /// Storms that lost an open member (see `storms::close_emptied`).
+    lost_open: std::collections::BTreeSet<IncidentId>,
 }
 
 /// Step 1: looks up what the store holds about the requests (stored keys, recent copies of the
@@ -434,6 +438,7 @@ fn apply<'a>(
             effects: Effects::default(),
             unparsed: Vec::new(),
             next: ids,
+            lost_open: std::collections::BTreeSet::new(),
         },
     };
     for req in reqs {
@@ -689,6 +694,7 @@ impl<'a> Applier<'a, '_> {
         self.changed.sort();
         self.changed.dedup();
         self.out.incidents = self.known.storms.take_changed();
+        self.out.lost_open = self.known.storms.take_lost_open();
         let changed = self
             .changed
             .iter()

@@ -61,14 +61,17 @@ pub(crate) async fn join_candidates(
     Ok(decoded(tx, rows))
 }
 
+/// How many members of a storm are not resolved: an index-only count (`incidents_storm_open`,
+/// migration 0014).
+pub(crate) const OPEN_MEMBERS: &str =
+    "SELECT COUNT(*) FROM incidents WHERE storm_id = ? AND state <> 'resolved'";
+
 /// How many members of a storm are not resolved.
 pub(crate) async fn open_members(tx: &mut WriteTx, storm: IncidentId) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM incidents WHERE storm_id = ? AND state <> 'resolved'",
-    )
-    .bind(storm)
-    .fetch_one(&mut **tx)
-    .await?)
+    Ok(sqlx::query_scalar(OPEN_MEMBERS)
+        .bind(storm)
+        .fetch_one(&mut **tx)
+        .await?)
 }
 
 /// The members of a storm, in the order they opened (index `incidents_storm_members`).
