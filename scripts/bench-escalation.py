@@ -303,7 +303,7 @@ def run_one(label: str, binary: Path, args) -> dict:
             "ROUTING_CONFIG": str(workdir / "routing.yaml"),
             "SENTRY_CLIENT_SECRET": SECRET,
             "SLACK_WEBHOOK_URL": "http://127.0.0.1:9/services/T/B/X",
-            "RUST_LOG": "warn",
+            "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn"),
         }
         port = restart.free_port()
         proc = spawn(own, workdir, env, port)
