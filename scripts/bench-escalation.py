@@ -223,6 +223,8 @@ def paced(port: int, workdir: Path, target: float, delay: float, stop: threading
         rounds += 1
         r = wrk(port, workdir, SEGMENT_S, CONNS, delay, 10 + rounds, target)
         requests, errors, p99 = requests + r["requests"], errors + r["errors"], max(p99, r["p99_us"])
+        print(f"  load round {rounds}: wait {delay:.2f} ms/request/connection -> {r['rps']:.0f} req/s "
+              f"(target {target:.0f}), mean {r['mean_us'] / 1000:.1f} ms", file=sys.stderr, flush=True)
         delay = next_delay(delay, target, r["rps"])
     out.update(requests=requests, errors=errors, rps=requests / (time.monotonic() - t0), p99_us=p99)
 
