@@ -264,14 +264,6 @@ fn close_if_stuck_in_transaction(
     })
 }
 
-/// SQLite's page cache per connection, as `PRAGMA cache_size` (negative: KiB). SQLite's
-/// default, 2 MiB, holds a small part of the indexes a write touches once incidents number in
-/// the hundred thousands: with 100,000 escalations falling due in a minute the writer thread
-/// spent a quarter of its time copying pages back from the OS cache (`pread`), and it is the
-/// one thread every commit waits for. The cache grows only as pages are read.
-const WRITER_CACHE_KIB: &str = "-65536";
-const READER_CACHE_KIB: &str = "-16384";
-
 impl Store {
     pub async fn open(database_url: &str, durability: Durability) -> Result<Self, StoreError> {
         // sqlx would read any other URL as a file name and fail with "unable to open".
@@ -304,12 +296,7 @@ impl Store {
             })
             .after_release(close_if_stuck_in_transaction)
             // Checkpoints run beside the writer, not inside its commits (`checkpoint`).
-            .connect_with(
-                options
-                    .clone()
-                    .pragma("wal_autocheckpoint", "0")
-                    .pragma("cache_size", WRITER_CACHE_KIB),
-            )
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         sqlx::migrate!("./migrations").run(&write).await?;
         let reader_health = health.clone();
@@ -320,11 +307,7 @@ impl Store {
                 let fresh = !reader_health.predates_recovery(meta.age);
                 Box::pin(async move { Ok(fresh) })
             })
-            .connect_with(
-                options
-                    .read_only(false)
-                    .pragma("cache_size", READER_CACHE_KIB),
-            )
+            .connect_with(options.read_only(false))
             .await?;
         let corrupt_rows = CorruptRows::default();
         Ok(Self {
