@@ -44,9 +44,14 @@ delivery:
 }
 
 async fn slack_app(slack: &FakeSlack, mode: &str) -> TestApp {
+    slack_app_routed(slack, routing(slack, mode)).await
+}
+
+/// The app with `routing`, its Slack API pointed at `slack` (channel `#paiid-alerts` added).
+async fn slack_app_routed(slack: &FakeSlack, routing: String) -> TestApp {
     slack.add_channel("#paiid-alerts", fake_slack::CHANNEL_ID);
     spawn_with(AppOptions {
-        routing: routing(slack, mode),
+        routing,
         secrets: Secrets::default(),
         run_workers: false,
         tweak: Some(Box::new({
@@ -416,24 +421,13 @@ async fn a_lone_mail_is_sent_on_its_own_at_once() {
 async fn an_incident_raised_while_its_card_grows_keeps_one_line_on_it() {
     let slack = FakeSlack::start().await;
     slack.set_rate_limit(false);
-    slack.add_channel("#paiid-alerts", fake_slack::CHANNEL_ID);
     // Warnings are high and tell the same channel: a warning turning into errors is raised.
     let routing = routing(&slack, "bot")
         .replace(
             "severities:\n",
             "  - name: warnings\n    severity: high\n    when: { environment: production, level: [warning] }\nseverities:\n  high: { notify: [slack-alerts] }\n",
         );
-    let app = spawn_with(AppOptions {
-        routing,
-        secrets: Secrets::default(),
-        run_workers: false,
-        tweak: Some(Box::new({
-            let api = slack.api_base();
-            move |s| s.slack_api_url = api
-        })),
-        ..AppOptions::default()
-    })
-    .await;
+    let app = slack_app_routed(&slack, routing).await;
     let post = |n: usize, event: &str, level: &str| {
         let mut v = seed::critical(&format!("9{n:04}"), event, &title(n));
         v["data"]["event"]["level"] = level.into();

@@ -262,6 +262,11 @@ async fn two_hundred_criticals_in_ten_seconds_page_as_one_storm_webhook_mode() {
 
 /// Opens `n` distinct criticals a second apart, delivering as it goes; their ids.
 async fn open_criticals(w: &World, prefix: &str, n: usize) -> Vec<i64> {
+    open_alerts(w, prefix, n, "error").await
+}
+
+/// `n` alerts at `level` for distinct issues `{prefix}-{i}`, a second apart; their incidents.
+async fn open_alerts(w: &World, prefix: &str, n: usize, level: &str) -> Vec<i64> {
     let mut ids = Vec::new();
     for i in 0..n {
         ids.push(
@@ -269,7 +274,7 @@ async fn open_criticals(w: &World, prefix: &str, n: usize) -> Vec<i64> {
                 &w.app,
                 &format!("{prefix}-{i}"),
                 &format!("evt-{prefix}-{i}"),
-                "error",
+                level,
             )
             .await,
         );
@@ -411,19 +416,7 @@ async fn resolving_every_member_alone_closes_the_storm() {
 async fn a_member_raised_above_the_storm_pages_alone_and_leaves_it() {
     let w = world().await;
     // Seven warnings: high, a storm of seven.
-    let mut ids = Vec::new();
-    for i in 0..7 {
-        ids.push(
-            alert(
-                &w.app,
-                &format!("warn-{i}"),
-                &format!("evt-warn-{i}"),
-                "warning",
-            )
-            .await,
-        );
-        one_second(&w.app).await;
-    }
+    let ids = open_alerts(&w, "warn", 7, "warning").await;
     let storm = storm_ids(&w.app).await[0];
     assert_eq!(w.app.incident(storm).await["event_count"], 7);
     deliver_due(&w.app).await;
@@ -690,19 +683,7 @@ async fn a_storm_whose_members_all_left_closes_and_never_pages() {
     let w = world().await;
     let start = w.app.clock.now_ms();
     // Six warnings: high, a storm of six.
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        ids.push(
-            alert(
-                &w.app,
-                &format!("up-{i}"),
-                &format!("evt-up-{i}"),
-                "warning",
-            )
-            .await,
-        );
-        one_second(&w.app).await;
-    }
+    let ids = open_alerts(&w, "up", 6, "warning").await;
     let storm = storm_ids(&w.app).await[0];
     assert_eq!(w.app.incident(storm).await["event_count"], 6);
     // Each turns into errors (critical, above the storm): each leaves and pages alone.

@@ -20,6 +20,8 @@ pub(crate) mod settings;
 pub(crate) mod silences;
 pub(crate) mod stats;
 pub(crate) mod storms;
+#[cfg(test)]
+pub(crate) mod test_plan;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

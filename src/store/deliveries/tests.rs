@@ -1,6 +1,7 @@
 use super::*;
 use crate::domain::DeliveryId;
 use crate::domain::NotificationKind;
+use crate::store::test_plan::plan;
 use crate::store::{Durability, Store};
 
 async fn store(dir: &tempfile::TempDir) -> Store {
@@ -147,22 +148,6 @@ async fn only_a_dead_row_is_requeued_by_hand_and_keeps_its_attempts() {
     // Due now: the worker claims it.
     let claimed = claim_due(&store, "ops", 50, 100, 16).await.unwrap();
     assert_eq!(claimed.iter().map(|d| d.id).collect::<Vec<_>>(), [id]);
-}
-
-/// `EXPLAIN QUERY PLAN` of `sql` (with its parameters bound), one line per step.
-async fn plan(store: &Store, sql: &str, binds: &[&str]) -> Vec<String> {
-    let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(format!(
-        "EXPLAIN QUERY PLAN {sql}"
-    )));
-    for b in binds {
-        q = q.bind(*b);
-    }
-    q.fetch_all(&**store.reader())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, _, _, detail)| detail)
-        .collect()
 }
 
 /// Issue 10, target 3: with 100,000 waiting rows the old claim took 100-130 ms (a `MULTI-INDEX

@@ -92,18 +92,7 @@ async fn a_storms_summary_counts_its_members_and_names_the_noisiest() {
 async fn the_storm_summary_walks_the_members_index_only() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let plan: Vec<String> = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(
-        format!("EXPLAIN QUERY PLAN {STORM_SUMMARY_SQL}"),
-    ))
-    .bind(1_i64)
-    .bind(5_i64)
-    .bind(10_i64)
-    .fetch_all(&**store.reader())
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|(_, _, _, detail)| detail)
-    .collect();
+    let plan = crate::store::test_plan::plan(&store, STORM_SUMMARY_SQL, &["1", "5", "10"]).await;
     let reads: Vec<&String> = plan
         .iter()
         .filter(|l| l.starts_with("SCAN") || l.starts_with("SEARCH"))

@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::test_plan::plan;
 use crate::store::{Durability, Store};
 
 /// Issue 10, target 3: every intake batch that may open an incident reads the open storms. On a
@@ -9,15 +10,7 @@ async fn open_storms_walk_only_the_open_storms() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/storms.db", dir.path().display());
     let store = Store::open(&url, Durability::Normal).await.unwrap();
-    let steps: Vec<String> = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(
-        format!("EXPLAIN QUERY PLAN {OPEN_STORMS}"),
-    ))
-    .fetch_all(&**store.reader())
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|(_, _, _, detail)| detail)
-    .collect();
+    let steps = plan(&store, OPEN_STORMS, &[]).await;
     assert_eq!(steps, ["SCAN incidents USING INDEX incidents_open_storms"]);
 }
 
@@ -28,15 +21,7 @@ async fn open_members_are_counted_from_the_index() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/storms.db", dir.path().display());
     let store = Store::open(&url, Durability::Normal).await.unwrap();
-    let steps: Vec<String> = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(
-        format!("EXPLAIN QUERY PLAN {OPEN_MEMBERS}"),
-    ))
-    .fetch_all(&**store.reader())
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|(_, _, _, detail)| detail)
-    .collect();
+    let steps = plan(&store, OPEN_MEMBERS, &[]).await;
     assert_eq!(
         steps,
         ["SEARCH incidents USING COVERING INDEX incidents_storm_open (storm_id=?)"]
