@@ -459,17 +459,6 @@ async fn slack_button_acknowledges_with_a_verified_signature() {
     assert_eq!(inc["acknowledged_via"], "slack");
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_thousand_incidents_due_at_once_each_escalate_once_even_with_racing_ticks() {
     // One page per incident is what this counts: storm groups off.
@@ -643,30 +632,8 @@ async fn a_test_alert_never_pages_on_call() {
     assert_eq!(w.app.scalar("SELECT COUNT(*) FROM escalations").await, 0);
 }
 
-/// Posts a signed Slack `block_actions` click on our `action_id` button with `value`.
 async fn slack_click(w: &World, action_id: &str, value: &str) -> Value {
-    let payload = json!({
-        "type": "block_actions",
-        "user": { "id": "U123", "username": "ana", "name": "ana" },
-        "actions": [ { "action_id": action_id, "value": value } ]
-    });
-    let form = format!("payload={}", urlencode(&payload.to_string()));
-    let ts = (w.app.clock.now_ms() / 1000).to_string();
-    let sig = sign(
-        b"slack-signing-secret",
-        format!("v0:{ts}:{form}").as_bytes(),
-    );
-    let r = w
-        .app
-        .client
-        .post(w.app.url("/slack/interactions"))
-        .header("X-Slack-Request-Timestamp", ts)
-        .header("X-Slack-Signature", format!("v0={sig}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .unwrap();
+    let r = w.app.slack_click(action_id, value).await;
     assert_eq!(r.status(), 200, "Slack is always answered 200");
     r.json().await.unwrap()
 }

@@ -283,42 +283,9 @@ async fn open_alerts(w: &World, prefix: &str, n: usize, level: &str) -> Vec<i64>
     ids
 }
 
-/// Posts a signed Slack `block_actions` click on our `action_id` button with `value`.
 async fn slack_click(w: &World, action_id: &str, value: &str) {
-    let payload = json!({
-        "type": "block_actions",
-        "user": { "id": "U123", "username": "ana", "name": "ana" },
-        "actions": [ { "action_id": action_id, "value": value } ]
-    });
-    let form = format!("payload={}", urlencode(&payload.to_string()));
-    let ts = (w.app.clock.now_ms() / 1000).to_string();
-    let sig = sign(
-        b"slack-signing-secret",
-        format!("v0:{ts}:{form}").as_bytes(),
-    );
-    let r = w
-        .app
-        .client
-        .post(w.app.url("/slack/interactions"))
-        .header("X-Slack-Request-Timestamp", ts)
-        .header("X-Slack-Signature", format!("v0={sig}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .unwrap();
+    let r = w.app.slack_click(action_id, value).await;
     assert_eq!(r.status(), 200);
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn api(w: &World, id: i64, action: &str) -> Value {

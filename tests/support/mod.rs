@@ -225,3 +225,46 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The Slack signing secret the tests that click buttons configure.
+pub const SLACK_SIGNING_SECRET: &str = "slack-signing-secret";
+
+/// Percent-encodes `s` for an `application/x-www-form-urlencoded` body.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl TestApp {
+    /// Posts a Slack `block_actions` click on our `action_id` button with `value`, signed with
+    /// [`SLACK_SIGNING_SECRET`] at the app's clock.
+    pub async fn slack_click(&self, action_id: &str, value: &str) -> reqwest::Response {
+        let payload = serde_json::json!({
+            "type": "block_actions",
+            "user": { "id": "U123", "username": "ana", "name": "ana" },
+            "actions": [ { "action_id": action_id, "value": value } ]
+        });
+        let form = format!("payload={}", urlencode(&payload.to_string()));
+        use paiid_alerts::testing::clock::Clock;
+        let ts = (self.clock.now_ms() / 1000).to_string();
+        let sig = paiid_alerts::testing::intake::signature::sign(
+            SLACK_SIGNING_SECRET.as_bytes(),
+            format!("v0:{ts}:{form}").as_bytes(),
+        );
+        self.client
+            .post(self.url("/slack/interactions"))
+            .header("X-Slack-Request-Timestamp", ts)
+            .header("X-Slack-Signature", format!("v0={sig}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .expect("slack click")
+    }
+}
