@@ -113,13 +113,22 @@ enum Command {
 /// `to_stderr`: the demo prints its story on stdout and leaves the log (what each channel would
 /// have sent) to stderr.
 fn init_tracing(to_stderr: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    // Colours only on a terminal: a log redirected to a file or a journal stays plain text
+    // that grep and log shippers read as written.
+    let terminal = if to_stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(terminal);
     match (json, to_stderr) {
         (true, true) => builder.json().with_writer(std::io::stderr).init(),
         (true, false) => builder.json().init(),

@@ -8,8 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::repo_path;
-
-const BIN: &str = env!("CARGO_BIN_EXE_paiid-alerts");
+use support::service::{BIN, Service};
 
 /// The binary with an empty environment plus `envs`. Every command here should end by itself
 /// within seconds: one still running after 20 s (a `serve` that started instead of refusing)
@@ -173,13 +172,8 @@ fn serve_on_a_public_address_without_public_url_refuses_naming_it() {
 #[tokio::test]
 async fn serve_on_a_public_address_with_public_url_starts() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["serve", "--listen", &format!("0.0.0.0:{port}")])
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["serve", "--listen", "0.0.0.0:0"])
         .arg("--database-url")
         .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
         .arg("--config")
@@ -187,72 +181,27 @@ async fn serve_on_a_public_address_with_public_url_starts() {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("SENTRY_CLIENT_SECRET", "s3cret")
-        .env("PUBLIC_URL", "https://alerts.paiid.ai")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let client = paiid_alerts::testing::http_client::client().unwrap();
-    let url = format!("http://127.0.0.1:{port}/readyz");
-    support::eventually(Duration::from_secs(20), || {
-        let client = client.clone();
-        let url = url.clone();
-        async move {
-            let r = client.get(&url).send().await.ok()?;
-            (r.status() == 200).then_some(())
-        }
-    })
-    .await;
-    child.kill().await.unwrap();
+        .env("PUBLIC_URL", "https://alerts.paiid.ai");
+    let svc = Service::spawn(cmd, dir.path().join("service.log")).await;
+    svc.stop().await;
 }
 
 /// An explicit `PUBLIC_URL` naming 0.0.0.0 (copied from the listen address) is accepted, but
 /// the log says that links built from it open nowhere.
 #[tokio::test]
 async fn serve_warns_when_public_url_names_0_0_0_0() {
-    use tokio::io::AsyncReadExt;
-
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .arg("--database-url")
         .arg(format!("sqlite://{}", dir.path().join("x.db").display()))
         .arg("--config")
         .arg(repo_path("routing.yaml"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PUBLIC_URL", "http://0.0.0.0:8080")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let client = paiid_alerts::testing::http_client::client().unwrap();
-    let url = format!("http://127.0.0.1:{port}/readyz");
-    support::eventually(Duration::from_secs(20), || {
-        let client = client.clone();
-        let url = url.clone();
-        async move {
-            let r = client.get(&url).send().await.ok()?;
-            (r.status() == 200).then_some(())
-        }
-    })
-    .await;
-    child.kill().await.unwrap();
-    let mut log = String::new();
-    for pipe in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let mut pipe = pipe;
-        pipe.read_to_string(&mut log).await.unwrap();
-    }
+        .env("PUBLIC_URL", "http://0.0.0.0:8080");
+    let svc = Service::spawn(cmd, dir.path().join("service.log")).await;
+    let log = svc.stop().await;
     assert!(
         log.contains("PUBLIC_URL names 0.0.0.0"),
         "no warning in:\n{log}"

@@ -3,97 +3,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::fake_slack::{self, FakeSlack};
+use support::service::{BIN, Service};
 use support::{eventually, fixture_json};
-use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_paiid-alerts");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Service {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Service {
-    async fn start(dir: &Path, envs: &[(&str, String)], run: u32) -> Service {
-        let port = free_port();
-        let log = dir.join(format!("service-{run}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.join("alerts.db").display()),
-            )
-            .env("ROUTING_CONFIG", dir.join("routing.yaml"))
-            .env(
-                "RUST_LOG",
-                "debug,hyper=info,h2=info,rustls=info,reqwest=info",
-            )
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn service");
-        let base = format!("http://127.0.0.1:{port}");
-        let client = paiid_alerts::testing::http_client::client().unwrap();
-        let url = format!("{base}/readyz");
-        eventually(Duration::from_secs(20), || {
-            let client = client.clone();
-            let url = url.clone();
-            async move {
-                client
-                    .get(&url)
-                    .send()
-                    .await
-                    .ok()
-                    .filter(|r| r.status() == 200)
-                    .map(|_| ())
-            }
-        })
-        .await;
-        Service { child, base, log }
-    }
-
-    fn kill9(&mut self) {
-        let pid = self.child.id().expect("pid");
-        let status = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    async fn stop(mut self) -> String {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
+use tokio::process::Command;
 
 fn routing(slack: &FakeSlack) -> String {
     format!(

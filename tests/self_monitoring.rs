@@ -7,8 +7,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,10 +17,9 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::Value;
+use support::service::Service;
 use support::{eventually, fixture_json, repo_path};
-use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_paiid-alerts");
 const TEST_DETAIL: &str = "This is a test error to verify Sentry integration is working";
 const NOT_CONFIGURED: &str =
     "Sentry DSN is not configured. Set SENTRY_DSN before running the test.";
@@ -134,7 +132,8 @@ async fn accept(
 
 // ---------- the binary ----------
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on (bound, then released): sends to it are refused.
+fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -142,65 +141,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Service {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Service {
-    async fn start(dir: &Path, routing: &str, envs: &[(&str, String)]) -> Service {
-        std::fs::write(dir.join("routing.yaml"), routing).unwrap();
-        let port = free_port();
-        let log = dir.join("service.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.join("alerts.db").display()),
-            )
-            .env("ROUTING_CONFIG", dir.join("routing.yaml"))
-            .env("RUST_LOG", "info")
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn service");
-        let base = format!("http://127.0.0.1:{port}");
-        let client = paiid_alerts::testing::http_client::client().unwrap();
-        let url = format!("{base}/readyz");
-        eventually(Duration::from_secs(20), || {
-            let client = client.clone();
-            let url = url.clone();
-            async move {
-                let r = client.get(&url).send().await.ok()?;
-                (r.status() == 200).then_some(())
-            }
-        })
-        .await;
-        Service { child, base, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn stop(mut self) -> String {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
-        self.log()
-    }
+/// `serve` on `routing`, at `info` like an operator's default (envs may override it).
+async fn start(dir: &Path, routing: &str, envs: &[(&str, String)]) -> Service {
+    std::fs::write(dir.join("routing.yaml"), routing).unwrap();
+    let mut all = vec![("RUST_LOG", "info".to_string())];
+    all.extend(envs.iter().cloned());
+    Service::start(dir, &all, 1).await
 }
 
 fn shipped_routing() -> String {
@@ -210,7 +156,7 @@ fn shipped_routing() -> String {
 /// The shipped file with Slack pointed at a closed port and one attempt only: the first
 /// Critical's delivery is dead at once.
 fn routing_with_a_dead_slack() -> String {
-    let dead = free_port();
+    let dead = closed_port();
     format!(
         r##"
 channels:
@@ -247,7 +193,7 @@ async fn sentry_test(svc: &Service, token: Option<&str>) -> (StatusCode, Value) 
 #[tokio::test]
 async fn without_a_dsn_it_warns_runs_and_the_test_endpoint_says_503() {
     let dir = tempfile::tempdir().unwrap();
-    let svc = Service::start(dir.path(), &shipped_routing(), &[]).await;
+    let svc = start(dir.path(), &shipped_routing(), &[]).await;
     let (status, body) = sentry_test(&svc, None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["detail"], NOT_CONFIGURED);
@@ -281,7 +227,7 @@ async fn with_a_dsn_the_test_error_and_a_dead_delivery_reach_sentry_redacted() {
         ("SENTRY_ENVIRONMENT", "ci-test".to_string()),
         ("API_TOKEN", API_TOKEN.to_string()),
     ];
-    let svc = Service::start(dir.path(), &routing_with_a_dead_slack(), &envs).await;
+    let svc = start(dir.path(), &routing_with_a_dead_slack(), &envs).await;
     assert!(
         svc.log().contains("[OK] Sentry error tracking initialized"),
         "{}",

@@ -5,6 +5,7 @@
 pub mod fake_pagerduty;
 pub mod fake_slack;
 pub mod seed;
+pub mod service;
 pub mod smtp;
 
 use std::net::SocketAddr;
