@@ -605,6 +605,13 @@ impl OutboxWorker {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "purging raw payloads failed"),
                 }
+                match retention::purge_bundles(&self.store, now - keep).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(purged = n, "dropped bundle cards past retention")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purging bundle cards failed"),
+                }
                 last_purge = Some(now);
             }
         }
