@@ -279,7 +279,7 @@ impl Writer {
         &mut self,
         reqs: &[IngestRequest],
     ) -> Result<(Vec<IngestOutcome>, Effects), StoreError> {
-        let mut tx = self.store.begin_write().await?;
+        let mut tx = self.store.begin_intake_write().await?;
         let now = self.clock.now_ms();
         let latest = self.live.load();
         if !Arc::ptr_eq(&latest, &self.cfg) {
