@@ -704,3 +704,49 @@ async fn after_a_storm_is_acknowledged_the_next_incident_pages_alone() {
     assert_eq!(m["storm_id"], Value::Null, "{m}");
     assert_eq!(storm_ids(&w.app).await, vec![storm], "no new storm");
 }
+
+/// A storm whose row cannot be read (here its frozen policy) cannot page for its members: when
+/// it falls due they leave it and each pages on its own, rather than nobody being paged.
+#[tokio::test]
+async fn members_of_a_storm_that_cannot_be_read_page_on_their_own() {
+    let w = world().await;
+    let start = w.app.clock.now_ms();
+    open_criticals(&w, "lost", 8).await;
+    let storm = storm_ids(&w.app).await[0];
+    let in_storm = format!("SELECT COUNT(*) FROM incidents WHERE storm_id = {storm}");
+    let members = w.app.scalar(&in_storm).await;
+    assert!(members >= 3, "{members} members");
+    deliver_due(&w.app).await;
+    let mut tx = w.app.state.store.begin_write().await.unwrap();
+    sqlx::query("UPDATE incidents SET policy = '{}' WHERE id = ?")
+        .bind(storm)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    w.app.clock.set(start + 16 * MIN_MS);
+    // The pass that finds the storm unreadable releases its members; the next one fires them.
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 0);
+    assert_eq!(w.app.scalar(&in_storm).await, 0, "nobody is left in it");
+    let fired = w.app.workers.scheduler.fire_due().await.unwrap();
+    assert_eq!(fired as i64, members, "each member escalates on its own");
+    assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 0);
+    assert_eq!(
+        w.app.scalar("SELECT COUNT(*) FROM escalations").await,
+        members,
+        "once each"
+    );
+    deliver_due(&w.app).await;
+    let keys: Vec<String> = triggers(&w.pd)
+        .iter()
+        .map(|e| e["dedup_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len() as i64, members, "{keys:?}");
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.starts_with(&format!("paiid-alerts-{storm}-"))),
+        "{keys:?}"
+    );
+}

@@ -173,7 +173,8 @@ pub struct Batch {
 }
 
 /// The incident, or `None` for a row that cannot be read: logged when read, its deadline moved
-/// a minute on so that it is looked at again then, not in a busy loop.
+/// a minute on so that it is looked at again then, not in a busy loop. When that row is a
+/// storm, its open members leave it and escalate on their own from the next pass.
 async fn readable(
     tx: &mut WriteTx,
     row: Result<Incident, CorruptRow>,
@@ -185,6 +186,14 @@ async fn readable(
             // Read from `incidents`, so the row id is an incident id.
             let id = IncidentId(corrupt.id);
             sql::postpone(tx, id, now.saturating_add(UNREADABLE_RETRY_MS)).await?;
+            let released = sql::release_members(tx, id, now).await?;
+            if released > 0 {
+                tracing::error!(
+                    storm = id.get(),
+                    members = released,
+                    "a storm that cannot be read fell due: its open members escalate on their own"
+                );
+            }
             Ok(None)
         }
     }

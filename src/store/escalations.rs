@@ -42,6 +42,25 @@ pub(crate) async fn postpone(
     Ok(())
 }
 
+/// Takes the open members out of storm `storm_id`, which cannot be read, and gives each
+/// triggered one its own deadline `now` (held, for a silenced one, until its silence ends): a
+/// storm whose policy is unknown cannot page for them, and a member nobody pages is the worse
+/// failure. Returns how many left the storm.
+pub(crate) async fn release_members(
+    conn: &mut SqliteConnection,
+    storm_id: IncidentId,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let r = sqlx::query(
+        "UPDATE incidents SET            next_escalation_at = CASE WHEN state = 'triggered' AND silenced_by IS NULL              THEN COALESCE(next_escalation_at, ?1) ELSE next_escalation_at END,            held_escalation_at = CASE WHEN state = 'triggered' AND silenced_by IS NOT NULL              THEN COALESCE(held_escalation_at, ?1) ELSE held_escalation_at END,            storm_id = NULL, storm_join = NULL          WHERE storm_id = ?2 AND state <> 'resolved'",
+    )
+    .bind(now)
+    .bind(storm_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected())
+}
+
 /// A step about to fire: `(incident, episode, step, due_at)`.
 pub(crate) type Step = (IncidentId, Episode, i64, i64);
 
