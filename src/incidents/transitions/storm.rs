@@ -64,7 +64,9 @@ pub(crate) fn form(
     let policy = freeze(cfg, severity);
     let mut storm = Incident {
         id,
-        incident_key: format!("storm:{severity}:{now}"),
+        // The id makes it unique by construction (two storms of one severity could form in one
+        // millisecond on different replicas).
+        incident_key: format!("storm:{severity}:{now}:{}", id.get()),
         episode: Episode::FIRST,
         severity,
         state: IncidentState::Triggered,

@@ -45,7 +45,7 @@ fn a_storm_pages_once_for_its_members_no_later_than_the_first_would_have() {
     let (mut second, _) = issue(&cfg, 2, Severity::Critical, 5_000);
     let (mut storm, fx) = form(&cfg, IncidentId(100), Severity::Critical, 9_000);
     assert_eq!(storm.kind, IncidentKind::Storm);
-    assert_eq!(storm.incident_key, "storm:critical:9000");
+    assert_eq!(storm.incident_key, "storm:critical:9000:100");
     let sent: Vec<_> = fx
         .deliveries
         .iter()
