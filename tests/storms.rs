@@ -389,6 +389,20 @@ async fn a_member_raised_above_the_storm_pages_alone_and_leaves_it() {
     deliver_due(&w.app).await;
     let messages = w.slack.messages().len();
     assert_eq!(messages, 6, "five alone, then the storm's card");
+    let storm_card = |w: &World| {
+        w.slack
+            .messages()
+            .into_iter()
+            .find_map(|m| m.text.filter(|t| t.contains("Storm:")))
+            .expect("the storm's card")
+    };
+    w.app.clock.advance(Duration::from_secs(31));
+    deliver_due(&w.app).await;
+    assert!(
+        storm_card(&w).contains("Storm: 7 high incidents"),
+        "{}",
+        storm_card(&w)
+    );
 
     // The last member's issue turns into errors: critical, above its high storm.
     let raised = ids[6];
@@ -408,6 +422,14 @@ async fn a_member_raised_above_the_storm_pages_alone_and_leaves_it() {
     assert_eq!(w.app.incident(storm).await["event_count"], 6);
     deliver_due(&w.app).await;
     assert_eq!(w.slack.messages().len(), messages + 1, "its own message");
+    // The storm's card counts one member fewer once its update interval has passed.
+    w.app.clock.advance(Duration::from_secs(31));
+    deliver_due(&w.app).await;
+    assert!(
+        storm_card(&w).contains("Storm: 6 high incidents"),
+        "{}",
+        storm_card(&w)
+    );
 
     // Its own escalation, 15 minutes after the raise: its own PagerDuty incident. The storm's
     // hour is not up.

@@ -623,16 +623,17 @@ pub async fn next_due(pool: &SqlitePool, channel: &str) -> Result<Option<i64>, S
         .await?)
 }
 
-/// Incidents whose Slack card shows an older event count than they have. Read every second
-/// inside a write transaction, so it walks the partial index `incidents_count_due` (migration
-/// 0013): only cards already posted, still open, with newer events. `notified_count > 0` is
+/// Incidents whose Slack card shows another event count than they have (an issue's only grows;
+/// a storm's goes down when a member leaves). Read every second inside a write transaction, so
+/// it walks the partial index `incidents_count_due` (migrations 0013, 0015): only cards already
+/// posted, still open, with a changed count. `notified_count > 0` is
 /// what makes that index small: it is set together with the card's `slack_ts`
 /// ([`store_slack_card`]), so an incident never told in Slack (a backlog while Slack is down)
 /// has 0 and is not read at all. `INDEXED BY`: without statistics SQLite would rather walk
 /// every open incident by `incidents_state_severity`.
 pub(crate) const COUNT_UPDATES_DUE: &str = "SELECT i.id, i.episode, i.policy FROM incidents i \
      INDEXED BY incidents_count_due WHERE i.notified_count > 0 \
-     AND i.event_count > i.notified_count AND i.state IN ('triggered', 'acknowledged') \
+     AND i.event_count <> i.notified_count AND i.state IN ('triggered', 'acknowledged') \
      AND COALESCE(i.count_updated_at, 0) <= ? \
      AND EXISTS (SELECT 1 FROM remote_refs r WHERE r.incident_id = i.id \
          AND r.episode = i.episode AND r.slack_ts IS NOT NULL)";
