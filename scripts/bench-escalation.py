@@ -27,6 +27,10 @@ routing.yaml (critical: escalate after 15 minutes to pagerduty-oncall and eng-ma
    clock read once it holds the write lock, minus the deadline; the commit that follows is not
    included).
 
+Columns: `load r/s` is the paced load over the whole run (start and the pacing's first rounds
+included); `fire r/s` over the rounds that ran wholly between the first and the last deadline,
+which is the load the target names.
+
 Without wrk (or with --quick) the load is a small Python sender at `--rate` requests/s. Nothing
 about time is asserted; the exit status is 1 when a service fails, a webhook is refused, or an
 escalation is missing or duplicated.
@@ -219,14 +223,24 @@ def paced(port: int, workdir: Path, target: float, delay: float, stop: threading
     """wrk in 5-second rounds until `stop`, each round's wait corrected by the last one's rate
     (wrk paces no rate of its own: a closed loop slows down when the service does)."""
     t0, rounds, requests, errors, p99 = time.monotonic(), 0, 0, 0, 0
+    spans = []  # (wall-clock start ms, end ms, requests) of each round
     while not stop.is_set():
         rounds += 1
+        began = time.time() * 1000
         r = wrk(port, workdir, SEGMENT_S, CONNS, delay, 10 + rounds, target)
+        spans.append((began, time.time() * 1000, r["requests"]))
         requests, errors, p99 = requests + r["requests"], errors + r["errors"], max(p99, r["p99_us"])
         print(f"  load round {rounds}: wait {delay:.2f} ms/request/connection -> {r['rps']:.0f} req/s "
               f"(target {target:.0f}), mean {r['mean_us'] / 1000:.1f} ms", file=sys.stderr, flush=True)
         delay = next_delay(delay, target, r["rps"])
-    out.update(requests=requests, errors=errors, rps=requests / (time.monotonic() - t0), p99_us=p99)
+    out.update(requests=requests, errors=errors, rps=requests / (time.monotonic() - t0), p99_us=p99, spans=spans)
+
+
+def firing_rate(spans: list, first_due_ms: int, last_due_ms: int) -> float | None:
+    """req/s over the rounds that ran wholly while deadlines fell due (None: no such round)."""
+    inside = [(a, b, n) for a, b, n in spans if a >= first_due_ms and b <= last_due_ms]
+    took = sum(b - a for a, b, _ in inside)
+    return sum(n for _, _, n in inside) / (took / 1000) if took > 0 else None
 
 
 def seed(db: Path, n: int, first_due_ms: int, spread_ms: int) -> tuple[int, int]:
@@ -351,7 +365,9 @@ def run_one(label: str, binary: Path, args) -> dict:
             stop(proc)
         if load["errors"]:
             raise Failure(f"{label}: {load['errors']} webhooks failed under load")
-        result = {"binary": label, "ready_s": ready_s, "max_rps": top, "load_rps": load["rps"],
+        last_due = first_due + int(args.spread * 1000)
+        fire_rps = firing_rate(load.get("spans", []), first_due, last_due)
+        result = {"binary": label, "ready_s": ready_s, "max_rps": top, "load_rps": load["rps"], "fire_rps": fire_rps,
                   "load_p99_ms": load["p99_us"] / 1000, **analyse(db, lo, hi)}
         return result
     finally:
@@ -378,7 +394,8 @@ def main() -> int:
     if args.quick:
         args.incidents, args.spread, args.lead = 300, 5.0, 3.0
     results = []
-    hdr = f"{'binary':<8} {'ready s':>7} {'max r/s':>8} {'load r/s':>8} {'load p99':>8} {'fired':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+    hdr = (f"{'binary':<8} {'ready s':>7} {'max r/s':>8} {'load r/s':>8} {'fire r/s':>8} {'load p99':>8} "
+           f"{'fired':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
     print(hdr, flush=True)
     for b in args.bin:
         label, _, path = b.rpartition("=")
@@ -387,8 +404,9 @@ def main() -> int:
             raise Failure(f"no binary at {path}")
         r = run_one(label or path.parent.parent.name, path, args)
         top = "-" if r["max_rps"] is None else f"{r['max_rps']:.0f}"
+        fire = "-" if r["fire_rps"] is None else f"{r['fire_rps']:.0f}"
         print(
-            f"{r['binary']:<8} {r['ready_s']:>7.2f} {top:>8} {r['load_rps']:>8.0f} {r['load_p99_ms']:>8.1f} "
+            f"{r['binary']:<8} {r['ready_s']:>7.2f} {top:>8} {r['load_rps']:>8.0f} {fire:>8} {r['load_p99_ms']:>8.1f} "
             f"{r['fired']:>7} {r['p50_ms']:>7} {r['p99_ms']:>7} {r['max_ms']:>7}",
             flush=True,
         )
