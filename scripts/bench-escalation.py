@@ -27,9 +27,9 @@ routing.yaml (critical: escalate after 15 minutes to pagerduty-oncall and eng-ma
    clock read once it holds the write lock, minus the deadline; the commit that follows is not
    included).
 
-Columns: `load r/s` is the paced load over the whole run (start and the pacing's first rounds
-included); `fire r/s` over the rounds that ran wholly between the first and the last deadline,
-which is the load the target names.
+Columns: `load r/s` is the paced load over the whole run, on the wall clock (start, the
+pacing's first rounds and the pauses between rounds included); `fire r/s` over the rounds that
+ran wholly between the first and the last deadline, on wrk's clock: the load the target names.
 
 Without wrk (or with --quick) the load is a small Python sender at `--rate` requests/s. Nothing
 about time is asserted; the exit status is 1 when a service fails, a webhook is refused, or an
@@ -223,12 +223,12 @@ def paced(port: int, workdir: Path, target: float, delay: float, stop: threading
     """wrk in 5-second rounds until `stop`, each round's wait corrected by the last one's rate
     (wrk paces no rate of its own: a closed loop slows down when the service does)."""
     t0, rounds, requests, errors, p99 = time.monotonic(), 0, 0, 0, 0
-    spans = []  # (wall-clock start ms, end ms, requests) of each round
+    spans = []  # (wall-clock start ms, end ms, requests, wrk's own seconds) of each round
     while not stop.is_set():
         rounds += 1
         began = time.time() * 1000
         r = wrk(port, workdir, SEGMENT_S, CONNS, delay, 10 + rounds, target)
-        spans.append((began, time.time() * 1000, r["requests"]))
+        spans.append((began, time.time() * 1000, r["requests"], r["duration_us"] / 1e6))
         requests, errors, p99 = requests + r["requests"], errors + r["errors"], max(p99, r["p99_us"])
         print(f"  load round {rounds}: wait {delay:.2f} ms/request/connection -> {r['rps']:.0f} req/s "
               f"(target {target:.0f}), mean {r['mean_us'] / 1000:.1f} ms", file=sys.stderr, flush=True)
@@ -237,10 +237,11 @@ def paced(port: int, workdir: Path, target: float, delay: float, stop: threading
 
 
 def firing_rate(spans: list, first_due_ms: int, last_due_ms: int) -> float | None:
-    """req/s over the rounds that ran wholly while deadlines fell due (None: no such round)."""
-    inside = [(a, b, n) for a, b, n in spans if a >= first_due_ms and b <= last_due_ms]
-    took = sum(b - a for a, b, _ in inside)
-    return sum(n for _, _, n in inside) / (took / 1000) if took > 0 else None
+    """req/s over the rounds that ran wholly while deadlines fell due (None: no such round), on
+    wrk's own clock: between two rounds the script writes the next bodies and sends nothing."""
+    inside = [(n, secs) for a, b, n, secs in spans if a >= first_due_ms and b <= last_due_ms]
+    took = sum(secs for _, secs in inside)
+    return sum(n for n, _ in inside) / took if took > 0 else None
 
 
 def seed(db: Path, n: int, first_due_ms: int, spread_ms: int) -> tuple[int, int]:
