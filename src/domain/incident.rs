@@ -157,6 +157,63 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// A brand-new, triggered first episode opened at `now` with no events yet, no facts from
+    /// Sentry and nothing sent: what an issue's first alert or a storm's formation fills in.
+    pub fn opening(
+        id: IncidentId,
+        incident_key: String,
+        kind: IncidentKind,
+        severity: Severity,
+        title: String,
+        policy: Policy,
+        now: i64,
+    ) -> Self {
+        Self {
+            id,
+            incident_key,
+            episode: Episode::FIRST,
+            severity,
+            state: IncidentState::Triggered,
+            title,
+            project: None,
+            environment: None,
+            level: None,
+            culprit: None,
+            rule: None,
+            sentry_rule: None,
+            sentry_issue_id: None,
+            sentry_url: None,
+            release: None,
+            metric_value: None,
+            event_count: 0,
+            first_seen: now,
+            last_seen: now,
+            opened_at: now,
+            last_event_id: None,
+            assignee: None,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            acknowledged_via: None,
+            resolved_at: None,
+            resolved_by: None,
+            resolved_via: None,
+            root_cause: None,
+            policy,
+            next_escalation_at: None,
+            escalation_step: 0,
+            escalation_version: 0,
+            pagerduty_incident_id: None,
+            notified_count: 0,
+            count_updated_at: None,
+            updated_at: now,
+            silenced_by: None,
+            held_escalation_at: None,
+            kind,
+            storm_id: None,
+            storm_join: None,
+        }
+    }
+
     pub fn state(&self) -> IncidentState {
         self.state
     }

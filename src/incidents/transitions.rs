@@ -6,7 +6,7 @@
 use crate::classification::Classification;
 use crate::config::RoutingConfig;
 use crate::domain::{
-    Acknowledgement, ChannelKind, Episode, EventId, IncidentId, NotificationKind, Policy, Severity,
+    Acknowledgement, ChannelKind, EventId, IncidentId, NotificationKind, Policy, Severity,
     TimelineKind, Via,
 };
 pub(crate) use crate::domain::{Effects, NewDelivery, NewTimeline};
@@ -86,12 +86,6 @@ pub(crate) fn open_new(
 ) -> (Incident, Effects) {
     let policy = freeze(cfg, class.severity);
     let mut inc = Incident {
-        id,
-        incident_key: key,
-        episode: Episode::FIRST,
-        severity: class.severity,
-        state: IncidentState::Triggered,
-        title: facts.title.clone(),
         project: facts.project.clone(),
         environment: facts.environment.clone(),
         level: facts.level.clone(),
@@ -103,31 +97,16 @@ pub(crate) fn open_new(
         release: facts.release.clone(),
         metric_value: facts.metric.as_ref().and_then(|m| m.value),
         event_count: 1,
-        first_seen: now,
-        last_seen: now,
-        opened_at: now,
         last_event_id: Some(event_id),
-        assignee: None,
-        acknowledged_at: None,
-        acknowledged_by: None,
-        acknowledged_via: None,
-        resolved_at: None,
-        resolved_by: None,
-        resolved_via: None,
-        root_cause: None,
-        policy: policy.clone(),
-        next_escalation_at: None,
-        escalation_step: 0,
-        escalation_version: 0,
-        pagerduty_incident_id: None,
-        notified_count: 0,
-        count_updated_at: None,
-        updated_at: now,
-        silenced_by: None,
-        held_escalation_at: None,
-        kind: crate::domain::IncidentKind::Issue,
-        storm_id: None,
-        storm_join: None,
+        ..Incident::opening(
+            id,
+            key,
+            crate::domain::IncidentKind::Issue,
+            class.severity,
+            facts.title.clone(),
+            policy.clone(),
+            now,
+        )
     };
     let mut fx = Effects::default();
     fx.note(

@@ -5,7 +5,7 @@
 
 use crate::config::{RoutingConfig, StormSettings};
 use crate::domain::{
-    Episode, IncidentId, IncidentKind, NotificationKind, Severity, StormJoin, TimelineKind, Via,
+    IncidentId, IncidentKind, NotificationKind, Severity, StormJoin, TimelineKind, Via,
 };
 
 use super::{Actor, Effects, Incident, IncidentState, freeze, start_episode_notifications};
@@ -62,52 +62,17 @@ pub(crate) fn form(
     now: i64,
 ) -> (Incident, Effects) {
     let policy = freeze(cfg, severity);
-    let mut storm = Incident {
+    // The id makes the key unique by construction (two storms of one severity could form in
+    // one millisecond on different replicas).
+    let mut storm = Incident::opening(
         id,
-        // The id makes it unique by construction (two storms of one severity could form in one
-        // millisecond on different replicas).
-        incident_key: format!("storm:{severity}:{now}:{}", id.get()),
-        episode: Episode::FIRST,
+        format!("storm:{severity}:{now}:{}", id.get()),
+        IncidentKind::Storm,
         severity,
-        state: IncidentState::Triggered,
-        title: title(0, severity, None),
-        project: None,
-        environment: None,
-        level: None,
-        culprit: None,
-        rule: None,
-        sentry_rule: None,
-        sentry_issue_id: None,
-        sentry_url: None,
-        release: None,
-        metric_value: None,
-        event_count: 0,
-        first_seen: now,
-        last_seen: now,
-        opened_at: now,
-        last_event_id: None,
-        assignee: None,
-        acknowledged_at: None,
-        acknowledged_by: None,
-        acknowledged_via: None,
-        resolved_at: None,
-        resolved_by: None,
-        resolved_via: None,
-        root_cause: None,
-        policy: policy.clone(),
-        next_escalation_at: None,
-        escalation_step: 0,
-        escalation_version: 0,
-        pagerduty_incident_id: None,
-        notified_count: 0,
-        count_updated_at: None,
-        updated_at: now,
-        silenced_by: None,
-        held_escalation_at: None,
-        kind: IncidentKind::Storm,
-        storm_id: None,
-        storm_join: None,
-    };
+        title(0, severity, None),
+        policy.clone(),
+        now,
+    );
     let mut fx = Effects::default();
     let detail = format!(
         "more than {} {severity} incidents opened together",

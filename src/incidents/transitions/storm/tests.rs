@@ -1,6 +1,6 @@
 use super::*;
 use crate::classification::Classification;
-use crate::domain::EventId;
+use crate::domain::{Episode, EventId};
 use crate::incidents::transitions::{acknowledge, open_new, record_alert, resolve};
 use crate::intake::sentry::parse;
 use crate::test_support::{fixture, routing};
