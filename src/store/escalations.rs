@@ -52,7 +52,13 @@ pub(crate) async fn release_members(
     now: i64,
 ) -> Result<u64, StoreError> {
     let r = sqlx::query(
-        "UPDATE incidents SET            next_escalation_at = CASE WHEN state = 'triggered' AND silenced_by IS NULL              THEN COALESCE(next_escalation_at, ?1) ELSE next_escalation_at END,            held_escalation_at = CASE WHEN state = 'triggered' AND silenced_by IS NOT NULL              THEN COALESCE(held_escalation_at, ?1) ELSE held_escalation_at END,            storm_id = NULL, storm_join = NULL          WHERE storm_id = ?2 AND state <> 'resolved'",
+        "UPDATE incidents SET \
+           next_escalation_at = CASE WHEN state = 'triggered' AND silenced_by IS NULL \
+             THEN COALESCE(next_escalation_at, ?1) ELSE next_escalation_at END, \
+           held_escalation_at = CASE WHEN state = 'triggered' AND silenced_by IS NOT NULL \
+             THEN COALESCE(held_escalation_at, ?1) ELSE held_escalation_at END, \
+           storm_id = NULL, storm_join = NULL \
+         WHERE storm_id = ?2 AND state <> 'resolved'",
     )
     .bind(now)
     .bind(storm_id)
