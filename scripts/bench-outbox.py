@@ -6,7 +6,7 @@ the number of waiting deliveries grows, before and after migration 0008's partia
     python3 scripts/bench-outbox.py --pending 0,1000,1000000 --repeat 50
     python3 scripts/bench-outbox.py --quick                # CI smoke: tiny, no timing checked
 
-For each backlog size it builds a fresh SQLite file from migrations/*.sql (the files the binary
+For each backlog size it builds a fresh SQLite file from migrations/sqlite/*.sql (the files the binary
 embeds with `sqlx::migrate!`, applied in name order), then fills `deliveries` with:
 - N waiting rows (`pending`, due, one every 10 ms of the last N/100 s) spread evenly at random over
   three channels (slack, pagerduty, email) and N/4 incidents, so most incidents have several rows
@@ -102,7 +102,7 @@ def queries_from_source() -> tuple[str, str]:
 def build(path: Path, pending: int, seed: int, stall_share: float) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
-    for f in sorted((ROOT / "migrations").glob("*.sql")):
+    for f in sorted((ROOT / "migrations" / "sqlite").glob("*.sql")):
         db.executescript(f.read_text())
     rnd = random.Random(seed)
     incidents = max(1, pending // 4)
@@ -160,7 +160,7 @@ def insert_cost(path: Path, rows: int, with_indexes: bool) -> float:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
-    for f in sorted((ROOT / "migrations").glob("*.sql")):
+    for f in sorted((ROOT / "migrations" / "sqlite").glob("*.sql")):
         db.executescript(f.read_text())
     if not with_indexes:
         for ix in NEW_INDEXES:

@@ -9,8 +9,24 @@ use crate::store::Store;
 
 /// The store's read pool, for a test's own `SELECT`s. A test that writes rows itself (a
 /// corrupt row, a clock moved back) does it in [`Store::begin_write`] like the service does.
+///
+/// # Panics
+/// On a PostgreSQL store: these tests read SQLite's own tables.
 pub fn read_pool(store: &Store) -> &SqlitePool {
-    store.reader()
+    store
+        .reader()
+        .sqlite_pool()
+        .expect("the integration tests' own reads are of a SQLite store")
+}
+
+/// The SQLite connection under a write, for a test that sets rows up with its own SQL (a corrupt
+/// row, a clock moved back).
+///
+/// # Panics
+/// On a PostgreSQL store.
+pub fn sqlite_conn(tx: &mut crate::store::WriteTx) -> &mut sqlx::SqliteConnection {
+    tx.sqlite_conn()
+        .expect("the integration tests' own writes are to a SQLite store")
 }
 
 /// Running the real app: build it, step its workers, read its state.
@@ -141,9 +157,20 @@ pub mod settings {
 pub mod store {
     pub use crate::store::{Durability, Store};
     pub mod deliveries {
-        pub use crate::store::deliveries::next_due;
+        use crate::store::{Store, StoreError};
+
+        /// When the next delivery of `channel` falls due, if one waits.
+        pub async fn next_due(store: &Store, channel: &str) -> Result<Option<i64>, StoreError> {
+            crate::store::deliveries::next_due(store.reader(), channel).await
+        }
     }
     pub mod digests {
-        pub use crate::store::digests::{ClaimResult, ClaimRules, PeriodKey, claim, recent};
+        pub use crate::store::digests::{ClaimResult, ClaimRules, DigestRecord, PeriodKey, claim};
+        use crate::store::{Store, StoreError};
+
+        /// The latest `limit` digest records, newest first.
+        pub async fn recent(store: &Store, limit: i64) -> Result<Vec<DigestRecord>, StoreError> {
+            crate::store::digests::recent(store.reader(), limit).await
+        }
     }
 }

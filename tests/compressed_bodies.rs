@@ -54,7 +54,9 @@ async fn exec(app: &TestApp, sql: &'static str, bind: Option<Vec<u8>>) {
     if let Some(b) = bind {
         q = q.bind(b);
     }
-    q.execute(&mut *tx).await.unwrap();
+    q.execute(paiid_alerts::testing::sqlite_conn(&mut tx))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -193,7 +195,7 @@ async fn stored_body(app: &TestApp, id: i64) -> Vec<u8> {
     let mut conn = app.state.store.begin_write().await.unwrap();
     sqlx::query_scalar("SELECT body FROM events WHERE id = ?")
         .bind(id)
-        .fetch_one(&mut *conn)
+        .fetch_one(paiid_alerts::testing::sqlite_conn(&mut conn))
         .await
         .unwrap()
 }
@@ -201,7 +203,7 @@ async fn stored_body(app: &TestApp, id: i64) -> Vec<u8> {
 async fn details(app: &TestApp) -> Vec<Option<String>> {
     let mut conn = app.state.store.begin_write().await.unwrap();
     sqlx::query_scalar("SELECT details FROM events ORDER BY id")
-        .fetch_all(&mut *conn)
+        .fetch_all(paiid_alerts::testing::sqlite_conn(&mut conn))
         .await
         .unwrap()
 }

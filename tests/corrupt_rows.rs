@@ -33,7 +33,7 @@ async fn corrupt(app: &TestApp, column: &str, value: &str) {
         "UPDATE incidents SET {column} = ? WHERE id = 1"
     )))
     .bind(value)
-    .execute(&mut *tx)
+    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
     tx.commit().await.unwrap();
@@ -171,7 +171,7 @@ async fn an_unknown_timeline_kind_is_an_error() {
     let app = app_with_one_incident().await;
     let mut tx = app.state.store.begin_write().await.unwrap();
     sqlx::query("UPDATE timeline SET kind = 'snoozed' WHERE incident_id = 1")
-        .execute(&mut *tx)
+        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -246,7 +246,7 @@ async fn insert(store: &Store, r: Row) -> i64 {
         key.len()
     ))
     .bind(r.last_seen)
-    .fetch_one(&mut *tx)
+    .fetch_one(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .expect("insert incident");
     tx.commit().await.unwrap();
@@ -263,7 +263,7 @@ async fn insert(store: &Store, r: Row) -> i64 {
         .bind(id)
         .bind(r.severity)
         .bind(r.details)
-        .execute(&mut *tx)
+        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .expect("insert event");
         tx.commit().await.unwrap();
@@ -281,7 +281,7 @@ async fn insert_escalation(store: &Store, incident_id: i64, fired_at: i64, laten
     .bind(fired_at - lateness_ms)
     .bind(fired_at)
     .bind(lateness_ms)
-    .execute(&mut *tx)
+    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .expect("insert escalation");
     tx.commit().await.unwrap();
@@ -423,9 +423,7 @@ async fn daily_digest_lists_the_periods_medium_incidents_by_project() {
     )));
     assert!(html.contains("<h3>paiid-web (1)</h3>"));
 
-    let rows = digests::recent(paiid_alerts::testing::read_pool(&store), 10)
-        .await
-        .unwrap();
+    let rows = digests::recent(&store, 10).await.unwrap();
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
     assert_eq!(
@@ -468,7 +466,7 @@ async fn a_digest_built_late_still_lists_an_incident_that_kept_firing() {
         .bind(t0() + (n + 1) * 4 * MIN)
         .bind(format!("after:{n}"))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .unwrap();
         tx.commit().await.unwrap();
@@ -477,7 +475,7 @@ async fn a_digest_built_late_still_lists_an_incident_that_kept_firing() {
     sqlx::query("UPDATE incidents SET last_seen = ?, event_count = 10 WHERE id = ?")
         .bind(t0() + 16 * MIN)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -538,9 +536,7 @@ async fn empty_period_is_settled_silently_when_send_when_empty_is_false() {
     // Both steps have returned: whatever they sent is in the sink.
     assert!(env.sink.received().is_empty());
     let store = env.store().await;
-    let r = &digests::recent(paiid_alerts::testing::read_pool(&store), 1)
-        .await
-        .unwrap()[0];
+    let r = &digests::recent(&store, 1).await.unwrap()[0];
     assert!(r.sent_at.is_some());
     assert!(
         r.response
@@ -681,9 +677,7 @@ async fn missed_period_is_sent_once_at_start_and_the_loop_keeps_time() {
     let mails = env.exactly(3).await;
     assert!(mails[2].subject.contains("– Thu 26 Nov 2026 08:00 UTC)"));
 
-    let rows = digests::recent(paiid_alerts::testing::read_pool(&store), 10)
-        .await
-        .unwrap();
+    let rows = digests::recent(&store, 10).await.unwrap();
     let ends: Vec<i64> = rows.iter().map(|r| r.period_end).collect();
     assert_eq!(ends, vec![t0() + DAY, t0(), t0() - 2 * DAY]);
 }
@@ -725,7 +719,7 @@ async fn two_instances_racing_the_same_period_send_once() {
     // Both loops have stopped, so the count is final: one mail per period, no duplicate.
     let mails = env.exactly(8).await;
     let store = env.store().await;
-    let mut ends: Vec<i64> = digests::recent(paiid_alerts::testing::read_pool(&store), 20)
+    let mut ends: Vec<i64> = digests::recent(&store, 20)
         .await
         .unwrap()
         .iter()
@@ -934,7 +928,7 @@ async fn send_now_does_not_block_the_scheduled_send() {
             .starts_with("Medium incidents digest: 1 medium incident")
     );
 
-    let kinds: Vec<String> = digests::recent(paiid_alerts::testing::read_pool(&store), 10)
+    let kinds: Vec<String> = digests::recent(&store, 10)
         .await
         .unwrap()
         .into_iter()
@@ -1057,9 +1051,7 @@ async fn without_smtp_the_digest_goes_to_the_log_stand_in_and_is_recorded() {
     let out = runner.run_due().await.unwrap();
     assert_eq!(out[0].status, DigestStatus::Sent { attempt: 1 });
     let store = env.store().await;
-    let r = &digests::recent(paiid_alerts::testing::read_pool(&store), 1)
-        .await
-        .unwrap()[0];
+    let r = &digests::recent(&store, 1).await.unwrap()[0];
     assert!(r.sent_at.is_some());
     assert!(
         r.response.as_deref().unwrap_or("").contains("SMTP_URL"),

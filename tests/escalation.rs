@@ -938,7 +938,7 @@ async fn a_step_already_on_record_is_not_paged_again_and_the_rest_of_its_batch_f
          VALUES (?, 1, 1, 0, 0, 0)",
     )
     .bind(restored)
-    .execute(&mut *tx)
+    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
     tx.commit().await.unwrap();

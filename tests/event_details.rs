@@ -89,7 +89,7 @@ async fn deliveries_show_the_details_stored_at_intake_not_the_body() {
     // The raw body no longer says anything: what the message shows comes from the stored details.
     let mut tx = app.state.store.begin_write().await.unwrap();
     sqlx::query("UPDATE events SET body = CAST('{}' AS BLOB)")
-        .execute(&mut *tx)
+        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -113,7 +113,7 @@ async fn events_stored_before_details_existed_get_them_at_start() {
     // As a row written before migration 0005 looks; a second one whose body is past retention.
     let mut tx = app.state.store.begin_write().await.unwrap();
     sqlx::query("UPDATE events SET details = NULL")
-        .execute(&mut *tx)
+        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .unwrap();
     sqlx::query(
@@ -121,7 +121,7 @@ async fn events_stored_before_details_existed_get_them_at_start() {
          VALUES (?, 'expired', 'sentry', 'event_alert', 'triggered', 'processed')",
     )
     .bind(app.clock.now_ms())
-    .execute(&mut *tx)
+    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
     tx.commit().await.unwrap();

@@ -397,7 +397,7 @@ async fn the_cli_refuses_an_older_schema_with_a_clear_message_and_does_not_migra
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old-migrations");
     std::fs::create_dir(&old).unwrap();
-    let mut names: Vec<_> = std::fs::read_dir(support::repo_path("migrations"))
+    let mut names: Vec<_> = std::fs::read_dir(support::repo_path("migrations/sqlite"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();

@@ -69,13 +69,13 @@ async fn a_write_sqlite_rolled_back_by_itself_does_not_wedge_intake() {
     // full disk). sqlx's ROLLBACK then fails, which used to leave the connection unusable.
     let mut tx = app.state.store.begin_write().await.unwrap();
     let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(&mut *tx)
+        .fetch_one(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "PRAGMA max_page_count = {pages}"
     )))
-    .execute(&mut *tx)
+    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
     tx.commit().await.unwrap();

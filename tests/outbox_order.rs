@@ -130,13 +130,11 @@ async fn a_resolve_waits_for_the_trigger_it_follows() {
         "the resolve does not overtake the trigger"
     );
     // Nor does it keep the worker awake: the next wake-up is the trigger's retry.
-    let next = paiid_alerts::testing::store::deliveries::next_due(
-        paiid_alerts::testing::read_pool(&w.app.state.store),
-        "pagerduty-oncall",
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let next =
+        paiid_alerts::testing::store::deliveries::next_due(&w.app.state.store, "pagerduty-oncall")
+            .await
+            .unwrap()
+            .unwrap();
     assert!(
         next > w.app.clock.now_ms(),
         "due {next}, now {}",

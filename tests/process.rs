@@ -246,8 +246,8 @@ async fn serve_names_what_is_wrong_with_the_database() {
     std::fs::write(&not_a_db, "garbage").unwrap();
     for (url, expected) in [
         (
-            "postgres://db/alerts".to_string(),
-            "only SQLite is supported",
+            "mysql://db/alerts".to_string(),
+            "the database URL must start with `sqlite:`",
         ),
         (
             format!("sqlite://{}", not_a_db.display()),

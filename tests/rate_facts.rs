@@ -19,7 +19,10 @@ async fn post_error(app: &TestApp, i: usize) -> Value {
 
 async fn exec(app: &TestApp, sql: &'static str) {
     let mut tx = app.state.store.begin_write().await.unwrap();
-    sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    sqlx::query(sql)
+        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -65,7 +68,7 @@ async fn events_stored_without_rate_facts_are_read_from_their_bodies() {
     let mut tx = app.state.store.begin_write().await.unwrap();
     let rows: Vec<(Option<i64>, Option<String>)> =
         sqlx::query_as("SELECT rate_fp, rate_keys FROM events ORDER BY id")
-            .fetch_all(&mut *tx)
+            .fetch_all(paiid_alerts::testing::sqlite_conn(&mut tx))
             .await
             .unwrap();
     drop(tx);

@@ -57,14 +57,14 @@ async fn make_storm(app: &TestApp, members: &[i64]) -> i64 {
     .bind(now)
     .bind(members.len() as i64)
     .bind(members[0])
-    .fetch_one(&mut *tx)
+    .fetch_one(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
     for m in members {
         sqlx::query("UPDATE incidents SET storm_id = ? WHERE id = ?")
             .bind(id)
             .bind(m)
-            .execute(&mut *tx)
+            .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
             .await
             .unwrap();
     }
@@ -72,7 +72,7 @@ async fn make_storm(app: &TestApp, members: &[i64]) -> i64 {
         .bind(id)
         .bind(now)
         .bind(format!("storm of {} incidents", members.len()))
-        .execute(&mut *tx)
+        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -309,7 +309,7 @@ async fn make_members(app: &TestApp, n: i64, policy_from: i64) -> Vec<i64> {
     .bind(n)
     .bind(now)
     .bind(policy_from)
-    .execute(&mut *tx)
+    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
     tx.commit().await.unwrap();
@@ -332,7 +332,7 @@ async fn queue(app: &TestApp, storm: i64, channel: &str, kind: &str) {
     .bind(kind)
     .bind((kind == "escalation").then_some(r#"{"step":1,"waited_ms":900000}"#))
     .bind(now)
-    .execute(&mut *tx)
+    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
     tx.commit().await.unwrap();
@@ -432,7 +432,7 @@ async fn a_storm_of_300_pages_once_with_its_count_and_noisiest_within_every_limi
     sqlx::query("UPDATE incidents SET storm_id = ? WHERE id = ?")
         .bind(s)
         .bind(first)
-        .execute(&mut *tx)
+        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .unwrap();
     tx.commit().await.unwrap();

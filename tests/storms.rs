@@ -742,7 +742,7 @@ async fn members_of_a_storm_that_cannot_be_read_page_on_their_own() {
     let mut tx = w.app.state.store.begin_write().await.unwrap();
     sqlx::query("UPDATE incidents SET policy = '{}' WHERE id = ?")
         .bind(storm)
-        .execute(&mut *tx)
+        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -309,7 +309,7 @@ async fn a_notice_row_whose_detail_cannot_be_read_is_given_up_with_the_reason() 
              ?, 'pending', 0, 0)",
         )
         .bind(detail)
-        .execute(&mut *tx)
+        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .unwrap();
         tx.commit().await.unwrap();

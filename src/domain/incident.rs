@@ -4,9 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Episode, EventId, IncidentId, Severity, SilenceId, Via, text_enum};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum IncidentState {
     Triggered,
     Acknowledged,
@@ -35,9 +34,8 @@ impl IncidentState {
 
 /// What an incident row stands for: one Sentry issue (or metric alert), or a storm group that
 /// pages once for many of them (its members point at it with `storm_id`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum IncidentKind {
     Issue,
     Storm,
@@ -51,9 +49,8 @@ text_enum!(pub IncidentKind, "incident kind", {
 /// How a member joined its storm, which says whether it was ever told about on its own: one that
 /// joined as it opened had its own notifications dropped (the storm's card tells of it), so it
 /// gets no follow-ups of its own either; one that joined later already had its own message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum StormJoin {
     AtOpen,
     Later,

@@ -6,9 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::text_enum;
 
 /// What a delivery of an incident announces (`deliveries.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum NotificationKind {
     /// A new incident (or a reopened episode) was opened.
     Opened,
@@ -46,9 +45,8 @@ impl NotificationKind {
 
 /// What a delivery that belongs to no incident announces (`deliveries.kind`, beside the
 /// [`NotificationKind`]s).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum NoticeKind {
     UnreadablePayload,
 }
@@ -102,9 +100,8 @@ impl std::str::FromStr for DeliveryKind {
 }
 
 /// A channel's protocol (`type:` in `routing.yaml`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum ChannelKind {
     Slack,
     Pagerduty,
@@ -120,9 +117,8 @@ text_enum!(pub ChannelKind, "channel kind", {
 });
 
 /// How far an outbox row got (`deliveries.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub(crate) enum DeliveryStatus {
     /// Waiting for its first attempt (or given back unattempted).
     Pending,
@@ -144,9 +140,8 @@ text_enum!(pub(crate) DeliveryStatus, "delivery status", {
 });
 
 /// Where an action on an incident came from (`timeline.via`, `incidents.*_via`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum Via {
     /// A Sentry webhook (resolve, unresolve, ignore).
     Sentry,
@@ -181,9 +176,8 @@ text_enum!(pub Via, "via", {
 });
 
 /// What a timeline entry records (`timeline.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum TimelineKind {
     Opened,
     /// Another alert on an open incident, or a note added by hand.

@@ -3,11 +3,8 @@ use serde::{Deserialize, Serialize};
 use super::text_enum;
 
 /// Ordered: a later variant is more severe, so `max` picks the worse of two.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, sqlx::Type,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum Severity {
     Unclassified,
     Low,

@@ -2,8 +2,6 @@
 //! short transaction on the shared write connection, so they serialize with intake and the
 //! escalation scheduler: an acknowledgement that races the deadline has exactly one outcome.
 
-use sqlx::SqliteConnection;
-
 use crate::clock::SharedClock;
 use crate::config::{Live, RoutingConfig};
 use crate::domain::{Action, Effects, Episode, IncidentId, Via};
@@ -270,7 +268,7 @@ impl IncidentService {
 /// Finds our incident for a PagerDuty incident: by `incident_key` (our dedup key), else by the
 /// PagerDuty incident id stored earlier.
 async fn find_for_pagerduty(
-    tx: &mut SqliteConnection,
+    tx: &mut crate::store::WriteTx,
     incident_key: Option<&str>,
     pagerduty_id: Option<&str>,
 ) -> Result<Option<IncidentId>, ServiceError> {

@@ -117,7 +117,7 @@ const DERIVE_BATCH: usize = 500;
 /// read the old way, from their bodies, a batch at a time. Their facts are not written back:
 /// rewriting a row rewrites its body too, which measured slower than re-parsing it.
 async fn rebuild_classifier(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut impl crate::store::AsConn,
     corrupt: &CorruptRows,
     cfg: &RoutingConfig,
     now: i64,
@@ -708,7 +708,7 @@ impl<'a> Applier<'a, '_> {
 /// the events, the unreadable shapes (announcing new ones) and the effects. Returns the new
 /// shapes and the channels they were announced on (logged after the commit).
 async fn write(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::store::WriteTx,
     cfg: &RoutingConfig,
     applied: &Applied<'_>,
     now: i64,

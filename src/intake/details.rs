@@ -15,7 +15,6 @@
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sqlx::SqliteConnection;
 
 use super::redact::{REDACTED, is_pii_key, is_secret_key, scrub_text, scrubbed};
 use super::sentry::{self, AlertFacts, MetricKind};
@@ -135,7 +134,7 @@ pub(crate) fn extract(facts: &AlertFacts, body: &[u8], include_pii: bool) -> Eve
 /// webhooks, so that no delivery meets an old event without details while its body is kept.
 /// Returns how many rows were filled in.
 pub(crate) async fn backfill(
-    conn: &mut SqliteConnection,
+    conn: &mut crate::store::WriteTx,
     corrupt: &CorruptRows,
     include_pii: bool,
 ) -> Result<u64, StoreError> {

@@ -6,11 +6,10 @@
 //! channel, `crate::notify::notice`) in that transaction too, so neither a second sighting, nor
 //! a retried webhook, nor a restart announces it again, and a crash cannot lose it.
 
-use sqlx::{SqliteConnection, SqlitePool};
-
 use super::AlertFacts;
 use crate::config::RoutingConfig;
 use crate::domain::{ChannelKind, EventId, NoticeKind, Severity, UnreadablePayload};
+use crate::store::{Reader, WriteTx, on};
 use crate::store::{StoreError, deliveries};
 
 /// One unparsed event of a batch.
@@ -49,15 +48,16 @@ pub(crate) struct NewShape {
 /// the writer's transaction, after the events are inserted. Unparsed payloads are rare, so one
 /// statement per sighting is fine.
 pub(crate) async fn record(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     sightings: &[Sighting<'_>],
     now: i64,
 ) -> Result<Vec<NewShape>, sqlx::Error> {
     let mut new = Vec::new();
     for s in sightings {
-        let seen: i64 = sqlx::query_scalar(
+        let seen: i64 = on!(&mut *conn, |c, Db| {
+            sqlx::query_scalar(
             "INSERT INTO unparsed_shapes (resource, shape, reason, first_event_id, last_event_id, \
-             seen, first_seen_at, last_seen_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?) \
+             seen, first_seen_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $7) \
              ON CONFLICT (resource, shape) DO UPDATE SET seen = seen + 1, \
              last_event_id = excluded.last_event_id, last_seen_at = excluded.last_seen_at \
              RETURNING seen",
@@ -69,8 +69,9 @@ pub(crate) async fn record(
         .bind(s.event_id)
         .bind(now)
         .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
+        .fetch_one(c)
+        .await
+        })?;
         if seen == 1 {
             new.push(NewShape {
                 resource: s.resource.to_string(),
@@ -87,7 +88,7 @@ pub(crate) async fn record(
 /// Queues the announcement of each new shape: one `unreadable_payload` outbox row per channel of
 /// [`notice_channels`], in the caller's (the intake) transaction. Returns those channels.
 pub(crate) async fn queue_announcements(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     cfg: &RoutingConfig,
     new: &[NewShape],
     now: i64,
@@ -162,14 +163,14 @@ pub(crate) struct ShapeRow {
 }
 
 /// The shapes seen most recently first.
-pub(crate) async fn recent(pool: &SqlitePool, limit: i64) -> Result<Vec<ShapeRow>, sqlx::Error> {
-    sqlx::query_as(
+pub(crate) async fn recent(pool: &Reader, limit: i64) -> Result<Vec<ShapeRow>, sqlx::Error> {
+    on!(pool, |c, Db| sqlx::query_as(
         "SELECT resource, shape, reason, first_event_id, last_event_id, seen, first_seen_at, \
-         last_seen_at FROM unparsed_shapes ORDER BY last_seen_at DESC, resource, shape LIMIT ?",
+         last_seen_at FROM unparsed_shapes ORDER BY last_seen_at DESC, resource, shape LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(pool)
-    .await
+    .fetch_all(c)
+    .await)
 }
 
 /// The channels a notice goes to: those the `critical` policy notifies first, except PagerDuty.

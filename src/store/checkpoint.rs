@@ -32,7 +32,7 @@ const RESTART_WAIT: Duration = Duration::from_millis(25);
 const RESTART_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What one `PRAGMA wal_checkpoint` reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Checkpoint {
     /// True when it could not finish because another connection held a lock it needed.
     pub busy: bool,
@@ -56,13 +56,17 @@ pub(crate) enum Mode {
 }
 
 impl Store {
-    /// Runs one checkpoint on a read connection.
+    /// Runs one checkpoint on a read connection. PostgreSQL checkpoints by itself: there it
+    /// reports an empty WAL.
     pub(crate) async fn checkpoint(&self, mode: Mode) -> Result<Checkpoint, StoreError> {
+        let Some(pool) = self.read.sqlite_pool() else {
+            return Ok(Checkpoint::default());
+        };
         let sql = match mode {
             Mode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
             Mode::Restart => "PRAGMA wal_checkpoint(RESTART)",
         };
-        let mut conn = self.read.acquire().await?;
+        let mut conn = pool.acquire().await?;
         let (busy, wal_pages, checkpointed): (i64, i64, i64) = match mode {
             Mode::Passive => sqlx::query_as(sql).fetch_one(&mut *conn).await?,
             Mode::Restart => {
@@ -99,6 +103,9 @@ pub(crate) fn spawn_checkpointer(
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        if store.kind() != super::BackendKind::Sqlite {
+            return;
+        }
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_restart: Option<tokio::time::Instant> = None;

@@ -2,9 +2,9 @@
 //! row that is claimed again once the lease runs out (at-least-once; Slack updates and PagerDuty
 //! dedup keys make a repeat harmless). No transaction is ever held across a send.
 
+use crate::store::{WriteTx, on};
 use serde::Serialize;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::Row;
 
 pub(crate) mod bundles;
 
@@ -40,37 +40,44 @@ pub(crate) struct Delivery {
     pub kind_word: String,
 }
 
-impl<'r> sqlx::FromRow<'r, SqliteRow> for Delivery {
-    fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
-        let id: DeliveryId = row.try_get("id")?;
-        let kind_word: String = row.try_get("kind")?;
-        // Logged and counted by the read that asked for the row (see `noted`).
-        let kind = kind_word.parse::<DeliveryKind>().map_err(|e| CorruptRow {
-            table: "deliveries",
-            id: id.get(),
-            field: "kind",
-            reason: e.to_string(),
-        });
-        Ok(Self {
-            id,
-            incident_id: row.try_get("incident_id")?,
-            episode: row.try_get("episode")?,
-            channel: row.try_get("channel")?,
-            kind,
-            detail: row.try_get("detail")?,
-            status: row.try_get("status")?,
-            attempts: row.try_get("attempts")?,
-            next_attempt_at: row.try_get("next_attempt_at")?,
-            lease_until: row.try_get("lease_until")?,
-            last_status_code: row.try_get("last_status_code")?,
-            last_error: row.try_get("last_error")?,
-            response: row.try_get("response")?,
-            created_at: row.try_get("created_at")?,
-            delivered_at: row.try_get("delivered_at")?,
-            kind_word,
-        })
-    }
+/// One text for both backends' rows (a generic impl would spell out a bound per column type).
+macro_rules! delivery_from_row {
+    ($row:ty) => {
+        impl<'r> sqlx::FromRow<'r, $row> for Delivery {
+            fn from_row(row: &'r $row) -> Result<Self, sqlx::Error> {
+                let id: DeliveryId = row.try_get("id")?;
+                let kind_word: String = row.try_get("kind")?;
+                // Logged and counted by the read that asked for the row (see `noted`).
+                let kind = kind_word.parse::<DeliveryKind>().map_err(|e| CorruptRow {
+                    table: "deliveries",
+                    id: id.get(),
+                    field: "kind",
+                    reason: e.to_string(),
+                });
+                Ok(Self {
+                    id,
+                    incident_id: row.try_get("incident_id")?,
+                    episode: row.try_get("episode")?,
+                    channel: row.try_get("channel")?,
+                    kind,
+                    detail: row.try_get("detail")?,
+                    status: row.try_get("status")?,
+                    attempts: row.try_get("attempts")?,
+                    next_attempt_at: row.try_get("next_attempt_at")?,
+                    lease_until: row.try_get("lease_until")?,
+                    last_status_code: row.try_get("last_status_code")?,
+                    last_error: row.try_get("last_error")?,
+                    response: row.try_get("response")?,
+                    created_at: row.try_get("created_at")?,
+                    delivered_at: row.try_get("delivered_at")?,
+                    kind_word,
+                })
+            }
+        }
+    };
 }
+delivery_from_row!(sqlx::sqlite::SqliteRow);
+delivery_from_row!(sqlx::postgres::PgRow);
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub(crate) struct Attempt {
@@ -111,19 +118,19 @@ macro_rules! in_turn {
     };
 }
 
-/// The claim (see [`claim_due`]): ?1 lease_until, ?2 channel, ?3 now, ?4 limit.
+/// The claim (see [`claim_due`]): $1 lease_until, $2 channel, $3 now, $4 limit.
 ///
-/// `d.next_attempt_at <= ?3` holds for every claimable row, leased ones too (a lease starts
+/// `d.next_attempt_at <= $3` holds for every claimable row, leased ones too (a lease starts
 /// after the row fell due and `lease_until <= now` is checked besides), and bounds the walk of
 /// `deliveries_live_due`: the channel's rows are read in claim order and only up to now, so the
 /// cost does not grow with other channels' rows nor with rows not yet due.
 const CLAIM_SQL: &str = concat!(
-    "UPDATE deliveries SET status = 'sending', lease_until = ?1 \
-     WHERE id IN (SELECT d.id FROM deliveries d WHERE d.channel = ?2 AND d.",
+    "UPDATE deliveries SET status = 'sending', lease_until = $1 \
+     WHERE id IN (SELECT d.id FROM deliveries d WHERE d.channel = $2 AND d.",
     live!(),
-    " AND d.next_attempt_at <= ?3 AND (d.status <> 'sending' OR d.lease_until <= ?3) AND ",
+    " AND d.next_attempt_at <= $3 AND (d.status <> 'sending' OR d.lease_until <= $3) AND ",
     in_turn!(),
-    " ORDER BY d.next_attempt_at, d.id LIMIT ?4) RETURNING *"
+    " ORDER BY d.next_attempt_at, d.id LIMIT $4) RETURNING *"
 );
 
 /// Claims up to `limit` due rows of one channel, oldest first, leasing them until `lease_until`.
@@ -140,13 +147,13 @@ pub(crate) async fn claim_due(
     limit: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
     let mut tx = store.begin_write().await?;
-    let claimed: Vec<Delivery> = sqlx::query_as(CLAIM_SQL)
+    let claimed: Vec<Delivery> = on!(&mut tx, |c, Db| sqlx::query_as(CLAIM_SQL)
         .bind(lease_until)
         .bind(channel)
         .bind(now)
         .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+        .fetch_all(c)
+        .await)?;
     tx.commit().await?;
     Ok(noted(claimed, &store.corrupt_rows))
 }
@@ -155,16 +162,16 @@ pub(crate) async fn claim_due(
 /// `crate::notify::notice`), inside the caller's transaction. `episode` is 0: there is none.
 /// Such rows never wait on each other (see [`claim_due`]: NULL matches no incident).
 pub(crate) async fn insert_notices(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     channels: &[String],
     kind: NoticeKind,
     detail: &str,
     now: i64,
 ) -> Result<(), StoreError> {
     for channel in channels {
-        sqlx::query(
+        on!(&mut *conn, |c, Db| sqlx::query(
             "INSERT INTO deliveries (incident_id, episode, channel, kind, detail, status, \
-             next_attempt_at, created_at) VALUES (NULL, 0, ?, ?, ?, ?, ?, ?)",
+             next_attempt_at, created_at) VALUES (NULL, 0, $1, $2, $3, $4, $5, $6)",
         )
         .bind(channel)
         .bind(kind)
@@ -172,8 +179,9 @@ pub(crate) async fn insert_notices(
         .bind(DeliveryStatus::Pending)
         .bind(now)
         .bind(now)
-        .execute(&mut *conn)
-        .await?;
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
     }
     Ok(())
 }
@@ -185,11 +193,13 @@ pub(crate) async fn release(
     next_attempt_at: i64,
 ) -> Result<(), StoreError> {
     let mut tx = store.begin_write().await?;
-    sqlx::query("UPDATE deliveries SET status = 'pending', lease_until = NULL, next_attempt_at = ? WHERE id = ? AND status = 'sending'")
+    on!(&mut tx, |c, Db| {
+        sqlx::query("UPDATE deliveries SET status = 'pending', lease_until = NULL, next_attempt_at = $1 WHERE id = $2 AND status = 'sending'")
         .bind(next_attempt_at)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected())
+    })?;
     tx.commit().await
 }
 
@@ -275,12 +285,12 @@ pub(crate) async fn record_bundle(
     Ok(())
 }
 
-/// SQL: rows of ?1 due at ?2 and in their turn, not being sent: what a bundle that could not
+/// SQL: rows of $1 due at $2 and in their turn, not being sent: what a bundle that could not
 /// list everything says is still waiting ("and K more").
 const WAITING_SQL: &str = concat!(
-    "SELECT COUNT(*) FROM deliveries d WHERE d.channel = ?1 AND d.",
+    "SELECT COUNT(*) FROM deliveries d WHERE d.channel = $1 AND d.",
     live!(),
-    " AND d.next_attempt_at <= ?2 AND d.status <> 'sending' ",
+    " AND d.next_attempt_at <= $2 AND d.status <> 'sending' ",
     // Only what a bundle would list (`notify::bundle::may_join`): "and K more" promises
     // incidents, not the acknowledgements and count updates that go on their own.
     "AND d.kind IN ('opened', 'escalation', 'severity_raised') AND ",
@@ -289,27 +299,28 @@ const WAITING_SQL: &str = concat!(
 
 /// How many rows of `channel` are due at `now` and not claimed (see [`WAITING_SQL`]).
 pub(crate) async fn count_waiting(
-    pool: &SqlitePool,
+    pool: &Reader,
     channel: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(WAITING_SQL)
+    Ok(on!(pool, |c, Db| sqlx::query_scalar(WAITING_SQL)
         .bind(channel)
         .bind(now)
-        .fetch_one(pool)
-        .await?)
+        .fetch_one(c)
+        .await)?)
 }
 
 /// One row of `delivery_attempts`.
 async fn insert_attempt(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     d: &Delivery,
     attempt: i64,
     r: &AttemptResult,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    on!(&mut *conn, |c, Db| {
+        sqlx::query(
         "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, duration_ms, status_code, outcome, response) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(d.id)
     .bind(attempt)
@@ -318,23 +329,25 @@ async fn insert_attempt(
     .bind(r.status_code)
     .bind(r.outcome.as_str())
     .bind(&r.response)
-    .execute(&mut *conn)
-    .await?;
+    .execute(c)
+    .await.map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
 /// The delivery row after the attempt: its status, count, next attempt and last answer.
 async fn move_row_on(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     d: &Delivery,
     attempt: i64,
     r: &AttemptResult,
 ) -> Result<(), StoreError> {
     let delivered = r.new_status == DeliveryStatus::Delivered;
     let delivered_at = delivered.then_some(r.started_at + r.duration_ms);
-    sqlx::query(
-        "UPDATE deliveries SET status = ?, attempts = ?, next_attempt_at = ?, lease_until = NULL, \
-         last_status_code = ?, last_error = ?, response = ?, delivered_at = ? WHERE id = ?",
+    on!(&mut *conn, |c, Db| {
+        sqlx::query(
+        "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, lease_until = NULL, \
+         last_status_code = $4, last_error = $5, response = $6, delivered_at = $7 WHERE id = $8",
     )
     .bind(r.new_status)
     .bind(attempt)
@@ -344,14 +357,15 @@ async fn move_row_on(
     .bind(&r.response)
     .bind(delivered_at)
     .bind(d.id)
-    .execute(&mut *conn)
-    .await?;
+    .execute(c)
+    .await.map(|r| r.rows_affected())
+    })?;
     Ok(())
 }
 
 /// The Slack card a send posted, for later updates of the same episode's card.
 async fn store_slack_card(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     d: &Delivery,
     incident_id: IncidentId,
     channel: &str,
@@ -360,18 +374,20 @@ async fn store_slack_card(
 ) -> Result<(), StoreError> {
     // The newest card wins: it replaces one that someone deleted in Slack. Claims
     // are in order per incident and channel, so no older post can land after it.
-    let previous: Option<Option<String>> = sqlx::query_scalar(
-        "SELECT slack_ts FROM remote_refs WHERE incident_id = ? AND episode = ? AND channel = ?",
+    let previous: Option<Option<String>> = on!(&mut *conn, |c, Db| {
+        sqlx::query_scalar(
+        "SELECT slack_ts FROM remote_refs WHERE incident_id = $1 AND episode = $2 AND channel = $3",
     )
     .bind(incident_id)
     .bind(d.episode)
     .bind(&d.channel)
-    .fetch_optional(&mut *conn)
-    .await?;
+    .fetch_optional(c)
+    .await
+    })?;
     if previous.flatten().as_deref() != Some(ts) {
-        sqlx::query(
+        on!(&mut *conn, |c, Db| sqlx::query(
             "INSERT INTO remote_refs (incident_id, episode, channel, slack_channel, slack_ts) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (incident_id, episode, channel) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (incident_id, episode, channel) \
              DO UPDATE SET slack_channel = excluded.slack_channel, slack_ts = excluded.slack_ts",
         )
         .bind(incident_id)
@@ -379,65 +395,69 @@ async fn store_slack_card(
         .bind(&d.channel)
         .bind(channel)
         .bind(ts)
-        .execute(&mut *conn)
-        .await?;
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
         // A new card shows the count as of now: the next live update is due an
         // interval later.
-        sqlx::query(
-            "UPDATE incidents SET notified_count = event_count, count_updated_at = ? \
-             WHERE id = ? AND episode = ?",
+        on!(&mut *conn, |c, Db| sqlx::query(
+            "UPDATE incidents SET notified_count = event_count, count_updated_at = $1 \
+             WHERE id = $2 AND episode = $3",
         )
         .bind(started_at)
         .bind(incident_id)
         .bind(d.episode)
-        .execute(&mut *conn)
-        .await?;
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
     }
     Ok(())
 }
 
 /// That PagerDuty was triggered for the episode, so that a resolve is sent there too.
 async fn store_pagerduty_triggered(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     d: &Delivery,
     incident_id: IncidentId,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    on!(&mut *conn, |c, Db| sqlx::query(
         "INSERT INTO remote_refs (incident_id, episode, channel, pagerduty_triggered) \
-         VALUES (?, ?, ?, 1) ON CONFLICT (incident_id, episode, channel) \
+         VALUES ($1, $2, $3, 1) ON CONFLICT (incident_id, episode, channel) \
          DO UPDATE SET pagerduty_triggered = 1",
     )
     .bind(incident_id)
     .bind(d.episode)
     .bind(&d.channel)
-    .execute(&mut *conn)
-    .await?;
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// What earlier sends of one channel left for an incident episode (its Slack card, whether
 /// PagerDuty was triggered). Empty when nothing was sent yet.
 pub(crate) async fn remote_state(
-    pool: &SqlitePool,
+    pool: &Reader,
     incident_id: IncidentId,
     episode: Episode,
     channel: &str,
 ) -> Result<RemoteState, StoreError> {
-    let row: Option<(Option<String>, Option<String>, bool)> = sqlx::query_as(
+    // The flag is a 0/1 integer on both backends (see migrations/postgres).
+    let row: Option<(Option<String>, Option<String>, i64)> = on!(pool, |c, Db| sqlx::query_as(
         "SELECT slack_channel, slack_ts, pagerduty_triggered FROM remote_refs \
-         WHERE incident_id = ? AND episode = ? AND channel = ?",
+         WHERE incident_id = $1 AND episode = $2 AND channel = $3",
     )
     .bind(incident_id)
     .bind(episode)
     .bind(channel)
-    .fetch_optional(pool)
-    .await?;
+    .fetch_optional(c)
+    .await)?;
     Ok(row
         .map(
             |(slack_channel, slack_ts, pagerduty_triggered)| RemoteState {
                 slack_channel,
                 slack_ts,
-                pagerduty_triggered,
+                pagerduty_triggered: pagerduty_triggered != 0,
             },
         )
         .unwrap_or_default())
@@ -454,36 +474,44 @@ pub(crate) async fn bury_unconfigured(
     let names =
         serde_json::to_string(configured).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut tx = store.begin_write().await?;
-    let r = sqlx::query(
-        "UPDATE deliveries SET status = 'dead', lease_until = NULL, next_attempt_at = ?1, \
+    let r = on!(&mut tx, |c, Db| sqlx::query(Db::pick(
+        "UPDATE deliveries SET status = 'dead', lease_until = NULL, next_attempt_at = $1, \
          last_error = 'channel `' || channel || '` is no longer in the routing file' \
          WHERE status IN ('pending', 'failed', 'sending') \
-         AND channel NOT IN (SELECT value FROM json_each(?2))",
-    )
+         AND channel NOT IN (SELECT value FROM json_each($2))",
+        "UPDATE deliveries SET status = 'dead', lease_until = NULL, next_attempt_at = $1, \
+         last_error = 'channel `' || channel || '` is no longer in the routing file' \
+         WHERE status IN ('pending', 'failed', 'sending') \
+         AND channel NOT IN (SELECT json_array_elements_text($2::json))",
+    ))
     .bind(now)
     .bind(names)
-    .execute(&mut *tx)
-    .await?;
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     tx.commit().await?;
-    Ok(r.rows_affected())
+    Ok(r)
 }
 
 pub(crate) async fn for_incident(
     reader: &Reader,
     incident_id: IncidentId,
 ) -> Result<Vec<DeliveryWithAttempts>, StoreError> {
-    let deliveries: Vec<Delivery> =
-        sqlx::query_as("SELECT * FROM deliveries WHERE incident_id = ? ORDER BY id")
-            .bind(incident_id)
-            .fetch_all(&**reader)
-            .await?;
-    let attempts: Vec<Attempt> = sqlx::query_as(
-        "SELECT a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.outcome, a.response \
-         FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.incident_id = ? ORDER BY a.id",
+    let deliveries: Vec<Delivery> = on!(reader, |c, Db| sqlx::query_as(
+        "SELECT * FROM deliveries WHERE incident_id = $1 ORDER BY id"
     )
     .bind(incident_id)
-    .fetch_all(&**reader)
-    .await?;
+    .fetch_all(c)
+    .await)?;
+    let attempts: Vec<Attempt> = on!(reader, |c, Db| {
+        sqlx::query_as(
+        "SELECT a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.status_code, a.outcome, a.response \
+         FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.incident_id = $1 ORDER BY a.id",
+    )
+    .bind(incident_id)
+    .fetch_all(c)
+    .await
+    })?;
     Ok(noted(deliveries, reader.corrupt())
         .into_iter()
         .map(|d| {
@@ -506,19 +534,19 @@ pub(crate) async fn list(
     limit: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
     let rows = match status {
-        Some(s) => {
-            sqlx::query_as("SELECT * FROM deliveries WHERE status = ? ORDER BY id DESC LIMIT ?")
-                .bind(s)
-                .bind(limit)
-                .fetch_all(&**reader)
-                .await?
-        }
-        None => {
-            sqlx::query_as("SELECT * FROM deliveries ORDER BY id DESC LIMIT ?")
-                .bind(limit)
-                .fetch_all(&**reader)
-                .await?
-        }
+        Some(s) => on!(reader, |c, Db| sqlx::query_as(
+            "SELECT * FROM deliveries WHERE status = $1 ORDER BY id DESC LIMIT $2"
+        )
+        .bind(s)
+        .bind(limit)
+        .fetch_all(c)
+        .await)?,
+        None => on!(reader, |c, Db| sqlx::query_as(
+            "SELECT * FROM deliveries ORDER BY id DESC LIMIT $1"
+        )
+        .bind(limit)
+        .fetch_all(c)
+        .await)?,
     };
     Ok(noted(rows, reader.corrupt()))
 }
@@ -549,20 +577,22 @@ pub(crate) async fn requeue_dead(
     now: i64,
 ) -> Result<Requeue, StoreError> {
     let mut tx = store.begin_write().await?;
-    let row: Option<(Option<IncidentId>, String, String, i64)> = sqlx::query_as(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, lease_until = NULL \
-         WHERE id = ?2 AND status = 'dead' RETURNING incident_id, channel, kind, attempts",
-    )
-    .bind(now)
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row: Option<(Option<IncidentId>, String, String, i64)> =
+        on!(&mut tx, |c, Db| sqlx::query_as(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, lease_until = NULL \
+         WHERE id = $2 AND status = 'dead' RETURNING incident_id, channel, kind, attempts",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(c)
+        .await)?;
     let Some((incident_id, channel, kind, attempts)) = row else {
-        let status: Option<DeliveryStatus> =
-            sqlx::query_scalar("SELECT status FROM deliveries WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let status: Option<DeliveryStatus> = on!(&mut tx, |c, Db| sqlx::query_scalar(
+            "SELECT status FROM deliveries WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await)?;
         return Ok(status.map_or(Requeue::NotFound, Requeue::NotDead));
     };
     if let Some(incident_id) = incident_id {
@@ -593,7 +623,7 @@ fn noted(rows: Vec<Delivery>, seen: &CorruptRows) -> Vec<Delivery> {
     rows
 }
 
-/// The earliest moment (see [`next_due`]): ?1 channel.
+/// The earliest moment (see [`next_due`]): $1 channel.
 ///
 /// The minimum of two index walks rather than one `MIN(CASE ...)` over every waiting row of the
 /// channel: waiting rows in due order from `deliveries_live_due`, stopped at the first one in its
@@ -601,26 +631,28 @@ fn noted(rows: Vec<Delivery>, seen: &CorruptRows) -> Vec<Delivery> {
 /// (`+d.channel` keeps SQLite from walking the channel's whole backlog for them instead).
 const NEXT_DUE_SQL: &str = concat!(
     "SELECT MIN(t) FROM ( \
-     SELECT t FROM (SELECT d.next_attempt_at AS t FROM deliveries d WHERE d.channel = ?1 AND d.",
+     SELECT t FROM (SELECT d.next_attempt_at AS t FROM deliveries d WHERE d.channel = $1 AND d.",
     live!(),
     " AND d.status <> 'sending' AND ",
     in_turn!(),
-    " ORDER BY d.next_attempt_at, d.id LIMIT 1) \
+    " ORDER BY d.next_attempt_at, d.id LIMIT 1) AS first_waiting \
      UNION ALL SELECT d.lease_until FROM deliveries d WHERE d.status = 'sending' \
-     AND +d.channel = ?1 AND ",
+     AND +d.channel = $1 AND ",
     in_turn!(),
-    ")"
+    ") AS due"
 );
 
 /// The earliest moment any row of `channel` becomes due (for the worker's sleep). Rows waiting
 /// behind an earlier row of their incident (see [`claim_due`]) do not count: they become due
 /// when that row is done, which the same worker sees as it finishes it. Counting them would
 /// wake the worker in a loop until then.
-pub async fn next_due(pool: &SqlitePool, channel: &str) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(NEXT_DUE_SQL)
-        .bind(channel)
-        .fetch_one(pool)
-        .await?)
+pub(crate) async fn next_due(pool: &Reader, channel: &str) -> Result<Option<i64>, StoreError> {
+    Ok(on!(pool, |c, Db| sqlx::query_scalar(Db::hinted(
+        NEXT_DUE_SQL
+    ))
+    .bind(channel)
+    .fetch_one(c)
+    .await)?)
 }
 
 /// Incidents whose Slack card shows another event count than they have (an issue's only grows;
@@ -634,7 +666,7 @@ pub async fn next_due(pool: &SqlitePool, channel: &str) -> Result<Option<i64>, S
 pub(crate) const COUNT_UPDATES_DUE: &str = "SELECT i.id, i.episode, i.policy FROM incidents i \
      INDEXED BY incidents_count_due WHERE i.notified_count > 0 \
      AND i.event_count <> i.notified_count AND i.state IN ('triggered', 'acknowledged') \
-     AND COALESCE(i.count_updated_at, 0) <= ? \
+     AND COALESCE(i.count_updated_at, 0) <= $1 \
      AND EXISTS (SELECT 1 FROM remote_refs r WHERE r.incident_id = i.id \
          AND r.episode = i.episode AND r.slack_ts IS NOT NULL)";
 
@@ -648,10 +680,12 @@ pub(crate) async fn enqueue_count_updates(
     channels_for: impl Fn(&Policy) -> Vec<String>,
 ) -> Result<usize, StoreError> {
     let mut tx = store.begin_write().await?;
-    let due: Vec<(IncidentId, Episode, String)> = sqlx::query_as(COUNT_UPDATES_DUE)
-        .bind(now - interval_ms)
-        .fetch_all(&mut *tx)
-        .await?;
+    let due: Vec<(IncidentId, Episode, String)> = on!(&mut tx, |c, Db| sqlx::query_as(
+        Db::hinted(COUNT_UPDATES_DUE)
+    )
+    .bind(now - interval_ms)
+    .fetch_all(c)
+    .await)?;
     let mut enqueued = 0;
     for (id, episode, policy) in &due {
         // An unreadable policy tells us no channel: logged, and the row is not refreshed.
@@ -670,29 +704,33 @@ pub(crate) async fn enqueue_count_updates(
             // Slack is down they must not pile up ahead of new alerts. One being sent does not
             // count as waiting: it was built before these events, so without a new row the card
             // would keep the older count while `notified_count` says it is shown.
-            let r = sqlx::query(
+            let r = on!(&mut tx, |c, Db| {
+                sqlx::query(
                 "INSERT INTO deliveries (incident_id, episode, channel, kind, status, next_attempt_at, created_at) \
-                 SELECT ?1, ?2, ?3, 'count_update', 'pending', ?4, ?4 WHERE NOT EXISTS ( \
-                     SELECT 1 FROM deliveries WHERE incident_id = ?1 AND channel = ?3 \
+                 SELECT $1, $2, $3, 'count_update', 'pending', $4, $4 WHERE NOT EXISTS ( \
+                     SELECT 1 FROM deliveries WHERE incident_id = $1 AND channel = $3 \
                      AND kind = 'count_update' AND status IN ('pending', 'failed')) \
-                 AND EXISTS (SELECT 1 FROM remote_refs WHERE incident_id = ?1 AND episode = ?2 \
-                     AND channel = ?3 AND slack_ts IS NOT NULL)",
+                 AND EXISTS (SELECT 1 FROM remote_refs WHERE incident_id = $1 AND episode = $2 \
+                     AND channel = $3 AND slack_ts IS NOT NULL)",
             )
             .bind(id)
             .bind(episode)
             .bind(&channel)
             .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            enqueued += r.rows_affected() as usize;
+            .execute(c)
+            .await.map(|r| r.rows_affected())
+            })?;
+            enqueued += r as usize;
         }
-        sqlx::query(
-            "UPDATE incidents SET notified_count = event_count, count_updated_at = ? WHERE id = ?",
+        on!(&mut tx, |c, Db| {
+            sqlx::query(
+            "UPDATE incidents SET notified_count = event_count, count_updated_at = $1 WHERE id = $2",
         )
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await.map(|r| r.rows_affected())
+        })?;
     }
     tx.commit().await?;
     Ok(enqueued)

@@ -19,10 +19,9 @@
 //! second time. Nothing on the SMTP side can make that idempotent, and a duplicate digest is
 //! far better than a lost one.
 
-use sqlx::SqlitePool;
-
 use super::{Store, StoreError};
 use crate::domain::IncidentId;
+use crate::store::{Reader, WriteTx, on};
 
 /// Identifies one digest row: one kind, one period, one recipient channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,15 +76,16 @@ pub async fn claim(
     rules: ClaimRules,
 ) -> Result<ClaimResult, StoreError> {
     let mut tx = store.begin_write().await?;
-    let claimed: Option<(i64, i64)> = sqlx::query_as(
+    let claimed: Option<(i64, i64)> = on!(&mut tx, |c, Db| {
+        sqlx::query_as(
         "INSERT INTO digests (kind, period_start, period_end, recipient, claimed_at, attempts) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 1) \
+         VALUES ($1, $2, $3, $4, $5, 1) \
          ON CONFLICT (kind, period_end, recipient) DO UPDATE SET \
              claimed_at = excluded.claimed_at, attempts = digests.attempts + 1, \
              error = NULL, retry_at = NULL \
-         WHERE digests.sent_at IS NULL AND digests.attempts < ?7 AND ( \
-             (digests.error IS NOT NULL AND digests.retry_at IS NOT NULL AND digests.retry_at <= ?5) \
-             OR (digests.error IS NULL AND digests.claimed_at <= ?5 - ?6)) \
+         WHERE digests.sent_at IS NULL AND digests.attempts < $7 AND ( \
+             (digests.error IS NOT NULL AND digests.retry_at IS NOT NULL AND digests.retry_at <= $5) \
+             OR (digests.error IS NULL AND digests.claimed_at <= $5 - $6)) \
          RETURNING claimed_at, attempts",
     )
     .bind(key.kind)
@@ -95,8 +95,9 @@ pub async fn claim(
     .bind(rules.now)
     .bind(rules.lease_ms)
     .bind(rules.max_attempts)
-    .fetch_optional(&mut *tx)
-    .await?;
+    .fetch_optional(c)
+    .await
+    })?;
     if let Some((claimed_at, attempt)) = claimed {
         tx.commit().await?;
         return Ok(ClaimResult::Claimed {
@@ -105,7 +106,7 @@ pub async fn claim(
         });
     }
     // Read back in the same transaction: it sees the row that just refused the claim.
-    let held = record(&mut *tx, key.kind, key.period_end, key.recipient).await?;
+    let held = record(&mut tx, key.kind, key.period_end, key.recipient).await?;
     tx.commit().await?;
     match held {
         Some(row) => Ok(ClaimResult::Held(row)),
@@ -129,10 +130,10 @@ pub(crate) async fn mark_sent(
     response: &str,
 ) -> Result<bool, StoreError> {
     let mut tx = store.begin_write().await?;
-    let done = sqlx::query(
-        "UPDATE digests SET sent_at = ?1, incidents = ?2, response = ?3, error = NULL, \
+    let done = on!(&mut tx, |c, Db| sqlx::query(
+        "UPDATE digests SET sent_at = $1, incidents = $2, response = $3, error = NULL, \
          retry_at = NULL \
-         WHERE kind = ?4 AND period_end = ?5 AND recipient = ?6 AND sent_at IS NULL",
+         WHERE kind = $4 AND period_end = $5 AND recipient = $6 AND sent_at IS NULL",
     )
     .bind(sent_at)
     .bind(incidents)
@@ -140,10 +141,11 @@ pub(crate) async fn mark_sent(
     .bind(key.kind)
     .bind(key.period_end)
     .bind(key.recipient)
-    .execute(&mut *tx)
-    .await?;
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     tx.commit().await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done == 1)
 }
 
 /// Records a failed send of the claim taken at `claimed_at`; `retry_at` None means give up.
@@ -159,10 +161,10 @@ pub(crate) async fn mark_failed(
     incidents: i64,
 ) -> Result<bool, StoreError> {
     let mut tx = store.begin_write().await?;
-    let done = sqlx::query(
-        "UPDATE digests SET error = ?1, retry_at = ?2, incidents = ?3 \
-         WHERE kind = ?4 AND period_end = ?5 AND recipient = ?6 AND sent_at IS NULL \
-           AND claimed_at = ?7",
+    let done = on!(&mut tx, |c, Db| sqlx::query(
+        "UPDATE digests SET error = $1, retry_at = $2, incidents = $3 \
+         WHERE kind = $4 AND period_end = $5 AND recipient = $6 AND sent_at IS NULL \
+           AND claimed_at = $7",
     )
     .bind(error)
     .bind(retry_at)
@@ -171,56 +173,59 @@ pub(crate) async fn mark_failed(
     .bind(key.period_end)
     .bind(key.recipient)
     .bind(claimed_at)
-    .execute(&mut *tx)
-    .await?;
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     tx.commit().await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done == 1)
 }
 
 pub(crate) async fn record(
-    conn: impl sqlx::SqliteExecutor<'_>,
+    conn: &mut WriteTx,
     kind: &str,
     period_end: i64,
     recipient: &str,
 ) -> Result<Option<DigestRecord>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(on!(conn, |c, Db| sqlx::query_as(
         "SELECT kind, period_start, period_end, recipient, claimed_at, sent_at, incidents, \
          error, attempts, retry_at, response \
-         FROM digests WHERE kind = ? AND period_end = ? AND recipient = ?",
+         FROM digests WHERE kind = $1 AND period_end = $2 AND recipient = $3",
     )
     .bind(kind)
     .bind(period_end)
     .bind(recipient)
-    .fetch_optional(conn)
-    .await?)
+    .fetch_optional(c)
+    .await)?)
 }
 
 /// The end of the latest period of `kind` settled for `recipient` (sent, or deliberately not
 /// sent because it was empty).
 pub(crate) async fn last_settled_end(
-    pool: &SqlitePool,
+    pool: &Reader,
     kind: &str,
     recipient: &str,
 ) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT MAX(period_end) FROM digests WHERE kind = ? AND recipient = ? AND sent_at IS NOT NULL",
+    Ok(on!(pool, |c, Db| {
+        sqlx::query_scalar(
+        "SELECT MAX(period_end) FROM digests WHERE kind = $1 AND recipient = $2 AND sent_at IS NOT NULL",
     )
     .bind(kind)
     .bind(recipient)
-    .fetch_one(pool)
-    .await?)
+    .fetch_one(c)
+    .await
+    })?)
 }
 
 /// The newest digest rows first (for the API, the web page and tests).
-pub async fn recent(pool: &SqlitePool, limit: i64) -> Result<Vec<DigestRecord>, StoreError> {
-    Ok(sqlx::query_as(
+pub(crate) async fn recent(pool: &Reader, limit: i64) -> Result<Vec<DigestRecord>, StoreError> {
+    Ok(on!(pool, |c, Db| sqlx::query_as(
         "SELECT kind, period_start, period_end, recipient, claimed_at, sent_at, incidents, \
          error, attempts, retry_at, response \
-         FROM digests ORDER BY period_end DESC, kind, recipient LIMIT ?",
+         FROM digests ORDER BY period_end DESC, kind, recipient LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
 // ---------- what the digests report ----------
@@ -252,27 +257,36 @@ pub(crate) struct DigestIncident {
 /// after the mail server was down, a catch-up at start) must still list an incident that kept
 /// firing after the period ended.
 pub(crate) async fn incidents_seen(
-    pool: &SqlitePool,
+    pool: &Reader,
     severity: &str,
     start: i64,
     end: i64,
 ) -> Result<Vec<DigestIncident>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(on!(pool, |c, Db| sqlx::query_as(Db::pick(
         "SELECT i.id, i.title, i.project, i.state, i.rule, i.metric_value, \
            MAX(json_extract(e.details, '$.metric.kind')) AS metric_kind, \
            COUNT(*) AS event_count, MIN(e.received_at) AS first_seen, \
            MAX(e.received_at) AS last_seen, i.sentry_url \
          FROM events e JOIN incidents i ON i.id = e.incident_id \
-         WHERE i.severity = ?1 AND e.received_at >= ?2 AND e.received_at < ?3 \
+         WHERE i.severity = $1 AND e.received_at >= $2 AND e.received_at < $3 \
            AND e.severity IS NOT NULL \
          GROUP BY i.id \
          ORDER BY COALESCE(i.project, ''), event_count DESC, i.id",
-    )
+        "SELECT i.id, i.title, i.project, i.state, i.rule, i.metric_value, \
+           MAX(e.details::json #>> '{metric,kind}') AS metric_kind, \
+           COUNT(*) AS event_count, MIN(e.received_at) AS first_seen, \
+           MAX(e.received_at) AS last_seen, i.sentry_url \
+         FROM events e JOIN incidents i ON i.id = e.incident_id \
+         WHERE i.severity = $1 AND e.received_at >= $2 AND e.received_at < $3 \
+           AND e.severity IS NOT NULL \
+         GROUP BY i.id \
+         ORDER BY COALESCE(i.project, ''), event_count DESC, i.id"
+    ),)
     .bind(severity)
     .bind(start)
     .bind(end)
-    .fetch_all(pool)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
 /// Per severity: incidents whose current episode opened in the period, and how fast they were
@@ -291,28 +305,28 @@ pub(crate) struct SeverityTally {
 }
 
 pub(crate) async fn severity_tallies(
-    pool: &SqlitePool,
+    pool: &Reader,
     start: i64,
     end: i64,
 ) -> Result<Vec<SeverityTally>, StoreError> {
     // `>= opened_at` keeps an ack from a previous episode (before a reopen) out of the means.
-    Ok(sqlx::query_as(
+    Ok(on!(pool, |c, Db| sqlx::query_as(
         "SELECT severity, COUNT(*) AS opened, \
-           COUNT(CASE WHEN acknowledged_at >= opened_at AND acknowledged_at < ?2 THEN 1 END) \
+           COUNT(CASE WHEN acknowledged_at >= opened_at AND acknowledged_at < $2 THEN 1 END) \
              AS acknowledged, \
-           COALESCE(SUM(CASE WHEN acknowledged_at >= opened_at AND acknowledged_at < ?2 \
+           COALESCE(SUM(CASE WHEN acknowledged_at >= opened_at AND acknowledged_at < $2 \
              THEN acknowledged_at - opened_at END), 0) AS ack_ms_total, \
-           COUNT(CASE WHEN resolved_at >= opened_at AND resolved_at < ?2 THEN 1 END) \
+           COUNT(CASE WHEN resolved_at >= opened_at AND resolved_at < $2 THEN 1 END) \
              AS resolved, \
-           COALESCE(SUM(CASE WHEN resolved_at >= opened_at AND resolved_at < ?2 \
+           COALESCE(SUM(CASE WHEN resolved_at >= opened_at AND resolved_at < $2 \
              THEN resolved_at - opened_at END), 0) AS resolve_ms_total \
-         FROM incidents WHERE opened_at >= ?1 AND opened_at < ?2 AND kind = 'issue' \
+         FROM incidents WHERE opened_at >= $1 AND opened_at < $2 AND kind = 'issue' \
          GROUP BY severity",
     )
     .bind(start)
     .bind(end)
-    .fetch_all(pool)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
 /// Escalations fired in the period, per severity of their incident.
@@ -326,24 +340,24 @@ pub(crate) struct EscalationTally {
 }
 
 pub(crate) async fn escalation_tallies(
-    pool: &SqlitePool,
+    pool: &Reader,
     start: i64,
     end: i64,
 ) -> Result<Vec<EscalationTally>, StoreError> {
     // The `escalations` table, not `incidents.escalation_step`: it has one row per firing with
     // its time, so a firing is counted in the week it happened, whatever the incident did later.
-    Ok(sqlx::query_as(
+    Ok(on!(pool, |c, Db| sqlx::query_as(
         "SELECT i.severity AS severity, COUNT(*) AS fired, \
            COUNT(DISTINCT e.incident_id) AS incidents, \
            COALESCE(MAX(e.lateness_ms), 0) AS max_lateness_ms \
          FROM escalations e JOIN incidents i ON i.id = e.incident_id \
-         WHERE e.fired_at >= ? AND e.fired_at < ? \
+         WHERE e.fired_at >= $1 AND e.fired_at < $2 \
          GROUP BY i.severity",
     )
     .bind(start)
     .bind(end)
-    .fetch_all(pool)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
 /// An incident in the "noisiest issues" list.
@@ -361,23 +375,23 @@ pub(crate) struct NoisyIncident {
 
 /// The `limit` incidents with the most alerts received in the period.
 pub(crate) async fn noisiest(
-    pool: &SqlitePool,
+    pool: &Reader,
     start: i64,
     end: i64,
     limit: i64,
 ) -> Result<Vec<NoisyIncident>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(on!(pool, |c, Db| sqlx::query_as(
         "SELECT i.id, i.title, i.project, i.severity, i.state, COUNT(*) AS event_count, \
            i.sentry_url \
          FROM events e JOIN incidents i ON i.id = e.incident_id \
-         WHERE e.received_at >= ? AND e.received_at < ? \
-         GROUP BY i.id ORDER BY event_count DESC, i.id LIMIT ?",
+         WHERE e.received_at >= $1 AND e.received_at < $2 \
+         GROUP BY i.id ORDER BY event_count DESC, i.id LIMIT $3",
     )
     .bind(start)
     .bind(end)
     .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
 /// Storms opened in the period and the incidents they grouped: a digest counts incidents (a
@@ -390,17 +404,17 @@ pub(crate) struct StormTally {
 }
 
 pub(crate) async fn storm_tally(
-    pool: &SqlitePool,
+    pool: &Reader,
     start: i64,
     end: i64,
 ) -> Result<StormTally, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(on!(pool, |c, Db| sqlx::query_as(
         "SELECT COUNT(DISTINCT s.id) AS storms, COUNT(m.id) AS members \
          FROM incidents s LEFT JOIN incidents m ON m.storm_id = s.id \
-         WHERE s.kind = 'storm' AND s.opened_at >= ? AND s.opened_at < ?",
+         WHERE s.kind = 'storm' AND s.opened_at >= $1 AND s.opened_at < $2",
     )
     .bind(start)
     .bind(end)
-    .fetch_one(pool)
-    .await?)
+    .fetch_one(c)
+    .await)?)
 }

@@ -1,8 +1,9 @@
 //! Escalation deadlines and the record of escalations fired.
 
+use crate::store::{Reader, on};
 use std::collections::HashSet;
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::QueryBuilder;
 
 use super::incidents::IncidentRow;
 use super::{CorruptRow, StoreError, WriteTx};
@@ -15,14 +16,16 @@ pub(crate) async fn due(
     now: i64,
     limit: i64,
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
-    let rows: Vec<IncidentRow> = sqlx::query_as(
-        "SELECT * FROM incidents WHERE next_escalation_at IS NOT NULL AND next_escalation_at <= ? \
-         ORDER BY next_escalation_at LIMIT ?",
+    let rows: Vec<IncidentRow> = on!(&mut *tx, |c, Db| {
+        sqlx::query_as(
+        "SELECT * FROM incidents WHERE next_escalation_at IS NOT NULL AND next_escalation_at <= $1 \
+         ORDER BY next_escalation_at LIMIT $2",
     )
     .bind(now)
     .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
+    .fetch_all(c)
+    .await
+    })?;
     Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
 }
 
@@ -30,15 +33,18 @@ pub(crate) async fn due(
 /// (its policy is unknown) but must not keep the scheduler busy; once the row is repaired it
 /// fires at `until`.
 pub(crate) async fn postpone(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     incident_id: IncidentId,
     until: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE incidents SET next_escalation_at = ? WHERE id = ?")
-        .bind(until)
-        .bind(incident_id)
-        .execute(&mut *conn)
-        .await?;
+    on!(&mut *conn, |c, Db| sqlx::query(
+        "UPDATE incidents SET next_escalation_at = $1 WHERE id = $2"
+    )
+    .bind(until)
+    .bind(incident_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -47,24 +53,25 @@ pub(crate) async fn postpone(
 /// storm whose policy is unknown cannot page for them, and a member nobody pages is the worse
 /// failure. Returns how many left the storm.
 pub(crate) async fn release_members(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     storm_id: IncidentId,
     now: i64,
 ) -> Result<u64, StoreError> {
-    let r = sqlx::query(
+    let r = on!(&mut *conn, |c, Db| sqlx::query(
         "UPDATE incidents SET \
            next_escalation_at = CASE WHEN state = 'triggered' AND silenced_by IS NULL \
-             THEN COALESCE(next_escalation_at, ?1) ELSE next_escalation_at END, \
+             THEN COALESCE(next_escalation_at, $1) ELSE next_escalation_at END, \
            held_escalation_at = CASE WHEN state = 'triggered' AND silenced_by IS NOT NULL \
-             THEN COALESCE(held_escalation_at, ?1) ELSE held_escalation_at END, \
+             THEN COALESCE(held_escalation_at, $1) ELSE held_escalation_at END, \
            storm_id = NULL, storm_join = NULL \
-         WHERE storm_id = ?2 AND state <> 'resolved'",
+         WHERE storm_id = $2 AND state <> 'resolved'",
     )
     .bind(now)
     .bind(storm_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(r.rows_affected())
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(r)
 }
 
 /// A step about to fire: `(incident, episode, step, due_at)`.
@@ -74,25 +81,27 @@ pub(crate) type Step = (IncidentId, Episode, i64, i64);
 /// per incident). Returns the incidents whose step was not on record yet: only those may page.
 /// The unique `(incident_id, episode, step)` key turns a second firing of a step into nothing.
 pub(crate) async fn record_all(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     steps: &[Step],
     fired_at: i64,
 ) -> Result<HashSet<IncidentId>, StoreError> {
     let mut first = HashSet::with_capacity(steps.len());
     for chunk in steps.chunks(RECORD_CHUNK) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) ",
-        );
-        q.push_values(chunk, |mut b, (id, episode, step, due_at)| {
-            b.push_bind(*id)
-                .push_bind(*episode)
-                .push_bind(*step)
-                .push_bind(*due_at)
-                .push_bind(fired_at)
-                .push_bind(fired_at - due_at);
-        });
-        q.push(" ON CONFLICT DO NOTHING RETURNING incident_id");
-        let ids: Vec<IncidentId> = q.build_query_scalar().fetch_all(&mut *conn).await?;
+        let ids: Vec<IncidentId> = on!(&mut *conn, |c, Db| {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) ",
+            );
+            q.push_values(chunk, |mut b, (id, episode, step, due_at)| {
+                b.push_bind(*id)
+                    .push_bind(*episode)
+                    .push_bind(*step)
+                    .push_bind(*due_at)
+                    .push_bind(fired_at)
+                    .push_bind(fired_at - due_at);
+            });
+            q.push(" ON CONFLICT DO NOTHING RETURNING incident_id");
+            q.build_query_scalar().fetch_all(c).await
+        })?;
         first.extend(ids);
     }
     Ok(first)
@@ -101,10 +110,10 @@ pub(crate) async fn record_all(
 /// Six parameters a row, under SQLite's default limit of 32,766 parameters a statement.
 const RECORD_CHUNK: usize = 1_000;
 
-pub(crate) async fn next_due(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
+pub(crate) async fn next_due(pool: &Reader) -> Result<Option<i64>, StoreError> {
+    Ok(on!(pool, |c, Db| sqlx::query_scalar(
         "SELECT MIN(next_escalation_at) FROM incidents WHERE next_escalation_at IS NOT NULL",
     )
-    .fetch_one(pool)
-    .await?)
+    .fetch_one(c)
+    .await)?)
 }

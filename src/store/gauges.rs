@@ -1,8 +1,7 @@
 //! What `/metrics` reads from the database at scrape time.
 
-use sqlx::SqlitePool;
-
 use super::StoreError;
+use crate::store::{Reader, on};
 
 /// What a scrape of `/metrics` reads from the database: the state of the service that survives a
 /// restart (in-process counters start again from zero), and the two ages that show a stuck
@@ -21,31 +20,33 @@ pub struct Gauges {
     pub escalation_overdue_ms: i64,
 }
 
-pub(crate) async fn gauges(pool: &SqlitePool, now: i64) -> Result<Gauges, StoreError> {
-    let open_incidents = sqlx::query_as(
+pub(crate) async fn gauges(pool: &Reader, now: i64) -> Result<Gauges, StoreError> {
+    let open_incidents = on!(pool, |c, Db| sqlx::query_as(
         "SELECT state, severity, COUNT(*) FROM incidents WHERE state != 'resolved'
          GROUP BY state, severity ORDER BY state, severity",
     )
-    .fetch_all(pool)
-    .await?;
-    let deliveries = sqlx::query_as(
+    .fetch_all(c)
+    .await)?;
+    let deliveries = on!(pool, |c, Db| sqlx::query_as(
         "SELECT channel, status, COUNT(*) FROM deliveries WHERE status != 'delivered'
          GROUP BY channel, status ORDER BY channel, status",
     )
-    .fetch_all(pool)
-    .await?;
-    let oldest_due: Option<i64> = sqlx::query_scalar(
+    .fetch_all(c)
+    .await)?;
+    let oldest_due: Option<i64> = on!(pool, |c, Db| sqlx::query_scalar(
         "SELECT MIN(next_attempt_at) FROM deliveries
-         WHERE status IN ('pending', 'failed') AND next_attempt_at <= ?",
+         WHERE status IN ('pending', 'failed') AND next_attempt_at <= $1",
     )
     .bind(now)
-    .fetch_one(pool)
-    .await?;
-    let (escalations_pending, earliest_due): (i64, Option<i64>) = sqlx::query_as(
+    .fetch_one(c)
+    .await)?;
+    let (escalations_pending, earliest_due): (i64, Option<i64>) = on!(pool, |c, Db| {
+        sqlx::query_as(
         "SELECT COUNT(*), MIN(next_escalation_at) FROM incidents WHERE next_escalation_at IS NOT NULL",
     )
-    .fetch_one(pool)
-    .await?;
+    .fetch_one(c)
+    .await
+    })?;
     Ok(Gauges {
         open_incidents,
         deliveries,

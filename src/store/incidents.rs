@@ -1,9 +1,10 @@
 //! SQL for events, incidents, timeline and enqueuing deliveries. Batch writers use multi-row
 //! statements so that a group commit costs a handful of statements whatever its size.
 
+use crate::store::{AsConn, Reader, on};
 use std::collections::HashMap;
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::QueryBuilder;
 
 use super::body::{self, StoredBody};
 use super::{CorruptRow, CorruptRows, StoreError, WriteTx};
@@ -46,33 +47,37 @@ pub(crate) struct NewEvent {
     pub rate_keys: Option<String>,
 }
 
-pub(crate) async fn max_ids(
-    conn: &mut SqliteConnection,
-) -> Result<(EventId, IncidentId), StoreError> {
-    let events: EventId = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
-        .fetch_one(&mut *conn)
-        .await?;
-    let incidents: IncidentId = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM incidents")
-        .fetch_one(&mut *conn)
-        .await?;
+pub(crate) async fn max_ids(conn: &mut impl AsConn) -> Result<(EventId, IncidentId), StoreError> {
+    let events: EventId = on!(&mut *conn, |c, Db| sqlx::query_scalar(
+        "SELECT COALESCE(MAX(id), 0) FROM events"
+    )
+    .fetch_one(c)
+    .await)?;
+    let incidents: IncidentId = on!(&mut *conn, |c, Db| sqlx::query_scalar(
+        "SELECT COALESCE(MAX(id), 0) FROM incidents"
+    )
+    .fetch_one(c)
+    .await)?;
     Ok((events, incidents))
 }
 
 /// Which of `keys` are already stored, with their event ids.
 pub(crate) async fn existing_dedup_keys(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     keys: &[&str],
 ) -> Result<HashMap<String, EventId>, StoreError> {
     let mut out = HashMap::new();
     for chunk in keys.chunks(chunk_size(1)) {
-        let mut q =
-            QueryBuilder::<Sqlite>::new("SELECT dedup_key, id FROM events WHERE dedup_key IN (");
-        let mut sep = q.separated(", ");
-        for k in chunk {
-            sep.push_bind(*k);
-        }
-        q.push(")");
-        let rows: Vec<(String, EventId)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<(String, EventId)> = on!(&mut *conn, |c, Db| {
+            let mut q =
+                QueryBuilder::<Db>::new("SELECT dedup_key, id FROM events WHERE dedup_key IN (");
+            let mut sep = q.separated(", ");
+            for k in chunk {
+                sep.push_bind(*k);
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(c).await
+        })?;
         out.extend(rows);
     }
     Ok(out)
@@ -94,19 +99,20 @@ pub(crate) enum BodyCopy {
 /// Classifies content-hashed keys against their latest stored copy. Repeats are stored under
 /// `{key}:{event id}`, so the range `[key, key;)` holds every copy of one body.
 pub(crate) async fn body_copies(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     keys: &[&str],
     retry_window_starts: i64,
 ) -> Result<HashMap<String, BodyCopy>, StoreError> {
     let mut out = HashMap::new();
     for key in keys {
-        let latest: Option<(EventId, i64, Option<IncidentId>)> = sqlx::query_as(
-            "SELECT id, received_at, incident_id FROM events \
-             WHERE dedup_key >= ?1 AND dedup_key < ?1 || ';' ORDER BY id DESC LIMIT 1",
-        )
-        .bind(*key)
-        .fetch_optional(&mut *conn)
-        .await?;
+        let latest: Option<(EventId, i64, Option<IncidentId>)> =
+            on!(&mut *conn, |c, Db| sqlx::query_as(
+                "SELECT id, received_at, incident_id FROM events \
+             WHERE dedup_key >= $1 AND dedup_key < $1 || ';' ORDER BY id DESC LIMIT 1",
+            )
+            .bind(*key)
+            .fetch_optional(c)
+            .await)?;
         let copy = match latest {
             None => BodyCopy::New,
             Some((_, received_at, _)) if received_at < retry_window_starts => BodyCopy::Repeat,
@@ -114,14 +120,14 @@ pub(crate) async fn body_copies(
                 // A later state change (unresolve, mute, ...; alerts carry a severity, changes
                 // do not), not a later alert: Sentry reports a regression as `unresolved`, and
                 // a late resend of a resolve must not close an episode an alert just reopened.
-                let changed_since: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM events WHERE incident_id = ? AND id > ? \
+                let changed_since: bool = on!(&mut *conn, |c, Db| sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE incident_id = $1 AND id > $2 \
                      AND severity IS NULL AND status = 'processed')",
                 )
                 .bind(incident_id)
                 .bind(id)
-                .fetch_one(&mut *conn)
-                .await?;
+                .fetch_one(c)
+                .await)?;
                 if changed_since {
                     BodyCopy::Repeat
                 } else {
@@ -139,23 +145,25 @@ pub(crate) async fn body_copies(
 /// stored event. One statement per chunk: each prefix is a range on the unique index (the
 /// prefix ends with ':', and ';' sorts right after it).
 pub(crate) async fn events_seen(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     prefixes: &[String],
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut out = std::collections::HashSet::new();
     for chunk in prefixes.chunks(chunk_size(2).min(400)) {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT dedup_key FROM events WHERE ");
-        for (i, prefix) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(" OR ");
+        let keys: Vec<String> = on!(&mut *conn, |c, Db| {
+            let mut q = QueryBuilder::<Db>::new("SELECT dedup_key FROM events WHERE ");
+            for (i, prefix) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                q.push("(dedup_key >= ")
+                    .push_bind(prefix)
+                    .push(" AND dedup_key < ")
+                    .push_bind(format!("{};", &prefix[..prefix.len() - 1]))
+                    .push(")");
             }
-            q.push("(dedup_key >= ")
-                .push_bind(prefix)
-                .push(" AND dedup_key < ")
-                .push_bind(format!("{};", &prefix[..prefix.len() - 1]))
-                .push(")");
-        }
-        let keys: Vec<String> = q.build_query_scalar().fetch_all(&mut *conn).await?;
+            q.build_query_scalar().fetch_all(c).await
+        })?;
         for prefix in chunk {
             if keys.iter().any(|k| k.starts_with(prefix.as_str())) {
                 out.insert(prefix.clone());
@@ -305,17 +313,16 @@ pub(crate) async fn incidents_by_keys(
 ) -> Result<Vec<(String, Result<Incident, CorruptRow>)>, StoreError> {
     let mut out = Vec::new();
     for chunk in keys.chunks(chunk_size(1)) {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE incident_key IN (");
-        let mut sep = q.separated(", ");
-        for k in chunk {
-            sep.push_bind(*k);
-        }
-        q.push(")");
-        out.extend(
-            q.build_query_as::<IncidentRow>()
-                .fetch_all(&mut **tx)
-                .await?,
-        );
+        let rows: Vec<IncidentRow> = on!(&mut *tx, |c, Db| {
+            let mut q = QueryBuilder::<Db>::new("SELECT * FROM incidents WHERE incident_key IN (");
+            let mut sep = q.separated(", ");
+            for k in chunk {
+                sep.push_bind(*k);
+            }
+            q.push(")");
+            q.build_query_as::<IncidentRow>().fetch_all(c).await
+        })?;
+        out.extend(rows);
     }
     Ok(out
         .into_iter()
@@ -327,10 +334,12 @@ pub(crate) async fn incident(
     tx: &mut WriteTx,
     id: IncidentId,
 ) -> Result<Option<Incident>, StoreError> {
-    let row = sqlx::query_as::<_, IncidentRow>("SELECT * FROM incidents WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let row = on!(&mut *tx, |c, Db| sqlx::query_as::<_, IncidentRow>(
+        "SELECT * FROM incidents WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(c)
+    .await)?;
     Ok(row.map(|r| r.decode(tx.corrupt())).transpose()?)
 }
 
@@ -383,101 +392,102 @@ const INCIDENT_COLUMNS: &[&str] = &[
 /// every column: all writers share one connection, so nothing can change a row between the
 /// caller's read and this write inside its transaction.
 pub(crate) async fn upsert_incidents(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     rows: &[&Incident],
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_size(INCIDENT_COLUMNS.len())) {
-        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO incidents (");
-        q.push(INCIDENT_COLUMNS.join(", "));
-        q.push(") ");
-        q.push_values(chunk.iter(), |mut b, i| {
-            b.push_bind(i.id)
-                .push_bind(&i.incident_key)
-                .push_bind(i.episode)
-                .push_bind(i.severity)
-                .push_bind(i.state)
-                .push_bind(&i.title)
-                .push_bind(&i.project)
-                .push_bind(&i.environment)
-                .push_bind(&i.level)
-                .push_bind(&i.culprit)
-                .push_bind(&i.rule)
-                .push_bind(&i.sentry_rule)
-                .push_bind(&i.sentry_issue_id)
-                .push_bind(&i.sentry_url)
-                .push_bind(&i.release)
-                .push_bind(i.metric_value)
-                .push_bind(i.event_count)
-                .push_bind(i.first_seen)
-                .push_bind(i.last_seen)
-                .push_bind(i.opened_at)
-                .push_bind(i.last_event_id)
-                .push_bind(&i.assignee)
-                .push_bind(i.acknowledged_at)
-                .push_bind(&i.acknowledged_by)
-                .push_bind(i.acknowledged_via)
-                .push_bind(i.resolved_at)
-                .push_bind(&i.resolved_by)
-                .push_bind(i.resolved_via)
-                .push_bind(&i.root_cause)
-                .push_bind(i.policy.to_json())
-                .push_bind(i.next_escalation_at)
-                .push_bind(i.escalation_step)
-                .push_bind(i.escalation_version)
-                .push_bind(&i.pagerduty_incident_id)
-                .push_bind(i.notified_count)
-                .push_bind(i.count_updated_at)
-                .push_bind(i.updated_at)
-                .push_bind(i.silenced_by)
-                .push_bind(i.held_escalation_at)
-                .push_bind(i.kind)
-                .push_bind(i.storm_id)
-                .push_bind(i.storm_join);
-        });
-        q.push(" ON CONFLICT(id) DO UPDATE SET ");
-        let updates: Vec<String> = INCIDENT_COLUMNS[1..]
-            .iter()
-            .map(|c| format!("{c} = excluded.{c}"))
-            .collect();
-        q.push(updates.join(", "));
-        q.build().execute(&mut *conn).await?;
+        on!(&mut *conn, |c, Db| {
+            let mut q = QueryBuilder::<Db>::new("INSERT INTO incidents (");
+            q.push(INCIDENT_COLUMNS.join(", "));
+            q.push(") ");
+            q.push_values(chunk.iter(), |mut b, i| {
+                b.push_bind(i.id)
+                    .push_bind(&i.incident_key)
+                    .push_bind(i.episode)
+                    .push_bind(i.severity)
+                    .push_bind(i.state)
+                    .push_bind(&i.title)
+                    .push_bind(&i.project)
+                    .push_bind(&i.environment)
+                    .push_bind(&i.level)
+                    .push_bind(&i.culprit)
+                    .push_bind(&i.rule)
+                    .push_bind(&i.sentry_rule)
+                    .push_bind(&i.sentry_issue_id)
+                    .push_bind(&i.sentry_url)
+                    .push_bind(&i.release)
+                    .push_bind(i.metric_value)
+                    .push_bind(i.event_count)
+                    .push_bind(i.first_seen)
+                    .push_bind(i.last_seen)
+                    .push_bind(i.opened_at)
+                    .push_bind(i.last_event_id)
+                    .push_bind(&i.assignee)
+                    .push_bind(i.acknowledged_at)
+                    .push_bind(&i.acknowledged_by)
+                    .push_bind(i.acknowledged_via)
+                    .push_bind(i.resolved_at)
+                    .push_bind(&i.resolved_by)
+                    .push_bind(i.resolved_via)
+                    .push_bind(&i.root_cause)
+                    .push_bind(i.policy.to_json())
+                    .push_bind(i.next_escalation_at)
+                    .push_bind(i.escalation_step)
+                    .push_bind(i.escalation_version)
+                    .push_bind(&i.pagerduty_incident_id)
+                    .push_bind(i.notified_count)
+                    .push_bind(i.count_updated_at)
+                    .push_bind(i.updated_at)
+                    .push_bind(i.silenced_by)
+                    .push_bind(i.held_escalation_at)
+                    .push_bind(i.kind)
+                    .push_bind(i.storm_id)
+                    .push_bind(i.storm_join);
+            });
+            q.push(" ON CONFLICT(id) DO UPDATE SET ");
+            let updates: Vec<String> = INCIDENT_COLUMNS[1..]
+                .iter()
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect();
+            q.push(updates.join(", "));
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
     Ok(())
 }
 
-pub(crate) async fn insert_events(
-    conn: &mut SqliteConnection,
-    rows: &[NewEvent],
-) -> Result<(), StoreError> {
+pub(crate) async fn insert_events(conn: &mut WriteTx, rows: &[NewEvent]) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_size(20)) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (id, received_at, dedup_key, request_id, source, resource, action, \
-             status, incident_id, severity, rule, project, environment, level, occurrence, body, \
-             body_encoding, details, rate_fp, rate_keys) ",
-        );
-        q.push_values(chunk.iter(), |mut b, e| {
-            b.push_bind(e.id)
-                .push_bind(e.received_at)
-                .push_bind(&e.dedup_key)
-                .push_bind(&e.request_id)
-                .push_bind(e.source)
-                .push_bind(&e.resource)
-                .push_bind(&e.action)
-                .push_bind(e.status)
-                .push_bind(e.incident_id)
-                .push_bind(e.severity)
-                .push_bind(&e.rule)
-                .push_bind(&e.project)
-                .push_bind(&e.environment)
-                .push_bind(&e.level)
-                .push_bind(e.occurrence)
-                .push_bind(e.body.bytes.as_ref())
-                .push_bind(e.body.encoding.as_i64())
-                .push_bind(&e.details)
-                .push_bind(e.rate_fp)
-                .push_bind(&e.rate_keys);
-        });
-        q.build().execute(&mut *conn).await?;
+        on!(&mut *conn, |c, Db| {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO events (id, received_at, dedup_key, request_id, source, resource, action, \
+                 status, incident_id, severity, rule, project, environment, level, occurrence, body, \
+                 body_encoding, details, rate_fp, rate_keys) ",
+            );
+            q.push_values(chunk.iter(), |mut b, e| {
+                b.push_bind(e.id)
+                    .push_bind(e.received_at)
+                    .push_bind(&e.dedup_key)
+                    .push_bind(&e.request_id)
+                    .push_bind(e.source)
+                    .push_bind(&e.resource)
+                    .push_bind(&e.action)
+                    .push_bind(e.status)
+                    .push_bind(e.incident_id)
+                    .push_bind(e.severity)
+                    .push_bind(&e.rule)
+                    .push_bind(&e.project)
+                    .push_bind(&e.environment)
+                    .push_bind(&e.level)
+                    .push_bind(i64::from(e.occurrence))
+                    .push_bind(e.body.bytes.as_ref())
+                    .push_bind(e.body.encoding.as_i64())
+                    .push_bind(&e.details)
+                    .push_bind(e.rate_fp)
+                    .push_bind(&e.rate_keys);
+            });
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
     Ok(())
 }
@@ -485,16 +495,16 @@ pub(crate) async fn insert_events(
 /// The stored details of one event (JSON of `intake::details::EventDetails`); `None` when the
 /// event is gone or has none (its body was past retention before they were extracted).
 pub(crate) async fn event_details(
-    pool: &sqlx::SqlitePool,
+    pool: &Reader,
     event_id: EventId,
 ) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar::<_, Option<String>>("SELECT details FROM events WHERE id = ?1")
-            .bind(event_id)
-            .fetch_optional(pool)
-            .await?
-            .flatten(),
+    Ok(on!(pool, |c, Db| sqlx::query_scalar::<_, Option<String>>(
+        "SELECT details FROM events WHERE id = $1"
     )
+    .bind(event_id)
+    .fetch_optional(c)
+    .await)?
+    .flatten())
 }
 
 /// `(id, resource, body as received)`. A body that does not decode is its row's [`CorruptRow`]
@@ -516,87 +526,92 @@ fn decode_bodies(rows: Vec<StoredBodyRow>, corrupt: &CorruptRows) -> Vec<BodyRow
 /// Events stored without details (before migration 0005) whose body is still kept, by id, the
 /// first `limit` after `after_id`: `(id, resource, body)`.
 pub(crate) async fn events_without_details(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     corrupt: &CorruptRows,
     after_id: EventId,
     limit: i64,
 ) -> Result<Vec<BodyRow>, StoreError> {
-    let rows = sqlx::query_as(
+    let rows = on!(&mut *conn, |c, Db| sqlx::query_as(
         "SELECT id, resource, body_encoding, body FROM events \
-         WHERE details IS NULL AND body IS NOT NULL AND id > ?1 ORDER BY id LIMIT ?2",
+         WHERE details IS NULL AND body IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
     )
     .bind(after_id)
     .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     Ok(decode_bodies(rows, corrupt))
 }
 
 /// Stores `(event id, details JSON)` pairs, in one transaction.
 pub(crate) async fn set_event_details(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     rows: &[(EventId, String)],
 ) -> Result<(), StoreError> {
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     for (id, details) in rows {
-        sqlx::query("UPDATE events SET details = ?1 WHERE id = ?2")
-            .bind(details)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        on!(&mut *conn, |c, Db| sqlx::query(
+            "UPDATE events SET details = $1 WHERE id = $2"
+        )
+        .bind(details)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
 pub(crate) async fn insert_timeline(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     rows: &[NewTimeline],
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_size(6)) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO timeline (incident_id, at, kind, actor, via, detail) ",
-        );
-        q.push_values(chunk.iter(), |mut b, t| {
-            b.push_bind(t.incident_id)
-                .push_bind(t.at)
-                .push_bind(t.kind)
-                .push_bind(&t.actor)
-                .push_bind(t.via)
-                .push_bind(&t.detail);
-        });
-        q.build().execute(&mut *conn).await?;
+        on!(&mut *conn, |c, Db| {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO timeline (incident_id, at, kind, actor, via, detail) ",
+            );
+            q.push_values(chunk.iter(), |mut b, t| {
+                b.push_bind(t.incident_id)
+                    .push_bind(t.at)
+                    .push_bind(t.kind)
+                    .push_bind(&t.actor)
+                    .push_bind(t.via)
+                    .push_bind(&t.detail);
+            });
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
     Ok(())
 }
 
 pub(crate) async fn insert_deliveries(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     rows: &[NewDelivery],
     now: i64,
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(chunk_size(8)) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO deliveries (incident_id, episode, channel, kind, detail, status, next_attempt_at, created_at) ",
-        );
-        q.push_values(chunk.iter(), |mut b, d| {
-            b.push_bind(d.incident_id)
-                .push_bind(d.episode)
-                .push_bind(&d.channel)
-                .push_bind(d.kind)
-                .push_bind(&d.detail)
-                .push_bind(DeliveryStatus::Pending)
-                .push_bind(now)
-                .push_bind(now);
-        });
-        q.build().execute(&mut *conn).await?;
+        on!(&mut *conn, |c, Db| {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO deliveries (incident_id, episode, channel, kind, detail, status, next_attempt_at, created_at) ",
+            );
+            q.push_values(chunk.iter(), |mut b, d| {
+                b.push_bind(d.incident_id)
+                    .push_bind(d.episode)
+                    .push_bind(&d.channel)
+                    .push_bind(d.kind)
+                    .push_bind(&d.detail)
+                    .push_bind(DeliveryStatus::Pending)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            q.build().execute(c).await.map(|r| r.rows_affected())
+        })?;
     }
     Ok(())
 }
 
 /// Writes what a transition produced, beside the incident rows it changed.
 pub(crate) async fn apply_effects(
-    conn: &mut SqliteConnection,
+    conn: &mut WriteTx,
     incidents: &[&Incident],
     effects: &Effects,
     now: i64,
@@ -616,17 +631,17 @@ pub(crate) async fn apply_effects(
 /// Stored occurrences newer than `since`, oldest first, with their bodies:
 /// `((id, resource, body), received_at)`.
 pub(crate) async fn recent_occurrences(
-    conn: &mut SqliteConnection,
+    conn: &mut impl AsConn,
     corrupt: &CorruptRows,
     since: i64,
 ) -> Result<Vec<(BodyRow, i64)>, StoreError> {
-    let rows: Vec<(EventId, String, i64, Vec<u8>, i64)> = sqlx::query_as(
+    let rows: Vec<(EventId, String, i64, Vec<u8>, i64)> = on!(&mut *conn, |c, Db| sqlx::query_as(
         "SELECT id, resource, body_encoding, body, received_at FROM events \
-         WHERE occurrence = 1 AND received_at > ? AND body IS NOT NULL ORDER BY id",
+         WHERE occurrence = 1 AND received_at > $1 AND body IS NOT NULL ORDER BY id",
     )
     .bind(since)
-    .fetch_all(&mut *conn)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     let (stored, at): (Vec<StoredBodyRow>, Vec<i64>) = rows
         .into_iter()
         .map(|(id, resource, enc, body, at)| ((id, resource, enc, body), at))
@@ -644,64 +659,80 @@ pub(crate) const RATE_FACTS_PAGE: i64 = 10_000;
 /// `after` (`(received_at, id)` of the last row of the previous page). Read from the covering
 /// index `events_rate_facts` alone (migration 0009): no row's body is touched.
 pub(crate) async fn rate_facts_page(
-    conn: &mut SqliteConnection,
+    conn: &mut impl AsConn,
     since: i64,
     after: Option<(i64, EventId)>,
     limit: i64,
 ) -> Result<Vec<RateFact>, StoreError> {
-    // Separate texts, so that each is a plain range on the index.
-    let q = match after {
-        None => sqlx::query_as(
-            "SELECT id, received_at, rate_fp, rate_keys FROM events INDEXED BY events_rate_facts \
-             WHERE occurrence = 1 AND received_at > ?1 ORDER BY received_at, id LIMIT ?2",
-        )
-        .bind(since),
-        Some((at, id)) => sqlx::query_as(
-            "SELECT id, received_at, rate_fp, rate_keys FROM events INDEXED BY events_rate_facts \
-             WHERE occurrence = 1 AND (received_at, id) > (?1, ?2) \
-             ORDER BY received_at, id LIMIT ?3",
-        )
-        .bind(at)
-        .bind(id),
-    };
-    Ok(q.bind(limit).fetch_all(&mut *conn).await?)
+    // Separate texts, so that each is a plain range on the index. SQLite is told the index
+    // (its planner would otherwise pick `events_received_at` and read every row).
+    Ok(on!(&mut *conn, |c, Db| {
+        let q = match after {
+            None => sqlx::query_as(Db::pick(
+                "SELECT id, received_at, rate_fp, rate_keys FROM events INDEXED BY events_rate_facts \
+                 WHERE occurrence = 1 AND received_at > $1 ORDER BY received_at, id LIMIT $2",
+                "SELECT id, received_at, rate_fp, rate_keys FROM events \
+                 WHERE occurrence = 1 AND received_at > $1 ORDER BY received_at, id LIMIT $2",
+            ))
+            .bind(since),
+            Some((at, id)) => sqlx::query_as(Db::pick(
+                "SELECT id, received_at, rate_fp, rate_keys FROM events INDEXED BY events_rate_facts \
+                 WHERE occurrence = 1 AND (received_at, id) > ($1, $2) \
+                 ORDER BY received_at, id LIMIT $3",
+                "SELECT id, received_at, rate_fp, rate_keys FROM events \
+                 WHERE occurrence = 1 AND (received_at, id) > ($1, $2) \
+                 ORDER BY received_at, id LIMIT $3",
+            ))
+            .bind(at)
+            .bind(id),
+        };
+        q.bind(limit).fetch_all(c).await
+    })?)
 }
 
 /// Occurrences received after `since` whose rate facts were derived under rules other than
 /// `fingerprint` (stored before migration 0009, or before a reload): their ids, oldest first.
 pub(crate) async fn stale_rate_facts(
-    conn: &mut SqliteConnection,
+    conn: &mut impl AsConn,
     since: i64,
     fingerprint: i64,
 ) -> Result<Vec<EventId>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM events INDEXED BY events_rate_facts \
-         WHERE occurrence = 1 AND received_at > ?1 AND rate_fp IS NOT ?2 ORDER BY received_at, id",
+    Ok(on!(&mut *conn, |c, Db| {
+        sqlx::query_scalar(
+        Db::pick(
+            "SELECT id FROM events INDEXED BY events_rate_facts \
+             WHERE occurrence = 1 AND received_at > $1 AND rate_fp IS NOT $2 ORDER BY received_at, id",
+            "SELECT id FROM events \
+             WHERE occurrence = 1 AND received_at > $1 AND rate_fp IS DISTINCT FROM $2 ORDER BY received_at, id",
+        ),
     )
     .bind(since)
     .bind(fingerprint)
-    .fetch_all(&mut *conn)
-    .await?)
+    .fetch_all(c)
+    .await
+    })?)
 }
 
 /// `(id, resource, body)` of those of `ids` whose body is still kept.
 pub(crate) async fn bodies_of(
-    conn: &mut SqliteConnection,
+    conn: &mut impl AsConn,
     corrupt: &CorruptRows,
     ids: &[EventId],
 ) -> Result<Vec<BodyRow>, StoreError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(MAX_PARAMS) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, resource, body_encoding, body FROM events \
-             WHERE body IS NOT NULL AND id IN (",
-        );
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        q.push(")");
-        let rows: Vec<StoredBodyRow> = q.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<StoredBodyRow> = on!(&mut *conn, |c, Db| {
+            let mut q = QueryBuilder::<Db>::new(
+                "SELECT id, resource, body_encoding, body FROM events \
+                 WHERE body IS NOT NULL AND id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(c).await
+        })?;
         out.extend(decode_bodies(rows, corrupt));
     }
     Ok(out)

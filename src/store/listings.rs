@@ -2,11 +2,12 @@
 //! urgency and the resolved ones by page (the web page), one incident, its timeline, its last
 //! event's details and escalations, and the deliveries that need a person (dead or failing).
 
+use crate::store::on;
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
 use super::incidents::{IncidentRow, decode_all};
-use super::{CorruptRow, CorruptRows, Reader, StoreError};
+use super::{CorruptRow, CorruptRows, Dialect, Reader, StoreError};
 use crate::domain::{
     DeliveryId, DeliveryStatus, Episode, EventId, Incident, IncidentId, IncidentState, ParseError,
     Severity, TimelineKind, Via,
@@ -26,18 +27,20 @@ pub(crate) async fn list_incidents(
     reader: &Reader,
     f: &IncidentFilter,
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
-    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE 1 = 1");
-    if let Some(s) = &f.state {
-        q.push(" AND state = ").push_bind(s);
-    }
-    if let Some(s) = &f.severity {
-        q.push(" AND severity = ").push_bind(s);
-    }
-    if let Some(b) = f.before_id {
-        q.push(" AND id < ").push_bind(b);
-    }
-    q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
-    let rows: Vec<IncidentRow> = q.build_query_as().fetch_all(&**reader).await?;
+    let rows: Vec<IncidentRow> = on!(reader, |c, Db| {
+        let mut q = QueryBuilder::<Db>::new("SELECT * FROM incidents WHERE 1 = 1");
+        if let Some(s) = &f.state {
+            q.push(" AND state = ").push_bind(s);
+        }
+        if let Some(s) = &f.severity {
+            q.push(" AND severity = ").push_bind(s);
+        }
+        if let Some(b) = f.before_id {
+            q.push(" AND id < ").push_bind(b);
+        }
+        q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
+        q.build_query_as().fetch_all(c).await
+    })?;
     Ok(rows
         .into_iter()
         .map(|r| r.decode(reader.corrupt()))
@@ -48,10 +51,12 @@ pub(crate) async fn incident(
     reader: &Reader,
     id: IncidentId,
 ) -> Result<Option<Incident>, StoreError> {
-    let row: Option<IncidentRow> = sqlx::query_as("SELECT * FROM incidents WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&**reader)
-        .await?;
+    let row: Option<IncidentRow> = on!(reader, |c, Db| sqlx::query_as(
+        "SELECT * FROM incidents WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(c)
+    .await)?;
     Ok(decode_all(row.into_iter().collect(), reader.corrupt())?.pop())
 }
 
@@ -105,12 +110,14 @@ pub(crate) async fn timeline(
     reader: &Reader,
     incident_id: IncidentId,
 ) -> Result<Vec<TimelineEntry>, StoreError> {
-    let rows: Vec<TimelineRow> = sqlx::query_as(
-        "SELECT id, at, kind, actor, via, detail FROM timeline WHERE incident_id = ? ORDER BY at, id",
+    let rows: Vec<TimelineRow> = on!(reader, |c, Db| {
+        sqlx::query_as(
+        "SELECT id, at, kind, actor, via, detail FROM timeline WHERE incident_id = $1 ORDER BY at, id",
     )
     .bind(incident_id)
-    .fetch_all(&**reader)
-    .await?;
+    .fetch_all(c)
+    .await
+    })?;
     Ok(rows
         .into_iter()
         .map(|r| r.decode(reader.corrupt()))
@@ -129,7 +136,13 @@ pub(crate) struct PageFilter {
 }
 
 impl PageFilter {
-    fn push(&self, q: &mut QueryBuilder<Sqlite>) {
+    fn push<'a, DB>(&self, q: &mut QueryBuilder<DB>)
+    where
+        DB: sqlx::Database + Dialect,
+        IncidentState: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+        Severity: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+        String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    {
         if let Some(s) = self.state {
             q.push(" AND state = ").push_bind(s);
         }
@@ -147,7 +160,8 @@ impl PageFilter {
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_");
-            q.push(" AND title LIKE ")
+            // SQLite's LIKE ignores the case of ASCII letters; PostgreSQL's needs ILIKE.
+            q.push(DB::pick(" AND title LIKE ", " AND title ILIKE "))
                 .push_bind(format!("%{escaped}%"))
                 .push(" ESCAPE '\\'");
         }
@@ -184,21 +198,23 @@ pub(crate) async fn open_by_urgency(
     if f.state == Some(IncidentState::Resolved) {
         return Ok(Vec::new());
     }
-    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE state != 'resolved'");
-    f.push(&mut q);
-    q.push(format!(
-        " ORDER BY {URGENCY_GROUP}, {SEVERITY_RANK} DESC, next_escalation_at IS NULL, \
-         next_escalation_at, id DESC LIMIT "
-    ))
-    .push_bind(limit);
-    let rows: Vec<IncidentRow> = q.build_query_as().fetch_all(&**reader).await?;
-    let fired: Vec<(IncidentId, i64)> = sqlx::query_as(
+    let rows: Vec<IncidentRow> = on!(reader, |c, Db| {
+        let mut q = QueryBuilder::<Db>::new("SELECT * FROM incidents WHERE state != 'resolved'");
+        f.push(&mut q);
+        q.push(format!(
+            " ORDER BY {URGENCY_GROUP}, {SEVERITY_RANK} DESC, next_escalation_at IS NULL, \
+             next_escalation_at, id DESC LIMIT "
+        ))
+        .push_bind(limit);
+        q.build_query_as().fetch_all(c).await
+    })?;
+    let fired: Vec<(IncidentId, i64)> = on!(reader, |c, Db| sqlx::query_as(
         "SELECT e.incident_id, MAX(e.fired_at) FROM escalations e \
          JOIN incidents i ON i.id = e.incident_id AND i.episode = e.episode \
          WHERE i.state != 'resolved' GROUP BY e.incident_id",
     )
-    .fetch_all(&**reader)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     let fired: std::collections::HashMap<IncidentId, i64> = fired.into_iter().collect();
     Ok(rows
         .into_iter()
@@ -223,13 +239,15 @@ pub(crate) async fn resolved_page(
     if f.state.is_some_and(|s| s != IncidentState::Resolved) {
         return Ok((Vec::new(), false));
     }
-    let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM incidents WHERE state = 'resolved'");
-    f.push(&mut q);
-    q.push(" ORDER BY resolved_at DESC, id DESC LIMIT ")
-        .push_bind(i64::from(per_page) + 1)
-        .push(" OFFSET ")
-        .push_bind(i64::from(page) * i64::from(per_page));
-    let mut rows: Vec<IncidentRow> = q.build_query_as().fetch_all(&**reader).await?;
+    let mut rows: Vec<IncidentRow> = on!(reader, |c, Db| {
+        let mut q = QueryBuilder::<Db>::new("SELECT * FROM incidents WHERE state = 'resolved'");
+        f.push(&mut q);
+        q.push(" ORDER BY resolved_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(per_page) + 1)
+            .push(" OFFSET ")
+            .push_bind(i64::from(page) * i64::from(per_page));
+        q.build_query_as().fetch_all(c).await
+    })?;
     let more = rows.len() > per_page as usize;
     rows.truncate(per_page as usize);
     Ok((
@@ -244,17 +262,19 @@ pub(crate) async fn resolved_page(
 pub(crate) async fn filter_choices(
     reader: &Reader,
 ) -> Result<(Vec<String>, Vec<String>), StoreError> {
-    let projects = sqlx::query_scalar(
+    let projects = on!(reader, |c, Db| {
+        sqlx::query_scalar(
         "SELECT DISTINCT project FROM incidents WHERE project IS NOT NULL ORDER BY project LIMIT 200",
     )
-    .fetch_all(&**reader)
-    .await?;
-    let environments = sqlx::query_scalar(
+    .fetch_all(c)
+    .await
+    })?;
+    let environments = on!(reader, |c, Db| sqlx::query_scalar(
         "SELECT DISTINCT environment FROM incidents WHERE environment IS NOT NULL \
          ORDER BY environment LIMIT 200",
     )
-    .fetch_all(&**reader)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     Ok((projects, environments))
 }
 
@@ -264,13 +284,13 @@ pub(crate) async fn event_details(
     reader: &Reader,
     event_id: EventId,
 ) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar::<_, Option<String>>("SELECT details FROM events WHERE id = ?")
-            .bind(event_id)
-            .fetch_optional(&**reader)
-            .await?
-            .flatten(),
+    Ok(on!(reader, |c, Db| sqlx::query_scalar::<_, Option<String>>(
+        "SELECT details FROM events WHERE id = $1"
     )
+    .bind(event_id)
+    .fetch_optional(c)
+    .await)?
+    .flatten())
 }
 
 /// An escalation step that fired.
@@ -287,13 +307,13 @@ pub(crate) async fn escalations(
     reader: &Reader,
     incident_id: IncidentId,
 ) -> Result<Vec<FiredEscalation>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT episode, step, due_at, fired_at FROM escalations WHERE incident_id = ? \
+    Ok(on!(reader, |c, Db| sqlx::query_as(
+        "SELECT episode, step, due_at, fired_at FROM escalations WHERE incident_id = $1 \
          ORDER BY episode, step",
     )
     .bind(incident_id)
-    .fetch_all(&**reader)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
 /// A delivery that needs a person: dead (never retried again) or failing (retrying), with the
@@ -318,15 +338,15 @@ pub(crate) async fn troubled_deliveries(
     reader: &Reader,
     limit: i64,
 ) -> Result<Vec<TroubledDelivery>, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(on!(reader, |c, Db| sqlx::query_as(
         "SELECT d.id, d.incident_id, i.title AS incident_title, d.channel, d.kind, d.status, \
          d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at \
          FROM deliveries d LEFT JOIN incidents i ON i.id = d.incident_id \
-         WHERE d.status IN ('dead', 'failed') ORDER BY d.status = 'dead' DESC, d.id DESC LIMIT ?",
+         WHERE d.status IN ('dead', 'failed') ORDER BY d.status = 'dead' DESC, d.id DESC LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(&**reader)
-    .await?)
+    .fetch_all(c)
+    .await)?)
 }
 
 /// One of a storm's noisiest members, as its messages name them.
@@ -350,15 +370,23 @@ pub(crate) struct StormMembers {
     pub top: Vec<StormTopRow>,
 }
 
-/// `?1` the storm, `?2` how many of the noisiest, `?3` how many projects. The window totals
+/// `$1` the storm, `$2` how many of the noisiest, `$3` how many projects. The window totals
 /// are taken before LIMIT; the project subqueries run once (they do not depend on the outer row).
 const STORM_SUMMARY_SQL: &str = "SELECT id, title, project, event_count, \
-       COUNT(*) OVER () AS members, SUM(event_count) OVER () AS events, \
+       COUNT(*) OVER () AS members, CAST(SUM(event_count) OVER () AS BIGINT) AS events, \
        (SELECT json_group_array(p) FROM (SELECT DISTINCT project AS p FROM incidents \
-          WHERE storm_id = ?1 AND project IS NOT NULL ORDER BY p LIMIT ?3)) AS projects, \
-       (SELECT COUNT(DISTINCT project) FROM incidents WHERE storm_id = ?1) AS project_count \
-     FROM incidents WHERE storm_id = ?1 \
-     ORDER BY event_count DESC, id LIMIT ?2";
+          WHERE storm_id = $1 AND project IS NOT NULL ORDER BY p LIMIT $3) AS names) AS projects, \
+       (SELECT COUNT(DISTINCT project) FROM incidents WHERE storm_id = $1) AS project_count \
+     FROM incidents WHERE storm_id = $1 \
+     ORDER BY event_count DESC, id LIMIT $2";
+/// [`STORM_SUMMARY_SQL`] on PostgreSQL: `json_agg` for SQLite's `json_group_array`.
+const STORM_SUMMARY_SQL_PG: &str = "SELECT id, title, project, event_count, \
+       COUNT(*) OVER () AS members, CAST(SUM(event_count) OVER () AS BIGINT) AS events, \
+       (SELECT COALESCE(json_agg(p), '[]')::text FROM (SELECT DISTINCT project AS p FROM incidents \
+          WHERE storm_id = $1 AND project IS NOT NULL ORDER BY p LIMIT $3) AS names) AS projects, \
+       (SELECT COUNT(DISTINCT project) FROM incidents WHERE storm_id = $1) AS project_count \
+     FROM incidents WHERE storm_id = $1 \
+     ORDER BY event_count DESC, id LIMIT $2";
 
 /// The summary of the storm's members in one statement: every part is a walk of the
 /// `incidents_storm_members` index, so its cost follows the storm's size, not the table's.
@@ -379,17 +407,20 @@ pub(crate) async fn storm_members_summary(
         String,
         i64,
     );
-    let rows: Vec<Row> = sqlx::query_as(STORM_SUMMARY_SQL)
-        .bind(storm_id)
-        .bind(i64::try_from(top).unwrap_or(i64::MAX))
-        .bind(i64::try_from(max_projects).unwrap_or(i64::MAX))
-        .fetch_all(&**reader)
-        .await?;
+    let rows: Vec<Row> = on!(reader, |c, Db| sqlx::query_as(Db::pick(
+        STORM_SUMMARY_SQL,
+        STORM_SUMMARY_SQL_PG
+    ))
+    .bind(storm_id)
+    .bind(i64::try_from(top).unwrap_or(i64::MAX))
+    .bind(i64::try_from(max_projects).unwrap_or(i64::MAX))
+    .fetch_all(c)
+    .await)?;
     let Some(first) = rows.first() else {
         return Ok(StormMembers::default());
     };
     let (members, events, project_count) = (first.4, first.5, first.7);
-    // Written by SQLite's json_group_array just above: a list of strings.
+    // Written by json_group_array (json_agg) just above: a list of strings.
     let projects = serde_json::from_str(&first.6).unwrap_or_default();
     Ok(StormMembers {
         members,
@@ -415,12 +446,13 @@ pub(crate) async fn storm_members(
     storm_id: IncidentId,
     limit: i64,
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
-    let rows: Vec<IncidentRow> =
-        sqlx::query_as("SELECT * FROM incidents WHERE storm_id = ? ORDER BY opened_at, id LIMIT ?")
-            .bind(storm_id)
-            .bind(limit)
-            .fetch_all(&**reader)
-            .await?;
+    let rows: Vec<IncidentRow> = on!(reader, |c, Db| sqlx::query_as(
+        "SELECT * FROM incidents WHERE storm_id = $1 ORDER BY opened_at, id LIMIT $2"
+    )
+    .bind(storm_id)
+    .bind(limit)
+    .fetch_all(c)
+    .await)?;
     Ok(rows
         .into_iter()
         .map(|r| r.decode(reader.corrupt()))
@@ -432,12 +464,12 @@ pub(crate) async fn storm_member_ids(
     reader: &Reader,
     storm_id: IncidentId,
 ) -> Result<Vec<IncidentId>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM incidents WHERE storm_id = ? ORDER BY id")
-            .bind(storm_id)
-            .fetch_all(&**reader)
-            .await?,
+    Ok(on!(reader, |c, Db| sqlx::query_scalar(
+        "SELECT id FROM incidents WHERE storm_id = $1 ORDER BY id"
     )
+    .bind(storm_id)
+    .fetch_all(c)
+    .await)?)
 }
 
 #[cfg(test)]

@@ -1,9 +1,14 @@
-//! All SQL lives under this module. SQLite in WAL mode; migrations embedded and run at start.
+//! All SQL lives under this module, for both backends: SQLite (the embedded default, in WAL
+//! mode) and PostgreSQL (`DATABASE_URL=postgres://...`). Each has its own migrations folder
+//! (`migrations/sqlite`, `migrations/postgres`), embedded and run at start; the queries are one
+//! text for both (`$1` placeholders, which sqlx's SQLite driver reads too), run through [`on!`],
+//! with the few dialect differences picked by [`Dialect`] here and nowhere above.
 //!
-//! Writes go through one connection (a pool of one), each in a `BEGIN IMMEDIATE` transaction
-//! begun by [`Store::begin_write`]: SQLite has a single writer anyway, and an in-process queue is
-//! fairer and faster than `SQLITE_BUSY` retries. Reads use their own pool ([`Store::reader`]) and
-//! never block on the writer (WAL). The pools stay private so that there is one way to write.
+//! Writes go through one connection (a pool of one), each in a transaction begun by
+//! [`Store::begin_write`]: SQLite has a single writer anyway, and an in-process queue is fairer
+//! and faster than `SQLITE_BUSY` retries; on PostgreSQL the same queue keeps group commit (one
+//! batch, one commit). Reads use their own pool ([`Store::reader`]) and never wait for the
+//! writer. The pools stay private so that there is one way to write.
 
 pub(crate) mod body;
 pub(crate) mod checkpoint;
@@ -22,17 +27,245 @@ pub(crate) mod stats;
 pub(crate) mod storms;
 #[cfg(test)]
 pub(crate) mod test_plan;
+#[cfg(test)]
+pub(crate) mod testdb;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use std::ops::{Deref, DerefMut};
-
-use sqlx::sqlite::Sqlite;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+/// Runs one statement on whichever backend `$src` (a `&mut WriteTx` or a `&Reader`) is on:
+/// `$body` is written once and compiled once per backend, with `$c` that backend's executor
+/// (a connection inside the transaction, or the read pool) and `$db` its sqlx database type
+/// (for `QueryBuilder::<$db>` and [`Dialect`]). Both arms must yield the same type, so a body
+/// that executes returns `rows_affected()`, not the backend's own result type.
+macro_rules! on {
+    ($src:expr, |$c:ident, $db:ident| $body:expr) => {
+        match $crate::store::Backend::backend($src) {
+            $crate::store::Exec::Sqlite($c) => {
+                #[allow(unused)]
+                type $db = ::sqlx::Sqlite;
+                #[allow(unused_imports)]
+                use $crate::store::Dialect as _;
+                $body
+            }
+            $crate::store::Exec::Postgres($c) => {
+                #[allow(unused)]
+                type $db = ::sqlx::Postgres;
+                #[allow(unused_imports)]
+                use $crate::store::Dialect as _;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on;
+
+/// Where a statement runs, per backend (see [`on!`]).
+pub(crate) enum Exec<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+/// A `&mut WriteTx` or a `&Reader`, for [`on!`]; a function that reads either way takes
+/// `impl Backend<'_>`.
+pub(crate) trait Backend<'a> {
+    type Sqlite: sqlx::Executor<'a, Database = Sqlite>;
+    type Postgres: sqlx::Executor<'a, Database = Postgres>;
+    fn backend(self) -> Exec<Self::Sqlite, Self::Postgres>;
+}
+
+/// A connection of either backend: a write transaction ([`WriteTx`]) or a read connection
+/// ([`ReadConn`]). A read that runs inside a write as well as on its own takes `&mut impl
+/// AsConn`.
+pub(crate) trait AsConn: Send {
+    fn conn(&mut self) -> Exec<&mut SqliteConnection, &mut PgConnection>;
+}
+
+impl<'a, T: AsConn + ?Sized> Backend<'a> for &'a mut T {
+    type Sqlite = &'a mut SqliteConnection;
+    type Postgres = &'a mut PgConnection;
+    fn backend(self) -> Exec<Self::Sqlite, Self::Postgres> {
+        self.conn()
+    }
+}
+
+impl AsConn for WriteTx {
+    fn conn(&mut self) -> Exec<&mut SqliteConnection, &mut PgConnection> {
+        match &mut self.tx {
+            Tx::Sqlite(t) => Exec::Sqlite(&mut **t),
+            Tx::Postgres(t) => Exec::Postgres(&mut **t),
+        }
+    }
+}
+
+/// The SQLite connection under a write, for unit tests that set rows up with their own SQL
+/// (SQLite-only tests; the ones that run on both backends go through the store's functions).
+#[cfg(test)]
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        match &self.tx {
+            Tx::Sqlite(t) => t,
+            Tx::Postgres(_) => panic!("a SQLite-only test ran on PostgreSQL"),
+        }
+    }
+}
+
+#[cfg(test)]
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match &mut self.tx {
+            Tx::Sqlite(t) => t,
+            Tx::Postgres(_) => panic!("a SQLite-only test ran on PostgreSQL"),
+        }
+    }
+}
+
+/// The SQLite read pool, for SQLite-only unit tests (see `Deref for WriteTx`).
+#[cfg(test)]
+impl std::ops::Deref for Reader {
+    type Target = SqlitePool;
+    fn deref(&self) -> &SqlitePool {
+        self.sqlite_pool()
+            .expect("a SQLite-only test ran on PostgreSQL")
+    }
+}
+
+/// One connection of the read pool, for several reads in a row.
+pub(crate) enum ReadConn {
+    Sqlite(sqlx::pool::PoolConnection<Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<Postgres>),
+}
+
+impl AsConn for ReadConn {
+    fn conn(&mut self) -> Exec<&mut SqliteConnection, &mut PgConnection> {
+        match self {
+            ReadConn::Sqlite(c) => Exec::Sqlite(&mut **c),
+            ReadConn::Postgres(c) => Exec::Postgres(&mut **c),
+        }
+    }
+}
+
+impl<'a> Backend<'a> for &'a Reader {
+    type Sqlite = &'a SqlitePool;
+    type Postgres = &'a PgPool;
+    fn backend(self) -> Exec<Self::Sqlite, Self::Postgres> {
+        match &self.pool {
+            Pool::Sqlite(p) => Exec::Sqlite(p),
+            Pool::Postgres(p) => Exec::Postgres(p),
+        }
+    }
+}
+
+/// The SQL that differs between the backends, chosen by the database type [`on!`] names.
+pub(crate) trait Dialect {
+    const POSTGRES: bool;
+
+    /// `sqlite` on SQLite, `postgres` on PostgreSQL.
+    fn pick(sqlite: &'static str, postgres: &'static str) -> &'static str {
+        if Self::POSTGRES { postgres } else { sqlite }
+    }
+
+    /// `sql` as is on SQLite, without its planner hints on PostgreSQL
+    /// ([`without_sqlite_hints`]).
+    fn hinted(sql: &'static str) -> &'static str {
+        if Self::POSTGRES {
+            without_sqlite_hints(sql)
+        } else {
+            sql
+        }
+    }
+}
+
+impl Dialect for Sqlite {
+    const POSTGRES: bool = false;
+}
+
+/// `sql` without SQLite's planner hints, for PostgreSQL: `INDEXED BY <index>` and the unary
+/// `+` that keeps SQLite off an index (`+d.channel`). Both only steer SQLite's planner and never
+/// change a result, so one text serves both backends. Rewritten once per text and kept.
+pub(crate) fn without_sqlite_hints(sql: &'static str) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static DONE: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
+    static HINTS: OnceLock<regex::Regex> = OnceLock::new();
+    let done = DONE.get_or_init(Mutex::default);
+    let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
+    done.entry(sql).or_insert_with(|| {
+        let hints = HINTS.get_or_init(|| {
+            regex::Regex::new(r"INDEXED BY \w+ |(?P<pre>[ (])\+(?P<col>[a-z]+\.)")
+                .expect("a valid pattern")
+        });
+        // Leaked on purpose: one copy per distinct statement text, for the process's life.
+        Box::leak(
+            hints
+                .replace_all(sql, "$pre$col")
+                .into_owned()
+                .into_boxed_str(),
+        )
+    })
+}
+
+impl Dialect for Postgres {
+    const POSTGRES: bool = true;
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Pool {
+    async fn close(&self) {
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Which backend a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+impl BackendKind {
+    pub fn of_url(database_url: &str) -> Result<Self, StoreError> {
+        if database_url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
+            Ok(Self::Postgres)
+        } else {
+            // sqlx would read any other URL as a file name and fail with "unable to open".
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+}
+
+fn migrations(kind: BackendKind) -> sqlx::migrate::Migrator {
+    match kind {
+        BackendKind::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        BackendKind::Postgres => sqlx::migrate!("./migrations/postgres"),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -49,9 +282,13 @@ pub enum StoreError {
     #[error("the database cannot be written ({}: {})", .0.source, .0.reason)]
     NotWritable(health::WriteFailure),
     #[error(
-        "only SQLite is supported: the database URL must start with `sqlite:` (e.g. sqlite://paiid-alerts.db)"
+        "the database URL must start with `sqlite:` (e.g. sqlite://paiid-alerts.db) or `postgres://` (e.g. postgres://paiid@db.internal/paiid)"
     )]
     UnsupportedUrl,
+    #[error(
+        "another paiid-alerts holds this PostgreSQL database: one replica per database for now (several replicas need the claims of issue 11, not built yet)"
+    )]
+    HeldByAnotherReplica,
     #[error(
         "the database has {applied} of the {expected} migrations this version knows: an older paiid-alerts made it (or it is not this service's database). `paiid-alerts serve` upgrades it; this command only reads and will not"
     )]
@@ -66,11 +303,31 @@ impl StoreError {
         const SQLITE_READONLY: i64 = 8;
         const SQLITE_IOERR: i64 = 10;
         const SQLITE_FULL: i64 = 13;
-        let Self::Db(sqlx::Error::Database(e)) = self else {
-            return false;
-        };
-        let code = e.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0);
-        matches!(code & 0xff, SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL)
+        match self {
+            Self::Db(sqlx::Error::Database(e)) => match e.code() {
+                // PostgreSQL's SQLSTATEs are five characters; SQLite's codes are numbers.
+                Some(code) if code.len() == 5 && !code.chars().all(|c| c.is_ascii_digit()) => {
+                    // 53: insufficient resources (disk full, out of memory, too many
+                    // connections); 58: system error (I/O); 08: connection exception; 57P:
+                    // the server is shutting down or starting; 25006: read-only transaction
+                    // (a standby, before or during a failover).
+                    code.starts_with("53")
+                        || code.starts_with("58")
+                        || code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code == "25006"
+                }
+                Some(code) => {
+                    let code = code.parse::<i64>().unwrap_or(0);
+                    matches!(code & 0xff, SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL)
+                }
+                None => false,
+            },
+            // A PostgreSQL server that cannot be reached: the socket failed, or the pool found
+            // no connection that works within its wait.
+            Self::Db(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)) => true,
+            _ => false,
+        }
     }
 }
 
@@ -122,18 +379,23 @@ pub use crate::settings::Durability;
 #[derive(Clone, Debug)]
 pub struct Store {
     read: Reader,
-    write: SqlitePool,
+    write: Pool,
     /// Held by every write but intake's for its whole transaction (see [`Store::begin_write`]).
     background_lane: Arc<tokio::sync::Mutex<()>>,
     pub health: health::WriteHealth,
     pub corrupt_rows: CorruptRows,
+    /// PostgreSQL: the connection holding the one-replica advisory lock, open as long as any
+    /// clone of the store is (see [`Store::open_postgres`]).
+    replica_lock: Option<Arc<tokio::sync::Mutex<Option<PgConnection>>>>,
+    #[cfg(test)]
+    url: String,
 }
 
-/// The read pool, with where its reads count the unreadable rows they find. Dereferences to
-/// the pool for the store's read functions; the ones that decode rows take the `Reader`.
+/// The read pool, with where its reads count the unreadable rows they find. The store's read
+/// functions take the `Reader` and run their statements on it through [`on!`].
 #[derive(Clone, Debug)]
 pub(crate) struct Reader {
-    pool: SqlitePool,
+    pool: Pool,
     corrupt: CorruptRows,
 }
 
@@ -142,14 +404,61 @@ impl Reader {
         &self.corrupt
     }
 
-    /// The database at `database_url`, for a command run beside the service (`paiid-alerts
-    /// explain`) that must not change it: opened read-only, never migrated, journal mode left
-    /// alone, no file created. A schema older than this version's is refused
-    /// ([`StoreError::SchemaBehind`]) rather than misread.
-    pub(crate) async fn open_read_only(database_url: &str) -> Result<Self, StoreError> {
-        if !database_url.starts_with("sqlite:") {
-            return Err(StoreError::UnsupportedUrl);
+    /// One connection of the pool, for several reads in a row.
+    pub(crate) async fn acquire(&self) -> Result<ReadConn, sqlx::Error> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => ReadConn::Sqlite(p.acquire().await?),
+            Pool::Postgres(p) => ReadConn::Postgres(p.acquire().await?),
+        })
+    }
+
+    pub(crate) fn kind(&self) -> BackendKind {
+        match self.pool {
+            Pool::Sqlite(_) => BackendKind::Sqlite,
+            Pool::Postgres(_) => BackendKind::Postgres,
         }
+    }
+
+    /// The SQLite read pool, for the integration tests' own `SELECT`s (`testing::read_pool`).
+    pub(crate) fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.pool {
+            Pool::Sqlite(p) => Some(p),
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// The database at `database_url`, for a command run beside the service (`paiid-alerts
+    /// explain`) that must not change it: opened read-only, never migrated. A schema older than
+    /// this version's is refused ([`StoreError::SchemaBehind`]) rather than misread.
+    pub(crate) async fn open_read_only(database_url: &str) -> Result<Self, StoreError> {
+        let pool = match BackendKind::of_url(database_url)? {
+            BackendKind::Sqlite => Pool::Sqlite(Self::sqlite_read_only(database_url).await?),
+            BackendKind::Postgres => {
+                let options = PgConnectOptions::from_str(database_url)?
+                    .options([("default_transaction_read_only", "on")]);
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect_with(options)
+                        .await?,
+                )
+            }
+        };
+        let reader = Self {
+            pool,
+            corrupt: CorruptRows::default(),
+        };
+        let (applied, expected) = reader.migrations_applied().await?;
+        if applied < expected {
+            reader.close().await;
+            return Err(StoreError::SchemaBehind { applied, expected });
+        }
+        Ok(reader)
+    }
+
+    /// Journal mode left alone, no file created (see [`Reader::open_read_only`]).
+    async fn sqlite_read_only(database_url: &str) -> Result<SqlitePool, StoreError> {
         let options = SqliteConnectOptions::from_str(database_url)?
             .create_if_missing(false)
             .read_only(true)
@@ -165,33 +474,35 @@ impl Reader {
         } else {
             options.immutable(true)
         };
-        let pool = SqlitePoolOptions::new()
+        Ok(SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
-            .await?;
-        let expected = i64::try_from(sqlx::migrate!("./migrations").iter().count()).unwrap_or(0);
+            .await?)
+    }
+
+    /// (migrations applied, migrations this version knows).
+    async fn migrations_applied(&self) -> Result<(i64, i64), StoreError> {
+        let expected = i64::try_from(migrations(self.kind()).iter().count()).unwrap_or(0);
         // No migrations table: not this service's database, or one from before any migration.
-        let has_table: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_one(&pool)
-        .await?;
+        let has_table: i64 = on!(self, |c, Db| {
+            sqlx::query_scalar(<Db as Dialect>::pick(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+                "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'",
+            ))
+            .fetch_one(c)
+            .await
+        })?;
         let applied: i64 = if has_table == 0 {
             0
         } else {
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
-                .fetch_one(&pool)
-                .await?
+            on!(self, |c, Db| {
+                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(c)
+                    .await
+            })?
         };
-        if applied < expected {
-            pool.close().await;
-            return Err(StoreError::SchemaBehind { applied, expected });
-        }
-        Ok(Self {
-            pool,
-            corrupt: CorruptRows::default(),
-        })
+        Ok((applied, expected))
     }
 
     pub(crate) async fn close(&self) {
@@ -199,19 +510,11 @@ impl Reader {
     }
 }
 
-impl Deref for Reader {
-    type Target = SqlitePool;
-
-    fn deref(&self) -> &SqlitePool {
-        &self.pool
-    }
-}
-
-/// A `BEGIN IMMEDIATE` transaction on the writer connection, the only way to write (see
-/// [`Store::begin_write`]). Dereferences to the connection the store's query functions take;
-/// dropped without [`WriteTx::commit`], it rolls back.
+/// A write transaction on the writer connection, the only way to write (see
+/// [`Store::begin_write`]). The store's query functions take it (`&mut WriteTx`) and run their
+/// statements inside it through [`on!`]; dropped without [`WriteTx::commit`], it rolls back.
 pub struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: Tx,
     corrupt: CorruptRows,
     /// The background lane, released when the transaction ends (committed or dropped).
     _lane: Option<tokio::sync::OwnedMutexGuard<()>>,
@@ -219,27 +522,24 @@ pub struct WriteTx {
 
 impl WriteTx {
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
+        match self.tx {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
         Ok(())
+    }
+
+    /// The connection under a SQLite write (`testing::sqlite_conn`).
+    pub(crate) fn sqlite_conn(&mut self) -> Option<&mut SqliteConnection> {
+        match &mut self.tx {
+            Tx::Sqlite(t) => Some(t),
+            Tx::Postgres(_) => None,
+        }
     }
 
     /// Where reads inside this transaction count the unreadable rows they find.
     pub(crate) fn corrupt(&self) -> &CorruptRows {
         &self.corrupt
-    }
-}
-
-impl Deref for WriteTx {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        &self.tx
-    }
-}
-
-impl DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
     }
 }
 
@@ -251,7 +551,7 @@ impl DerefMut for WriteTx {
 /// connection fails with "attempted to call begin_with at non-zero transaction depth", also
 /// after the disk has room again. The pool replaces a closed connection with a fresh one.
 fn close_if_stuck_in_transaction(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut SqliteConnection,
     _: sqlx::pool::PoolConnectionMetadata,
 ) -> std::pin::Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
     use sqlx::Connection;
@@ -272,10 +572,63 @@ fn close_if_stuck_in_transaction(
 
 impl Store {
     pub async fn open(database_url: &str, durability: Durability) -> Result<Self, StoreError> {
-        // sqlx would read any other URL as a file name and fail with "unable to open".
-        if !database_url.starts_with("sqlite:") {
-            return Err(StoreError::UnsupportedUrl);
+        let health = health::WriteHealth::default();
+        let (write, read, lock) = match BackendKind::of_url(database_url)? {
+            BackendKind::Sqlite => {
+                let (w, r) = Self::open_sqlite(database_url, durability, &health).await?;
+                (w, r, None)
+            }
+            BackendKind::Postgres => {
+                let lock = Self::hold_replica_lock(database_url).await?;
+                let (w, r) = Self::open_postgres(database_url, durability, &health).await?;
+                (w, r, Some(Arc::new(tokio::sync::Mutex::new(Some(lock)))))
+            }
+        };
+        let corrupt_rows = CorruptRows::default();
+        Ok(Self {
+            read: Reader {
+                pool: read,
+                corrupt: corrupt_rows.clone(),
+            },
+            write,
+            background_lane: Arc::default(),
+            health,
+            corrupt_rows,
+            replica_lock: lock,
+            #[cfg(test)]
+            url: database_url.to_string(),
+        })
+    }
+
+    /// Until replicas claim their work in the database (issue 11), a second one on the same
+    /// PostgreSQL database would fire escalations twice and hand out the same event ids: it is
+    /// refused at start instead ([`StoreError::HeldByAnotherReplica`]). A session-level advisory
+    /// lock, released by the server when this process's connection ends, however it ends.
+    async fn hold_replica_lock(database_url: &str) -> Result<PgConnection, StoreError> {
+        use sqlx::Connection;
+        /// "paiid" in ASCII: the key of the lock, the same for every version of the service.
+        const REPLICA_LOCK_KEY: i64 = 0x0070_6169_6964;
+        let options =
+            PgConnectOptions::from_str(database_url)?.application_name("paiid-alerts lock");
+        let mut conn = PgConnection::connect_with(&options).await?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(REPLICA_LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await?;
+        if held {
+            Ok(conn)
+        } else {
+            let _ = conn.close().await;
+            Err(StoreError::HeldByAnotherReplica)
         }
+    }
+
+    /// (writer, readers) on a SQLite file in WAL mode.
+    async fn open_sqlite(
+        database_url: &str,
+        durability: Durability,
+        health: &health::WriteHealth,
+    ) -> Result<(Pool, Pool), StoreError> {
         let options = SqliteConnectOptions::from_str(database_url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -287,7 +640,6 @@ impl Store {
             .foreign_keys(true)
             .pragma("temp_store", "memory")
             .statement_cache_capacity(256);
-        let health = health::WriteHealth::default();
         let writer_health = health.clone();
         let write = SqlitePoolOptions::new()
             .max_connections(1)
@@ -304,7 +656,7 @@ impl Store {
             // Checkpoints run beside the writer, not inside its commits (`checkpoint`).
             .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
-        sqlx::migrate!("./migrations").run(&write).await?;
+        migrations(BackendKind::Sqlite).run(&write).await?;
         let reader_health = health.clone();
         let read = SqlitePoolOptions::new()
             .max_connections(4)
@@ -315,21 +667,57 @@ impl Store {
             })
             .connect_with(options.read_only(false))
             .await?;
-        let corrupt_rows = CorruptRows::default();
-        Ok(Self {
-            read: Reader {
-                pool: read,
-                corrupt: corrupt_rows.clone(),
-            },
-            write,
-            background_lane: Arc::default(),
-            health,
-            corrupt_rows,
-        })
+        Ok((Pool::Sqlite(write), Pool::Sqlite(read)))
     }
 
-    /// Begins a write. `IMMEDIATE` takes the write lock at once, so a read-modify-write inside
-    /// the transaction sees no other writer's change (there is none: one writer connection).
+    /// (writer, readers) on a PostgreSQL server. `durability: normal` is
+    /// `synchronous_commit = off` there: a commit returns before its WAL reaches the disk, and a
+    /// crash of the server (not of this service) can lose the last moments, as on SQLite.
+    async fn open_postgres(
+        database_url: &str,
+        durability: Durability,
+        health: &health::WriteHealth,
+    ) -> Result<(Pool, Pool), StoreError> {
+        let options = PgConnectOptions::from_str(database_url)?
+            .application_name("paiid-alerts")
+            .statement_cache_capacity(256);
+        let write_options = options.clone().options([(
+            "synchronous_commit",
+            match durability {
+                Durability::Normal => "off",
+                Durability::Full => "on",
+            },
+        )]);
+        let writer_health = health.clone();
+        let write = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            // While writes fail, each attempt gets a fresh connection: the server may have
+            // restarted or failed over since this one was opened.
+            .before_acquire(move |_, _| {
+                let reuse = !writer_health.is_failing();
+                Box::pin(async move { Ok(reuse) })
+            })
+            .connect_with(write_options)
+            .await?;
+        migrations(BackendKind::Postgres).run(&write).await?;
+        let reader_health = health.clone();
+        let read = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .before_acquire(move |_, meta| {
+                let fresh = !reader_health.predates_recovery(meta.age);
+                Box::pin(async move { Ok(fresh) })
+            })
+            .connect_with(options)
+            .await?;
+        Ok((Pool::Postgres(write), Pool::Postgres(read)))
+    }
+
+    /// Begins a write. On SQLite, `IMMEDIATE` takes the write lock at once, so a
+    /// read-modify-write inside the transaction sees no other writer's change (there is none:
+    /// one writer connection).
     ///
     /// Every writer but intake (the scheduler, each channel's outbox loop, actions, digests)
     /// first takes the background lane, so at most one of them waits for the connection at a
@@ -352,8 +740,12 @@ impl Store {
         &self,
         lane: Option<tokio::sync::OwnedMutexGuard<()>>,
     ) -> Result<WriteTx, StoreError> {
+        let tx = match &self.write {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        };
         Ok(WriteTx {
-            tx: self.write.begin_with("BEGIN IMMEDIATE").await?,
+            tx,
             corrupt: self.corrupt_rows.clone(),
             _lane: lane,
         })
@@ -369,13 +761,16 @@ impl Store {
     /// written (a full disk, a read-only remount) without waiting for a webhook to find out.
     pub async fn probe_write(&self, now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ('write_probe', ?) \
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(now_ms.to_string())
-        .execute(&mut *tx)
-        .await?;
+        on!(&mut tx, |c, Db| {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ('write_probe', $1) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(now_ms.to_string())
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
         tx.commit().await?;
         Ok(())
     }
@@ -385,11 +780,7 @@ impl Store {
         if let Some(f) = self.health.failing() {
             return Err(StoreError::NotWritable(f));
         }
-        let applied: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
-                .fetch_one(&*self.read)
-                .await?;
-        let expected = sqlx::migrate!("./migrations").iter().count() as i64;
+        let (applied, expected) = self.read.migrations_applied().await?;
         if applied < expected {
             return Err(StoreError::Corrupt(format!(
                 "{applied} of {expected} migrations applied"
@@ -398,8 +789,23 @@ impl Store {
         Ok(())
     }
 
+    pub fn kind(&self) -> BackendKind {
+        self.read.kind()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn url_for_tests(&self) -> &str {
+        &self.url
+    }
+
     pub async fn close(&self) {
-        self.read.pool.close().await;
+        self.read.close().await;
         self.write.close().await;
+        if let Some(lock) = &self.replica_lock
+            && let Some(conn) = lock.lock().await.take()
+        {
+            use sqlx::Connection;
+            let _ = conn.close().await;
+        }
     }
 }

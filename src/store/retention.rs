@@ -1,18 +1,21 @@
 //! Dropping what is kept only for a while.
 
 use super::{Store, StoreError};
+use crate::store::on;
 
 /// Drops raw bodies past the retention period; the event rows stay for counts and history.
 pub(crate) async fn purge_raw_payloads(store: &Store, older_than: i64) -> Result<u64, StoreError> {
     let mut tx = store.begin_write().await?;
-    let r = sqlx::query(
-        "UPDATE events SET body = NULL, details = NULL WHERE received_at < ? AND body IS NOT NULL",
+    let r = on!(&mut tx, |c, Db| {
+        sqlx::query(
+        "UPDATE events SET body = NULL, details = NULL WHERE received_at < $1 AND body IS NOT NULL",
     )
     .bind(older_than)
-    .execute(&mut *tx)
-    .await?;
+    .execute(c)
+    .await.map(|r| r.rows_affected())
+    })?;
     tx.commit().await?;
-    Ok(r.rows_affected())
+    Ok(r)
 }
 
 /// Drops the bundle cards (Slack bot mode, migration 0011) last touched before `older_than`
@@ -21,25 +24,27 @@ pub(crate) async fn purge_raw_payloads(store: &Store, older_than: i64) -> Result
 /// member's acknowledgement or resolution still updates its line.
 pub(crate) async fn purge_bundles(store: &Store, older_than: i64) -> Result<u64, StoreError> {
     let mut tx = store.begin_write().await?;
-    let r = sqlx::query(
+    let r = on!(&mut tx, |c, Db| sqlx::query(
         "DELETE FROM bundle_members WHERE bundle_id IN ( \
-           SELECT b.id FROM bundles b WHERE b.updated_at < ?1 AND NOT EXISTS ( \
+           SELECT b.id FROM bundles b WHERE b.updated_at < $1 AND NOT EXISTS ( \
              SELECT 1 FROM bundle_members m JOIN incidents i ON i.id = m.incident_id \
              WHERE m.bundle_id = b.id AND i.episode = m.episode AND i.state != 'resolved'))",
     )
     .bind(older_than)
-    .execute(&mut *tx)
-    .await?;
-    let cards = sqlx::query(
-        "DELETE FROM bundles WHERE updated_at < ?1 AND NOT EXISTS ( \
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let cards = on!(&mut tx, |c, Db| sqlx::query(
+        "DELETE FROM bundles WHERE updated_at < $1 AND NOT EXISTS ( \
            SELECT 1 FROM bundle_members m WHERE m.bundle_id = bundles.id)",
     )
     .bind(older_than)
-    .execute(&mut *tx)
-    .await?;
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     tx.commit().await?;
-    tracing::debug!(members = r.rows_affected(), "purged bundle members");
-    Ok(cards.rows_affected())
+    tracing::debug!(members = r, "purged bundle members");
+    Ok(cards)
 }
 
 #[cfg(test)]
@@ -49,7 +54,11 @@ mod tests {
 
     async fn exec(store: &Store, sql: &'static str) {
         let mut tx = store.begin_write().await.unwrap();
-        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+        on!(&mut tx, |c, Db| sqlx::query(sql)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+        .unwrap();
         tx.commit().await.unwrap();
     }
 

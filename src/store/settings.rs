@@ -1,20 +1,20 @@
 //! Values the service keeps for itself across restarts (`settings` table), such as the key that
 //! signs acknowledgement links.
 
-use sqlx::SqliteExecutor;
+use crate::store::{WriteTx, on};
 
 use super::{Store, StoreError};
 
 pub(crate) async fn get_setting(
-    conn: impl SqliteExecutor<'_>,
+    conn: &mut WriteTx,
     key: &str,
 ) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(conn)
-            .await?,
+    Ok(on!(conn, |c, Db| sqlx::query_scalar(
+        "SELECT value FROM settings WHERE key = $1"
     )
+    .bind(key)
+    .fetch_optional(c)
+    .await)?)
 }
 
 /// Stores `value` unless the key exists; returns the stored value (first writer wins).
@@ -24,12 +24,15 @@ pub(crate) async fn get_or_insert_setting(
     value: &str,
 ) -> Result<String, StoreError> {
     let mut tx = store.begin_write().await?;
-    sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
-        .bind(key)
-        .bind(value)
-        .execute(&mut *tx)
-        .await?;
-    let stored = get_setting(&mut *tx, key).await?;
+    on!(&mut tx, |c, Db| sqlx::query(
+        "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT(key) DO NOTHING"
+    )
+    .bind(key)
+    .bind(value)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    let stored = get_setting(&mut tx, key).await?;
     tx.commit().await?;
     stored.ok_or_else(|| StoreError::Corrupt(format!("setting {key} vanished")))
 }

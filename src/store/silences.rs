@@ -1,12 +1,11 @@
 //! Silences (`silences`) and the incidents they hold (`incidents.silenced_by`).
 
-use sqlx::SqliteConnection;
-
 use super::incidents::IncidentRow;
 use super::{CorruptRow, CorruptRows, StoreError, WriteTx};
 use crate::domain::{
     EventId, Incident, IncidentId, Matchers, NewSilence, Severity, Silence, SilenceId,
 };
+use crate::store::{AsConn, on};
 
 /// `silences` as stored; [`SilenceRow::decode`] reads the JSON columns.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -69,9 +68,10 @@ pub(crate) async fn insert(
         .map_err(|e| StoreError::Corrupt(format!("matchers not serializable: {e}")))?;
     let let_through = serde_json::to_string(&new.let_through)
         .map_err(|e| StoreError::Corrupt(format!("let_through not serializable: {e}")))?;
-    let id: SilenceId = sqlx::query_scalar(
+    let id: SilenceId = on!(&mut *tx, |c, Db| {
+        sqlx::query_scalar(
         "INSERT INTO silences (matchers, starts_at, ends_at, author, comment, let_through, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(matchers)
     .bind(new.starts_at)
@@ -80,8 +80,9 @@ pub(crate) async fn insert(
     .bind(&new.comment)
     .bind(let_through)
     .bind(now)
-    .fetch_one(&mut **tx)
-    .await?;
+    .fetch_one(c)
+    .await
+    })?;
     Ok(Silence {
         id,
         matchers: new.matchers.clone(),
@@ -97,55 +98,61 @@ pub(crate) async fn insert(
 
 /// Every silence, newest first (at most `limit`).
 pub(crate) async fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut impl AsConn,
     seen: &CorruptRows,
     limit: i64,
 ) -> Result<Vec<Silence>, StoreError> {
-    let rows: Vec<SilenceRow> = sqlx::query_as("SELECT * FROM silences ORDER BY id DESC LIMIT ?")
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows: Vec<SilenceRow> = on!(&mut *conn, |c, Db| sqlx::query_as(
+        "SELECT * FROM silences ORDER BY id DESC LIMIT $1"
+    )
+    .bind(limit)
+    .fetch_all(c)
+    .await)?;
     Ok(decode_readable(rows, seen))
 }
 
 pub(crate) async fn get(
-    conn: &mut SqliteConnection,
+    conn: &mut impl AsConn,
     seen: &CorruptRows,
     id: SilenceId,
 ) -> Result<Option<Silence>, StoreError> {
-    let row: Option<SilenceRow> = sqlx::query_as("SELECT * FROM silences WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row: Option<SilenceRow> = on!(&mut *conn, |c, Db| sqlx::query_as(
+        "SELECT * FROM silences WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(c)
+    .await)?;
     Ok(row.map(|r| r.decode(seen)).transpose()?)
 }
 
 /// The silences in force at `now` (started, not ended, not expired), lowest id first.
 pub(crate) async fn active(
-    conn: &mut SqliteConnection,
+    conn: &mut impl AsConn,
     seen: &CorruptRows,
     now: i64,
 ) -> Result<Vec<Silence>, StoreError> {
-    let rows: Vec<SilenceRow> = sqlx::query_as(
-        "SELECT * FROM silences WHERE released_at IS NULL AND starts_at <= ?1 \
-         AND ends_at > ?1 AND (expired_at IS NULL OR expired_at > ?1) ORDER BY id",
+    let rows: Vec<SilenceRow> = on!(&mut *conn, |c, Db| sqlx::query_as(
+        "SELECT * FROM silences WHERE released_at IS NULL AND starts_at <= $1 \
+         AND ends_at > $1 AND (expired_at IS NULL OR expired_at > $1) ORDER BY id",
     )
     .bind(now)
-    .fetch_all(&mut *conn)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     Ok(decode_readable(rows, seen))
 }
 
 /// Ends a silence now: kept in the history with `expired_at`. False when it had already ended.
 pub(crate) async fn expire(tx: &mut WriteTx, id: SilenceId, now: i64) -> Result<bool, StoreError> {
-    let r = sqlx::query(
-        "UPDATE silences SET expired_at = ?1 WHERE id = ?2 AND expired_at IS NULL AND ends_at > ?1",
+    let r = on!(&mut *tx, |c, Db| {
+        sqlx::query(
+        "UPDATE silences SET expired_at = $1 WHERE id = $2 AND expired_at IS NULL AND ends_at > $1",
     )
     .bind(now)
     .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    .execute(c)
+    .await.map(|r| r.rows_affected())
+    })?;
+    Ok(r == 1)
 }
 
 /// Ids of silences that have ended by `now` and whose held incidents are not yet released.
@@ -154,14 +161,16 @@ pub(crate) async fn ended_unreleased(
     now: i64,
     limit: i64,
 ) -> Result<Vec<SilenceId>, StoreError> {
-    let ids: Vec<SilenceId> = sqlx::query_scalar(
+    let ids: Vec<SilenceId> = on!(&mut *tx, |c, Db| sqlx::query_scalar(Db::pick(
         "SELECT id FROM silences WHERE released_at IS NULL \
-         AND MIN(ends_at, COALESCE(expired_at, ends_at)) <= ? ORDER BY id LIMIT ?",
-    )
+         AND MIN(ends_at, COALESCE(expired_at, ends_at)) <= $1 ORDER BY id LIMIT $2",
+        "SELECT id FROM silences WHERE released_at IS NULL \
+         AND LEAST(ends_at, COALESCE(expired_at, ends_at)) <= $1 ORDER BY id LIMIT $2",
+    ))
     .bind(now)
     .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     Ok(ids)
 }
 
@@ -172,11 +181,14 @@ pub(crate) async fn mark_released(
     id: SilenceId,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE silences SET released_at = ? WHERE id = ? AND released_at IS NULL")
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    on!(&mut *tx, |c, Db| sqlx::query(
+        "UPDATE silences SET released_at = $1 WHERE id = $2 AND released_at IS NULL"
+    )
+    .bind(now)
+    .bind(id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -186,11 +198,12 @@ pub(crate) async fn held_incidents(
     tx: &mut WriteTx,
     id: SilenceId,
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
-    let rows: Vec<IncidentRow> =
-        sqlx::query_as("SELECT * FROM incidents WHERE silenced_by = ? ORDER BY id")
-            .bind(id)
-            .fetch_all(&mut **tx)
-            .await?;
+    let rows: Vec<IncidentRow> = on!(&mut *tx, |c, Db| sqlx::query_as(
+        "SELECT * FROM incidents WHERE silenced_by = $1 ORDER BY id"
+    )
+    .bind(id)
+    .fetch_all(c)
+    .await)?;
     Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
 }
 
@@ -199,21 +212,24 @@ pub(crate) async fn held_incidents(
 pub(crate) async fn unheld_triggered(
     tx: &mut WriteTx,
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
-    let rows: Vec<IncidentRow> = sqlx::query_as(
+    let rows: Vec<IncidentRow> = on!(&mut *tx, |c, Db| sqlx::query_as(
         "SELECT * FROM incidents WHERE state = 'triggered' AND silenced_by IS NULL ORDER BY id",
     )
-    .fetch_all(&mut **tx)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
 }
 
 /// Clears `silenced_by` of an incident row that cannot be read (it cannot be notified: its
 /// policy is unknown), so that it is not looked at again.
 pub(crate) async fn unhold(tx: &mut WriteTx, incident_id: IncidentId) -> Result<(), StoreError> {
-    sqlx::query("UPDATE incidents SET silenced_by = NULL WHERE id = ?")
-        .bind(incident_id)
-        .execute(&mut **tx)
-        .await?;
+    on!(&mut *tx, |c, Db| sqlx::query(
+        "UPDATE incidents SET silenced_by = NULL WHERE id = $1"
+    )
+    .bind(incident_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -223,31 +239,38 @@ pub(crate) async fn event_details(
     event_id: EventId,
 ) -> Result<Option<String>, StoreError> {
     Ok(
-        sqlx::query_scalar::<_, Option<String>>("SELECT details FROM events WHERE id = ?")
-            .bind(event_id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .flatten(),
+        on!(&mut *tx, |c, Db| sqlx::query_scalar::<_, Option<String>>(
+            "SELECT details FROM events WHERE id = $1"
+        )
+        .bind(event_id)
+        .fetch_optional(c)
+        .await)?
+        .flatten(),
     )
 }
 
 /// How many incidents each silence holds now.
 pub(crate) async fn held_counts(
-    conn: &mut SqliteConnection,
+    conn: &mut impl AsConn,
 ) -> Result<Vec<(SilenceId, i64)>, StoreError> {
-    let rows: Vec<(SilenceId, i64)> = sqlx::query_as(
+    let rows: Vec<(SilenceId, i64)> = on!(&mut *conn, |c, Db| {
+        sqlx::query_as(
         "SELECT silenced_by, COUNT(*) FROM incidents WHERE silenced_by IS NOT NULL GROUP BY silenced_by",
     )
-    .fetch_all(&mut *conn)
-    .await?;
+    .fetch_all(c)
+    .await
+    })?;
     Ok(rows)
 }
 
 /// The earliest end of a silence still to release: when the expiry worker must look next.
-pub(crate) async fn next_end(conn: &mut SqliteConnection) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
+pub(crate) async fn next_end(conn: &mut impl AsConn) -> Result<Option<i64>, StoreError> {
+    Ok(on!(&mut *conn, |c, Db| {
+        sqlx::query_scalar(Db::pick(
         "SELECT MIN(MIN(ends_at, COALESCE(expired_at, ends_at))) FROM silences WHERE released_at IS NULL",
-    )
-    .fetch_one(&mut *conn)
-    .await?)
+        "SELECT MIN(LEAST(ends_at, COALESCE(expired_at, ends_at))) FROM silences WHERE released_at IS NULL",
+    ))
+    .fetch_one(c)
+    .await
+    })?)
 }

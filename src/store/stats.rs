@@ -11,6 +11,7 @@
 //! status) is left out of the pictures, logged and counted like any unreadable row, and listed
 //! in [`Overview::unreadable`] so that the page can say what it left out.
 
+use crate::store::on;
 use std::collections::BTreeMap;
 
 use super::{CorruptRow, Reader, StoreError};
@@ -200,17 +201,17 @@ async fn pages_per_day(
     unreadable: &mut Unreadable<'_>,
 ) -> Result<Vec<DayCounts>, StoreError> {
     let since = (today - (WINDOW_DAYS - 1)) * DAY_MS;
-    let opened: Vec<(i64, String, i64, IncidentId)> = sqlx::query_as(
+    let opened: Vec<(i64, String, i64, IncidentId)> = on!(reader, |c, Db| sqlx::query_as(
         "SELECT t.at / 86400000 AS day, i.severity, COUNT(*), MIN(i.id)
          FROM timeline t JOIN incidents i ON i.id = t.incident_id
-         WHERE t.kind IN ('opened', 'reopened') AND t.at >= ? AND t.at <= ?
+         WHERE t.kind IN ('opened', 'reopened') AND t.at >= $1 AND t.at <= $2
            AND i.kind = 'issue'
          GROUP BY day, i.severity",
     )
     .bind(since)
     .bind(now)
-    .fetch_all(&**reader)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     let mut per_day: BTreeMap<i64, BTreeMap<Severity, i64>> = BTreeMap::new();
     for (day, word, count, id) in opened {
         if let Some(sev) = unreadable.severity(&word, id) {
@@ -237,15 +238,15 @@ async fn response_times(
 ) -> Result<Vec<ResponseTimes>, StoreError> {
     // (id, severity, opened_at, acknowledged_at, resolved_at)
     type EpisodeRow = (IncidentId, String, i64, Option<i64>, Option<i64>);
-    let episodes: Vec<EpisodeRow> = sqlx::query_as(
+    let episodes: Vec<EpisodeRow> = on!(reader, |c, Db| sqlx::query_as(
         "SELECT id, severity, opened_at, acknowledged_at,
                 CASE WHEN state = 'resolved' THEN resolved_at END
-         FROM incidents WHERE opened_at >= ? AND opened_at <= ? AND kind = 'issue'",
+         FROM incidents WHERE opened_at >= $1 AND opened_at <= $2 AND kind = 'issue'",
     )
     .bind(since)
     .bind(now)
-    .fetch_all(&**reader)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     // (opened, acknowledge durations, resolve durations) by severity
     type Times = (i64, Vec<i64>, Vec<i64>);
     let mut times: BTreeMap<Severity, Times> = BTreeMap::new();
@@ -282,14 +283,14 @@ async fn noisiest(
     since: i64,
     unreadable: &mut Unreadable<'_>,
 ) -> Result<Vec<NoisyIncident>, StoreError> {
-    let noisy: Vec<(IncidentId, String, String, i64)> = sqlx::query_as(
+    let noisy: Vec<(IncidentId, String, String, i64)> = on!(reader, |c, Db| sqlx::query_as(
         "SELECT id, title, severity, event_count FROM incidents
-         WHERE last_seen >= ? AND kind = 'issue' ORDER BY event_count DESC, id ASC LIMIT ?",
+         WHERE last_seen >= $1 AND kind = 'issue' ORDER BY event_count DESC, id ASC LIMIT $2",
     )
     .bind(since)
     .bind(NOISIEST)
-    .fetch_all(&**reader)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     Ok(noisy
         .into_iter()
         .filter_map(|(id, title, word, event_count)| {
@@ -309,13 +310,13 @@ async fn delivery_outcomes(
     since: i64,
     unreadable: &mut Unreadable<'_>,
 ) -> Result<Vec<ChannelOutcomes>, StoreError> {
-    let outcomes: Vec<(String, String, i64, i64)> = sqlx::query_as(
+    let outcomes: Vec<(String, String, i64, i64)> = on!(reader, |c, Db| sqlx::query_as(
         "SELECT channel, status, COUNT(*), MIN(id) FROM deliveries
-         WHERE created_at >= ? GROUP BY channel, status ORDER BY channel",
+         WHERE created_at >= $1 GROUP BY channel, status ORDER BY channel",
     )
     .bind(since)
-    .fetch_all(&**reader)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     let mut by_channel: BTreeMap<String, ChannelOutcomes> = BTreeMap::new();
     for (channel, word, count, id) in outcomes {
         let Some(status) = unreadable.delivery_status(&word, id) else {

@@ -4,6 +4,7 @@
 use super::incidents::IncidentRow;
 use super::{CorruptRow, StoreError, WriteTx};
 use crate::domain::{Incident, IncidentId, Severity};
+use crate::store::on;
 
 /// Rows that decode; one that does not is logged and counted by its decode, and left out: a
 /// storm then speaks for one fewer, which is better than stopping intake.
@@ -20,7 +21,9 @@ pub(crate) const OPEN_STORMS: &str =
 
 /// Every storm not resolved yet.
 pub(crate) async fn open_storms(tx: &mut WriteTx) -> Result<Vec<Incident>, StoreError> {
-    let rows: Vec<IncidentRow> = sqlx::query_as(OPEN_STORMS).fetch_all(&mut **tx).await?;
+    let rows: Vec<IncidentRow> = on!(&mut *tx, |c, Db| sqlx::query_as(OPEN_STORMS)
+        .fetch_all(c)
+        .await)?;
     Ok(decoded(tx, rows))
 }
 
@@ -32,14 +35,14 @@ pub(crate) async fn opened_since(
     severity: Severity,
     since: i64,
 ) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM incidents WHERE severity = ? AND opened_at >= ? AND kind = 'issue' \
+    Ok(on!(&mut *tx, |c, Db| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM incidents WHERE severity = $1 AND opened_at >= $2 AND kind = 'issue' \
          AND storm_id IS NULL",
     )
     .bind(severity)
     .bind(since)
-    .fetch_one(&mut **tx)
-    .await?)
+    .fetch_one(c)
+    .await)?)
 }
 
 /// The issues of `severity` opened at or after `since` that a storm forming now takes in: still
@@ -49,29 +52,29 @@ pub(crate) async fn join_candidates(
     severity: Severity,
     since: i64,
 ) -> Result<Vec<Incident>, StoreError> {
-    let rows: Vec<IncidentRow> = sqlx::query_as(
-        "SELECT * FROM incidents WHERE severity = ? AND opened_at >= ? AND kind = 'issue' \
+    let rows: Vec<IncidentRow> = on!(&mut *tx, |c, Db| sqlx::query_as(
+        "SELECT * FROM incidents WHERE severity = $1 AND opened_at >= $2 AND kind = 'issue' \
          AND state = 'triggered' AND storm_id IS NULL AND silenced_by IS NULL \
          AND escalation_step = 0 ORDER BY opened_at, id",
     )
     .bind(severity)
     .bind(since)
-    .fetch_all(&mut **tx)
-    .await?;
+    .fetch_all(c)
+    .await)?;
     Ok(decoded(tx, rows))
 }
 
 /// How many members of a storm are not resolved: an index-only count (`incidents_storm_open`,
 /// migration 0014).
 pub(crate) const OPEN_MEMBERS: &str =
-    "SELECT COUNT(*) FROM incidents WHERE storm_id = ? AND state <> 'resolved'";
+    "SELECT COUNT(*) FROM incidents WHERE storm_id = $1 AND state <> 'resolved'";
 
 /// How many members of a storm are not resolved.
 pub(crate) async fn open_members(tx: &mut WriteTx, storm: IncidentId) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(OPEN_MEMBERS)
+    Ok(on!(&mut *tx, |c, Db| sqlx::query_scalar(OPEN_MEMBERS)
         .bind(storm)
-        .fetch_one(&mut **tx)
-        .await?)
+        .fetch_one(c)
+        .await)?)
 }
 
 /// The members of a storm, in the order they opened (index `incidents_storm_members`).
@@ -79,11 +82,12 @@ pub(crate) async fn members(
     tx: &mut WriteTx,
     storm: IncidentId,
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
-    let rows: Vec<IncidentRow> =
-        sqlx::query_as("SELECT * FROM incidents WHERE storm_id = ? ORDER BY opened_at, id")
-            .bind(storm)
-            .fetch_all(&mut **tx)
-            .await?;
+    let rows: Vec<IncidentRow> = on!(&mut *tx, |c, Db| sqlx::query_as(
+        "SELECT * FROM incidents WHERE storm_id = $1 ORDER BY opened_at, id"
+    )
+    .bind(storm)
+    .fetch_all(c)
+    .await)?;
     Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
 }
 

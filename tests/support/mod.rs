@@ -59,6 +59,42 @@ impl Default for AppOptions {
     }
 }
 
+/// Which database the tests' apps run on: SQLite files by default; with
+/// `PAIID_TEST_DATABASE=postgres`, a new database each on the server `PAIID_TEST_POSTGRES_URL`
+/// names (`.ci/run` runs the backend-neutral suites both ways).
+pub enum TestDatabase {
+    Sqlite,
+    Postgres(String),
+}
+
+pub fn test_database() -> TestDatabase {
+    match std::env::var("PAIID_TEST_DATABASE").as_deref() {
+        Ok("postgres") => TestDatabase::Postgres(std::env::var("PAIID_TEST_POSTGRES_URL").expect(
+            "PAIID_TEST_DATABASE=postgres needs PAIID_TEST_POSTGRES_URL (scripts/test-postgres.sh)",
+        )),
+        Ok("sqlite") | Err(_) => TestDatabase::Sqlite,
+        Ok(other) => panic!("PAIID_TEST_DATABASE={other}: expected sqlite or postgres"),
+    }
+}
+
+/// A new, empty database on the server of `admin_url`; its URL.
+pub async fn fresh_postgres_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("paiid_it_{:016x}", fastrand::u64(..));
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("CREATE DATABASE");
+    let _ = admin.close().await;
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("a database URL ends with /<database>");
+    format!("{base}/{name}")
+}
+
 pub fn repo_path(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
@@ -81,11 +117,11 @@ pub async fn spawn_with(opts: AppOptions) -> TestApp {
     let clock = opts
         .clock
         .unwrap_or_else(|| Arc::new(ManualClock::new(START_MS)));
-    let mut settings = Settings::new(
-        "127.0.0.1:0".parse().unwrap(),
-        format!("sqlite://{}", db_path.display()),
-        routing_path,
-    );
+    let database_url = match test_database() {
+        TestDatabase::Sqlite => format!("sqlite://{}", db_path.display()),
+        TestDatabase::Postgres(admin_url) => fresh_postgres_database(&admin_url).await,
+    };
+    let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), database_url, routing_path);
     settings.secrets = opts.secrets;
     settings.clock = Some(clock.clone());
     settings.run_workers = opts.run_workers;

@@ -2,10 +2,9 @@
 //! so that a card can grow while it is recent and a member's acknowledgement re-renders it.
 //! Webhook and email bundles are not stored: they cannot be edited after they are sent.
 
-use sqlx::{SqliteConnection, SqlitePool};
-
 use super::super::StoreError;
 use crate::domain::{Episode, IncidentId};
+use crate::store::{Reader, WriteTx, on};
 
 /// One incident episode listed on a card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
@@ -39,20 +38,22 @@ pub(crate) struct CardWrite<'a> {
 /// The newest card of `channel` posted at or after `since`, if it can take `adding` more
 /// members without listing more than `max`.
 pub(crate) async fn growable(
-    pool: &SqlitePool,
+    pool: &Reader,
     channel: &str,
     since: i64,
     adding: usize,
     max: usize,
 ) -> Result<Option<Card>, StoreError> {
-    let row: Option<(i64, String, String)> = sqlx::query_as(
-        "SELECT id, slack_channel, slack_ts FROM bundles WHERE channel = ? AND created_at >= ? \
+    let row: Option<(i64, String, String)> = on!(pool, |c, Db| {
+        sqlx::query_as(
+        "SELECT id, slack_channel, slack_ts FROM bundles WHERE channel = $1 AND created_at >= $2 \
          ORDER BY created_at DESC, id DESC LIMIT 1",
     )
     .bind(channel)
     .bind(since)
-    .fetch_optional(pool)
-    .await?;
+    .fetch_optional(c)
+    .await
+    })?;
     let Some(card) = with_members(pool, row).await? else {
         return Ok(None);
     };
@@ -61,38 +62,40 @@ pub(crate) async fn growable(
 
 /// The newest card of `channel` that lists this incident episode.
 pub(crate) async fn card_of(
-    pool: &SqlitePool,
+    pool: &Reader,
     incident_id: IncidentId,
     episode: Episode,
     channel: &str,
 ) -> Result<Option<Card>, StoreError> {
-    let row: Option<(i64, String, String)> = sqlx::query_as(
+    let row: Option<(i64, String, String)> = on!(pool, |c, Db| sqlx::query_as(
         "SELECT b.id, b.slack_channel, b.slack_ts FROM bundle_members m \
          JOIN bundles b ON b.id = m.bundle_id \
-         WHERE m.incident_id = ? AND m.episode = ? AND b.channel = ? \
+         WHERE m.incident_id = $1 AND m.episode = $2 AND b.channel = $3 \
          ORDER BY b.id DESC LIMIT 1",
     )
     .bind(incident_id)
     .bind(episode)
     .bind(channel)
-    .fetch_optional(pool)
-    .await?;
+    .fetch_optional(c)
+    .await)?;
     with_members(pool, row).await
 }
 
 async fn with_members(
-    pool: &SqlitePool,
+    pool: &Reader,
     row: Option<(i64, String, String)>,
 ) -> Result<Option<Card>, StoreError> {
     let Some((id, slack_channel, ts)) = row else {
         return Ok(None);
     };
-    let members: Vec<Member> = sqlx::query_as(
-        "SELECT incident_id, episode FROM bundle_members WHERE bundle_id = ? ORDER BY position",
+    let members: Vec<Member> = on!(pool, |c, Db| {
+        sqlx::query_as(
+        "SELECT incident_id, episode FROM bundle_members WHERE bundle_id = $1 ORDER BY position",
     )
     .bind(id)
-    .fetch_all(pool)
-    .await?;
+    .fetch_all(c)
+    .await
+    })?;
     Ok(Some(Card {
         id,
         slack_channel,
@@ -102,47 +105,50 @@ async fn with_members(
 }
 
 /// Stores the card a bundle send posted or grew, inside the caller's transaction.
-pub(crate) async fn store_card(
-    conn: &mut SqliteConnection,
-    w: &CardWrite<'_>,
-) -> Result<(), StoreError> {
-    let id =
-        match w.grown.filter(|c| c.ts == w.ts) {
-            Some(card) => {
-                sqlx::query("UPDATE bundles SET updated_at = ? WHERE id = ?")
-                    .bind(w.now)
-                    .bind(card.id)
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query("DELETE FROM bundle_members WHERE bundle_id = ?")
-                    .bind(card.id)
-                    .execute(&mut *conn)
-                    .await?;
-                card.id
-            }
-            None => sqlx::query_scalar(
-                "INSERT INTO bundles (channel, slack_channel, slack_ts, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?) RETURNING id",
+pub(crate) async fn store_card(conn: &mut WriteTx, w: &CardWrite<'_>) -> Result<(), StoreError> {
+    let id = match w.grown.filter(|c| c.ts == w.ts) {
+        Some(card) => {
+            on!(&mut *conn, |c, Db| sqlx::query(
+                "UPDATE bundles SET updated_at = $1 WHERE id = $2"
             )
-            .bind(w.channel)
-            .bind(w.slack_channel)
-            .bind(w.ts)
             .bind(w.now)
-            .bind(w.now)
-            .fetch_one(&mut *conn)
-            .await?,
-        };
+            .bind(card.id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            on!(&mut *conn, |c, Db| sqlx::query(
+                "DELETE FROM bundle_members WHERE bundle_id = $1"
+            )
+            .bind(card.id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            card.id
+        }
+        None => on!(&mut *conn, |c, Db| sqlx::query_scalar(
+            "INSERT INTO bundles (channel, slack_channel, slack_ts, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(w.channel)
+        .bind(w.slack_channel)
+        .bind(w.ts)
+        .bind(w.now)
+        .bind(w.now)
+        .fetch_one(c)
+        .await)?,
+    };
     for (position, m) in w.members.iter().enumerate() {
-        sqlx::query(
+        on!(&mut *conn, |c, Db| sqlx::query(
             "INSERT INTO bundle_members (bundle_id, position, incident_id, episode) \
-             VALUES (?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(id)
         .bind(i64::try_from(position).unwrap_or(i64::MAX))
         .bind(m.incident_id)
         .bind(m.episode)
-        .execute(&mut *conn)
-        .await?;
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
     }
     Ok(())
 }
