@@ -68,5 +68,8 @@ pub use notify::registry::Channels;
 pub use notify::render::Templates;
 pub use notify::{Outgoing, SendOutcome};
 pub use settings::Settings;
+pub use store::migrate::{
+    MigrateDbError, TableCount, sqlite_to_postgres as migrate_sqlite_to_postgres,
+};
 pub use store::{Durability, Store};
 pub use telemetry::{TelemetryOptions, init_telemetry};

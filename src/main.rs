@@ -108,6 +108,16 @@ enum Command {
     },
     /// Silences on the running service (add, list, expire), through its API with API_TOKEN.
     Silence(paiid_alerts::SilenceCli),
+    /// Copy a SQLite database into an empty PostgreSQL database (the upgrade path to several
+    /// replicas), then compare every table's row count. Stop the service first.
+    MigrateDb {
+        /// The SQLite database to copy (read-only; left as it was).
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database to fill: created tables, no rows.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// `to_stderr`: the demo prints its story on stdout and leaves the log (what each channel would
@@ -161,6 +171,7 @@ async fn main() -> ExitCode {
             .await
         }
         Command::CheckConfig { path, strict } => check_config(path, strict),
+        Command::MigrateDb { from, to } => migrate_db(&from, &to).await,
         Command::Silence(cli) => paiid_alerts::run_silence_cli(cli).await,
         Command::Demo { keep } => paiid_alerts::run_demo(keep).await,
         Command::Explain {
@@ -187,6 +198,16 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn migrate_db(from: &str, to: &str) -> anyhow::Result<()> {
+    let counts = paiid_alerts::migrate_sqlite_to_postgres(from, to).await?;
+    println!("{:<20} {:>12} {:>12}", "table", "sqlite", "postgres");
+    for c in &counts {
+        println!("{:<20} {:>12} {:>12}", c.table, c.source, c.target);
+    }
+    println!("copied and verified: every table holds as many rows as in SQLite");
+    Ok(())
 }
 
 /// `outer: cause: root`, leaving out a cause that its parent's message already quotes (sqlx

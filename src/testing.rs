@@ -29,6 +29,65 @@ pub fn sqlite_conn(tx: &mut crate::store::WriteTx) -> &mut sqlx::SqliteConnectio
         .expect("the integration tests' own writes are to a SQLite store")
 }
 
+/// One integer a test's own `SELECT` reads (a count, a column of one row), on whichever
+/// backend the store is on. Cast to `BIGINT` around the query: PostgreSQL types `1` as a
+/// 4-byte integer and sums as numerics, where SQLite has one integer type.
+pub async fn scalar(store: &Store, sql: &str) -> Result<i64, crate::store::StoreError> {
+    let wrapped = format!("SELECT CAST(({sql}) AS BIGINT)");
+    Ok(crate::store::on!(store.reader(), |c, Db| {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(wrapped.clone()))
+            .fetch_one(c)
+            .await
+    })?)
+}
+
+/// Rows of a test's own `SELECT`, on whichever backend the store is on (tuples or `FromRow`
+/// structs). Values go into the text: these are the tests' own constants and ids.
+pub async fn fetch_all<T>(store: &Store, sql: &str) -> Result<Vec<T>, crate::store::StoreError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    Ok(crate::store::on!(store.reader(), |c, Db| {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_all(c)
+            .await
+    })?)
+}
+
+/// The first column of every row of a test's own `SELECT`, on either backend.
+pub async fn column<T>(store: &Store, sql: &str) -> Result<Vec<T>, crate::store::StoreError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+        + Send
+        + Unpin,
+{
+    Ok(crate::store::on!(store.reader(), |c, Db| {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_all(c)
+            .await
+    })?)
+}
+
+/// A test's own change to the rows (a corrupt row, a clock moved back), committed in a write
+/// like the service's own; the number of rows it changed.
+pub async fn execute(store: &Store, sql: &str) -> Result<u64, crate::store::StoreError> {
+    let mut tx = store.begin_write().await?;
+    let n = crate::store::on!(&mut tx, |c, Db| {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    tx.commit().await?;
+    Ok(n)
+}
+
 /// Running the real app: build it, step its workers, read its state.
 pub mod app {
     pub use crate::app::{Application, Workers};

@@ -58,7 +58,7 @@ pub(crate) async fn record(
             sqlx::query_scalar(
             "INSERT INTO unparsed_shapes (resource, shape, reason, first_event_id, last_event_id, \
              seen, first_seen_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $7) \
-             ON CONFLICT (resource, shape) DO UPDATE SET seen = seen + 1, \
+             ON CONFLICT (resource, shape) DO UPDATE SET seen = unparsed_shapes.seen + 1, \
              last_event_id = excluded.last_event_id, last_seen_at = excluded.last_seen_at \
              RETURNING seen",
         )

@@ -314,12 +314,12 @@ pub(crate) async fn severity_tallies(
         "SELECT severity, COUNT(*) AS opened, \
            COUNT(CASE WHEN acknowledged_at >= opened_at AND acknowledged_at < $2 THEN 1 END) \
              AS acknowledged, \
-           COALESCE(SUM(CASE WHEN acknowledged_at >= opened_at AND acknowledged_at < $2 \
-             THEN acknowledged_at - opened_at END), 0) AS ack_ms_total, \
+           CAST(COALESCE(SUM(CASE WHEN acknowledged_at >= opened_at AND acknowledged_at < $2 \
+             THEN acknowledged_at - opened_at END), 0) AS BIGINT) AS ack_ms_total, \
            COUNT(CASE WHEN resolved_at >= opened_at AND resolved_at < $2 THEN 1 END) \
              AS resolved, \
-           COALESCE(SUM(CASE WHEN resolved_at >= opened_at AND resolved_at < $2 \
-             THEN resolved_at - opened_at END), 0) AS resolve_ms_total \
+           CAST(COALESCE(SUM(CASE WHEN resolved_at >= opened_at AND resolved_at < $2 \
+             THEN resolved_at - opened_at END), 0) AS BIGINT) AS resolve_ms_total \
          FROM incidents WHERE opened_at >= $1 AND opened_at < $2 AND kind = 'issue' \
          GROUP BY severity",
     )

@@ -12,7 +12,7 @@ pub(crate) async fn webhook_seen(
     webhook_id: &str,
 ) -> Result<bool, StoreError> {
     Ok(on!(conn, |c, Db| sqlx::query_scalar::<_, i64>(
-        "SELECT 1 FROM inbound_webhooks WHERE source = $1 AND webhook_id = $2",
+        "SELECT received_at FROM inbound_webhooks WHERE source = $1 AND webhook_id = $2",
     )
     .bind(source)
     .bind(webhook_id)

@@ -20,6 +20,7 @@ pub(crate) mod health;
 pub(crate) mod inbound;
 pub(crate) mod incidents;
 pub(crate) mod listings;
+pub(crate) mod migrate;
 pub(crate) mod retention;
 pub(crate) mod settings;
 pub(crate) mod silences;

@@ -119,7 +119,19 @@ pub async fn spawn_with(opts: AppOptions) -> TestApp {
         .unwrap_or_else(|| Arc::new(ManualClock::new(START_MS)));
     let database_url = match test_database() {
         TestDatabase::Sqlite => format!("sqlite://{}", db_path.display()),
-        TestDatabase::Postgres(admin_url) => fresh_postgres_database(&admin_url).await,
+        // One database per test directory, like the SQLite file: an app started again on the
+        // same directory (a restart) finds what the first one stored.
+        TestDatabase::Postgres(admin_url) => {
+            let remembered = dir.path().join("postgres-url");
+            match std::fs::read_to_string(&remembered) {
+                Ok(url) => url,
+                Err(_) => {
+                    let url = fresh_postgres_database(&admin_url).await;
+                    std::fs::write(&remembered, &url).expect("remember the database");
+                    url
+                }
+            }
+        }
     };
     let mut settings = Settings::new("127.0.0.1:0".parse().unwrap(), database_url, routing_path);
     settings.secrets = opts.secrets;
@@ -210,11 +222,11 @@ impl TestApp {
         self.get_json(&format!("/api/incidents/{id}")).await
     }
 
+    /// One integer a test's own `SELECT` reads, on SQLite or PostgreSQL alike.
     pub async fn scalar(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(paiid_alerts::testing::read_pool(&self.state.store))
+        paiid_alerts::testing::scalar(&self.state.store, sql)
             .await
-            .expect("scalar")
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 }
 
