@@ -63,14 +63,18 @@ impl Application {
             .clock
             .clone()
             .unwrap_or_else(|| Arc::new(SystemClock));
-        let store = open_store(&settings)
-            .await
-            .with_context(|| format!("opening database {}", settings.database_url))?;
+        let store = open_store(&settings).await.with_context(|| {
+            format!(
+                "opening database {}",
+                crate::text::redact_url_password(&settings.database_url)
+            )
+        })?;
 
         let wakers = Wakers::default();
         // Every reader of the routing file and channels shares these: a reload swaps them.
         let live_cfg = Live::new(cfg.clone());
         let cancel = CancellationToken::new();
+        connect_replicas(&store, &wakers, cancel.child_token());
         let (writer, writer_task) = Writer::new(
             store.clone(),
             live_cfg.clone(),
@@ -83,10 +87,15 @@ impl Application {
         let (listener, addr, public_url) = bind_listener(&settings).await?;
         let ack_keys = Arc::new(load_ack_keys(&settings, &store).await?);
         let live_channels = build_channels(&settings, &cfg, &store, &clock).await?;
-        let metrics = Arc::new(Metrics::new(
-            store.health.clone(),
-            store.corrupt_rows.clone(),
-        ));
+        let mut metrics = Metrics::new(store.health.clone(), store.corrupt_rows.clone());
+        metrics.name_replica(
+            &settings.replica,
+            match store.kind() {
+                crate::store::BackendKind::Sqlite => "sqlite",
+                crate::store::BackendKind::Postgres => "postgres",
+            },
+        );
+        let metrics = Arc::new(metrics);
         let core = Core {
             store,
             cfg: live_cfg,
@@ -417,6 +426,25 @@ async fn start_workers(
 /// create its shared-memory file then): exiting would leave recovery to a supervisor's restart
 /// back-off, while waiting here starts the service within a second of the disk coming back.
 /// Any other error (a bad URL, a failed migration) ends start-up at once.
+/// On a shared database, every wake-up goes to the other replicas too, and theirs come here.
+fn connect_replicas(store: &Store, wakers: &Wakers, cancel: CancellationToken) {
+    use crate::signal::Wake;
+    if !store.shared() {
+        return;
+    }
+    let tell = store.clone();
+    wakers.tell_others_with(Arc::new(move |w: Wake| tell.tell_replicas(w.as_str())));
+    let here = wakers.clone();
+    store.spawn_listener(
+        move |what| match what.map(Wake::parse) {
+            Some(Some(w)) => here.wake_here(w),
+            // Unknown word (a newer replica) or a lost connection: look at everything.
+            _ => Wake::ALL.into_iter().for_each(|w| here.wake_here(w)),
+        },
+        cancel,
+    );
+}
+
 async fn open_store(settings: &Settings) -> Result<Store, crate::store::StoreError> {
     let mut logged = false;
     loop {
@@ -425,7 +453,7 @@ async fn open_store(settings: &Settings) -> Result<Store, crate::store::StoreErr
                 if !logged {
                     tracing::error!(
                         error = %e,
-                        database = %settings.database_url,
+                        database = %crate::text::redact_url_password(&settings.database_url),
                         "cannot open the database (disk full or read-only?); retrying every second until it opens"
                     );
                     logged = true;

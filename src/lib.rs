@@ -68,8 +68,7 @@ pub use notify::registry::Channels;
 pub use notify::render::Templates;
 pub use notify::{Outgoing, SendOutcome};
 pub use settings::Settings;
-pub use store::migrate::{
-    MigrateDbError, TableCount, sqlite_to_postgres as migrate_sqlite_to_postgres,
-};
+pub use store::migrate::{MigrateDbError, TableCount, migrate_sqlite_to_postgres};
 pub use store::{Durability, Store};
 pub use telemetry::{TelemetryOptions, init_telemetry};
+pub use text::redact_url_password;

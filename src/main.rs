@@ -254,7 +254,7 @@ async fn serve(
         config = %common.config.display(),
         rules = cfg.rules.len(),
         channels = cfg.channels.len(),
-        database = %common.database_url,
+        database = %paiid_alerts::redact_url_password(&common.database_url),
         "paiid-alerts listening"
     );
     // SIGHUP re-reads the routing file (its default action would end the process).

@@ -247,6 +247,19 @@ impl Default for Metrics {
 
 impl Metrics {
     /// `health` and `corrupt_rows` are the store's: they are read at every scrape.
+    /// Names this replica in the scrape: `paiid_replica_info{replica, database} 1`, so that a
+    /// dashboard over several replicas tells them apart and sees which backend each runs on.
+    pub fn name_replica(&mut self, replica: &str, database: &str) {
+        self.registry.register(
+            "paiid_replica",
+            "This replica's name and its database backend",
+            prometheus_client::metrics::info::Info::new(vec![
+                ("replica".to_string(), replica.to_string()),
+                ("database".to_string(), database.to_string()),
+            ]),
+        );
+    }
+
     pub fn new(health: WriteHealth, corrupt_rows: CorruptRows) -> Self {
         let mut m = Metrics {
             registry: Registry::default(),

@@ -119,19 +119,42 @@ pub struct Settings {
     pub run_workers: bool,
     /// How long a connection may take to send a request's headers (idle keep-alive included).
     pub header_read_timeout: std::time::Duration,
+    /// This replica's name in `/metrics` (`paiid_replica_info`) and the log: `REPLICA_NAME`, else
+    /// the host's name and the process id.
+    pub replica: String,
 }
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
-            .field("database_url", &self.database_url)
+            .field(
+                "database_url",
+                &crate::text::redact_url_password(&self.database_url),
+            )
             .field("config_path", &self.config_path)
             .field("public_url", &self.public_url)
             .field("durability", &self.durability)
             .field("secrets", &self.secrets)
             .finish_non_exhaustive()
     }
+}
+
+/// `REPLICA_NAME`, else `<host>-<pid>` (two replicas on one host differ by their process).
+fn replica_name() -> String {
+    if let Some(name) = std::env::var("REPLICA_NAME")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+    {
+        return name;
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "paiid-alerts".to_string());
+    format!("{host}-{}", std::process::id())
 }
 
 impl Settings {
@@ -158,6 +181,7 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| DEFAULT_PAGERDUTY_EVENTS_URL.to_string()),
             clock: None,
+            replica: replica_name(),
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             run_workers: true,
         }

@@ -82,6 +82,23 @@ fn escape_with(s: &str, entity: impl Fn(char) -> Option<&'static str>) -> String
     out
 }
 
+/// `database_url` with its password masked (`postgres://paiid:***@db/paiid`), for logs and
+/// error messages: the URL is configuration, its password a secret.
+pub fn redact_url_password(database_url: &str) -> String {
+    let Some((scheme, rest)) = database_url.split_once("://") else {
+        return database_url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => database_url.to_string(),
+        },
+        None => database_url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +158,26 @@ mod tests {
         assert_eq!(
             html_escape(r#"<a href='x'>&"</a>"#),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn a_database_password_is_masked_wherever_the_url_is_shown() {
+        assert_eq!(
+            redact_url_password("postgres://paiid:s3cr%40t@db.internal:5432/paiid?sslmode=require"),
+            "postgres://paiid:***@db.internal:5432/paiid?sslmode=require"
+        );
+        assert_eq!(
+            redact_url_password("postgres://paiid@db/paiid"),
+            "postgres://paiid@db/paiid"
+        );
+        assert_eq!(
+            redact_url_password("sqlite://paiid-alerts.db"),
+            "sqlite://paiid-alerts.db"
+        );
+        assert_eq!(
+            redact_url_password("postgres://u:p@h"),
+            "postgres://u:***@h"
         );
     }
 }

@@ -219,72 +219,85 @@ fn tracked(
     }
 }
 
+/// `s` as an SQL string literal (the tests' own text, quoted for the statement's text).
+fn text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `v` as an SQL literal, `NULL` for `None`.
+fn or_null<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "NULL".to_string(), |v| v.to_string())
+}
+
+/// The next event id, as SQLite would give it (the service numbers events and incidents
+/// itself, so PostgreSQL's schema gives none).
+const NEXT_EVENT_ID: &str = "(SELECT COALESCE(MAX(id), 0) + 1 FROM events)";
+
 async fn insert(store: &Store, r: Row) -> i64 {
     let key = format!("test:{}", r.title);
-    let mut tx = store.begin_write().await.unwrap();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO incidents (incident_key, severity, state, title, project, rule, metric_value, \
-         event_count, first_seen, last_seen, opened_at, acknowledged_at, resolved_at, \
-         sentry_url, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    let id = paiid_alerts::testing::scalar(store, "SELECT COALESCE(MAX(id), 0) + 1 FROM incidents")
+        .await
+        .expect("next incident id");
+    paiid_alerts::testing::execute(
+        store,
+        &format!(
+            "INSERT INTO incidents (id, incident_key, severity, state, title, project, rule, \
+             metric_value, event_count, first_seen, last_seen, opened_at, acknowledged_at, \
+             resolved_at, sentry_url, updated_at) \
+             VALUES ({id}, {key}, {severity}, {state}, {title}, {project}, {rule}, {metric}, \
+             {events}, {opened_at}, {last_seen}, {opened_at}, {acked}, {resolved}, {url}, \
+             {last_seen})",
+            key = text(&key),
+            severity = text(r.severity),
+            state = text(r.state),
+            title = text(&r.title),
+            project = or_null(r.project.map(text)),
+            rule = or_null(r.rule.map(text)),
+            metric = or_null(r.metric),
+            events = r.events,
+            opened_at = r.opened_at,
+            last_seen = r.last_seen,
+            acked = or_null(r.acked),
+            resolved = or_null(r.resolved),
+            url = text(&format!(
+                "https://sentry.io/organizations/paiid/issues/{}/",
+                key.len()
+            )),
+        ),
     )
-    .bind(&key)
-    .bind(r.severity)
-    .bind(r.state)
-    .bind(&r.title)
-    .bind(r.project)
-    .bind(r.rule)
-    .bind(r.metric)
-    .bind(r.events)
-    .bind(r.opened_at)
-    .bind(r.last_seen)
-    .bind(r.opened_at)
-    .bind(r.acked)
-    .bind(r.resolved)
-    .bind(format!(
-        "https://sentry.io/organizations/paiid/issues/{}/",
-        key.len()
-    ))
-    .bind(r.last_seen)
-    .fetch_one(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .expect("insert incident");
-    tx.commit().await.unwrap();
     // The alerts it received, as the writer records them (what digests count).
     for n in 0..r.events {
-        let mut tx = store.begin_write().await.unwrap();
-        sqlx::query(
-            "INSERT INTO events (received_at, dedup_key, source, resource, action, status, \
-             incident_id, severity, details) VALUES (?, ?, 'sentry', 'metric_alert', 'critical', \
-             'processed', ?, ?, ?)",
+        paiid_alerts::testing::execute(
+            store,
+            &format!(
+                "INSERT INTO events (id, received_at, dedup_key, source, resource, action, \
+                 status, incident_id, severity, details) VALUES ({NEXT_EVENT_ID}, {}, {}, \
+                 'sentry', 'metric_alert', 'critical', 'processed', {id}, {}, {})",
+                r.last_seen,
+                text(&format!("{key}:{n}")),
+                text(r.severity),
+                or_null(r.details.map(text)),
+            ),
         )
-        .bind(r.last_seen)
-        .bind(format!("{key}:{n}"))
-        .bind(id)
-        .bind(r.severity)
-        .bind(r.details)
-        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .expect("insert event");
-        tx.commit().await.unwrap();
     }
     id
 }
 
 async fn insert_escalation(store: &Store, incident_id: i64, fired_at: i64, lateness_ms: i64) {
-    let mut tx = store.begin_write().await.unwrap();
-    sqlx::query(
-        "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) \
-         VALUES (?, 1, 1, ?, ?, ?)",
+    paiid_alerts::testing::execute(
+        store,
+        &format!(
+            "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) \
+             VALUES ({incident_id}, 1, 1, {}, {fired_at}, {lateness_ms})",
+            fired_at - lateness_ms
+        ),
     )
-    .bind(incident_id)
-    .bind(fired_at - lateness_ms)
-    .bind(fired_at)
-    .bind(lateness_ms)
-    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .expect("insert escalation");
-    tx.commit().await.unwrap();
 }
 
 fn sent(statuses: &[paiid_alerts::testing::digest::DigestOutcome]) -> usize {
@@ -457,28 +470,27 @@ async fn a_digest_built_late_still_lists_an_incident_that_kept_firing() {
     .await;
     // It kept firing after the period ended: 4 alerts since, and `last_seen` moved on.
     for n in 0..4 {
-        let mut tx = store.begin_write().await.unwrap();
-        sqlx::query(
-            "INSERT INTO events (received_at, dedup_key, source, resource, action, status, \
-             incident_id, severity) VALUES (?, ?, 'sentry', 'metric_alert', 'critical', \
-             'processed', ?, 'medium')",
+        paiid_alerts::testing::execute(
+            &store,
+            &format!(
+                "INSERT INTO events (id, received_at, dedup_key, source, resource, action, \
+                 status, incident_id, severity) VALUES ({NEXT_EVENT_ID}, {}, 'after:{n}', \
+                 'sentry', 'metric_alert', 'critical', 'processed', {id}, 'medium')",
+                t0() + (n + 1) * 4 * MIN
+            ),
         )
-        .bind(t0() + (n + 1) * 4 * MIN)
-        .bind(format!("after:{n}"))
-        .bind(id)
-        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
         .await
         .unwrap();
-        tx.commit().await.unwrap();
     }
-    let mut tx = store.begin_write().await.unwrap();
-    sqlx::query("UPDATE incidents SET last_seen = ?, event_count = 10 WHERE id = ?")
-        .bind(t0() + 16 * MIN)
-        .bind(id)
-        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    paiid_alerts::testing::execute(
+        &store,
+        &format!(
+            "UPDATE incidents SET last_seen = {}, event_count = 10 WHERE id = {id}",
+            t0() + 16 * MIN
+        ),
+    )
+    .await
+    .unwrap();
 
     let runner = env.runner_with(store.clone(), env.channels.clone());
     assert_eq!(sent(&runner.run_due().await.unwrap()), 1);

@@ -377,10 +377,10 @@ async fn ack_via_pagerduty_stops_escalation_and_is_not_echoed() {
     assert_eq!(inc["acknowledged_via"], "pagerduty");
     // PagerDuty is not told what it just told us: the acknowledgement committed its
     // deliveries with its state change, and none of them is for PagerDuty.
-    let pd_rows: Vec<(String, String)> = sqlx::query_as(
+    let pd_rows: Vec<(String, String)> = paiid_alerts::testing::fetch_all(
+        &w.app.state.store,
         "SELECT kind, status FROM deliveries WHERE channel = 'pagerduty-oncall' ORDER BY id",
     )
-    .fetch_all(paiid_alerts::testing::read_pool(&w.app.state.store))
     .await
     .unwrap();
     assert_eq!(
@@ -702,26 +702,66 @@ async fn a_button_from_an_earlier_occurrence_does_not_act_on_the_new_one() {
     assert_eq!(w.app.incident(id).await["state"], "acknowledged");
 }
 
+/// Makes every insert of a `kind` entry into the timeline fail ("injected failure"), with a
+/// trigger called `name`, in each backend's own words.
+async fn fail_timeline_inserts(app: &TestApp, name: &str, kind: &str) {
+    let store = &app.state.store;
+    match test_database() {
+        TestDatabase::Sqlite => {
+            paiid_alerts::testing::execute(
+                store,
+                &format!(
+                    "CREATE TRIGGER {name} BEFORE INSERT ON timeline WHEN NEW.kind = '{kind}' \
+                     BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+                ),
+            )
+            .await
+            .unwrap();
+        }
+        TestDatabase::Postgres(_) => {
+            paiid_alerts::testing::execute(
+                store,
+                &format!(
+                    "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
+                ),
+            )
+            .await
+            .unwrap();
+            paiid_alerts::testing::execute(
+                store,
+                &format!(
+                    "CREATE TRIGGER {name} BEFORE INSERT ON timeline FOR EACH ROW \
+                     WHEN (NEW.kind = '{kind}') EXECUTE FUNCTION {name}()"
+                ),
+            )
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// Removes the trigger [`fail_timeline_inserts`] made.
+async fn drop_timeline_trigger(app: &TestApp, name: &str) {
+    let sql = match test_database() {
+        TestDatabase::Sqlite => format!("DROP TRIGGER {name}"),
+        TestDatabase::Postgres(_) => format!("DROP TRIGGER {name} ON timeline"),
+    };
+    paiid_alerts::testing::execute(&app.state.store, &sql)
+        .await
+        .unwrap();
+}
+
 /// A PagerDuty event's writes (the PagerDuty incident id, the state change, the record of its
 /// id) commit together: when the change fails half-way nothing of it stays, so PagerDuty's retry
 /// is handled in full instead of finding a half-applied event.
 #[tokio::test]
 async fn pagerduty_event_is_one_transaction() {
-    use sqlx::{Connection, SqliteConnection};
     let w = world(false).await;
     let id = open_critical(&w.app, "900021").await;
     let key = format!("paiid-alerts-{id}-1");
     // A failure in the middle of the change: writing the acknowledgement to the timeline aborts.
-    let mut db = SqliteConnection::connect(&format!("sqlite://{}", w.app.db_path.display()))
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER fail_ack BEFORE INSERT ON timeline WHEN NEW.kind = 'acknowledged' \
-         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-    )
-    .execute(&mut db)
-    .await
-    .unwrap();
+    fail_timeline_inserts(&w.app, "fail_ack", "acknowledged").await;
     let body = pd_webhook("incident.acknowledged", &key);
     let sig = format!("v1={}", sign(b"pd-webhook-secret", &body));
     let r = post_pd(&w.app, &body, &sig, "wh-tx").await;
@@ -741,10 +781,7 @@ async fn pagerduty_event_is_one_transaction() {
     assert_eq!(w.app.incident(id).await["state"], "triggered");
 
     // PagerDuty's retry of the same event is handled, not answered `duplicate`.
-    sqlx::query("DROP TRIGGER fail_ack")
-        .execute(&mut db)
-        .await
-        .unwrap();
+    drop_timeline_trigger(&w.app, "fail_ack").await;
     let r = post_pd(&w.app, &body, &sig, "wh-tx").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "acknowledged");
@@ -768,19 +805,9 @@ async fn pagerduty_event_is_one_transaction() {
 /// resolution fails, the note is not left behind as if the incident had been closed with it.
 #[tokio::test]
 async fn api_note_given_with_a_resolve_commits_with_it() {
-    use sqlx::{Connection, SqliteConnection};
     let w = world(false).await;
     let id = open_critical(&w.app, "900022").await;
-    let mut db = SqliteConnection::connect(&format!("sqlite://{}", w.app.db_path.display()))
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER fail_resolve BEFORE INSERT ON timeline WHEN NEW.kind = 'resolved' \
-         BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-    )
-    .execute(&mut db)
-    .await
-    .unwrap();
+    fail_timeline_inserts(&w.app, "fail_resolve", "resolved").await;
     let resolve = || {
         w.app
             .client
@@ -804,10 +831,7 @@ async fn api_note_given_with_a_resolve_commits_with_it() {
         0
     );
 
-    sqlx::query("DROP TRIGGER fail_resolve")
-        .execute(&mut db)
-        .await
-        .unwrap();
+    drop_timeline_trigger(&w.app, "fail_resolve").await;
     let r = resolve().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["result"], "resolved");
     let inc = w.app.incident(id).await;
@@ -876,7 +900,7 @@ async fn assert_each_escalated_once(app: &TestApp, n: i64) {
         ),
         (
             "SELECT COUNT(*) FROM (SELECT DISTINCT incident_id, channel FROM deliveries \
-             WHERE kind = 'escalation')",
+             WHERE kind = 'escalation') AS pages",
             2 * n,
         ),
         (
@@ -932,16 +956,15 @@ async fn a_step_already_on_record_is_not_paged_again_and_the_rest_of_its_batch_f
     open_many(&w.app, 5, "63").await;
     let restored = w.app.scalar("SELECT MIN(id) FROM incidents").await;
     // Restored data: step 1 of this episode is on record, yet the incident still has a deadline.
-    let mut tx = w.app.state.store.begin_write().await.unwrap();
-    sqlx::query(
-        "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) \
-         VALUES (?, 1, 1, 0, 0, 0)",
+    paiid_alerts::testing::execute(
+        &w.app.state.store,
+        &format!(
+            "INSERT INTO escalations (incident_id, episode, step, due_at, fired_at, lateness_ms) \
+             VALUES ({restored}, 1, 1, 0, 0, 0)"
+        ),
     )
-    .bind(restored)
-    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
-    tx.commit().await.unwrap();
     w.app.clock.advance(16 * MIN);
 
     let batch = w.app.workers.scheduler.fire_batch(100).await.unwrap();

@@ -53,8 +53,7 @@ fn event_with_secrets() -> Vec<u8> {
 }
 
 async fn stored_details(app: &TestApp) -> Vec<Option<String>> {
-    sqlx::query_scalar("SELECT details FROM events ORDER BY id")
-        .fetch_all(paiid_alerts::testing::read_pool(&app.state.store))
+    paiid_alerts::testing::column(&app.state.store, "SELECT details FROM events ORDER BY id")
         .await
         .unwrap()
 }
@@ -87,12 +86,17 @@ async fn deliveries_show_the_details_stored_at_intake_not_the_body() {
     assert_eq!(parsed["pii_included"], false);
 
     // The raw body no longer says anything: what the message shows comes from the stored details.
-    let mut tx = app.state.store.begin_write().await.unwrap();
-    sqlx::query("UPDATE events SET body = CAST('{}' AS BLOB)")
-        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    // The bytes `{}`: each backend spells a byte string its own way.
+    let empty_object = match test_database() {
+        TestDatabase::Sqlite => "CAST('{}' AS BLOB)",
+        TestDatabase::Postgres(_) => "CAST('{}' AS BYTEA)",
+    };
+    paiid_alerts::testing::execute(
+        &app.state.store,
+        &format!("UPDATE events SET body = {empty_object}"),
+    )
+    .await
+    .unwrap();
     let text = slack_text(&app, &slack).await;
     assert!(text.contains(TOP_FRAME), "{text}");
     assert!(text.contains("token=[REDACTED]"), "{text}");
@@ -111,20 +115,22 @@ async fn events_stored_before_details_existed_get_them_at_start() {
         .await;
     assert_eq!(r.status(), 200);
     // As a row written before migration 0005 looks; a second one whose body is past retention.
-    let mut tx = app.state.store.begin_write().await.unwrap();
-    sqlx::query("UPDATE events SET details = NULL")
-        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
+    let store = &app.state.store;
+    paiid_alerts::testing::execute(store, "UPDATE events SET details = NULL")
         .await
         .unwrap();
-    sqlx::query(
-        "INSERT INTO events (received_at, dedup_key, source, resource, action, status) \
-         VALUES (?, 'expired', 'sentry', 'event_alert', 'triggered', 'processed')",
+    // Its id as SQLite would give it: the service numbers events itself (PostgreSQL gives none).
+    paiid_alerts::testing::execute(
+        store,
+        &format!(
+            "INSERT INTO events (id, received_at, dedup_key, source, resource, action, status) \
+             VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM events), {}, 'expired', 'sentry', \
+             'event_alert', 'triggered', 'processed')",
+            app.clock.now_ms()
+        ),
     )
-    .bind(app.clock.now_ms())
-    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
-    tx.commit().await.unwrap();
     let (dir, clock) = app.stop().await;
 
     let app = spawn_with(AppOptions {

@@ -31,10 +31,10 @@ async fn page(app: &TestApp) -> String {
 
 /// Every channel's due deliveries, attempted until none is left.
 async fn drain_outbox(app: &TestApp) {
-    let channels: Vec<String> = sqlx::query_scalar("SELECT DISTINCT channel FROM deliveries")
-        .fetch_all(paiid_alerts::testing::read_pool(&app.state.store))
-        .await
-        .unwrap();
+    let channels: Vec<String> =
+        paiid_alerts::testing::column(&app.state.store, "SELECT DISTINCT channel FROM deliveries")
+            .await
+            .unwrap();
     for ch in channels {
         while app.workers.outbox.step(&ch).await.unwrap()
             != paiid_alerts::testing::notify::worker::Step::Idle

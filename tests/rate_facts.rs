@@ -18,12 +18,9 @@ async fn post_error(app: &TestApp, i: usize) -> Value {
 }
 
 async fn exec(app: &TestApp, sql: &'static str) {
-    let mut tx = app.state.store.begin_write().await.unwrap();
-    sqlx::query(sql)
-        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
+    paiid_alerts::testing::execute(&app.state.store, sql)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
 }
 
 async fn restart(app: TestApp) -> TestApp {
@@ -65,13 +62,12 @@ async fn events_stored_without_rate_facts_are_read_from_their_bodies() {
     let (app, body) =
         eleventh_after_restart("UPDATE events SET rate_fp = NULL, rate_keys = NULL").await;
     assert_eq!(body["severity"], "high", "counted from their bodies");
-    let mut tx = app.state.store.begin_write().await.unwrap();
-    let rows: Vec<(Option<i64>, Option<String>)> =
-        sqlx::query_as("SELECT rate_fp, rate_keys FROM events ORDER BY id")
-            .fetch_all(paiid_alerts::testing::sqlite_conn(&mut tx))
-            .await
-            .unwrap();
-    drop(tx);
+    let rows: Vec<(Option<i64>, Option<String>)> = paiid_alerts::testing::fetch_all(
+        &app.state.store,
+        "SELECT rate_fp, rate_keys FROM events ORDER BY id",
+    )
+    .await
+    .unwrap();
     assert_eq!(rows.len(), 11);
     // Not written back (that would rewrite each row with its body); new events carry them.
     assert!(rows[..10].iter().all(|r| *r == (None, None)), "{rows:?}");

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use paiid_alerts::testing::settings::Secrets;
 use serde_json::Value;
-use support::{AppOptions, TestApp, eventually, fixture_json, secret, spawn_with};
+use support::{
+    AppOptions, TestApp, TestDatabase, eventually, fixture_json, fresh_postgres_database, secret,
+    spawn_with, test_database,
+};
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_paiid-alerts");
@@ -193,15 +196,16 @@ async fn sighup_reloads_the_real_service() {
         .port();
     let log = dir.path().join("service.log");
     let out = std::fs::File::create(&log).unwrap();
+    let database_url = match test_database() {
+        TestDatabase::Sqlite => format!("sqlite://{}", dir.path().join("alerts.db").display()),
+        TestDatabase::Postgres(admin_url) => fresh_postgres_database(&admin_url).await,
+    };
     let mut child = Command::new(BIN)
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("alerts.db").display()),
-        )
+        .env("DATABASE_URL", database_url)
         .env("ROUTING_CONFIG", &routing)
         .env("RUST_LOG", "info")
         .stdout(out.try_clone().unwrap())
@@ -418,12 +422,13 @@ delivery:
 
 /// The one Slack row: (status, attempts, next_attempt_at).
 async fn slack_row(app: &TestApp) -> (String, i64, i64) {
-    let status: String = sqlx::query_scalar(
+    let status: String = paiid_alerts::testing::column(
+        &app.state.store,
         "SELECT status FROM deliveries WHERE channel = 'slack-alerts' ORDER BY id LIMIT 1",
     )
-    .fetch_one(paiid_alerts::testing::read_pool(&app.state.store))
     .await
-    .unwrap();
+    .unwrap()
+    .remove(0);
     let attempts = app
         .scalar(
             "SELECT attempts FROM deliveries WHERE channel = 'slack-alerts' ORDER BY id LIMIT 1",

@@ -44,38 +44,48 @@ async fn app() -> TestApp {
 /// members, its policy the first member's.
 async fn make_storm(app: &TestApp, members: &[i64]) -> i64 {
     let now = app.clock.now_ms();
-    let mut tx = app.state.store.begin_write().await.unwrap();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO incidents (incident_key, episode, severity, state, title, project, \
-           event_count, first_seen, last_seen, opened_at, policy, next_escalation_at, \
-           updated_at, kind) \
-         SELECT 'storm:' || severity || ':' || ?1, 1, severity, 'triggered', \
-           'Storm: ' || ?2 || ' incidents', project, ?2, ?1, ?1, ?1, policy, ?1 + 900000, ?1, \
-           'storm' \
-         FROM incidents WHERE id = ?3 RETURNING id",
+    let store = &app.state.store;
+    let n = members.len();
+    // Its id as SQLite would give it: the service numbers incidents itself (PostgreSQL gives
+    // none).
+    let id = app
+        .scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents")
+        .await;
+    paiid_alerts::testing::execute(
+        store,
+        &format!(
+            "INSERT INTO incidents (id, incident_key, episode, severity, state, title, project, \
+               event_count, first_seen, last_seen, opened_at, policy, next_escalation_at, \
+               updated_at, kind) \
+             SELECT {id}, 'storm:' || severity || ':' || '{now}', 1, severity, 'triggered', \
+               'Storm: {n} incidents', project, {n}, {now}, {now}, {now}, policy, \
+               {now} + 900000, {now}, 'storm' \
+             FROM incidents WHERE id = {}",
+            members[0]
+        ),
     )
-    .bind(now)
-    .bind(members.len() as i64)
-    .bind(members[0])
-    .fetch_one(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
-    for m in members {
-        sqlx::query("UPDATE incidents SET storm_id = ? WHERE id = ?")
-            .bind(id)
-            .bind(m)
-            .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
-            .await
-            .unwrap();
-    }
-    sqlx::query("INSERT INTO timeline (incident_id, at, kind, detail) VALUES (?, ?, 'opened', ?)")
-        .bind(id)
-        .bind(now)
-        .bind(format!("storm of {} incidents", members.len()))
-        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    let ids = members
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    paiid_alerts::testing::execute(
+        store,
+        &format!("UPDATE incidents SET storm_id = {id} WHERE id IN ({ids})"),
+    )
+    .await
+    .unwrap();
+    paiid_alerts::testing::execute(
+        store,
+        &format!(
+            "INSERT INTO timeline (incident_id, at, kind, detail) \
+             VALUES ({id}, {now}, 'opened', 'storm of {n} incidents')"
+        ),
+    )
+    .await
+    .unwrap();
     id
 }
 
@@ -297,45 +307,51 @@ delivery:
 /// noisiest), with titles that need escaping; returns their ids.
 async fn make_members(app: &TestApp, n: i64, policy_from: i64) -> Vec<i64> {
     let now = app.clock.now_ms();
-    let mut tx = app.state.store.begin_write().await.unwrap();
-    sqlx::query(
-        "INSERT INTO incidents (incident_key, severity, state, title, project, event_count, \
-           first_seen, last_seen, opened_at, policy, updated_at) \
-         WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1) \
-         SELECT 'member-' || i, 'critical', 'triggered', \
-           'OperationalError ' || i || ': <!channel> could not connect', 'paiid-backend', i, \
-           ?2, ?2, ?2, (SELECT policy FROM incidents WHERE id = ?3), ?2 FROM k",
+    // Their ids as SQLite would give them: the service numbers incidents itself (PostgreSQL
+    // gives none).
+    let last = app
+        .scalar("SELECT COALESCE(MAX(id), 0) FROM incidents")
+        .await;
+    paiid_alerts::testing::execute(
+        &app.state.store,
+        &format!(
+            "INSERT INTO incidents (id, incident_key, severity, state, title, project, \
+               event_count, first_seen, last_seen, opened_at, policy, updated_at) \
+             WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < {n}) \
+             SELECT {last} + i, 'member-' || i, 'critical', 'triggered', \
+               'OperationalError ' || i || ': <!channel> could not connect', 'paiid-backend', i, \
+               {now}, {now}, {now}, (SELECT policy FROM incidents WHERE id = {policy_from}), \
+               {now} FROM k"
+        ),
     )
-    .bind(n)
-    .bind(now)
-    .bind(policy_from)
-    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
-    tx.commit().await.unwrap();
-    sqlx::query_scalar("SELECT id FROM incidents WHERE incident_key LIKE 'member-%' ORDER BY id")
-        .fetch_all(paiid_alerts::testing::read_pool(&app.state.store))
-        .await
-        .unwrap()
+    paiid_alerts::testing::column(
+        &app.state.store,
+        "SELECT id FROM incidents WHERE incident_key LIKE 'member-%' ORDER BY id",
+    )
+    .await
+    .unwrap()
 }
 
 /// A delivery of the storm waiting for `channel`, as the engine's transitions queue them.
 async fn queue(app: &TestApp, storm: i64, channel: &str, kind: &str) {
     let now = app.clock.now_ms();
-    let mut tx = app.state.store.begin_write().await.unwrap();
-    sqlx::query(
-        "INSERT INTO deliveries (incident_id, episode, channel, kind, detail, status, \
-           next_attempt_at, created_at) VALUES (?1, 1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+    let detail = if kind == "escalation" {
+        r#"'{"step":1,"waited_ms":900000}'"#
+    } else {
+        "NULL"
+    };
+    paiid_alerts::testing::execute(
+        &app.state.store,
+        &format!(
+            "INSERT INTO deliveries (incident_id, episode, channel, kind, detail, status, \
+               next_attempt_at, created_at) \
+             VALUES ({storm}, 1, '{channel}', '{kind}', {detail}, 'pending', {now}, {now})"
+        ),
     )
-    .bind(storm)
-    .bind(channel)
-    .bind(kind)
-    .bind((kind == "escalation").then_some(r#"{"step":1,"waited_ms":900000}"#))
-    .bind(now)
-    .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
     .await
     .unwrap();
-    tx.commit().await.unwrap();
 }
 
 async fn drain(app: &TestApp, channel: &str) {
@@ -350,11 +366,14 @@ async fn drain(app: &TestApp, channel: &str) {
 }
 
 async fn delivery_statuses(app: &TestApp, storm: i64) -> Vec<(String, String, String)> {
-    sqlx::query_as("SELECT channel, kind, status FROM deliveries WHERE incident_id = ? ORDER BY id")
-        .bind(storm)
-        .fetch_all(paiid_alerts::testing::read_pool(&app.state.store))
-        .await
-        .unwrap()
+    paiid_alerts::testing::fetch_all(
+        &app.state.store,
+        &format!(
+            "SELECT channel, kind, status FROM deliveries WHERE incident_id = {storm} ORDER BY id"
+        ),
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -428,14 +447,12 @@ async fn a_storm_of_300_pages_once_with_its_count_and_noisiest_within_every_limi
     assert!(blocks.contains("Acknowledge all") && blocks.contains("Resolve all"));
 
     // It grows (by the real issue, of another project): the count update shows the count now.
-    let mut tx = app.state.store.begin_write().await.unwrap();
-    sqlx::query("UPDATE incidents SET storm_id = ? WHERE id = ?")
-        .bind(s)
-        .bind(first)
-        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    paiid_alerts::testing::execute(
+        &app.state.store,
+        &format!("UPDATE incidents SET storm_id = {s} WHERE id = {first}"),
+    )
+    .await
+    .unwrap();
     app.clock.advance(Duration::from_secs(2));
     queue(&app, s, "slack-alerts", "count_update").await;
     drain(&app, "slack-alerts").await;

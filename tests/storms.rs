@@ -143,10 +143,12 @@ fn triggers(pd: &FakePagerDuty) -> Vec<Value> {
 }
 
 async fn storm_ids(app: &TestApp) -> Vec<i64> {
-    sqlx::query_scalar("SELECT id FROM incidents WHERE kind = 'storm' ORDER BY id")
-        .fetch_all(paiid_alerts::testing::read_pool(&app.state.store))
-        .await
-        .unwrap()
+    paiid_alerts::testing::column(
+        &app.state.store,
+        "SELECT id FROM incidents WHERE kind = 'storm' ORDER BY id",
+    )
+    .await
+    .unwrap()
 }
 
 async fn state_of(app: &TestApp, id: i64) -> String {
@@ -326,10 +328,10 @@ async fn acting_on_the_storm_acts_on_every_member_and_on_a_member_on_it_alone() 
     assert_eq!(w.app.incident(ids[0]).await["acknowledged_by"], "olu");
     // Follow-ups: the storm's card and the five members that had their own message; the ones
     // that joined as they opened were told of by the card only.
-    let acks: Vec<i64> = sqlx::query_scalar(
+    let acks: Vec<i64> = paiid_alerts::testing::column(
+        &w.app.state.store,
         "SELECT incident_id FROM deliveries WHERE kind = 'acknowledged' ORDER BY incident_id",
     )
-    .fetch_all(paiid_alerts::testing::read_pool(&w.app.state.store))
     .await
     .unwrap();
     assert_eq!(before, 0);
@@ -739,13 +741,12 @@ async fn members_of_a_storm_that_cannot_be_read_page_on_their_own() {
     let members = w.app.scalar(&in_storm).await;
     assert!(members >= 3, "{members} members");
     deliver_due(&w.app).await;
-    let mut tx = w.app.state.store.begin_write().await.unwrap();
-    sqlx::query("UPDATE incidents SET policy = '{}' WHERE id = ?")
-        .bind(storm)
-        .execute(paiid_alerts::testing::sqlite_conn(&mut tx))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    paiid_alerts::testing::execute(
+        &w.app.state.store,
+        &format!("UPDATE incidents SET policy = '{{}}' WHERE id = {storm}"),
+    )
+    .await
+    .unwrap();
 
     w.app.clock.set(start + 16 * MIN_MS);
     // The pass that finds the storm unreadable releases its members; the next one fires them.

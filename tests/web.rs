@@ -661,11 +661,16 @@ async fn filters_search_and_pages_narrow_the_lists_and_a_bad_filter_is_a_400() {
     // `%` and `_` are literal, not wildcards.
     assert!(open_rows(&html(&app, "/?q=%25").await).is_empty());
     assert!(open_rows(&html(&app, "/?q=_").await).is_empty());
-    let env: String = sqlx::query_scalar("SELECT environment FROM incidents WHERE id = ?")
-        .bind(m.critical)
-        .fetch_one(paiid_alerts::testing::read_pool(&app.state.store))
-        .await
-        .unwrap();
+    let env: String = paiid_alerts::testing::column(
+        &app.state.store,
+        &format!(
+            "SELECT environment FROM incidents WHERE id = {}",
+            m.critical
+        ),
+    )
+    .await
+    .unwrap()
+    .remove(0);
     let rows = open_rows(&html(&app, &format!("/?environment={env}")).await);
     assert_eq!(ids(&rows), [m.critical, m.acknowledged], "{env}");
     let index = html(&app, "/?state=resolved").await;
@@ -861,10 +866,13 @@ async fn the_incident_page_tells_the_whole_story_and_resolves_with_a_root_cause(
     }
     // The event: request, top in-app frame, breadcrumbs, tags, release (what intake stored).
     let details: Value = serde_json::from_str(
-        &sqlx::query_scalar::<_, String>("SELECT details FROM events ORDER BY id LIMIT 1")
-            .fetch_one(paiid_alerts::testing::read_pool(&app.state.store))
-            .await
-            .unwrap(),
+        &paiid_alerts::testing::column::<String>(
+            &app.state.store,
+            "SELECT details FROM events ORDER BY id LIMIT 1",
+        )
+        .await
+        .unwrap()
+        .remove(0),
     )
     .unwrap();
     let section = &story[story.find("<section id=\"event-details\">").unwrap()..];

@@ -425,7 +425,7 @@ async fn web_retry(
             channel,
         }) => {
             tracing::info!(delivery = id.get(), incident = ?incident_id.map(IncidentId::get), %channel, by = %actor.name, "dead delivery queued again by hand");
-            state.incidents.wakers.outbox.notify();
+            state.incidents.wakers.wake(crate::signal::Wake::Outbox);
             let mut r = StatusCode::SEE_OTHER.into_response();
             if let Ok(to) = HeaderValue::from_str(&format!("/deliveries?requeued={id}")) {
                 r.headers_mut().insert(LOCATION, to);

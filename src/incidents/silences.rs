@@ -108,7 +108,7 @@ impl Silences {
         }
         tx.commit().await?;
         self.wakers.after_commit(&fx);
-        self.wakers.silences.notify();
+        self.wakers.wake(crate::signal::Wake::Silences);
         tracing::info!(silence = silence.id.get(), author = %silence.author, matchers = %silence.matchers.describe(), warnings = ?warnings, "silence created");
         Ok(Created { silence, warnings })
     }

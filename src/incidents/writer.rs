@@ -273,6 +273,37 @@ impl Writer {
         }
     }
 
+    /// Brings what this writer keeps between batches up to what other replicas wrote since its
+    /// last one (a shared database, inside the write lock): the next ids continue after theirs,
+    /// and their occurrences count in this replica's rate windows, so ">10 errors in 5 minutes"
+    /// counts the errors every replica took in.
+    async fn catch_up(
+        &mut self,
+        tx: &mut crate::store::WriteTx,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (events, incidents) = sql::max_ids(&mut *tx).await?;
+        if events >= self.next_event_id {
+            let fingerprint = self.classifier.fingerprint();
+            let facts = sql::rate_facts_from(&mut *tx, self.next_event_id).await?;
+            if facts.iter().all(|(_, _, fp, _)| *fp == Some(fingerprint)) {
+                for (_, at, _, keys) in &facts {
+                    self.classifier
+                        .restore(&decode_rate_keys(keys.as_deref()), *at);
+                }
+            } else {
+                // Stored under other rules (a replica with another routing file): derive again.
+                self.classifier =
+                    rebuild_classifier(&mut *tx, &self.store.corrupt_rows, &self.cfg, now).await?;
+            }
+            self.next_event_id = events.next();
+        }
+        if incidents >= self.next_incident_id {
+            self.next_incident_id = incidents.next();
+        }
+        Ok(())
+    }
+
     /// One batch in one transaction: [`dedup`] (what the store holds), [`apply`] (pure), [`write`].
     #[tracing::instrument(skip_all, fields(batch = reqs.len(), incidents = tracing::field::Empty))]
     async fn commit_batch(
@@ -281,6 +312,9 @@ impl Writer {
     ) -> Result<(Vec<IngestOutcome>, Effects), StoreError> {
         let mut tx = self.store.begin_intake_write().await?;
         let now = self.clock.now_ms();
+        if self.store.shared() {
+            self.catch_up(&mut tx, now).await?;
+        }
         let latest = self.live.load();
         if !Arc::ptr_eq(&latest, &self.cfg) {
             // Reloaded: new rules need new rate windows, refilled from what is stored. Kept only
@@ -304,7 +338,7 @@ impl Writer {
         crate::intake::unparsed::log_announced(&new_shapes, &announced_on);
         // The announcements are outbox rows outside the effects: wake the outbox for them here.
         if !new_shapes.is_empty() && !announced_on.is_empty() {
-            self.wakers.outbox.notify();
+            self.wakers.wake(crate::signal::Wake::Outbox);
         }
         self.next_event_id = applied.next.event;
         self.next_incident_id = applied.next.incident;

@@ -23,7 +23,7 @@ use crate::domain::{DeliveryKind, DeliveryStatus};
 use crate::metrics::Metrics;
 use crate::signal::{Signal, Waiter};
 use crate::store::deliveries::{self, AttemptOutcome, AttemptResult, Delivery};
-use crate::store::{Store, StoreError, retention};
+use crate::store::{Store, StoreError, budgets, retention};
 
 mod bundling;
 
@@ -183,7 +183,7 @@ impl OutboxWorker {
     async fn acquire(&self, key: &str, limit: Limit) -> Result<(), Duration> {
         loop {
             let now = self.clock.now_ms();
-            let Err(wait) = self.take_token(key, limit, now) else {
+            let Err(wait) = self.take_token(key, limit, now).await else {
                 return Ok(());
             };
             if wait > MAX_INLINE_WAIT || !self.clock.advances_by_itself() {
@@ -194,7 +194,21 @@ impl OutboxWorker {
     }
 
     /// A token of the destination's bucket if there is one now, else how long until there is.
-    fn take_token(&self, key: &str, limit: Limit, now: i64) -> Result<(), Duration> {
+    /// On a shared database the bucket is in the database, shared with the other replicas; a
+    /// database that cannot be read sends nothing for a second rather than risk the limit.
+    async fn take_token(&self, key: &str, limit: Limit, now: i64) -> Result<(), Duration> {
+        if self.store.shared() {
+            let margin = self.clock.advances_by_itself();
+            let taken =
+                budgets::try_take(&self.store, key, limit.capacity, limit.per, now, margin).await;
+            return match taken {
+                Ok(taken) => taken,
+                Err(e) => {
+                    tracing::debug!(error = %e, key, "the shared send budget could not be read");
+                    Err(Duration::from_secs(1))
+                }
+            };
+        }
         match self.limiter.lock() {
             Ok(mut l) => l.try_acquire(key, limit, now),
             Err(_) => Ok(()),
@@ -346,6 +360,17 @@ impl OutboxWorker {
         outcome: SendOutcome,
         rate_key: Option<&str>,
     ) -> Result<(), StoreError> {
+        if let (
+            SendOutcome::Retry {
+                retry_after: Some(after),
+                ..
+            },
+            Some(key),
+        ) = (&outcome, rate_key)
+            && self.store.shared()
+        {
+            budgets::pause(&self.store, key, self.clock.now_ms(), *after).await?;
+        }
         let result = self.attempt_result(
             d,
             started_at,
@@ -406,7 +431,9 @@ impl OutboxWorker {
                 reason,
                 retry_after,
             } => {
+                // On a shared database `finish` paused the shared budget already.
                 if let (Some(after), Some(key)) = (retry_after, rate_key)
+                    && !self.store.shared()
                     && let Ok(mut l) = self.limiter.lock()
                 {
                     l.pause(key, now, after);

@@ -690,6 +690,21 @@ pub(crate) async fn rate_facts_page(
     })?)
 }
 
+/// Occurrences stored from id `from` on, in id order: what other replicas stored since this
+/// replica's writer last wrote (ids are handed out in order under the database's write lock).
+pub(crate) async fn rate_facts_from(
+    conn: &mut WriteTx,
+    from: EventId,
+) -> Result<Vec<RateFact>, StoreError> {
+    Ok(on!(&mut *conn, |c, Db| sqlx::query_as(
+        "SELECT id, received_at, rate_fp, rate_keys FROM events \
+         WHERE id >= $1 AND occurrence = 1 ORDER BY id",
+    )
+    .bind(from)
+    .fetch_all(c)
+    .await)?)
+}
+
 /// Occurrences received after `since` whose rate facts were derived under rules other than
 /// `fingerprint` (stored before migration 0009, or before a reload): their ids, oldest first.
 pub(crate) async fn stale_rate_facts(

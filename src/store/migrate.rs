@@ -123,7 +123,10 @@ impl Value {
 
 /// Copies the SQLite database at `from` into the empty PostgreSQL database at `to`; the row
 /// counts of every table, equal on both sides.
-pub async fn sqlite_to_postgres(from: &str, to: &str) -> Result<Vec<TableCount>, MigrateDbError> {
+pub async fn migrate_sqlite_to_postgres(
+    from: &str,
+    to: &str,
+) -> Result<Vec<TableCount>, MigrateDbError> {
     if BackendKind::of_url(from).ok() != Some(BackendKind::Sqlite) {
         return Err(MigrateDbError::SourceNotSqlite);
     }

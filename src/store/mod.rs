@@ -11,6 +11,7 @@
 //! writer. The pools stay private so that there is one way to write.
 
 pub(crate) mod body;
+pub(crate) mod budgets;
 pub(crate) mod checkpoint;
 pub(crate) mod deliveries;
 pub(crate) mod digests;
@@ -21,6 +22,7 @@ pub(crate) mod inbound;
 pub(crate) mod incidents;
 pub(crate) mod listings;
 pub(crate) mod migrate;
+pub(crate) mod replicas;
 pub(crate) mod retention;
 pub(crate) mod settings;
 pub(crate) mod silences;
@@ -239,6 +241,16 @@ enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// The key of the transaction-level advisory lock every write on PostgreSQL takes first: one
+/// write at a time across every replica of the database, as SQLite has one writer. Every
+/// invariant of a write (a read-modify-write of an incident sees no other writer's change;
+/// intake numbers its rows from the largest id; a storm forms once) then holds across replicas
+/// unchanged, and claims (outbox leases, escalation steps, digest periods) cannot overlap. Reads,
+/// sends and the answering of requests run on every replica at once; a batch still commits many
+/// webhooks at once (group commit), so intake pays the lock once per batch, not per webhook. The
+/// server releases the lock at commit or rollback, and when a replica's connection dies.
+const WRITE_LOCK_KEY: i64 = 0x0070_6169_6977;
+
 /// Which backend a database URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
@@ -286,10 +298,6 @@ pub enum StoreError {
         "the database URL must start with `sqlite:` (e.g. sqlite://paiid-alerts.db) or `postgres://` (e.g. postgres://paiid@db.internal/paiid)"
     )]
     UnsupportedUrl,
-    #[error(
-        "another paiid-alerts holds this PostgreSQL database: one replica per database for now (several replicas need the claims of issue 11, not built yet)"
-    )]
-    HeldByAnotherReplica,
     #[error(
         "the database has {applied} of the {expected} migrations this version knows: an older paiid-alerts made it (or it is not this service's database). `paiid-alerts serve` upgrades it; this command only reads and will not"
     )]
@@ -385,9 +393,6 @@ pub struct Store {
     background_lane: Arc<tokio::sync::Mutex<()>>,
     pub health: health::WriteHealth,
     pub corrupt_rows: CorruptRows,
-    /// PostgreSQL: the connection holding the one-replica advisory lock, open as long as any
-    /// clone of the store is (see [`Store::open_postgres`]).
-    replica_lock: Option<Arc<tokio::sync::Mutex<Option<PgConnection>>>>,
     #[cfg(test)]
     url: String,
 }
@@ -574,16 +579,9 @@ fn close_if_stuck_in_transaction(
 impl Store {
     pub async fn open(database_url: &str, durability: Durability) -> Result<Self, StoreError> {
         let health = health::WriteHealth::default();
-        let (write, read, lock) = match BackendKind::of_url(database_url)? {
-            BackendKind::Sqlite => {
-                let (w, r) = Self::open_sqlite(database_url, durability, &health).await?;
-                (w, r, None)
-            }
-            BackendKind::Postgres => {
-                let lock = Self::hold_replica_lock(database_url).await?;
-                let (w, r) = Self::open_postgres(database_url, durability, &health).await?;
-                (w, r, Some(Arc::new(tokio::sync::Mutex::new(Some(lock)))))
-            }
+        let (write, read) = match BackendKind::of_url(database_url)? {
+            BackendKind::Sqlite => Self::open_sqlite(database_url, durability, &health).await?,
+            BackendKind::Postgres => Self::open_postgres(database_url, durability, &health).await?,
         };
         let corrupt_rows = CorruptRows::default();
         Ok(Self {
@@ -595,33 +593,9 @@ impl Store {
             background_lane: Arc::default(),
             health,
             corrupt_rows,
-            replica_lock: lock,
             #[cfg(test)]
             url: database_url.to_string(),
         })
-    }
-
-    /// Until replicas claim their work in the database (issue 11), a second one on the same
-    /// PostgreSQL database would fire escalations twice and hand out the same event ids: it is
-    /// refused at start instead ([`StoreError::HeldByAnotherReplica`]). A session-level advisory
-    /// lock, released by the server when this process's connection ends, however it ends.
-    async fn hold_replica_lock(database_url: &str) -> Result<PgConnection, StoreError> {
-        use sqlx::Connection;
-        /// "paiid" in ASCII: the key of the lock, the same for every version of the service.
-        const REPLICA_LOCK_KEY: i64 = 0x0070_6169_6964;
-        let options =
-            PgConnectOptions::from_str(database_url)?.application_name("paiid-alerts lock");
-        let mut conn = PgConnection::connect_with(&options).await?;
-        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(REPLICA_LOCK_KEY)
-            .fetch_one(&mut conn)
-            .await?;
-        if held {
-            Ok(conn)
-        } else {
-            let _ = conn.close().await;
-            Err(StoreError::HeldByAnotherReplica)
-        }
     }
 
     /// (writer, readers) on a SQLite file in WAL mode.
@@ -743,7 +717,15 @@ impl Store {
     ) -> Result<WriteTx, StoreError> {
         let tx = match &self.write {
             Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                // The database's one writer, across replicas: see [`WRITE_LOCK_KEY`].
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await?;
+                Tx::Postgres(tx)
+            }
         };
         Ok(WriteTx {
             tx,
@@ -794,6 +776,13 @@ impl Store {
         self.read.kind()
     }
 
+    /// Whether other replicas may write this database between this replica's writes
+    /// (PostgreSQL): what a writer keeps in memory between transactions (the next ids, the rate
+    /// windows) must then be brought up to date at the start of each.
+    pub fn shared(&self) -> bool {
+        self.kind() == BackendKind::Postgres
+    }
+
     #[cfg(test)]
     pub(crate) fn url_for_tests(&self) -> &str {
         &self.url
@@ -802,11 +791,5 @@ impl Store {
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
-        if let Some(lock) = &self.replica_lock
-            && let Some(conn) = lock.lock().await.take()
-        {
-            use sqlx::Connection;
-            let _ = conn.close().await;
-        }
     }
 }

@@ -59,7 +59,7 @@ impl OutboxWorker {
         };
         let rate_key = channel.rate_key();
         if let Some(limit) = Self::limit_for(channel.kind())
-            && let Err(wait) = self.take_token(&rate_key, limit, now)
+            && let Err(wait) = self.take_token(&rate_key, limit, now).await
         {
             // Given back until the token is there: whatever is due then shares that message.
             let later = now.saturating_add(ceil_ms(wait));
