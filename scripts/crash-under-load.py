@@ -793,10 +793,66 @@ class Load:
 # ---------------------------------------------------------------------------------------------
 
 
-def db_connect(path: Path) -> sqlite3.Connection:
+# Set by --postgres: the service and the checks use this PostgreSQL database instead of the file.
+POSTGRES_URL: str | None = None
+
+
+class PgRow(tuple):
+    """A row read by index or by column name, as sqlite3.Row is."""
+
+    def __new__(cls, values, names):
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            key = self._names.index(key)
+        return tuple.__getitem__(self, key)
+
+    def keys(self):
+        return list(self._names)
+
+
+class PgConnection:
+    """The few sqlite3.Connection calls the checks make, on PostgreSQL (psycopg, autocommit off
+    like sqlite3's implicit transactions; `?` placeholders become `%s`)."""
+
+    def __init__(self, url: str):
+        import psycopg
+
+        def rows(cursor):
+            names = [c.name for c in cursor.description or []]
+            return lambda values: PgRow(values, names)
+
+        self.conn = psycopg.connect(url, row_factory=rows)
+
+    def execute(self, sql: str, params=()):
+        return self.conn.execute(sql.replace("?", "%s"), params)
+
+    def commit(self):
+        self.conn.commit()
+
+    def close(self):
+        self.conn.close()
+
+
+def db_connect(path: Path):
+    if POSTGRES_URL:
+        return PgConnection(POSTGRES_URL)
     conn = sqlite3.connect(str(path), timeout=10)
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def fresh_postgres_database(admin_url: str) -> str:
+    """A new, empty database on the server of `admin_url`; its URL."""
+    import psycopg
+
+    name = f"paiid_crash_{os.urandom(6).hex()}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
 def pending_work(db: Path) -> tuple[int, int]:
@@ -1197,6 +1253,12 @@ def parse_args(argv=None):
     p.add_argument("--p-ack", type=float, default=0.008, help="share of API acknowledgements")
     p.add_argument("--peer-delay", type=float, default=0.2, help="peers answer after up to this many seconds (default %(default)s)")
     p.add_argument("--durability", choices=["normal", "full"], help="passed to the service as DATABASE_DURABILITY")
+    p.add_argument(
+        "--postgres",
+        metavar="ADMIN_URL",
+        default=None,
+        help="run on a new database of this PostgreSQL server (e.g. $PAIID_TEST_POSTGRES_URL) instead of a SQLite file",
+    )
     p.add_argument("--fixtures", default=str(DEFAULT_FIXTURES), help="Sentry fixtures (default %(default)s)")
     p.add_argument("--seed", type=int, default=None, help="random seed (printed; default: random)")
     p.add_argument("--workdir", default=None, help="keep the database and logs here (default: a temporary directory)")
@@ -1327,6 +1389,10 @@ def main(argv=None) -> int:
     db = workdir / "alerts.db"
     if db.exists():
         raise Failure(f"{db} exists: use an empty --workdir")
+    if args.postgres:
+        global POSTGRES_URL
+        POSTGRES_URL = fresh_postgres_database(args.postgres)
+        log(f"PostgreSQL database {POSTGRES_URL.rsplit('/', 1)[1]} (--postgres)")
     (workdir / "routing.yaml").write_text(ROUTING_YAML, encoding="utf-8")
     # A private copy: others may rebuild target/ while this runs, and every restart must run the
     # same code.
@@ -1340,7 +1406,7 @@ def main(argv=None) -> int:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
-        "DATABASE_URL": f"sqlite://{db}",
+        "DATABASE_URL": POSTGRES_URL or f"sqlite://{db}",
         "ROUTING_CONFIG": str(workdir / "routing.yaml"),
         "SENTRY_CLIENT_SECRET": secret,
         "SLACK_WEBHOOK_URL": slack.url(SLACK_WEBHOOK_PATH),
