@@ -11,7 +11,8 @@
 # the run, and tests measure behaviour, not durability. Each test makes its own database.
 #
 # Environment: PG_STATE (default /tmp/paiid-test-postgres), where the cluster's directory
-# is remembered between `start` and `stop`; PG_PORT (default: a free one).
+# is remembered between `start` and `stop`; PG_PORT (default: a free one); PG_FSYNC=on for a
+# cluster that syncs its WAL like a production one (scripts/bench-replicas.py).
 set -euo pipefail
 
 STATE=${PG_STATE:-/tmp/paiid-test-postgres}
@@ -35,7 +36,7 @@ start)
     as_owner "$bin/initdb" -D "$dir/data" -U paiid --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c max_connections=300" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=${PG_FSYNC:-off} -c synchronous_commit=${PG_FSYNC:-off} -c max_connections=300" \
         start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     url="postgres://paiid@127.0.0.1:$port/postgres"
     echo "$dir/data" >"$STATE/dir"
