@@ -161,6 +161,18 @@ pub(crate) async fn claim_due(
     limit: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
     let mut tx = store.begin_write().await?;
+    // PostgreSQL plans from table statistics that autovacuum refreshes up to a minute after a
+    // wave of rows (an escalation storm queues thousands at once). Until then it takes the table
+    // for small and checks each row's turn by scanning it whole: measured 59 s for one claim of
+    // 16 among 40,000 pending rows, with the write lock held. The claim's indexes are always the
+    // way, so this transaction does without sequential scans. (SQLite: a no-op statement.)
+    on!(&mut tx, |c, Db| sqlx::query(Db::pick(
+        "SELECT 0",
+        "SET LOCAL enable_seqscan = off"
+    ))
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     let claimed: Vec<Delivery> = on!(&mut tx, |c, Db| sqlx::query_as(Db::pick(
         CLAIM_SQL,
         CLAIM_SQL_PG
