@@ -49,6 +49,13 @@ impl Scheduler {
         let mut fired_ids = Vec::new();
         loop {
             let batch = self.fire_batch(BATCH).await?;
+            if batch.fired.len() >= BATCH / 4 {
+                // A wave: the outbox's next claim must not be planned on statistics from before
+                // it (see `Store::refresh_statistics`).
+                if let Err(e) = self.store.refresh_statistics().await {
+                    tracing::debug!(error = %e, "refreshing the statistics failed");
+                }
+            }
             fired_ids.extend(batch.fired);
             if batch.read < BATCH {
                 let span = tracing::Span::current();

@@ -621,6 +621,10 @@ impl OutboxWorker {
                 Ok(_) => wake.notify(),
                 Err(e) => tracing::warn!(error = %e, "count updates failed"),
             }
+            // Waves of intake (a storm) change the tables as much as escalations do.
+            if let Err(e) = self.store.refresh_statistics().await {
+                tracing::debug!(error = %e, "refreshing the statistics failed");
+            }
             let now = self.clock.now_ms();
             if last_purge.is_none_or(|t| now - t > 3_600_000) {
                 let keep = i64::try_from(self.cfg.load().raw_payload_retention.as_millis())
