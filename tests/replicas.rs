@@ -361,3 +361,44 @@ async fn three_replicas_one_killed_mid_run_fire_each_escalation_once() {
         assert!(!log.contains("panicked"), "{log}");
     }
 }
+
+/// ">10 errors in 5 minutes" counts the errors every replica took in: ten errors split over two
+/// replicas of one database, then the eleventh on either is High.
+#[tokio::test]
+async fn the_rate_window_counts_the_errors_every_replica_took_in() {
+    use std::sync::Arc;
+
+    use paiid_alerts::testing::clock::ManualClock;
+    use support::{AppOptions, START_MS, spawn_with};
+
+    let Some(admin) = postgres_admin_url() else {
+        return;
+    };
+    let url = support::fresh_postgres_database(&admin).await;
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let replica = |url: String| AppOptions {
+        clock: Some(clock.clone()),
+        run_workers: false,
+        tweak: Some(Box::new(move |s| s.database_url = url)),
+        ..AppOptions::default()
+    };
+    let a = spawn_with(replica(url.clone())).await;
+    let b = spawn_with(replica(url.clone())).await;
+    let error = |i: usize| {
+        let mut v = fixture_json("error.created.1.json");
+        v["data"]["error"]["event_id"] = format!("split-{i}").into();
+        serde_json::to_vec(&v).unwrap()
+    };
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let r = app.post_sentry(Some("error"), &error(i)).await;
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["severity"], "unclassified", "error {i}: {body}");
+    }
+    let r = a.post_sentry(Some("error"), &error(10)).await;
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body["severity"], "high",
+        "the 11th error in 5 minutes, five of the ten before taken in by the other replica"
+    );
+}
