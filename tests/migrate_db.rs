@@ -13,21 +13,6 @@ use support::{AppOptions, START_MS, spawn_with};
 const BIN: &str = env!("CARGO_BIN_EXE_paiid-alerts");
 const MIN: i64 = 60_000;
 
-/// The PostgreSQL server the tests use, if one is configured (CI always has one).
-fn postgres_admin_url() -> Option<String> {
-    match std::env::var("PAIID_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs migrate-db against PostgreSQL: set PAIID_TEST_POSTGRES_URL"
-            );
-            eprintln!("SKIPPED: PAIID_TEST_POSTGRES_URL is not set");
-            None
-        }
-    }
-}
-
 async fn open_critical(app: &support::TestApp, issue: &str) -> i64 {
     let mut v = support::fixture_json("event_alert.triggered.4.json");
     v["data"]["event"]["issue_id"] = issue.into();
@@ -50,7 +35,7 @@ fn migrate(from: &str, to: &str) -> std::process::Output {
 
 #[tokio::test]
 async fn a_sqlite_database_moves_to_postgres_with_its_incidents_and_their_escalations_due() {
-    let Some(admin) = postgres_admin_url() else {
+    let Some(admin) = support::postgres_admin_url() else {
         return;
     };
     let clock = Arc::new(ManualClock::new(START_MS));

@@ -18,20 +18,6 @@ use tokio::process::Command;
 const SECRET: &str = "replicas-client-secret";
 const INCIDENTS: usize = 9;
 
-fn postgres_admin_url() -> Option<String> {
-    match std::env::var("PAIID_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs the replica test on PostgreSQL: set PAIID_TEST_POSTGRES_URL"
-            );
-            eprintln!("SKIPPED: PAIID_TEST_POSTGRES_URL is not set");
-            None
-        }
-    }
-}
-
 fn routing(pd: &FakePagerDuty) -> String {
     format!(
         r##"
@@ -100,7 +86,7 @@ fn noteworthy(log: &str) -> String {
 
 #[tokio::test]
 async fn three_replicas_one_killed_mid_run_fire_each_escalation_once() {
-    let Some(admin) = postgres_admin_url() else {
+    let Some(admin) = support::postgres_admin_url() else {
         return;
     };
     let database_url = support::fresh_postgres_database(&admin).await;
@@ -371,7 +357,7 @@ async fn the_rate_window_counts_the_errors_every_replica_took_in() {
     use paiid_alerts::testing::clock::ManualClock;
     use support::{AppOptions, START_MS, spawn_with};
 
-    let Some(admin) = postgres_admin_url() else {
+    let Some(admin) = support::postgres_admin_url() else {
         return;
     };
     let url = support::fresh_postgres_database(&admin).await;

@@ -576,6 +576,35 @@ fn close_if_stuck_in_transaction(
     })
 }
 
+/// The writer's pool, on either backend: one connection (see [`Store::begin_write`]), and while
+/// writes fail a fresh one for each attempt: one opened on a file system that has since gone
+/// read-only, or been mounted again after a repair, or on a server that restarted or failed
+/// over, keeps failing even once the database can be written.
+fn writer_pool<DB: sqlx::Database>(health: &health::WriteHealth) -> sqlx::pool::PoolOptions<DB> {
+    let health = health.clone();
+    sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .before_acquire(move |_, _| {
+            let reuse = !health.is_failing();
+            Box::pin(async move { Ok(reuse) })
+        })
+}
+
+/// The readers' pool, on either backend: a connection opened before the last outage ended is
+/// replaced rather than trusted.
+fn reader_pool<DB: sqlx::Database>(health: &health::WriteHealth) -> sqlx::pool::PoolOptions<DB> {
+    let health = health.clone();
+    sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .before_acquire(move |_, meta| {
+            let fresh = !health.predates_recovery(meta.age);
+            Box::pin(async move { Ok(fresh) })
+        })
+}
+
 impl Store {
     pub async fn open(database_url: &str, durability: Durability) -> Result<Self, StoreError> {
         let health = health::WriteHealth::default();
@@ -615,31 +644,13 @@ impl Store {
             .foreign_keys(true)
             .pragma("temp_store", "memory")
             .statement_cache_capacity(256);
-        let writer_health = health.clone();
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            // While writes fail, each attempt gets a fresh connection: one opened on a file
-            // system that has since gone read-only, or been mounted again after a repair, keeps
-            // failing even once the file can be written.
-            .before_acquire(move |_, _| {
-                let reuse = !writer_health.is_failing();
-                Box::pin(async move { Ok(reuse) })
-            })
+        let write = writer_pool::<Sqlite>(health)
             .after_release(close_if_stuck_in_transaction)
             // Checkpoints run beside the writer, not inside its commits (`checkpoint`).
             .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         migrations(BackendKind::Sqlite).run(&write).await?;
-        let reader_health = health.clone();
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .before_acquire(move |_, meta| {
-                let fresh = !reader_health.predates_recovery(meta.age);
-                Box::pin(async move { Ok(fresh) })
-            })
+        let read = reader_pool::<Sqlite>(health)
             .connect_with(options.read_only(false))
             .await?;
         Ok((Pool::Sqlite(write), Pool::Sqlite(read)))
@@ -663,28 +674,11 @@ impl Store {
                 Durability::Full => "on",
             },
         )]);
-        let writer_health = health.clone();
-        let write = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            // While writes fail, each attempt gets a fresh connection: the server may have
-            // restarted or failed over since this one was opened.
-            .before_acquire(move |_, _| {
-                let reuse = !writer_health.is_failing();
-                Box::pin(async move { Ok(reuse) })
-            })
+        let write = writer_pool::<Postgres>(health)
             .connect_with(write_options)
             .await?;
         migrations(BackendKind::Postgres).run(&write).await?;
-        let reader_health = health.clone();
-        let read = PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .before_acquire(move |_, meta| {
-                let fresh = !reader_health.predates_recovery(meta.age);
-                Box::pin(async move { Ok(fresh) })
-            })
+        let read = reader_pool::<Postgres>(health)
             .connect_with(options)
             .await?;
         Ok((Pool::Postgres(write), Pool::Postgres(read)))

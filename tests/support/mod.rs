@@ -77,6 +77,22 @@ pub fn test_database() -> TestDatabase {
     }
 }
 
+/// The PostgreSQL server of the tests that always run on PostgreSQL (replicas, `migrate-db`);
+/// `None` (a skip, said on stderr) without one, except under CI, which always has one.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("PAIID_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs these tests on PostgreSQL: set PAIID_TEST_POSTGRES_URL (scripts/test-postgres.sh)"
+            );
+            eprintln!("SKIPPED: PAIID_TEST_POSTGRES_URL is not set");
+            None
+        }
+    }
+}
+
 /// A new, empty database on the server of `admin_url`; its URL.
 pub async fn fresh_postgres_database(admin_url: &str) -> String {
     use sqlx::Connection;
