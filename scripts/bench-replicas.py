@@ -83,6 +83,8 @@ def bodies(path: Path, tag: int, count: int) -> None:
 
 
 class Service:
+    started: list["Service"] = []
+
     def __init__(self, binary: Path, workdir: Path, url: str, name: str):
         self.log_path = workdir / f"{name}.log"
         env = {
@@ -97,6 +99,7 @@ class Service:
         self.proc = subprocess.Popen(
             [str(binary), "serve"], env=env, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT
         )
+        Service.started.append(self)
         deadline = time.time() + 60
         self.base = None
         while time.time() < deadline:
@@ -331,5 +334,15 @@ def main() -> int:
     return 0
 
 
+def stop_all() -> None:
+    """Every service this run started, whatever stopped it (a failed check, Ctrl-C)."""
+    for svc in Service.started:
+        if svc.proc.poll() is None:
+            svc.proc.kill()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    finally:
+        stop_all()
