@@ -32,7 +32,11 @@ pub(crate) async fn try_take(
     let interval = if margin { exact + exact / 10 } else { exact };
     let tolerance = interval * (capacity - 1);
     let mut tx = store.begin_write().await?;
-    relaxed_commit(&mut tx).await?;
+    // A budget's commit need not wait for the disk: a slot lost to a crash of the database
+    // server is at worst one send more within that moment, while a flush per send would double
+    // what each send costs the one writer all replicas share.
+    tx.set_local_on_postgres("synchronous_commit TO off")
+        .await?;
     let row: Option<(i64, Option<i64>)> = on!(&mut tx, |c, Db| sqlx::query_as(
         "SELECT tat_ms, paused_until_ms FROM send_budgets WHERE key = $1"
     )
@@ -83,21 +87,6 @@ pub(crate) async fn pause(
     .map(|r| r.rows_affected())
     })?;
     tx.commit().await?;
-    Ok(())
-}
-
-/// A budget's commit need not wait for the disk: a slot lost to a crash of the database server
-/// is at worst one send more within that moment, while a flush per send would double what each
-/// send costs the one writer all replicas share.
-async fn relaxed_commit(tx: &mut super::WriteTx) -> Result<(), StoreError> {
-    // (Budgets are kept in the database only on PostgreSQL; SQLite's line is a no-op.)
-    on!(&mut *tx, |c, Db| sqlx::query(Db::pick(
-        "SELECT 0",
-        "SET LOCAL synchronous_commit TO off"
-    ))
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! row that is claimed again once the lease runs out (at-least-once; Slack updates and PagerDuty
 //! dedup keys make a repeat harmless). No transaction is ever held across a send.
 
-use crate::store::{WriteTx, on};
+use crate::store::{WriteTx, dialect_sql, on};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -165,14 +165,8 @@ pub(crate) async fn claim_due(
     // wave of rows (an escalation storm queues thousands at once). Until then it takes the table
     // for small and checks each row's turn by scanning it whole: measured 59 s for one claim of
     // 16 among 40,000 pending rows, with the write lock held. The claim's indexes are always the
-    // way, so this transaction does without sequential scans. (SQLite: a no-op statement.)
-    on!(&mut tx, |c, Db| sqlx::query(Db::pick(
-        "SELECT 0",
-        "SET LOCAL enable_seqscan = off"
-    ))
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
+    // way, so this transaction does without sequential scans.
+    tx.set_local_on_postgres("enable_seqscan = off").await?;
     let claimed: Vec<Delivery> = on!(&mut tx, |c, Db| sqlx::query_as(Db::pick(
         CLAIM_SQL,
         CLAIM_SQL_PG
@@ -503,15 +497,12 @@ pub(crate) async fn bury_unconfigured(
     let names =
         serde_json::to_string(configured).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut tx = store.begin_write().await?;
-    let r = on!(&mut tx, |c, Db| sqlx::query(Db::pick(
+    let r = on!(&mut tx, |c, Db| sqlx::query(dialect_sql!(Db:
         "UPDATE deliveries SET status = 'dead', lease_until = NULL, next_attempt_at = $1, \
          last_error = 'channel `' || channel || '` is no longer in the routing file' \
-         WHERE status IN ('pending', 'failed', 'sending') \
-         AND channel NOT IN (SELECT value FROM json_each($2))",
-        "UPDATE deliveries SET status = 'dead', lease_until = NULL, next_attempt_at = $1, \
-         last_error = 'channel `' || channel || '` is no longer in the routing file' \
-         WHERE status IN ('pending', 'failed', 'sending') \
-         AND channel NOT IN (SELECT json_array_elements_text($2::json))",
+         WHERE status IN ('pending', 'failed', 'sending') AND channel NOT IN "
+        [sqlite: "(SELECT value FROM json_each($2))",
+         postgres: "(SELECT json_array_elements_text($2::json))"]
     ))
     .bind(now)
     .bind(names)

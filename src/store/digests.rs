@@ -21,7 +21,7 @@
 
 use super::{Store, StoreError};
 use crate::domain::IncidentId;
-use crate::store::{Reader, WriteTx, on};
+use crate::store::{Reader, WriteTx, dialect_sql, on};
 
 /// Identifies one digest row: one kind, one period, one recipient channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,18 +262,11 @@ pub(crate) async fn incidents_seen(
     start: i64,
     end: i64,
 ) -> Result<Vec<DigestIncident>, StoreError> {
-    Ok(on!(pool, |c, Db| sqlx::query_as(Db::pick(
-        "SELECT i.id, i.title, i.project, i.state, i.rule, i.metric_value, \
-           MAX(json_extract(e.details, '$.metric.kind')) AS metric_kind, \
-           COUNT(*) AS event_count, MIN(e.received_at) AS first_seen, \
-           MAX(e.received_at) AS last_seen, i.sentry_url \
-         FROM events e JOIN incidents i ON i.id = e.incident_id \
-         WHERE i.severity = $1 AND e.received_at >= $2 AND e.received_at < $3 \
-           AND e.severity IS NOT NULL \
-         GROUP BY i.id \
-         ORDER BY COALESCE(i.project, ''), event_count DESC, i.id",
-        "SELECT i.id, i.title, i.project, i.state, i.rule, i.metric_value, \
-           MAX(e.details::json #>> '{metric,kind}') AS metric_kind, \
+    Ok(on!(pool, |c, Db| sqlx::query_as(dialect_sql!(Db:
+        "SELECT i.id, i.title, i.project, i.state, i.rule, i.metric_value, MAX("
+        [sqlite: "json_extract(e.details, '$.metric.kind')",
+         postgres: "e.details::json #>> '{metric,kind}'"]
+        ") AS metric_kind, \
            COUNT(*) AS event_count, MIN(e.received_at) AS first_seen, \
            MAX(e.received_at) AS last_seen, i.sentry_url \
          FROM events e JOIN incidents i ON i.id = e.incident_id \
@@ -281,7 +274,7 @@ pub(crate) async fn incidents_seen(
            AND e.severity IS NOT NULL \
          GROUP BY i.id \
          ORDER BY COALESCE(i.project, ''), event_count DESC, i.id"
-    ),)
+    ))
     .bind(severity)
     .bind(start)
     .bind(end)

@@ -1,7 +1,7 @@
 //! SQL for events, incidents, timeline and enqueuing deliveries. Batch writers use multi-row
 //! statements so that a group commit costs a handful of statements whatever its size.
 
-use crate::store::{AsConn, Reader, on};
+use crate::store::{AsConn, Reader, dialect_sql, on};
 use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
@@ -668,18 +668,13 @@ pub(crate) async fn rate_facts_page(
     // (its planner would otherwise pick `events_received_at` and read every row).
     Ok(on!(&mut *conn, |c, Db| {
         let q = match after {
-            None => sqlx::query_as(Db::pick(
+            None => sqlx::query_as(Db::hinted(
                 "SELECT id, received_at, rate_fp, rate_keys FROM events INDEXED BY events_rate_facts \
-                 WHERE occurrence = 1 AND received_at > $1 ORDER BY received_at, id LIMIT $2",
-                "SELECT id, received_at, rate_fp, rate_keys FROM events \
                  WHERE occurrence = 1 AND received_at > $1 ORDER BY received_at, id LIMIT $2",
             ))
             .bind(since),
-            Some((at, id)) => sqlx::query_as(Db::pick(
+            Some((at, id)) => sqlx::query_as(Db::hinted(
                 "SELECT id, received_at, rate_fp, rate_keys FROM events INDEXED BY events_rate_facts \
-                 WHERE occurrence = 1 AND (received_at, id) > ($1, $2) \
-                 ORDER BY received_at, id LIMIT $3",
-                "SELECT id, received_at, rate_fp, rate_keys FROM events \
                  WHERE occurrence = 1 AND (received_at, id) > ($1, $2) \
                  ORDER BY received_at, id LIMIT $3",
             ))
@@ -713,18 +708,16 @@ pub(crate) async fn stale_rate_facts(
     fingerprint: i64,
 ) -> Result<Vec<EventId>, StoreError> {
     Ok(on!(&mut *conn, |c, Db| {
-        sqlx::query_scalar(
-        Db::pick(
+        sqlx::query_scalar(Db::hinted(dialect_sql!(Db:
             "SELECT id FROM events INDEXED BY events_rate_facts \
-             WHERE occurrence = 1 AND received_at > $1 AND rate_fp IS NOT $2 ORDER BY received_at, id",
-            "SELECT id FROM events \
-             WHERE occurrence = 1 AND received_at > $1 AND rate_fp IS DISTINCT FROM $2 ORDER BY received_at, id",
-        ),
-    )
-    .bind(since)
-    .bind(fingerprint)
-    .fetch_all(c)
-    .await
+             WHERE occurrence = 1 AND received_at > $1 AND rate_fp "
+            [sqlite: "IS NOT", postgres: "IS DISTINCT FROM"]
+            " $2 ORDER BY received_at, id"
+        )))
+        .bind(since)
+        .bind(fingerprint)
+        .fetch_all(c)
+        .await
     })?)
 }
 

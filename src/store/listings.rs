@@ -372,21 +372,24 @@ pub(crate) struct StormMembers {
 
 /// `$1` the storm, `$2` how many of the noisiest, `$3` how many projects. The window totals
 /// are taken before LIMIT; the project subqueries run once (they do not depend on the outer row).
-const STORM_SUMMARY_SQL: &str = "SELECT id, title, project, event_count, \
-       COUNT(*) OVER () AS members, CAST(SUM(event_count) OVER () AS BIGINT) AS events, \
-       (SELECT json_group_array(p) FROM (SELECT DISTINCT project AS p FROM incidents \
-          WHERE storm_id = $1 AND project IS NOT NULL ORDER BY p LIMIT $3) AS names) AS projects, \
-       (SELECT COUNT(DISTINCT project) FROM incidents WHERE storm_id = $1) AS project_count \
-     FROM incidents WHERE storm_id = $1 \
-     ORDER BY event_count DESC, id LIMIT $2";
+macro_rules! storm_summary_sql {
+    ($projects_json:literal) => {
+        concat!(
+            "SELECT id, title, project, event_count, \
+               COUNT(*) OVER () AS members, CAST(SUM(event_count) OVER () AS BIGINT) AS events, \
+               (SELECT ",
+            $projects_json,
+            " FROM (SELECT DISTINCT project AS p FROM incidents \
+                  WHERE storm_id = $1 AND project IS NOT NULL ORDER BY p LIMIT $3) AS names) AS projects, \
+               (SELECT COUNT(DISTINCT project) FROM incidents WHERE storm_id = $1) AS project_count \
+             FROM incidents WHERE storm_id = $1 \
+             ORDER BY event_count DESC, id LIMIT $2"
+        )
+    };
+}
+const STORM_SUMMARY_SQL: &str = storm_summary_sql!("json_group_array(p)");
 /// [`STORM_SUMMARY_SQL`] on PostgreSQL: `json_agg` for SQLite's `json_group_array`.
-const STORM_SUMMARY_SQL_PG: &str = "SELECT id, title, project, event_count, \
-       COUNT(*) OVER () AS members, CAST(SUM(event_count) OVER () AS BIGINT) AS events, \
-       (SELECT COALESCE(json_agg(p), '[]')::text FROM (SELECT DISTINCT project AS p FROM incidents \
-          WHERE storm_id = $1 AND project IS NOT NULL ORDER BY p LIMIT $3) AS names) AS projects, \
-       (SELECT COUNT(DISTINCT project) FROM incidents WHERE storm_id = $1) AS project_count \
-     FROM incidents WHERE storm_id = $1 \
-     ORDER BY event_count DESC, id LIMIT $2";
+const STORM_SUMMARY_SQL_PG: &str = storm_summary_sql!("COALESCE(json_agg(p), '[]')::text");
 
 /// The summary of the storm's members in one statement: every part is a walk of the
 /// `incidents_storm_members` index, so its cost follows the storm's size, not the table's.

@@ -71,6 +71,18 @@ macro_rules! on {
 }
 pub(crate) use on;
 
+/// One statement text per backend, written once around the one part that differs:
+/// `dialect_sql!(Db: "shared start " [sqlite: "min(a, b)", postgres: "LEAST(a, b)"] " shared end")`.
+macro_rules! dialect_sql {
+    ($db:ident: $($before:literal)* [sqlite: $s:literal, postgres: $p:literal] $($after:literal)*) => {
+        <$db as $crate::store::Dialect>::pick(
+            concat!($($before,)* $s, $($after,)*),
+            concat!($($before,)* $p, $($after,)*),
+        )
+    };
+}
+pub(crate) use dialect_sql;
+
 /// Where a statement runs, per backend (see [`on!`]).
 pub(crate) enum Exec<S, P> {
     Sqlite(S),
@@ -541,6 +553,20 @@ impl WriteTx {
             Tx::Sqlite(t) => Some(t),
             Tx::Postgres(_) => None,
         }
+    }
+
+    /// `SET LOCAL` for the rest of this transaction on PostgreSQL; nothing on SQLite, which has
+    /// no such settings (and the claim it is for is SQLite's hot path: no extra statement).
+    pub(crate) async fn set_local_on_postgres(
+        &mut self,
+        setting: &'static str,
+    ) -> Result<(), StoreError> {
+        if let Tx::Postgres(t) = &mut self.tx {
+            sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL {setting}")))
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Where reads inside this transaction count the unreadable rows they find.

@@ -5,7 +5,7 @@ use super::{CorruptRow, CorruptRows, StoreError, WriteTx};
 use crate::domain::{
     EventId, Incident, IncidentId, Matchers, NewSilence, Severity, Silence, SilenceId,
 };
-use crate::store::{AsConn, on};
+use crate::store::{AsConn, dialect_sql, on};
 
 /// `silences` as stored; [`SilenceRow::decode`] reads the JSON columns.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -161,11 +161,10 @@ pub(crate) async fn ended_unreleased(
     now: i64,
     limit: i64,
 ) -> Result<Vec<SilenceId>, StoreError> {
-    let ids: Vec<SilenceId> = on!(&mut *tx, |c, Db| sqlx::query_scalar(Db::pick(
-        "SELECT id FROM silences WHERE released_at IS NULL \
-         AND MIN(ends_at, COALESCE(expired_at, ends_at)) <= $1 ORDER BY id LIMIT $2",
-        "SELECT id FROM silences WHERE released_at IS NULL \
-         AND LEAST(ends_at, COALESCE(expired_at, ends_at)) <= $1 ORDER BY id LIMIT $2",
+    let ids: Vec<SilenceId> = on!(&mut *tx, |c, Db| sqlx::query_scalar(dialect_sql!(Db:
+        "SELECT id FROM silences WHERE released_at IS NULL AND "
+        [sqlite: "MIN", postgres: "LEAST"]
+        "(ends_at, COALESCE(expired_at, ends_at)) <= $1 ORDER BY id LIMIT $2"
     ))
     .bind(now)
     .bind(limit)
@@ -266,11 +265,11 @@ pub(crate) async fn held_counts(
 /// The earliest end of a silence still to release: when the expiry worker must look next.
 pub(crate) async fn next_end(conn: &mut impl AsConn) -> Result<Option<i64>, StoreError> {
     Ok(on!(&mut *conn, |c, Db| {
-        sqlx::query_scalar(Db::pick(
-        "SELECT MIN(MIN(ends_at, COALESCE(expired_at, ends_at))) FROM silences WHERE released_at IS NULL",
-        "SELECT MIN(LEAST(ends_at, COALESCE(expired_at, ends_at))) FROM silences WHERE released_at IS NULL",
-    ))
-    .fetch_one(c)
-    .await
+        sqlx::query_scalar(dialect_sql!(Db:
+            "SELECT MIN(" [sqlite: "MIN", postgres: "LEAST"]
+            "(ends_at, COALESCE(expired_at, ends_at))) FROM silences WHERE released_at IS NULL"
+        ))
+        .fetch_one(c)
+        .await
     })?)
 }
