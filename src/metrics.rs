@@ -234,6 +234,8 @@ pub struct Metrics {
     delivery_duration: DurationFamily,
     escalations_fired: Counter,
     escalation_lateness: Histogram,
+    acknowledgements_expired: Counter,
+    delivery_degraded: Counter,
     config_reloads: Family<ResultLabels, Counter>,
     config_last_reload_ok: Gauge,
     db: DbGauges,
@@ -271,6 +273,8 @@ impl Metrics {
             delivery_duration: Family::new_with_constructor(duration_histogram),
             escalations_fired: Counter::default(),
             escalation_lateness: Histogram::new(LATENESS_BUCKETS),
+            acknowledgements_expired: Counter::default(),
+            delivery_degraded: Counter::default(),
             config_reloads: Family::default(),
             config_last_reload_ok: Gauge::default(),
             db: DbGauges::default(),
@@ -309,6 +313,16 @@ impl Metrics {
             "paiid_escalations_fired",
             "Escalations fired",
             m.escalations_fired.clone(),
+        );
+        r.register(
+            "paiid_acknowledgements_expired",
+            "Acknowledgements that outlived their severity's ack_timeout: the incident paged again",
+            m.acknowledgements_expired.clone(),
+        );
+        r.register(
+            "paiid_delivery_degraded",
+            "Episodes with no notification confirmed delivered within confirm_within: failed over to the escalation targets",
+            m.delivery_degraded.clone(),
         );
         r.register(
             "paiid_escalation_lateness_seconds",
@@ -376,6 +390,16 @@ impl Metrics {
                 channel: channel.to_string(),
             })
             .observe(seconds);
+    }
+
+    /// Acknowledgements that expired in one scheduler pass.
+    pub fn acknowledgements_expired(&self, n: usize) {
+        self.acknowledgements_expired.inc_by(n as u64);
+    }
+
+    /// Episodes whose delivery was not confirmed in time, failed over in one scheduler pass.
+    pub fn delivery_degraded(&self, n: usize) {
+        self.delivery_degraded.inc_by(n as u64);
     }
 
     /// An escalation fired `lateness_seconds` after it was due.

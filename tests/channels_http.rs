@@ -61,6 +61,8 @@ fn notification(kind: NotificationKind) -> Notification {
         resolved_by: None,
         resolved_at: None,
         waited_minutes: None,
+        reason: None,
+        seer_pr_url: None,
         post_mortem: None,
         storm: None,
         delivery: None,

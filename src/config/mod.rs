@@ -152,6 +152,9 @@ struct RawPolicy {
     #[serde(default)]
     escalate_to: Vec<Spanned<String>>,
     digest: Option<DigestCadence>,
+    ack_timeout: Option<HumanDuration>,
+    reack_on_rate: Option<f64>,
+    confirm_within: Option<HumanDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -612,6 +615,8 @@ fn resolve_policies(
             }
             _ => {}
         }
+        check_lifecycle_settings(&p, escalate_to.is_empty(), notify.is_empty())
+            .map_err(|m| Invalid::at(line, format!("{ctx} {m}")))?;
         policies.insert(
             severity,
             Policy {
@@ -619,10 +624,43 @@ fn resolve_policies(
                 escalate_after_ms: p.escalate_after.map(|d| d.as_millis_i64()),
                 escalate_to,
                 digest: p.digest,
+                ack_timeout_ms: p.ack_timeout.map(|d| d.as_millis_i64()),
+                reack_on_rate: p.reack_on_rate,
+                confirm_within_ms: p.confirm_within.map(|d| d.as_millis_i64()),
             },
         );
     }
     Ok(policies)
+}
+
+/// `ack_timeout`, `reack_on_rate` and `confirm_within` must be able to do what they say: a
+/// zero window would expire or fail over at once, a rate factor of 1 or less would re-page on
+/// an unchanged rate, and a fail-over needs somewhere to fail over to.
+fn check_lifecycle_settings(
+    p: &RawPolicy,
+    no_escalation: bool,
+    no_notify: bool,
+) -> Result<(), String> {
+    if p.ack_timeout.is_some_and(|d| d.0.is_zero()) {
+        return Err("has a zero `ack_timeout`".into());
+    }
+    if let Some(r) = p.reack_on_rate
+        && !(r.is_finite() && r > 1.0)
+    {
+        return Err(format!(
+            "has `reack_on_rate: {r}`: it must be a factor above 1 (e.g. 3: three times the rate before the acknowledgement)"
+        ));
+    }
+    match p.confirm_within {
+        Some(d) if d.0.is_zero() => Err("has a zero `confirm_within`".into()),
+        Some(_) if no_escalation => {
+            Err("has `confirm_within` but no `escalate_to` channels to fail over to".into())
+        }
+        Some(_) if no_notify => {
+            Err("has `confirm_within` but no `notify` channels whose delivery it could confirm".into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The `digest:` section: schedules that parse, and email (or log) channels to send to.

@@ -73,12 +73,24 @@ pub enum DigestCadence {
 /// What happens for incidents of one severity; frozen onto each incident when it opens (stored
 /// as JSON in `incidents.policy`), so a later change of `routing.yaml` does not change the
 /// escalation of an episode already open.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Policy {
     pub notify: Vec<String>,
     pub escalate_after_ms: Option<i64>,
     pub escalate_to: Vec<String>,
     pub digest: Option<DigestCadence>,
+    /// An acknowledgement older than this, of an incident still open, expires: the incident
+    /// returns to triggered and its escalation window starts again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_timeout_ms: Option<i64>,
+    /// An acknowledged incident whose event rate since the acknowledgement exceeds this many
+    /// times the rate before it pages again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reack_on_rate: Option<f64>,
+    /// Some notification of a new episode must be confirmed delivered within this, or the
+    /// escalation targets are paged at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_within_ms: Option<i64>,
 }
 
 impl Policy {
@@ -151,6 +163,27 @@ pub struct Incident {
     /// How it joined `storm_id` (set with it).
     #[serde(skip)]
     pub storm_join: Option<StormJoin>,
+    /// Events counted when the current acknowledgement was made: the rate since it is compared
+    /// with the rate before it (`reack_on_rate`).
+    #[serde(skip)]
+    pub ack_event_count: Option<i64>,
+    /// The episode's `confirm_within` deadline: by then some notification of it must have been
+    /// confirmed delivered, or the escalation targets are paged at once.
+    pub confirm_by: Option<i64>,
+    /// When that fail-over fired: no notification of this episode was confirmed in time.
+    pub delivery_degraded_at: Option<i64>,
+    /// The root cause Sentry's Seer (Autofix) found for the issue.
+    pub seer_root_cause: Option<String>,
+    /// The pull request Seer opened for it.
+    pub seer_pr_url: Option<String>,
+    /// The episode whose resolution we sent to Sentry: the `issue.resolved` webhook Sentry
+    /// sends back for it is our own echo, not a second resolution.
+    #[serde(skip)]
+    pub sentry_echo_episode: Option<Episode>,
+    /// Why the next escalation comes before its window (Sentry marked the issue escalating, no
+    /// notification was confirmed in time): said in the escalation's message.
+    #[serde(skip)]
+    pub escalation_reason: Option<String>,
 }
 
 impl Incident {
@@ -208,6 +241,13 @@ impl Incident {
             kind,
             storm_id: None,
             storm_join: None,
+            ack_event_count: None,
+            confirm_by: None,
+            delivery_degraded_at: None,
+            seer_root_cause: None,
+            seer_pr_url: None,
+            sentry_echo_episode: None,
+            escalation_reason: None,
         }
     }
 
@@ -253,6 +293,11 @@ pub(crate) struct ResolvedEpisode {
     pub resolved_by: Option<String>,
     pub escalations_fired: i64,
     pub root_cause: Option<String>,
+    /// What Sentry's Seer found, beside the root cause people recorded.
+    #[serde(default)]
+    pub seer_root_cause: Option<String>,
+    #[serde(default)]
+    pub seer_pr_url: Option<String>,
 }
 
 impl ResolvedEpisode {
@@ -265,6 +310,8 @@ impl ResolvedEpisode {
             resolved_by: inc.resolved_by.clone(),
             escalations_fired: inc.escalation_step,
             root_cause: inc.root_cause.clone(),
+            seer_root_cause: inc.seer_root_cause.clone(),
+            seer_pr_url: inc.seer_pr_url.clone(),
         })
     }
 

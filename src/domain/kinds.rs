@@ -23,6 +23,10 @@ pub enum NotificationKind {
     CountUpdate,
     /// `send-test` / `POST /api/test-alert`.
     Test,
+    /// An acknowledged incident needs people again: its acknowledgement expired, or it got
+    /// worse (its event rate rose, Sentry marked it escalating or regressed). The row's
+    /// `detail` says why.
+    Retriggered,
 }
 
 text_enum!(pub NotificationKind, "notification kind", {
@@ -34,6 +38,7 @@ text_enum!(pub NotificationKind, "notification kind", {
     PostMortem => "post_mortem",
     CountUpdate => "count_update",
     Test => "test",
+    Retriggered => "retriggered",
 });
 
 impl NotificationKind {
@@ -191,6 +196,10 @@ pub enum TimelineKind {
     /// A comment on the Sentry issue.
     Comment,
     Escalated,
+    /// An acknowledged incident returned to triggered (see `NotificationKind::Retriggered`).
+    Retriggered,
+    /// Sentry's Seer (Autofix) reported on the issue: root cause, solution, pull request.
+    Seer,
 }
 
 text_enum!(pub TimelineKind, "timeline kind", {
@@ -204,4 +213,6 @@ text_enum!(pub TimelineKind, "timeline kind", {
     Assigned => "assigned",
     Comment => "comment",
     Escalated => "escalated",
+    Retriggered => "retriggered",
+    Seer => "seer",
 });

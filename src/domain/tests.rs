@@ -79,6 +79,9 @@ fn a_policy_that_is_not_a_policy_is_an_error_not_the_default() {
         escalate_after_ms: Some(900_000),
         escalate_to: vec!["pagerduty-oncall".into()],
         digest: Some(DigestCadence::Daily),
+        ack_timeout_ms: Some(1_800_000),
+        reack_on_rate: Some(3.0),
+        confirm_within_ms: None,
     };
     assert_eq!(Policy::from_json(&p.to_json()).unwrap(), p);
     assert!(Policy::from_json("{}").is_err(), "the column default");
@@ -148,7 +151,9 @@ fn every_timeline_word_round_trips_and_an_unknown_word_is_an_error() {
             "muted",
             "assigned",
             "comment",
-            "escalated"
+            "escalated",
+            "retriggered",
+            "seer"
         ]
     );
     for k in TimelineKind::ALL {

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{SharedClock, sleep_until};
 use crate::domain::IncidentId;
 use crate::incidents::model::Incident;
-use crate::incidents::transitions::{self, Effects};
+use crate::domain::IncidentState;
+use crate::incidents::transitions::{self, Effects, lifecycle};
 use crate::incidents::writer::Wakers;
 use crate::metrics::Metrics;
 use crate::signal::Signal;
@@ -74,10 +75,16 @@ impl Scheduler {
         let mut tx = self.store.begin_write().await?;
         // After the lock, so that lateness and timeline times follow commit order.
         let now = self.clock.now_ms();
-        let due = sql::due(&mut tx, now, i64::try_from(limit).unwrap_or(i64::MAX)).await?;
-        let read = due.len();
-        let mut changed = Vec::with_capacity(read);
-        let mut firing = Vec::with_capacity(read);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // First the `confirm_within` checks: a fail-over sets its escalation due now, which the
+        // read below then fires in this same transaction.
+        let (confirm_fx, degraded, confirm_read) = check_confirmations(&mut tx, now, limit).await?;
+        let due = sql::due(&mut tx, now, limit).await?;
+        let read = due.len().max(confirm_read);
+        let mut changed = Vec::with_capacity(due.len());
+        let mut firing = Vec::with_capacity(due.len());
+        let mut expired = Effects::default();
+        let mut expired_count = 0;
         for row in due {
             let Some(mut inc) = readable(&mut tx, row, now).await? else {
                 continue;
@@ -85,6 +92,18 @@ impl Scheduler {
             let Some(due_at) = inc.next_escalation_at else {
                 continue;
             };
+            // An acknowledged incident's deadline is the end of its acknowledgement.
+            if inc.state() == IncidentState::Acknowledged {
+                match lifecycle::expire_acknowledgement(&mut inc, due_at, now) {
+                    Some(e) => {
+                        expired.extend(e);
+                        expired_count += 1;
+                    }
+                    None => inc.next_escalation_at = None,
+                }
+                changed.push(inc);
+                continue;
+            }
             match transitions::fire_escalation(&mut inc, due_at, now) {
                 Some(e) => firing.push(((inc.id, inc.episode, inc.escalation_step, due_at), e)),
                 // Not ours to fire (state changed): clear the stale deadline.
@@ -92,11 +111,15 @@ impl Scheduler {
             }
             changed.push(inc);
         }
-        let (fx, fired, lateness) = keep_first(&mut tx, firing, now).await?;
+        let (mut fx, fired, lateness) = keep_first(&mut tx, firing, now).await?;
+        fx.extend(expired);
         let rows: Vec<&Incident> = changed.iter().collect();
         apply_effects(&mut tx, &rows, &fx, now).await?;
         tx.commit().await?;
+        fx.extend(confirm_fx);
         self.after_commit(&fx, &lateness);
+        self.metrics.acknowledgements_expired(expired_count);
+        self.metrics.delivery_degraded(degraded);
         Ok(Batch { read, fired })
     }
 
@@ -204,6 +227,40 @@ async fn readable(
             Ok(None)
         }
     }
+}
+
+/// The `confirm_within` deadlines due now, in the firing transaction: each incident whose
+/// episode has no notification confirmed delivered is marked degraded and its escalation set due
+/// now (see `lifecycle::confirm_deadline`); the rows and their notes are written here, before
+/// the escalations due are read. Returns `(effects, fail-overs, rows read)`.
+async fn check_confirmations(
+    tx: &mut WriteTx,
+    now: i64,
+    limit: i64,
+) -> Result<(Effects, usize, usize), StoreError> {
+    let due = sql::confirm_due(tx, now, limit).await?;
+    let read = due.len();
+    let mut fx = Effects::default();
+    let mut changed = Vec::with_capacity(read);
+    let mut degraded = 0;
+    for row in due {
+        let mut inc = match row {
+            Ok(inc) => inc,
+            Err(corrupt) => {
+                sql::drop_confirm(tx, IncidentId(corrupt.id)).await?;
+                continue;
+            }
+        };
+        let confirmed = sql::delivery_confirmed(tx, inc.id, inc.episode).await?;
+        if let Some(e) = lifecycle::confirm_deadline(&mut inc, confirmed, now) {
+            degraded += usize::from(inc.delivery_degraded_at == Some(now));
+            fx.extend(e);
+        }
+        changed.push(inc);
+    }
+    let rows: Vec<&Incident> = changed.iter().collect();
+    apply_effects(tx, &rows, &fx, now).await?;
+    Ok((fx, degraded, read))
 }
 
 /// Records every step about to fire in one statement and keeps the effects of those that were

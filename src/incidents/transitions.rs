@@ -135,7 +135,20 @@ fn start_episode_notifications(
     kind: NotificationKind,
     fx: &mut Effects,
 ) {
-    fx.deliver(inc, &policy.notify, kind, None);
+    notify_and_start_window(inc, policy, now, kind, None, fx);
+}
+
+/// [`start_episode_notifications`], the rows carrying `detail` (a reason, see
+/// `lifecycle::reason_detail`). A new episode also gets its `confirm_within` deadline.
+fn notify_and_start_window(
+    inc: &mut Incident,
+    policy: &Policy,
+    now: i64,
+    kind: NotificationKind,
+    detail: Option<String>,
+    fx: &mut Effects,
+) {
+    fx.deliver(inc, &policy.notify, kind, detail);
     let due = match (policy.escalate_after_ms, policy.escalate_to.is_empty()) {
         (Some(after), false) => Some(now.saturating_add(after)),
         _ => None,
@@ -146,6 +159,11 @@ fn start_episode_notifications(
         (NotificationKind::SeverityRaised, Some(running), Some(due)) => Some(running.min(due)),
         _ => due,
     };
+    if kind == NotificationKind::Opened && !policy.notify.is_empty() {
+        inc.confirm_by = policy
+            .confirm_within_ms
+            .map(|within| now.saturating_add(within));
+    }
     fx.timers_changed = true;
 }
 
@@ -204,6 +222,7 @@ pub(crate) fn record_alert(
             class.rule.clone(),
             now,
             "new events after resolution",
+            None,
             &mut fx,
         );
         return fx;
@@ -234,16 +253,33 @@ pub(crate) fn record_alert(
                     &mut fx,
                 );
             }
-            // Acknowledged: people are on it; tell them, but no new timer. Muted: silent.
+            // Acknowledged: it got worse since people took it, so it pages again at once and
+            // its new window starts. Muted: silent.
             IncidentState::Acknowledged => {
-                fx.deliver(inc, &policy.notify, NotificationKind::SeverityRaised, None)
+                let by = inc.acknowledged_by.clone().unwrap_or_else(|| "someone".into());
+                let reason = format!("severity rose to {} while acknowledged by {by}", inc.severity);
+                lifecycle::retrigger(
+                    inc,
+                    NotificationKind::SeverityRaised,
+                    &reason,
+                    false,
+                    now,
+                    &mut fx,
+                );
             }
             IncidentState::Muted | IncidentState::Resolved => {}
         }
+        return fx;
+    }
+    if inc.state() == IncidentState::Acknowledged
+        && let Some(reason) = lifecycle::rate_outgrew_ack(inc, now)
+    {
+        lifecycle::retrigger(inc, NotificationKind::Retriggered, &reason, false, now, &mut fx);
     }
     fx
 }
 
+#[allow(clippy::too_many_arguments)] // one call per cause; a struct would only rename them
 fn reopen(
     cfg: &RoutingConfig,
     inc: &mut Incident,
@@ -251,6 +287,7 @@ fn reopen(
     rule: Option<String>,
     now: i64,
     why: &str,
+    reason: Option<&str>,
     fx: &mut Effects,
 ) {
     let policy = freeze(cfg, severity);
@@ -279,6 +316,10 @@ fn reopen(
     inc.count_updated_at = None;
     // A deadline kept by a silence belonged to the earlier episode.
     inc.held_escalation_at = None;
+    // So did its acknowledgement, its delivery trouble and any early escalation.
+    inc.ack_event_count = None;
+    inc.delivery_degraded_at = None;
+    inc.escalation_reason = None;
     // So did its storm: the new episode pages alone, or joins a storm of its own time.
     storm::detach(inc, "opened again", now, fx);
     inc.updated_at = now;
@@ -290,28 +331,8 @@ fn reopen(
         Some(Via::Sentry),
         Some(format!("episode {}: {why}", inc.episode)),
     );
-    start_episode_notifications(inc, &policy, now, NotificationKind::Opened, fx);
-}
-
-/// Sentry reopened the issue (`unresolved`), or un-ignored it.
-pub(crate) fn unresolve(cfg: &RoutingConfig, inc: &mut Incident, now: i64) -> Effects {
-    let mut fx = Effects::default();
-    match inc.state() {
-        IncidentState::Resolved | IncidentState::Muted => {
-            let severity = inc.severity();
-            reopen(
-                cfg,
-                inc,
-                severity,
-                None,
-                now,
-                "unresolved in Sentry",
-                &mut fx,
-            );
-        }
-        IncidentState::Triggered | IncidentState::Acknowledged => {}
-    }
-    fx
+    let detail = reason.map(lifecycle::reason_detail);
+    notify_and_start_window(inc, &policy, now, NotificationKind::Opened, detail, fx);
 }
 
 /// The outcome of an acknowledgement, for the page or API that asked.
@@ -397,6 +418,16 @@ pub(crate) fn acknowledge(
     inc.acknowledged_by = Some(actor.name.clone());
     inc.acknowledged_via = Some(actor.via);
     stop_timer(inc, &mut fx, now);
+    // A person has it: the page was delivered, whatever the channels confirmed.
+    inc.confirm_by = None;
+    inc.ack_event_count = Some(inc.event_count);
+    // An acknowledgement that outlives `ack_timeout` expires (the scheduler's deadline of an
+    // acknowledged incident); a storm member's follows its storm's.
+    if let Some(timeout) = inc.frozen_policy().ack_timeout_ms
+        && inc.storm_id.is_none()
+    {
+        inc.next_escalation_at = Some(now.saturating_add(timeout));
+    }
     fx.note(
         inc,
         now,
@@ -438,6 +469,7 @@ pub(crate) fn resolve(
     inc.resolved_at = Some(now);
     inc.resolved_by = Some(actor.name.clone());
     inc.resolved_via = Some(actor.via);
+    inc.confirm_by = None;
     stop_timer(inc, &mut fx, now);
     fx.note(
         inc,
@@ -488,24 +520,6 @@ fn post_mortem_channels(cfg: &RoutingConfig) -> Vec<String> {
             .map(|c| c.name.clone())
             .collect(),
     }
-}
-
-pub(crate) fn mute(inc: &mut Incident, actor: &Actor, now: i64) -> Effects {
-    let mut fx = Effects::default();
-    if matches!(inc.state(), IncidentState::Resolved | IncidentState::Muted) {
-        return fx;
-    }
-    inc.state = IncidentState::Muted;
-    stop_timer(inc, &mut fx, now);
-    fx.note(
-        inc,
-        now,
-        TimelineKind::Muted,
-        Some(&actor.name),
-        Some(actor.via),
-        Some("ignored in Sentry".into()),
-    );
-    fx
 }
 
 pub(crate) fn assign(
@@ -570,18 +584,22 @@ pub(crate) fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Opti
     inc.updated_at = now;
     fx.timers_changed = true;
     let waited = (now - inc.opened_at).max(0);
-    let detail = serde_json::json!({ "step": inc.escalation_step, "waited_ms": waited, "due_at": due_at, "lateness_ms": now - due_at }).to_string();
+    let reason = inc.escalation_reason.take();
+    let detail = serde_json::json!({ "step": inc.escalation_step, "waited_ms": waited, "due_at": due_at, "lateness_ms": now - due_at, "reason": reason }).to_string();
     fx.note(
         inc,
         now,
         TimelineKind::Escalated,
         Some("scheduler"),
         Some(Via::Scheduler),
-        Some(format!(
-            "no acknowledgement after {}; paged {}",
-            crate::text::duration(waited),
-            policy.escalate_to.join(", ")
-        )),
+        Some(match &reason {
+            Some(why) => format!("{why}; paged {}", policy.escalate_to.join(", ")),
+            None => format!(
+                "no acknowledgement after {}; paged {}",
+                crate::text::duration(waited),
+                policy.escalate_to.join(", ")
+            ),
+        }),
     );
     fx.deliver(
         inc,
@@ -592,6 +610,7 @@ pub(crate) fn fire_escalation(inc: &mut Incident, due_at: i64, now: i64) -> Opti
     Some(fx)
 }
 
+pub(crate) mod lifecycle;
 mod silence;
 pub(crate) use silence::{hold_if_silenced, hold_open, release};
 pub(crate) mod storm;

@@ -23,7 +23,7 @@ use crate::store::{CorruptRows, Store, StoreError, WriteTx};
 
 use super::model::{Incident, IncidentState};
 use super::storms::{self, StormBook};
-use super::transitions::{self, Actor, Effects};
+use super::transitions::{self, Actor, Effects, lifecycle};
 
 /// Most webhooks committed together. Larger batches amortize the commit further but hold the
 /// earliest request longer.
@@ -631,7 +631,8 @@ impl<'a> Applier<'a, '_> {
                 | Meaning::Unresolved
                 | Meaning::Assigned
                 | Meaning::Muted
-                | Meaning::Comment),
+                | Meaning::Comment
+                | Meaning::Seer),
                 Some(key),
             ) => match self.known.incidents.get_mut(&key) {
                 Some(inc) => {
@@ -641,12 +642,31 @@ impl<'a> Applier<'a, '_> {
                         Via::Sentry,
                     );
                     let e = match meaning {
-                        Meaning::Resolved => transitions::resolve(cfg, inc, &actor, now).1,
-                        Meaning::Unresolved => transitions::unresolve(cfg, inc, now),
+                        Meaning::Resolved => match lifecycle::our_echo(inc, now) {
+                            Some(e) => e,
+                            None => transitions::resolve(cfg, inc, &actor, now).1,
+                        },
+                        Meaning::Unresolved => lifecycle::sentry_unresolved(
+                            cfg,
+                            inc,
+                            f.substatus,
+                            f.status_release.as_deref(),
+                            now,
+                        ),
                         Meaning::Assigned => {
                             transitions::assign(inc, f.assignee.clone(), &actor, now)
                         }
-                        Meaning::Muted => transitions::mute(inc, &actor, now),
+                        Meaning::Muted => {
+                            let reason = f
+                                .mute_reason
+                                .clone()
+                                .unwrap_or_else(|| "archived in Sentry".into());
+                            lifecycle::sentry_muted(inc, &actor.name, reason, now)
+                        }
+                        Meaning::Seer => match &f.seer {
+                            Some(seer) => lifecycle::seer(inc, seer, now),
+                            None => Effects::default(),
+                        },
                         _ => transitions::comment(inc, f.comment.clone(), &actor, now),
                     };
                     change.touched = Some((inc.id, inc.severity()));

@@ -29,6 +29,8 @@ pub enum Meaning {
     Comment,
     /// Installation lifecycle: recorded, nothing else.
     Installation,
+    /// Sentry's Seer (Autofix) reported on an issue: root cause, solution, pull request.
+    Seer,
     /// A resource or action we do not act on: stored for inspection.
     Unknown,
     /// Sentry's envelope around a `data` we cannot read (see [`AlertFacts::unreadable`]): stored
@@ -46,8 +48,74 @@ impl Meaning {
             Self::Muted => "muted",
             Self::Comment => "comment",
             Self::Installation => "installation",
+            Self::Seer => "seer",
             Self::Unknown => "unknown",
             Self::Unparsed => "unparsed",
+        }
+    }
+}
+
+/// `data.issue.substatus`: why an issue is in its status. Sentry sends it with `unresolved`
+/// (`regressed`, `escalating`, `ongoing`, `new`) and `ignored` (the `archived_*` ones); older
+/// payloads have none. See `../shared/fixtures/sentry/README.md` and the fixtures built from
+/// Sentry's code (`tests/fixtures/sentry-lifecycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Substatus {
+    Regressed,
+    Escalating,
+    Ongoing,
+    New,
+    ArchivedUntilEscalating,
+    ArchivedUntilConditionMet,
+    ArchivedForever,
+    /// A word Sentry added since: kept as "unresolved" / "archived" without a reason.
+    Other,
+}
+
+impl Substatus {
+    fn parse(word: &str) -> Self {
+        match word {
+            "regressed" => Self::Regressed,
+            "escalating" => Self::Escalating,
+            "ongoing" => Self::Ongoing,
+            "new" => Self::New,
+            "archived_until_escalating" => Self::ArchivedUntilEscalating,
+            "archived_until_condition_met" => Self::ArchivedUntilConditionMet,
+            "archived_forever" => Self::ArchivedForever,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// Which report of Seer's a `seer` webhook is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeerStage {
+    RootCause,
+    Solution,
+    Coding,
+    PullRequest,
+    /// `*_started` and stages we do not read: recorded on the timeline by name.
+    Other,
+}
+
+/// What a `seer` webhook says about its issue (`data.group_id`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SeerFacts {
+    /// The webhook's action as sent, e.g. `root_cause_completed`.
+    pub stage: String,
+    pub root_cause: Option<String>,
+    pub solution: Option<String>,
+    pub pr_url: Option<String>,
+}
+
+impl SeerFacts {
+    pub fn kind(&self) -> SeerStage {
+        match self.stage.as_str() {
+            "root_cause_completed" => SeerStage::RootCause,
+            "solution_completed" => SeerStage::Solution,
+            "coding_completed" => SeerStage::Coding,
+            "pr_created" => SeerStage::PullRequest,
+            _ => SeerStage::Other,
         }
     }
 }
@@ -166,6 +234,15 @@ pub struct AlertFacts {
     pub assignee: Option<String>,
     pub comment: Option<String>,
     pub actor: Option<String>,
+    /// `data.issue.substatus` of an `issue` webhook.
+    pub substatus: Option<Substatus>,
+    /// The release `data.issue.statusDetails` names (`inRelease`), when there is one.
+    pub status_release: Option<String>,
+    /// Why Sentry archived the issue, in words (`ignored` / `archived`): its substatus and the
+    /// condition from `statusDetails` (`ignoreCount`, `ignoreUntil`, ...).
+    pub mute_reason: Option<String>,
+    /// A `seer` webhook's findings.
+    pub seer: Option<SeerFacts>,
     /// Set, with [`Meaning::Unparsed`], when the envelope is Sentry's but its content is not
     /// what the resource carries.
     pub unreadable: Option<Unreadable>,
@@ -278,6 +355,47 @@ struct Data<'a> {
     comment: Text<'a>,
     #[serde(borrow, default)]
     issue_id: Text<'a>,
+    #[serde(borrow, default)]
+    group_id: Text<'a>,
+    #[serde(borrow, default)]
+    root_cause: Option<SeerReport<'a>>,
+    #[serde(borrow, default)]
+    solution: Option<SeerReport<'a>>,
+    #[serde(borrow, default)]
+    pull_requests: Option<Vec<SeerPullRequest<'a>>>,
+}
+
+/// Seer's root cause or solution: the documented shape has `description`; the newer Explorer
+/// artifacts `one_line_description` (root cause) or `one_line_summary` (solution).
+#[derive(Deserialize, Default)]
+struct SeerReport<'a> {
+    #[serde(borrow, default)]
+    description: Text<'a>,
+    #[serde(borrow, default)]
+    one_line_description: Text<'a>,
+    #[serde(borrow, default)]
+    one_line_summary: Text<'a>,
+}
+
+impl SeerReport<'_> {
+    fn summary(&self) -> Option<String> {
+        self.description
+            .owned()
+            .or_else(|| self.one_line_description.owned())
+            .or_else(|| self.one_line_summary.owned())
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct SeerPullRequest<'a> {
+    #[serde(borrow, default)]
+    pull_request: Option<SeerPullRequestRef<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct SeerPullRequestRef<'a> {
+    #[serde(borrow, default)]
+    pr_url: Text<'a>,
 }
 
 #[derive(Deserialize, Default)]
@@ -366,6 +484,28 @@ struct Issue<'a> {
     permalink: Text<'a>,
     #[serde(borrow, default)]
     project: Option<IssueProject<'a>>,
+    #[serde(borrow, default)]
+    substatus: Text<'a>,
+    #[serde(rename = "statusDetails", borrow, default)]
+    status_details: Option<StatusDetails<'a>>,
+}
+
+/// `data.issue.statusDetails`: empty for most substatuses; an archive "until a condition is
+/// met" says which.
+#[derive(Deserialize, Default)]
+struct StatusDetails<'a> {
+    #[serde(rename = "inRelease", borrow, default)]
+    in_release: Text<'a>,
+    #[serde(rename = "ignoreCount", default)]
+    ignore_count: Number,
+    #[serde(rename = "ignoreWindow", default)]
+    ignore_window: Number,
+    #[serde(rename = "ignoreUserCount", default)]
+    ignore_user_count: Number,
+    #[serde(rename = "ignoreUserWindow", default)]
+    ignore_user_window: Number,
+    #[serde(rename = "ignoreUntil", borrow, default)]
+    ignore_until: Text<'a>,
 }
 
 #[derive(Deserialize, Default)]
@@ -502,6 +642,7 @@ fn parse_integration(resource: &str, body: &[u8]) -> Result<AlertFacts, ParseErr
             facts.title = format!("installation {action}");
             facts.meaning = Some(Meaning::Installation);
         }
+        "seer" => fill_seer(&mut facts, &action, data),
         _ => {
             facts.title = format!("{resource} {action}").trim_end().to_string();
             facts.meaning = Some(Meaning::Unknown);
@@ -580,14 +721,71 @@ fn fill_issue(facts: &mut AlertFacts, action: &str, data: Data<'_>) {
     facts.assignee = data
         .assignee
         .and_then(|a| a.name.owned().or_else(|| a.email.owned()));
+    facts.substatus = issue.substatus.as_deref().map(Substatus::parse);
+    let details = issue.status_details.unwrap_or_default();
+    facts.status_release = details.in_release.owned();
     facts.meaning = Some(match action {
         "created" => Meaning::Alert,
         "resolved" => Meaning::Resolved,
         "unresolved" => Meaning::Unresolved,
         "assigned" => Meaning::Assigned,
-        "ignored" | "archived" => Meaning::Muted,
+        // Sentry sends `ignored`; apps subscribed before the rename get `archived`.
+        "ignored" | "archived" => {
+            facts.mute_reason = Some(mute_reason(facts.substatus, &details));
+            Meaning::Muted
+        }
         _ => Meaning::Unknown,
     });
+}
+
+/// "archived in Sentry until it escalates", "... until 100 more events in 60 min", ...
+fn mute_reason(substatus: Option<Substatus>, d: &StatusDetails<'_>) -> String {
+    let until = match substatus {
+        Some(Substatus::ArchivedUntilEscalating) => "until it escalates".to_string(),
+        Some(Substatus::ArchivedForever) => "forever".to_string(),
+        _ => {
+            let count = |n: &Number, what: &str, window: &Number| {
+                n.0.map(|n| {
+                    let within = window.0.map_or(String::new(), |w| format!(" within {w} min"));
+                    format!("{n} more {what}{within}")
+                })
+            };
+            let conditions: Vec<String> = [
+                count(&d.ignore_count, "events", &d.ignore_window),
+                count(&d.ignore_user_count, "users", &d.ignore_user_window),
+                d.ignore_until.owned(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if conditions.is_empty() {
+                "until a condition is met".to_string()
+            } else {
+                format!("until {}", conditions.join(" or "))
+            }
+        }
+    };
+    format!("archived in Sentry {until}")
+}
+
+/// `seer`: Seer's report on the issue `data.group_id` (a number; the issue webhooks send the
+/// same id as a string).
+fn fill_seer(facts: &mut AlertFacts, action: &str, data: Data<'_>) {
+    facts.issue_id = data.group_id.owned();
+    let pr_url = data
+        .pull_requests
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| p.pull_request.and_then(|r| r.pr_url.owned()))
+        .find(|u| is_http_url(u));
+    facts.seer = Some(SeerFacts {
+        stage: action.to_string(),
+        root_cause: data.root_cause.and_then(|r| r.summary()),
+        solution: data.solution.and_then(|r| r.summary()),
+        pr_url,
+    });
+    facts.title = format!("Seer {action}");
+    facts.meaning = Some(Meaning::Seer);
 }
 
 fn parse_legacy(body: &[u8]) -> Result<AlertFacts, ParseError> {

@@ -170,6 +170,7 @@ impl NotificationBuilder {
         let ack_url = (open && inc.episode == episode)
             .then(|| self.action_url(inc.id, episode, AckAction::Acknowledge, recipient));
         let waited_minutes = waited_minutes(detail);
+        let reason = reason(detail);
         let resolved = resolved_episode(inc, kind, detail);
         let post_mortem = resolved.as_ref().map(post_mortem);
         let who = Who::of(inc, episode, kind, detail, resolved.as_ref());
@@ -202,11 +203,21 @@ impl NotificationBuilder {
             resolved_by: who.resolved_by,
             resolved_at: who.resolved_at.map(ms_to_datetime),
             waited_minutes,
+            reason,
+            seer_pr_url: inc.seer_pr_url.clone(),
             post_mortem,
             storm: None,
             delivery: None,
         }
     }
+}
+
+/// Why the message came early or again, from the delivery's detail (see
+/// `incidents::transitions::lifecycle::reason_detail`).
+fn reason(detail: Option<&str>) -> Option<String> {
+    detail
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .and_then(|v| v["reason"].as_str().map(str::to_string))
 }
 
 /// Minutes an escalation waited, from the delivery's detail.
@@ -308,5 +319,6 @@ fn post_mortem(e: &ResolvedEpisode) -> PostMortem {
         acknowledged_by: e.acknowledged_by.clone(),
         escalations_fired: e.escalations_fired,
         root_cause: e.root_cause.clone(),
+        seer_root_cause: e.seer_root_cause.clone(),
     }
 }

@@ -42,7 +42,10 @@ pub struct Bundle<'a> {
 pub(crate) fn may_join(n: &Notification) -> bool {
     let announces = matches!(
         n.kind,
-        NotificationKind::Opened | NotificationKind::Escalation | NotificationKind::SeverityRaised
+        NotificationKind::Opened
+            | NotificationKind::Escalation
+            | NotificationKind::SeverityRaised
+            | NotificationKind::Retriggered
     );
     announces && n.storm.is_none()
 }

@@ -225,6 +225,8 @@ mod tests {
             resolved_by: None,
             resolved_at: None,
             waited_minutes: None,
+            reason: None,
+            seer_pr_url: None,
             post_mortem: None,
             storm: None,
             delivery: None,

@@ -51,6 +51,12 @@ pub struct Notification {
     pub resolved_at: Option<DateTime<Utc>>,
     /// For escalations: minutes waited without acknowledgement.
     pub waited_minutes: Option<i64>,
+    /// Why this message came when it did, when that is not the usual: an escalation brought
+    /// forward (delivery degraded, Sentry marked the issue escalating), an acknowledgement that
+    /// expired or that the incident outgrew, an issue that regressed.
+    pub reason: Option<String>,
+    /// The incident's page, when Seer opened a pull request for it.
+    pub seer_pr_url: Option<String>,
     pub post_mortem: Option<PostMortem>,
     /// For a storm (an incident standing for many, see `domain::IncidentKind::Storm`): its
     /// members as they are when the message is built. `None` for an ordinary incident.
@@ -81,6 +87,8 @@ pub struct PostMortem {
     pub acknowledged_by: Option<String>,
     pub escalations_fired: i64,
     pub root_cause: Option<String>,
+    /// The root cause Sentry's Seer found, beside the one people recorded.
+    pub seer_root_cause: Option<String>,
 }
 
 /// A storm's members, summarised for its messages: how many, where, and the noisiest few.
@@ -176,6 +184,8 @@ impl Notification {
             resolved_by: None,
             resolved_at: None,
             waited_minutes: None,
+            reason: None,
+            seer_pr_url: None,
             post_mortem: None,
             storm: None,
             delivery: None,

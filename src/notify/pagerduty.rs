@@ -199,6 +199,7 @@ fn action_for(kind: NotificationKind, triggered: bool) -> Option<Action> {
         NotificationKind::Opened
         | NotificationKind::SeverityRaised
         | NotificationKind::Escalation
+        | NotificationKind::Retriggered
         | NotificationKind::Test => Some(Action::Trigger),
         NotificationKind::Acknowledged if triggered => Some(Action::Acknowledge),
         NotificationKind::Resolved if triggered => Some(Action::Resolve),

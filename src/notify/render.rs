@@ -18,14 +18,16 @@
 //!
 //! # Template variables
 //! Every [`Notification`] field, by its name: `kind` (`opened`, `severity_raised`, `escalation`,
-//! `acknowledged`, `resolved`, `post_mortem`, `count_update`, `test`), `incident_id`,
+//! `acknowledged`, `resolved`, `post_mortem`, `count_update`, `test`, `retriggered`), `incident_id`,
 //! `dedup_key`, `severity`, `state`, `title`, `project`, `environment`, `level`, `culprit`,
 //! `event_count`, `first_seen`, `last_seen`, `rule`, `sentry_rule`, `release`, `request`,
 //! `top_frame`, `breadcrumbs` (list of `timestamp`, `category`, `level`, `message`), `metric`,
 //! `sentry_url`, `incident_url`, `ack_url`, `acknowledged_by`, `acknowledged_at`, `resolved_by`,
-//! `resolved_at`, `waited_minutes`, `post_mortem` (`opened_at`, `acknowledged_at`, `resolved_at`,
+//! `resolved_at`, `waited_minutes`, `reason` (why the message came early or again: an
+//! escalation brought forward, an acknowledgement that expired, a regression), `seer_pr_url`,
+//! `post_mortem` (`opened_at`, `acknowledged_at`, `resolved_at`,
 //! `time_to_acknowledge`, `time_to_resolve`, `acknowledged_by`, `escalations_fired`,
-//! `root_cause`, or none), `storm` (for a storm, an incident standing for many: `members`,
+//! `root_cause`, `seer_root_cause`, or none), `storm` (for a storm, an incident standing for many: `members`,
 //! `events`, `projects`, `project_count`, `top` (list of `incident_id`, `title`, `project`,
 //! `event_count`, `url`; the noisiest five), `more` (members not in `top`); none for an ordinary
 //! incident). Absent values are `none` and print as nothing.
@@ -257,6 +259,7 @@ fn kind_label(kind: NotificationKind) -> &'static str {
         NotificationKind::PostMortem => "Post-mortem",
         NotificationKind::CountUpdate => "Update",
         NotificationKind::Test => "Test alert",
+        NotificationKind::Retriggered => "Needs attention again",
     }
 }
 
@@ -343,6 +346,7 @@ struct PmView {
     time_to_resolve: Option<String>,
     escalations_fired: i64,
     root_cause: Option<String>,
+    seer_root_cause: Option<String>,
 }
 
 impl PmView {
@@ -357,6 +361,7 @@ impl PmView {
                 time_to_resolve: Some(pm.time_to_resolve.clone()),
                 escalations_fired: pm.escalations_fired,
                 root_cause: pm.root_cause.clone(),
+                seer_root_cause: pm.seer_root_cause.clone(),
             };
         }
         let opened = n.first_seen;
@@ -369,6 +374,7 @@ impl PmView {
             time_to_resolve: n.resolved_at.map(|t| span_text(opened, t)),
             escalations_fired: 0,
             root_cause: None,
+            seer_root_cause: None,
         }
     }
 }
@@ -428,6 +434,7 @@ impl<'a> Context<'a> {
                     | NotificationKind::Escalation
                     | NotificationKind::CountUpdate
                     | NotificationKind::Test
+                    | NotificationKind::Retriggered
             ),
             pm: PmView::new(n),
             storm_noisiest: n
@@ -440,7 +447,7 @@ impl<'a> Context<'a> {
 }
 
 #[cfg(test)]
-const ALL_KINDS: [NotificationKind; 8] = [
+const ALL_KINDS: [NotificationKind; 9] = [
     NotificationKind::Opened,
     NotificationKind::SeverityRaised,
     NotificationKind::Escalation,
@@ -449,6 +456,7 @@ const ALL_KINDS: [NotificationKind; 8] = [
     NotificationKind::PostMortem,
     NotificationKind::CountUpdate,
     NotificationKind::Test,
+    NotificationKind::Retriggered,
 ];
 
 /// A notification with every optional field set: its context for each kind is the sample that
@@ -494,6 +502,10 @@ fn sample_notification(kind: NotificationKind) -> Notification {
         resolved_by: Some("bob".to_string()),
         resolved_at: Some(at(8, 30, 0)),
         waited_minutes: Some(15),
+        reason: (kind == NotificationKind::Retriggered).then(|| {
+            "acknowledgement by alice expired after 30m 0s: the incident is still open".to_string()
+        }),
+        seer_pr_url: Some("https://github.com/paiid/backend/pull/77".to_string()),
         post_mortem: Some(PostMortem {
             opened_at: at(8, 0, 0),
             acknowledged_at: Some(at(8, 4, 10)),
@@ -503,6 +515,7 @@ fn sample_notification(kind: NotificationKind) -> Notification {
             acknowledged_by: Some("alice".to_string()),
             escalations_fired: 1,
             root_cause: Some("Broker API returned zero quantity".to_string()),
+            seer_root_cause: Some("The broker client reads `qty` as a string".to_string()),
         }),
         storm: None,
         delivery: None,

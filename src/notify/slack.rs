@@ -320,11 +320,16 @@ impl Bot<'_> {
         match (n.kind, existing) {
             // Stand-alone messages, never tied to the incident card.
             (K::Test | K::PostMortem, _) => self.post_full(n, false).await,
-            (K::Opened | K::SeverityRaised | K::Escalation, None) => self.post_full(n, true).await,
+            (K::Opened | K::SeverityRaised | K::Escalation | K::Retriggered, None) => {
+                self.post_full(n, true).await
+            }
             // A retried `Opened` after its post succeeded (lease expired before the ts was
             // recorded as done): refresh the card instead of posting a duplicate.
             (K::Opened, Some(m)) => self.update_card(n, m, false).await,
-            (K::SeverityRaised | K::Escalation | K::Acknowledged | K::Resolved, Some(m)) => {
+            (
+                K::SeverityRaised | K::Escalation | K::Retriggered | K::Acknowledged | K::Resolved,
+                Some(m),
+            ) => {
                 self.update_card(n, m, true).await
             }
             (K::Acknowledged | K::Resolved, None) => self.post_short(n).await,
@@ -398,7 +403,9 @@ impl Bot<'_> {
         // does not follow the thread must still see them. Ack / resolve only need the thread.
         let broadcast = matches!(
             n.kind,
-            NotificationKind::Escalation | NotificationKind::SeverityRaised
+            NotificationKind::Escalation
+                | NotificationKind::SeverityRaised
+                | NotificationKind::Retriggered
         );
         let body = json!({
             "channel": m.channel,

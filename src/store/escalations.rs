@@ -29,6 +29,58 @@ pub(crate) async fn due(
     Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
 }
 
+/// Incidents whose `confirm_within` deadline passed, earliest first.
+pub(crate) async fn confirm_due(
+    tx: &mut WriteTx,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
+    let rows: Vec<IncidentRow> = on!(&mut *tx, |c, Db| {
+        sqlx::query_as(
+            "SELECT * FROM incidents WHERE confirm_by IS NOT NULL AND confirm_by <= $1 \
+             ORDER BY confirm_by LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(c)
+        .await
+    })?;
+    Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
+}
+
+/// Whether some notification of this episode was confirmed delivered: a channel's own answer
+/// (Slack `ok`, PagerDuty 202, the SMTP server's acceptance) is on record. The log channel,
+/// which stands in for a channel without credentials, answers nothing: it confirms nothing.
+pub(crate) async fn delivery_confirmed(
+    tx: &mut WriteTx,
+    incident_id: IncidentId,
+    episode: Episode,
+) -> Result<bool, StoreError> {
+    let found: Option<i64> = on!(&mut *tx, |c, Db| {
+        sqlx::query_scalar(
+            "SELECT id FROM deliveries WHERE incident_id = $1 AND episode = $2 \
+             AND status = 'delivered' AND last_status_code IS NOT NULL \
+             AND kind IN ('opened', 'severity_raised', 'escalation', 'retriggered') LIMIT 1",
+        )
+        .bind(incident_id)
+        .bind(episode)
+        .fetch_optional(c)
+        .await
+    })?;
+    Ok(found.is_some())
+}
+
+/// Drops the `confirm_within` deadline of an incident that cannot be read: with its policy
+/// unknown there is nobody to fail over to, and it must not keep the scheduler busy.
+pub(crate) async fn drop_confirm(tx: &mut WriteTx, incident_id: IncidentId) -> Result<(), StoreError> {
+    on!(&mut *tx, |c, Db| sqlx::query("UPDATE incidents SET confirm_by = NULL WHERE id = $1")
+        .bind(incident_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 /// Moves the deadline of an incident that cannot be read to `until`: it cannot be escalated
 /// (its policy is unknown) but must not keep the scheduler busy; once the row is repaired it
 /// fires at `until`.
@@ -110,9 +162,13 @@ pub(crate) async fn record_all(
 /// Six parameters a row, under SQLite's default limit of 32,766 parameters a statement.
 const RECORD_CHUNK: usize = 1_000;
 
+/// The scheduler's next deadline: an escalation (or the end of an acknowledgement) or a
+/// `confirm_within` check.
 pub(crate) async fn next_due(pool: &Reader) -> Result<Option<i64>, StoreError> {
     Ok(on!(pool, |c, Db| sqlx::query_scalar(
-        "SELECT MIN(next_escalation_at) FROM incidents WHERE next_escalation_at IS NOT NULL",
+        "SELECT MIN(t) FROM (\
+           SELECT MIN(next_escalation_at) AS t FROM incidents WHERE next_escalation_at IS NOT NULL \
+           UNION ALL SELECT MIN(confirm_by) AS t FROM incidents WHERE confirm_by IS NOT NULL) AS d",
     )
     .fetch_one(c)
     .await)?)

@@ -218,6 +218,13 @@ pub(crate) struct IncidentRow {
     pub kind: String,
     pub storm_id: Option<IncidentId>,
     pub storm_join: Option<String>,
+    pub ack_event_count: Option<i64>,
+    pub confirm_by: Option<i64>,
+    pub delivery_degraded_at: Option<i64>,
+    pub seer_root_cause: Option<String>,
+    pub seer_pr_url: Option<String>,
+    pub sentry_echo_episode: Option<Episode>,
+    pub escalation_reason: Option<String>,
 }
 
 impl IncidentRow {
@@ -290,6 +297,13 @@ impl IncidentRow {
                 .map(|s| s.parse())
                 .transpose()
                 .map_err(|e| bad("storm_join", format!("{e}")))?,
+            ack_event_count: self.ack_event_count,
+            confirm_by: self.confirm_by,
+            delivery_degraded_at: self.delivery_degraded_at,
+            seer_root_cause: self.seer_root_cause,
+            seer_pr_url: self.seer_pr_url,
+            sentry_echo_episode: self.sentry_echo_episode,
+            escalation_reason: self.escalation_reason,
         })
     }
 }
@@ -386,6 +400,13 @@ const INCIDENT_COLUMNS: &[&str] = &[
     "kind",
     "storm_id",
     "storm_join",
+    "ack_event_count",
+    "confirm_by",
+    "delivery_degraded_at",
+    "seer_root_cause",
+    "seer_pr_url",
+    "sentry_echo_episode",
+    "escalation_reason",
 ];
 
 /// Inserts new incidents and updates changed ones in one statement per chunk. Safe to write
@@ -442,7 +463,14 @@ pub(crate) async fn upsert_incidents(
                     .push_bind(i.held_escalation_at)
                     .push_bind(i.kind)
                     .push_bind(i.storm_id)
-                    .push_bind(i.storm_join);
+                    .push_bind(i.storm_join)
+                    .push_bind(i.ack_event_count)
+                    .push_bind(i.confirm_by)
+                    .push_bind(i.delivery_degraded_at)
+                    .push_bind(&i.seer_root_cause)
+                    .push_bind(&i.seer_pr_url)
+                    .push_bind(i.sentry_echo_episode)
+                    .push_bind(&i.escalation_reason);
             });
             q.push(" ON CONFLICT(id) DO UPDATE SET ");
             let updates: Vec<String> = INCIDENT_COLUMNS[1..]

@@ -33,7 +33,7 @@ fn silence_note(fx: &mut Effects, inc: &Incident, now: i64, detail: String) {
 fn is_alert(kind: NotificationKind) -> bool {
     matches!(
         kind,
-        NotificationKind::Opened | NotificationKind::SeverityRaised
+        NotificationKind::Opened | NotificationKind::SeverityRaised | NotificationKind::Retriggered
     )
 }
 

@@ -282,7 +282,7 @@ fn a_reopen_takes_the_new_alerts_severity() {
 fn muted_incidents_stop_escalating() {
     let (_, mut inc, _) = critical();
     let due = inc.next_escalation_at.unwrap();
-    mute(&mut inc, &Actor::new("sentry", Via::Sentry), 10);
+    lifecycle::sentry_muted(&mut inc, "sentry", "archived in Sentry forever".into(), 10);
     assert_eq!(inc.next_escalation_at, None);
     assert!(fire_escalation(&mut inc, due, due).is_none());
 }

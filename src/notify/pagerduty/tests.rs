@@ -45,6 +45,8 @@ fn notification(kind: NotificationKind, severity: Severity) -> Notification {
         resolved_by: None,
         resolved_at: None,
         waited_minutes: None,
+        reason: None,
+        seer_pr_url: None,
         post_mortem: None,
         storm: None,
         delivery: None,

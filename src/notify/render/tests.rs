@@ -55,6 +55,8 @@ fn minimal(kind: NotificationKind) -> Notification {
         resolved_by: None,
         resolved_at: None,
         waited_minutes: None,
+        reason: None,
+        seer_pr_url: None,
         post_mortem: None,
         storm: None,
         delivery: None,
@@ -170,6 +172,24 @@ fn ack_link_only_while_open() {
     assert!(!t.slack_text(&n).contains("/ack/token"));
     n.state = IncidentState::Triggered;
     assert!(t.slack_text(&n).contains("/ack/token"));
+}
+
+#[test]
+fn an_early_escalation_and_a_retrigger_say_why_on_every_channel() {
+    let t = Templates::defaults();
+    let mut n = full(NotificationKind::Escalation);
+    n.reason = Some("delivery degraded: no notification was confirmed delivered within 2m 0s".into());
+    for out in all(&t, &n) {
+        assert!(out.contains("delivery degraded"), "{out}");
+    }
+    assert!(t.pagerduty_summary(&n).starts_with("[CRITICAL] ESCALATION, delivery degraded"));
+    let n = full(NotificationKind::Retriggered);
+    // The subject names the kind; the reason is in the body.
+    for out in all(&t, &n).iter().filter(|o| !o.starts_with("[CRITICAL] Needs attention")) {
+        assert!(out.contains("acknowledgement by alice expired"), "{out}");
+    }
+    assert!(t.email_subject(&n).starts_with("[CRITICAL] Needs attention again: "));
+    assert!(t.pagerduty_summary(&n).starts_with("[CRITICAL] AGAIN, acknowledgement by alice expired"));
 }
 
 #[test]
@@ -566,6 +586,7 @@ fn a_storm_summary_for_pagerduty_fits_with_five_long_titles() {
     let t = Templates::defaults();
     let mut n = storm(NotificationKind::Escalation, 300, 1);
     n.waited_minutes = Some(15);
+    n.reason = None;
     let pd = t.pagerduty_summary(&n);
     assert!(pd.len() <= PAGERDUTY_SUMMARY_MAX, "{}", pd.len());
     assert!(pd.starts_with("[CRITICAL] ESCALATION, unacknowledged for 15m 0s: Storm: 300 critical incidents in project-0 · noisiest: "), "{pd}");

@@ -251,7 +251,22 @@ pub(super) fn reported_line(n: &Notification) -> Option<String> {
 
 /// What just happened, for kinds that are events rather than states.
 pub(super) fn event_line(n: &Notification) -> Option<String> {
+    let why = n.reason.as_deref().map(|r| escape(&truncate_chars(r, 500)));
     match n.kind {
+        NotificationKind::Escalation if why.is_some() => Some(format!(
+            ":rotating_light: *Escalated early*: {}",
+            why.unwrap_or_default()
+        )),
+        NotificationKind::Retriggered => Some(format!(
+            ":repeat: *Needs attention again*: {}",
+            why.unwrap_or_else(|| "the acknowledgement ended".to_string())
+        )),
+        NotificationKind::SeverityRaised if why.is_some() => Some(format!(
+            ":arrow_double_up: *Severity raised* to *{}*: {}",
+            escape(&n.severity.as_str().to_uppercase()),
+            why.unwrap_or_default()
+        )),
+        NotificationKind::Opened => why.map(|w| format!(":leftwards_arrow_with_hook: *Again*: {w}")),
         NotificationKind::Escalation => Some(match n.waited_minutes {
             Some(m) => format!(
                 ":rotating_light: *Escalated*: not acknowledged after {}",
@@ -391,6 +406,10 @@ pub(super) fn post_mortem_block(n: &Notification) -> Option<Value> {
     if let Some(rc) = &pm.root_cause {
         let rc = truncate_mrkdwn(&escape(rc), MAX_ROOT_CAUSE_CHARS);
         text.push_str(&format!("\n*Root cause:* {rc}"));
+    }
+    if let Some(rc) = &pm.seer_root_cause {
+        let rc = truncate_mrkdwn(&escape(rc), MAX_ROOT_CAUSE_CHARS);
+        text.push_str(&format!("\n*Seer's root cause:* {rc}"));
     }
     Some(section(text))
 }

@@ -45,6 +45,8 @@ fn notification(kind: NotificationKind) -> Notification {
         resolved_by: None,
         resolved_at: None,
         waited_minutes: None,
+        reason: None,
+        seer_pr_url: None,
         post_mortem: None,
         storm: None,
         delivery: None,
@@ -209,6 +211,7 @@ fn post_mortem_section_is_rendered() {
         acknowledged_by: Some("bob".into()),
         escalations_fired: 1,
         root_cause: Some("bad deploy <oops>".into()),
+        seer_root_cause: None,
     });
     let all = serde_json::to_string(&full_blocks(&n, true)).unwrap_or_default();
     assert!(all.contains("4m 10s (by bob)"));
