@@ -656,9 +656,9 @@ fn check_lifecycle_settings(
         Some(_) if no_escalation => {
             Err("has `confirm_within` but no `escalate_to` channels to fail over to".into())
         }
-        Some(_) if no_notify => {
-            Err("has `confirm_within` but no `notify` channels whose delivery it could confirm".into())
-        }
+        Some(_) if no_notify => Err(
+            "has `confirm_within` but no `notify` channels whose delivery it could confirm".into(),
+        ),
         _ => Ok(()),
     }
 }

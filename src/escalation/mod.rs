@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, sleep_until};
 use crate::domain::IncidentId;
-use crate::incidents::model::Incident;
 use crate::domain::IncidentState;
+use crate::incidents::model::Incident;
 use crate::incidents::transitions::{self, Effects, lifecycle};
 use crate::incidents::writer::Wakers;
 use crate::metrics::Metrics;

@@ -111,7 +111,16 @@ pub(crate) struct IncidentView {
     resolved_by: Option<String>,
     resolved_via: Option<Via>,
     root_cause: Option<String>,
+    /// Sentry's Seer: the root cause it found and the pull request it opened.
+    seer_root_cause: Option<String>,
+    seer_pr_url: Option<String>,
+    /// When the escalation fires (a triggered incident).
     next_escalation_at: Option<String>,
+    /// When the acknowledgement expires (an acknowledged one, under `ack_timeout`).
+    ack_expires_at: Option<String>,
+    /// When no notification of this episode was confirmed delivered in time (`confirm_within`)
+    /// and the escalation targets were paged early.
+    delivery_degraded_at: Option<String>,
     escalations_fired: i64,
     policy: Value,
     /// The silence holding its notifications and escalation (`/api/silences/{id}`).
@@ -156,7 +165,17 @@ impl From<&Incident> for IncidentView {
             resolved_by: i.resolved_by.clone(),
             resolved_via: i.resolved_via,
             root_cause: i.root_cause.clone(),
-            next_escalation_at: i.next_escalation_at.map(rfc3339),
+            seer_root_cause: i.seer_root_cause.clone(),
+            seer_pr_url: i.seer_pr_url.clone(),
+            next_escalation_at: i
+                .next_escalation_at
+                .filter(|_| i.state != IncidentState::Acknowledged)
+                .map(rfc3339),
+            ack_expires_at: i
+                .next_escalation_at
+                .filter(|_| i.state == IncidentState::Acknowledged)
+                .map(rfc3339),
+            delivery_degraded_at: i.delivery_degraded_at.map(rfc3339),
             escalations_fired: i.escalation_step,
             policy: serde_json::to_value(&i.policy).unwrap_or(Value::Null),
             silenced_by: i.silenced_by,

@@ -256,8 +256,14 @@ pub(crate) fn record_alert(
             // Acknowledged: it got worse since people took it, so it pages again at once and
             // its new window starts. Muted: silent.
             IncidentState::Acknowledged => {
-                let by = inc.acknowledged_by.clone().unwrap_or_else(|| "someone".into());
-                let reason = format!("severity rose to {} while acknowledged by {by}", inc.severity);
+                let by = inc
+                    .acknowledged_by
+                    .clone()
+                    .unwrap_or_else(|| "someone".into());
+                let reason = format!(
+                    "severity rose to {} while acknowledged by {by}",
+                    inc.severity
+                );
                 lifecycle::retrigger(
                     inc,
                     NotificationKind::SeverityRaised,
@@ -274,7 +280,14 @@ pub(crate) fn record_alert(
     if inc.state() == IncidentState::Acknowledged
         && let Some(reason) = lifecycle::rate_outgrew_ack(inc, now)
     {
-        lifecycle::retrigger(inc, NotificationKind::Retriggered, &reason, false, now, &mut fx);
+        lifecycle::retrigger(
+            inc,
+            NotificationKind::Retriggered,
+            &reason,
+            false,
+            now,
+            &mut fx,
+        );
     }
     fx
 }

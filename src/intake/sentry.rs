@@ -746,7 +746,9 @@ fn mute_reason(substatus: Option<Substatus>, d: &StatusDetails<'_>) -> String {
         _ => {
             let count = |n: &Number, what: &str, window: &Number| {
                 n.0.map(|n| {
-                    let within = window.0.map_or(String::new(), |w| format!(" within {w} min"));
+                    let within = window
+                        .0
+                        .map_or(String::new(), |w| format!(" within {w} min"));
                     format!("{n} more {what}{within}")
                 })
             };

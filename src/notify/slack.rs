@@ -329,9 +329,7 @@ impl Bot<'_> {
             (
                 K::SeverityRaised | K::Escalation | K::Retriggered | K::Acknowledged | K::Resolved,
                 Some(m),
-            ) => {
-                self.update_card(n, m, true).await
-            }
+            ) => self.update_card(n, m, true).await,
             (K::Acknowledged | K::Resolved, None) => self.post_short(n).await,
             (K::CountUpdate, Some(m)) => self.update_card(n, m, false).await,
             (K::CountUpdate, None) => SendOutcome::Skipped {

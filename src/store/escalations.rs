@@ -72,12 +72,17 @@ pub(crate) async fn delivery_confirmed(
 
 /// Drops the `confirm_within` deadline of an incident that cannot be read: with its policy
 /// unknown there is nobody to fail over to, and it must not keep the scheduler busy.
-pub(crate) async fn drop_confirm(tx: &mut WriteTx, incident_id: IncidentId) -> Result<(), StoreError> {
-    on!(&mut *tx, |c, Db| sqlx::query("UPDATE incidents SET confirm_by = NULL WHERE id = $1")
-        .bind(incident_id)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
+pub(crate) async fn drop_confirm(
+    tx: &mut WriteTx,
+    incident_id: IncidentId,
+) -> Result<(), StoreError> {
+    on!(&mut *tx, |c, Db| sqlx::query(
+        "UPDATE incidents SET confirm_by = NULL WHERE id = $1"
+    )
+    .bind(incident_id)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 

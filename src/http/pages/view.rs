@@ -802,6 +802,13 @@ pub(crate) struct IncidentPageView<'a> {
     now_ms: i64,
     inc: IncidentView<'a>,
     root_cause: Option<&'a str>,
+    /// What Sentry's Seer found, and the pull request it opened.
+    seer_root_cause: Option<&'a str>,
+    seer_pr_url: Option<&'a str>,
+    /// When no notification of the episode was confirmed delivered in time (`confirm_within`).
+    delivery_degraded: Option<String>,
+    /// When the acknowledgement expires (`ack_timeout`), for an acknowledged incident.
+    ack_expires: Option<String>,
     user: &'a str,
     can_acknowledge: bool,
     can_resolve: bool,
@@ -887,10 +894,22 @@ impl<'a> IncidentPageView<'a> {
             now_ms: now,
             inc: IncidentView::of(inc),
             root_cause: inc.root_cause.as_deref(),
+            seer_root_cause: inc.seer_root_cause.as_deref(),
+            seer_pr_url: inc.seer_pr_url.as_deref(),
+            delivery_degraded: inc.delivery_degraded_at.map(when),
+            ack_expires: inc
+                .next_escalation_at
+                .filter(|_| inc.state == IncidentState::Acknowledged)
+                .map(|at| format!("{} (in {})", when(at), duration(at - now))),
             user: d.user,
             can_acknowledge: matches!(inc.state, IncidentState::Triggered | IncidentState::Muted),
             can_resolve: inc.state != IncidentState::Resolved,
-            next_escalation: countdown(inc.next_escalation_at, last_fired, now),
+            next_escalation: countdown(
+                inc.next_escalation_at
+                    .filter(|_| inc.state != IncidentState::Acknowledged),
+                last_fired,
+                now,
+            ),
             why: WhyView::of(inc, d.cfg),
             details: details.map(|x| x.for_delivery(d.cfg.delivery.include_pii)),
             details_error,

@@ -51,16 +51,33 @@ pub(crate) fn sentry_unresolved(
             let severity = inc.severity();
             reopen(cfg, inc, severity, None, now, &said, Some(&said), &mut fx);
         }
-        IncidentState::Triggered if escalating => bring_escalation_forward(inc, &said, now, &mut fx),
-        IncidentState::Acknowledged
-            if escalating || substatus == Some(Substatus::Regressed) =>
-        {
-            let by = inc.acknowledged_by.clone().unwrap_or_else(|| "someone".into());
+        IncidentState::Triggered if escalating => {
+            bring_escalation_forward(inc, &said, now, &mut fx)
+        }
+        IncidentState::Acknowledged if escalating || substatus == Some(Substatus::Regressed) => {
+            let by = inc
+                .acknowledged_by
+                .clone()
+                .unwrap_or_else(|| "someone".into());
             let reason = format!("{said} while acknowledged by {by}");
-            retrigger(inc, NotificationKind::Retriggered, &reason, escalating, now, &mut fx);
+            retrigger(
+                inc,
+                NotificationKind::Retriggered,
+                &reason,
+                escalating,
+                now,
+                &mut fx,
+            );
         }
         IncidentState::Triggered | IncidentState::Acknowledged => {
-            fx.note(inc, now, TimelineKind::Note, Some("sentry"), Some(Via::Sentry), Some(said));
+            fx.note(
+                inc,
+                now,
+                TimelineKind::Note,
+                Some("sentry"),
+                Some(Via::Sentry),
+                Some(said),
+            );
         }
     }
     fx
@@ -84,7 +101,14 @@ fn bring_escalation_forward(inc: &mut Incident, said: &str, now: i64, fx: &mut E
         }
         _ => said.to_string(),
     };
-    fx.note(inc, now, TimelineKind::Note, Some("sentry"), Some(Via::Sentry), Some(note));
+    fx.note(
+        inc,
+        now,
+        TimelineKind::Note,
+        Some("sentry"),
+        Some(Via::Sentry),
+        Some(note),
+    );
 }
 
 /// An acknowledged incident needs people again: it returns to triggered, its notification
@@ -136,14 +160,24 @@ pub(crate) fn expire_acknowledgement(inc: &mut Incident, due_at: i64, now: i64) 
     if inc.state() != IncidentState::Acknowledged || inc.next_escalation_at != Some(due_at) {
         return None;
     }
-    let by = inc.acknowledged_by.clone().unwrap_or_else(|| "someone".into());
+    let by = inc
+        .acknowledged_by
+        .clone()
+        .unwrap_or_else(|| "someone".into());
     let held = inc.acknowledged_at.map_or(0, |at| now - at);
     let reason = format!(
         "acknowledgement by {by} expired after {}: the incident is still open",
         duration(held)
     );
     let mut fx = Effects::default();
-    retrigger(inc, NotificationKind::Retriggered, &reason, false, now, &mut fx);
+    retrigger(
+        inc,
+        NotificationKind::Retriggered,
+        &reason,
+        false,
+        now,
+        &mut fx,
+    );
     Some(fx)
 }
 
@@ -181,13 +215,27 @@ pub(crate) fn rate_outgrew_ack(inc: &Incident, now: i64) -> Option<String> {
 pub(crate) fn sentry_muted(inc: &mut Incident, actor: &str, reason: String, now: i64) -> Effects {
     let mut fx = Effects::default();
     if matches!(inc.state(), IncidentState::Resolved | IncidentState::Muted) {
-        fx.note(inc, now, TimelineKind::Note, Some(actor), Some(Via::Sentry), Some(reason));
+        fx.note(
+            inc,
+            now,
+            TimelineKind::Note,
+            Some(actor),
+            Some(Via::Sentry),
+            Some(reason),
+        );
         return fx;
     }
     inc.state = IncidentState::Muted;
     inc.confirm_by = None;
     stop_timer(inc, &mut fx, now);
-    fx.note(inc, now, TimelineKind::Muted, Some(actor), Some(Via::Sentry), Some(reason));
+    fx.note(
+        inc,
+        now,
+        TimelineKind::Muted,
+        Some(actor),
+        Some(Via::Sentry),
+        Some(reason),
+    );
     fx
 }
 
@@ -225,11 +273,7 @@ pub(crate) fn seer(inc: &mut Incident, facts: &SeerFacts, now: i64) -> Effects {
 /// No notification of the episode was confirmed delivered by its `confirm_within` deadline:
 /// mark it "delivery degraded" and page the escalation targets at once, saying why. `confirmed`
 /// says whether one was. `None` when there is nothing to do (not triggered, no deadline due).
-pub(crate) fn confirm_deadline(
-    inc: &mut Incident,
-    confirmed: bool,
-    now: i64,
-) -> Option<Effects> {
+pub(crate) fn confirm_deadline(inc: &mut Incident, confirmed: bool, now: i64) -> Option<Effects> {
     let due = inc.confirm_by?;
     if due > now {
         return None;
@@ -243,7 +287,10 @@ pub(crate) fn confirm_deadline(
     if confirmed || !open {
         return Some(fx);
     }
-    let within = inc.frozen_policy().confirm_within_ms.unwrap_or(now - inc.opened_at);
+    let within = inc
+        .frozen_policy()
+        .confirm_within_ms
+        .unwrap_or(now - inc.opened_at);
     let reason = format!(
         "delivery degraded: no notification was confirmed delivered within {}; paging the escalation targets early",
         duration(within)
@@ -282,8 +329,18 @@ pub(crate) fn our_echo(inc: &mut Incident, now: i64) -> Option<Effects> {
     let detail = if current {
         "Sentry confirmed the resolution we sent".to_string()
     } else {
-        format!("Sentry confirmed our resolution of episode {ours}; episode {} stays open", inc.episode)
+        format!(
+            "Sentry confirmed our resolution of episode {ours}; episode {} stays open",
+            inc.episode
+        )
     };
-    fx.note(inc, now, TimelineKind::Note, Some("sentry"), Some(Via::Sentry), Some(detail));
+    fx.note(
+        inc,
+        now,
+        TimelineKind::Note,
+        Some("sentry"),
+        Some(Via::Sentry),
+        Some(detail),
+    );
     Some(fx)
 }

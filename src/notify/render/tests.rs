@@ -178,18 +178,31 @@ fn ack_link_only_while_open() {
 fn an_early_escalation_and_a_retrigger_say_why_on_every_channel() {
     let t = Templates::defaults();
     let mut n = full(NotificationKind::Escalation);
-    n.reason = Some("delivery degraded: no notification was confirmed delivered within 2m 0s".into());
+    n.reason =
+        Some("delivery degraded: no notification was confirmed delivered within 2m 0s".into());
     for out in all(&t, &n) {
         assert!(out.contains("delivery degraded"), "{out}");
     }
-    assert!(t.pagerduty_summary(&n).starts_with("[CRITICAL] ESCALATION, delivery degraded"));
+    assert!(
+        t.pagerduty_summary(&n)
+            .starts_with("[CRITICAL] ESCALATION, delivery degraded")
+    );
     let n = full(NotificationKind::Retriggered);
     // The subject names the kind; the reason is in the body.
-    for out in all(&t, &n).iter().filter(|o| !o.starts_with("[CRITICAL] Needs attention")) {
+    for out in all(&t, &n)
+        .iter()
+        .filter(|o| !o.starts_with("[CRITICAL] Needs attention"))
+    {
         assert!(out.contains("acknowledgement by alice expired"), "{out}");
     }
-    assert!(t.email_subject(&n).starts_with("[CRITICAL] Needs attention again: "));
-    assert!(t.pagerduty_summary(&n).starts_with("[CRITICAL] AGAIN, acknowledgement by alice expired"));
+    assert!(
+        t.email_subject(&n)
+            .starts_with("[CRITICAL] Needs attention again: ")
+    );
+    assert!(
+        t.pagerduty_summary(&n)
+            .starts_with("[CRITICAL] AGAIN, acknowledgement by alice expired")
+    );
 }
 
 #[test]

@@ -266,7 +266,9 @@ pub(super) fn event_line(n: &Notification) -> Option<String> {
             escape(&n.severity.as_str().to_uppercase()),
             why.unwrap_or_default()
         )),
-        NotificationKind::Opened => why.map(|w| format!(":leftwards_arrow_with_hook: *Again*: {w}")),
+        NotificationKind::Opened => {
+            why.map(|w| format!(":leftwards_arrow_with_hook: *Again*: {w}"))
+        }
         NotificationKind::Escalation => Some(match n.waited_minutes {
             Some(m) => format!(
                 ":rotating_light: *Escalated*: not acknowledged after {}",
