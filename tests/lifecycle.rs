@@ -11,6 +11,7 @@ use std::time::Duration;
 use paiid_alerts::testing::settings::{Secret, Secrets};
 use serde_json::{Value, json};
 use support::fake_pagerduty::FakePagerDuty;
+use support::fake_sentry::{self, FakeSentry};
 use support::fake_slack::{self, FakeSlack};
 use support::smtp::SmtpSink;
 use support::*;
@@ -19,10 +20,15 @@ const MIN: Duration = Duration::from_secs(60);
 /// The Sentry issue every lifecycle fixture speaks of.
 const ISSUE: &str = "1170820242";
 
-fn routing(slack: &FakeSlack, pd: &FakePagerDuty, critical_extra: &str) -> String {
+fn routing_with(
+    slack: &FakeSlack,
+    pd: &FakePagerDuty,
+    critical_extra: &str,
+    more_channels: &str,
+) -> String {
     format!(
         r##"
-channels:
+channels:{more_channels}
   slack-alerts: {{ type: slack, channel: "#paiid-alerts", bot_token: "{token}" }}
   pagerduty-oncall: {{ type: pagerduty, routing_key: "{key}", events_url: "{pd_url}" }}
   eng-manager-email: {{ type: email, to: ["eng-manager@paiid.ai"] }}
@@ -54,6 +60,10 @@ struct World {
 
 /// The app with its workers stepped by hand, so that "nothing fired" is the scheduler's answer.
 async fn world(critical_extra: &str) -> World {
+    world_with(critical_extra, String::new()).await
+}
+
+async fn world_with(critical_extra: &str, more_channels: String) -> World {
     let slack = FakeSlack::start().await;
     slack.add_channel("#paiid-alerts", fake_slack::CHANNEL_ID);
     slack.set_rate_limit(false);
@@ -61,7 +71,7 @@ async fn world(critical_extra: &str) -> World {
     let smtp = SmtpSink::start().await;
     let api = slack.api_base();
     let app = spawn_with(AppOptions {
-        routing: routing(&slack, &pd, critical_extra),
+        routing: routing_with(&slack, &pd, critical_extra, &more_channels),
         secrets: Secrets {
             smtp_url: Some(Secret::new(smtp.url())),
             ..Secrets::default()
@@ -89,6 +99,9 @@ async fn error_event(app: &TestApp, event: &str) -> Value {
     let mut v = fixture_json("event_alert.triggered.4.json");
     v["data"]["event"]["issue_id"] = ISSUE.into();
     v["data"]["event"]["event_id"] = event.into();
+    // The permalink names the same issue, as Sentry's do.
+    v["data"]["event"]["web_url"] =
+        format!("https://sentry.io/organizations/nitk-46/issues/{ISSUE}/events/{event}/").into();
     let r = app
         .post_sentry(Some("event_alert"), &serde_json::to_vec(&v).unwrap())
         .await;
@@ -543,4 +556,150 @@ async fn a_confirmed_delivery_keeps_the_regular_window() {
     assert!(inc["delivery_degraded_at"].is_null());
     w.app.clock.advance(12 * MIN);
     assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 1);
+}
+
+// ---------- two-way sync with Sentry (a `type: sentry` channel) ----------
+
+async fn synced_world() -> (World, FakeSentry) {
+    let sentry = FakeSentry::start().await;
+    let channel = format!(
+        r##"
+  sentry-sync:
+    type: sentry
+    organization: "{org}"
+    api_token: "{token}"
+    installation_uuid: "{uuid}"
+    api_url: "{url}"
+    users: {{ alice: "alice@paiid.ai" }}"##,
+        org = fake_sentry::ORG,
+        token = fake_sentry::TOKEN,
+        uuid = fake_sentry::INSTALLATION,
+        url = sentry.url(),
+    );
+    (world_with("", channel).await, sentry)
+}
+
+/// Sentry's `issue.resolved` for the lifecycle fixtures' issue: a real capture, its issue id
+/// changed to theirs.
+fn sentry_resolved() -> Value {
+    let mut v = fixture_json("issue.resolved.1.json");
+    v["data"]["issue"]["id"] = ISSUE.into();
+    v
+}
+
+fn deliveries_to(inc: &Value, channel: &str) -> Vec<Value> {
+    inc["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["channel"] == channel)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn the_incident_is_linked_assigned_and_resolved_in_sentry_and_the_echo_changes_nothing() {
+    let (w, sentry) = synced_world().await;
+    let id = open_critical(&w.app).await;
+    deliver_due(&w.app).await;
+    let (url, name) = sentry.link(ISSUE).expect("linked in Sentry's sidebar");
+    assert!(url.ends_with(&format!("/incidents/{id}")), "{url}");
+    assert_eq!(name, format!("paiid-alerts#{id}"));
+
+    // Acknowledged by someone Sentry knows: assigned there; by someone it does not: nothing.
+    act(&w.app, id, "ack", "alice").await;
+    deliver_due(&w.app).await;
+    assert_eq!(
+        sentry.issue(ISSUE).unwrap().assigned_to.as_deref(),
+        Some("alice@paiid.ai")
+    );
+    let calls = sentry.requests().len();
+
+    // Sentry is down for a moment: the resolve is retried, and shows in the delivery history.
+    sentry.fail_next(1, 503);
+    act(&w.app, id, "resolve", "alice").await;
+    deliver_due(&w.app).await;
+    w.app.clock.advance(Duration::from_secs(2));
+    deliver_due(&w.app).await;
+    assert_eq!(
+        sentry.issue(ISSUE).unwrap().status.as_deref(),
+        Some("resolved")
+    );
+    let puts: Vec<_> = sentry.requests()[calls..]
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| (r.status, r.json.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(puts.len(), 2, "{puts:?}");
+    assert_eq!(puts[0].0, 503);
+    assert_eq!(puts[1], (200, json!({ "status": "resolved" })));
+    for r in sentry.requests() {
+        assert_eq!(
+            r.authorization.as_deref(),
+            Some(&*format!("Bearer {}", fake_sentry::TOKEN))
+        );
+    }
+    let inc = w.app.incident(id).await;
+    let synced = deliveries_to(&inc, "sentry-sync");
+    assert_eq!(synced.len(), 3, "link, assign, resolve: {synced:?}");
+    assert!(
+        synced.iter().all(|d| d["status"] == "delivered"),
+        "{synced:?}"
+    );
+    let post_mortems = || {
+        w.slack
+            .requests()
+            .iter()
+            .filter(|r| r.body.contains("Post-mortem"))
+            .count()
+    };
+    let told = post_mortems();
+    assert!(told >= 1);
+
+    // Sentry sends its `issue.resolved` back: our echo. No second post-mortem, no loop.
+    let calls = sentry.requests().len();
+    post(&w.app, "issue", &sentry_resolved()).await;
+    deliver_due(&w.app).await;
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["state"], "resolved");
+    assert_eq!(inc["episode"], 1);
+    assert!(
+        timeline_details(&inc)
+            .iter()
+            .any(|t| t.contains("Sentry confirmed the resolution we sent"))
+    );
+    assert_eq!(post_mortems(), told, "no second post-mortem");
+    assert_eq!(
+        sentry.requests().len(),
+        calls,
+        "nothing sent back to Sentry"
+    );
+}
+
+#[tokio::test]
+async fn a_late_echo_does_not_resolve_the_episode_that_opened_since() {
+    let (w, sentry) = synced_world().await;
+    let id = open_critical(&w.app).await;
+    act(&w.app, id, "resolve", "alice").await;
+    deliver_due(&w.app).await;
+    // New events reopen it before Sentry's echo of our resolve arrives.
+    error_event(&w.app, "evt-again").await;
+    assert_eq!(w.app.incident(id).await["episode"], 2);
+    post(&w.app, "issue", &sentry_resolved()).await;
+    let inc = w.app.incident(id).await;
+    assert_eq!(inc["state"], "triggered", "the new episode stays open");
+    assert!(
+        timeline_details(&inc)
+            .iter()
+            .any(|t| t.contains("episode 2 stays open"))
+    );
+    // A resolution made in Sentry itself afterwards is Sentry's own: it resolves, and is not
+    // sent back.
+    let before = sentry.requests().len();
+    let mut by_hand = sentry_resolved();
+    by_hand["actor"]["name"] = "Someone In Sentry".into();
+    post(&w.app, "issue", &by_hand).await;
+    deliver_due(&w.app).await;
+    assert_eq!(w.app.incident(id).await["state"], "resolved");
+    assert_eq!(sentry.requests().len(), before);
 }

@@ -89,6 +89,15 @@ struct RawChannel {
     events_url: Option<String>,
     #[serde(default)]
     to: Vec<String>,
+    /// `type: sentry`: the organization's slug, the API token (an internal integration's, with
+    /// `event:write`), the integration's installation UUID (for sidebar links, optional), the
+    /// API's base URL (default `https://sentry.io`), and who our actor names are in Sentry.
+    organization: Option<String>,
+    api_token: Option<String>,
+    installation_uuid: Option<String>,
+    api_url: Option<String>,
+    #[serde(default)]
+    users: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,7 +246,21 @@ pub struct ChannelConfig {
     pub routing_key: Option<String>,
     pub events_url: Option<String>,
     pub to: Vec<String>,
+    /// `type: sentry` (see [`SentrySync`]).
+    pub sentry: Option<SentrySync>,
     pub missing_env: Vec<String>,
+}
+
+/// A `type: sentry` channel: where and as whom to call Sentry's API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SentrySync {
+    pub organization: String,
+    pub api_token: String,
+    pub installation_uuid: Option<String>,
+    pub api_url: String,
+    /// Our actor names (who acknowledged) -> Sentry's `assignedTo` (`user:ID`, a username or an
+    /// email). An actor not listed is not assigned.
+    pub users: BTreeMap<String, String>,
 }
 
 impl ChannelConfig {
@@ -829,6 +852,10 @@ fn resolve_channel(
     let routing_key = resolve(raw.routing_key)?;
     let events_url = resolve(raw.events_url)?;
     let slack_channel = resolve(raw.channel)?;
+    let organization = resolve(raw.organization)?;
+    let api_token = resolve(raw.api_token)?;
+    let installation_uuid = resolve(raw.installation_uuid)?;
+    let api_url = resolve(raw.api_url)?;
     let mut to = Vec::new();
     for addr in raw.to {
         if let Some(a) = resolve(Some(addr))? {
@@ -870,7 +897,27 @@ fn resolve_channel(
             }
         }
         ChannelKind::Log => {}
+        ChannelKind::Sentry => {
+            if (organization.is_none() || api_token.is_none()) && missing.is_empty() {
+                return Err(format!(
+                    "sentry channel `{name}` needs `organization` and `api_token`"
+                ));
+            }
+        }
     }
+    let sentry = match (kind, organization, api_token) {
+        (ChannelKind::Sentry, Some(organization), Some(api_token)) => Some(SentrySync {
+            organization,
+            api_token,
+            installation_uuid,
+            api_url: api_url
+                .unwrap_or_else(|| "https://sentry.io".to_string())
+                .trim_end_matches('/')
+                .to_string(),
+            users: raw.users,
+        }),
+        _ => None,
+    };
     Ok(ChannelConfig {
         name: name.to_string(),
         kind,
@@ -880,6 +927,7 @@ fn resolve_channel(
         routing_key,
         events_url,
         to,
+        sentry,
         missing_env: missing,
     })
 }

@@ -112,6 +112,9 @@ pub enum ChannelKind {
     Pagerduty,
     Email,
     Log,
+    /// Two-way sync with Sentry's API: resolves and assigns the issue, links the incident in
+    /// its sidebar. Delivered through the outbox like any page, so durable and retried.
+    Sentry,
 }
 
 text_enum!(pub ChannelKind, "channel kind", {
@@ -119,6 +122,7 @@ text_enum!(pub ChannelKind, "channel kind", {
     Pagerduty => "pagerduty",
     Email => "email",
     Log => "log",
+    Sentry => "sentry",
 });
 
 /// How far an outbox row got (`deliveries.status`).

@@ -251,7 +251,13 @@ async fn check_confirmations(
                 continue;
             }
         };
-        let confirmed = sql::delivery_confirmed(tx, inc.id, inc.episode).await?;
+        let policy = inc.frozen_policy();
+        let paging: Vec<String> = policy
+            .notify
+            .into_iter()
+            .chain(policy.escalate_to)
+            .collect();
+        let confirmed = sql::delivery_confirmed(tx, inc.id, inc.episode, &paging).await?;
         if let Some(e) = lifecycle::confirm_deadline(&mut inc, confirmed, now) {
             degraded += usize::from(inc.delivery_degraded_at == Some(now));
             fx.extend(e);

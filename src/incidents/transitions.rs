@@ -118,7 +118,42 @@ pub(crate) fn open_new(
         Some(opened_detail(class)),
     );
     start_episode_notifications(&mut inc, &policy, now, NotificationKind::Opened, &mut fx);
+    // Sentry's sidebar links the issue to this incident from its first notification on.
+    if inc.sentry_issue_id.is_some() {
+        fx.deliver(
+            &inc,
+            &sentry_sync_channels(cfg, |_| true),
+            NotificationKind::Opened,
+            None,
+        );
+    }
     (inc, fx)
+}
+
+/// The `type: sentry` channels (two-way sync) whose settings accept `wanted`.
+fn sentry_sync_channels(
+    cfg: &RoutingConfig,
+    wanted: impl Fn(&crate::config::ChannelConfig) -> bool,
+) -> Vec<String> {
+    cfg.channels
+        .values()
+        .filter(|c| c.kind == ChannelKind::Sentry && wanted(c))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// A change made here, not in Sentry, is told to Sentry (resolved, assigned): never one that
+/// came from Sentry, which would loop.
+fn tell_sentry(
+    cfg: &RoutingConfig,
+    inc: &Incident,
+    actor: &Actor,
+    wanted: impl Fn(&crate::config::ChannelConfig) -> bool,
+) -> Vec<String> {
+    if actor.via == Via::Sentry || inc.sentry_issue_id.is_none() {
+        return Vec::new();
+    }
+    sentry_sync_channels(cfg, wanted)
 }
 
 fn opened_detail(class: &Classification) -> String {
@@ -452,7 +487,14 @@ pub(crate) fn acknowledge(
     let targets = follow_up_channels(cfg, inc, actor.via);
     // The row says which acknowledgement it reports: it may be sent after a resolve or reopen.
     let ack = Acknowledgement::of(inc).map(|a| a.to_detail());
-    fx.deliver(inc, &targets, NotificationKind::Acknowledged, ack);
+    fx.deliver(inc, &targets, NotificationKind::Acknowledged, ack.clone());
+    // Assigned in Sentry to whoever acknowledged, when the channel knows them there.
+    let assign = tell_sentry(cfg, inc, actor, |c| {
+        c.sentry
+            .as_ref()
+            .is_some_and(|s| s.users.contains_key(&actor.name))
+    });
+    fx.deliver(inc, &assign, NotificationKind::Acknowledged, ack);
     (AckOutcome::Acknowledged, fx)
 }
 
@@ -495,6 +537,12 @@ pub(crate) fn resolve(
     let summary = ResolvedEpisode::of(inc).map(|e| e.to_detail());
     let mut targets = follow_up_channels(cfg, inc, actor.via);
     targets.extend(mail_told(cfg, inc));
+    // Resolved in Sentry too; the `issue.resolved` Sentry sends back is then our own echo.
+    let sync = tell_sentry(cfg, inc, actor, |_| true);
+    if !sync.is_empty() {
+        inc.sentry_echo_episode = Some(inc.episode);
+    }
+    targets.extend(sync);
     fx.deliver(inc, &targets, NotificationKind::Resolved, summary.clone());
     // Only incidents that paged somebody earn a post-mortem in the alerts channel.
     let policy = inc.frozen_policy();

@@ -21,6 +21,7 @@ pub(crate) mod registry;
 pub(crate) mod reload;
 pub(crate) mod render;
 pub(crate) mod retry;
+pub(crate) mod sentry;
 pub(crate) mod slack;
 pub(crate) mod transport;
 pub(crate) mod worker;

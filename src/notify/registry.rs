@@ -9,6 +9,7 @@ use super::email::EmailChannel;
 use super::log::LogChannel;
 use super::pagerduty::PagerDutyChannel;
 use super::render::Templates;
+use super::sentry::SentryChannel;
 use super::slack::SlackChannel;
 use super::{Channel, Mailer};
 use crate::config::{ChannelConfig, ChannelKind, RoutingConfig};
@@ -117,6 +118,18 @@ impl Channels {
                 ),
             },
             ChannelKind::Email => self.add_email(c, env, templates, send_timeout)?,
+            ChannelKind::Sentry => match &c.sentry {
+                Some(sync) => {
+                    let ch =
+                        SentryChannel::new(name.clone(), sync.clone(), http.clone(), send_timeout);
+                    self.channels.insert(name, Arc::new(ch));
+                }
+                None => self.insert_log(
+                    name,
+                    log_channel(c, "sentry", c.missing_env.clone(), templates),
+                    c.kind,
+                ),
+            },
             ChannelKind::Log => {
                 self.insert_log(name, log_channel(c, "log", Vec::new(), templates), c.kind)
             }

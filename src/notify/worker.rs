@@ -173,7 +173,7 @@ impl OutboxWorker {
         match kind {
             ChannelKind::Slack => Some(Limit::SLACK_CHANNEL),
             ChannelKind::Pagerduty => Some(Limit::PAGERDUTY_ROUTING_KEY),
-            ChannelKind::Email | ChannelKind::Log => None,
+            ChannelKind::Email | ChannelKind::Log | ChannelKind::Sentry => None,
         }
     }
 

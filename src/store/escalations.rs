@@ -51,21 +51,33 @@ pub(crate) async fn confirm_due(
 /// Whether some notification of this episode was confirmed delivered: a channel's own answer
 /// (Slack `ok`, PagerDuty 202, the SMTP server's acceptance) is on record. The log channel,
 /// which stands in for a channel without credentials, answers nothing: it confirms nothing.
+/// Only the channels that page (`paging`: the policy's `notify` and `escalate_to`) count: a
+/// Sentry sidebar link is not a page.
 pub(crate) async fn delivery_confirmed(
     tx: &mut WriteTx,
     incident_id: IncidentId,
     episode: Episode,
+    paging: &[String],
 ) -> Result<bool, StoreError> {
+    if paging.is_empty() {
+        return Ok(false);
+    }
     let found: Option<i64> = on!(&mut *tx, |c, Db| {
-        sqlx::query_scalar(
-            "SELECT id FROM deliveries WHERE incident_id = $1 AND episode = $2 \
-             AND status = 'delivered' AND last_status_code IS NOT NULL \
-             AND kind IN ('opened', 'severity_raised', 'escalation', 'retriggered') LIMIT 1",
-        )
-        .bind(incident_id)
-        .bind(episode)
-        .fetch_optional(c)
-        .await
+        let mut q = QueryBuilder::<Db>::new("SELECT id FROM deliveries WHERE incident_id = ");
+        q.push_bind(incident_id)
+            .push(" AND episode = ")
+            .push_bind(episode)
+            .push(
+                " AND status = 'delivered' AND last_status_code IS NOT NULL \
+                 AND kind IN ('opened', 'severity_raised', 'escalation', 'retriggered') \
+                 AND channel IN (",
+            );
+        let mut names = q.separated(", ");
+        for name in paging {
+            names.push_bind(name);
+        }
+        q.push(") LIMIT 1");
+        q.build_query_scalar().fetch_optional(c).await
     })?;
     Ok(found.is_some())
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_pagerduty;
+pub mod fake_sentry;
 pub mod fake_slack;
 pub mod seed;
 pub mod service;
