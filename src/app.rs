@@ -22,7 +22,7 @@ use crate::escalation::Scheduler;
 use crate::http::{self, AppState};
 use crate::incidents::service::IncidentService;
 use crate::incidents::silences::Silences;
-use crate::incidents::writer::{Wakers, Writer};
+use crate::incidents::writer::{Wakers, Writer, WriterHandle};
 use crate::metrics::Metrics;
 use crate::notify::build::NotificationBuilder;
 use crate::notify::registry::{ChannelEnv, Channels};
@@ -31,6 +31,7 @@ use crate::notify::render::Templates;
 use crate::notify::worker::OutboxWorker;
 use crate::settings::Settings;
 use crate::store::{Store, settings as stored_settings};
+use crate::watch::PipelineWatch;
 
 /// The workers, for tests that step them by hand (`OutboxWorker::step`, `Scheduler::fire_due`)
 /// instead of waiting for them. The HTTP handlers never need these, so they are not in
@@ -41,6 +42,8 @@ pub struct Workers {
     pub scheduler: Scheduler,
     /// Releases the incidents a silence held once it ends (`release_due`).
     pub silences: Silences,
+    /// The heartbeat, canary and contract watches, and the interval starts (`check`).
+    pub watch: PipelineWatch,
     pub wakers: Wakers,
 }
 
@@ -106,7 +109,7 @@ impl Application {
         };
         let builder = core.notification_builder(&public_url, &ack_keys, cfg.delivery.include_pii);
         let reloader = core.reloader(&settings);
-        let handles = build_workers(&core, builder);
+        let handles = build_workers(&core, builder, &writer);
         let state = AppState {
             incidents: core.incident_service(),
             cfg: core.cfg,
@@ -346,7 +349,7 @@ async fn build_channels(
 }
 
 /// The outbox worker, the escalation scheduler and the silence releaser, built but not started.
-fn build_workers(core: &Core, builder: NotificationBuilder) -> Workers {
+fn build_workers(core: &Core, builder: NotificationBuilder, writer: &WriterHandle) -> Workers {
     let outbox = Arc::new(OutboxWorker::new(
         core.store.clone(),
         core.cfg.clone(),
@@ -367,10 +370,20 @@ fn build_workers(core: &Core, builder: NotificationBuilder) -> Workers {
         wakers: core.wakers.clone(),
         cfg: core.cfg.clone(),
     };
+    let watch = PipelineWatch {
+        store: core.store.clone(),
+        cfg: core.cfg.clone(),
+        clock: core.clock.clone(),
+        writer: writer.clone(),
+        incidents: core.incident_service(),
+        metrics: core.metrics.clone(),
+        wakers: core.wakers.clone(),
+    };
     Workers {
         outbox,
         scheduler,
         silences,
+        watch,
         wakers: core.wakers.clone(),
     }
 }
@@ -413,6 +426,7 @@ async fn start_workers(
             cancel.child_token(),
         ));
         workers.push(handles.silences.clone().spawn(cancel.child_token()));
+        workers.push(handles.watch.clone().spawn(cancel.child_token()));
     } else {
         // Tests that step workers by hand run recovery themselves.
         handles.scheduler.fire_due().await?;

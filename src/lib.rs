@@ -53,6 +53,7 @@ mod templates;
 pub(crate) mod test_support;
 pub mod testing;
 mod text;
+mod watch;
 
 // The binary's surface (`src/main.rs`): serve, check-config, send-test and digest.
 pub use app::demo::run_demo;

@@ -317,6 +317,9 @@ fn check_config(path: Option<PathBuf>, strict: bool) -> anyhow::Result<()> {
             cfg.policies.len()
         );
     }
+    for line in cfg.feature_lines() {
+        println!("{line}");
+    }
     let log_only: Vec<(&str, &str)> = channels.log_only().collect();
     if !log_only.is_empty() {
         println!("channels that only reach the log:");

@@ -236,10 +236,19 @@ pub struct Metrics {
     escalation_lateness: Histogram,
     acknowledgements_expired: Counter,
     delivery_degraded: Counter,
+    intake_breaches: Family<OutcomeLabels, Counter>,
+    /// Intake answers slower than Sentry's 1 s or 5xx, per minute of the injected clock: what
+    /// the pipeline watch compares with `sentry_contract` (this replica's, since it started).
+    breach_minutes: Mutex<std::collections::BTreeMap<i64, u64>>,
     config_reloads: Family<ResultLabels, Counter>,
     config_last_reload_ok: Gauge,
     db: DbGauges,
 }
+
+/// Sentry times a webhook out after 1 s, and unsubscribes it after 1,000 timeouts in a day.
+const SENTRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Minutes of contract breaches kept in memory.
+const BREACH_MINUTES_KEPT: i64 = 2 * 24 * 60;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -275,6 +284,8 @@ impl Metrics {
             escalation_lateness: Histogram::new(LATENESS_BUCKETS),
             acknowledgements_expired: Counter::default(),
             delivery_degraded: Counter::default(),
+            intake_breaches: Family::default(),
+            breach_minutes: Mutex::default(),
             config_reloads: Family::default(),
             config_last_reload_ok: Gauge::default(),
             db: DbGauges::default(),
@@ -318,6 +329,11 @@ impl Metrics {
             "paiid_acknowledgements_expired",
             "Acknowledgements that outlived their severity's ack_timeout: the incident paged again",
             m.acknowledgements_expired.clone(),
+        );
+        r.register(
+            "paiid_intake_contract_breaches",
+            "Webhook answers that count against Sentry's contract (slower than 1 s, or 5xx), by kind",
+            m.intake_breaches.clone(),
         );
         r.register(
             "paiid_delivery_degraded",
@@ -390,6 +406,48 @@ impl Metrics {
                 channel: channel.to_string(),
             })
             .observe(seconds);
+    }
+
+    /// A webhook answered with `status` after `elapsed`, at `now_ms`: counted against Sentry's
+    /// contract when slower than 1 s (Sentry's timeout) or a 5xx.
+    pub fn intake_answered(&self, status: u16, elapsed: std::time::Duration, now_ms: i64) {
+        let kind = if status >= 500 {
+            "server_error"
+        } else if elapsed > SENTRY_TIMEOUT {
+            "slow"
+        } else {
+            return;
+        };
+        self.intake_breaches
+            .get_or_create(&OutcomeLabels {
+                outcome: kind.to_string(),
+            })
+            .inc();
+        let minute = now_ms.div_euclid(60_000);
+        let mut minutes = self
+            .breach_minutes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *minutes.entry(minute).or_default() += 1;
+        // Two days kept: longer than any window the watch is given by default.
+        let keep_from = minute - BREACH_MINUTES_KEPT;
+        while minutes
+            .first_key_value()
+            .is_some_and(|(m, _)| *m < keep_from)
+        {
+            minutes.pop_first();
+        }
+    }
+
+    /// Breaches of Sentry's contract counted since `since_ms` (to the minute).
+    pub fn intake_breaches_since(&self, since_ms: i64) -> u64 {
+        let from = since_ms.div_euclid(60_000);
+        self.breach_minutes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .range(from..)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Acknowledgements that expired in one scheduler pass.

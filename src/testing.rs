@@ -144,6 +144,10 @@ pub mod http {
 }
 
 /// The outbound client the app uses (tests talk to it with the same TLS set-up).
+pub mod watch {
+    pub use crate::watch::{PipelineWatch, WatchError, WatchReport};
+}
+
 pub mod http_client {
     pub use crate::http_client::{builder, client};
 }

@@ -29,7 +29,7 @@ const LAYERS: &[&[&str]] = &[
     &["intake", "classification", "auth", "store"],
     &["metrics"],
     &["incidents"],
-    &["notify", "escalation", "digest"],
+    &["notify", "escalation", "digest", "watch"],
     &["http"],
     &["app"],
     // For integration tests only: nothing in the crate imports it.

@@ -9,6 +9,7 @@
 use serde::Serialize;
 
 use super::{Severity, group_key, matches_static};
+use crate::config::intervals::TimeInterval;
 use crate::config::{Conditions, RoutingConfig, Rule};
 use crate::domain::{DigestCadence, Silence, SilenceId, SilenceSubject};
 use crate::intake::redact::{REDACTED, is_pii_key, is_secret_key, scrub_text};
@@ -105,6 +106,11 @@ pub(crate) struct Explanation {
     pub escalation: Option<Escalation>,
     pub digest: Option<DigestCadence>,
     pub silences: Silences,
+    /// The time interval whose `escalate_after_during` sets the escalation window now.
+    pub escalation_interval: Option<String>,
+    /// What Sentry's lifecycle does with this payload (regressed, escalating, archived, Seer,
+    /// the echo of our resolve), or the canary watch.
+    pub lifecycle: Option<String>,
     /// One line: what would happen.
     pub summary: String,
 }
@@ -121,7 +127,7 @@ pub(crate) fn explain(
     silences: Result<&[Silence], String>,
     now_ms: i64,
 ) -> Explanation {
-    let is_alert = facts.meaning() == Meaning::Alert;
+    let is_alert = facts.meaning() == Meaning::Alert && !facts.is_canary();
     let mut rules = Vec::new();
     let mut chosen: Option<&Rule> = None;
     if is_alert {
@@ -142,7 +148,12 @@ pub(crate) fn explain(
         }
     }
     let severity = chosen.map_or(Severity::Unclassified, |r| r.severity);
-    let policy = cfg.policy(severity);
+    let policy = cfg.policy_at(severity, now_ms);
+    let escalation_interval = cfg
+        .escalation_interval_at(severity, now_ms)
+        .filter(|_| is_alert && policy.escalate_after_ms.is_some())
+        .map(str::to_string);
+    let lifecycle = lifecycle_rule(facts);
     let escalation = policy.escalate_after_ms.map(|ms| Escalation {
         after_ms: ms,
         after: human_ms(ms),
@@ -175,14 +186,15 @@ pub(crate) fn explain(
         },
         Err(reason) => Silences::NotChecked { reason },
     };
-    let not_classified_because = (!is_alert).then(|| {
-        format!(
+    let not_classified_because = (!is_alert).then(|| match &lifecycle {
+        Some(rule) if facts.is_canary() => rule.clone(),
+        _ => format!(
             "a `{}` payload ({}) changes an incident that exists; only alerts are classified",
             facts.resource,
             meaning_word(facts.meaning())
-        )
+        ),
     });
-    let summary = summarize(
+    let mut summary = summarize(
         is_alert,
         severity,
         chosen,
@@ -191,6 +203,12 @@ pub(crate) fn explain(
         policy.digest,
         &silences,
     );
+    if let Some(interval) = &escalation_interval {
+        summary.push_str(&format!(" (window of {interval}, which holds now)"));
+    }
+    if let Some(rule) = lifecycle.as_ref().filter(|_| !is_alert) {
+        summary = format!("{summary}; {rule}");
+    }
     Explanation {
         facts: facts_of(facts, cfg.delivery.include_pii),
         not_classified_because,
@@ -201,6 +219,8 @@ pub(crate) fn explain(
         escalation: escalation.filter(|_| is_alert),
         digest: policy.digest.filter(|_| is_alert),
         silences,
+        escalation_interval,
+        lifecycle,
         summary,
     }
 }
@@ -352,7 +372,84 @@ fn trace(
     out.extend(duration_condition(when, f));
     out.extend(apdex_condition(when, f));
     out.extend(rate_condition(when, f, recent, now_ms));
+    out.extend(time_conditions(when, now_ms));
     out
+}
+
+/// `during` and `not_during`: which interval holds `now`, and until when.
+fn time_conditions(when: &Conditions, now_ms: i64) -> Vec<ConditionTrace> {
+    let at = |i: &TimeInterval| {
+        if i.contains(now_ms) {
+            match i.end_after(now_ms) {
+                Some(end) => format!("inside {} until {}", i.name, utc(end)),
+                None => format!("inside {}", i.name),
+            }
+        } else {
+            match i.next_start_after(now_ms) {
+                Some(start) => format!("outside {} (next start {})", i.name, utc(start)),
+                None => format!("outside {}", i.name),
+            }
+        }
+    };
+    let describe = |list: &[TimeInterval]| {
+        list.iter()
+            .map(|i| format!("{} ({})", i.name, i.describe()))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let mut out = Vec::new();
+    if let Some(list) = &when.during {
+        out.push(ConditionTrace {
+            condition: "during".into(),
+            expected: describe(list),
+            actual: list.iter().map(at).collect::<Vec<_>>().join("; "),
+            result: list.iter().any(|i| i.contains(now_ms)),
+        });
+    }
+    if !when.not_during.is_empty() {
+        out.push(ConditionTrace {
+            condition: "not_during".into(),
+            expected: describe(&when.not_during),
+            actual: when
+                .not_during
+                .iter()
+                .map(at)
+                .collect::<Vec<_>>()
+                .join("; "),
+            result: !when.not_during.iter().any(|i| i.contains(now_ms)),
+        });
+    }
+    out
+}
+
+fn utc(ms: i64) -> String {
+    crate::clock::ms_to_datetime(ms)
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string()
+}
+
+/// What Sentry's lifecycle (or the canary watch) does with a payload that is not classified.
+fn lifecycle_rule(f: &AlertFacts) -> Option<String> {
+    use crate::intake::sentry::Substatus;
+    if f.is_canary() {
+        return Some(
+            "canary (tag canary: true): recorded for the pipeline watch, never paged".into(),
+        );
+    }
+    Some(match f.meaning() {
+        Meaning::Unresolved => match f.substatus {
+            Some(Substatus::Regressed) => "regressed: a resolved or muted incident reopens as a new episode and pages, saying regressed; an acknowledged one pages again at once".into(),
+            Some(Substatus::Escalating) => "escalating: a resolved or muted incident (archived until escalating) reopens and pages; a triggered one escalates now; an acknowledged one pages again and escalates now".into(),
+            _ => "unresolved: a resolved or muted incident reopens as a new episode".into(),
+        },
+        Meaning::Muted => format!(
+            "{}: the incident is muted (no notifications, escalation stopped)",
+            f.mute_reason.as_deref().unwrap_or("archived in Sentry")
+        ),
+        Meaning::Resolved => "resolved: the incident resolves with a post-mortem, unless it is the echo of our own resolve sent to Sentry".into(),
+        Meaning::Seer => "Seer: its findings go on the timeline, its root cause into the post-mortem, its pull request onto the incident".into(),
+        _ => return None,
+    })
 }
 
 /// The conditions that name accepted values (environment, level, ...), those the rule sets.
@@ -613,13 +710,21 @@ impl Explanation {
                 self.notify.join(", ")
             }
         ));
-        match &self.escalation {
-            Some(e) => line(format!(
+        match (&self.escalation, &self.escalation_interval) {
+            (Some(e), Some(interval)) => line(format!(
+                "Escalates    after {} unacknowledged (the window of {interval}, which holds now), to {}",
+                e.after,
+                e.to.join(", ")
+            )),
+            (Some(e), None) => line(format!(
                 "Escalates    after {} unacknowledged, to {}",
                 e.after,
                 e.to.join(", ")
             )),
-            None => line("Escalates    never".into()),
+            (None, _) => line("Escalates    never".into()),
+        }
+        if let Some(rule) = &self.lifecycle {
+            line(format!("Lifecycle    {rule}"));
         }
         line(format!(
             "Digest       {}",

@@ -149,7 +149,9 @@ impl Classifier {
                     }
                 }
             };
-            if rate_ok && first.is_none() {
+            // Time conditions (`during`, `not_during`) choose the rule, not what the windows
+            // count: a window holds its errors whatever the hour, as a restart rebuilds it.
+            if rate_ok && first.is_none() && rule.when.in_time(now_ms) {
                 first = Some(i);
             }
         }

@@ -7,6 +7,7 @@
 
 pub(crate) mod duration;
 pub(crate) mod interpolate;
+pub(crate) mod intervals;
 pub(crate) mod live;
 pub(crate) mod schedule;
 
@@ -67,6 +68,49 @@ struct RawConfig {
     post_mortem_to: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     storm: RawStorm,
+    /// Named time intervals (trading hours), used by rules (`during`, `not_during`), policies
+    /// (`escalate_after_during`), `heartbeat.during` and `renotify_at_start`.
+    #[serde(default)]
+    time_intervals: BTreeMap<String, intervals::RawTimeInterval>,
+    heartbeat: Option<RawHeartbeat>,
+    canary: Option<RawCanary>,
+    sentry_contract: Option<RawContract>,
+}
+
+/// `heartbeat:`: no webhook from Sentry within `expect_within` (while `during`, when set) raises
+/// a Critical.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeartbeat {
+    expect_within: HumanDuration,
+    during: Option<String>,
+    #[serde(default)]
+    notify: Vec<Spanned<String>>,
+}
+
+/// `canary:`: events tagged `canary: true` never page; none for `expect_every` pages.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCanary {
+    expect_every: HumanDuration,
+    #[serde(default)]
+    notify: Vec<Spanned<String>>,
+}
+
+/// `sentry_contract:`: Sentry unsubscribes a webhook after 1,000 answers slower than 1 s in a
+/// day; more than `max_slow_or_failed` slow or 5xx answers `within` raise a Critical first.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContract {
+    #[serde(default = "default_contract_max")]
+    max_slow_or_failed: u32,
+    within: Option<HumanDuration>,
+    #[serde(default)]
+    notify: Vec<Spanned<String>>,
+}
+
+fn default_contract_max() -> u32 {
+    500
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +185,9 @@ struct RawWhen {
     rate: Option<RawRate>,
     transaction_duration_over: Option<HumanDuration>,
     apdex_below: Option<f64>,
+    /// Only inside (`during`) or outside (`not_during`) these `time_intervals`.
+    during: Option<OneOrMany>,
+    not_during: Option<OneOrMany>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +208,10 @@ struct RawPolicy {
     #[serde(default)]
     escalate_to: Vec<Spanned<String>>,
     digest: Option<DigestCadence>,
+    /// `escalate_after` while inside a time interval, e.g. `{ nyse-regular: 5m }`: the first
+    /// interval (in name order) holding the moment an episode opens sets its window.
+    #[serde(default)]
+    escalate_after_during: BTreeMap<String, HumanDuration>,
     ack_timeout: Option<HumanDuration>,
     reack_on_rate: Option<f64>,
     confirm_within: Option<HumanDuration>,
@@ -303,6 +354,20 @@ pub struct Conditions {
     pub rate: Option<RateCondition>,
     pub transaction_duration_over_ms: Option<f64>,
     pub apdex_below: Option<f64>,
+    /// Matches only inside one of these intervals.
+    pub during: Option<Vec<intervals::TimeInterval>>,
+    /// Matches only outside all of these.
+    pub not_during: Vec<intervals::TimeInterval>,
+}
+
+impl Conditions {
+    /// The time conditions at `now`: inside one `during` interval, outside every `not_during`.
+    pub fn in_time(&self, now_ms: i64) -> bool {
+        self.during
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|i| i.contains(now_ms)))
+            && !self.not_during.iter().any(|i| i.contains(now_ms))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -399,6 +464,42 @@ pub struct RoutingConfig {
     /// `environments:` as written (name -> aliases), for [`RoutingConfig::environment_names`].
     pub environment_aliases: BTreeMap<String, Vec<String>>,
     pub storm: StormSettings,
+    /// `time_intervals:`, by name.
+    pub intervals: BTreeMap<String, intervals::TimeInterval>,
+    /// `escalate_after_during` of each severity: (interval, window in ms), in name order.
+    pub escalate_windows: BTreeMap<Severity, Vec<(String, i64)>>,
+    /// The watched pipeline: `heartbeat`, `canary`, `sentry_contract`.
+    pub watch: WatchSettings,
+}
+
+/// What the pipeline watch (`crate::watch`) looks for.
+#[derive(Debug, Clone, Default)]
+pub struct WatchSettings {
+    pub heartbeat: Option<Heartbeat>,
+    pub canary: Option<Canary>,
+    pub contract: Option<ContractWatch>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    pub expect_within_ms: i64,
+    /// Only while inside this interval (e.g. trading hours): a quiet weekend is no outage.
+    pub during: Option<intervals::TimeInterval>,
+    /// Channels told instead of the critical policy's `notify` (empty: the policy's).
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Canary {
+    pub expect_every_ms: i64,
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContractWatch {
+    pub max_slow_or_failed: u32,
+    pub within_ms: i64,
+    pub notify: Vec<String>,
 }
 
 impl RoutingConfig {
@@ -441,8 +542,18 @@ impl RoutingConfig {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, Invalid> {
         let channels = resolve_channels(raw.channels, env)?;
-        let rules = resolve_rules(raw.rules, &raw.severities, &raw.environments)?;
+        let intervals = intervals::parse_all(raw.time_intervals)
+            .map_err(|e| Invalid::at(None, e.to_string()))?;
+        let rules = resolve_rules(raw.rules, &raw.severities, &raw.environments, &intervals)?;
+        let escalate_windows = resolve_escalate_windows(&raw.severities, &intervals)?;
         let policies = resolve_policies(raw.severities, &channels)?;
+        let watch = resolve_watch(
+            raw.heartbeat,
+            raw.canary,
+            raw.sentry_contract,
+            &intervals,
+            &channels,
+        )?;
         let digest = raw
             .digest
             .map(|d| resolve_digest(d, &channels))
@@ -472,11 +583,104 @@ impl RoutingConfig {
             post_mortem_to,
             environment_aliases: raw.environments,
             storm,
+            intervals,
+            escalate_windows,
+            watch,
         })
     }
 
     pub fn policy(&self, severity: Severity) -> Policy {
         self.policies.get(&severity).cloned().unwrap_or_default()
+    }
+
+    /// The policy an episode opening at `now` freezes: `escalate_after_during` of the first
+    /// interval holding `now`, else `escalate_after`.
+    pub fn policy_at(&self, severity: Severity, now: i64) -> Policy {
+        let mut policy = self.policy(severity);
+        let window = self.escalate_windows.get(&severity).and_then(|windows| {
+            windows.iter().find_map(|(name, ms)| {
+                self.intervals
+                    .get(name)
+                    .is_some_and(|i| i.contains(now))
+                    .then_some(*ms)
+            })
+        });
+        if window.is_some() && policy.escalate_after_ms.is_some() {
+            policy.escalate_after_ms = window;
+        }
+        policy
+    }
+
+    /// What `check-config` prints beyond channels and rules: the time intervals, the watched
+    /// pipeline and the Sentry sync, one line each.
+    pub fn feature_lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .intervals
+            .values()
+            .map(|i| {
+                let renotify = if i.renotify_at_start.is_empty() {
+                    String::new()
+                } else {
+                    let words: Vec<&str> = i.renotify_at_start.iter().map(|s| s.as_str()).collect();
+                    format!("; re-notifies open {} at its start", words.join(", "))
+                };
+                format!("time interval {}: {}{renotify}", i.name, i.describe())
+            })
+            .collect();
+        if let Some(h) = &self.watch.heartbeat {
+            out.push(format!(
+                "heartbeat: a Critical after {} without a webhook{}",
+                crate::text::duration(h.expect_within_ms),
+                h.during
+                    .as_ref()
+                    .map(|i| format!(" during {}", i.name))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(c) = &self.watch.canary {
+            out.push(format!(
+                "canary: a Critical after {} without one",
+                crate::text::duration(c.expect_every_ms)
+            ));
+        }
+        if let Some(k) = &self.watch.contract {
+            out.push(format!(
+                "sentry_contract: a Critical above {} slow or failed answers in {}",
+                k.max_slow_or_failed,
+                crate::text::duration(k.within_ms)
+            ));
+        }
+        for c in self
+            .channels
+            .values()
+            .filter(|c| c.kind == ChannelKind::Sentry)
+        {
+            out.push(match &c.sentry {
+                Some(s) => format!(
+                    "Sentry sync {}: on (organization {})",
+                    c.name, s.organization
+                ),
+                None => format!(
+                    "Sentry sync {}: off ({} not set)",
+                    c.name,
+                    c.missing_env.join(", ")
+                ),
+            });
+        }
+        out
+    }
+
+    /// The interval of `escalate_after_during` that holds `now` for `severity`, if any (for
+    /// `explain`).
+    pub fn escalation_interval_at(&self, severity: Severity, now: i64) -> Option<&str> {
+        self.escalate_windows.get(&severity).and_then(|windows| {
+            windows.iter().find_map(|(name, _)| {
+                self.intervals
+                    .get(name)
+                    .is_some_and(|i| i.contains(now))
+                    .then_some(name.as_str())
+            })
+        })
     }
 
     /// Channels whose secrets are unset, with the variables to set.
@@ -536,6 +740,7 @@ fn resolve_rules(
     raw: Vec<RawRule>,
     severities: &BTreeMap<String, Spanned<RawPolicy>>,
     environments: &BTreeMap<String, Vec<String>>,
+    intervals: &BTreeMap<String, intervals::TimeInterval>,
 ) -> Result<Vec<Rule>, Invalid> {
     let mut rules = Vec::with_capacity(raw.len());
     for rule in raw {
@@ -559,7 +764,12 @@ fn resolve_rules(
                 ),
             ));
         }
-        let when = resolve_when(rule.when, environments)?;
+        let when = resolve_when(rule.when, environments, intervals).map_err(|(line, m)| {
+            Invalid::at(
+                line.or(line_of(&rule.name)),
+                format!("rule `{}`: {m}", rule.name.value),
+            )
+        })?;
         rules.push(Rule {
             name: rule.name.value,
             severity: rule.severity.value,
@@ -854,7 +1064,14 @@ fn resolve_channel(
     let slack_channel = resolve(raw.channel)?;
     let organization = resolve(raw.organization)?;
     let api_token = resolve(raw.api_token)?;
-    let installation_uuid = resolve(raw.installation_uuid)?;
+    // Optional: without it the sync still resolves and assigns, only the sidebar link is off.
+    let installation_uuid = match raw.installation_uuid {
+        Some(v) => match interpolate(&v, env).map_err(|e| format!("channel `{name}`: {e}"))? {
+            Interpolated::Value(s) => Some(s),
+            Interpolated::Missing(_) => None,
+        },
+        None => None,
+    };
     let api_url = resolve(raw.api_url)?;
     let mut to = Vec::new();
     for addr in raw.to {
@@ -964,9 +1181,139 @@ fn expand_environments(names: Vec<String>, aliases: &BTreeMap<String, Vec<String
     out
 }
 
+/// The intervals `names` refers to, each defined under `time_intervals:`.
+fn interval_refs(
+    names: Option<OneOrMany>,
+    intervals: &BTreeMap<String, intervals::TimeInterval>,
+    key: &str,
+) -> Result<Option<Vec<intervals::TimeInterval>>, (Option<u64>, String)> {
+    names
+        .map(|n| {
+            n.into_vec()
+                .into_iter()
+                .map(|name| {
+                    intervals.get(&name).cloned().ok_or_else(|| {
+                        (
+                            None,
+                            format!("`{key}: {name}` names no interval under `time_intervals:`"),
+                        )
+                    })
+                })
+                .collect()
+        })
+        .transpose()
+}
+
+/// `escalate_after_during` of each severity, its intervals defined.
+fn resolve_escalate_windows(
+    severities: &BTreeMap<String, Spanned<RawPolicy>>,
+    intervals: &BTreeMap<String, intervals::TimeInterval>,
+) -> Result<BTreeMap<Severity, Vec<(String, i64)>>, Invalid> {
+    let mut out = BTreeMap::new();
+    for (name, policy) in severities {
+        let Some(severity) = Severity::parse(name) else {
+            continue; // reported by resolve_policies
+        };
+        let mut windows = Vec::new();
+        for (interval, after) in &policy.value.escalate_after_during {
+            if !intervals.contains_key(interval) {
+                return Err(Invalid::at(
+                    line_of(policy),
+                    format!(
+                        "severity `{name}`: `escalate_after_during` names `{interval}`, which is not under `time_intervals:`"
+                    ),
+                ));
+            }
+            if after.0.is_zero() {
+                return Err(Invalid::at(
+                    line_of(policy),
+                    format!("severity `{name}` has a zero `escalate_after_during.{interval}`"),
+                ));
+            }
+            windows.push((interval.clone(), after.as_millis_i64()));
+        }
+        if !windows.is_empty() {
+            out.insert(severity, windows);
+        }
+    }
+    Ok(out)
+}
+
+/// `heartbeat`, `canary` and `sentry_contract`: windows above zero, known channels and intervals.
+fn resolve_watch(
+    heartbeat: Option<RawHeartbeat>,
+    canary: Option<RawCanary>,
+    contract: Option<RawContract>,
+    intervals: &BTreeMap<String, intervals::TimeInterval>,
+    channels: &BTreeMap<String, ChannelConfig>,
+) -> Result<WatchSettings, Invalid> {
+    let positive = |d: HumanDuration, what: &str| {
+        if d.0.is_zero() {
+            Err(Invalid::at(
+                None,
+                format!("`{what}` must be longer than zero"),
+            ))
+        } else {
+            Ok(d.as_millis_i64())
+        }
+    };
+    let heartbeat = heartbeat
+        .map(|h| {
+            let during = match &h.during {
+                Some(name) => Some(intervals.get(name).cloned().ok_or_else(|| {
+                    Invalid::at(
+                        None,
+                        format!(
+                            "`heartbeat.during: {name}` names no interval under `time_intervals:`"
+                        ),
+                    )
+                })?),
+                None => None,
+            };
+            Ok::<_, Invalid>(Heartbeat {
+                expect_within_ms: positive(h.expect_within, "heartbeat.expect_within")?,
+                during,
+                notify: channel_refs(channels, &h.notify, "heartbeat")?,
+            })
+        })
+        .transpose()?;
+    let canary = canary
+        .map(|c| {
+            Ok::<_, Invalid>(Canary {
+                expect_every_ms: positive(c.expect_every, "canary.expect_every")?,
+                notify: channel_refs(channels, &c.notify, "canary")?,
+            })
+        })
+        .transpose()?;
+    let contract = contract
+        .map(|c| {
+            let within = c
+                .within
+                .unwrap_or(HumanDuration(std::time::Duration::from_secs(86_400)));
+            if c.max_slow_or_failed == 0 {
+                return Err(Invalid::at(
+                    None,
+                    "`sentry_contract.max_slow_or_failed` must be above zero",
+                ));
+            }
+            Ok(ContractWatch {
+                max_slow_or_failed: c.max_slow_or_failed,
+                within_ms: positive(within, "sentry_contract.within")?,
+                notify: channel_refs(channels, &c.notify, "sentry_contract")?,
+            })
+        })
+        .transpose()?;
+    Ok(WatchSettings {
+        heartbeat,
+        canary,
+        contract,
+    })
+}
+
 fn resolve_when(
     w: RawWhen,
     environments: &BTreeMap<String, Vec<String>>,
+    intervals: &BTreeMap<String, intervals::TimeInterval>,
 ) -> Result<Conditions, (Option<u64>, String)> {
     let environments = w
         .environment
@@ -999,6 +1346,8 @@ fn resolve_when(
             .transaction_duration_over
             .map(|d| d.0.as_secs_f64() * 1000.0),
         apdex_below: w.apdex_below,
+        during: interval_refs(w.during, intervals, "during")?,
+        not_during: interval_refs(w.not_during, intervals, "not_during")?.unwrap_or_default(),
     })
 }
 

@@ -156,3 +156,120 @@ fn notification_templates_are_compiled_once_and_kept() {
     assert!(cfg.templates.is_overridden("slack_text"));
     assert!(!cfg.templates.is_overridden("email_text"));
 }
+
+const BASE: &str = r##"
+channels:
+  slack: { type: slack, channel: "#a", webhook_url: "https://hooks.slack.com/services/T/B/x" }
+  pd: { type: pagerduty, routing_key: "k" }
+"##;
+
+fn with(extra: &str) -> Result<RoutingConfig, ConfigError> {
+    parse(&format!("{BASE}{extra}"))
+}
+
+#[test]
+fn the_default_file_holds_nyse_hours_and_watches_the_pipeline() {
+    let cfg = parse(REPO_ROUTING).unwrap();
+    let nyse = &cfg.intervals["nyse-regular"];
+    assert_eq!(
+        nyse.renotify_at_start,
+        vec![Severity::Critical, Severity::High]
+    );
+    // Friday 2026-05-29 10:00 in New York is inside, 16:00 is not; the 4th of July (observed
+    // on Friday the 3rd) is a holiday.
+    assert!(nyse.contains(1_780_063_200_000));
+    assert!(!nyse.contains(1_780_063_200_000 + 6 * 3_600_000));
+    assert!(!nyse.contains(1_783_087_200_000));
+    let h = cfg.watch.heartbeat.as_ref().unwrap();
+    assert_eq!(h.expect_within_ms, 6 * 3_600_000);
+    assert_eq!(h.during.as_ref().unwrap().name, "nyse-regular");
+    assert_eq!(cfg.watch.contract.as_ref().unwrap().max_slow_or_failed, 500);
+    assert!(
+        cfg.watch.canary.is_none(),
+        "on once the backend sends canaries"
+    );
+}
+
+#[test]
+fn lifecycle_settings_are_frozen_into_the_policy_and_checked() {
+    let cfg = with(
+        "severities:\n  critical: { notify: [slack], escalate_after: 15m, escalate_to: [pd], ack_timeout: 30m, reack_on_rate: 3, confirm_within: 2m }\n",
+    )
+    .unwrap();
+    let p = cfg.policy(Severity::Critical);
+    assert_eq!(p.ack_timeout_ms, Some(1_800_000));
+    assert_eq!(p.reack_on_rate, Some(3.0));
+    assert_eq!(p.confirm_within_ms, Some(120_000));
+    for (bad, says) in [
+        ("ack_timeout: 0s", "zero `ack_timeout`"),
+        ("reack_on_rate: 1", "a factor above 1"),
+        ("confirm_within: 0s", "zero `confirm_within`"),
+    ] {
+        let text = format!(
+            "severities:\n  critical: {{ notify: [slack], escalate_after: 15m, escalate_to: [pd], {bad} }}\n"
+        );
+        let e = with(&text).unwrap_err().to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+    let e = with("severities:\n  critical: { notify: [slack], confirm_within: 2m }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no `escalate_to` channels to fail over to"),
+        "{e}"
+    );
+}
+
+#[test]
+fn time_conditions_and_windows_name_defined_intervals() {
+    let intervals = "time_intervals:\n  hours: { timezone: UTC, times: [{ start: \"09:00\", end: \"17:00\" }] }\n";
+    let cfg = with(&format!(
+        "{intervals}rules:\n  - name: r\n    severity: critical\n    when: {{ level: error, during: hours }}\nseverities:\n  critical: {{ notify: [slack], escalate_after: 15m, escalate_to: [pd], escalate_after_during: {{ hours: 5m }} }}\n"
+    ))
+    .unwrap();
+    // 2026-05-28 10:00 UTC is inside, 20:00 outside.
+    let (inside, outside) = (1_779_962_400_000, 1_779_998_400_000);
+    assert!(cfg.rules[0].when.in_time(inside));
+    assert!(!cfg.rules[0].when.in_time(outside));
+    assert_eq!(
+        cfg.policy_at(Severity::Critical, inside).escalate_after_ms,
+        Some(300_000)
+    );
+    assert_eq!(
+        cfg.policy_at(Severity::Critical, outside).escalate_after_ms,
+        Some(900_000)
+    );
+    let e = with("rules:\n  - name: r\n    severity: critical\n    when: { during: nope }\nseverities:\n  critical: { notify: [slack] }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rule `r`: `during: nope` names no interval"),
+        "{e}"
+    );
+    let e = with("time_intervals:\n  x: { timezone: Mars/Olympus }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown timezone `Mars/Olympus`"), "{e}");
+    let e = with("heartbeat: { expect_within: 6h, during: nope }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`heartbeat.during: nope`"), "{e}");
+}
+
+#[test]
+fn a_sentry_channel_needs_its_organization_and_token_but_not_its_installation() {
+    let env = |name: &str| (name == "TOKEN").then(|| "t".to_string());
+    let cfg = RoutingConfig::parse(
+        Path::new("routing.yaml"),
+        &format!("{BASE}  s: {{ type: sentry, organization: paiid, api_token: \"${{TOKEN}}\", installation_uuid: \"${{UUID}}\" }}\n"),
+        &env,
+    )
+    .unwrap();
+    let sync = cfg.channels["s"].sentry.as_ref().expect("on");
+    assert_eq!(sync.api_url, "https://sentry.io");
+    assert_eq!(sync.installation_uuid, None);
+    let e = with("  s: { type: sentry, organization: paiid }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs `organization` and `api_token`"), "{e}");
+}

@@ -94,6 +94,7 @@ async fn test_alert(
     let outcome = state
         .writer
         .ingest(IngestRequest {
+            forced: None,
             facts,
             stored_body: crate::store::body::StoredBody::compress(&body.clone().into()),
             body: body.into(),

@@ -111,6 +111,7 @@ fn resource_from_file_name(path: &Path) -> Option<String> {
         "error",
         "installation",
         "comment",
+        "seer",
     ];
     let name = path.file_name()?.to_str()?;
     let first = name.split('.').next()?;

@@ -70,11 +70,14 @@ impl Actor {
     }
 }
 
-fn freeze(cfg: &RoutingConfig, severity: Severity) -> Policy {
-    cfg.policy(severity)
+/// The policy an episode of `severity` opening at `now` keeps (`escalate_after_during` picks its
+/// window by the time intervals holding `now`).
+fn freeze(cfg: &RoutingConfig, severity: Severity, now: i64) -> Policy {
+    cfg.policy_at(severity, now)
 }
 
 /// A brand-new incident for the first alert of its key. The id is assigned by the caller.
+#[cfg(test)]
 pub(crate) fn open_new(
     cfg: &RoutingConfig,
     id: IncidentId,
@@ -84,7 +87,26 @@ pub(crate) fn open_new(
     event_id: EventId,
     now: i64,
 ) -> (Incident, Effects) {
-    let policy = freeze(cfg, class.severity);
+    open_new_notifying(cfg, id, key, facts, class, event_id, now, None)
+}
+
+/// [`open_new`], telling `notify` instead of the policy's channels when given (the pipeline
+/// watch's own channels).
+#[allow(clippy::too_many_arguments)] // open_new's, and the one override
+pub(crate) fn open_new_notifying(
+    cfg: &RoutingConfig,
+    id: IncidentId,
+    key: String,
+    facts: &AlertFacts,
+    class: &Classification,
+    event_id: EventId,
+    now: i64,
+    notify: Option<&[String]>,
+) -> (Incident, Effects) {
+    let mut policy = freeze(cfg, class.severity, now);
+    if let Some(channels) = notify {
+        policy.notify = channels.to_vec();
+    }
     let mut inc = Incident {
         project: facts.project.clone(),
         environment: facts.environment.clone(),
@@ -130,14 +152,16 @@ pub(crate) fn open_new(
     (inc, fx)
 }
 
-/// The `type: sentry` channels (two-way sync) whose settings accept `wanted`.
+/// The `type: sentry` channels (two-way sync) whose settings accept `wanted`. Sync is on only
+/// when the organization and token are set: unlike a page, nobody needs to read in the log what
+/// would have been said to Sentry.
 fn sentry_sync_channels(
     cfg: &RoutingConfig,
     wanted: impl Fn(&crate::config::ChannelConfig) -> bool,
 ) -> Vec<String> {
     cfg.channels
         .values()
-        .filter(|c| c.kind == ChannelKind::Sentry && wanted(c))
+        .filter(|c| c.kind == ChannelKind::Sentry && c.sentry.is_some() && wanted(c))
         .map(|c| c.name.clone())
         .collect()
 }
@@ -264,7 +288,7 @@ pub(crate) fn record_alert(
     }
     if class.severity > inc.severity() {
         let old = inc.severity;
-        let policy = freeze(cfg, class.severity);
+        let policy = freeze(cfg, class.severity, now);
         inc.severity = class.severity;
         inc.rule = class.rule.clone();
         inc.policy = policy.clone();
@@ -338,7 +362,7 @@ fn reopen(
     reason: Option<&str>,
     fx: &mut Effects,
 ) {
-    let policy = freeze(cfg, severity);
+    let policy = freeze(cfg, severity, now);
     inc.episode = inc.episode.next();
     inc.severity = severity;
     if rule.is_some() {

@@ -35,6 +35,8 @@ const RETRY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// `IngestRequest::source` of synthetic alerts from `POST /api/test-alert`.
 pub(crate) const TEST_SOURCE: &str = "test";
+/// `IngestRequest::source` of the pipeline watch's alerts (`crate::watch`).
+pub(crate) const WATCH_SOURCE: &str = "watch";
 
 #[derive(Debug)]
 pub struct IngestRequest {
@@ -45,8 +47,20 @@ pub struct IngestRequest {
     pub(crate) stored_body: StoredBody,
     pub dedup_key: String,
     pub request_id: Option<String>,
-    /// `sentry`, `sentry-legacy` or `test`.
+    /// `sentry`, `sentry-legacy`, `test` or `watch`.
     pub source: &'static str,
+    /// Set by the pipeline watch: the severity, rule and channels of its alert, which no rule of
+    /// `routing.yaml` classifies.
+    pub forced: Option<Forced>,
+}
+
+/// What the pipeline watch's alerts are, decided by the watch rather than by the rules.
+#[derive(Debug, Clone)]
+pub struct Forced {
+    pub severity: Severity,
+    pub rule: String,
+    /// Channels told instead of the severity policy's `notify` (empty: the policy's).
+    pub notify: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -388,6 +402,10 @@ pub(crate) struct Applied<'a> {
     next: NextIds,
     /// Storms that lost an open member (see `storms::close_emptied`).
     lost_open: std::collections::BTreeSet<IncidentId>,
+    /// A webhook from Sentry was in the batch (for the heartbeat).
+    sentry_called: bool,
+    /// The latest canary of the batch: its latency in ms, when its event time is known.
+    canary: Option<Option<i64>>,
 }
 
 /// Step 1: looks up what the store holds about the requests (stored keys, recent copies of the
@@ -473,9 +491,12 @@ fn apply<'a>(
             unparsed: Vec::new(),
             next: ids,
             lost_open: std::collections::BTreeSet::new(),
+            sentry_called: false,
+            canary: None,
         },
     };
     for req in reqs {
+        batch.out.sentry_called |= req.source.starts_with("sentry");
         if let Some(event_id) = batch.retry_of(req) {
             batch
                 .out
@@ -487,7 +508,20 @@ fn apply<'a>(
         batch.out.next.event = event.next();
         batch.first_in_batch.insert(req.dedup_key.as_str(), event);
         let facts = batch.counted_once(req);
-        let (class, counted) = classifier.classify_counted(&facts, now);
+        if facts.is_canary() {
+            batch.canary(req, &facts, event);
+            continue;
+        }
+        let (class, counted) = match &req.forced {
+            Some(f) => (
+                Classification {
+                    severity: f.severity,
+                    rule: Some(f.rule.clone()),
+                },
+                Vec::new(),
+            ),
+            None => classifier.classify_counted(&facts, now),
+        };
         let change = batch.change(req, &facts, &class, event);
         let mut row = batch.event_row(req, &facts, &class, event, &change);
         row.rate_fp = classifier.fingerprint();
@@ -536,6 +570,26 @@ impl<'a> Applier<'a, '_> {
             return Some(*id);
         }
         self.first_in_batch.get(key).copied()
+    }
+
+    /// A canary: stored as an event and noted for the watch, never an incident nor counted in a
+    /// rate window.
+    fn canary(&mut self, req: &IngestRequest, facts: &AlertFacts, event: EventId) {
+        let change = Change {
+            status: IngestStatus::Recorded,
+            touched: None,
+            unreadable: None,
+        };
+        let class = Classification::unclassified();
+        let row = self.event_row(req, facts, &class, event, &change);
+        self.out.events.push(row);
+        self.out.canary = Some(facts.event_time_ms.map(|t| (self.now - t).max(0)));
+        self.out.outcomes.push(IngestOutcome::Accepted {
+            event_id: event,
+            incident_id: None,
+            severity: class.severity,
+            status: change.status,
+        });
     }
 
     /// The facts to apply: a Sentry event already counted (under another rule or route) is
@@ -603,8 +657,17 @@ impl<'a> Applier<'a, '_> {
                     }
                     None => {
                         let id = self.out.next.incident;
-                        let (mut inc, mut opened) =
-                            transitions::open_new(cfg, id, key.clone(), f, class, event, now);
+                        let notify = req.forced.as_ref().map(|f| f.notify.as_slice());
+                        let (mut inc, mut opened) = transitions::open_new_notifying(
+                            cfg,
+                            id,
+                            key.clone(),
+                            f,
+                            class,
+                            event,
+                            now,
+                            notify.filter(|n| !n.is_empty()),
+                        );
                         transitions::hold_if_silenced(
                             &mut inc,
                             &mut opened,
@@ -773,6 +836,12 @@ async fn write(
     }
     if !applied.events.is_empty() {
         sql::insert_events(conn, &applied.events).await?;
+    }
+    if applied.sentry_called {
+        crate::store::watch::mark(conn, crate::store::watch::LAST_WEBHOOK, now, None).await?;
+    }
+    if let Some(latency) = applied.canary {
+        crate::store::watch::mark(conn, crate::store::watch::LAST_CANARY, now, latency).await?;
     }
     let new_shapes = crate::intake::unparsed::record(conn, &applied.unparsed, now).await?;
     let announced_on =

@@ -208,6 +208,9 @@ impl MetricFacts {
     }
 }
 
+/// `AlertFacts::resource` of the alerts the pipeline watch raises (`crate::watch`).
+pub(crate) const WATCH_RESOURCE: &str = "paiid-alerts-watch";
+
 /// The normalized, owned summary of one webhook: all that classification and incidents read.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AlertFacts {
@@ -243,6 +246,9 @@ pub struct AlertFacts {
     pub mute_reason: Option<String>,
     /// A `seer` webhook's findings.
     pub seer: Option<SeerFacts>,
+    /// When the event happened (`event.timestamp`), epoch ms: a canary's latency is our receipt
+    /// minus this.
+    pub event_time_ms: Option<i64>,
     /// Set, with [`Meaning::Unparsed`], when the envelope is Sentry's but its content is not
     /// what the resource carries.
     pub unreadable: Option<Unreadable>,
@@ -253,10 +259,26 @@ impl AlertFacts {
         self.meaning.unwrap_or(Meaning::Unknown)
     }
 
+    /// An event the backend's SDK sends every few minutes to prove the pipeline works, tagged
+    /// `canary: true`: recorded and watched, never paged.
+    pub fn is_canary(&self) -> bool {
+        self.meaning() == Meaning::Alert
+            && self
+                .tag("canary")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
     /// The incident this payload belongs to: one per Sentry issue, or per metric alert rule.
     pub fn incident_key(&self) -> Option<String> {
         if self.meaning() == Meaning::Unparsed {
             return None;
+        }
+        // The pipeline watch's own alerts: one incident per outage it raises.
+        if self.resource == WATCH_RESOURCE {
+            return self
+                .issue_id
+                .as_ref()
+                .map(|at| format!("watch:{}:{at}", self.action));
         }
         if self.resource == "metric_alert" {
             let by_id = self
@@ -844,6 +866,12 @@ fn fill_from_event(facts: &mut AlertFacts, e: &Event<'_>) {
         .and_then(project_slug_from_url)
         .or_else(|| e.project.owned());
     facts.release = e.release.owned();
+    facts.event_time_ms = e
+        .timestamp
+        .0
+        .map(|s| s * 1000.0)
+        .filter(|ms| ms.is_finite() && ms.abs() < 1e15)
+        .map(|ms| ms as i64);
     facts.tags = e
         .tags
         .0

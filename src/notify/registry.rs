@@ -124,11 +124,13 @@ impl Channels {
                         SentryChannel::new(name.clone(), sync.clone(), http.clone(), send_timeout);
                     self.channels.insert(name, Arc::new(ch));
                 }
-                None => self.insert_log(
-                    name,
-                    log_channel(c, "sentry", c.missing_env.clone(), templates),
-                    c.kind,
-                ),
+                // Sync is off: nothing is queued for it (see `transitions::sentry_sync_channels`),
+                // so it is no channel that "only reaches the log". Rows queued while it was on
+                // (before a reload took the token away) are logged.
+                None => {
+                    let ch = log_channel(c, "sentry", c.missing_env.clone(), templates);
+                    self.channels.insert(name, ch);
+                }
             },
             ChannelKind::Log => {
                 self.insert_log(name, log_channel(c, "log", Vec::new(), templates), c.kind)

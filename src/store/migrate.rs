@@ -36,6 +36,8 @@ const TABLES: &[&str] = &[
     "unparsed_shapes",
     "bundles",
     "bundle_members",
+    "watch_state",
+    "interval_starts",
 ];
 
 /// Tables whose `id` PostgreSQL numbers (an identity): its sequence continues after the copy.

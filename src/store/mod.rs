@@ -34,6 +34,7 @@ pub(crate) mod test_plan;
 pub(crate) mod testdb;
 #[cfg(test)]
 mod tests;
+pub(crate) mod watch;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

@@ -61,7 +61,7 @@ pub(crate) fn form(
     severity: Severity,
     now: i64,
 ) -> (Incident, Effects) {
-    let policy = freeze(cfg, severity);
+    let policy = freeze(cfg, severity, now);
     // The id makes the key unique by construction (two storms of one severity could form in
     // one millisecond on different replicas).
     let mut storm = Incident::opening(

@@ -286,3 +286,137 @@ fn muted_incidents_stop_escalating() {
     assert_eq!(inc.next_escalation_at, None);
     assert!(fire_escalation(&mut inc, due, due).is_none());
 }
+
+// ---------- lifecycle: ack timeouts, re-pages, confirmation, the echo ----------
+
+fn acknowledged_with(policy: impl FnOnce(&mut Policy)) -> (RoutingConfig, Incident) {
+    let (cfg, mut inc, _) = critical();
+    policy(&mut inc.policy);
+    acknowledge(&cfg, &mut inc, &Actor::new("alice", Via::Api), 11 * MIN);
+    (cfg, inc)
+}
+
+#[test]
+fn an_acknowledgement_with_a_timeout_expires_once_and_restarts_the_window() {
+    let (_, mut inc) = acknowledged_with(|p| p.ack_timeout_ms = Some(30 * MIN));
+    let due = inc
+        .next_escalation_at
+        .expect("the acknowledgement's deadline");
+    assert_eq!(due, 41 * MIN);
+    // Not the escalation: an acknowledged incident's deadline is its expiry.
+    assert!(fire_escalation(&mut inc, due, due).is_none());
+    let mut inc2 = inc.clone();
+    let fx = lifecycle::expire_acknowledgement(&mut inc2, due, due).unwrap();
+    assert_eq!(inc2.state(), IncidentState::Triggered);
+    assert_eq!(inc2.next_escalation_at, Some(due + 15 * MIN));
+    assert_eq!(
+        kinds(&fx),
+        vec![("slack-alerts".to_string(), NotificationKind::Retriggered)]
+    );
+    assert!(
+        fx.deliveries[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("acknowledgement by alice expired after 30m")
+    );
+    // A second firing of the same deadline does nothing.
+    assert!(lifecycle::expire_acknowledgement(&mut inc2, due, due).is_none());
+}
+
+#[test]
+fn the_rate_since_an_acknowledgement_re_pages_only_above_the_factor_and_the_floor() {
+    let (_, mut inc) = acknowledged_with(|p| p.reack_on_rate = Some(3.0));
+    // One event in the 10 minutes before: 0.1 a minute.
+    inc.first_seen = MIN;
+    inc.event_count = 1;
+    inc.ack_event_count = Some(1);
+    inc.event_count += 4;
+    assert_eq!(
+        lifecycle::rate_outgrew_ack(&inc, 12 * MIN),
+        None,
+        "below the floor of five"
+    );
+    inc.event_count += 1;
+    assert!(lifecycle::rate_outgrew_ack(&inc, 12 * MIN).is_some());
+    // The same five events spread over an hour: 0.08 a minute, not worse.
+    assert_eq!(lifecycle::rate_outgrew_ack(&inc, 71 * MIN), None);
+}
+
+#[test]
+fn a_raise_while_acknowledged_pages_again_at_once() {
+    let (cfg, mut inc) = acknowledged_with(|_| {});
+    inc.severity = Severity::High;
+    inc.policy = cfg.policy(Severity::High);
+    let facts = parse(
+        Some("event_alert"),
+        &fixture("event_alert.triggered.4.json"),
+    )
+    .unwrap();
+    let class = Classification {
+        severity: Severity::Critical,
+        rule: Some("critical-production-errors".into()),
+    };
+    let fx = record_alert(&cfg, &mut inc, &facts, &class, EventId(2), 12 * MIN);
+    assert_eq!(inc.state(), IncidentState::Triggered);
+    assert_eq!(inc.next_escalation_at, Some(27 * MIN));
+    assert_eq!(
+        kinds(&fx),
+        vec![("slack-alerts".to_string(), NotificationKind::SeverityRaised)]
+    );
+    assert!(
+        fx.deliveries[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("while acknowledged by alice")
+    );
+}
+
+#[test]
+fn the_confirmation_deadline_fails_over_only_without_a_confirmed_delivery() {
+    let (_, mut inc, _) = critical();
+    inc.confirm_by = Some(3 * MIN);
+    assert!(
+        lifecycle::confirm_deadline(&mut inc.clone(), false, 2 * MIN).is_none(),
+        "not yet"
+    );
+    let mut confirmed = inc.clone();
+    lifecycle::confirm_deadline(&mut confirmed, true, 3 * MIN).unwrap();
+    assert_eq!(confirmed.confirm_by, None);
+    assert_eq!(confirmed.delivery_degraded_at, None);
+    assert_eq!(
+        confirmed.next_escalation_at,
+        Some(1_000 + 15 * MIN),
+        "the regular window"
+    );
+    lifecycle::confirm_deadline(&mut inc, false, 3 * MIN).unwrap();
+    assert_eq!(inc.delivery_degraded_at, Some(3 * MIN));
+    assert_eq!(
+        inc.next_escalation_at,
+        Some(3 * MIN),
+        "the escalation targets now"
+    );
+    let fx = fire_escalation(&mut inc, 3 * MIN, 3 * MIN).unwrap();
+    assert!(
+        fx.deliveries[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("delivery degraded")
+    );
+}
+
+#[test]
+fn our_resolves_echo_is_noted_and_changes_nothing() {
+    let (cfg, mut inc, _) = critical();
+    resolve(&cfg, &mut inc, &Actor::new("alice", Via::Api), 5 * MIN);
+    // No sync channel in this file: nothing was sent to Sentry, so nothing is an echo.
+    assert_eq!(inc.sentry_echo_episode, None);
+    assert!(lifecycle::our_echo(&mut inc, 6 * MIN).is_none());
+    inc.sentry_echo_episode = Some(inc.episode);
+    let fx = lifecycle::our_echo(&mut inc, 6 * MIN).unwrap();
+    assert!(fx.deliveries.is_empty());
+    assert_eq!(inc.state(), IncidentState::Resolved);
+    assert_eq!(inc.sentry_echo_episode, None, "an echo is heard once");
+}

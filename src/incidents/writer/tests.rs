@@ -14,6 +14,7 @@ fn request(name: &str) -> IngestRequest {
     let body = fixture(name);
     let facts = parse(resource_of(name).as_deref(), &body).unwrap();
     IngestRequest {
+        forced: None,
         dedup_key: crate::intake::dedup_key(&facts, &body),
         facts,
         stored_body: crate::store::body::StoredBody::compress(&Bytes::from(body.clone())),
