@@ -334,16 +334,7 @@ async fn seers_root_cause_and_pull_request_attach_to_the_incident_and_its_post_m
     assert!(seer[0].contains("Seer's root cause: Woah wow"));
     assert!(seer[1].contains("Seer's solution: Definitely need to fix this."));
     // The incident page links the pull request.
-    let page = w
-        .app
-        .client
-        .get(w.app.url(&format!("/incidents/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.get_text(&format!("/incidents/{id}")).await;
     assert!(
         page.contains("https://github.com/owner/repo/pull/123"),
         "the page links the PR"
@@ -406,16 +397,7 @@ async fn an_acknowledgement_expires_after_ack_timeout_and_the_window_starts_agai
     assert_eq!(w.app.workers.scheduler.fire_due().await.unwrap(), 1);
     deliver_due(&w.app).await;
     assert_eq!(triggers(&w.pd).len(), 1);
-    let metrics = w
-        .app
-        .client
-        .get(w.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.app.get_text("/metrics").await;
     assert!(
         metrics.contains("paiid_acknowledgements_expired_total 1"),
         "{metrics}"
@@ -511,31 +493,13 @@ async fn no_confirmed_delivery_within_confirm_within_fails_over_to_the_escalatio
             .everything()
             .contains("no notification was confirmed delivered within 2m")
     );
-    let metrics = w
-        .app
-        .client
-        .get(w.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.app.get_text("/metrics").await;
     assert!(
         metrics.contains("paiid_delivery_degraded_total 1"),
         "{metrics}"
     );
     // The page shows it.
-    let page = w
-        .app
-        .client
-        .get(w.app.url(&format!("/incidents/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = w.app.get_text(&format!("/incidents/{id}")).await;
     assert!(
         page.contains("Delivery degraded"),
         "the incident page says so"

@@ -260,16 +260,7 @@ async fn slow_or_failed_answers_above_the_contract_threshold_raise_a_critical() 
         title.contains("4 answers in 1h 0m were slower than 1 s or failed"),
         "{title}"
     );
-    let metrics = w
-        .app
-        .client
-        .get(w.app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.app.get_text("/metrics").await;
     assert!(
         metrics.contains(r#"paiid_intake_contract_breaches_total{outcome="slow"} 3"#),
         "{metrics}"

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::message::{Notification, NotificationKind};
 use super::notice::Notice;
-use super::transport::{retry_after, transport_failure};
+use super::transport::{classify_status, retry_after, transport_failure};
 use super::{Channel, Outgoing, SendFuture, SendOutcome, truncate_body};
 use crate::config::SentrySync;
 use crate::domain::ChannelKind;
@@ -143,23 +143,8 @@ impl SentryChannel {
 /// 2xx done; 429, 408 and 5xx retried; other 4xx (a wrong token, an issue Sentry no longer
 /// has) never: retrying would not change Sentry's answer.
 fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> SendOutcome {
-    let snippet = truncate_body(body.trim(), MAX_STORED_BODY);
-    match status {
-        200..=299 => SendOutcome::Delivered {
-            status: Some(status),
-            response: snippet,
-            remote: None,
-        },
-        429 | 408 | 500..=599 => SendOutcome::Retry {
-            status: Some(status),
-            reason: format!("Sentry API HTTP {status}: {snippet}"),
-            retry_after,
-        },
-        _ => SendOutcome::Permanent {
-            status: Some(status),
-            reason: format!("Sentry API HTTP {status}: {snippet}"),
-        },
-    }
+    let snippet = truncate_body(&format!("Sentry API: {}", body.trim()), MAX_STORED_BODY);
+    classify_status(status, snippet, retry_after)
 }
 
 impl Channel for SentryChannel {

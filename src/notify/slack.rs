@@ -23,7 +23,7 @@ mod blocks;
 mod bundle;
 
 use super::render::Templates;
-use super::transport::{retry_after, transport_failure};
+use super::transport::{classify_status, retry_after, transport_failure};
 use super::{
     Channel, ChannelKind, Notice, Notification, NotificationKind, Outgoing, RemoteRef, RemoteState,
     SendFuture, SendOutcome, truncate_body,
@@ -565,7 +565,9 @@ fn classify_api_error(
     }
 }
 
-/// Incoming-webhook responses: 200 `ok`, otherwise a plain-text error code.
+/// Incoming-webhook responses: 200 `ok`, otherwise a plain-text error code: `invalid_payload` /
+/// `no_text` (400), `action_prohibited` (403), `channel_not_found` and `no_service` (404),
+/// `channel_is_archived` (410), all permanent.
 fn classify_webhook(status: u16, body: &str, retry_after: Option<Duration>) -> SendOutcome {
     let text = body.trim();
     let snippet = truncate_body(
@@ -576,24 +578,7 @@ fn classify_webhook(status: u16, body: &str, retry_after: Option<Duration>) -> S
         },
         MAX_STORED_BODY,
     );
-    match status {
-        200..=299 => SendOutcome::Delivered {
-            status: Some(status),
-            response: snippet,
-            remote: None,
-        },
-        429 | 408 | 500..=599 => SendOutcome::Retry {
-            status: Some(status),
-            reason: format!("{snippet} (HTTP {status})"),
-            retry_after,
-        },
-        // invalid_payload / no_text (400), action_prohibited (403), channel_not_found and
-        // no_service (404), channel_is_archived (410), and anything unexpected.
-        _ => SendOutcome::Permanent {
-            status: Some(status),
-            reason: format!("{snippet} (HTTP {status})"),
-        },
-    }
+    classify_status(status, snippet, retry_after)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! HTTP helpers shared by the webhook-style channels (Slack, PagerDuty): `Retry-After`, and
-//! what a request that got no response means for the outbox.
+//! HTTP helpers shared by the webhook-style channels (Slack, PagerDuty, Sentry): `Retry-After`,
+//! what a status means, and what a request that got no response means for the outbox.
 
 use std::time::Duration;
 
@@ -27,6 +27,32 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         }
     };
     Some(delay.min(MAX_RETRY_AFTER))
+}
+
+/// An HTTP answer by its status alone, `snippet` (the body, truncated) kept as the response or
+/// the reason: 2xx delivered; 429, 408 and 5xx retried; any other status never, since the same
+/// request would get the same answer (a Slack webhook's `invalid_payload`, Sentry's 401/404).
+pub(crate) fn classify_status(
+    status: u16,
+    snippet: String,
+    retry_after: Option<Duration>,
+) -> SendOutcome {
+    match status {
+        200..=299 => SendOutcome::Delivered {
+            status: Some(status),
+            response: snippet,
+            remote: None,
+        },
+        429 | 408 | 500..=599 => SendOutcome::Retry {
+            status: Some(status),
+            reason: format!("{snippet} (HTTP {status})"),
+            retry_after,
+        },
+        _ => SendOutcome::Permanent {
+            status: Some(status),
+            reason: format!("{snippet} (HTTP {status})"),
+        },
+    }
 }
 
 /// A request that got no HTTP response. Builder errors (a malformed URL in config) will not fix

@@ -9,24 +9,22 @@ use super::incidents::IncidentRow;
 use super::{CorruptRow, StoreError, WriteTx};
 use crate::domain::{Episode, Incident, IncidentId};
 
-/// Incidents whose escalation is due, oldest deadline first. One that does not decode is its
-/// error (logged and counted, see [`IncidentRow::decode`]), so that it cannot hold up the others.
+/// Incidents whose escalation (or acknowledgement) deadline is due, oldest first. One that does
+/// not decode is its error (logged and counted, see [`IncidentRow::decode`]), so that it cannot
+/// hold up the others.
 pub(crate) async fn due(
     tx: &mut WriteTx,
     now: i64,
     limit: i64,
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
-    let rows: Vec<IncidentRow> = on!(&mut *tx, |c, Db| {
-        sqlx::query_as(
+    read_due(
+        tx,
         "SELECT * FROM incidents WHERE next_escalation_at IS NOT NULL AND next_escalation_at <= $1 \
          ORDER BY next_escalation_at LIMIT $2",
+        now,
+        limit,
     )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(c)
     .await
-    })?;
-    Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
 }
 
 /// Incidents whose `confirm_within` deadline passed, earliest first.
@@ -35,15 +33,25 @@ pub(crate) async fn confirm_due(
     now: i64,
     limit: i64,
 ) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
+    read_due(
+        tx,
+        "SELECT * FROM incidents WHERE confirm_by IS NOT NULL AND confirm_by <= $1 \
+         ORDER BY confirm_by LIMIT $2",
+        now,
+        limit,
+    )
+    .await
+}
+
+/// The rows a deadline query (`$1`: now, `$2`: the limit) reads, each decoded on its own.
+async fn read_due(
+    tx: &mut WriteTx,
+    sql: &'static str,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<Result<Incident, CorruptRow>>, StoreError> {
     let rows: Vec<IncidentRow> = on!(&mut *tx, |c, Db| {
-        sqlx::query_as(
-            "SELECT * FROM incidents WHERE confirm_by IS NOT NULL AND confirm_by <= $1 \
-             ORDER BY confirm_by LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(c)
-        .await
+        sqlx::query_as(sql).bind(now).bind(limit).fetch_all(c).await
     })?;
     Ok(rows.into_iter().map(|r| r.decode(tx.corrupt())).collect())
 }

@@ -228,6 +228,13 @@ impl TestApp {
         r.json().await.expect("json")
     }
 
+    /// The body of a page (or `/metrics`) as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = self.client.get(self.url(path)).send().await.expect("get");
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.text().await.expect("text")
+    }
+
     pub async fn incidents(&self) -> Vec<Value> {
         self.get_json("/api/incidents").await["incidents"]
             .as_array()
