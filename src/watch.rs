@@ -67,6 +67,19 @@ pub struct WatchReport {
     pub renotified: usize,
 }
 
+/// The latest start of `interval` at or before `now` (within a week: longer stretches count
+/// from a week back, which only makes the heartbeat more patient).
+fn stretch_start(interval: &crate::config::intervals::TimeInterval, now: i64) -> Option<i64> {
+    const WEEK_MS: i64 = 7 * 86_400_000;
+    let mut start = interval
+        .next_start_after(now - WEEK_MS)
+        .filter(|s| *s <= now)?;
+    while let Some(next) = interval.next_start_after(start).filter(|s| *s <= now) {
+        start = next;
+    }
+    Some(start)
+}
+
 /// A watch's verdict: `Some(what to say)` while it is failing.
 type Verdict = Option<String>;
 
@@ -109,16 +122,23 @@ impl PipelineWatch {
             let last = sql::read(reader, LAST_WEBHOOK)
                 .await?
                 .map_or(started, |m| m.at);
-            let watching = h.during.as_ref().is_none_or(|i| i.contains(now));
-            let verdict = (watching && now - last > h.expect_within_ms).then(|| {
-                format!(
-                    "No alerts received from Sentry for {}: is the webhook still subscribed?",
-                    duration(now - last)
-                )
-            });
-            // Outside `during` an open alert stays as it is: silence then proves nothing.
-            if watching || verdict.is_some() {
-                self.settle("heartbeat", verdict, &h.notify, &mut report)
+            // Silence counts inside `during` only, from the start of its current stretch: a
+            // quiet night is no outage at the open. Outside it an open alert stays as it is.
+            let counted_from = match &h.during {
+                None => Some(last),
+                Some(i) if i.contains(now) => {
+                    Some(stretch_start(i, now).map_or(last, |s| s.max(last)))
+                }
+                Some(_) => None,
+            };
+            if let Some(from) = counted_from {
+                let verdict = (now - from > h.expect_within_ms).then(|| {
+                    format!(
+                        "No alerts received from Sentry for {}: is the webhook still subscribed?",
+                        duration(now - last)
+                    )
+                });
+                self.settle("heartbeat", last, verdict, &h.notify, &mut report)
                     .await?;
             }
         }
@@ -139,7 +159,7 @@ impl PipelineWatch {
                     duration(now - since)
                 ),
             });
-            self.settle("canary", verdict, &c.notify, &mut report)
+            self.settle("canary", since, verdict, &c.notify, &mut report)
                 .await?;
         }
         if let Some(k) = &cfg.watch.contract {
@@ -150,18 +170,28 @@ impl PipelineWatch {
                     duration(k.within_ms)
                 )
             });
-            self.settle("contract", verdict, &k.notify, &mut report)
-                .await?;
+            // Counts are this replica's: one that restarted (or another) sees none, so an alert
+            // is resolved only once a whole window passed since it was raised.
+            let window = now.div_euclid(k.within_ms) * k.within_ms;
+            let open = sql::open_watch_incident(self.store.reader(), "contract").await?;
+            let young = open.is_some_and(|inc| now - inc.opened_at < k.within_ms);
+            if verdict.is_some() || !young {
+                self.settle("contract", window, verdict, &k.notify, &mut report)
+                    .await?;
+            }
         }
         report.renotified = self.renotify_at_starts(&cfg, now).await?;
         Ok(report)
     }
 
     /// Raises `kind`'s alert when it is failing and none is open; resolves the open one when
-    /// it is healthy again.
+    /// it is healthy again. `outage` names the outage (the last webhook's or canary's time, the
+    /// contract's window): replicas checking at once raise the same one, and the writer keeps
+    /// one of the two.
     async fn settle(
         &self,
         kind: &'static str,
+        outage: i64,
         verdict: Verdict,
         notify: &[String],
         report: &mut WatchReport,
@@ -169,7 +199,7 @@ impl PipelineWatch {
         let open = sql::open_watch_incident(self.store.reader(), kind).await?;
         match (verdict, open) {
             (Some(title), None) => {
-                self.raise(kind, title, notify).await?;
+                self.raise(kind, outage, title, notify).await?;
                 report.raised.push(kind);
             }
             (None, Some(inc)) => {
@@ -198,6 +228,7 @@ impl PipelineWatch {
     async fn raise(
         &self,
         kind: &'static str,
+        outage: i64,
         title: String,
         notify: &[String],
     ) -> Result<(), WatchError> {
@@ -211,14 +242,14 @@ impl PipelineWatch {
             project: Some("paiid-alerts".into()),
             title,
             culprit: Some(format!("pipeline watch: {kind}")),
-            issue_id: Some(now.to_string()),
+            issue_id: Some(outage.to_string()),
             ..AlertFacts::default()
         };
         let body = Bytes::from(body);
         let request = IngestRequest {
             stored_body: StoredBody::compress(&body),
             body,
-            dedup_key: format!("watch:{kind}:{now}"),
+            dedup_key: format!("watch:{kind}:{outage}"),
             request_id: None,
             source: WATCH_SOURCE,
             forced: Some(Forced {

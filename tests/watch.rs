@@ -196,8 +196,12 @@ async fn the_heartbeat_only_counts_inside_its_interval() {
     // Thursday evening to Friday's open: quiet, and the market is closed.
     w.app.clock.set(FRIDAY_OPEN_MS - MIN.as_millis() as i64);
     assert!(check(&w.app).await.raised.is_empty());
-    // Inside the interval the silence counts.
+    // Inside the interval the silence counts, from the open: not the quiet night before.
     w.app.clock.set(FRIDAY_OPEN_MS + MIN.as_millis() as i64);
+    assert!(check(&w.app).await.raised.is_empty());
+    w.app
+        .clock
+        .set(FRIDAY_OPEN_MS + (2 * HOUR + MIN).as_millis() as i64);
     assert_eq!(check(&w.app).await.raised, vec!["heartbeat"]);
 }
 

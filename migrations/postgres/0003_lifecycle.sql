@@ -1,5 +1,6 @@
 -- The SQLite migration 0016_lifecycle.sql, in PostgreSQL's words (see there for each column).
 ALTER TABLE incidents ADD COLUMN ack_event_count BIGINT;
+ALTER TABLE incidents ADD COLUMN episode_event_count BIGINT;
 ALTER TABLE incidents ADD COLUMN confirm_by BIGINT;
 ALTER TABLE incidents ADD COLUMN delivery_degraded_at BIGINT;
 ALTER TABLE incidents ADD COLUMN seer_root_cause TEXT;

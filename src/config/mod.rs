@@ -806,6 +806,30 @@ fn channel_refs(
     refs.iter().map(|r| channel_ref(channels, r, ctx)).collect()
 }
 
+/// [`channel_refs`] for the channels that page people: a `type: sentry` channel talks to
+/// Sentry's API and pages nobody, so naming it there would be a page that never happens.
+fn paging_refs(
+    channels: &BTreeMap<String, ChannelConfig>,
+    refs: &[Spanned<String>],
+    ctx: &str,
+) -> Result<Vec<String>, Invalid> {
+    let names = channel_refs(channels, refs, ctx)?;
+    if let Some((r, _)) = refs.iter().zip(&names).find(|(_, n)| {
+        channels
+            .get(*n)
+            .is_some_and(|c| c.kind == ChannelKind::Sentry)
+    }) {
+        return Err(Invalid::at(
+            line_of(r),
+            format!(
+                "{ctx} names `{}`, a `type: sentry` channel: it syncs with Sentry and pages nobody",
+                r.value
+            ),
+        ));
+    }
+    Ok(names)
+}
+
 /// One policy per severity: known channels, and an escalation window exactly when there are
 /// channels to escalate to.
 fn resolve_policies(
@@ -825,8 +849,8 @@ fn resolve_policies(
         })?;
         let p = policy.value;
         let ctx = format!("severity `{sev_name}`");
-        let notify = channel_refs(channels, &p.notify, &ctx)?;
-        let escalate_to = channel_refs(channels, &p.escalate_to, &ctx)?;
+        let notify = paging_refs(channels, &p.notify, &ctx)?;
+        let escalate_to = paging_refs(channels, &p.escalate_to, &ctx)?;
         match (&p.escalate_after, escalate_to.is_empty()) {
             (Some(_), true) => {
                 return Err(Invalid::at(
@@ -1122,17 +1146,21 @@ fn resolve_channel(
             }
         }
     }
+    // Every variable it names must be set: an unset `api_url` must not send a self-hosted
+    // installation's token to sentry.io.
     let sentry = match (kind, organization, api_token) {
-        (ChannelKind::Sentry, Some(organization), Some(api_token)) => Some(SentrySync {
-            organization,
-            api_token,
-            installation_uuid,
-            api_url: api_url
-                .unwrap_or_else(|| "https://sentry.io".to_string())
-                .trim_end_matches('/')
-                .to_string(),
-            users: raw.users,
-        }),
+        (ChannelKind::Sentry, Some(organization), Some(api_token)) if missing.is_empty() => {
+            Some(SentrySync {
+                organization,
+                api_token,
+                installation_uuid,
+                api_url: api_url
+                    .unwrap_or_else(|| "https://sentry.io".to_string())
+                    .trim_end_matches('/')
+                    .to_string(),
+                users: raw.users,
+            })
+        }
         _ => None,
     };
     Ok(ChannelConfig {
@@ -1273,7 +1301,7 @@ fn resolve_watch(
             Ok::<_, Invalid>(Heartbeat {
                 expect_within_ms: positive(h.expect_within, "heartbeat.expect_within")?,
                 during,
-                notify: channel_refs(channels, &h.notify, "heartbeat")?,
+                notify: paging_refs(channels, &h.notify, "heartbeat")?,
             })
         })
         .transpose()?;
@@ -1281,7 +1309,7 @@ fn resolve_watch(
         .map(|c| {
             Ok::<_, Invalid>(Canary {
                 expect_every_ms: positive(c.expect_every, "canary.expect_every")?,
-                notify: channel_refs(channels, &c.notify, "canary")?,
+                notify: paging_refs(channels, &c.notify, "canary")?,
             })
         })
         .transpose()?;
@@ -1299,7 +1327,7 @@ fn resolve_watch(
             Ok(ContractWatch {
                 max_slow_or_failed: c.max_slow_or_failed,
                 within_ms: positive(within, "sentry_contract.within")?,
-                notify: channel_refs(channels, &c.notify, "sentry_contract")?,
+                notify: paging_refs(channels, &c.notify, "sentry_contract")?,
             })
         })
         .transpose()?;

@@ -273,3 +273,24 @@ fn a_sentry_channel_needs_its_organization_and_token_but_not_its_installation() 
         .to_string();
     assert!(e.contains("needs `organization` and `api_token`"), "{e}");
 }
+
+#[test]
+fn a_sentry_channel_pages_nobody_so_no_policy_or_watch_may_name_it() {
+    let s = "  s: { type: sentry, organization: paiid, api_token: t }\n";
+    let e = with(&format!("{s}severities:\n  critical: {{ notify: [s] }}\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a `type: sentry` channel"), "{e}");
+    let e = with(&format!(
+        "{s}heartbeat: {{ expect_within: 1h, notify: [s] }}\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("pages nobody"), "{e}");
+    // A self-hosted URL that is not set keeps the sync off rather than calling sentry.io.
+    let cfg = with(
+        "  s: { type: sentry, organization: paiid, api_token: t, api_url: \"${SENTRY_URL}\" }\n",
+    )
+    .unwrap();
+    assert!(cfg.channels["s"].sentry.is_none());
+}

@@ -167,6 +167,9 @@ pub struct Incident {
     /// with the rate before it (`reack_on_rate`).
     #[serde(skip)]
     pub ack_event_count: Option<i64>,
+    /// Events counted before the current episode opened (none: the first episode).
+    #[serde(skip)]
+    pub episode_event_count: Option<i64>,
     /// The episode's `confirm_within` deadline: by then some notification of it must have been
     /// confirmed delivered, or the escalation targets are paged at once.
     pub confirm_by: Option<i64>,
@@ -242,6 +245,7 @@ impl Incident {
             storm_id: None,
             storm_join: None,
             ack_event_count: None,
+            episode_event_count: None,
             confirm_by: None,
             delivery_degraded_at: None,
             seer_root_cause: None,
@@ -262,6 +266,19 @@ impl Incident {
     /// The policy frozen onto this episode when it opened.
     pub fn frozen_policy(&self) -> Policy {
         self.policy.clone()
+    }
+
+    /// When its escalation fires: the deadline of a triggered (or held) incident. An
+    /// acknowledged incident's deadline is the end of its acknowledgement instead.
+    pub fn escalation_due(&self) -> Option<i64> {
+        self.next_escalation_at
+            .filter(|_| self.state != IncidentState::Acknowledged)
+    }
+
+    /// When its acknowledgement expires (`ack_timeout`).
+    pub fn ack_expires_at(&self) -> Option<i64> {
+        self.next_escalation_at
+            .filter(|_| self.state == IncidentState::Acknowledged)
     }
 
     /// PagerDuty dedup key: one PagerDuty incident per episode of ours.

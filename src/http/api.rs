@@ -167,14 +167,8 @@ impl From<&Incident> for IncidentView {
             root_cause: i.root_cause.clone(),
             seer_root_cause: i.seer_root_cause.clone(),
             seer_pr_url: i.seer_pr_url.clone(),
-            next_escalation_at: i
-                .next_escalation_at
-                .filter(|_| i.state != IncidentState::Acknowledged)
-                .map(rfc3339),
-            ack_expires_at: i
-                .next_escalation_at
-                .filter(|_| i.state == IncidentState::Acknowledged)
-                .map(rfc3339),
+            next_escalation_at: i.escalation_due().map(rfc3339),
+            ack_expires_at: i.ack_expires_at().map(rfc3339),
             delivery_degraded_at: i.delivery_degraded_at.map(rfc3339),
             escalations_fired: i.escalation_step,
             policy: serde_json::to_value(&i.policy).unwrap_or(Value::Null),

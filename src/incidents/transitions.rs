@@ -114,7 +114,11 @@ pub(crate) fn open_new_notifying(
         culprit: facts.culprit.clone(),
         rule: class.rule.clone(),
         sentry_rule: facts.sentry_rule.clone(),
-        sentry_issue_id: facts.issue_id.clone(),
+        // The watch's own alerts are no Sentry issue, whatever keys them.
+        sentry_issue_id: facts
+            .issue_id
+            .clone()
+            .filter(|_| facts.resource != crate::intake::sentry::WATCH_RESOURCE),
         sentry_url: facts.web_url.clone(),
         release: facts.release.clone(),
         metric_value: facts.metric.as_ref().and_then(|m| m.value),
@@ -388,8 +392,10 @@ fn reopen(
     inc.count_updated_at = None;
     // A deadline kept by a silence belonged to the earlier episode.
     inc.held_escalation_at = None;
-    // So did its acknowledgement, its delivery trouble and any early escalation.
+    // So did its acknowledgement, its delivery trouble and any early escalation; its events
+    // before now belong to the earlier episodes.
     inc.ack_event_count = None;
+    inc.episode_event_count = Some(inc.event_count);
     inc.delivery_degraded_at = None;
     inc.escalation_reason = None;
     // So did its storm: the new episode pages alone, or joins a storm of its own time.
@@ -452,6 +458,8 @@ fn follow_up_channels(cfg: &RoutingConfig, inc: &Incident, via: Via) -> Vec<Stri
 /// Cancels the escalation deadline; the version bump tells sleepers their hint is stale.
 fn stop_timer(inc: &mut Incident, fx: &mut Effects, now: i64) {
     inc.next_escalation_at = None;
+    // Why an escalation was early belongs to that escalation only.
+    inc.escalation_reason = None;
     inc.escalation_version += 1;
     inc.updated_at = now;
     fx.timers_changed = true;

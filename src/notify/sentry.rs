@@ -21,7 +21,7 @@ use super::notice::Notice;
 use super::transport::{classify_status, retry_after, transport_failure};
 use super::{Channel, Outgoing, SendFuture, SendOutcome, truncate_body};
 use crate::config::SentrySync;
-use crate::domain::ChannelKind;
+use crate::domain::{ChannelKind, IncidentState};
 use crate::intake::sentry::issue_id_from_url;
 
 /// What a delivery keeps of Sentry's answer.
@@ -75,6 +75,11 @@ impl SentryChannel {
             .and_then(issue_id_from_url)
             .ok_or_else(|| "the incident has no Sentry issue".to_string())?;
         match n.kind {
+            // Queued before the incident opened again (a retry outlived the episode): Sentry's
+            // issue is live again and must stay so.
+            NotificationKind::Resolved if n.state != IncidentState::Resolved => {
+                Err("the incident opened again since; not resolving the issue".to_string())
+            }
             NotificationKind::Resolved => Ok(Call {
                 method: reqwest::Method::PUT,
                 url: self.issue_url(&issue_id),

@@ -42,7 +42,9 @@ pub(crate) async fn gauges(pool: &Reader, now: i64) -> Result<Gauges, StoreError
     .await)?;
     let (escalations_pending, earliest_due): (i64, Option<i64>) = on!(pool, |c, Db| {
         sqlx::query_as(
-        "SELECT COUNT(*), MIN(next_escalation_at) FROM incidents WHERE next_escalation_at IS NOT NULL",
+        // An acknowledged incident's deadline is its acknowledgement's end, not an escalation.
+        "SELECT COUNT(*), MIN(next_escalation_at) FROM incidents WHERE next_escalation_at IS NOT NULL \
+         AND state <> 'acknowledged'",
     )
     .fetch_one(c)
     .await

@@ -219,6 +219,7 @@ pub(crate) struct IncidentRow {
     pub storm_id: Option<IncidentId>,
     pub storm_join: Option<String>,
     pub ack_event_count: Option<i64>,
+    pub episode_event_count: Option<i64>,
     pub confirm_by: Option<i64>,
     pub delivery_degraded_at: Option<i64>,
     pub seer_root_cause: Option<String>,
@@ -298,6 +299,7 @@ impl IncidentRow {
                 .transpose()
                 .map_err(|e| bad("storm_join", format!("{e}")))?,
             ack_event_count: self.ack_event_count,
+            episode_event_count: self.episode_event_count,
             confirm_by: self.confirm_by,
             delivery_degraded_at: self.delivery_degraded_at,
             seer_root_cause: self.seer_root_cause,
@@ -401,6 +403,7 @@ const INCIDENT_COLUMNS: &[&str] = &[
     "storm_id",
     "storm_join",
     "ack_event_count",
+    "episode_event_count",
     "confirm_by",
     "delivery_degraded_at",
     "seer_root_cause",
@@ -465,6 +468,7 @@ pub(crate) async fn upsert_incidents(
                     .push_bind(i.storm_id)
                     .push_bind(i.storm_join)
                     .push_bind(i.ack_event_count)
+                    .push_bind(i.episode_event_count)
                     .push_bind(i.confirm_by)
                     .push_bind(i.delivery_degraded_at)
                     .push_bind(&i.seer_root_cause)

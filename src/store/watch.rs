@@ -132,14 +132,13 @@ pub(crate) async fn open_watch_incident(
     reader: &Reader,
     kind: &str,
 ) -> Result<Option<Incident>, StoreError> {
-    // Keys are `watch:{kind}:{raised at}`: a range over the unique key's index.
-    let (from, to) = (format!("watch:{kind}:"), format!("watch:{kind};"));
+    // Keys are `watch:{kind}:{outage}`. Open incidents are few and indexed by state; a prefix
+    // range on the key would depend on PostgreSQL's collation, `LIKE` does not.
     let rows: Vec<IncidentRow> = on!(reader, |c, Db| sqlx::query_as(
-        "SELECT * FROM incidents WHERE incident_key >= $1 AND incident_key < $2 \
-         AND state <> 'resolved' ORDER BY id DESC LIMIT 1",
+        "SELECT * FROM incidents WHERE state IN ('triggered', 'acknowledged', 'muted') \
+         AND incident_key LIKE $1 ORDER BY id DESC LIMIT 1",
     )
-    .bind(from)
-    .bind(to)
+    .bind(format!("watch:{kind}:%"))
     .fetch_all(c)
     .await)?;
     Ok(decode_all(rows, reader.corrupt())?.pop())

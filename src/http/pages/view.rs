@@ -423,7 +423,7 @@ impl<'a> RowView<'a> {
                 inc: IncidentView::of(inc),
                 age: duration(now - inc.opened_at),
                 acknowledged_by: inc.acknowledged_by.as_deref(),
-                countdown: countdown(inc.next_escalation_at, last_escalated_at, now),
+                countdown: countdown(inc.escalation_due(), last_escalated_at, now),
             },
             Err(e) => Self {
                 inc: IncidentView::unreadable(e),
@@ -898,25 +898,19 @@ impl<'a> IncidentPageView<'a> {
             seer_pr_url: inc.seer_pr_url.as_deref(),
             delivery_degraded: inc.delivery_degraded_at.map(when),
             ack_expires: inc
-                .next_escalation_at
-                .filter(|_| inc.state == IncidentState::Acknowledged)
+                .ack_expires_at()
                 .map(|at| format!("{} (in {})", when(at), duration(at - now))),
             user: d.user,
             can_acknowledge: matches!(inc.state, IncidentState::Triggered | IncidentState::Muted),
             can_resolve: inc.state != IncidentState::Resolved,
-            next_escalation: countdown(
-                inc.next_escalation_at
-                    .filter(|_| inc.state != IncidentState::Acknowledged),
-                last_fired,
-                now,
-            ),
+            next_escalation: countdown(inc.escalation_due(), last_fired, now),
             why: WhyView::of(inc, d.cfg),
             details: details.map(|x| x.for_delivery(d.cfg.delivery.include_pii)),
             details_error,
             deliveries,
             deliveries_error,
             escalation: EscalationView {
-                next_due: inc.next_escalation_at.map(|at| {
+                next_due: inc.escalation_due().map(|at| {
                     if at > now {
                         format!("{} (in {})", when(at), duration(at - now))
                     } else {

@@ -48,6 +48,9 @@ pub(crate) fn sentry_unresolved(
     let escalating = substatus == Some(Substatus::Escalating);
     match inc.state() {
         IncidentState::Resolved | IncidentState::Muted => {
+            // Sentry saw our resolve (it unresolves what it holds resolved): no echo of it is
+            // still to come, and a later `resolved` is Sentry's own.
+            inc.sentry_echo_episode = None;
             let severity = inc.severity();
             reopen(cfg, inc, severity, None, now, &said, Some(&said), &mut fx);
         }
@@ -200,7 +203,9 @@ pub(crate) fn rate_outgrew_ack(inc: &Incident, now: i64) -> Option<String> {
     if since < REACK_MIN_EVENTS {
         return None;
     }
-    let before = per_minute(at_ack, acked_at - inc.first_seen);
+    // This episode's events before the acknowledgement, over this episode's time before it.
+    let at_open = inc.episode_event_count.unwrap_or(0);
+    let before = per_minute((at_ack - at_open).max(0), acked_at - inc.opened_at);
     let after = per_minute(since, now - acked_at);
     (after > factor * before).then(|| {
         format!(
@@ -296,7 +301,8 @@ pub(crate) fn confirm_deadline(inc: &mut Incident, confirmed: bool, now: i64) ->
         duration(within)
     );
     inc.delivery_degraded_at = Some(now);
-    if !inc.frozen_policy().escalate_to.is_empty() {
+    // Only an escalation still to come is brought forward: one that fired already paged them.
+    if inc.next_escalation_at.is_some() && !inc.frozen_policy().escalate_to.is_empty() {
         inc.next_escalation_at = Some(now);
         inc.escalation_version += 1;
         inc.escalation_reason = Some(reason.clone());

@@ -236,7 +236,8 @@ pub(crate) fn release(
 /// A silence was just created while `inc` is open: a triggered incident it holds (and no other
 /// silence holds yet) stops escalating until the silence ends; its running deadline is kept
 /// (`held_escalation_at`) for [`release`], which resumes it rather than paging again. An
-/// acknowledged one needs nothing: people are on it.
+/// acknowledged one is only marked held: people are on it, but should its acknowledgement expire
+/// meanwhile (`ack_timeout`), the re-page waits for the end of the silence like any alert.
 pub(crate) fn hold_open(
     inc: &mut Incident,
     silence: &Silence,
@@ -245,7 +246,11 @@ pub(crate) fn hold_open(
     now: i64,
 ) -> Effects {
     let mut fx = Effects::default();
-    if inc.state() != IncidentState::Triggered || inc.silenced_by.is_some() {
+    let open = matches!(
+        inc.state(),
+        IncidentState::Triggered | IncidentState::Acknowledged
+    );
+    if !open || inc.silenced_by.is_some() {
         return fx;
     }
     let subject = SilenceSubject {
@@ -263,6 +268,16 @@ pub(crate) fn hold_open(
     }
     inc.silenced_by = Some(silence.id);
     inc.updated_at = now;
+    if inc.state() == IncidentState::Acknowledged {
+        let detail = format!(
+            "silenced by #{} while acknowledged, until {} (by {})",
+            silence.id,
+            utc(silence.effective_end()),
+            silence.author
+        );
+        silence_note(&mut fx, inc, now, detail);
+        return fx;
+    }
     let paused = inc.next_escalation_at.take();
     let detail = match paused {
         Some(due) => {

@@ -213,3 +213,42 @@ fn an_incident_that_notifies_nobody_is_released_without_claiming_a_page() {
     assert!(note.contains("notifies nobody: nothing sent"), "{note}");
     assert!(!note.contains("notifying now"), "{note}");
 }
+
+#[test]
+fn an_acknowledgement_expiring_under_a_silence_pages_when_the_silence_ends() {
+    let (mut inc, _) = open(Severity::Critical, &[], MIN);
+    inc.policy.ack_timeout_ms = Some(10 * MIN);
+    let cfg = routing();
+    crate::incidents::transitions::acknowledge(
+        &cfg,
+        &mut inc,
+        &crate::incidents::transitions::Actor::new("alice", Via::Api),
+        2 * MIN,
+    );
+    let expires = inc.next_escalation_at.unwrap();
+    hold_open(
+        &mut inc,
+        &silence(5, by_title(), vec![]),
+        &[],
+        &cfg,
+        3 * MIN,
+    );
+    assert_eq!(inc.silenced_by, Some(SilenceId(5)));
+    assert_eq!(
+        inc.next_escalation_at,
+        Some(expires),
+        "its acknowledgement still ends"
+    );
+    let fx = crate::incidents::transitions::lifecycle::expire_acknowledgement(
+        &mut inc, expires, expires,
+    )
+    .unwrap();
+    assert_eq!(inc.state(), IncidentState::Triggered);
+    assert!(
+        fx.deliveries.is_empty(),
+        "held: nobody re-paged during the silence"
+    );
+    let fx = release(&mut inc, SilenceId(5), &[], &[], &cfg, 60 * MIN);
+    assert!(!fx.deliveries.is_empty(), "told when the silence ends");
+    assert!(inc.next_escalation_at.is_some());
+}
