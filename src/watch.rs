@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, sleep_on};
 use crate::config::{Live, RoutingConfig};
-use crate::domain::{Action, NotificationKind, Severity, Via};
+use crate::domain::{Action, Incident, Severity, Via};
 use crate::incidents::service::IncidentService;
 use crate::incidents::transitions::{Actor, Effects, lifecycle};
 use crate::incidents::writer::{Forced, IngestRequest, WATCH_SOURCE, Wakers, WriterHandle};
@@ -34,7 +34,7 @@ use crate::intake::sentry::WATCH_RESOURCE;
 use crate::intake::{AlertFacts, Meaning};
 use crate::metrics::Metrics;
 use crate::store::body::StoredBody;
-use crate::store::watch::{self as sql, LAST_CANARY, LAST_WEBHOOK, WATCH_STARTED};
+use crate::store::watch::{self as sql, LAST_CANARY, WATCH_STARTED};
 use crate::store::{Store, StoreError};
 use crate::text::duration;
 
@@ -107,21 +107,10 @@ impl PipelineWatch {
         let cfg = self.cfg.load();
         let now = self.clock.now_ms();
         let mut report = WatchReport::default();
-        // Watching begins now if it never did: a service that never heard from Sentry is as
-        // silent as one that stopped hearing.
-        {
-            let mut tx = self.store.begin_write().await?;
-            sql::mark_once(&mut tx, WATCH_STARTED, now).await?;
-            tx.commit().await?;
-        }
         let reader = self.store.reader();
-        let started = sql::read(reader, WATCH_STARTED)
-            .await?
-            .map_or(now, |m| m.at);
+        let started = self.started(now).await?;
         if let Some(h) = &cfg.watch.heartbeat {
-            let last = sql::read(reader, LAST_WEBHOOK)
-                .await?
-                .map_or(started, |m| m.at);
+            let last = sql::last_webhook(reader).await?.unwrap_or(started);
             // Silence counts inside `during` only, from the start of its current stretch: a
             // quiet night is no outage at the open. Outside it an open alert stays as it is.
             let counted_from = match &h.during {
@@ -138,7 +127,8 @@ impl PipelineWatch {
                         duration(now - last)
                     )
                 });
-                self.settle("heartbeat", last, verdict, &h.notify, &mut report)
+                let open = sql::open_watch_incident(reader, "heartbeat").await?;
+                self.settle("heartbeat", last, verdict, open, &h.notify, &mut report)
                     .await?;
             }
         }
@@ -159,7 +149,8 @@ impl PipelineWatch {
                     duration(now - since)
                 ),
             });
-            self.settle("canary", since, verdict, &c.notify, &mut report)
+            let open = sql::open_watch_incident(reader, "canary").await?;
+            self.settle("canary", since, verdict, open, &c.notify, &mut report)
                 .await?;
         }
         if let Some(k) = &cfg.watch.contract {
@@ -173,10 +164,12 @@ impl PipelineWatch {
             // Counts are this replica's: one that restarted (or another) sees none, so an alert
             // is resolved only once a whole window passed since it was raised.
             let window = now.div_euclid(k.within_ms) * k.within_ms;
-            let open = sql::open_watch_incident(self.store.reader(), "contract").await?;
-            let young = open.is_some_and(|inc| now - inc.opened_at < k.within_ms);
+            let open = sql::open_watch_incident(reader, "contract").await?;
+            let young = open
+                .as_ref()
+                .is_some_and(|inc| now - inc.opened_at < k.within_ms);
             if verdict.is_some() || !young {
-                self.settle("contract", window, verdict, &k.notify, &mut report)
+                self.settle("contract", window, verdict, open, &k.notify, &mut report)
                     .await?;
             }
         }
@@ -184,8 +177,23 @@ impl PipelineWatch {
         Ok(report)
     }
 
-    /// Raises `kind`'s alert when it is failing and none is open; resolves the open one when
-    /// it is healthy again. `outage` names the outage (the last webhook's or canary's time, the
+    /// When watching began. The first check records it: a service that never heard from Sentry
+    /// is as silent as one that stopped hearing. Later checks only read it, so a healthy
+    /// pipeline costs the watch no write (on PostgreSQL, no turn at the one write lock).
+    async fn started(&self, now: i64) -> Result<i64, StoreError> {
+        if let Some(m) = sql::read(self.store.reader(), WATCH_STARTED).await? {
+            return Ok(m.at);
+        }
+        let mut tx = self.store.begin_write().await?;
+        sql::mark_once(&mut tx, WATCH_STARTED, now).await?;
+        tx.commit().await?;
+        Ok(sql::read(self.store.reader(), WATCH_STARTED)
+            .await?
+            .map_or(now, |m| m.at))
+    }
+
+    /// Raises `kind`'s alert when it is failing and `open` (its open alert) is none; resolves
+    /// the open one when it is healthy again. `outage` names the outage (the last webhook's or canary's time, the
     /// contract's window): replicas checking at once raise the same one, and the writer keeps
     /// one of the two.
     async fn settle(
@@ -193,10 +201,10 @@ impl PipelineWatch {
         kind: &'static str,
         outage: i64,
         verdict: Verdict,
+        open: Option<Incident>,
         notify: &[String],
         report: &mut WatchReport,
     ) -> Result<(), WatchError> {
-        let open = sql::open_watch_incident(self.store.reader(), kind).await?;
         match (verdict, open) {
             (Some(title), None) => {
                 self.raise(kind, outage, title, notify).await?;
@@ -282,30 +290,24 @@ impl PipelineWatch {
             else {
                 continue;
             };
-            let mut tx = self.store.begin_write().await?;
-            if !sql::claim_interval_start(&mut tx, name, start, now).await? {
+            // Carried out already (the usual case between two starts): no write transaction.
+            if sql::interval_start_handled(self.store.reader(), name, start).await? {
                 continue;
             }
+            let mut tx = self.store.begin_write().await?;
             let open =
                 sql::open_of_severities(&mut tx, &interval.renotify_at_start, RENOTIFY_MAX).await?;
+            if !sql::claim_interval_start(&mut tx, name, start, now, open.len()).await? {
+                continue;
+            }
             let reason = format!(
                 "still open at the start of {name} ({})",
                 interval.describe()
             );
             let mut fx = Effects::default();
             for inc in &open {
-                let notify = inc.frozen_policy().notify;
-                for channel in notify {
-                    fx.deliveries.push(crate::domain::NewDelivery {
-                        incident_id: inc.id,
-                        episode: inc.episode,
-                        channel,
-                        kind: NotificationKind::Retriggered,
-                        detail: Some(lifecycle::reason_detail(&reason)),
-                    });
-                }
+                fx.extend(lifecycle::renotify(inc, &reason));
             }
-            sql::record_renotified(&mut tx, name, start, open.len() as i64).await?;
             crate::store::incidents::apply_effects(&mut tx, &[], &fx, now).await?;
             tx.commit().await?;
             self.wakers.after_commit(&fx);

@@ -1,7 +1,7 @@
 -- Issue 12: the watched pipeline and trading hours.
--- watch_state: the last Sentry webhook (`last_webhook`), the last canary (`last_canary`, value:
---   its latency in ms) and when watching began (`watch_started`); one row each, written by the
---   intake writer in the batch that received them.
+-- watch_state: the last canary (`last_canary`, value: its latency in ms; written by the intake
+--   writer in the batch that received it) and when watching began (`watch_started`). The last
+--   Sentry webhook is read from `events`.
 -- interval_starts: each start of a time interval whose `renotify_at_start` was carried out, so
 --   that it happens once across restarts and replicas.
 CREATE TABLE watch_state (

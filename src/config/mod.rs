@@ -597,16 +597,10 @@ impl RoutingConfig {
     /// interval holding `now`, else `escalate_after`.
     pub fn policy_at(&self, severity: Severity, now: i64) -> Policy {
         let mut policy = self.policy(severity);
-        let window = self.escalate_windows.get(&severity).and_then(|windows| {
-            windows.iter().find_map(|(name, ms)| {
-                self.intervals
-                    .get(name)
-                    .is_some_and(|i| i.contains(now))
-                    .then_some(*ms)
-            })
-        });
-        if window.is_some() && policy.escalate_after_ms.is_some() {
-            policy.escalate_after_ms = window;
+        if let Some((_, window)) = self.escalation_window_at(severity, now)
+            && policy.escalate_after_ms.is_some()
+        {
+            policy.escalate_after_ms = Some(window);
         }
         policy
     }
@@ -673,14 +667,18 @@ impl RoutingConfig {
     /// The interval of `escalate_after_during` that holds `now` for `severity`, if any (for
     /// `explain`).
     pub fn escalation_interval_at(&self, severity: Severity, now: i64) -> Option<&str> {
-        self.escalate_windows.get(&severity).and_then(|windows| {
-            windows.iter().find_map(|(name, _)| {
-                self.intervals
-                    .get(name)
-                    .is_some_and(|i| i.contains(now))
-                    .then_some(name.as_str())
-            })
-        })
+        self.escalation_window_at(severity, now)
+            .map(|(name, _)| name)
+    }
+
+    /// The first `escalate_after_during` entry of `severity` whose interval holds `now`:
+    /// (interval, window in ms).
+    fn escalation_window_at(&self, severity: Severity, now: i64) -> Option<(&str, i64)> {
+        self.escalate_windows
+            .get(&severity)?
+            .iter()
+            .find(|(name, _)| self.intervals.get(name).is_some_and(|i| i.contains(now)))
+            .map(|(name, ms)| (name.as_str(), *ms))
     }
 
     /// Channels whose secrets are unset, with the variables to set.

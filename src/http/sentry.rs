@@ -72,9 +72,7 @@ async fn receive(
     body: Body,
 ) -> Response {
     let started = std::time::Instant::now();
-    let response = answer(state.clone(), query, headers, body)
-        .await
-        .into_response();
+    let response = answer(&state, query, headers, body).await.into_response();
     state.metrics.intake_answered(
         response.status().as_u16(),
         started.elapsed(),
@@ -84,7 +82,7 @@ async fn receive(
 }
 
 async fn answer(
-    state: AppState,
+    state: &AppState,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -96,7 +94,7 @@ async fn answer(
     }
     let body = read_body(body).await?;
     let resource = header(&headers, "sentry-hook-resource");
-    authenticate(&state, resource, &headers, query.as_deref(), &body)?;
+    authenticate(state, resource, &headers, query.as_deref(), &body)?;
 
     let facts = sentry::parse(resource, &body).map_err(parse_error)?;
     // Told back to Sentry (and whoever reads its delivery log) with the 202.

@@ -402,8 +402,6 @@ pub(crate) struct Applied<'a> {
     next: NextIds,
     /// Storms that lost an open member (see `storms::close_emptied`).
     lost_open: std::collections::BTreeSet<IncidentId>,
-    /// A webhook from Sentry was in the batch (for the heartbeat).
-    sentry_called: bool,
     /// The latest canary of the batch: its latency in ms, when its event time is known.
     canary: Option<Option<i64>>,
 }
@@ -491,12 +489,10 @@ fn apply<'a>(
             unparsed: Vec::new(),
             next: ids,
             lost_open: std::collections::BTreeSet::new(),
-            sentry_called: false,
             canary: None,
         },
     };
     for req in reqs {
-        batch.out.sentry_called |= req.source.starts_with("sentry");
         if let Some(event_id) = batch.retry_of(req) {
             batch
                 .out
@@ -836,9 +832,6 @@ async fn write(
     }
     if !applied.events.is_empty() {
         sql::insert_events(conn, &applied.events).await?;
-    }
-    if applied.sentry_called {
-        crate::store::watch::mark(conn, crate::store::watch::LAST_WEBHOOK, now, None).await?;
     }
     if let Some(latency) = applied.canary {
         crate::store::watch::mark(conn, crate::store::watch::LAST_CANARY, now, latency).await?;

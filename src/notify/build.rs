@@ -169,8 +169,16 @@ impl NotificationBuilder {
         let open = matches!(state, IncidentState::Triggered | IncidentState::Muted);
         let ack_url = (open && inc.episode == episode)
             .then(|| self.action_url(inc.id, episode, AckAction::Acknowledge, recipient));
-        let waited_minutes = waited_minutes(detail);
-        let reason = reason(detail);
+        // Read once: what an escalation waited, and why a message came early or again.
+        let facts: Option<serde_json::Value> = detail.and_then(|d| serde_json::from_str(d).ok());
+        let waited_minutes = facts
+            .as_ref()
+            .and_then(|v| v["waited_ms"].as_i64())
+            .map(|ms| ms / 60_000);
+        // See `incidents::transitions::lifecycle::reason_detail`.
+        let reason = facts
+            .as_ref()
+            .and_then(|v| v["reason"].as_str().map(str::to_string));
         let resolved = resolved_episode(inc, kind, detail);
         let post_mortem = resolved.as_ref().map(post_mortem);
         let who = Who::of(inc, episode, kind, detail, resolved.as_ref());
@@ -210,22 +218,6 @@ impl NotificationBuilder {
             delivery: None,
         }
     }
-}
-
-/// Why the message came early or again, from the delivery's detail (see
-/// `incidents::transitions::lifecycle::reason_detail`).
-fn reason(detail: Option<&str>) -> Option<String> {
-    detail
-        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-        .and_then(|v| v["reason"].as_str().map(str::to_string))
-}
-
-/// Minutes an escalation waited, from the delivery's detail.
-fn waited_minutes(detail: Option<&str>) -> Option<i64> {
-    detail
-        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
-        .and_then(|v| v["waited_ms"].as_i64())
-        .map(|ms| ms / 60_000)
 }
 
 /// For a resolution or post-mortem: the episode as it stood when it was resolved (deliveries

@@ -6,7 +6,6 @@ use super::{Reader, StoreError, WriteTx, on};
 use crate::domain::{Incident, Severity};
 
 /// `watch_state` rows.
-pub(crate) const LAST_WEBHOOK: &str = "last_webhook";
 pub(crate) const LAST_CANARY: &str = "last_canary";
 pub(crate) const WATCH_STARTED: &str = "watch_started";
 
@@ -53,6 +52,18 @@ pub(crate) async fn mark_once(tx: &mut WriteTx, name: &str, at: i64) -> Result<(
     Ok(())
 }
 
+/// When Sentry's latest webhook was stored (any resource, either route). Read from `events`,
+/// newest first along `events_received_at`: the intake path writes nothing extra for the
+/// heartbeat, and the few rows of our own (test alerts, the watch's) are skipped over.
+pub(crate) async fn last_webhook(reader: &Reader) -> Result<Option<i64>, StoreError> {
+    Ok(on!(reader, |c, Db| sqlx::query_scalar(
+        "SELECT received_at FROM events WHERE source IN ('sentry', 'sentry-legacy') \
+         ORDER BY received_at DESC LIMIT 1",
+    )
+    .fetch_optional(c)
+    .await)?)
+}
+
 pub(crate) async fn read(reader: &Reader, name: &str) -> Result<Option<Mark>, StoreError> {
     let row: Option<(i64, Option<i64>)> = on!(reader, |c, Db| sqlx::query_as(
         "SELECT at, value FROM watch_state WHERE name = $1"
@@ -63,44 +74,43 @@ pub(crate) async fn read(reader: &Reader, name: &str) -> Result<Option<Mark>, St
     Ok(row.map(|(at, value)| Mark { at, value }))
 }
 
-/// Takes the start `start_at` of interval `name` for re-notifying: true for the one caller that
-/// records it first, across restarts and replicas.
+/// Whether the start `start_at` of interval `name` was re-notified already.
+pub(crate) async fn interval_start_handled(
+    reader: &Reader,
+    name: &str,
+    start_at: i64,
+) -> Result<bool, StoreError> {
+    let found: Option<i64> = on!(reader, |c, Db| sqlx::query_scalar(
+        "SELECT start_at FROM interval_starts WHERE interval = $1 AND start_at = $2"
+    )
+    .bind(name)
+    .bind(start_at)
+    .fetch_optional(c)
+    .await)?;
+    Ok(found.is_some())
+}
+
+/// Takes the start `start_at` of interval `name` for re-notifying `incidents` incidents: true
+/// for the one caller that records it first, across restarts and replicas.
 pub(crate) async fn claim_interval_start(
     tx: &mut WriteTx,
     name: &str,
     start_at: i64,
     now: i64,
+    incidents: usize,
 ) -> Result<bool, StoreError> {
     let taken = on!(&mut *tx, |c, Db| sqlx::query(
         "INSERT INTO interval_starts (interval, start_at, handled_at, incidents) \
-         VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
     )
     .bind(name)
     .bind(start_at)
     .bind(now)
+    .bind(i64::try_from(incidents).unwrap_or(i64::MAX))
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
     Ok(taken == 1)
-}
-
-/// How many incidents a start re-notified, recorded with it.
-pub(crate) async fn record_renotified(
-    tx: &mut WriteTx,
-    name: &str,
-    start_at: i64,
-    incidents: i64,
-) -> Result<(), StoreError> {
-    on!(&mut *tx, |c, Db| sqlx::query(
-        "UPDATE interval_starts SET incidents = $1 WHERE interval = $2 AND start_at = $3"
-    )
-    .bind(incidents)
-    .bind(name)
-    .bind(start_at)
-    .execute(c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(())
 }
 
 /// The open issues (triggered or acknowledged, not muted, not silenced, not in a storm that

@@ -114,6 +114,20 @@ fn bring_escalation_forward(inc: &mut Incident, said: &str, now: i64, fx: &mut E
     );
 }
 
+/// An interval started (the market open) and `inc` is still open: its notification channels
+/// hear of it again, `reason` saying why. Nothing about the incident changes.
+pub(crate) fn renotify(inc: &Incident, reason: &str) -> Effects {
+    let mut fx = Effects::default();
+    let notify = inc.frozen_policy().notify;
+    fx.deliver(
+        inc,
+        &notify,
+        NotificationKind::Retriggered,
+        Some(reason_detail(reason)),
+    );
+    fx
+}
+
 /// An acknowledged incident needs people again: it returns to triggered, its notification
 /// channels hear why (`kind`, with `reason` in the row's detail), and its escalation window
 /// starts again (or fires now, with `escalate_now`). The acknowledgement is over: whoever takes
